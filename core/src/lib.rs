@@ -1,0 +1,56 @@
+//! # comet-core
+//!
+//! The platform-independent heart of comet, an embedded segmented log for
+//! edge observability. Everything here is `#![no_std]` (with an `alloc`
+//! feature for the heap-backed parts) and free of `unsafe`; platform crates
+//! (`comet` for Linux with std, `comet-embedded` for constrained ARM Linux)
+//! supply I/O through the [`storage::Storage`] trait, a clock through plain
+//! arguments, and compression through [`wire::Compressor`].
+//!
+//! Layers, bottom up (each module documents its own invariants):
+//!
+//! | module | role |
+//! |---|---|
+//! | [`wire`] | entry framing, zstd frame rules, file and stream names, shard picking |
+//! | [`storage`] | the `Storage`/`StorageFile` traits and error kinds |
+//! | [`index`] | the manifest (`index.bin`): sealed segments and checkpoint chunks |
+//! | [`state`] | byte layouts of `comet.state` and `offsets.state` |
+//! | [`segment`] | scanning a segment: recovery and verification |
+//! | [`retention`] | the pure retention policy |
+//! | [`config`] | the typed configuration tree and its validation |
+//! | `shard` (feature `alloc`) | the shard engine: numbering, buffer, sync, rotation, recovery |
+//! | `sim` (feature `sim`) | in-memory storage and fault-injecting wrappers for tests |
+//!
+//! The core never reads a clock and never learns a process id by itself:
+//! both come in as arguments, as in smoltcp's `Interface::poll(timestamp)`.
+//!
+//! MSRV: Rust 1.88 (see `docs/msrv.md`).
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(test, allow(clippy::cast_possible_truncation, clippy::type_complexity))]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(any(feature = "std", test))]
+extern crate std;
+
+pub mod config;
+pub mod error;
+#[cfg(feature = "alloc")]
+pub mod index;
+pub mod retention;
+#[cfg(feature = "alloc")]
+pub mod segment;
+pub mod state;
+pub mod storage;
+pub mod wire;
+
+#[cfg(feature = "alloc")]
+pub mod shard;
+
+#[cfg(feature = "sim")]
+pub mod sim;
+
+pub use error::{Corruption, Error, NameError};
+pub use wire::{EntryHeader, ShardId};

@@ -1,0 +1,180 @@
+use super::*;
+use crate::sim::MemDir;
+use crate::storage::{OpenMode, Storage};
+use crate::wire::EntryHeader;
+use alloc::vec;
+
+fn entry(ts: u64, payload: &[u8]) -> Vec<u8> {
+    let mut v = EntryHeader {
+        len: payload.len() as u32,
+        timestamp: ts,
+    }
+    .to_bytes()
+    .to_vec();
+    v.extend_from_slice(payload);
+    v
+}
+
+fn segment(n: usize) -> (Vec<u8>, Vec<u64>) {
+    let mut data = Vec::new();
+    let mut offsets = Vec::new();
+    for i in 0..n {
+        offsets.push(data.len() as u64);
+        let payload = vec![i as u8; i % 7 * 5];
+        data.extend_from_slice(&entry(100 + i as u64, &payload));
+    }
+    (data, offsets)
+}
+
+fn scan(bytes: &[u8], interval: u32, bufsize: usize) -> (Scanner, ScanEnd) {
+    let d = MemDir::new();
+    d.set_file_bytes("s", bytes);
+    let f = d.open("s", OpenMode::Read).unwrap();
+    let mut sc = Scanner::new(0, interval, 1 << 20);
+    let mut buf = vec![0u8; bufsize];
+    let end = sc.run(&f, bytes.len() as u64, &mut buf).unwrap();
+    (sc, end)
+}
+
+#[test]
+fn crc_continues_from_initial_value() {
+    let whole = crc32fast::hash(b"hello world");
+    let mut h = crc32fast::Hasher::new_with_initial(crc32fast::hash(b"hello "));
+    h.update(b"world");
+    assert_eq!(h.finalize(), whole);
+}
+
+#[test]
+fn clean_scan_counts_everything_with_any_buffer_size() {
+    let (data, offsets) = segment(23);
+    let reference = scan(&data, 5, 4096).0;
+    for bufsize in [12, 13, 17, 64, 1000, 1 << 16] {
+        let (sc, end) = scan(&data, 5, bufsize);
+        assert_eq!(end, ScanEnd::Clean);
+        assert_eq!(sc.entries, 23);
+        assert_eq!(sc.pos, data.len() as u64);
+        assert_eq!((sc.first_ts, sc.last_ts), (100, 122));
+        let chunks = sc.chunks.chunks();
+        assert_eq!(chunks.len(), 5);
+        assert_eq!(chunks[1].offset as u64, offsets[5]);
+        assert_eq!(chunks, reference.chunks.chunks(), "buffer size {bufsize}");
+        let (start, end) = (offsets[5] as usize, offsets[10] as usize);
+        assert_eq!(chunks[1].crc, crc32fast::hash(&data[start..end]));
+    }
+}
+
+#[test]
+fn torn_tails_are_told_apart() {
+    let (data, offsets) = segment(10);
+    let last = offsets[9] as usize;
+    // cut inside the last header
+    let (sc, end) = scan(&data[..last + 5], 4, 64);
+    assert_eq!(
+        (end, sc.entries, sc.pos),
+        (ScanEnd::TornHeader, 9, last as u64)
+    );
+    // cut inside the last payload
+    let (sc, end) = scan(&data[..data.len() - 1], 4, 64);
+    assert_eq!((end, sc.entries), (ScanEnd::TornPayload, 9));
+    // zero-filled tail
+    let mut z = data.clone();
+    z.extend_from_slice(&[0u8; 40]);
+    let (sc, end) = scan(&z, 4, 64);
+    assert_eq!((end, sc.entries), (ScanEnd::ZeroFill, 10));
+    // garbage header: zero timestamp with a length
+    let mut g = data[..last].to_vec();
+    g.extend_from_slice(
+        &EntryHeader {
+            len: 4,
+            timestamp: 0,
+        }
+        .to_bytes(),
+    );
+    g.extend_from_slice(b"abcd");
+    let (sc, end) = scan(&g, 4, 64);
+    assert!(matches!(end, ScanEnd::Invalid(_)));
+    assert_eq!(sc.entries, 9);
+}
+
+#[test]
+fn empty_payloads_do_not_end_the_scan() {
+    let mut data = entry(1, b"");
+    data.extend_from_slice(&entry(2, b"x"));
+    data.extend_from_slice(&entry(3, b""));
+    let (sc, end) = scan(&data, 100, 64);
+    assert_eq!((end, sc.entries), (ScanEnd::Clean, 3));
+}
+
+#[test]
+fn oversized_length_is_invalid() {
+    let data = entry(1, &[7u8; 100]);
+    let d = MemDir::new();
+    d.set_file_bytes("s", &data);
+    let f = d.open("s", OpenMode::Read).unwrap();
+    let mut sc = Scanner::new(0, 10, 99);
+    let end = sc.run(&f, data.len() as u64, &mut [0u8; 64]).unwrap();
+    assert_eq!(
+        end,
+        ScanEnd::Invalid(WireError::TooLarge { len: 100, max: 99 })
+    );
+}
+
+#[test]
+fn resume_matches_a_full_scan() {
+    let (data, offsets) = segment(17);
+    for cut in [0usize, 3, 4, 8, 9, 16] {
+        let (first, _) = scan(&data[..offsets[cut] as usize], 4, 64);
+        let meta = first.meta();
+        let d = MemDir::new();
+        d.set_file_bytes("s", &data);
+        let f = d.open("s", OpenMode::Read).unwrap();
+        let mut sc = Scanner::resume(&meta, 4, 1 << 20);
+        assert_eq!(
+            sc.run(&f, data.len() as u64, &mut [0u8; 50]).unwrap(),
+            ScanEnd::Clean
+        );
+        let (full, _) = scan(&data, 4, 64);
+        assert_eq!(sc.meta(), full.meta(), "resumed at entry {cut}");
+        assert_eq!(sc.chunks.head_crcs(), full.chunks.head_crcs());
+    }
+}
+
+#[test]
+fn verify_finds_flipped_bits_by_chunk() {
+    let (data, offsets) = segment(20);
+    let (sc, _) = scan(&data, 5, 64);
+    let meta = sc.meta();
+    let d = MemDir::new();
+    d.set_file_bytes("s", &data);
+    let f = d.open("s", OpenMode::Read).unwrap();
+    assert!(
+        verify_segment(&f, &meta, 5, 1 << 20, &mut [0u8; 64])
+            .unwrap()
+            .is_empty()
+    );
+    // flip a payload bit in entry 12 (chunk 2)
+    d.corrupt("s", offsets[12] + 13, 0x01);
+    let damage = verify_segment(&f, &meta, 5, 1 << 20, &mut [0u8; 64]).unwrap();
+    assert_eq!(
+        damage,
+        [SegmentDamage::Checksum {
+            chunk: 2,
+            first: 10,
+            end: 15
+        }]
+    );
+    // truncation is reported as length and framing damage
+    let f2 = d.open("s", OpenMode::ReadWrite).unwrap();
+    f2.set_len(offsets[19] + 3).unwrap();
+    let damage = verify_segment(&f, &meta, 5, 1 << 20, &mut [0u8; 64]).unwrap();
+    assert!(
+        damage
+            .iter()
+            .any(|d| matches!(d, SegmentDamage::Length { .. }))
+    );
+    assert!(
+        damage
+            .iter()
+            .any(|d| matches!(d, SegmentDamage::Framing { entry: 19, .. }))
+    );
+}

@@ -1,0 +1,769 @@
+//! The shard engine: one append-only log over a [`Storage`] directory.
+//!
+//! It owns entry numbering, the write buffer, flush, sync and the durable
+//! head, rotation, manifest upkeep, recovery on open and retention
+//! deletions. Platforms wrap it with locks, threads, mmap readers and the
+//! multi-shard client; the simulator runs it on fault-injecting storage.
+//!
+//! # Invariants
+//!
+//! * Entry numbers are dense from the first retained entry and never reused:
+//!   an append either numbers and stores all of its entries or none.
+//! * A batch never spans segments; rotation happens before a batch that
+//!   would push the active segment past `max_file_size`.
+//! * The durable head (published through [`HeadStore`]) never covers bytes
+//!   that were not synced first, and its checksums cover every synced byte
+//!   of the active segment.
+//! * The manifest on disk is replaced atomically (temp file, sync, rename,
+//!   directory sync) and is advanced *before* files are unlinked.
+//! * After a failed sync the engine refuses writes ([`Error::Poisoned`]):
+//!   the OS may have dropped the data, so only a reopen (which recovers from
+//!   what is on disk) may continue.
+
+mod open;
+mod read;
+#[cfg(test)]
+mod tests;
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::ops::Range;
+
+pub use open::{Quarantine, QuarantineReason, RecoveryReport, TornTail};
+pub use read::{EntryRef, read_entry_at};
+
+use crate::config::Config;
+use crate::error::{ConfigError, Error, IoOp};
+use crate::index::{MANIFEST_FILE, MANIFEST_TMP, Manifest, SegmentMeta};
+use crate::segment::ChunkState;
+use crate::state::{Counter, DurableHead, HeadStore};
+use crate::storage::{Context, OpenMode, Storage, StorageError, StorageFile, write_all_at};
+use crate::wire::{
+    Compressor, EntryHeader, HEADER_LEN, StoredPayload, encode_payload, is_frame, raw_frame_len,
+    segment_file_name,
+};
+
+/// Largest segment the 32-bit chunk offsets allow.
+pub const MAX_SEGMENT_BYTES: u64 = u32::MAX as u64;
+
+/// The engine's settings, derived from [`Config`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Entries per checkpoint chunk (for new shards; an existing shard keeps
+    /// the interval its manifest records).
+    pub interval: u32,
+    /// Largest payload accepted by `append`.
+    pub max_entry: u32,
+    /// Rotation threshold.
+    pub max_file_size: u64,
+    /// Write buffer size in bytes.
+    pub buffer_size: usize,
+    /// Compression threshold.
+    pub min_compress: usize,
+    /// Most chunks the active segment may hold before it rotates (bounds
+    /// memory on embedded targets; `u32::MAX` for no limit).
+    pub max_chunks: u32,
+}
+
+impl EngineConfig {
+    /// Validates `config` and extracts the engine's part.
+    pub fn from_config(config: &Config) -> Result<EngineConfig, ConfigError> {
+        config.validate()?;
+        Ok(EngineConfig {
+            interval: config.indexing.boundary_interval,
+            max_entry: config.storage.max_entry_size,
+            max_file_size: config.storage.max_file_size,
+            buffer_size: config.storage.write_buffer_size as usize,
+            min_compress: config.compression.min_compress_size as usize,
+            max_chunks: u32::MAX,
+        })
+    }
+
+    /// The largest *stored* payload: a maximal raw payload that starts with
+    /// the zstd magic is wrapped in a raw frame. Every scanner uses this.
+    pub fn max_stored(&self) -> u32 {
+        u32::try_from(raw_frame_len(self.max_entry as usize)).unwrap_or(u32::MAX)
+    }
+}
+
+/// Handed out by [`Shard::prepare_sync`]; pass it back to
+/// [`Shard::complete_sync`] after syncing the file outside any lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct SyncTicket {
+    head: DurableHead,
+}
+
+impl SyncTicket {
+    /// The head the sync will publish.
+    pub fn head(&self) -> &DurableHead {
+        &self.head
+    }
+}
+
+/// What a retention deletion did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Deleted {
+    /// Segments removed from the manifest.
+    pub segments: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Their entries.
+    pub entries: u64,
+    /// Files whose unlink failed (left as orphans for the next open).
+    pub unlink_errors: u64,
+}
+
+/// State restored when a multi-flush batch fails half way.
+struct Mark {
+    next: u64,
+    written: u64,
+    written_entries: u64,
+    until_chunk: u32,
+    chunks: crate::segment::ChunkMark,
+    first_ts: u64,
+    last_ts: u64,
+}
+
+/// One shard's log.
+pub struct Shard<S: Storage, H, C> {
+    storage: S,
+    head_store: H,
+    compressor: C,
+    cfg: EngineConfig,
+    manifest: Arc<Manifest>,
+    /// The active segment.
+    file: S::File,
+    base: u64,
+    /// Bytes and entries handed to storage.
+    written: u64,
+    written_entries: u64,
+    /// The file may hold junk beyond `written` after a failed write.
+    dirty_tail: bool,
+    chunks: ChunkState,
+    /// Entries until the next chunk starts (0: the next entry starts one).
+    until_chunk: u32,
+    buf: Box<[u8]>,
+    buf_len: usize,
+    buf_entries: u64,
+    /// Buffer offsets where a chunk starts.
+    starts: Vec<u32>,
+    scratch: Vec<u8>,
+    next: u64,
+    first_ts: u64,
+    last_ts: u64,
+    durable: DurableHead,
+    poisoned: bool,
+    counters: [u64; Counter::ALL.len()],
+}
+
+impl<S: Storage, H, C> core::fmt::Debug for Shard<S, H, C> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Shard")
+            .field("base", &self.base)
+            .field("next", &self.next)
+            .field("written", &self.written)
+            .field("durable", &self.durable)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+type Res<T, S> = Result<T, Error<<S as Storage>::Error>>;
+
+impl<S, H, C> Shard<S, H, C>
+where
+    S: Storage,
+    H: HeadStore<Error = S::Error>,
+    C: Compressor,
+{
+    /// The next entry number `append` will assign (entries appended so far,
+    /// durable or not, including retained-away ones).
+    pub fn next_entry(&self) -> u64 {
+        self.next
+    }
+
+    /// One past the last durable (synced, visible) entry.
+    pub fn durable_end(&self) -> u64 {
+        self.durable.end()
+    }
+
+    /// The published durable head.
+    pub fn durable_head(&self) -> &DurableHead {
+        &self.durable
+    }
+
+    /// The first retained entry.
+    pub fn first_entry(&self) -> u64 {
+        self.manifest.first_entry
+    }
+
+    /// The manifest (sealed segments), shared with readers.
+    pub fn manifest(&self) -> &Arc<Manifest> {
+        &self.manifest
+    }
+
+    /// Base entry of the active segment.
+    pub fn active_base(&self) -> u64 {
+        self.base
+    }
+
+    /// Bytes of the active segment, including buffered ones.
+    pub fn active_bytes(&self) -> u64 {
+        self.written + self.buf_len as u64
+    }
+
+    /// The active segment as written so far (chunks cover written bytes).
+    pub fn active_meta(&self) -> SegmentMeta {
+        SegmentMeta {
+            base: self.base,
+            entries: self.written_entries,
+            bytes: self.written,
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+            chunks: self.chunks.chunks(),
+        }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Entries per chunk of this shard.
+    pub fn interval(&self) -> u32 {
+        self.manifest.interval
+    }
+
+    /// True after a failed sync: writes are refused until reopen.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// The storage directory.
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// The active segment file (e.g. to sync it outside a lock).
+    pub fn active_file(&self) -> &S::File {
+        &self.file
+    }
+
+    /// Calls `f` with every counter that changed since the last drain (the
+    /// delta for counters, the value for gauges) and resets them.
+    pub fn drain_counters(&mut self, mut f: impl FnMut(Counter, u64)) {
+        for c in Counter::ALL {
+            let v = core::mem::take(&mut self.counters[c as usize]);
+            if v != 0 {
+                f(c, v);
+            }
+        }
+    }
+
+    fn bump(&mut self, c: Counter, n: u64) {
+        let slot = &mut self.counters[c as usize];
+        if c.is_gauge() {
+            *slot = n;
+        } else {
+            *slot = slot.wrapping_add(n);
+        }
+    }
+
+    /// Appends `entries` as one batch stamped with `now` (ns since the
+    /// epoch; raised to keep timestamps non-decreasing and non-zero).
+    /// Returns their entry numbers. The entries become durable and visible
+    /// at the next sync.
+    ///
+    /// All or nothing: on error no entry of the batch is numbered or
+    /// stored, and entries of earlier appends are unaffected.
+    pub fn append<P: AsRef<[u8]>>(&mut self, now: u64, entries: &[P]) -> Res<Range<u64>, S> {
+        let r = self.append_inner(now, entries);
+        if r.is_err() {
+            self.bump(Counter::AppendErrors, 1);
+        }
+        r
+    }
+
+    fn append_inner<P: AsRef<[u8]>>(&mut self, now: u64, entries: &[P]) -> Res<Range<u64>, S> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        let first = self.next;
+        if entries.is_empty() {
+            return Ok(first..first);
+        }
+        let mut bound = 0u64;
+        let mut raw = 0u64;
+        for e in entries {
+            let p = e.as_ref();
+            if p.len() > self.cfg.max_entry as usize {
+                return Err(Error::EntryTooLarge {
+                    len: p.len() as u64,
+                    max: self.cfg.max_entry,
+                });
+            }
+            raw += p.len() as u64;
+            bound += entry_bound(p);
+        }
+        if bound > MAX_SEGMENT_BYTES {
+            return Err(Error::BatchTooLarge {
+                bytes: bound,
+                max: MAX_SEGMENT_BYTES,
+            });
+        }
+        let chunks_after = self.chunks.len() as u64
+            + (entries.len() as u64).div_ceil(u64::from(self.interval()))
+            + 1;
+        let seg_bytes = self.active_bytes();
+        if seg_bytes > 0
+            && (seg_bytes + bound > self.cfg.max_file_size
+                || seg_bytes + bound > MAX_SEGMENT_BYTES
+                || chunks_after > u64::from(self.cfg.max_chunks))
+        {
+            self.rotate()?;
+        }
+        let ts = now.max(self.last_ts).max(1);
+        let room = (self.buf.len() - self.buf_len) as u64;
+        if bound > room && bound <= self.buf.len() as u64 {
+            self.flush_buffer()?;
+        }
+        let stored_before = self.stored_in_batch_start();
+        if bound <= (self.buf.len() - self.buf_len) as u64 {
+            for e in entries {
+                self.push_buffered(ts, e.as_ref())?;
+            }
+        } else {
+            self.append_large(ts, entries)?;
+        }
+        let stored = self.stored_in_batch_start() - stored_before;
+        self.bump(Counter::Batches, 1);
+        self.bump(Counter::EntriesAppended, entries.len() as u64);
+        self.bump(Counter::RawBytes, raw);
+        self.bump(
+            Counter::StoredBytes,
+            stored - HEADER_LEN as u64 * entries.len() as u64,
+        );
+        self.bump(Counter::LastAppendNs, ts);
+        Ok(first..self.next)
+    }
+
+    /// Bytes of the active segment including the buffer (used to measure a
+    /// batch's stored size).
+    fn stored_in_batch_start(&self) -> u64 {
+        self.written + self.buf_len as u64
+    }
+
+    fn note_entry(&mut self, ts: u64) {
+        if self.first_ts == 0 {
+            self.first_ts = ts;
+        }
+        self.last_ts = ts;
+        self.next += 1;
+    }
+
+    /// Copies (or compresses) one entry into the buffer, which has room for
+    /// [`entry_bound`] bytes.
+    fn push_buffered(&mut self, ts: u64, payload: &[u8]) -> Res<(), S> {
+        let at = self.buf_len;
+        let body = at + HEADER_LEN;
+        let stored = match encode_payload(
+            payload,
+            self.cfg.min_compress,
+            &mut self.compressor,
+            &mut self.buf[body..],
+        ) {
+            Ok(StoredPayload::Raw) => {
+                self.buf[body..body + payload.len()].copy_from_slice(payload);
+                payload.len()
+            }
+            Ok(StoredPayload::Frame(n)) => {
+                self.bump(Counter::CompressedEntries, 1);
+                n
+            }
+            Err(_) => {
+                return Err(Error::Capacity {
+                    what: "write buffer",
+                    needed: entry_bound(payload),
+                    available: (self.buf.len() - at) as u64,
+                });
+            }
+        };
+        // `stored <= max_stored < 4 GiB` by construction.
+        let len = u32::try_from(stored).unwrap_or(u32::MAX);
+        self.buf[at..body].copy_from_slice(&EntryHeader { len, timestamp: ts }.to_bytes());
+        if self.until_chunk == 0 {
+            self.starts.push(u32::try_from(at).unwrap_or(u32::MAX));
+            self.until_chunk = self.manifest.interval;
+        }
+        self.until_chunk -= 1;
+        self.buf_len = body + stored;
+        self.buf_entries += 1;
+        self.note_entry(ts);
+        Ok(())
+    }
+
+    /// A batch larger than the free buffer: flush first, then stream it
+    /// through the buffer and direct writes; on failure, cut the file back.
+    fn append_large<P: AsRef<[u8]>>(&mut self, ts: u64, entries: &[P]) -> Res<(), S> {
+        self.flush_buffer()?;
+        let mark = Mark {
+            next: self.next,
+            written: self.written,
+            written_entries: self.written_entries,
+            until_chunk: self.until_chunk,
+            chunks: self.chunks.mark(),
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+        };
+        let r = self.stream_entries(ts, entries);
+        if r.is_err() {
+            self.next = mark.next;
+            self.written = mark.written;
+            self.written_entries = mark.written_entries;
+            self.until_chunk = mark.until_chunk;
+            self.chunks.restore(mark.chunks);
+            self.first_ts = mark.first_ts;
+            self.last_ts = mark.last_ts;
+            self.buf_len = 0;
+            self.buf_entries = 0;
+            self.starts.clear();
+            if self.file.set_len(self.written).is_err() {
+                self.dirty_tail = true;
+            }
+        }
+        r
+    }
+
+    fn stream_entries<P: AsRef<[u8]>>(&mut self, ts: u64, entries: &[P]) -> Res<(), S> {
+        for e in entries {
+            let p = e.as_ref();
+            let need = entry_bound(p);
+            if need > (self.buf.len() - self.buf_len) as u64 {
+                self.flush_buffer()?;
+            }
+            if need <= self.buf.len() as u64 {
+                self.push_buffered(ts, p)?;
+            } else {
+                self.write_direct(ts, p)?;
+            }
+        }
+        self.flush_buffer()
+    }
+
+    /// Writes one entry larger than the buffer straight to the file (the
+    /// buffer is empty).
+    fn write_direct(&mut self, ts: u64, payload: &[u8]) -> Res<(), S> {
+        let mut scratch = core::mem::take(&mut self.scratch);
+        let need = if is_frame(payload) {
+            raw_frame_len(payload.len())
+        } else {
+            payload.len()
+        };
+        scratch.clear();
+        scratch.resize(need, 0);
+        let r = encode_payload(
+            payload,
+            self.cfg.min_compress,
+            &mut self.compressor,
+            &mut scratch,
+        );
+        let body: &[u8] = match r {
+            Ok(StoredPayload::Raw) => payload,
+            Ok(StoredPayload::Frame(n)) => {
+                self.bump(Counter::CompressedEntries, 1);
+                &scratch[..n]
+            }
+            Err(_) => {
+                self.scratch = scratch;
+                return Err(Error::Capacity {
+                    what: "scratch buffer",
+                    needed: need as u64,
+                    available: 0,
+                });
+            }
+        };
+        let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
+        let header = EntryHeader { len, timestamp: ts }.to_bytes();
+        let res = write_all_at(&self.file, self.written, &[&header, body])
+            .ctx(IoOp::Write, &segment_file_name(self.base));
+        if res.is_ok() {
+            if self.until_chunk == 0 {
+                self.chunks
+                    .start_chunk(u32::try_from(self.written).unwrap_or(u32::MAX));
+                self.until_chunk = self.manifest.interval;
+            }
+            self.until_chunk -= 1;
+            self.chunks.update(&header);
+            self.chunks.update(body);
+            self.written += (HEADER_LEN + body.len()) as u64;
+            self.written_entries += 1;
+            self.note_entry(ts);
+        }
+        self.scratch = scratch;
+        res
+    }
+
+    /// Hands the buffer to storage. On failure the buffer is kept (nothing
+    /// is lost) and the file is cut back to what was written before.
+    pub fn flush_buffer(&mut self) -> Res<(), S> {
+        if self.buf_len == 0 {
+            return Ok(());
+        }
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        let data = &self.buf[..self.buf_len];
+        if let Err(e) = write_all_at(&self.file, self.written, &[data]) {
+            if self.file.set_len(self.written).is_err() {
+                self.dirty_tail = true;
+            }
+            return Err(Error::storage(
+                IoOp::Write,
+                &segment_file_name(self.base),
+                e,
+            ));
+        }
+        let mut prev = 0usize;
+        for &s in &self.starts {
+            let s = s as usize;
+            self.chunks.update(&data[prev..s]);
+            self.chunks
+                .start_chunk(u32::try_from(self.written + s as u64).unwrap_or(u32::MAX));
+            prev = s;
+        }
+        self.chunks.update(&data[prev..]);
+        self.written += self.buf_len as u64;
+        self.written_entries += self.buf_entries;
+        self.buf_len = 0;
+        self.buf_entries = 0;
+        self.starts.clear();
+        self.bump(Counter::Flushes, 1);
+        Ok(())
+    }
+
+    /// True if entries are buffered or written but not yet durable.
+    pub fn has_unsynced(&self) -> bool {
+        self.buf_len > 0
+            || self.written_entries > self.durable.entries
+            || self.base != self.durable.base
+    }
+
+    /// First half of a sync: flushes the buffer and fixes the file length.
+    /// Sync [`active_file`](Shard::active_file) next — possibly outside a
+    /// lock, while appends continue — then call
+    /// [`complete_sync`](Shard::complete_sync).
+    pub fn prepare_sync(&mut self) -> Res<SyncTicket, S> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        self.flush_buffer()?;
+        if self.dirty_tail {
+            self.file
+                .set_len(self.written)
+                .ctx(IoOp::SetLen, &segment_file_name(self.base))?;
+            self.dirty_tail = false;
+        }
+        Ok(SyncTicket {
+            head: self.current_head(false),
+        })
+    }
+
+    /// Second half of a sync: publishes the head if the file sync
+    /// succeeded, poisons the shard if it failed.
+    pub fn complete_sync(
+        &mut self,
+        ticket: SyncTicket,
+        synced: Result<(), S::Error>,
+    ) -> Res<(), S> {
+        if let Err(e) = synced {
+            self.poisoned = true;
+            self.bump(Counter::SyncErrors, 1);
+            return Err(Error::storage(
+                IoOp::Sync,
+                &segment_file_name(ticket.head.base),
+                e,
+            ));
+        }
+        self.bump(Counter::Syncs, 1);
+        // A rotation in between already made these entries durable.
+        if ticket.head.base == self.base && ticket.head.bytes > self.durable.bytes {
+            self.publish(ticket.head)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes, syncs and publishes the durable head: every entry appended
+    /// before the call is durable and visible when it returns `Ok`.
+    pub fn sync(&mut self) -> Res<(), S> {
+        let ticket = self.prepare_sync()?;
+        let r = self.file.sync();
+        self.complete_sync(ticket, r)
+    }
+
+    fn current_head(&mut self, clean: bool) -> DurableHead {
+        self.chunks
+            .settle(self.written_entries, self.manifest.interval);
+        let (open_crc, closed_hash) = self.chunks.head_crcs();
+        DurableHead {
+            base: self.base,
+            entries: self.written_entries,
+            bytes: self.written,
+            open_crc,
+            closed_hash,
+            last_ts: if self.written_entries > 0 {
+                self.last_ts
+            } else {
+                0
+            },
+            clean,
+        }
+    }
+
+    fn publish(&mut self, head: DurableHead) -> Res<(), S> {
+        self.head_store
+            .store(&head)
+            .ctx(IoOp::Write, crate::state::STATE_FILE)?;
+        self.durable = head;
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one at the next entry.
+    pub fn rotate(&mut self) -> Res<(), S> {
+        if self.active_bytes() == 0 {
+            return Ok(());
+        }
+        self.sync()?;
+        let sealed = self.active_meta();
+        let new_base = self.next;
+        let name = segment_file_name(new_base);
+        let file = match self.storage.open(&name, OpenMode::CreateNew) {
+            Ok(f) => f,
+            // Left by an earlier attempt that failed later on: reuse if empty.
+            Err(e) if e.kind() == crate::storage::ErrorKind::AlreadyExists => {
+                let f = self
+                    .storage
+                    .open(&name, OpenMode::ReadWrite)
+                    .ctx(IoOp::Open, &name)?;
+                if f.len().ctx(IoOp::Len, &name)? != 0 {
+                    return Err(Error::storage(
+                        IoOp::Open,
+                        &name,
+                        S::Error::from_kind(crate::storage::ErrorKind::AlreadyExists),
+                    ));
+                }
+                f
+            }
+            Err(e) => return Err(Error::storage(IoOp::Open, &name, e)),
+        };
+        self.storage.sync_dir().ctx(IoOp::SyncDir, "")?;
+        let mut m = (*self.manifest).clone();
+        m.sealed.push(sealed);
+        m.active = None;
+        self.write_manifest(m)?;
+        self.file = file;
+        self.base = new_base;
+        self.written = 0;
+        self.written_entries = 0;
+        self.dirty_tail = false;
+        self.chunks = ChunkState::default();
+        self.until_chunk = 0;
+        self.first_ts = 0;
+        self.bump(Counter::Rotations, 1);
+        self.bump(Counter::SegmentsCreated, 1);
+        let head = self.current_head(false);
+        self.publish(head)
+    }
+
+    /// Replaces `index.bin` with `m` atomically and makes it the current
+    /// manifest.
+    fn write_manifest(&mut self, mut m: Manifest) -> Res<(), S> {
+        m.generation = self.manifest.generation + 1;
+        let r = write_manifest_file(&self.storage, &m);
+        if r.is_err() {
+            self.bump(Counter::ManifestWriteErrors, 1);
+            return r;
+        }
+        self.bump(Counter::ManifestWrites, 1);
+        self.bump(Counter::ManifestGeneration, 1);
+        self.manifest = Arc::new(m);
+        Ok(())
+    }
+
+    /// Deletes the `count` oldest sealed segments: the manifest is advanced
+    /// first, then the files are unlinked (a crash in between leaves orphans
+    /// that the next open removes). Entry numbers do not change.
+    pub fn delete_oldest(&mut self, count: usize) -> Res<Deleted, S> {
+        let count = count.min(self.manifest.sealed.len());
+        if count == 0 {
+            return Ok(Deleted::default());
+        }
+        let mut m = (*self.manifest).clone();
+        let gone: Vec<SegmentMeta> = m.sealed.drain(..count).collect();
+        m.first_entry = m.sealed.first().map_or(self.base, |s| s.base);
+        self.write_manifest(m)?;
+        let mut d = Deleted::default();
+        for s in &gone {
+            d.segments += 1;
+            d.bytes += s.bytes;
+            d.entries += s.entries;
+            let name = segment_file_name(s.base);
+            if let Err(e) = self.storage.remove(&name)
+                && e.kind() != crate::storage::ErrorKind::NotFound
+            {
+                d.unlink_errors += 1;
+            }
+        }
+        self.bump(Counter::SegmentsDeleted, d.segments);
+        self.bump(Counter::BytesReclaimed, d.bytes);
+        self.bump(Counter::EntriesDeleted, d.entries);
+        self.bump(Counter::RetentionErrors, d.unlink_errors);
+        Ok(d)
+    }
+
+    /// Syncs everything, records the active segment in the manifest and
+    /// marks the head clean, so the next open needs no scan.
+    pub fn close(mut self) -> Res<(), S> {
+        self.sync()?;
+        let mut m = (*self.manifest).clone();
+        m.active = Some(self.active_meta());
+        self.write_manifest(m)?;
+        let head = self.current_head(true);
+        self.publish(head)?;
+        self.head_store
+            .sync()
+            .ctx(IoOp::Sync, crate::state::STATE_FILE)
+    }
+}
+
+/// Upper bound of an entry's stored size including its header.
+fn entry_bound(payload: &[u8]) -> u64 {
+    let body = if is_frame(payload) {
+        raw_frame_len(payload.len())
+    } else {
+        payload.len()
+    };
+    (HEADER_LEN + body) as u64
+}
+
+/// Writes `index.bin` atomically: temp file, sync, rename, directory sync.
+pub fn write_manifest_file<S: Storage>(storage: &S, m: &Manifest) -> Result<(), Error<S::Error>> {
+    let mut bytes = Vec::new();
+    m.encode(&mut bytes);
+    let tmp = storage
+        .open(MANIFEST_TMP, OpenMode::Truncate)
+        .ctx(IoOp::Open, MANIFEST_TMP)?;
+    write_all_at(&tmp, 0, &[&bytes]).ctx(IoOp::Write, MANIFEST_TMP)?;
+    tmp.sync().ctx(IoOp::Sync, MANIFEST_TMP)?;
+    storage
+        .rename(MANIFEST_TMP, MANIFEST_FILE)
+        .ctx(IoOp::Rename, MANIFEST_FILE)?;
+    storage.sync_dir().ctx(IoOp::SyncDir, "")
+}
+
+/// A zeroed write buffer of `size` bytes (allocated once, at open).
+fn new_buffer(size: usize) -> Box<[u8]> {
+    vec![0u8; size.max(HEADER_LEN)].into_boxed_slice()
+}

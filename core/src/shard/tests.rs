@@ -1,0 +1,527 @@
+use super::*;
+use crate::sim::{CrashMode, FailingStorage, MemDir, MemFile, ShortIo};
+use crate::state::FileHeadStore;
+use crate::storage::ErrorKind;
+use crate::wire::{Decompressor, NoCompression, RawFrameDecoder, WireError, ZSTD_MAGIC};
+use alloc::format;
+
+fn cfg() -> EngineConfig {
+    EngineConfig {
+        interval: 4,
+        max_entry: 1 << 16,
+        max_file_size: 1024,
+        buffer_size: 256,
+        min_compress: 64,
+        max_chunks: u32::MAX,
+    }
+}
+
+type SimShard<S> = Shard<S, FileHeadStore<<S as Storage>::File>, NoCompression>;
+
+fn open_on<S: Storage + Clone>(
+    dir: &S,
+    cfg: EngineConfig,
+) -> Result<(SimShard<S>, RecoveryReport), Error<S::Error>> {
+    let state = dir
+        .open(crate::state::STATE_FILE, OpenMode::Create)
+        .map_err(|e| Error::storage(IoOp::Open, "state", e))?;
+    let head = FileHeadStore::new(state).map_err(|e| Error::storage(IoOp::Open, "state", e))?;
+    Shard::open(dir.clone(), head, NoCompression, cfg)
+}
+
+fn open(dir: &MemDir) -> (SimShard<MemDir>, RecoveryReport) {
+    open_on(dir, cfg()).unwrap()
+}
+
+fn payload(i: u64) -> Vec<u8> {
+    let len = (i * 37 % 90) as usize;
+    (0..len).map(|k| (i as u8).wrapping_add(k as u8)).collect()
+}
+
+/// Reads entry `n` and decodes raw frames.
+fn get<S: Storage>(s: &SimShard<S>, n: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    s.read(n, &mut out)
+        .unwrap_or_else(|e| panic!("read {n}: {e:?}"));
+    if crate::wire::is_frame(&out) {
+        let mut dec = vec![0u8; 1 << 17];
+        let k = RawFrameDecoder.decompress(&out, &mut dec).unwrap();
+        dec.truncate(k);
+        return dec;
+    }
+    out
+}
+
+fn append_n<S: Storage>(s: &mut SimShard<S>, from: u64, n: u64) {
+    for i in from..from + n {
+        let r = s.append(1_000 + i, &[payload(i)]).unwrap();
+        assert_eq!(r, i..i + 1);
+    }
+}
+
+fn check_all<S: Storage>(s: &SimShard<S>, range: Range<u64>) {
+    for i in range {
+        assert_eq!(get(s, i), payload(i), "entry {i}");
+    }
+}
+
+#[test]
+fn append_is_visible_only_after_sync() {
+    let dir = MemDir::new();
+    let (mut s, report) = open(&dir);
+    assert!(report.created);
+    assert_eq!(s.append(5, &[b"a".as_slice(), b"", b"ccc"]).unwrap(), 0..3);
+    assert_eq!(s.next_entry(), 3);
+    assert_eq!(s.durable_end(), 0);
+    assert!(matches!(
+        s.read(0, &mut Vec::new()),
+        Err(Error::EntryUnavailable {
+            entry: 0,
+            first: 0,
+            end: 0
+        })
+    ));
+    s.sync().unwrap();
+    assert_eq!(s.durable_end(), 3);
+    assert_eq!(get(&s, 0), b"a");
+    assert_eq!(get(&s, 1), b"");
+    assert_eq!(get(&s, 2), b"ccc");
+    assert!(s.read(3, &mut Vec::new()).is_err());
+}
+
+#[test]
+fn timestamps_never_decrease_and_are_never_zero() {
+    let dir = MemDir::new();
+    let (mut s, _) = open(&dir);
+    s.append(0, &[b"x"]).unwrap();
+    s.append(50, &[b"y"]).unwrap();
+    s.append(10, &[b"z"]).unwrap();
+    s.sync().unwrap();
+    let ts: Vec<u64> = (0..3)
+        .map(|i| s.read(i, &mut Vec::new()).unwrap().header.timestamp)
+        .collect();
+    assert_eq!(ts, [1, 50, 50]);
+}
+
+#[test]
+fn payloads_starting_with_the_zstd_magic_read_back_unchanged() {
+    let dir = MemDir::new();
+    let (mut s, _) = open(&dir);
+    let mut p = ZSTD_MAGIC.to_vec();
+    p.extend_from_slice(b" raw user bytes");
+    s.append(1, &[&p]).unwrap();
+    s.sync().unwrap();
+    let mut stored = Vec::new();
+    s.read(0, &mut stored).unwrap();
+    assert_ne!(stored, p, "stored wrapped in a frame");
+    assert_eq!(get(&s, 0), p);
+}
+
+#[test]
+fn rotation_names_segments_by_base_and_keeps_numbers() {
+    let dir = MemDir::new();
+    let (mut s, _) = open(&dir);
+    append_n(&mut s, 0, 200);
+    s.sync().unwrap();
+    let segs: Vec<u64> = dir
+        .names()
+        .iter()
+        .filter_map(|n| crate::wire::parse_segment_file_name(n))
+        .collect();
+    assert!(segs.len() > 5, "{segs:?}");
+    assert_eq!(segs[0], 0);
+    for w in s.manifest().sealed.windows(2) {
+        assert_eq!(w[0].end(), w[1].base, "contiguous");
+        assert!(w[0].bytes <= 1024);
+    }
+    check_all(&s, 0..200);
+}
+
+#[test]
+fn clean_close_reopens_without_scanning() {
+    let dir = MemDir::new();
+    let (mut s, _) = open(&dir);
+    append_n(&mut s, 0, 50);
+    s.close().unwrap();
+    let (mut s, report) = open(&dir);
+    assert!(report.clean, "{report:?}");
+    assert_eq!(report.scanned_bytes, 0);
+    assert!(!report.found_damage());
+    assert_eq!(s.next_entry(), 50);
+    assert_eq!(s.durable_end(), 50);
+    check_all(&s, 0..50);
+    append_n(&mut s, 50, 5);
+    s.sync().unwrap();
+    check_all(&s, 0..55);
+}
+
+#[test]
+fn process_crash_keeps_flushed_entries_and_loses_only_the_buffer() {
+    let dir = MemDir::new();
+    let (mut s, _) = open(&dir);
+    append_n(&mut s, 0, 10);
+    s.sync().unwrap();
+    append_n(&mut s, 10, 3);
+    s.flush_buffer().unwrap(); // in the page cache, not synced
+    append_n(&mut s, 13, 2); // only in the buffer
+    let img = dir.crash_image(CrashMode::Process);
+    drop(s);
+    let (s, report) = open(&img);
+    assert!(!report.clean);
+    assert_eq!(s.next_entry(), 13);
+    assert_eq!(s.durable_end(), 13);
+    check_all(&s, 0..13);
+}
+
+#[test]
+fn power_loss_keeps_synced_entries() {
+    let dir = MemDir::new();
+    let (mut s, _) = open(&dir);
+    append_n(&mut s, 0, 30);
+    s.sync().unwrap();
+    append_n(&mut s, 30, 10);
+    s.flush_buffer().unwrap();
+    for seed in 0..20 {
+        let img = dir.crash_image(CrashMode::Torn { seed });
+        let (s2, report) = open(&img);
+        assert!(s2.next_entry() >= 30, "seed {seed}: {report:?}");
+        assert!(report.quarantined.is_empty(), "seed {seed}: {report:?}");
+        check_all(&s2, 0..s2.next_entry());
+    }
+}
+
+#[test]
+fn torn_tail_is_truncated_and_numbering_continues() {
+    let dir = MemDir::new();
+    let (mut s, _) = open(&dir);
+    append_n(&mut s, 0, 3);
+    s.close().unwrap();
+    let name = segment_file_name(0);
+    let mut bytes = dir.file_bytes(&name).unwrap();
+    bytes.truncate(bytes.len() - 5);
+    dir.set_file_bytes(&name, &bytes);
+    // The durable head covers the chopped bytes: the segment fails its
+    // checksum and is quarantined; numbering resumes after entry 2.
+    let (mut s, report) = open(&dir);
+    assert_eq!(report.quarantined.len(), 1, "{report:?}");
+    assert_eq!(s.next_entry(), 3);
+    assert_eq!(s.append(9, &[b"new"]).unwrap(), 3..4);
+    s.sync().unwrap();
+    assert_eq!(get(&s, 3), b"new");
+    assert!(dir.names().iter().any(|n| n.ends_with(".quarantined")));
+}
+
+#[test]
+fn unsynced_torn_tail_is_cut_at_the_last_whole_entry() {
+    let dir = MemDir::new();
+    let (mut s, _) = open(&dir);
+    append_n(&mut s, 0, 2);
+    s.sync().unwrap();
+    append_n(&mut s, 2, 1);
+    s.flush_buffer().unwrap();
+    let name = segment_file_name(0);
+    let full = dir.file_bytes(&name).unwrap();
+    let img = dir.crash_image(CrashMode::Process);
+    img.set_file_bytes(&name, &full[..full.len() - 5]);
+    let (mut s, report) = open(&img);
+    assert_eq!(report.torn.len(), 1);
+    assert!(report.quarantined.is_empty());
+    assert_eq!(s.next_entry(), 2);
+    assert_eq!(s.append(1, &[b"n"]).unwrap(), 2..3);
+    s.sync().unwrap();
+    assert_eq!(get(&s, 2), b"n");
+}
+
+#[test]
+fn lost_manifest_is_rebuilt_with_exact_numbers() {
+    let dir = MemDir::new();
+    let (mut s, _) = open(&dir);
+    append_n(&mut s, 0, 120);
+    s.sync().unwrap();
+    let d = s.delete_oldest(2).unwrap();
+    assert_eq!(d.segments, 2);
+    let first = s.first_entry();
+    assert!(first > 0);
+    s.close().unwrap();
+    dir.delete(MANIFEST_FILE);
+    let (s, report) = open(&dir);
+    assert!(report.rebuilt_manifest);
+    assert_eq!(s.first_entry(), first);
+    assert_eq!(s.next_entry(), 120);
+    check_all(&s, first..120);
+}
+
+#[test]
+fn corrupt_manifest_is_kept_aside_and_rebuilt() {
+    let dir = MemDir::new();
+    let (mut s, _) = open(&dir);
+    append_n(&mut s, 0, 60);
+    s.close().unwrap();
+    dir.corrupt(MANIFEST_FILE, 2, 0xFF);
+    let (s, report) = open(&dir);
+    assert!(report.rebuilt_manifest);
+    assert_eq!(report.manifest_error, Some(WireError::BadMagic));
+    assert!(dir.file_bytes("index.bin.corrupt").is_some());
+    check_all(&s, 0..60);
+}
+
+#[test]
+fn flipped_bit_in_synced_active_data_quarantines_the_segment() {
+    let dir = MemDir::new();
+    let mut c = cfg();
+    c.max_file_size = 1 << 20;
+    let (mut s, _) = open_on(&dir, c).unwrap();
+    append_n(&mut s, 0, 20);
+    s.sync().unwrap();
+    drop(s); // crash: head not clean
+    dir.corrupt(&segment_file_name(0), 40, 0x04);
+    let (mut s, report) = open_on(&dir, c).unwrap();
+    assert_eq!(
+        report.quarantined,
+        [Quarantine {
+            base: 0,
+            reason: QuarantineReason::Checksum
+        }]
+    );
+    assert_eq!(report.missing, vec![Range { start: 0, end: 20 }]);
+    assert_eq!(s.next_entry(), 20, "numbers are never reused");
+    assert!(matches!(
+        s.read(3, &mut Vec::new()),
+        Err(Error::EntryUnavailable { .. })
+    ));
+    append_n(&mut s, 20, 1);
+    s.sync().unwrap();
+    check_all(&s, 20..21);
+}
+
+#[test]
+fn go_written_shards_are_refused_with_a_typed_error() {
+    let dir = MemDir::new();
+    dir.set_file_bytes("log-0000000000000001.comet", b"");
+    assert!(matches!(open_on(&dir, cfg()), Err(Error::ForeignFormat)));
+    let dir = MemDir::new();
+    dir.set_file_bytes(MANIFEST_FILE, b"TMOC\x01\0\0\0");
+    assert!(matches!(open_on(&dir, cfg()), Err(Error::ForeignFormat)));
+}
+
+#[test]
+fn oversized_entries_and_batches_are_rejected_whole() {
+    let dir = MemDir::new();
+    let (mut s, _) = open(&dir);
+    let big = vec![0u8; (1 << 16) + 1];
+    let r = s.append(1, &[b"ok".as_slice(), &big]);
+    assert!(matches!(
+        r,
+        Err(Error::EntryTooLarge {
+            len: 65537,
+            max: 65536
+        })
+    ));
+    assert_eq!(s.next_entry(), 0, "nothing numbered");
+    s.append(1, &[b"ok"]).unwrap();
+    s.sync().unwrap();
+    assert_eq!(get(&s, 0), b"ok");
+}
+
+#[test]
+fn entries_larger_than_the_buffer_are_written_directly() {
+    let dir = MemDir::new();
+    let mut c = cfg();
+    c.max_file_size = 1 << 20;
+    let (mut s, _) = open_on(&dir, c).unwrap();
+    let big: Vec<Vec<u8>> = (0..5).map(|i| vec![i as u8; 300 + i * 50]).collect();
+    s.append(1, &[b"small".to_vec()]).unwrap();
+    assert_eq!(s.append(2, &big).unwrap(), 1..6);
+    s.append(3, &[b"after".to_vec()]).unwrap();
+    s.close().unwrap();
+    let (s, report) = open_on(&dir, c).unwrap();
+    assert!(report.clean);
+    assert_eq!(get(&s, 0), b"small");
+    for (i, b) in big.iter().enumerate() {
+        assert_eq!(&get(&s, i as u64 + 1), b);
+    }
+    assert_eq!(get(&s, 6), b"after");
+}
+
+#[test]
+fn full_disk_fails_the_append_and_loses_nothing() {
+    for at in 1..12 {
+        let fs = FailingStorage::new(MemDir::new());
+        let faults = fs.faults();
+        let (mut s, _) = open_on(&fs, cfg()).unwrap();
+        append_n(&mut s, 0, 5);
+        s.sync().unwrap();
+        faults.fail_at(at, ErrorKind::StorageFull);
+        let mut next = 5;
+        let mut failed = false;
+        for _ in 0..40 {
+            match s.append(1, &[payload(next)]) {
+                Ok(r) => {
+                    assert_eq!(r, next..next + 1);
+                    next += 1;
+                }
+                Err(Error::Storage { source, .. }) => {
+                    assert_eq!(source.kind, ErrorKind::StorageFull);
+                    failed = true;
+                    break;
+                }
+                Err(Error::Poisoned) => break,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        assert!(failed || s.is_poisoned() || next == 45, "at {at}");
+        faults.heal();
+        if s.is_poisoned() {
+            drop(s);
+            let (s2, _) = open_on(&fs, cfg()).unwrap();
+            s = s2;
+            next = s.next_entry();
+        }
+        append_n(&mut s, next, 3);
+        s.sync().unwrap();
+        check_all(&s, 0..next + 3);
+    }
+}
+
+#[test]
+fn failed_large_batch_is_rolled_back() {
+    let fs = FailingStorage::new(MemDir::new());
+    let faults = fs.faults();
+    let mut c = cfg();
+    c.max_file_size = 1 << 20;
+    let (mut s, _) = open_on(&fs, c).unwrap();
+    append_n(&mut s, 0, 3);
+    let batch: Vec<Vec<u8>> = (0..20).map(|i| vec![i as u8; 100]).collect();
+    faults.fail_at(3, ErrorKind::StorageFull);
+    assert!(s.append(1, &batch).is_err());
+    assert_eq!(s.next_entry(), 3);
+    faults.heal();
+    assert_eq!(s.append(1, &batch).unwrap(), 3..23);
+    s.close().unwrap();
+    let (s, report) = open_on(&fs, c).unwrap();
+    assert!(report.clean, "{report:?}");
+    check_all(&s, 0..3);
+    for (i, b) in batch.iter().enumerate() {
+        assert_eq!(&get(&s, 3 + i as u64), b);
+    }
+}
+
+#[test]
+fn failed_sync_poisons_until_reopen() {
+    let fs = FailingStorage::new(MemDir::new());
+    let faults = fs.faults();
+    let (mut s, _) = open_on(&fs, cfg()).unwrap();
+    append_n(&mut s, 0, 4);
+    faults.fail_once_at(2, ErrorKind::Other); // 1: flush write, 2: sync
+    assert!(s.sync().is_err());
+    assert!(s.is_poisoned());
+    assert!(matches!(s.append(1, &[b"x"]), Err(Error::Poisoned)));
+    assert_eq!(s.durable_end(), 0, "nothing published");
+    drop(s);
+    let (s, _) = open_on(&fs, cfg()).unwrap();
+    assert_eq!(s.next_entry(), 4, "the page cache still had them");
+    check_all(&s, 0..4);
+}
+
+#[test]
+fn short_io_storage_works_end_to_end() {
+    let dir = MemDir::new();
+    let short = ShortIo::new(dir.clone(), 3);
+    let (mut s, _) = open_on(&short, cfg()).unwrap();
+    append_n(&mut s, 0, 40);
+    s.close().unwrap();
+    let (s, report) = open_on(&short, cfg()).unwrap();
+    assert!(report.clean);
+    check_all(&s, 0..40);
+}
+
+#[test]
+fn retention_crash_between_manifest_and_unlink_leaves_only_orphans() {
+    let dir = MemDir::new();
+    let (mut s, _) = open(&dir);
+    append_n(&mut s, 0, 100);
+    s.sync().unwrap();
+    let victims: Vec<u64> = s.manifest().sealed[..2].iter().map(|m| m.base).collect();
+    let keep = s.manifest().sealed[2].base;
+    // advance the manifest, then "crash" before the unlinks
+    let mut m = (**s.manifest()).clone();
+    m.sealed.drain(..2);
+    m.first_entry = keep;
+    s.write_manifest(m).unwrap();
+    let img = dir.crash_image(CrashMode::Durable);
+    drop(s);
+    for b in &victims {
+        assert!(img.file_bytes(&segment_file_name(*b)).is_some());
+    }
+    let (s, report) = open(&img);
+    assert_eq!(report.orphans_removed, 2);
+    assert_eq!(s.first_entry(), keep);
+    for b in &victims {
+        assert!(img.file_bytes(&segment_file_name(*b)).is_none());
+    }
+    check_all(&s, keep..100);
+}
+
+#[test]
+fn missing_sealed_segment_is_a_reported_gap() {
+    let dir = MemDir::new();
+    let (mut s, _) = open(&dir);
+    append_n(&mut s, 0, 100);
+    s.close().unwrap();
+    let lost = {
+        let (s, _) = open(&dir);
+        s.manifest().sealed[1].clone()
+    };
+    dir.delete(&segment_file_name(lost.base));
+    let (s, report) = open(&dir);
+    assert_eq!(
+        report.missing,
+        vec![Range {
+            start: lost.base,
+            end: lost.end()
+        }]
+    );
+    assert!(matches!(
+        s.read(lost.base, &mut Vec::new()),
+        Err(Error::EntryUnavailable { .. })
+    ));
+    check_all(&s, 0..lost.base);
+    check_all(&s, lost.end()..100);
+}
+
+#[test]
+fn garbage_state_block_is_reset_and_data_survives() {
+    let dir = MemDir::new();
+    let (mut s, _) = open(&dir);
+    append_n(&mut s, 0, 10);
+    s.close().unwrap();
+    dir.set_file_bytes(crate::state::STATE_FILE, &[0xAB; 1024]);
+    let (s, report) = open(&dir);
+    assert!(report.state_reset);
+    assert!(report.quarantined.is_empty());
+    check_all(&s, 0..10);
+}
+
+#[test]
+fn counters_drain_as_deltas() {
+    let dir = MemDir::new();
+    let (mut s, _) = open(&dir);
+    let mut seen = Vec::new();
+    s.drain_counters(|c, v| seen.push((c, v)));
+    assert!(seen.contains(&(Counter::Opens, 1)));
+    s.append(7, &[b"ab".as_slice(), b"c"]).unwrap();
+    let mut seen = Vec::new();
+    s.drain_counters(|c, v| seen.push((c, v)));
+    assert!(seen.contains(&(Counter::EntriesAppended, 2)));
+    assert!(seen.contains(&(Counter::RawBytes, 3)));
+    assert!(seen.contains(&(Counter::StoredBytes, 3)));
+    assert!(seen.contains(&(Counter::LastAppendNs, 7)));
+    let mut again = 0;
+    s.drain_counters(|_, _| again += 1);
+    assert_eq!(again, 0);
+    let _ = format!("{s:?}");
+}
+
+/// A shard type that uses `MemFile` explicitly (keeps the alias honest).
+#[allow(dead_code)]
+type Explicit = Shard<MemDir, FileHeadStore<MemFile>, NoCompression>;

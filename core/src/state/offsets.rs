@@ -1,0 +1,388 @@
+//! `offsets.state`: consumer-group offsets, the Go layout with safe claiming.
+//!
+//! ```text
+//! 0      64-byte header: u32 version, u32 magic 0xC0FE0FF5, 56 reserved
+//! 64     512 slots x 128 bytes:
+//!          0  name, 48 bytes, NUL-padded (at most 47 bytes used)
+//!         48  offset i64: next entry to read
+//!         56  last update i64: 0 free, 1 claimed, >1 unix ns of last set
+//!         64  ack count u64
+//!         72  name check u32: CRC-32 of the 48 name bytes, | 1 (never 0)
+//!         76  reserved (52 bytes)
+//! ```
+//!
+//! Version 1 is the Go package's file. Version 2 (ours) adds the name
+//! check: a slot is claimed by a compare-and-swap of `last update` from 0 to
+//! 1, then the name is written, then the name check; a slot whose check
+//! does not match its name is a claim in progress (or one torn by a crash)
+//! and never matches a lookup. Lookups never claim. Platforms perform the
+//! atomics; this module defines offsets and pure helpers.
+
+use crate::error::NameError;
+use crate::wire::{WireError, fnv1a32, le};
+
+/// File name of the offsets table.
+pub const OFFSETS_FILE: &str = "offsets.state";
+/// Legacy Go offsets file, migrated on open.
+pub const LEGACY_OFFSETS_FILE: &str = "offsets.bin";
+/// Header size.
+pub const HEADER_SIZE: usize = 64;
+/// Number of slots.
+pub const SLOTS: usize = 512;
+/// Size of one slot.
+pub const SLOT_SIZE: usize = 128;
+/// Total file size: 65 600 bytes.
+pub const FILE_SIZE: usize = HEADER_SIZE + SLOTS * SLOT_SIZE;
+/// Magic number (u32 LE at byte 4).
+pub const MAGIC: u32 = 0xC0FE_0FF5;
+/// The Go package's version.
+pub const VERSION_GO: u32 = 1;
+/// Our version (slots carry a name check).
+pub const VERSION: u32 = 2;
+/// Size of the name field.
+pub const NAME_FIELD: usize = 48;
+/// Longest group name in bytes.
+pub const MAX_GROUP_LEN: usize = NAME_FIELD - 1;
+
+/// Byte offsets inside a slot.
+pub mod slot {
+    /// Name field (48 bytes).
+    pub const NAME: usize = 0;
+    /// Offset (i64).
+    pub const OFFSET: usize = 48;
+    /// Last update (i64): 0 free, 1 claimed, >1 ns.
+    pub const LAST_UPDATE: usize = 56;
+    /// Ack count (u64).
+    pub const ACK_COUNT: usize = 64;
+    /// Name check (u32).
+    pub const NAME_CHECK: usize = 72;
+}
+
+/// `last update` of a free slot.
+pub const FREE: i64 = 0;
+/// `last update` of a claimed slot whose offset was never set.
+pub const CLAIMED: i64 = 1;
+
+const _: () = {
+    assert!(FILE_SIZE == 65_600);
+    assert!(
+        slot::OFFSET.is_multiple_of(8)
+            && slot::LAST_UPDATE.is_multiple_of(8)
+            && slot::ACK_COUNT.is_multiple_of(8)
+    );
+    assert!(HEADER_SIZE.is_multiple_of(8) && SLOT_SIZE.is_multiple_of(8));
+};
+
+/// Validates a consumer group name: 1..=47 bytes, no NUL.
+pub fn validate_group(name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if name.len() > MAX_GROUP_LEN {
+        return Err(NameError::TooLong {
+            len: name.len(),
+            max: MAX_GROUP_LEN,
+        });
+    }
+    if let Some(at) = name.bytes().position(|b| b == 0) {
+        return Err(NameError::ForbiddenByte { byte: 0, at });
+    }
+    Ok(())
+}
+
+/// Byte offset of slot `i` in the file.
+pub const fn slot_offset(i: usize) -> usize {
+    HEADER_SIZE + i * SLOT_SIZE
+}
+
+/// The slots to probe for `name`, in order: FNV-1a modulo 512, then linear.
+pub fn probe_order(name: &str) -> impl Iterator<Item = usize> {
+    let start = fnv1a32(name.as_bytes()) as usize % SLOTS;
+    (0..SLOTS).map(move |k| (start + k) % SLOTS)
+}
+
+/// The 48-byte name field for a validated `name`.
+pub fn name_field(name: &str) -> [u8; NAME_FIELD] {
+    let mut f = [0u8; NAME_FIELD];
+    let n = name.len().min(MAX_GROUP_LEN);
+    f[..n].copy_from_slice(&name.as_bytes()[..n]);
+    f
+}
+
+/// The name check of a 48-byte name field (never 0, so 0 means "not set").
+pub fn name_check(field: &[u8; NAME_FIELD]) -> u32 {
+    crc32fast::hash(field) | 1
+}
+
+/// The 64-byte header of a new file.
+pub fn new_header() -> [u8; HEADER_SIZE] {
+    let mut h = [0u8; HEADER_SIZE];
+    le::put_u32(&mut h, 0, VERSION);
+    le::put_u32(&mut h, 4, MAGIC);
+    h
+}
+
+/// Validates a header; returns its version (1 = Go, needs upgrading; 2).
+pub fn check_header(header: &[u8], file_len: u64) -> Result<u32, WireError> {
+    if file_len != FILE_SIZE as u64 {
+        return Err(WireError::Truncated {
+            needed: FILE_SIZE as u64,
+            available: file_len,
+        });
+    }
+    let (Some(version), Some(magic)) = (le::u32_at(header, 0), le::u32_at(header, 4)) else {
+        return Err(WireError::Truncated {
+            needed: 8,
+            available: header.len() as u64,
+        });
+    };
+    if magic != MAGIC {
+        return Err(WireError::BadMagic);
+    }
+    if version != VERSION && version != VERSION_GO {
+        return Err(WireError::UnsupportedVersion(version));
+    }
+    Ok(version)
+}
+
+/// A decoded slot (for tools, tests and fuzzing; live code reads fields
+/// atomically).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotView<'a> {
+    /// The name field.
+    pub name: &'a [u8; NAME_FIELD],
+    /// Next entry to read.
+    pub offset: i64,
+    /// 0 free, 1 claimed, >1 ns of the last set.
+    pub last_update: i64,
+    /// Number of sets.
+    pub ack_count: u64,
+    /// Stored name check.
+    pub check: u32,
+}
+
+/// The state of a slot as a lookup sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotState<'a> {
+    /// Never claimed: ends a probe chain.
+    Free,
+    /// Claimed and named; `Some(offset)` once an offset was set.
+    Named {
+        /// The group name (without NUL padding).
+        name: &'a [u8],
+        /// The offset, if one was ever set.
+        offset: Option<i64>,
+    },
+    /// Claimed but the name check does not match (claim in progress or torn
+    /// by a crash): skipped by lookups, never reused.
+    Unsettled,
+}
+
+impl<'a> SlotView<'a> {
+    /// Decodes a 128-byte slot.
+    pub fn parse(bytes: &'a [u8]) -> Result<SlotView<'a>, WireError> {
+        if bytes.len() < SLOT_SIZE {
+            return Err(WireError::Truncated {
+                needed: SLOT_SIZE as u64,
+                available: bytes.len() as u64,
+            });
+        }
+        let Some(name) = bytes.get(..NAME_FIELD).and_then(|n| n.try_into().ok()) else {
+            return Err(WireError::Truncated {
+                needed: SLOT_SIZE as u64,
+                available: bytes.len() as u64,
+            });
+        };
+        let (Some(offset), Some(last), Some(acks), Some(check)) = (
+            le::u64_at(bytes, slot::OFFSET),
+            le::u64_at(bytes, slot::LAST_UPDATE),
+            le::u64_at(bytes, slot::ACK_COUNT),
+            le::u32_at(bytes, slot::NAME_CHECK),
+        ) else {
+            return Err(WireError::Truncated {
+                needed: SLOT_SIZE as u64,
+                available: bytes.len() as u64,
+            });
+        };
+        Ok(SlotView {
+            name,
+            offset: offset as i64,
+            last_update: last as i64,
+            ack_count: acks,
+            check,
+        })
+    }
+
+    /// Interprets the slot. `version` is the file's header version: Go's
+    /// files have no name checks, so any NUL-terminated name counts.
+    pub fn state(&self, version: u32) -> SlotState<'a> {
+        let len = self.name.iter().position(|&b| b == 0).unwrap_or(NAME_FIELD);
+        if self.last_update == FREE && len == 0 {
+            return SlotState::Free;
+        }
+        let settled = if version == VERSION_GO {
+            len > 0 && len < NAME_FIELD
+        } else {
+            len > 0 && len < NAME_FIELD && self.check == name_check(self.name)
+        };
+        if !settled {
+            return SlotState::Unsettled;
+        }
+        let offset = (self.last_update > CLAIMED && self.offset >= 0).then_some(self.offset);
+        SlotState::Named {
+            name: &self.name[..len],
+            offset,
+        }
+    }
+}
+
+/// Parses a legacy `offsets.bin`: `[u8 version=1][u32 LE count]` then
+/// `count` x `[u8 len][name][u64 LE offset]`; stops at the first truncated
+/// or invalid record. Calls `visit(name, offset)` for each valid record.
+pub fn parse_legacy_offsets(
+    bytes: &[u8],
+    mut visit: impl FnMut(&str, u64),
+) -> Result<(), WireError> {
+    if bytes.len() < 5 {
+        return Err(WireError::Truncated {
+            needed: 5,
+            available: bytes.len() as u64,
+        });
+    }
+    if bytes[0] != 1 {
+        return Err(WireError::UnsupportedVersion(u32::from(bytes[0])));
+    }
+    let count = le::u32_at(bytes, 1).unwrap_or(0);
+    let mut at = 5usize;
+    for _ in 0..count {
+        let Some(&len) = bytes.get(at) else { break };
+        let start = at + 1;
+        let end = start + usize::from(len);
+        let (Some(name), Some(off)) = (bytes.get(start..end), le::u64_at(bytes, end)) else {
+            break;
+        };
+        at = end + 8;
+        if let Ok(name) = core::str::from_utf8(name)
+            && validate_group(name).is_ok()
+        {
+            visit(name, off);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec;
+
+    #[test]
+    fn group_names_47_48_49() {
+        assert!(validate_group(&"g".repeat(47)).is_ok());
+        assert_eq!(
+            validate_group(&"g".repeat(48)),
+            Err(NameError::TooLong { len: 48, max: 47 })
+        );
+        assert_eq!(
+            validate_group(&"g".repeat(49)),
+            Err(NameError::TooLong { len: 49, max: 47 })
+        );
+        assert_eq!(validate_group(""), Err(NameError::Empty));
+        assert_eq!(
+            validate_group("a\0b"),
+            Err(NameError::ForbiddenByte { byte: 0, at: 1 })
+        );
+    }
+
+    #[test]
+    fn header_checks() {
+        let h = new_header();
+        assert_eq!(&h[..8], &[2, 0, 0, 0, 0xF5, 0x0F, 0xFE, 0xC0]);
+        assert_eq!(check_header(&h, FILE_SIZE as u64), Ok(2));
+        let mut go = h;
+        go[0] = 1;
+        assert_eq!(check_header(&go, FILE_SIZE as u64), Ok(1));
+        assert!(check_header(&h, 100).is_err());
+        let mut bad = h;
+        bad[4] ^= 1;
+        assert_eq!(
+            check_header(&bad, FILE_SIZE as u64),
+            Err(WireError::BadMagic)
+        );
+        let mut newer = h;
+        newer[0] = 3;
+        assert_eq!(
+            check_header(&newer, FILE_SIZE as u64),
+            Err(WireError::UnsupportedVersion(3))
+        );
+    }
+
+    #[test]
+    fn slot_states() {
+        let mut s = [0u8; SLOT_SIZE];
+        assert_eq!(SlotView::parse(&s).unwrap().state(VERSION), SlotState::Free);
+        le::put_u64(&mut s, slot::LAST_UPDATE, CLAIMED as u64);
+        assert_eq!(
+            SlotView::parse(&s).unwrap().state(VERSION),
+            SlotState::Unsettled
+        );
+        let field = name_field("billing");
+        s[..NAME_FIELD].copy_from_slice(&field);
+        assert_eq!(
+            SlotView::parse(&s).unwrap().state(VERSION),
+            SlotState::Unsettled,
+            "no check yet"
+        );
+        assert_eq!(
+            SlotView::parse(&s).unwrap().state(VERSION_GO),
+            SlotState::Named {
+                name: b"billing",
+                offset: None
+            }
+        );
+        le::put_u32(&mut s, slot::NAME_CHECK, name_check(&field));
+        assert_eq!(
+            SlotView::parse(&s).unwrap().state(VERSION),
+            SlotState::Named {
+                name: b"billing",
+                offset: None
+            }
+        );
+        le::put_u64(&mut s, slot::OFFSET, 250);
+        le::put_u64(&mut s, slot::LAST_UPDATE, 1_700_000_000_000_000_000);
+        assert_eq!(
+            SlotView::parse(&s).unwrap().state(VERSION),
+            SlotState::Named {
+                name: b"billing",
+                offset: Some(250)
+            }
+        );
+        s[3] ^= 0x20; // torn name
+        assert_eq!(
+            SlotView::parse(&s).unwrap().state(VERSION),
+            SlotState::Unsettled
+        );
+        assert!(SlotView::parse(&s[..100]).is_err());
+    }
+
+    #[test]
+    fn probe_starts_at_fnv() {
+        let order: vec::Vec<usize> = probe_order("default").take(3).collect();
+        assert_eq!(order, [478, 479, 480], "0x933b5bde % 512 = 478");
+        assert_eq!(probe_order("x").count(), SLOTS);
+    }
+
+    #[test]
+    fn legacy_offsets_parse() {
+        let mut b = vec![1u8, 2, 0, 0, 0];
+        b.push(3);
+        b.extend_from_slice(b"abc");
+        b.extend_from_slice(&7u64.to_le_bytes());
+        b.push(2);
+        b.extend_from_slice(b"de"); // truncated offset
+        let mut got = vec::Vec::new();
+        parse_legacy_offsets(&b, |n, o| got.push((std::string::String::from(n), o))).unwrap();
+        assert_eq!(got, [("abc".into(), 7)]);
+        assert!(parse_legacy_offsets(&[2, 0, 0, 0, 0], |_, _| {}).is_err());
+    }
+}

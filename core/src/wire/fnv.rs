@@ -1,0 +1,93 @@
+//! Shard picking: 32-bit FNV-1a of the key modulo the shard count, the same
+//! function as the Go package (reference §1.4), so keys route identically.
+
+use super::ShardId;
+
+const FNV_OFFSET: u32 = 0x811C_9DC5;
+const FNV_PRIME: u32 = 0x0100_0193;
+
+/// 32-bit FNV-1a over `bytes`.
+pub fn fnv1a32(bytes: &[u8]) -> u32 {
+    let mut h = FNV_OFFSET;
+    for &b in bytes {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(FNV_PRIME);
+    }
+    h
+}
+
+/// A validated number of shards, `1..=10_000` (shard ids are `0..=9999`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ShardCount(u16);
+
+impl ShardCount {
+    /// The default shard count of the Go package: 16.
+    pub const DEFAULT: ShardCount = ShardCount(16);
+    /// The largest shard count: every id `0..=9999`.
+    pub const MAX: ShardCount = ShardCount(10_000);
+
+    /// Validates `n`; `None` for 0 or more than 10 000.
+    pub const fn new(n: u32) -> Option<ShardCount> {
+        if n == 0 || n > 10_000 {
+            None
+        } else {
+            #[allow(clippy::cast_possible_truncation)]
+            Some(ShardCount(n as u16))
+        }
+    }
+
+    /// The count as an integer.
+    pub const fn get(self) -> u32 {
+        self.0 as u32
+    }
+
+    /// All shard ids `0..count`.
+    pub fn ids(self) -> impl Iterator<Item = ShardId> {
+        (0..self.0).filter_map(|i| ShardId::new(u32::from(i)))
+    }
+}
+
+/// Picks the shard for `key`: `fnv1a32(key) % count`.
+pub fn pick_shard(key: &[u8], count: ShardCount) -> ShardId {
+    let id = fnv1a32(key) % count.get();
+    // `id < count <= 10_000`, so it is a valid shard id.
+    ShardId::new(id).unwrap_or(ShardId::MIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Vectors from reference/go-comet-spec.md §1.4.
+    const VECTORS: &[(&str, u32, u32, u32, u32, u32)] = &[
+        ("", 0x811c9dc5, 1, 5, 197, 453),
+        ("alice", 0x872213e7, 3, 7, 231, 487),
+        ("bob", 0x86c6a0d4, 0, 4, 212, 212),
+        ("charlie", 0xd056a441, 1, 1, 65, 65),
+        ("diana", 0x0f61f7b8, 0, 8, 184, 440),
+        ("user123", 0x07463806, 2, 6, 6, 6),
+        ("user-123", 0x8c93cc93, 3, 3, 147, 147),
+        ("test", 0xafd071e5, 1, 5, 229, 485),
+        ("test-group", 0x89a74bbb, 3, 11, 187, 443),
+        ("default", 0x933b5bde, 2, 14, 222, 478),
+    ];
+
+    #[test]
+    fn fnv1a_matches_go_vectors() {
+        for &(key, h, m4, m16, m256, m512) in VECTORS {
+            assert_eq!(fnv1a32(key.as_bytes()), h, "hash of {key:?}");
+            for (n, want) in [(4, m4), (16, m16), (256, m256), (512, m512)] {
+                let got = pick_shard(key.as_bytes(), ShardCount::new(n).unwrap());
+                assert_eq!(got.get(), want, "{key:?} % {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn shard_count_bounds() {
+        assert!(ShardCount::new(0).is_none());
+        assert!(ShardCount::new(10_001).is_none());
+        assert_eq!(ShardCount::new(10_000), Some(ShardCount::MAX));
+        assert_eq!(ShardCount::new(4).unwrap().ids().count(), 4);
+    }
+}

@@ -1,0 +1,151 @@
+//! Wire formats: entry framing, zstd frame rules, names, shard picking.
+//!
+//! # No-panic contract
+//!
+//! Every function in this module that takes bytes from outside (a file, a
+//! user) checks lengths before indexing and reports problems as a small,
+//! `Copy` [`WireError`]; none of them panics on any input. The parsers are
+//! fuzzed (`fuzz/fuzz_targets/entry_decode.rs`).
+//!
+//! # Entry framing (the seed's format, byte for byte)
+//!
+//! ```text
+//!  0        4                    12
+//!  +--------+--------------------+---------------------------+
+//!  | length | timestamp (ns)     | payload (length bytes)    |
+//!  | u32 LE | u64 LE, never 0    | raw, or one zstd frame    |
+//!  +--------+--------------------+---------------------------+
+//! ```
+//!
+//! A header of twelve zero bytes marks the end of data (a zero-filled tail).
+//! A stored payload that begins with [`ZSTD_MAGIC`] is always a zstd frame:
+//! the writer wraps raw payloads that happen to start with the magic in a
+//! frame of raw blocks, so reading is never ambiguous.
+
+mod entry;
+mod fnv;
+mod name;
+mod zstd;
+
+pub use entry::{EntryHeader, EntryStatus, HEADER_LEN, classify_entry};
+pub use fnv::{ShardCount, fnv1a32, pick_shard};
+pub use name::{
+    FileName, ShardId, parse_go_segment_file_name, parse_segment_file_name, parse_shard_dir_name,
+    parse_stream, segment_file_name, shard_dir_name, validate_stream_prefix,
+};
+#[cfg(feature = "alloc")]
+pub use name::{all_shard_streams, shard_stream_name};
+pub use zstd::{
+    Compressor, Decompressor, NoCompression, RawFrameDecoder, StoredPayload, ZSTD_MAGIC,
+    encode_payload, frame_content_size, is_frame, raw_frame_len, write_raw_frame,
+};
+
+/// A problem found while decoding bytes. Small and `Copy`, as in smoltcp's
+/// `wire::Error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WireError {
+    /// Fewer bytes than the structure needs.
+    Truncated {
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes available.
+        available: u64,
+    },
+    /// A magic number did not match.
+    BadMagic,
+    /// A format version this build does not know (e.g. written by a newer comet).
+    UnsupportedVersion(u32),
+    /// A checksum did not match.
+    ChecksumMismatch {
+        /// Checksum stored in the data.
+        expected: u32,
+        /// Checksum computed over the data.
+        actual: u32,
+    },
+    /// A length field exceeds its limit.
+    TooLarge {
+        /// The length found.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A field holds a value that the format forbids.
+    InvalidField {
+        /// Byte offset of the field within its structure.
+        offset: u32,
+    },
+    /// A zstd frame uses a feature this decoder does not implement.
+    UnsupportedFrame,
+    /// The output buffer is too small for the decoded data.
+    OutputTooSmall {
+        /// Bytes needed.
+        needed: u64,
+    },
+}
+
+impl core::fmt::Display for WireError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            WireError::Truncated { needed, available } => {
+                write!(f, "truncated: need {needed} bytes, have {available}")
+            }
+            WireError::BadMagic => f.write_str("bad magic number"),
+            WireError::UnsupportedVersion(v) => write!(f, "unsupported format version {v}"),
+            WireError::ChecksumMismatch { expected, actual } => {
+                write!(
+                    f,
+                    "checksum mismatch: stored {expected:#010x}, computed {actual:#010x}"
+                )
+            }
+            WireError::TooLarge { len, max } => write!(f, "length {len} exceeds limit {max}"),
+            WireError::InvalidField { offset } => write!(f, "invalid field at byte {offset}"),
+            WireError::UnsupportedFrame => f.write_str("unsupported zstd frame feature"),
+            WireError::OutputTooSmall { needed } => {
+                write!(f, "output buffer too small: need {needed} bytes")
+            }
+        }
+    }
+}
+
+impl core::error::Error for WireError {}
+
+/// Little-endian field access that never panics: callers check lengths
+/// first, and these helpers take fixed-size arrays.
+pub(crate) mod le {
+    /// Reads a u16 at `at` or `None` when out of bounds.
+    pub fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+        Some(u16::from_le_bytes(
+            b.get(at..at.checked_add(2)?)?.try_into().ok()?,
+        ))
+    }
+    /// Reads a u32 at `at` or `None` when out of bounds.
+    pub fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+        Some(u32::from_le_bytes(
+            b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+        ))
+    }
+    /// Reads a u64 at `at` or `None` when out of bounds.
+    pub fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+        Some(u64::from_le_bytes(
+            b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+        ))
+    }
+    /// Writes a u32 at `at`; returns `false` when out of bounds.
+    pub fn put_u32(b: &mut [u8], at: usize, v: u32) -> bool {
+        put(b, at, &v.to_le_bytes())
+    }
+    /// Writes a u64 at `at`; returns `false` when out of bounds.
+    pub fn put_u64(b: &mut [u8], at: usize, v: u64) -> bool {
+        put(b, at, &v.to_le_bytes())
+    }
+    fn put(b: &mut [u8], at: usize, v: &[u8]) -> bool {
+        match at.checked_add(v.len()).and_then(|end| b.get_mut(at..end)) {
+            Some(dst) => {
+                dst.copy_from_slice(v);
+                true
+            }
+            None => false,
+        }
+    }
+}

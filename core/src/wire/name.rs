@@ -1,0 +1,405 @@
+//! File, directory and stream names, validated.
+//!
+//! * segments: `log-<20-digit base entry>.comet` (ours) and
+//!   `log-<16-digit sequence>.comet` (written by the Go package);
+//! * shard directories: `shard-NNNN`, exactly four digits, ids `0..=9999`;
+//! * stream names: `<prefix>:shard:<digits>` or `<prefix>:<4 digits>` as in
+//!   the Go package (reference §1.3); only the number selects the shard.
+
+use crate::error::NameError;
+
+/// A shard id, `0..=9999` (so directory names are always `shard-NNNN`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ShardId(u16);
+
+impl ShardId {
+    /// Shard 0.
+    pub const MIN: ShardId = ShardId(0);
+    /// Shard 9999, the largest id.
+    pub const MAX: ShardId = ShardId(9999);
+
+    /// Validates `id`; `None` above 9999.
+    pub const fn new(id: u32) -> Option<ShardId> {
+        if id > 9999 {
+            None
+        } else {
+            #[allow(clippy::cast_possible_truncation)]
+            Some(ShardId(id as u16))
+        }
+    }
+
+    /// The id as an integer.
+    pub const fn get(self) -> u32 {
+        self.0 as u32
+    }
+}
+
+impl core::fmt::Display for ShardId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{:04}", self.0)
+    }
+}
+
+/// A short file name built without allocation (at most 48 bytes, ASCII).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileName {
+    buf: [u8; 48],
+    len: u8,
+}
+
+impl FileName {
+    /// The empty name.
+    pub const EMPTY: FileName = FileName {
+        buf: [0; 48],
+        len: 0,
+    };
+
+    /// Keeps the first 48 bytes of `s`, replacing non-ASCII bytes by `?`
+    /// (for error messages).
+    pub fn lossy(s: &str) -> FileName {
+        let mut out = FileName::EMPTY;
+        for (dst, &b) in out.buf.iter_mut().zip(s.as_bytes()) {
+            *dst = if b.is_ascii() { b } else { b'?' };
+            out.len += 1;
+        }
+        out
+    }
+
+    /// Builds a name from ASCII parts; `None` if the result exceeds 48 bytes
+    /// or is not ASCII.
+    pub fn from_parts(parts: &[&str]) -> Option<FileName> {
+        let mut out = FileName {
+            buf: [0; 48],
+            len: 0,
+        };
+        for p in parts {
+            out.push(p)?;
+        }
+        Some(out)
+    }
+
+    fn push(&mut self, s: &str) -> Option<()> {
+        let at = usize::from(self.len);
+        let end = at.checked_add(s.len()).filter(|&e| e <= self.buf.len())?;
+        if !s.is_ascii() {
+            return None;
+        }
+        self.buf[at..end].copy_from_slice(s.as_bytes());
+        self.len = u8::try_from(end).ok()?;
+        Some(())
+    }
+
+    fn push_decimal(&mut self, mut v: u64, width: usize) -> Option<()> {
+        let mut digits = [b'0'; 20];
+        let mut i = digits.len();
+        while v > 0 {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        let start = (digits.len() - width.min(20)).min(i);
+        self.push(core::str::from_utf8(&digits[start..]).ok()?)
+    }
+
+    /// The name as a string slice.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever pushed, so this cannot fail.
+        core::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl core::ops::Deref for FileName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl core::fmt::Debug for FileName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl core::fmt::Display for FileName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+const SEG_PREFIX: &str = "log-";
+const SEG_SUFFIX: &str = ".comet";
+
+/// `log-<base entry, 20 digits>.comet`.
+pub fn segment_file_name(base: u64) -> FileName {
+    let mut n = FileName {
+        buf: [0; 48],
+        len: 0,
+    };
+    // 4 + 20 + 6 = 30 bytes always fit.
+    let _ = n.push(SEG_PREFIX);
+    let _ = n.push_decimal(base, 20);
+    let _ = n.push(SEG_SUFFIX);
+    n
+}
+
+fn parse_digits(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.bytes().try_fold(0u64, |acc, b| {
+        acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })
+}
+
+fn segment_digits(name: &str, width: usize) -> Option<u64> {
+    let digits = name.strip_prefix(SEG_PREFIX)?.strip_suffix(SEG_SUFFIX)?;
+    if digits.len() != width {
+        return None;
+    }
+    parse_digits(digits)
+}
+
+/// Parses one of our segment names, returning its base entry number.
+pub fn parse_segment_file_name(name: &str) -> Option<u64> {
+    segment_digits(name, 20)
+}
+
+/// Parses a Go-written segment name (`log-<16 digits>.comet`), returning its
+/// sequence number.
+pub fn parse_go_segment_file_name(name: &str) -> Option<u64> {
+    segment_digits(name, 16)
+}
+
+/// `shard-NNNN`.
+pub fn shard_dir_name(id: ShardId) -> FileName {
+    let mut n = FileName {
+        buf: [0; 48],
+        len: 0,
+    };
+    let _ = n.push("shard-");
+    let _ = n.push_decimal(u64::from(id.0), 4);
+    n
+}
+
+/// Parses `shard-NNNN` (exactly four digits).
+pub fn parse_shard_dir_name(name: &str) -> Option<ShardId> {
+    let digits = name.strip_prefix("shard-")?;
+    if digits.len() != 4 {
+        return None;
+    }
+    ShardId::new(u32::try_from(parse_digits(digits)?).ok()?)
+}
+
+/// Longest accepted stream name, in bytes.
+pub const MAX_STREAM_LEN: usize = 255;
+
+fn check_stream_bytes(s: &str) -> Result<(), NameError> {
+    if s.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if s.len() > MAX_STREAM_LEN {
+        return Err(NameError::TooLong {
+            len: s.len(),
+            max: MAX_STREAM_LEN,
+        });
+    }
+    if let Some((at, b)) = s
+        .bytes()
+        .enumerate()
+        .find(|&(_, b)| b == 0 || b == b'/' || b == b'\\' || b.is_ascii_control())
+    {
+        return Err(NameError::ForbiddenByte { byte: b, at });
+    }
+    if s.contains("..") {
+        return Err(NameError::DotDot);
+    }
+    Ok(())
+}
+
+/// Validates a stream prefix (the part before `:shard:NNNN`).
+pub fn validate_stream_prefix(prefix: &str) -> Result<(), NameError> {
+    check_stream_bytes(prefix)
+}
+
+/// Parses the shard id out of a stream name.
+///
+/// Accepted forms (as the Go package, reference §1.3, but validated):
+/// `<prefix>:shard:<1..=4 digits>` and `<prefix>:<exactly 4 digits>`. The
+/// name must be non-empty, at most 255 bytes, without NUL, control bytes,
+/// `/`, `\` or `..`; the id must be `0..=9999`.
+pub fn parse_stream(stream: &str) -> Result<ShardId, NameError> {
+    check_stream_bytes(stream)?;
+    let Some(colon) = stream.rfind(':') else {
+        return Err(NameError::MissingShard);
+    };
+    let (head, tail) = (&stream[..colon], &stream[colon + 1..]);
+    if tail.is_empty() {
+        return Err(NameError::MissingShard);
+    }
+    let legacy = head.ends_with(":shard") || head == "shard";
+    let ok_width = if legacy {
+        (1..=4).contains(&tail.len())
+    } else {
+        tail.len() == 4
+    };
+    let value = parse_digits(tail).ok_or(NameError::BadShardDigits)?;
+    if !ok_width {
+        return Err(if value > 9999 {
+            NameError::ShardOutOfRange { value }
+        } else {
+            NameError::BadShardDigits
+        });
+    }
+    u32::try_from(value)
+        .ok()
+        .and_then(ShardId::new)
+        .ok_or(NameError::ShardOutOfRange { value })
+}
+
+/// `<prefix>:shard:NNNN`, the stream name for shard `id`.
+#[cfg(feature = "alloc")]
+pub fn shard_stream_name(prefix: &str, id: ShardId) -> Result<alloc::string::String, NameError> {
+    validate_stream_prefix(prefix)?;
+    let name = alloc::format!("{prefix}:shard:{id}");
+    if name.len() > MAX_STREAM_LEN {
+        return Err(NameError::TooLong {
+            len: name.len(),
+            max: MAX_STREAM_LEN,
+        });
+    }
+    Ok(name)
+}
+
+/// Stream names for every shard `0..count`.
+#[cfg(feature = "alloc")]
+pub fn all_shard_streams(
+    prefix: &str,
+    count: super::ShardCount,
+) -> Result<alloc::vec::Vec<alloc::string::String>, NameError> {
+    count
+        .ids()
+        .map(|id| shard_stream_name(prefix, id))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_roundtrip() {
+        assert_eq!(
+            segment_file_name(0).as_str(),
+            "log-00000000000000000000.comet"
+        );
+        assert_eq!(
+            segment_file_name(209).as_str(),
+            "log-00000000000000000209.comet"
+        );
+        assert_eq!(
+            segment_file_name(u64::MAX).as_str(),
+            "log-18446744073709551615.comet"
+        );
+        for base in [0, 1, 209, 10_000_000_000, u64::MAX] {
+            assert_eq!(
+                parse_segment_file_name(&segment_file_name(base)),
+                Some(base)
+            );
+        }
+        assert_eq!(parse_segment_file_name("log-0000000000000001.comet"), None);
+        assert_eq!(
+            parse_go_segment_file_name("log-0000000000000001.comet"),
+            Some(1)
+        );
+        assert_eq!(
+            parse_segment_file_name("log-0000000000000000000a.comet"),
+            None
+        );
+        assert_eq!(
+            parse_segment_file_name("log-99999999999999999999.comet"),
+            None,
+            "overflow"
+        );
+        assert_eq!(
+            parse_segment_file_name("log-00000000000000000000.comet.tmp"),
+            None
+        );
+    }
+
+    #[test]
+    fn shard_dirs_roundtrip() {
+        for id in [0, 7, 42, 9999] {
+            let s = ShardId::new(id).unwrap();
+            assert_eq!(parse_shard_dir_name(&shard_dir_name(s)), Some(s));
+        }
+        assert_eq!(
+            shard_dir_name(ShardId::new(7).unwrap()).as_str(),
+            "shard-0007"
+        );
+        assert_eq!(parse_shard_dir_name("shard-12345"), None);
+        assert_eq!(parse_shard_dir_name("shard-007"), None);
+        assert_eq!(parse_shard_dir_name("shard-00a7"), None);
+        assert!(ShardId::new(10_000).is_none());
+    }
+
+    #[test]
+    fn stream_names_as_go() {
+        let id = |s| parse_stream(s).map(ShardId::get);
+        assert_eq!(id("events:v1:shard:0007"), Ok(7));
+        assert_eq!(id("x:shard:7"), Ok(7));
+        assert_eq!(id("events:v1:0042"), Ok(42));
+        assert_eq!(id("shard:0001"), Ok(1));
+        assert_eq!(id("events:v1:42"), Err(NameError::BadShardDigits));
+        assert_eq!(id("events:v1:shard:00A7"), Err(NameError::BadShardDigits));
+        assert_eq!(id("events"), Err(NameError::MissingShard));
+        assert_eq!(id("events:"), Err(NameError::MissingShard));
+        assert_eq!(id("events:v1:shard:-1"), Err(NameError::BadShardDigits));
+        assert_eq!(id("events:v1:shard: 1"), Err(NameError::BadShardDigits));
+    }
+
+    #[test]
+    fn shard_id_12345_is_rejected_up_front() {
+        assert_eq!(
+            parse_stream("events:v1:shard:12345"),
+            Err(NameError::ShardOutOfRange { value: 12345 })
+        );
+        assert_eq!(
+            parse_stream("events:v1:12345"),
+            Err(NameError::ShardOutOfRange { value: 12345 })
+        );
+    }
+
+    #[test]
+    fn stream_names_reject_path_tricks() {
+        assert!(matches!(
+            parse_stream("a/b:shard:0001"),
+            Err(NameError::ForbiddenByte { byte: b'/', .. })
+        ));
+        assert!(matches!(
+            parse_stream("a\\b:shard:0001"),
+            Err(NameError::ForbiddenByte { .. })
+        ));
+        assert!(matches!(
+            parse_stream("a\0:shard:0001"),
+            Err(NameError::ForbiddenByte { byte: 0, .. })
+        ));
+        assert_eq!(parse_stream("..:shard:0001"), Err(NameError::DotDot));
+        assert_eq!(parse_stream(""), Err(NameError::Empty));
+        let long = "a".repeat(300) + ":shard:0001";
+        assert!(matches!(
+            parse_stream(&long),
+            Err(NameError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn stream_name_helpers() {
+        let s = shard_stream_name("events:v1", ShardId::new(7).unwrap()).unwrap();
+        assert_eq!(s, "events:v1:shard:0007");
+        assert_eq!(parse_stream(&s).unwrap().get(), 7);
+        let all = all_shard_streams("m", crate::wire::ShardCount::new(3).unwrap()).unwrap();
+        assert_eq!(all, ["m:shard:0000", "m:shard:0001", "m:shard:0002"]);
+        assert!(shard_stream_name("a/b", ShardId::MIN).is_err());
+    }
+}
