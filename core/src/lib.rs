@@ -20,6 +20,7 @@
 //! | [`config`] | the typed configuration tree and its validation |
 //! | `shard` (feature `alloc`) | the shard engine: numbering, buffer, sync, rotation, recovery |
 //! | `sim` (feature `sim`) | in-memory storage and fault-injecting wrappers for tests |
+//! | `shm` (64-bit atomics) | seqlock head and CAS offset slots over a platform's shared mapping |
 //!
 //! The core never reads a clock and never learns a process id by itself:
 //! both come in as arguments, as in smoltcp's `Interface::poll(timestamp)`.
@@ -51,6 +52,9 @@ pub mod shard;
 
 #[cfg(feature = "sim")]
 pub mod sim;
+
+#[cfg(all(target_has_atomic = "64", target_endian = "little"))]
+pub mod shm;
 
 pub use error::{Corruption, Error, NameError};
 pub use wire::{EntryHeader, ShardId};

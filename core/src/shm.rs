@@ -1,0 +1,538 @@
+//! Shared-memory protocols over `comet.state` and `offsets.state`.
+//!
+//! The platforms map these files `MAP_SHARED` and hand this module the
+//! mapping as a slice of `AtomicU64` (the only `unsafe` step, done in their
+//! `mmap` modules). Everything here is safe code over that slice, so the
+//! same protocol — seqlock for the durable head, compare-and-swap slot
+//! claims for consumer groups — runs in every process and every platform,
+//! and can be tested without files.
+//!
+//! Compiled only where 64-bit atomics exist and the host is little-endian
+//! (the files are little-endian). There is deliberately no lock-based
+//! fallback: a lock inside one process protects nothing in another.
+
+use core::sync::atomic::{AtomicU64, Ordering, fence};
+
+use crate::error::NameError;
+use crate::state::offsets::{
+    self, CLAIMED, FILE_SIZE, HEADER_SIZE, MAGIC, NAME_FIELD, SLOT_SIZE, SLOTS, VERSION,
+    VERSION_GO, name_check, name_field, probe_order, slot, validate_group,
+};
+use crate::state::{Counter, DurableHead, HEAD_LINE, SEQ_OFFSET, STATE_LINE, STATE_SIZE};
+use crate::wire::WireError;
+
+/// Words in `comet.state`.
+pub const STATE_WORDS: usize = STATE_SIZE / 8;
+/// Words in `offsets.state`.
+pub const OFFSETS_WORDS: usize = FILE_SIZE / 8;
+
+const HEAD_WORDS: usize = STATE_LINE / 8;
+const SEQ_WORD: usize = (HEAD_LINE + SEQ_OFFSET) / 8;
+
+/// Publishes `head` into the head line of a `comet.state` mapping under the
+/// seqlock: readers see the old or the new head, never a mix.
+pub fn store_head(words: &[AtomicU64], head: &DurableHead) {
+    let Some(line) = words.get(HEAD_LINE / 8..HEAD_LINE / 8 + HEAD_WORDS) else {
+        return;
+    };
+    let seq = line[SEQ_WORD].load(Ordering::Relaxed);
+    let seq = seq + 1 + (seq & 1); // odd: write in progress
+    let bytes = head.encode(seq + 1);
+    line[SEQ_WORD].store(seq, Ordering::Relaxed);
+    fence(Ordering::Release);
+    for (i, w) in line.iter().enumerate() {
+        if i != SEQ_WORD {
+            w.store(word(&bytes, i), Ordering::Relaxed);
+        }
+    }
+    line[SEQ_WORD].store(seq + 1, Ordering::Release);
+}
+
+/// Reads the head line consistently (retrying while a writer is mid-way,
+/// at most `spins` times). Returns the raw line for
+/// [`DurableHead::decode`]; a line left mid-write by a killed writer keeps
+/// its odd sequence and fails to decode, as it should.
+pub fn load_head_line(words: &[AtomicU64], spins: u32) -> [u8; STATE_LINE] {
+    let mut out = [0u8; STATE_LINE];
+    let Some(line) = words.get(HEAD_LINE / 8..HEAD_LINE / 8 + HEAD_WORDS) else {
+        return out;
+    };
+    for _ in 0..=spins {
+        let s1 = line[SEQ_WORD].load(Ordering::Acquire);
+        for (i, w) in line.iter().enumerate() {
+            out[i * 8..i * 8 + 8].copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+        }
+        fence(Ordering::Acquire);
+        let s2 = line[SEQ_WORD].load(Ordering::Relaxed);
+        if s1 == s2 && s1 & 1 == 0 {
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    out
+}
+
+fn word(bytes: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
+    u64::from_le_bytes(w)
+}
+
+fn counter_word(words: &[AtomicU64], c: Counter) -> Option<&AtomicU64> {
+    words.get(c.offset() / 8)
+}
+
+/// Adds `v` to a counter (or stores it, for gauges).
+pub fn add_counter(words: &[AtomicU64], c: Counter, v: u64) {
+    if let Some(w) = counter_word(words, c) {
+        if c.is_gauge() {
+            w.store(v, Ordering::Relaxed);
+        } else {
+            w.fetch_add(v, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Reads a counter.
+pub fn load_counter(words: &[AtomicU64], c: Counter) -> u64 {
+    counter_word(words, c).map_or(0, |w| w.load(Ordering::Acquire))
+}
+
+/// Why an offsets operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OffsetsError {
+    /// The group name is invalid.
+    Name(NameError),
+    /// All 512 slots are taken.
+    TableFull,
+    /// The mapping has the wrong size or header.
+    Layout(WireError),
+}
+
+impl core::fmt::Display for OffsetsError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            OffsetsError::Name(n) => write!(f, "invalid group name: {n}"),
+            OffsetsError::TableFull => f.write_str("offsets.state is full (512 groups)"),
+            OffsetsError::Layout(e) => write!(f, "offsets.state: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for OffsetsError {}
+
+/// One group's stored offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupOffset {
+    /// Next entry to read.
+    pub offset: u64,
+    /// Unix ns of the last update.
+    pub last_update: u64,
+    /// Number of updates.
+    pub updates: u64,
+}
+
+/// The consumer-offset table of one shard, over a mapped `offsets.state`.
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetsTable<'a> {
+    words: &'a [AtomicU64],
+    pause: fn(),
+}
+
+const SLOT_WORDS: usize = SLOT_SIZE / 8;
+const W_OFFSET: usize = slot::OFFSET / 8;
+const W_LAST: usize = slot::LAST_UPDATE / 8;
+const W_ACKS: usize = slot::ACK_COUNT / 8;
+const W_CHECK: usize = slot::NAME_CHECK / 8;
+const NAME_WORDS: usize = NAME_FIELD / 8;
+/// How long to wait for another process to finish claiming a slot.
+const CLAIM_WAIT: u32 = 20_000;
+
+impl<'a> OffsetsTable<'a> {
+    /// Wraps a mapping of `offsets.state`, initialising the header of a new
+    /// (all-zero) file and upgrading a Go-written (version 1) table in
+    /// place. `pause` is called while waiting for a concurrent claim to
+    /// settle (e.g. `std::thread::yield_now`).
+    pub fn open(words: &'a [AtomicU64], pause: fn()) -> Result<Self, OffsetsError> {
+        if words.len() != OFFSETS_WORDS {
+            return Err(OffsetsError::Layout(WireError::Truncated {
+                needed: FILE_SIZE as u64,
+                available: words.len() as u64 * 8,
+            }));
+        }
+        let header = words[0].load(Ordering::Acquire);
+        let fresh = u64::from(VERSION) | u64::from(MAGIC) << 32;
+        if header == 0 {
+            // Only one opener may initialise; others see the header.
+            let _ = words[0].compare_exchange(0, fresh, Ordering::AcqRel, Ordering::Acquire);
+        }
+        let header = words[0].load(Ordering::Acquire).to_le_bytes();
+        let version =
+            offsets::check_header(&header, FILE_SIZE as u64).map_err(OffsetsError::Layout)?;
+        let t = OffsetsTable { words, pause };
+        if version == VERSION_GO {
+            t.upgrade_go();
+            let go = u64::from(VERSION_GO) | u64::from(MAGIC) << 32;
+            let _ = words[0].compare_exchange(go, fresh, Ordering::AcqRel, Ordering::Acquire);
+        }
+        Ok(t)
+    }
+
+    /// Adds name checks to the named slots of a Go-written table.
+    fn upgrade_go(&self) {
+        for i in 0..SLOTS {
+            let s = self.slot(i);
+            let name = read_name(s);
+            let len = name.iter().position(|&b| b == 0).unwrap_or(NAME_FIELD);
+            if len > 0
+                && len < NAME_FIELD
+                && s[W_CHECK].load(Ordering::Acquire) as u32 != name_check(&name)
+            {
+                if s[W_LAST].load(Ordering::Acquire) == 0 {
+                    s[W_LAST].store(CLAIMED as u64, Ordering::Release);
+                }
+                s[W_CHECK].store(u64::from(name_check(&name)), Ordering::Release);
+            }
+        }
+    }
+
+    fn slot(&self, i: usize) -> &'a [AtomicU64] {
+        let at = (HEADER_SIZE + i * SLOT_SIZE) / 8;
+        &self.words[at..at + SLOT_WORDS]
+    }
+
+    /// Finds `group`'s slot: `Ok(Some(i))` if present, `Ok(None)` with the
+    /// first free slot of its probe chain noted in `free`.
+    fn find(
+        &self,
+        field: &[u8; NAME_FIELD],
+        group: &str,
+        free: &mut Option<usize>,
+    ) -> Option<usize> {
+        let check = name_check(field);
+        for i in probe_order(group) {
+            let s = self.slot(i);
+            match self.settled(s, check, field) {
+                Settled::Free => {
+                    *free = Some(i);
+                    return None;
+                }
+                Settled::Mine => return Some(i),
+                Settled::Other | Settled::Dead => {}
+            }
+        }
+        None
+    }
+
+    /// Waits briefly for a slot being claimed to settle.
+    fn settled(&self, s: &[AtomicU64], check: u32, field: &[u8; NAME_FIELD]) -> Settled {
+        let mut waited = 0;
+        loop {
+            let last = s[W_LAST].load(Ordering::Acquire);
+            if last == 0 {
+                return Settled::Free;
+            }
+            let stored = s[W_CHECK].load(Ordering::Acquire) as u32;
+            if stored != 0 {
+                let name = read_name(s);
+                if stored == name_check(&name) {
+                    return if stored == check && name == *field {
+                        Settled::Mine
+                    } else {
+                        Settled::Other
+                    };
+                }
+            }
+            if waited >= CLAIM_WAIT {
+                return Settled::Dead;
+            }
+            waited += 1;
+            (self.pause)();
+        }
+    }
+
+    /// The stored offset of `group`, if it ever set one. Never claims.
+    pub fn get(&self, group: &str) -> Result<Option<GroupOffset>, OffsetsError> {
+        validate_group(group).map_err(OffsetsError::Name)?;
+        let field = name_field(group);
+        let Some(i) = self.find(&field, group, &mut None) else {
+            return Ok(None);
+        };
+        Ok(self.read_slot(i))
+    }
+
+    fn read_slot(&self, i: usize) -> Option<GroupOffset> {
+        let s = self.slot(i);
+        let last = s[W_LAST].load(Ordering::Acquire);
+        (last > CLAIMED as u64).then(|| GroupOffset {
+            offset: s[W_OFFSET].load(Ordering::Acquire),
+            last_update: last,
+            updates: s[W_ACKS].load(Ordering::Relaxed),
+        })
+    }
+
+    /// The slot of `group`, claiming a free one with a compare-and-swap.
+    fn claim(&self, group: &str) -> Result<usize, OffsetsError> {
+        validate_group(group).map_err(OffsetsError::Name)?;
+        let field = name_field(group);
+        loop {
+            let mut free = None;
+            if let Some(i) = self.find(&field, group, &mut free) {
+                return Ok(i);
+            }
+            let Some(i) = free else {
+                return Err(OffsetsError::TableFull);
+            };
+            let s = self.slot(i);
+            if s[W_LAST]
+                .compare_exchange(0, CLAIMED as u64, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                for (k, w) in s[..NAME_WORDS].iter().enumerate() {
+                    w.store(word(&field, k), Ordering::Relaxed);
+                }
+                s[W_CHECK].store(u64::from(name_check(&field)), Ordering::Release);
+                return Ok(i);
+            }
+            // Lost the race for this slot: look again (it may be our group).
+        }
+    }
+
+    /// Raises `group`'s offset to `offset` (never lowers it); returns the
+    /// offset now stored.
+    pub fn advance(&self, group: &str, offset: u64, now_ns: u64) -> Result<u64, OffsetsError> {
+        let s = self.slot(self.claim(group)?);
+        let prev = s[W_OFFSET].fetch_max(offset, Ordering::AcqRel);
+        self.touch(s, now_ns);
+        Ok(prev.max(offset))
+    }
+
+    /// Sets `group`'s offset to `offset`, backwards if need be (replay).
+    pub fn set(&self, group: &str, offset: u64, now_ns: u64) -> Result<(), OffsetsError> {
+        let s = self.slot(self.claim(group)?);
+        s[W_OFFSET].store(offset, Ordering::Release);
+        self.touch(s, now_ns);
+        Ok(())
+    }
+
+    fn touch(&self, s: &[AtomicU64], now_ns: u64) {
+        s[W_LAST].fetch_max(now_ns.max(CLAIMED as u64 + 1), Ordering::AcqRel);
+        s[W_ACKS].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Calls `f` for every group that has an offset.
+    pub fn for_each(&self, mut f: impl FnMut(&str, GroupOffset)) {
+        for i in 0..SLOTS {
+            let s = self.slot(i);
+            let name = read_name(s);
+            let stored = s[W_CHECK].load(Ordering::Acquire) as u32;
+            if stored == 0 || stored != name_check(&name) {
+                continue;
+            }
+            let len = name.iter().position(|&b| b == 0).unwrap_or(NAME_FIELD);
+            let (Ok(group), Some(off)) = (core::str::from_utf8(&name[..len]), self.read_slot(i))
+            else {
+                continue;
+            };
+            f(group, off);
+        }
+    }
+
+    /// The smallest offset over all groups (the retention low-water mark).
+    pub fn min_offset(&self) -> Option<u64> {
+        let mut min = None;
+        self.for_each(|_, o| min = Some(min.map_or(o.offset, |m: u64| m.min(o.offset))));
+        min
+    }
+
+    /// Slots taken by claims that never completed (a process killed while
+    /// claiming); they are skipped, never reused.
+    pub fn dead_claims(&self) -> usize {
+        (0..SLOTS)
+            .filter(|&i| {
+                let s = self.slot(i);
+                s[W_LAST].load(Ordering::Acquire) != 0 && {
+                    let stored = s[W_CHECK].load(Ordering::Acquire) as u32;
+                    stored == 0 || stored != name_check(&read_name(s))
+                }
+            })
+            .count()
+    }
+}
+
+enum Settled {
+    Free,
+    Mine,
+    Other,
+    Dead,
+}
+
+fn read_name(s: &[AtomicU64]) -> [u8; NAME_FIELD] {
+    let mut name = [0u8; NAME_FIELD];
+    for (k, w) in s[..NAME_WORDS].iter().enumerate() {
+        name[k * 8..k * 8 + 8].copy_from_slice(&w.load(Ordering::Acquire).to_le_bytes());
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::String;
+    use std::vec::Vec;
+
+    fn words(n: usize) -> Vec<AtomicU64> {
+        (0..n).map(|_| AtomicU64::new(0)).collect()
+    }
+
+    fn noop() {}
+
+    #[test]
+    fn head_seqlock_roundtrip() {
+        let w = words(STATE_WORDS);
+        let h = DurableHead {
+            base: 5,
+            entries: 3,
+            bytes: 99,
+            open_crc: 7,
+            closed_hash: 8,
+            last_ts: 9,
+            clean: false,
+        };
+        store_head(&w, &h);
+        store_head(&w, &h);
+        let line = load_head_line(&w, 10);
+        assert_eq!(DurableHead::decode(&line).unwrap().0, h);
+        // a writer killed mid-update leaves an odd sequence: rejected
+        w[SEQ_WORD].fetch_add(1, Ordering::Relaxed);
+        assert!(DurableHead::decode(&load_head_line(&w, 3)).is_err());
+    }
+
+    #[test]
+    fn counters() {
+        let w = words(STATE_WORDS);
+        add_counter(&w, Counter::EntriesAppended, 3);
+        add_counter(&w, Counter::EntriesAppended, 4);
+        add_counter(&w, Counter::LastAppendNs, 10);
+        add_counter(&w, Counter::LastAppendNs, 5);
+        assert_eq!(load_counter(&w, Counter::EntriesAppended), 7);
+        assert_eq!(load_counter(&w, Counter::LastAppendNs), 5);
+    }
+
+    #[test]
+    fn offsets_basic() {
+        let w = words(OFFSETS_WORDS);
+        let t = OffsetsTable::open(&w, noop).unwrap();
+        assert_eq!(t.get("billing").unwrap(), None);
+        assert_eq!(t.dead_claims(), 0, "lookups never claim");
+        assert_eq!(t.advance("billing", 10, 100).unwrap(), 10);
+        assert_eq!(t.advance("billing", 5, 101).unwrap(), 10, "never backwards");
+        let g = t.get("billing").unwrap().unwrap();
+        assert_eq!((g.offset, g.updates), (10, 2));
+        t.set("billing", 3, 102).unwrap();
+        assert_eq!(t.get("billing").unwrap().unwrap().offset, 3);
+        t.advance("audit", 7, 103).unwrap();
+        assert_eq!(t.min_offset(), Some(3));
+        let mut all = Vec::new();
+        t.for_each(|g, o| all.push((String::from(g), o.offset)));
+        all.sort();
+        assert_eq!(all, [("audit".into(), 7), ("billing".into(), 3)]);
+        // reopening sees the same table
+        let t2 = OffsetsTable::open(&w, noop).unwrap();
+        assert_eq!(t2.get("audit").unwrap().unwrap().offset, 7);
+    }
+
+    #[test]
+    fn group_name_limits_and_a_full_table() {
+        let w = words(OFFSETS_WORDS);
+        let t = OffsetsTable::open(&w, noop).unwrap();
+        let g47 = "g".repeat(47);
+        t.advance(&g47, 1, 5).unwrap();
+        assert_eq!(t.get(&g47).unwrap().unwrap().offset, 1);
+        assert!(matches!(
+            t.advance(&"g".repeat(48), 1, 5),
+            Err(OffsetsError::Name(_))
+        ));
+        assert!(matches!(t.get(""), Err(OffsetsError::Name(_))));
+        for i in 1..SLOTS {
+            t.advance(&std::format!("group-{i}"), i as u64, 5).unwrap();
+        }
+        assert_eq!(
+            t.advance("one-too-many", 1, 5),
+            Err(OffsetsError::TableFull)
+        );
+        assert_eq!(t.get("one-too-many").unwrap(), None);
+        assert_eq!(t.get("group-300").unwrap().unwrap().offset, 300);
+    }
+
+    #[test]
+    fn dead_claims_are_skipped() {
+        let w = words(OFFSETS_WORDS);
+        let t = OffsetsTable::open(&w, noop).unwrap();
+        // a process died after claiming the home slot of "billing"
+        let home = probe_order("billing").next().unwrap();
+        t.slot(home)[W_LAST].store(CLAIMED as u64, Ordering::Release);
+        t.advance("billing", 4, 9).unwrap();
+        assert_eq!(t.get("billing").unwrap().unwrap().offset, 4);
+        assert_eq!(t.dead_claims(), 1);
+    }
+
+    #[test]
+    fn concurrent_claims_of_one_group_share_a_slot() {
+        let w = words(OFFSETS_WORDS);
+        let t = OffsetsTable::open(&w, std::thread::yield_now).unwrap();
+        std::thread::scope(|s| {
+            for k in 0..4 {
+                let t = t;
+                s.spawn(move || {
+                    for i in 0..200u64 {
+                        t.advance("shared", i * 4 + k, 10).unwrap();
+                        t.advance(&std::format!("g{}", i % 20), i, 10).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(t.get("shared").unwrap().unwrap().offset, 199 * 4 + 3);
+        let mut n = 0;
+        t.for_each(|_, _| n += 1);
+        assert_eq!(n, 21, "one slot per group");
+        assert_eq!(t.dead_claims(), 0);
+    }
+
+    #[test]
+    fn go_tables_are_upgraded_in_place() {
+        let w = words(OFFSETS_WORDS);
+        w[0].store(
+            u64::from(VERSION_GO) | u64::from(MAGIC) << 32,
+            Ordering::Relaxed,
+        );
+        // a Go slot: name, offset 250, last update > 1, no check
+        let home = probe_order("billing").next().unwrap();
+        let at = (HEADER_SIZE + home * SLOT_SIZE) / 8;
+        let field = name_field("billing");
+        for k in 0..NAME_WORDS {
+            w[at + k].store(word(&field, k), Ordering::Relaxed);
+        }
+        w[at + W_OFFSET].store(250, Ordering::Relaxed);
+        w[at + W_LAST].store(1_700_000_000, Ordering::Relaxed);
+        let t = OffsetsTable::open(&w, noop).unwrap();
+        assert_eq!(t.get("billing").unwrap().unwrap().offset, 250);
+        assert_eq!(w[0].load(Ordering::Relaxed) as u32, VERSION);
+    }
+
+    #[test]
+    fn bad_layouts_are_typed_errors() {
+        let w = words(10);
+        assert!(matches!(
+            OffsetsTable::open(&w, noop),
+            Err(OffsetsError::Layout(_))
+        ));
+        let w = words(OFFSETS_WORDS);
+        w[0].store(u64::from(VERSION) | 0xBAD << 32, Ordering::Relaxed);
+        assert!(matches!(
+            OffsetsTable::open(&w, noop),
+            Err(OffsetsError::Layout(WireError::BadMagic))
+        ));
+    }
+}
