@@ -187,7 +187,7 @@ impl<'a> OffsetsTable<'a> {
             let len = name.iter().position(|&b| b == 0).unwrap_or(NAME_FIELD);
             if len > 0
                 && len < NAME_FIELD
-                && s[W_CHECK].load(Ordering::Acquire) as u32 != name_check(&name)
+                && load_check(s) != name_check(&name)
             {
                 if s[W_LAST].load(Ordering::Acquire) == 0 {
                     s[W_LAST].store(CLAIMED as u64, Ordering::Release);
@@ -233,7 +233,7 @@ impl<'a> OffsetsTable<'a> {
             if last == 0 {
                 return Settled::Free;
             }
-            let stored = s[W_CHECK].load(Ordering::Acquire) as u32;
+            let stored = load_check(s);
             if stored != 0 {
                 let name = read_name(s);
                 if stored == name_check(&name) {
@@ -326,7 +326,7 @@ impl<'a> OffsetsTable<'a> {
         for i in 0..SLOTS {
             let s = self.slot(i);
             let name = read_name(s);
-            let stored = s[W_CHECK].load(Ordering::Acquire) as u32;
+            let stored = load_check(s);
             if stored == 0 || stored != name_check(&name) {
                 continue;
             }
@@ -353,7 +353,7 @@ impl<'a> OffsetsTable<'a> {
             .filter(|&i| {
                 let s = self.slot(i);
                 s[W_LAST].load(Ordering::Acquire) != 0 && {
-                    let stored = s[W_CHECK].load(Ordering::Acquire) as u32;
+                    let stored = load_check(s);
                     stored == 0 || stored != name_check(&read_name(s))
                 }
             })
@@ -366,6 +366,11 @@ enum Settled {
     Mine,
     Other,
     Dead,
+}
+
+/// The name check: the low 32 bits of its word (the high half is reserved).
+fn load_check(s: &[AtomicU64]) -> u32 {
+    u32::try_from(s[W_CHECK].load(Ordering::Acquire) & 0xFFFF_FFFF).unwrap_or(0)
 }
 
 fn read_name(s: &[AtomicU64]) -> [u8; NAME_FIELD] {
