@@ -489,7 +489,6 @@ mod tests {
         let t = OffsetsTable::open(&w, std::thread::yield_now).unwrap();
         std::thread::scope(|s| {
             for k in 0..4 {
-                let t = t;
                 s.spawn(move || {
                     for i in 0..200u64 {
                         t.advance("shared", i * 4 + k, 10).unwrap();
