@@ -117,6 +117,25 @@ impl ChunkState {
         }
     }
 
+    /// Forgets every chunk and checksum but keeps the chunk table's
+    /// allocation, so a shard reuses it across rotations.
+    pub fn reset(&mut self) {
+        self.chunks.clear();
+        self.open = None;
+        self.closed = crc32fast::Hasher::new();
+    }
+
+    /// Makes room for `additional` more chunks up front (embedded budgets
+    /// preallocate the table at open so appends never grow it).
+    pub fn reserve(&mut self, additional: usize) {
+        self.chunks.reserve(additional);
+    }
+
+    /// Chunks the table holds without reallocating.
+    pub fn capacity(&self) -> usize {
+        self.chunks.capacity()
+    }
+
     /// Byte offset of chunk `k`.
     pub fn offset(&self, k: usize) -> Option<u32> {
         self.chunks.get(k).map(|c| c.offset)

@@ -32,7 +32,7 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 pub use open::{Quarantine, QuarantineReason, RecoveryReport, TornTail};
-pub use read::{EntryRef, read_entry_at};
+pub use read::{EntryLocation, EntryRef, read_entry_at, read_entry_into};
 
 use crate::config::Config;
 use crate::error::{ConfigError, Error, IoOp};
@@ -314,9 +314,15 @@ where
                 max: MAX_SEGMENT_BYTES,
             });
         }
-        let chunks_after = self.chunks.len() as u64
-            + (entries.len() as u64).div_ceil(u64::from(self.interval()))
-            + 1;
+        let batch_chunks = (entries.len() as u64).div_ceil(u64::from(self.interval())) + 1;
+        if batch_chunks > u64::from(self.cfg.max_chunks) {
+            return Err(Error::Capacity {
+                what: "checkpoint capacity (entries per batch)",
+                needed: batch_chunks,
+                available: u64::from(self.cfg.max_chunks),
+            });
+        }
+        let chunks_after = self.chunks.len() as u64 + batch_chunks;
         let seg_bytes = self.active_bytes();
         if seg_bytes > 0
             && (seg_bytes + bound > self.cfg.max_file_size
@@ -668,7 +674,8 @@ where
         self.written = 0;
         self.written_entries = 0;
         self.dirty_tail = false;
-        self.chunks = ChunkState::default();
+        // Keep the chunk table's allocation (preallocated on embedded).
+        self.chunks.reset();
         self.until_chunk = 0;
         self.first_ts = 0;
         self.bump(Counter::Rotations, 1);

@@ -502,6 +502,13 @@ where
         let interval = m.interval;
         let rem = u32::try_from(sc.entries % u64::from(interval)).unwrap_or(0);
         let chunk_cap = cfg.buffer_size / (crate::wire::HEADER_LEN * interval as usize) + 2;
+        let mut chunks = sc.chunks;
+        // A bounded checkpoint capacity is preallocated once, so appends
+        // (and rotations, which reuse the table) never grow it.
+        if cfg.max_chunks != u32::MAX {
+            let want = cfg.max_chunks as usize;
+            chunks.reserve(want.saturating_sub(chunks.len()));
+        }
         Shard {
             storage,
             head_store,
@@ -514,7 +521,7 @@ where
             written_entries: sc.entries,
             dirty_tail: false,
             until_chunk: if rem == 0 { 0 } else { interval - rem },
-            chunks: sc.chunks,
+            chunks,
             buf: new_buffer(cfg.buffer_size),
             buf_len: 0,
             buf_entries: 0,

@@ -525,3 +525,55 @@ fn counters_drain_as_deltas() {
 /// A shard type that uses `MemFile` explicitly (keeps the alias honest).
 #[allow(dead_code)]
 type Explicit = Shard<MemDir, FileHeadStore<MemFile>, NoCompression>;
+
+#[test]
+fn read_into_matches_read_and_reports_a_small_buffer() {
+    let dir = MemDir::new();
+    let (mut s, _) = open(&dir);
+    append_n(&mut s, 0, 40);
+    s.sync().unwrap();
+    assert!(s.manifest().sealed.len() > 1, "spans rotations");
+    let mut buf = [0u8; 256];
+    for i in 0..40 {
+        let mut v = Vec::new();
+        let a = s.read(i, &mut v).unwrap();
+        let b = s.read_into(i, &mut buf).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(&buf[..b.header.len as usize], &v[..], "entry {i}");
+        let loc = s.locate(i).unwrap();
+        assert_eq!(loc.active, i >= s.active_base());
+    }
+    let big = (0..40).find(|&i| !payload(i).is_empty()).unwrap();
+    assert!(matches!(
+        s.read_into(big, &mut [0u8; 0]),
+        Err(Error::Capacity { .. })
+    ));
+    assert!(matches!(
+        s.read_into(40, &mut buf),
+        Err(Error::EntryUnavailable { .. })
+    ));
+}
+
+#[test]
+fn bounded_checkpoint_capacity_is_preallocated_and_reused_across_rotations() {
+    let dir = MemDir::new();
+    let mut c = cfg();
+    c.max_chunks = 3;
+    c.max_file_size = 1 << 20;
+    let (mut s, _) = open_on(&dir, c).unwrap();
+    assert!(s.chunks.capacity() >= 3);
+    let cap = s.chunks.capacity();
+    append_n(&mut s, 0, 40);
+    s.sync().unwrap();
+    assert!(s.manifest().sealed.len() >= 3, "rotated on chunk capacity");
+    assert_eq!(s.chunks.capacity(), cap, "never regrown");
+    check_all(&s, 0..40);
+    // a batch that alone needs more chunks than the capacity is refused whole
+    let before = s.next_entry();
+    let batch: Vec<Vec<u8>> = (0..12).map(payload).collect();
+    assert!(matches!(
+        s.append(5_000, &batch),
+        Err(Error::Capacity { .. })
+    ));
+    assert_eq!(s.next_entry(), before);
+}
