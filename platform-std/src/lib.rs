@@ -1,1 +1,74 @@
-//! (being built)
+//! # comet
+//!
+//! An embedded, sharded, append-only segmented log for edge observability:
+//! a process links the library, appends entries (log lines, metrics,
+//! spans) to shards at microsecond cost, consumer groups read them back
+//! with acknowledged progress, and retention keeps the disk bounded.
+//!
+//! This crate is the Linux/std platform over [`comet_core`], which holds
+//! the format and the shard engine. It adds:
+//!
+//! * [`Client`] — a data directory of `shard-NNNN` directories, opened for
+//!   writing lazily (one `writer.lock` per shard), a background flusher
+//!   that syncs every `storage.flush_interval`;
+//! * [`Reader`] — lock-free, zero-copy reads through memory maps, in any
+//!   process;
+//! * zstd compression, `comet.state` metrics, `tracing` logs
+//!   (`COMET_DEBUG=1` turns on debug output).
+//!
+//! ```
+//! use comet::{Client, Config};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let client = Client::open(dir.path(), Config::default())?;
+//! let ids = client.append("events:v1:shard:0001", &[b"hello".as_slice(), b"world"])?;
+//! assert_eq!(ids.entries, 0..2);
+//! client.sync()?; // durable and visible
+//! let mut reader = client.reader(ids.shard)?;
+//! assert_eq!(reader.read(1)?.data(), b"world");
+//! client.close()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Entries become visible to readers only once durable. Delivery to
+//! consumer groups is at-least-once.
+//!
+//! MSRV: Rust 1.88.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg(all(unix, target_endian = "little", target_has_atomic = "64"))]
+
+mod client;
+mod compress;
+mod consumer;
+mod error;
+mod lock;
+mod metrics;
+mod mmap;
+mod reader;
+mod shard;
+mod storage;
+
+pub use client::{Appended, Client};
+pub use comet_core::config::{self, Config};
+pub use comet_core::shard::RecoveryReport;
+pub use comet_core::state::Counter;
+pub use comet_core::wire::{
+    ShardCount, all_shard_streams, fnv1a32, parse_stream, shard_stream_name,
+};
+pub use comet_core::{NameError, ShardId};
+pub use error::{Error, Result};
+pub use lock::WRITER_LOCK;
+pub use metrics::{Counters, GroupStats, Latency, ShardStats, Stats};
+pub use reader::{Message, MessageId, Reader, max_stored};
+
+/// Picks the shard for `key` among `count` shards (32-bit FNV-1a modulo
+/// the count, as the Go package does).
+pub fn pick_shard(key: &[u8], count: ShardCount) -> ShardId {
+    comet_core::wire::pick_shard(key, count)
+}
+
+/// `<prefix>:shard:NNNN` for the shard `key` maps to.
+pub fn pick_shard_stream(prefix: &str, key: &[u8], count: ShardCount) -> Result<String> {
+    shard_stream_name(prefix, pick_shard(key, count)).map_err(Error::InvalidStream)
+}

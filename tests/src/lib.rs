@@ -1,1 +1,76 @@
-//! (being built)
+//! Shared helpers for comet's black-box tests.
+#![allow(clippy::cast_possible_truncation)]
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use comet::Config;
+
+/// A config with small segments and a short flush interval, for tests.
+pub fn small_config() -> Config {
+    let mut c = Config::default();
+    c.storage.max_file_size = 16 * 1024;
+    c.storage.write_buffer_size = 4096;
+    c.storage.flush_interval = Duration::from_millis(20);
+    c.indexing.boundary_interval = 8;
+    c.compression.min_compress_size = 512;
+    c
+}
+
+/// A deterministic payload for entry `i` of a test: varied sizes, some
+/// empty, some starting with the zstd magic, some compressible.
+pub fn payload(i: u64) -> Vec<u8> {
+    match i % 7 {
+        0 => Vec::new(),
+        1 => {
+            let mut p = vec![0x28, 0xB5, 0x2F, 0xFD];
+            p.extend_from_slice(format!("magic-{i}").as_bytes());
+            p
+        }
+        2 => format!(
+            r#"{{"level":"info","entry":{i},"msg":"{}"}}"#,
+            "x".repeat((i % 50) as usize)
+        )
+        .repeat(30)
+        .into_bytes(),
+        _ => {
+            let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            (0..(i % 300) as usize)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect()
+        }
+    }
+}
+
+/// Copies a data directory as a process killed right now would leave it
+/// (everything written to files; no close). Skips `writer.lock`.
+pub fn crash_copy(src: &Path, dst: &Path) {
+    fs::create_dir_all(dst).expect("create copy dir");
+    for e in fs::read_dir(src).expect("read dir") {
+        let e = e.expect("dir entry");
+        let to = dst.join(e.file_name());
+        if e.path().is_dir() {
+            crash_copy(&e.path(), &to);
+        } else if e.file_name() != comet::WRITER_LOCK {
+            fs::copy(e.path(), &to).expect("copy file");
+        }
+    }
+}
+
+/// The files of a shard directory, sorted.
+pub fn files(shard_dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(shard_dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}

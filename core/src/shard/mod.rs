@@ -156,6 +156,11 @@ pub struct Shard<S: Storage, H, C> {
     last_ts: u64,
     durable: DurableHead,
     poisoned: bool,
+    /// A rotation failed after creating the next segment's file (and maybe
+    /// after renaming the manifest that seals this one): nothing more may
+    /// be written to the active segment until the rotation completes, or
+    /// the file named after `next` would overlap entries written here.
+    rotation_pending: bool,
     counters: [u64; Counter::ALL.len()],
 }
 
@@ -324,10 +329,11 @@ where
         }
         let chunks_after = self.chunks.len() as u64 + batch_chunks;
         let seg_bytes = self.active_bytes();
-        if seg_bytes > 0
-            && (seg_bytes + bound > self.cfg.max_file_size
-                || seg_bytes + bound > MAX_SEGMENT_BYTES
-                || chunks_after > u64::from(self.cfg.max_chunks))
+        if self.rotation_pending
+            || seg_bytes > 0
+                && (seg_bytes + bound > self.cfg.max_file_size
+                    || seg_bytes + bound > MAX_SEGMENT_BYTES
+                    || chunks_after > u64::from(self.cfg.max_chunks))
         {
             self.rotate()?;
         }
@@ -550,6 +556,15 @@ where
         Ok(())
     }
 
+    /// Bytes handed to storage but not yet synced (active segment).
+    pub fn unsynced_written(&self) -> u64 {
+        if self.base == self.durable.base {
+            self.written.saturating_sub(self.durable.bytes)
+        } else {
+            self.written
+        }
+    }
+
     /// True if entries are buffered or written but not yet durable.
     pub fn has_unsynced(&self) -> bool {
         self.buf_len > 0
@@ -645,6 +660,7 @@ where
         let sealed = self.active_meta();
         let new_base = self.next;
         let name = segment_file_name(new_base);
+        self.rotation_pending = true;
         let file = match self.storage.open(&name, OpenMode::CreateNew) {
             Ok(f) => f,
             // Left by an earlier attempt that failed later on: reuse if empty.
@@ -670,6 +686,7 @@ where
         m.active = None;
         self.write_manifest(m)?;
         self.file = file;
+        self.rotation_pending = false;
         self.base = new_base;
         self.written = 0;
         self.written_entries = 0;
@@ -733,6 +750,9 @@ where
     /// Syncs everything, records the active segment in the manifest and
     /// marks the head clean, so the next open needs no scan.
     pub fn close(mut self) -> Res<(), S> {
+        if self.rotation_pending {
+            self.rotate()?;
+        }
         self.sync()?;
         let mut m = (*self.manifest).clone();
         m.active = Some(self.active_meta());

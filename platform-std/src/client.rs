@@ -1,0 +1,566 @@
+//! The [`Client`]: a data directory of shards, appends, sync, reads, stats.
+
+use std::collections::HashMap;
+use std::fs;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use comet_core::ShardId;
+use comet_core::config::{Config, LogLevel};
+use comet_core::error::IoOp;
+use comet_core::index::{MANIFEST_FILE, Manifest};
+use comet_core::shard::{EngineConfig, RecoveryReport};
+use comet_core::shm;
+use comet_core::state::Counter;
+use comet_core::wire::{self, ShardCount, parse_shard_dir_name, parse_stream};
+
+use crate::error::{Error, Result};
+use crate::metrics::{Counters, ShardStats, Stats, ratio};
+use crate::reader::{Message, MessageId, Reader, shard_dir};
+use crate::shard::ShardSlot;
+
+/// Nanoseconds since the Unix epoch (1 if the clock is before 1970).
+pub(crate) fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The entries one append produced: consecutive numbers in one shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The shard.
+    pub shard: ShardId,
+    /// Their entry numbers.
+    pub entries: Range<u64>,
+}
+
+impl Appended {
+    /// The message ids, in order.
+    pub fn ids(&self) -> impl Iterator<Item = MessageId> + '_ {
+        self.entries.clone().map(|entry| MessageId {
+            shard: self.shard,
+            entry,
+        })
+    }
+
+    /// How many entries.
+    pub fn len(&self) -> usize {
+        usize::try_from(self.entries.end - self.entries.start).unwrap_or(usize::MAX)
+    }
+
+    /// True for an empty append.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Wakes the background flusher.
+#[derive(Debug, Default)]
+struct Signal {
+    state: Mutex<(bool, bool)>, // (stop, sync requested)
+    cv: Condvar,
+}
+
+impl Signal {
+    fn request_sync(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.1 = true;
+        self.cv.notify_one();
+    }
+
+    fn stop(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.0 = true;
+        self.cv.notify_one();
+    }
+
+    /// Waits for `timeout` or a request; returns `false` on stop.
+    fn wait(&self, timeout: Duration) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if !s.0 && !s.1 {
+            s = self
+                .cv
+                .wait_timeout(s, timeout)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        s.1 = false;
+        !s.0
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) root: PathBuf,
+    pub(crate) config: Config,
+    pub(crate) engine: EngineConfig,
+    read_only: bool,
+    shards: RwLock<HashMap<ShardId, Arc<ShardSlot>>>,
+    closed: AtomicBool,
+    signal: Arc<Signal>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("root", &self.root)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A comet data directory: shards of append-only logs.
+///
+/// `Client` is `Send + Sync` and cheap to clone (clones share everything).
+/// Shards are opened for writing lazily, on their first append; reads,
+/// lengths and stats never create shards or files. Dropping the last clone
+/// closes the client (syncing everything); call [`Client::close`] to see
+/// errors.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+fn init_logging(config: &Config) {
+    let env = std::env::var("COMET_DEBUG")
+        .map(|v| !matches!(v.to_ascii_lowercase().as_str(), "" | "0" | "false"));
+    if env.unwrap_or(false) || config.log.level == LogLevel::Debug {
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
+impl Client {
+    /// Opens (creating if needed) the data directory `dir` for reading and
+    /// writing.
+    pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Client> {
+        let root = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&root).map_err(|e| Error::io(IoOp::Open, &root, e))?;
+        Client::start(root, config, false)
+    }
+
+    /// Opens an existing data directory for reading only: appends fail with
+    /// [`Error::ReadOnly`], nothing on disk is created or changed, and no
+    /// background thread runs.
+    pub fn open_read_only(dir: impl AsRef<Path>, config: Config) -> Result<Client> {
+        let root = dir.as_ref().to_path_buf();
+        let meta = fs::metadata(&root).map_err(|e| Error::io(IoOp::Open, &root, e))?;
+        if !meta.is_dir() {
+            return Err(Error::io(
+                IoOp::Open,
+                &root,
+                std::io::Error::other("not a directory"),
+            ));
+        }
+        Client::start(root, config, true)
+    }
+
+    fn start(root: PathBuf, config: Config, read_only: bool) -> Result<Client> {
+        let engine = EngineConfig::from_config(&config)?;
+        init_logging(&config);
+        let inner = Arc::new(Inner {
+            root,
+            config,
+            engine,
+            read_only,
+            shards: RwLock::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+            signal: Arc::new(Signal::default()),
+            threads: Mutex::new(Vec::new()),
+        });
+        if !read_only {
+            let weak = Arc::downgrade(&inner);
+            let signal = inner.signal.clone();
+            let every = config.storage.flush_interval;
+            let h = std::thread::Builder::new()
+                .name("comet-flush".into())
+                .spawn(move || flusher(weak, signal, every))
+                .map_err(|e| Error::io(IoOp::Open, &inner.root, e))?;
+            inner
+                .threads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(h);
+        }
+        tracing::debug!(root = %inner.root.display(), read_only, "client opened");
+        Ok(Client { inner })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Appends `entries` to the shard named by `stream` (e.g.
+    /// `events:v1:shard:0007`). Returns their entry numbers at once; they
+    /// become visible to readers when durable (next sync, periodic flush,
+    /// full buffer, close), or before this returns with
+    /// `storage.durable_appends`. All or nothing: on error no entry is
+    /// numbered or stored.
+    pub fn append<P: AsRef<[u8]>>(&self, stream: &str, entries: &[P]) -> Result<Appended> {
+        let shard = parse_stream(stream).map_err(Error::InvalidStream)?;
+        self.append_shard(shard, entries)
+    }
+
+    /// Appends to a shard by id.
+    pub fn append_shard<P: AsRef<[u8]>>(&self, shard: ShardId, entries: &[P]) -> Result<Appended> {
+        let inner = &*self.inner;
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if inner.read_only {
+            return Err(Error::ReadOnly);
+        }
+        inner.check_owner(shard)?;
+        let slot = inner.slot(shard);
+        let now = now_ns();
+        let mut g = slot.writer();
+        slot.ensure_writer(&mut g, &inner.engine, inner.config.compression.level)?;
+        let Some(w) = g.as_mut() else {
+            return Err(Error::Closed);
+        };
+        let sample = w.engine.next_entry() % 16 == 0;
+        let t0 = sample.then(Instant::now);
+        let r = w
+            .engine
+            .append(now, entries)
+            .map_err(|e| Error::from_core(shard, &slot.dir, e));
+        if let Some(t0) = t0 {
+            slot.metrics.append.record(t0.elapsed());
+        }
+        let entries = r?;
+        let full = w.engine.unsynced_written() >= inner.engine.buffer_size as u64;
+        drop(g);
+        if inner.config.storage.durable_appends {
+            slot.sync()?;
+        } else if full && !slot.sync_wanted.swap(true, Ordering::AcqRel) {
+            inner.signal.request_sync();
+        }
+        Ok(Appended { shard, entries })
+    }
+
+    /// Makes every entry appended so far durable and visible, in every
+    /// shard this client writes. All shards are attempted; the first error
+    /// is returned.
+    pub fn sync(&self) -> Result<()> {
+        let mut first = None;
+        for slot in self.inner.slots() {
+            if let Err(e) = slot.sync() {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Syncs one shard.
+    pub fn sync_shard(&self, shard: ShardId) -> Result<()> {
+        match self.inner.existing_slot(shard) {
+            Some(slot) => slot.sync(),
+            None => Ok(()),
+        }
+    }
+
+    /// Entries in the stream's shard: appended ones (durable or not) if this
+    /// client writes the shard, else the durable ones. Never creates it.
+    pub fn len(&self, stream: &str) -> Result<u64> {
+        let shard = parse_stream(stream).map_err(Error::InvalidStream)?;
+        self.shard_len(shard)
+    }
+
+    /// [`len`](Client::len) by shard id.
+    pub fn shard_len(&self, shard: ShardId) -> Result<u64> {
+        let slot = self.inner.slot(shard);
+        if let Some(w) = slot.writer().as_ref() {
+            return Ok(w.engine.next_entry());
+        }
+        Ok(slot.head()?.map_or(0, |h| h.end()))
+    }
+
+    /// One past the last durable entry of a shard (0 if it does not exist).
+    pub fn durable_len(&self, shard: ShardId) -> Result<u64> {
+        Ok(self.inner.slot(shard).head()?.map_or(0, |h| h.end()))
+    }
+
+    /// A reader of one shard (creates nothing).
+    pub fn reader(&self, shard: ShardId) -> Result<Reader> {
+        let slot = self.inner.slot(shard);
+        Ok(
+            Reader::open(&slot.dir, shard, self.inner.config.storage.max_entry_size)
+                .with_state(slot.state()?),
+        )
+    }
+
+    /// Reads one durable entry of a stream (opens a reader per call; keep a
+    /// [`Reader`] for repeated reads).
+    pub fn read(&self, stream: &str, entry: u64) -> Result<Message> {
+        let shard = parse_stream(stream).map_err(Error::InvalidStream)?;
+        self.reader(shard)?.read(entry)
+    }
+
+    /// Blocks until entry `entry` of `shard` is durable or `timeout`
+    /// passes; returns whether it is. Wakes as soon as a sync in this
+    /// process publishes it, and polls every `storage.flush_interval` (at
+    /// most 100 ms) for writers in other processes.
+    pub fn wait_for(&self, shard: ShardId, entry: u64, timeout: Duration) -> Result<bool> {
+        let slot = self.inner.slot(shard);
+        let poll = self
+            .inner
+            .config
+            .storage
+            .flush_interval
+            .min(Duration::from_millis(100));
+        let mut err = None;
+        let ok = slot
+            .waiters
+            .wait_until(timeout, poll, || match slot.head() {
+                Ok(h) => h.is_some_and(|h| h.end() > entry),
+                Err(e) => {
+                    err = Some(e);
+                    true
+                }
+            });
+        match err {
+            Some(e) => Err(e),
+            None => Ok(ok),
+        }
+    }
+
+    /// The shard for `key` (FNV-1a modulo `concurrency.shard_count`); in a
+    /// multi-process deployment, only among this process's shards.
+    pub fn pick_shard(&self, key: &[u8]) -> ShardId {
+        let c = &self.inner.config.concurrency;
+        let count = ShardCount::new(c.shard_count).unwrap_or(ShardCount::DEFAULT);
+        if c.process_count <= 1 {
+            return wire::pick_shard(key, count);
+        }
+        let owned: u32 = (count.get() + c.process_count - 1 - c.process_id) / c.process_count;
+        let k = wire::fnv1a32(key) % owned.max(1);
+        ShardId::new(c.process_id + k * c.process_count).unwrap_or(ShardId::MIN)
+    }
+
+    /// `<prefix>:shard:NNNN` for [`pick_shard`](Client::pick_shard).
+    pub fn pick_shard_stream(&self, prefix: &str, key: &[u8]) -> Result<String> {
+        wire::shard_stream_name(prefix, self.pick_shard(key)).map_err(Error::InvalidStream)
+    }
+
+    /// Shard directories present on disk, sorted.
+    pub fn shards(&self) -> Result<Vec<ShardId>> {
+        discover(&self.inner.root)
+    }
+
+    /// What recovery did when this client opened the shard for writing.
+    pub fn recovery_report(&self, shard: ShardId) -> Option<RecoveryReport> {
+        let slot = self.inner.existing_slot(shard)?;
+        slot.writer().as_ref().map(|w| w.report.clone())
+    }
+
+    /// A metrics snapshot of one shard (from disk and this process).
+    pub fn shard_stats(&self, shard: ShardId) -> Result<ShardStats> {
+        self.inner.shard_stats(shard)
+    }
+
+    /// A metrics snapshot of every shard on disk, with totals.
+    pub fn stats(&self) -> Result<Stats> {
+        let mut shards = Vec::new();
+        for id in self.shards()? {
+            shards.push(self.inner.shard_stats(id)?);
+        }
+        let mut counters = Counters::default();
+        for s in &shards {
+            counters.add(&s.counters);
+        }
+        Ok(Stats {
+            entries: shards.iter().map(|s| s.durable_end - s.first_entry).sum(),
+            bytes: shards.iter().map(|s| s.bytes).sum(),
+            compression_ratio: ratio(&counters),
+            counters,
+            shards,
+        })
+    }
+
+    /// Syncs everything, records clean shutdown and releases the shards'
+    /// writer locks. Other clones become closed too.
+    pub fn close(self) -> Result<()> {
+        self.inner.close()
+    }
+}
+
+/// Shard directories under `root`, sorted.
+pub(crate) fn discover(root: &Path) -> Result<Vec<ShardId>> {
+    let mut out = Vec::new();
+    let rd = match fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io(IoOp::List, root, e)),
+    };
+    for e in rd {
+        let e = e.map_err(|e| Error::io(IoOp::List, root, e))?;
+        if let Some(id) = e.file_name().to_str().and_then(parse_shard_dir_name)
+            && e.path().is_dir()
+        {
+            out.push(id);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+impl Inner {
+    pub(crate) fn slot(&self, shard: ShardId) -> Arc<ShardSlot> {
+        if let Some(s) = self
+            .shards
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&shard)
+        {
+            return s.clone();
+        }
+        let mut map = self.shards.write().unwrap_or_else(|p| p.into_inner());
+        map.entry(shard)
+            .or_insert_with(|| Arc::new(ShardSlot::new(shard, shard_dir(&self.root, shard))))
+            .clone()
+    }
+
+    fn existing_slot(&self, shard: ShardId) -> Option<Arc<ShardSlot>> {
+        self.shards
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&shard)
+            .cloned()
+    }
+
+    pub(crate) fn slots(&self) -> Vec<Arc<ShardSlot>> {
+        self.shards
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn check_owner(&self, shard: ShardId) -> Result<()> {
+        let c = &self.config.concurrency;
+        if c.process_count > 1 && shard.get() % c.process_count != c.process_id {
+            return Err(Error::NotOwned {
+                shard,
+                owner: shard.get() % c.process_count,
+                process: c.process_id,
+            });
+        }
+        Ok(())
+    }
+
+    fn shard_stats(&self, shard: ShardId) -> Result<ShardStats> {
+        let slot = self.slot(shard);
+        let state = slot.state()?;
+        let head = state.as_ref().and_then(|s| crate::shard::read_head(s));
+        let manifest = match fs::read(slot.dir.join(MANIFEST_FILE)) {
+            Ok(b) => Manifest::decode(&b).ok(),
+            Err(_) => None,
+        };
+        let mut counters = Counters::default();
+        if let Some(s) = &state {
+            counters.0 = Counter::ALL
+                .iter()
+                .map(|&c| (c, shm::load_counter(s.words(), c)))
+                .collect();
+        }
+        let durable_end = head.map_or(0, |h| h.end());
+        let next_entry = slot
+            .writer()
+            .as_ref()
+            .map_or(durable_end, |w| w.engine.next_entry());
+        let sealed = manifest.as_ref().map_or(&[][..], |m| &m.sealed[..]);
+        let first_entry = manifest
+            .as_ref()
+            .map_or(head.map_or(0, |h| h.base), |m| m.first_entry);
+        let active_bytes = head.map_or(0, |h| h.bytes);
+        let groups = crate::consumer::group_stats(&slot.dir, durable_end)?;
+        Ok(ShardStats {
+            shard,
+            first_entry,
+            durable_end,
+            next_entry,
+            segments: sealed.len() as u64 + u64::from(head.is_some()),
+            bytes: sealed.iter().map(|s| s.bytes).sum::<u64>() + active_bytes,
+            oldest_ns: sealed
+                .first()
+                .map(|s| s.first_ts)
+                .filter(|&t| t > 0)
+                .unwrap_or(0),
+            newest_ns: head.map_or(0, |h| h.last_ts),
+            compression_ratio: ratio(&counters),
+            counters,
+            append_latency: slot.metrics.append.summary(),
+            sync_latency: slot.metrics.sync.summary(),
+            groups,
+        })
+    }
+
+    fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.signal.stop();
+        let threads: Vec<_> =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
+        let mut first = None;
+        for slot in self.slots() {
+            if let Err(e) = slot.close() {
+                tracing::error!(shard = %slot.id, error = %e, "close failed");
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            tracing::error!(error = %e, "closing comet client on drop");
+        }
+    }
+}
+
+/// The periodic flush: syncs every shard with unsynced data each
+/// `flush_interval`, and at once when an append filled a buffer.
+fn flusher(inner: Weak<Inner>, signal: Arc<Signal>, every: Duration) {
+    let mut next = Instant::now() + every;
+    loop {
+        let now = Instant::now();
+        let wait = next.saturating_duration_since(now);
+        if !signal.wait(wait) {
+            return;
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        let due = Instant::now() >= next;
+        if due {
+            next = Instant::now() + every;
+        }
+        for slot in inner.slots() {
+            if (due || slot.sync_wanted.load(Ordering::Acquire))
+                && let Err(e) = slot.sync()
+            {
+                tracing::warn!(shard = %slot.id, error = %e, "periodic sync failed");
+            }
+        }
+    }
+}

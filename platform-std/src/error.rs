@@ -1,0 +1,281 @@
+//! The crate's error type: one enum, every variant carries data.
+
+use std::io;
+use std::path::PathBuf;
+
+use comet_core::ShardId;
+use comet_core::error::{ConfigError, Corruption, IoOp, NameError};
+use comet_core::shm::OffsetsError;
+use comet_core::wire::FileName;
+
+/// Everything that can go wrong in `comet`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O operation failed.
+    Io {
+        /// The operation.
+        op: IoOp,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A file holds bytes that fail validation.
+    Corrupt {
+        /// The shard.
+        shard: ShardId,
+        /// What and where.
+        corruption: Corruption,
+    },
+    /// An invalid stream name.
+    InvalidStream(NameError),
+    /// An invalid consumer group name (1..=47 bytes, no NUL).
+    InvalidGroup(NameError),
+    /// An invalid configuration value.
+    Config(ConfigError),
+    /// An entry larger than `storage.max_entry_size`.
+    EntryTooLarge {
+        /// Its length.
+        len: u64,
+        /// The maximum.
+        max: u32,
+    },
+    /// A batch too large for one segment.
+    BatchTooLarge {
+        /// Its stored size bound.
+        bytes: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// Another writer holds the shard's `writer.lock`.
+    Locked {
+        /// The shard.
+        shard: ShardId,
+        /// The holder's pid, as it wrote it into the lock file.
+        pid: Option<u32>,
+    },
+    /// The shard belongs to another process of a multi-process deployment.
+    NotOwned {
+        /// The shard.
+        shard: ShardId,
+        /// The owning process index.
+        owner: u32,
+        /// This process's index.
+        process: u32,
+    },
+    /// The client was closed.
+    Closed,
+    /// The client was opened read-only.
+    ReadOnly,
+    /// A sync of this shard failed earlier; reopen the client to recover.
+    Poisoned {
+        /// The shard.
+        shard: ShardId,
+    },
+    /// The entry is not readable: below the first retained entry, not yet
+    /// durable, or in a lost or quarantined segment.
+    Unavailable {
+        /// The shard.
+        shard: ShardId,
+        /// The entry.
+        entry: u64,
+        /// First retained entry.
+        first: u64,
+        /// One past the last durable entry.
+        end: u64,
+    },
+    /// The shard was written by the Go package and must be imported.
+    ForeignFormat {
+        /// The shard.
+        shard: ShardId,
+    },
+    /// The consumer-offset table refused an operation.
+    Offsets {
+        /// The shard.
+        shard: ShardId,
+        /// Why.
+        source: OffsetsError,
+    },
+    /// A compressed entry failed to decompress.
+    Decompress {
+        /// The shard.
+        shard: ShardId,
+        /// The entry.
+        entry: u64,
+        /// The decoder's message.
+        source: io::Error,
+    },
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Io { op, path, source } => write!(f, "{op:?} {}: {source}", path.display()),
+            Error::Corrupt { shard, corruption } => {
+                write!(f, "shard {shard}: corrupt {corruption}")
+            }
+            Error::InvalidStream(e) => write!(f, "invalid stream name: {e}"),
+            Error::InvalidGroup(e) => write!(f, "invalid consumer group name: {e}"),
+            Error::Config(e) => e.fmt(f),
+            Error::EntryTooLarge { len, max } => {
+                write!(
+                    f,
+                    "entry of {len} bytes exceeds storage.max_entry_size ({max})"
+                )
+            }
+            Error::BatchTooLarge { bytes, max } => {
+                write!(
+                    f,
+                    "batch of up to {bytes} bytes does not fit in one segment ({max})"
+                )
+            }
+            Error::Locked {
+                shard,
+                pid: Some(pid),
+            } => {
+                write!(f, "shard {shard} is locked by another writer (pid {pid})")
+            }
+            Error::Locked { shard, pid: None } => {
+                write!(f, "shard {shard} is locked by another writer")
+            }
+            Error::NotOwned {
+                shard,
+                owner,
+                process,
+            } => write!(
+                f,
+                "shard {shard} is owned by process {owner}, this is process {process}"
+            ),
+            Error::Closed => f.write_str("the client is closed"),
+            Error::ReadOnly => f.write_str("the client was opened read-only"),
+            Error::Poisoned { shard } => {
+                write!(
+                    f,
+                    "shard {shard}: an earlier sync failed; reopen to recover"
+                )
+            }
+            Error::Unavailable {
+                shard,
+                entry,
+                first,
+                end,
+            } => write!(
+                f,
+                "shard {shard}: entry {entry} is not readable (readable: {first}..{end})"
+            ),
+            Error::ForeignFormat { shard } => write!(
+                f,
+                "shard {shard} was written by the Go comet package; run `comet import` first"
+            ),
+            Error::Offsets { shard, source } => write!(f, "shard {shard}: {source}"),
+            Error::Decompress {
+                shard,
+                entry,
+                source,
+            } => {
+                write!(
+                    f,
+                    "shard {shard}: entry {entry} fails to decompress: {source}"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } | Error::Decompress { source, .. } => Some(source),
+            Error::Corrupt { corruption, .. } => Some(corruption),
+            Error::InvalidStream(e) | Error::InvalidGroup(e) => Some(e),
+            Error::Config(e) => Some(e),
+            Error::Offsets { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl Error {
+    /// An I/O error on `path`.
+    pub(crate) fn io(op: IoOp, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Converts a core error raised for `shard` in directory `dir`.
+    pub(crate) fn from_core(
+        shard: ShardId,
+        dir: &std::path::Path,
+        e: comet_core::Error<io::Error>,
+    ) -> Error {
+        use comet_core::Error as E;
+        match e {
+            E::Storage { op, file, source } => Error::Io {
+                op,
+                path: join(dir, &file),
+                source,
+            },
+            E::Corrupt(corruption) => Error::Corrupt { shard, corruption },
+            E::EntryTooLarge { len, max } => Error::EntryTooLarge { len, max },
+            E::Config(c) => Error::Config(c),
+            E::Name(n) => Error::InvalidStream(n),
+            E::Poisoned => Error::Poisoned { shard },
+            E::EntryUnavailable { entry, first, end } => Error::Unavailable {
+                shard,
+                entry,
+                first,
+                end,
+            },
+            E::BatchTooLarge { bytes, max } => Error::BatchTooLarge { bytes, max },
+            E::ForeignFormat => Error::ForeignFormat { shard },
+            E::Capacity {
+                what,
+                needed,
+                available,
+            } => Error::Io {
+                op: IoOp::Write,
+                path: dir.to_path_buf(),
+                source: io::Error::other(format!("{what}: need {needed}, have {available}")),
+            },
+            other => Error::Io {
+                op: IoOp::Read,
+                path: dir.to_path_buf(),
+                source: io::Error::other(format!("{other}")),
+            },
+        }
+    }
+
+    /// True for errors caused by the caller's input rather than the system.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidStream(_)
+                | Error::InvalidGroup(_)
+                | Error::Config(_)
+                | Error::EntryTooLarge { .. }
+                | Error::BatchTooLarge { .. }
+                | Error::NotOwned { .. }
+        )
+    }
+}
+
+fn join(dir: &std::path::Path, file: &FileName) -> PathBuf {
+    if file.is_empty() {
+        dir.to_path_buf()
+    } else {
+        dir.join(file.as_str())
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::Config(e)
+    }
+}

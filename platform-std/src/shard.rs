@@ -1,0 +1,353 @@
+//! One shard inside a client: the lazily opened writer (engine + lock), the
+//! shared state mapping, sync without holding the append lock, and the
+//! wake-up of blocked readers.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use comet_core::ShardId;
+use comet_core::error::IoOp;
+use comet_core::shard::{EngineConfig, RecoveryReport, Shard};
+use comet_core::shm;
+use comet_core::state::{Counter, DurableHead, HeadStore, STATE_FILE, STATE_LINE, STATE_SIZE};
+use comet_core::storage::StorageFile;
+
+use crate::compress::Zstd;
+use crate::error::{Error, Result};
+use crate::lock::{Acquire, FileLock, WRITER_LOCK};
+use crate::metrics::Histogram;
+use crate::mmap::SharedWords;
+use crate::storage::{DirStorage, sync_dir};
+
+pub(crate) type Engine = Shard<DirStorage, ShmHead, Zstd>;
+
+/// The engine's head store: the seqlock in the shared `comet.state` map.
+#[derive(Debug)]
+pub(crate) struct ShmHead(pub(crate) Arc<SharedWords>);
+
+impl HeadStore for ShmHead {
+    type Error = io::Error;
+
+    fn load(&self) -> io::Result<[u8; STATE_LINE]> {
+        Ok(shm::load_head_line(self.0.words(), 1000))
+    }
+
+    fn store(&mut self, head: &DurableHead) -> io::Result<()> {
+        shm::store_head(self.0.words(), head);
+        Ok(())
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Reads the durable head from a state map, retrying while a writer is
+/// mid-update. `None` for a state block that holds no valid head.
+pub(crate) fn read_head(state: &SharedWords) -> Option<DurableHead> {
+    for _ in 0..100 {
+        if let Ok((h, _)) = DurableHead::decode(&shm::load_head_line(state.words(), 1000)) {
+            return Some(h);
+        }
+        std::hint::spin_loop();
+    }
+    None
+}
+
+/// Opens (creating when `create`) and maps `comet.state` of a shard.
+pub(crate) fn map_state(dir: &Path, create: bool) -> Result<Option<SharedWords>> {
+    let path = dir.join(STATE_FILE);
+    let file = match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(false)
+        .mode(0o644)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !create => return Ok(None),
+        Err(e) => return Err(Error::io(IoOp::Open, &path, e)),
+    };
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io(IoOp::Len, &path, e))?
+        .len();
+    if len != STATE_SIZE as u64 {
+        if !create {
+            return Ok(None);
+        }
+        let file = if len == 0 {
+            file
+        } else {
+            // Wrong size: keep it aside and start a fresh block.
+            drop(file);
+            let aside = dir.join("comet.state.corrupt");
+            fs::rename(&path, &aside).map_err(|e| Error::io(IoOp::Rename, &path, e))?;
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .open(&path)
+                .map_err(|e| Error::io(IoOp::Open, &path, e))?
+        };
+        file.set_len(STATE_SIZE as u64)
+            .map_err(|e| Error::io(IoOp::SetLen, &path, e))?;
+        return map_file(&file, &path).map(Some);
+    }
+    map_file(&file, &path).map(Some)
+}
+
+fn map_file(file: &File, path: &Path) -> Result<SharedWords> {
+    SharedWords::map(file, STATE_SIZE).map_err(|e| Error::io(IoOp::Open, path, e))
+}
+
+/// Threads blocked in `tail`/`wait_for` on this shard. Syncs wake them only
+/// when someone waits, so appends and syncs pay nothing otherwise.
+#[derive(Debug, Default)]
+pub(crate) struct Waiters {
+    count: AtomicUsize,
+    generation: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Waiters {
+    /// Wakes all waiters, if any.
+    pub(crate) fn notify(&self) {
+        if self.count.load(Ordering::Acquire) > 0 {
+            let mut g = self.generation.lock().unwrap_or_else(|p| p.into_inner());
+            *g += 1;
+            self.cv.notify_all();
+        }
+    }
+
+    /// Blocks until `ready()` is true or `timeout` passes; returns `ready()`.
+    pub(crate) fn wait_until(
+        &self,
+        timeout: Duration,
+        poll: Duration,
+        mut ready: impl FnMut() -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        self.count.fetch_add(1, Ordering::AcqRel);
+        let mut g = self.generation.lock().unwrap_or_else(|p| p.into_inner());
+        let result = loop {
+            if ready() {
+                break true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break false;
+            }
+            // A bounded wait also catches writers in other processes.
+            let step = (deadline - now).min(poll);
+            g = self
+                .cv
+                .wait_timeout(g, step)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        };
+        drop(g);
+        self.count.fetch_sub(1, Ordering::AcqRel);
+        result
+    }
+}
+
+/// A shard's writer: the engine and the lock that makes it the only one.
+pub(crate) struct Writer {
+    pub(crate) engine: Engine,
+    _lock: FileLock,
+    pub(crate) report: RecoveryReport,
+}
+
+/// Latency and throughput figures kept in memory for one shard.
+#[derive(Debug, Default)]
+pub(crate) struct LocalMetrics {
+    pub(crate) append: Histogram,
+    pub(crate) sync: Histogram,
+}
+
+/// One shard of a client.
+pub(crate) struct ShardSlot {
+    pub(crate) id: ShardId,
+    pub(crate) dir: PathBuf,
+    writer: Mutex<Option<Writer>>,
+    state: OnceLock<Arc<SharedWords>>,
+    pub(crate) waiters: Waiters,
+    pub(crate) sync_wanted: AtomicBool,
+    pub(crate) metrics: LocalMetrics,
+}
+
+impl std::fmt::Debug for ShardSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardSlot")
+            .field("id", &self.id)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ShardSlot {
+    pub(crate) fn new(id: ShardId, dir: PathBuf) -> ShardSlot {
+        ShardSlot {
+            id,
+            dir,
+            writer: Mutex::new(None),
+            state: OnceLock::new(),
+            waiters: Waiters::default(),
+            sync_wanted: AtomicBool::new(false),
+            metrics: LocalMetrics::default(),
+        }
+    }
+
+    /// The writer lock (never poisoned in practice: recover the guard).
+    pub(crate) fn writer(&self) -> MutexGuard<'_, Option<Writer>> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The state map if the shard exists on disk (never creates).
+    pub(crate) fn state(&self) -> Result<Option<Arc<SharedWords>>> {
+        if let Some(s) = self.state.get() {
+            return Ok(Some(s.clone()));
+        }
+        Ok(map_state(&self.dir, false)?.map(|m| self.state.get_or_init(|| Arc::new(m)).clone()))
+    }
+
+    fn state_create(&self) -> Result<Arc<SharedWords>> {
+        if let Some(s) = self.state.get() {
+            return Ok(s.clone());
+        }
+        let m = map_state(&self.dir, true)?.ok_or(Error::Closed)?;
+        Ok(self.state.get_or_init(|| Arc::new(m)).clone())
+    }
+
+    /// The durable head as published in `comet.state` (any process).
+    pub(crate) fn head(&self) -> Result<Option<DurableHead>> {
+        Ok(self.state()?.and_then(|s| read_head(&s)))
+    }
+
+    /// Opens the writer if this client has none for the shard yet: creates
+    /// the directory, takes `writer.lock`, maps the state and runs the
+    /// engine's recovery.
+    pub(crate) fn ensure_writer<'a>(
+        &'a self,
+        guard: &mut MutexGuard<'a, Option<Writer>>,
+        cfg: &EngineConfig,
+        level: i32,
+    ) -> Result<()> {
+        if guard.is_some() {
+            return Ok(());
+        }
+        if !self.dir.exists() {
+            fs::create_dir_all(&self.dir).map_err(|e| Error::io(IoOp::Open, &self.dir, e))?;
+            if let Some(parent) = self.dir.parent() {
+                sync_dir(parent).map_err(|e| Error::io(IoOp::SyncDir, parent, e))?;
+            }
+        }
+        let lock_path = self.dir.join(WRITER_LOCK);
+        let lock = match FileLock::try_acquire(&lock_path)
+            .map_err(|e| Error::io(IoOp::Open, &lock_path, e))?
+        {
+            Acquire::Held(l) => l,
+            Acquire::Busy(pid) => {
+                return Err(Error::Locked {
+                    shard: self.id,
+                    pid,
+                });
+            }
+        };
+        let state = self.state_create()?;
+        let storage = DirStorage::new(&self.dir);
+        let (mut engine, report) =
+            Shard::open(storage, ShmHead(state.clone()), Zstd::new(level), *cfg)
+                .map_err(|e| Error::from_core(self.id, &self.dir, e))?;
+        if report.state_reset {
+            // The counters of an invalid block mean nothing.
+            for c in Counter::ALL {
+                if c != Counter::ManifestGeneration
+                    && let Some(w) = state.words().get(c.offset() / 8)
+                {
+                    w.store(0, Ordering::Relaxed);
+                }
+            }
+        }
+        if report.found_damage() {
+            tracing::warn!(shard = %self.id, ?report, "recovered shard on open");
+        } else {
+            tracing::debug!(shard = %self.id, clean = report.clean, "opened shard");
+        }
+        engine.drain_counters(|c, v| shm::add_counter(state.words(), c, v));
+        **guard = Some(Writer {
+            engine,
+            _lock: lock,
+            report,
+        });
+        Ok(())
+    }
+
+    /// Publishes the engine's counter deltas into the shared state.
+    pub(crate) fn publish_counters(&self, engine: &mut Engine) {
+        if let Some(state) = self.state.get() {
+            engine.drain_counters(|c, v| shm::add_counter(state.words(), c, v));
+        }
+    }
+
+    /// Syncs the shard's writer, if any: flush under the lock, fsync outside
+    /// it (appends continue meanwhile), publish under the lock.
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.sync_wanted.store(false, Ordering::Relaxed);
+        let (ticket, file) = {
+            let mut g = self.writer();
+            let Some(w) = g.as_mut() else { return Ok(()) };
+            if !w.engine.has_unsynced() {
+                return Ok(());
+            }
+            let ticket = w
+                .engine
+                .prepare_sync()
+                .map_err(|e| Error::from_core(self.id, &self.dir, e))?;
+            (ticket, w.engine.active_file().clone())
+        };
+        let start = Instant::now();
+        let synced = file.sync();
+        self.metrics.sync.record(start.elapsed());
+        let mut g = self.writer();
+        let Some(w) = g.as_mut() else { return Ok(()) };
+        let r = w
+            .engine
+            .complete_sync(ticket, synced)
+            .map_err(|e| Error::from_core(self.id, &self.dir, e));
+        if let Some(state) = self.state.get() {
+            shm::add_counter(
+                state.words(),
+                Counter::SyncNanos,
+                u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            );
+        }
+        self.publish_counters(&mut w.engine);
+        drop(g);
+        self.waiters.notify();
+        r
+    }
+
+    /// Syncs, snapshots the active segment into the manifest and drops the
+    /// writer (releasing the lock).
+    pub(crate) fn close(&self) -> Result<()> {
+        let mut g = self.writer();
+        let Some(mut w) = g.take() else { return Ok(()) };
+        self.publish_counters(&mut w.engine);
+        let r = w
+            .engine
+            .close()
+            .map_err(|e| Error::from_core(self.id, &self.dir, e));
+        drop(g);
+        self.waiters.notify();
+        r
+    }
+}

@@ -1,0 +1,306 @@
+//! Reopening after clean closes, crashes and damage, through the public
+//! API and the files on disk. A "crash" here is a copy of the directory
+//! taken while the client is still running (what `kill -9` would leave);
+//! real SIGKILL tests live in `crash_kill.rs`.
+
+use std::fs;
+use std::path::Path;
+
+use comet::{Client, Counter, Error, ShardId};
+use comet_tests::{crash_copy, files, payload, small_config};
+
+const S1: &str = "events:v1:shard:0001";
+
+fn one() -> ShardId {
+    ShardId::new(1).unwrap()
+}
+
+fn shard_dir(root: &Path) -> std::path::PathBuf {
+    root.join("shard-0001")
+}
+
+fn check(c: &Client, range: std::ops::Range<u64>) {
+    let mut r = c.reader(one()).unwrap();
+    for i in range {
+        assert_eq!(r.read(i).unwrap().data(), &payload(i)[..], "entry {i}");
+    }
+}
+
+fn write(c: &Client, range: std::ops::Range<u64>) {
+    for i in range {
+        assert_eq!(c.append(S1, &[payload(i)]).unwrap().entries.start, i);
+    }
+}
+
+#[test]
+fn reopen_after_clean_close_needs_no_scan_and_continues_numbering() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Client::open(dir.path(), small_config()).unwrap();
+    write(&c, 0..500);
+    c.close().unwrap();
+    let c = Client::open(dir.path(), small_config()).unwrap();
+    assert_eq!(c.len(S1).unwrap(), 500);
+    write(&c, 500..510);
+    let report = c.recovery_report(one()).unwrap();
+    assert!(report.clean, "{report:?}");
+    assert_eq!(report.scanned_bytes, 0);
+    c.sync().unwrap();
+    check(&c, 0..510);
+    let st = c.shard_stats(one()).unwrap();
+    assert_eq!(st.counters.get(Counter::CleanOpens), 1);
+    assert_eq!(st.counters.get(Counter::Opens), 2);
+}
+
+#[test]
+fn a_crash_loses_at_most_what_was_never_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = small_config();
+    cfg.storage.flush_interval = std::time::Duration::from_secs(3600);
+    let c = Client::open(dir.path(), cfg).unwrap();
+    write(&c, 0..300);
+    c.sync().unwrap();
+    write(&c, 300..320); // buffered, maybe partly written
+    let copy = tempfile::tempdir().unwrap();
+    crash_copy(dir.path(), copy.path());
+    drop(c);
+    let c = Client::open(copy.path(), small_config()).unwrap();
+    let n = c.len(S1).unwrap();
+    assert!((300..=320).contains(&n), "{n}");
+    check(&c, 0..n);
+    write(&c, n..n + 5);
+    c.sync().unwrap();
+    check(&c, 0..n + 5);
+}
+
+#[test]
+fn empty_payloads_survive_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Client::open(dir.path(), small_config()).unwrap();
+    c.append(S1, &[&b""[..], b"x", b""]).unwrap();
+    c.sync().unwrap();
+    let copy = tempfile::tempdir().unwrap();
+    crash_copy(dir.path(), copy.path());
+    fs::remove_file(shard_dir(copy.path()).join("index.bin")).unwrap();
+    let c = Client::open(copy.path(), small_config()).unwrap();
+    assert_eq!(c.len(S1).unwrap(), 3);
+    let mut r = c.reader(one()).unwrap();
+    assert_eq!(r.read(0).unwrap().data(), b"");
+    assert_eq!(r.read(1).unwrap().data(), b"x");
+    assert_eq!(r.read(2).unwrap().data(), b"");
+}
+
+#[test]
+fn torn_tail_is_truncated_and_appends_continue_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = small_config();
+    cfg.storage.flush_interval = std::time::Duration::from_secs(3600);
+    cfg.storage.max_file_size = 1 << 20;
+    let c = Client::open(dir.path(), cfg).unwrap();
+    write(&c, 0..2);
+    c.sync().unwrap();
+    let copy = tempfile::tempdir().unwrap();
+    crash_copy(dir.path(), copy.path());
+    // a third entry was being written when the process died: header and
+    // part of its payload reached the file
+    let seg = shard_dir(copy.path()).join("log-00000000000000000000.comet");
+    let mut bytes = fs::read(&seg).unwrap();
+    let len = bytes.len() as u64;
+    bytes.extend_from_slice(&(100u32).to_le_bytes());
+    bytes.extend_from_slice(&7u64.to_le_bytes());
+    bytes.extend_from_slice(b"partial payload");
+    fs::write(&seg, &bytes).unwrap();
+    let c = Client::open(copy.path(), cfg).unwrap();
+    assert_eq!(c.len(S1).unwrap(), 2, "the torn entry is not durable");
+    assert_eq!(c.append(S1, &[payload(2)]).unwrap().entries, 2..3);
+    let report = c.recovery_report(one()).unwrap();
+    assert_eq!(report.torn.len(), 1);
+    assert_eq!(
+        report.torn[0].offset, len,
+        "cut back to the last whole entry"
+    );
+    c.sync().unwrap();
+    check(&c, 0..3);
+    assert_eq!(
+        c.shard_stats(one())
+            .unwrap()
+            .counters
+            .get(Counter::TornTails),
+        1
+    );
+}
+
+#[test]
+fn damaged_synced_data_is_quarantined_and_numbers_are_never_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = small_config();
+    cfg.storage.max_file_size = 1 << 20;
+    let c = Client::open(dir.path(), cfg).unwrap();
+    write(&c, 0..3);
+    c.close().unwrap();
+    let seg = shard_dir(dir.path()).join("log-00000000000000000000.comet");
+    let bytes = fs::read(&seg).unwrap();
+    fs::write(&seg, &bytes[..bytes.len() - 5]).unwrap();
+    let c = Client::open(dir.path(), cfg).unwrap();
+    assert_eq!(c.append(S1, &[b"next"]).unwrap().entries, 3..4);
+    let report = c.recovery_report(one()).unwrap();
+    assert_eq!(report.quarantined.len(), 1, "{report:?}");
+    c.sync().unwrap();
+    let mut r = c.reader(one()).unwrap();
+    assert!(matches!(r.read(0), Err(Error::Unavailable { .. })));
+    assert_eq!(r.read(3).unwrap().data(), b"next");
+    assert!(
+        files(&shard_dir(dir.path()))
+            .iter()
+            .any(|f| f.ends_with(".quarantined"))
+    );
+}
+
+#[test]
+fn flipped_bit_in_synced_data_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = small_config();
+    cfg.storage.max_file_size = 1 << 20;
+    let c = Client::open(dir.path(), cfg).unwrap();
+    write(&c, 0..50);
+    c.sync().unwrap();
+    let copy = tempfile::tempdir().unwrap();
+    crash_copy(dir.path(), copy.path());
+    let seg = shard_dir(copy.path()).join("log-00000000000000000000.comet");
+    let mut bytes = fs::read(&seg).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    fs::write(&seg, &bytes).unwrap();
+    let c = Client::open(copy.path(), cfg).unwrap();
+    let report = c.recovery_report(one());
+    assert!(report.is_none(), "opened lazily");
+    c.append(S1, &[b"after"]).unwrap();
+    let report = c.recovery_report(one()).unwrap();
+    assert_eq!(report.quarantined.len(), 1, "{report:?}");
+    assert_eq!(c.len(S1).unwrap(), 51);
+}
+
+#[test]
+fn lost_manifest_after_retention_keeps_entry_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Client::open(dir.path(), small_config()).unwrap();
+    write(&c, 0..2000);
+    c.close().unwrap();
+    // drop the two oldest segments the way retention would, then lose index.bin
+    let sd = shard_dir(dir.path());
+    let segs: Vec<String> = files(&sd)
+        .into_iter()
+        .filter(|f| f.ends_with(".comet"))
+        .collect();
+    for s in &segs[..2] {
+        fs::remove_file(sd.join(s)).unwrap();
+    }
+    fs::remove_file(sd.join("index.bin")).unwrap();
+    let first: u64 = segs[2][4..24].parse().unwrap();
+    let c = Client::open(dir.path(), small_config()).unwrap();
+    write(&c, 2000..2001);
+    let report = c.recovery_report(one()).unwrap();
+    assert!(report.rebuilt_manifest);
+    c.sync().unwrap();
+    let mut r = c.reader(one()).unwrap();
+    assert_eq!(r.bounds().unwrap(), (first, 2001));
+    check(&c, first..2001);
+}
+
+#[test]
+fn corrupt_manifest_is_rebuilt_and_data_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Client::open(dir.path(), small_config()).unwrap();
+    write(&c, 0..800);
+    c.close().unwrap();
+    let idx = shard_dir(dir.path()).join("index.bin");
+    let mut b = fs::read(&idx).unwrap();
+    b[0] = b'X';
+    fs::write(&idx, &b).unwrap();
+    let c = Client::open(dir.path(), small_config()).unwrap();
+    write(&c, 800..801);
+    assert!(c.recovery_report(one()).unwrap().rebuilt_manifest);
+    c.sync().unwrap();
+    check(&c, 0..801);
+    assert!(shard_dir(dir.path()).join("index.bin.corrupt").exists());
+}
+
+#[test]
+fn missing_last_segment_keeps_older_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Client::open(dir.path(), small_config()).unwrap();
+    write(&c, 0..800);
+    c.close().unwrap();
+    let sd = shard_dir(dir.path());
+    let segs: Vec<String> = files(&sd)
+        .into_iter()
+        .filter(|f| f.ends_with(".comet"))
+        .collect();
+    let last = segs.last().unwrap();
+    let last_base: u64 = last[4..24].parse().unwrap();
+    fs::remove_file(sd.join(last)).unwrap();
+    let c = Client::open(dir.path(), small_config()).unwrap();
+    assert_eq!(
+        c.append(S1, &[b"new"]).unwrap().entries,
+        800..801,
+        "numbers are not reused"
+    );
+    c.sync().unwrap();
+    check(&c, 0..last_base);
+    let report = c.recovery_report(one()).unwrap();
+    assert_eq!(report.missing, vec![last_base..800]);
+}
+
+#[test]
+fn garbage_state_block_never_reuses_a_segment_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Client::open(dir.path(), small_config()).unwrap();
+    write(&c, 0..600);
+    c.close().unwrap();
+    let sd = shard_dir(dir.path());
+    let before = files(&sd);
+    fs::write(sd.join("comet.state"), vec![0xEE; 1024]).unwrap();
+    let c = Client::open(dir.path(), small_config()).unwrap();
+    write(&c, 600..1200);
+    assert!(c.recovery_report(one()).unwrap().state_reset);
+    c.sync().unwrap();
+    check(&c, 0..1200);
+    // every old segment is still there with its old contents' numbering
+    for f in before.iter().filter(|f| f.ends_with(".comet")) {
+        assert!(sd.join(f).exists());
+    }
+}
+
+#[test]
+fn wrong_size_state_file_is_set_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Client::open(dir.path(), small_config()).unwrap();
+    write(&c, 0..10);
+    c.close().unwrap();
+    let sd = shard_dir(dir.path());
+    fs::write(sd.join("comet.state"), b"short").unwrap();
+    let c = Client::open(dir.path(), small_config()).unwrap();
+    write(&c, 10..11);
+    c.sync().unwrap();
+    check(&c, 0..11);
+    assert!(sd.join("comet.state.corrupt").exists());
+}
+
+#[test]
+fn rebuilt_manifest_keeps_file_relative_offsets_and_rotation_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config();
+    let c = Client::open(dir.path(), cfg).unwrap();
+    write(&c, 0..1000);
+    c.close().unwrap();
+    fs::remove_file(shard_dir(dir.path()).join("index.bin")).unwrap();
+    let c = Client::open(dir.path(), cfg).unwrap();
+    write(&c, 1000..3000);
+    c.close().unwrap();
+    let sd = shard_dir(dir.path());
+    for f in files(&sd).iter().filter(|f| f.ends_with(".comet")) {
+        let len = fs::metadata(sd.join(f)).unwrap().len();
+        assert!(len <= cfg.storage.max_file_size, "{f}: {len}");
+    }
+    let c = Client::open(dir.path(), cfg).unwrap();
+    check(&c, 0..3000);
+}
