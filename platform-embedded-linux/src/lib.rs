@@ -1,1 +1,69 @@
-//! (being built)
+#![doc = include_str!("../README.md")]
+//!
+//! # Layers
+//!
+//! | module | role |
+//! |---|---|
+//! | [`storage`] | the core's `Storage` over a directory: `openat`, `pread`, `pwrite(v)`, `fdatasync`, directory `fsync` |
+//! | `mmap` | the only `unsafe`: `MAP_SHARED` views of `comet.state` / `offsets.state` as `&[AtomicU64]` |
+//! | [`lock`] | `writer.lock` with `flock`, holder pid inside |
+//! | [`compress`] | `ruzstd` compressor and decoder |
+//! | [`config`] | [`EmbeddedConfig`], validation, the heap budget |
+//! | [`Log`] | shards, append, sync, `tick`, close |
+//! | [`Consumer`] | reads into caller buffers, consumer groups |
+//! | [`retention`] | the core's policy, run from `tick` |
+//! | [`helper`] | the optional tick thread |
+//!
+//! The shard engine itself — numbering, buffering, sync and the durable
+//! head, rotation, manifest, recovery — is `comet_core::shard`, the same
+//! code the std crate runs.
+//!
+//! # Allocation
+//!
+//! [`Log::open`] allocates every buffer (write buffers, checkpoint tables,
+//! read scratch, decoder, compressor). After that these make **no heap
+//! allocation** (proved by `tests/no_alloc.rs` with a counting global
+//! allocator): [`Log::append`] of uncompressed entries that does not
+//! rotate, [`Log::sync`], [`Log::tick`] when it only syncs,
+//! [`Log::read_into`] (raw and compressed entries, active and sealed
+//! segments once the segment's file is open), and the consumer operations
+//! `next`, `ack`, `lag`. What does allocate: rotation and retention
+//! deletions (the manifest is copied and re-encoded; a few KiB), opening a
+//! sealed segment for reading (`Dir` listing is not involved; `openat` does
+//! not allocate, the cached handle does not), compressing a payload
+//! (transient `ruzstd` scratch), errors that carry no heap data do not.
+//!
+//! MSRV: Rust 1.88.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod compress;
+pub mod config;
+mod error;
+pub mod helper;
+pub mod lock;
+mod log;
+mod mmap;
+mod read;
+pub mod retention;
+mod shard;
+pub mod storage;
+
+pub use comet_core::config::RetentionConfig;
+pub use comet_core::shard::RecoveryReport;
+pub use comet_core::state::Counter;
+pub use comet_core::{NameError, ShardId};
+pub use config::{EmbeddedConfig, HeapBudget, MAX_SHARDS};
+pub use error::{EngineError, Error, Op};
+pub use log::{Log, TickReport};
+pub use read::{Consumer, Entry};
+pub use retention::RetentionReport;
+pub use shard::{MappedHead, OFFSETS_QUARANTINE};
+
+/// Nanoseconds since the Unix epoch from the system clock (0 if the clock
+/// is before 1970) — the `now` the log's methods take.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}

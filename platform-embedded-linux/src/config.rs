@@ -1,0 +1,249 @@
+//! [`EmbeddedConfig`]: the memory budget and the core settings that apply,
+//! fixed at open and validated with typed errors.
+
+use core::time::Duration;
+
+use comet_core::config::{Config, RetentionConfig};
+use comet_core::error::ConfigError;
+use comet_core::shard::EngineConfig;
+use comet_core::wire::{HEADER_LEN, raw_frame_len};
+
+/// Most shards one [`Log`](crate::Log) may hold open (the size of its
+/// fixed shard table).
+pub const MAX_SHARDS: usize = 64;
+
+/// Bytes of one checkpoint record in the active segment's table.
+const CHUNK_BYTES: usize = 8;
+
+/// The log's settings. Every buffer they size is allocated at open; none
+/// grows afterwards. Construct with [`EmbeddedConfig::default`] and adjust
+/// fields; [`Log::open`](crate::Log::open) validates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbeddedConfig {
+    /// Most shards open at once (`1..=64`, default 4).
+    pub max_shards: u16,
+    /// Shards opened by `Log::open` (ids `0..shard_count`) and spread over by
+    /// `Log::pick_shard` (`1..=max_shards`, default 1).
+    pub shard_count: u16,
+    /// Write buffer per shard (default 64 KiB; 4 KiB..=64 MiB). It must hold
+    /// one maximal entry: `max_entry_size + 24 <= write_buffer_bytes`
+    /// (header plus the raw-frame wrapping of a payload that starts with the
+    /// zstd magic).
+    pub write_buffer_bytes: u32,
+    /// Scratch for stored zstd frames while reading, one per log (default
+    /// 64 KiB; at least the stored size of a maximal entry, so every entry
+    /// is readable).
+    pub read_buffer_bytes: u32,
+    /// Checkpoint chunks the active segment may hold (default 1024,
+    /// `2..=1_000_000`); the segment rotates when it is full. Sets the
+    /// engine's `max_chunks`: 8 bytes each, preallocated per shard.
+    pub checkpoint_capacity: u32,
+    /// Entries per checkpoint chunk (default 100).
+    pub boundary_interval: u32,
+    /// Rotate segments before they grow past this (default 4 MiB: small
+    /// segments make retention on SD cards fine-grained).
+    pub max_file_size: u64,
+    /// Largest payload `append` accepts (default 32 KiB).
+    pub max_entry_size: u32,
+    /// Compress payloads at least this long when the frame is smaller
+    /// (`ruzstd`, fastest level); `None` never compresses and allocates no
+    /// compressor (default `None`: see the README for the ratio it buys).
+    pub min_compress_size: Option<u32>,
+    /// How often `tick` makes appended entries durable and visible
+    /// (default 1 s; 1 ms..=1 h).
+    pub flush_interval: Duration,
+    /// Sync before every `append` returns (default false).
+    pub durable_appends: bool,
+    /// Retention limits, run by `tick` every `cleanup_interval` (the core's
+    /// type and defaults, except `max_age` = 7 days and
+    /// `cleanup_interval` = 1 min).
+    pub retention: RetentionConfig,
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        let mut retention = Config::default().retention;
+        retention.cleanup_interval = Some(Duration::from_secs(60));
+        EmbeddedConfig {
+            max_shards: 4,
+            shard_count: 1,
+            write_buffer_bytes: 64 << 10,
+            read_buffer_bytes: 64 << 10,
+            checkpoint_capacity: 1024,
+            boundary_interval: 100,
+            max_file_size: 4 << 20,
+            max_entry_size: 32 << 10,
+            min_compress_size: None,
+            flush_interval: Duration::from_secs(1),
+            durable_appends: false,
+            retention,
+        }
+    }
+}
+
+fn range(field: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError {
+            field,
+            value,
+            min,
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// What the configured budget reserves on the heap, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapBudget {
+    /// Per open shard: write buffer, checkpoint table, chunk-start table,
+    /// shard state. The manifest (48 + 8 per chunk bytes per *sealed*
+    /// segment) comes on top and is bounded by retention.
+    pub per_shard: usize,
+    /// Per log: read scratch, decoder window and tables, compressor
+    /// (if enabled) including its transient per-call scratch.
+    pub shared: usize,
+}
+
+impl HeapBudget {
+    /// The total for `shards` open shards.
+    pub fn total(&self, shards: usize) -> usize {
+        self.shared + self.per_shard * shards
+    }
+}
+
+impl EmbeddedConfig {
+    /// The core configuration tree these settings correspond to (for tools
+    /// and the std crate); concurrency and log sections keep their
+    /// defaults.
+    pub fn core_config(&self) -> Config {
+        let mut c = Config::default();
+        c.compression.min_compress_size = self.min_compress_size.unwrap_or(u32::MAX);
+        c.indexing.boundary_interval = self.boundary_interval;
+        c.storage.max_file_size = self.max_file_size;
+        c.storage.max_entry_size = self.max_entry_size;
+        c.storage.write_buffer_size = self.write_buffer_bytes;
+        c.storage.flush_interval = self.flush_interval;
+        c.storage.durable_appends = self.durable_appends;
+        c.concurrency.shard_count = u32::from(self.shard_count.max(1));
+        c.retention = self.retention;
+        c
+    }
+
+    /// Checks every field; the first bad one is reported by name.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        range(
+            "max_shards",
+            u64::from(self.max_shards),
+            1,
+            MAX_SHARDS as u64,
+        )?;
+        range(
+            "shard_count",
+            u64::from(self.shard_count),
+            1,
+            u64::from(self.max_shards),
+        )?;
+        range(
+            "checkpoint_capacity",
+            u64::from(self.checkpoint_capacity),
+            2,
+            1_000_000,
+        )?;
+        self.core_config().validate()?;
+        let entry_room = (raw_frame_len(self.max_entry_size as usize) + HEADER_LEN) as u64;
+        if entry_room > u64::from(self.write_buffer_bytes) {
+            return Err(ConfigError {
+                field: "max_entry_size (+24 must fit write_buffer_bytes)",
+                value: u64::from(self.max_entry_size),
+                min: 1,
+                max: u64::from(self.write_buffer_bytes).saturating_sub(24),
+            });
+        }
+        range(
+            "read_buffer_bytes",
+            u64::from(self.read_buffer_bytes),
+            raw_frame_len(self.max_entry_size as usize) as u64,
+            64 << 20,
+        )?;
+        Ok(())
+    }
+
+    /// The engine settings for each shard.
+    pub fn engine(&self) -> Result<EngineConfig, ConfigError> {
+        self.validate()?;
+        let mut e = EngineConfig::from_config(&self.core_config())?;
+        e.max_chunks = self.checkpoint_capacity;
+        Ok(e)
+    }
+
+    /// Largest window the decoder accepts: what our frames use, or a
+    /// maximal entry (a single-segment frame's window is its content).
+    pub fn decoder_window(&self) -> usize {
+        (self.max_entry_size as usize).max(crate::compress::COMPRESS_WINDOW)
+    }
+
+    /// The heap this configuration reserves (see [`HeapBudget`]). Measured
+    /// against a counting allocator in the crate's tests and example.
+    pub fn heap_budget(&self) -> HeapBudget {
+        let buf = self.write_buffer_bytes as usize;
+        let interval = self.boundary_interval.max(1) as usize;
+        let starts = (buf / (HEADER_LEN * interval) + 2) * 4;
+        let chunks = self.checkpoint_capacity as usize * CHUNK_BYTES;
+        // Shard state, its Box, the Arc'd mapping handles, the empty
+        // manifest and directory handles.
+        let fixed = 4 << 10;
+        let per_shard = buf + starts + chunks + fixed;
+        // ruzstd's decoder keeps its window (up to twice, while draining)
+        // plus entropy tables and a block scratch.
+        let decoder = 2 * self.decoder_window() + (256 << 10);
+        // ruzstd's matcher (window and suffix tables, about 4x the window)
+        // plus per-call scratch (about 130 KiB output and tables).
+        let compressor = if self.min_compress_size.is_some() {
+            8 * crate::compress::COMPRESS_WINDOW + (512 << 10)
+        } else {
+            0
+        };
+        HeapBudget {
+            per_shard,
+            shared: self.read_buffer_bytes as usize + decoder + compressor + (16 << 10),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = EmbeddedConfig::default();
+        c.validate().unwrap();
+        let e = c.engine().unwrap();
+        assert_eq!(e.max_chunks, 1024);
+        assert_eq!(e.buffer_size, 64 << 10);
+    }
+
+    #[test]
+    fn bad_values_are_rejected_by_name() {
+        let cases: [(&str, fn(&mut EmbeddedConfig)); 8] = [
+            ("max_shards", |c| c.max_shards = 0),
+            ("max_shards", |c| c.max_shards = 65),
+            ("shard_count", |c| c.shard_count = 5),
+            ("checkpoint_capacity", |c| c.checkpoint_capacity = 1),
+            ("storage.write_buffer_size", |c| c.write_buffer_bytes = 100),
+            ("storage.flush_interval_ms", |c| {
+                c.flush_interval = Duration::ZERO;
+            }),
+            ("read_buffer_bytes", |c| c.read_buffer_bytes = 1000),
+            ("max_entry_size (+24 must fit write_buffer_bytes)", |c| {
+                c.max_entry_size = 64 << 10;
+            }),
+        ];
+        for (field, break_it) in cases {
+            let mut c = EmbeddedConfig::default();
+            break_it(&mut c);
+            assert_eq!(c.validate().unwrap_err().field, field);
+        }
+    }
+}

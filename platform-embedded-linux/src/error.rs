@@ -1,0 +1,148 @@
+//! The crate's error type: typed, carrying data, never a string.
+
+use std::io;
+
+use comet_core::ShardId;
+use comet_core::error::{ConfigError, NameError};
+use comet_core::shm::OffsetsError;
+use comet_core::wire::WireError;
+
+/// The shard engine's error over this crate's storage.
+pub type EngineError = comet_core::Error<io::Error>;
+
+/// Everything that can go wrong in `comet-embedded`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An invalid [`EmbeddedConfig`](crate::EmbeddedConfig) value.
+    Config(ConfigError),
+    /// The shard engine failed (storage error, corruption, poisoned shard,
+    /// an entry above the maximum size, an unavailable entry, ...).
+    Engine {
+        /// The shard.
+        shard: ShardId,
+        /// What the engine reported.
+        source: EngineError,
+    },
+    /// A directory-level operation of this crate failed (creating the data
+    /// or a shard directory, mapping a state file).
+    Io {
+        /// What was being done.
+        op: Op,
+        /// The shard, if the operation concerned one.
+        shard: Option<ShardId>,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Another writer holds the shard's `writer.lock`.
+    Locked {
+        /// The shard.
+        shard: ShardId,
+        /// The pid the holder wrote into the lock file, if readable.
+        pid: Option<u32>,
+    },
+    /// The shard is not open in this log.
+    ShardNotOpen(ShardId),
+    /// Opening another shard would exceed `max_shards`.
+    TooManyShards {
+        /// The configured maximum.
+        max: u16,
+    },
+    /// A consumer-group operation on `offsets.state` failed (invalid group
+    /// name, a full table, a damaged header).
+    Offsets {
+        /// The shard.
+        shard: ShardId,
+        /// What went wrong.
+        source: OffsetsError,
+    },
+    /// An invalid consumer-group name.
+    Group(NameError),
+    /// A stored zstd frame could not be decoded (or its content does not fit
+    /// the caller's buffer: [`WireError::OutputTooSmall`]).
+    Decompress {
+        /// The shard.
+        shard: ShardId,
+        /// The entry.
+        entry: u64,
+        /// What the decoder reported.
+        error: WireError,
+    },
+    /// The caller's buffer is too small for the entry's payload.
+    BufferTooSmall {
+        /// Bytes the payload needs.
+        needed: u64,
+        /// Bytes the buffer has.
+        available: u64,
+    },
+}
+
+/// Directory-level operations reported by [`Error::Io`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Op {
+    /// Creating or opening the data directory.
+    OpenRoot,
+    /// Creating or opening a shard directory.
+    OpenShardDir,
+    /// Syncing a directory.
+    SyncDir,
+    /// Opening, sizing or mapping `comet.state`.
+    MapState,
+    /// Opening, sizing or mapping `offsets.state`.
+    MapOffsets,
+    /// Taking the writer lock.
+    Lock,
+    /// Starting the helper thread.
+    SpawnHelper,
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Error::Config(c) => c.fmt(f),
+            Error::Engine { shard, source } => write!(f, "shard {shard}: {source}"),
+            Error::Io { op, shard, source } => match shard {
+                Some(s) => write!(f, "{op:?} (shard {s}): {source}"),
+                None => write!(f, "{op:?}: {source}"),
+            },
+            Error::Locked { shard, pid } => match pid {
+                Some(pid) => write!(f, "shard {shard} is locked by another writer (pid {pid})"),
+                None => write!(f, "shard {shard} is locked by another writer (pid unknown)"),
+            },
+            Error::ShardNotOpen(s) => write!(f, "shard {s} is not open in this log"),
+            Error::TooManyShards { max } => write!(f, "at most {max} shards may be open"),
+            Error::Offsets { shard, source } => write!(f, "shard {shard}: {source}"),
+            Error::Group(n) => write!(f, "invalid consumer group name: {n}"),
+            Error::Decompress {
+                shard,
+                entry,
+                error,
+            } => write!(f, "shard {shard} entry {entry}: cannot decompress: {error}"),
+            Error::BufferTooSmall { needed, available } => write!(
+                f,
+                "buffer too small: the entry needs {needed} bytes, the buffer has {available}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Config(c) => Some(c),
+            Error::Engine { source, .. } => Some(source),
+            Error::Io { source, .. } => Some(source),
+            Error::Offsets { source, .. } => Some(source),
+            Error::Group(n) => Some(n),
+            Error::Decompress { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(c: ConfigError) -> Self {
+        Error::Config(c)
+    }
+}
