@@ -128,6 +128,12 @@ impl Log {
         let (r, in_scratch) = stored;
         let n = r.header.len as usize;
         let frame: &[u8] = if in_scratch {
+            if !is_frame(&self.read_buf[..n]) {
+                return Err(Error::BufferTooSmall {
+                    needed: n as u64,
+                    available: buf.len() as u64,
+                });
+            }
             &self.read_buf[..n]
         } else if is_frame(&buf[..n]) {
             let Some(dst) = self.read_buf.get_mut(..n) else {

@@ -1,0 +1,160 @@
+//! After open, the append (without rotation), sync, tick, read and consumer
+//! paths make no heap allocation: a counting global allocator proves it.
+//!
+//! Excluded, and allocating by design: rotation and retention deletions
+//! (the manifest is copied and re-encoded), compressing a payload (ruzstd's
+//! per-call scratch), opening shards. See the crate docs.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use comet_embedded::{Consumer, EmbeddedConfig, Log, ShardId};
+use common::{S0, json, payload};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.with(Cell::get)
+}
+
+/// Runs `f` and returns how many allocations it made on this thread.
+fn count<T>(f: impl FnOnce() -> T) -> (T, u64) {
+    let before = allocs();
+    let r = f();
+    (r, allocs() - before)
+}
+
+#[test]
+fn steady_state_paths_do_not_allocate() {
+    let t = tempfile::tempdir().unwrap();
+    let mut c = EmbeddedConfig::default();
+    c.shard_count = 2;
+    c.write_buffer_bytes = 8 << 10;
+    c.max_entry_size = 4 << 10;
+    c.read_buffer_bytes = 8 << 10;
+    c.max_file_size = 256 << 10;
+    c.boundary_interval = 8;
+    c.checkpoint_capacity = 4096;
+    c.min_compress_size = Some(2048);
+    c.retention.cleanup_interval = Some(std::time::Duration::from_millis(1));
+    c.retention.max_shard_size = Some(64 << 20);
+    let s1 = ShardId::new(1).unwrap();
+    let ms = 1_000_000;
+    let mut log = Log::open(t.path(), c, ms).unwrap();
+
+    // Warm up outside the measurement: one compressed entry, a rotation so
+    // there is a sealed segment, a first read of each kind.
+    let big: Vec<u8> = (0..40).flat_map(json).collect::<Vec<u8>>()[..4000].to_vec();
+    log.append(S0, ms, &[&big]).unwrap();
+    let mut i = 0;
+    while log.counter(S0, comet_embedded::Counter::Rotations).unwrap() == 0 {
+        log.append(S0, ms, &[payload(i)]).unwrap();
+        if i % 100 == 0 {
+            log.sync(S0, ms).unwrap();
+        }
+        i += 1;
+    }
+    log.sync(S0, ms).unwrap();
+    let mut buf = vec![0u8; 8 << 10];
+    log.read_into(S0, 0, &mut buf).unwrap();
+    let mut consumer = Consumer::new("shipper").unwrap();
+    consumer.next(&mut log, S0, &mut buf).unwrap();
+    consumer.ack(&log, S0).unwrap();
+    log.tick(2 * ms).unwrap();
+
+    // Appends, including ones that fill the buffer and flush it.
+    let entries: Vec<Vec<u8>> = (0..500).map(payload).collect();
+    let batch: Vec<&[u8]> = entries[..64].iter().map(Vec::as_slice).collect();
+    let ((), n) = count(|| {
+        for (i, e) in entries.iter().enumerate() {
+            let shard = if i % 2 == 0 { S0 } else { s1 };
+            log.append(shard, 3 * ms, &[e]).unwrap();
+        }
+        log.append(S0, 3 * ms, &batch).unwrap();
+    });
+    assert_eq!(n, 0, "append allocated {n} times");
+    assert_eq!(
+        log.counter(S0, comet_embedded::Counter::Rotations).unwrap(),
+        1,
+        "no rotation in the measured appends"
+    );
+
+    let (r, n) = count(|| log.sync(S0, 4 * ms));
+    r.unwrap();
+    assert_eq!(n, 0, "sync allocated");
+    let (r, n) = count(|| log.tick(5000 * ms));
+    let r = r.unwrap();
+    assert!(r.synced >= 1 && r.retention.is_some());
+    assert_eq!(
+        n, 0,
+        "tick (sync + retention pass without deletions) allocated"
+    );
+
+    // Reads: compressed, raw, active segment, errors.
+    let end = log.durable_end(S0).unwrap();
+    let ((), n) = count(|| {
+        let e = log.read_into(S0, 0, &mut buf).unwrap();
+        assert!(e.compressed);
+        for i in 1..end {
+            log.read_into(S0, i, &mut buf).unwrap();
+        }
+        assert!(log.read_into(S0, end, &mut buf).is_err());
+        assert!(log.read_into(S0, 0, &mut [0u8; 1]).is_err());
+    });
+    assert_eq!(n, 0, "read_into allocated");
+
+    // Consumers.
+    let ((), n) = count(|| {
+        let mut c = Consumer::new("metrics").unwrap();
+        while let Some(e) = c.next(&mut log, S0, &mut buf).unwrap() {
+            if e.entry % 50 == 0 {
+                c.ack(&log, S0).unwrap();
+            }
+        }
+        c.ack(&log, S0).unwrap();
+        assert_eq!(c.lag(&log, S0).unwrap(), 0);
+        consumer.next(&mut log, S0, &mut buf).unwrap();
+        consumer.ack(&log, S0).unwrap();
+        let _ = log.lag(s1, "shipper").unwrap();
+    });
+    assert_eq!(n, 0, "consumer paths allocated");
+
+    // Rotation reuses the checkpoint table, but the manifest rewrite
+    // allocates: shown here so the exclusion is not silent.
+    let ((), n) = count(|| {
+        for i in 0..6000 {
+            log.append(S0, 6 * ms, &[payload(i)]).unwrap();
+        }
+    });
+    log.sync(S0, 7 * ms).unwrap();
+    assert!(log.counter(S0, comet_embedded::Counter::Rotations).unwrap() > 1);
+    assert!(n > 0, "rotation is expected to allocate (manifest)");
+    log.close().unwrap();
+}
