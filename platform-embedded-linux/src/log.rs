@@ -33,7 +33,6 @@ pub struct TickReport {
 /// [`crate::helper::spawn`] is used. Every buffer is allocated by
 /// [`Log::open`] (and [`Log::open_shard`] for shards beyond
 /// `shard_count`); see the crate docs for what allocates afterwards.
-#[derive(Debug)]
 pub struct Log {
     pub(crate) root: DirStorage,
     pub(crate) cfg: EmbeddedConfig,
@@ -44,6 +43,15 @@ pub struct Log {
     pub(crate) read_buf: Box<[u8]>,
     pub(crate) last_retention: u64,
     pub(crate) scratch: crate::retention::Scratch,
+}
+
+impl core::fmt::Debug for Log {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Log")
+            .field("cfg", &self.cfg)
+            .field("shards", &self.shards)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Log {
