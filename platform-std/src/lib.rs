@@ -72,3 +72,8 @@ pub fn pick_shard(key: &[u8], count: ShardCount) -> ShardId {
 pub fn pick_shard_stream(prefix: &str, key: &[u8], count: ShardCount) -> Result<String> {
     shard_stream_name(prefix, pick_shard(key, count)).map_err(Error::InvalidStream)
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
