@@ -609,8 +609,11 @@ where
             ));
         }
         self.bump(Counter::Syncs, 1);
-        // A rotation in between already made these entries durable.
-        if ticket.head.base == self.base && ticket.head.bytes > self.durable.bytes {
+        // A rotation in between already made these entries durable. The
+        // published head may still name an older segment (its publish
+        // failed after a rotation): then any head of this segment is newer.
+        let newer = ticket.head.base > self.durable.base || ticket.head.bytes > self.durable.bytes;
+        if ticket.head.base == self.base && newer {
             self.publish(ticket.head)?;
         }
         Ok(())

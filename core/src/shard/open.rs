@@ -335,6 +335,10 @@ where
                 storage.remove(&name).ctx(IoOp::Remove, &name)?;
                 continue;
             }
+            // The manifest is about to vouch for these bytes: make them
+            // durable first (after a process crash they may be only in the
+            // page cache).
+            file.sync().ctx(IoOp::Sync, &name)?;
             expected = sc.base + sc.entries;
             m.sealed.push(sc.meta());
         }
@@ -388,8 +392,17 @@ where
                 _ => {}
             }
             if verified {
+                // Bytes up to here were synced before the head or the
+                // clean-close snapshot recorded them.
+                let vouched = sc.pos;
                 let end = sc.run(&file, len, &mut scan_buf).ctx(IoOp::Read, &name)?;
                 truncate_tail(&file, &name, base, len, &sc, end, &mut report)?;
+                // The head published below covers the recovered tail, and a
+                // head never covers bytes that were not synced (after a
+                // process crash they may be only in the page cache).
+                if sc.pos > vouched {
+                    file.sync().ctx(IoOp::Sync, &name)?;
+                }
                 report.scanned_bytes += sc.pos - start;
                 durable_end = durable_end.max(sc.base + sc.entries);
                 active = Some((file, sc));
@@ -442,7 +455,14 @@ where
             m.generation += 1;
             write_manifest_file(&storage, &m)?;
         }
+        // Timestamps never decrease, also when the active segment is new.
+        let ts_floor = m
+            .sealed
+            .last()
+            .map_or(0, |s| s.last_ts)
+            .max(head.map_or(0, |h| h.last_ts));
         let mut shard = Self::assemble(storage, head_store, compressor, cfg, m, file, sc);
+        shard.last_ts = shard.last_ts.max(ts_floor);
         if !report.torn.is_empty() {
             let bytes: u64 = report.torn.iter().map(|t| t.removed).sum();
             shard.bump(Counter::TornTails, report.torn.len() as u64);
@@ -535,6 +555,7 @@ where
                 ..DurableHead::default()
             },
             poisoned: false,
+            rotation_pending: false,
             counters: [0; Counter::ALL.len()],
         }
     }

@@ -61,6 +61,33 @@ struct Fs {
 }
 
 impl Fs {
+    /// Both images, copied, with shared inodes (a name in both maps, or a
+    /// renamed file) still shared; counters and crash points reset.
+    fn deep_copy(&self) -> Fs {
+        type Node = Rc<RefCell<Inode>>;
+        let mut copies: Vec<(Node, Node)> = Vec::new();
+        let mut copy = |node: &Rc<RefCell<Inode>>| {
+            if let Some((_, new)) = copies.iter().find(|(old, _)| Rc::ptr_eq(old, node)) {
+                return new.clone();
+            }
+            let n = node.borrow();
+            let new = Rc::new(RefCell::new(Inode {
+                live: n.live.clone(),
+                durable: n.durable.clone(),
+            }));
+            copies.push((node.clone(), new.clone()));
+            new
+        };
+        let mut out = Fs::default();
+        for (name, node) in &self.live {
+            out.live.insert(name.clone(), copy(node));
+        }
+        for (name, node) in &self.durable {
+            out.durable.insert(name.clone(), copy(node));
+        }
+        out
+    }
+
     /// Counts a mutation; fails once the simulated power loss happened.
     fn mutate(&mut self) -> Result<(), MemError> {
         if self.crashed {
@@ -100,7 +127,8 @@ pub enum CrashMode {
         /// Seed for the random choices.
         seed: u64,
     },
-    /// Process crash: everything written reached the page cache and survives.
+    /// Process crash: everything written reached the page cache and survives
+    /// (what was not synced is still not durable).
     Process,
 }
 
@@ -145,23 +173,27 @@ impl MemDir {
     }
 
     /// A new, independent directory holding what survives a crash now.
+    ///
+    /// For [`CrashMode::Process`] the new directory keeps both images: the
+    /// page cache survives a process crash, but what was never synced is
+    /// still not durable, so a later power loss can take it.
     pub fn crash_image(&self, mode: CrashMode) -> MemDir {
         let fs = self.fs.borrow();
+        if mode == CrashMode::Process {
+            return MemDir {
+                fs: Rc::new(RefCell::new(fs.deep_copy())),
+            };
+        }
         let mut rng = Rng::new(match mode {
             CrashMode::Torn { seed } => seed,
             _ => 0,
         });
-        let names = match mode {
-            CrashMode::Process => &fs.live,
-            _ => &fs.durable,
-        };
         let mut out = Fs::default();
-        for (name, inode) in names {
+        for (name, inode) in &fs.durable {
             let inode = inode.borrow();
             let data = match mode {
-                CrashMode::Process => inode.live.clone(),
-                CrashMode::Durable => inode.durable.clone(),
                 CrashMode::Torn { .. } => torn(&inode, &mut rng),
+                _ => inode.durable.clone(),
             };
             let node = Rc::new(RefCell::new(Inode {
                 live: data.clone(),

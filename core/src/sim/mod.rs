@@ -11,12 +11,16 @@
 //! * [`ShortIo`] — reads and writes at most a few bytes per call, breaking
 //!   any caller that assumes full transfers.
 //! * [`BitFlips`] — seeded bit flips in read results.
+//! * [`model`] — a reference model of the shard engine driven by one
+//!   [`model::Op`] enum, shared by the seeded model test and the `op_model`
+//!   fuzz target.
 //!
 //! All of them implement [`Storage`](crate::storage::Storage), so the
 //! production shard engine runs on top of them unchanged.
 
 mod fault;
 mod mem;
+pub mod model;
 mod rng;
 
 pub use fault::{BitFlips, FailingStorage, Faults, ShortIo};
