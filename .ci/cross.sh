@@ -22,7 +22,13 @@ fi
 
 rustup target add "${targets[@]}"
 
+# Tests that re-run their own binary as a child process (a real SIGKILL
+# mid-write) go through the same emulator.
+declare -A runner=(
+    [aarch64-unknown-linux-gnu]="qemu-aarch64 -L /usr/aarch64-linux-gnu"
+    [armv7-unknown-linux-gnueabihf]="qemu-arm -L /usr/arm-linux-gnueabihf"
+)
 for t in "${targets[@]}"; do
     echo "=== comet-embedded tests on $t (qemu-user)"
-    cargo test -p comet-embedded --target "$t"
+    COMET_TEST_RUNNER="${runner[$t]}" cargo test -p comet-embedded --target "$t"
 done

@@ -291,7 +291,19 @@ fn a_killed_writer_loses_nothing_it_synced() {
     let t = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     for round in 0..3 {
-        let child = Command::new(&exe)
+        // Under qemu-user the test binary is re-run through the emulator
+        // (.ci/cross.sh sets COMET_TEST_RUNNER).
+        let runner = std::env::var("COMET_TEST_RUNNER").unwrap_or_default();
+        let mut words = runner.split_whitespace();
+        let mut cmd = match words.next() {
+            Some(emu) => {
+                let mut c = Command::new(emu);
+                c.args(words).arg(&exe);
+                c
+            }
+            None => Command::new(&exe),
+        };
+        let child = cmd
             .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, t.path())
             .stdout(Stdio::piped())
