@@ -498,6 +498,26 @@ mod tests {
     }
 
     #[test]
+    fn process_crash_image_keeps_unsynced_data_volatile() {
+        let d = MemDir::new();
+        let f = d.open("a", OpenMode::CreateNew).unwrap();
+        f.write_at(0, b"synced").unwrap();
+        f.sync().unwrap();
+        d.sync_dir().unwrap();
+        f.write_at(6, b"+cache").unwrap();
+        d.rename("a", "b").unwrap(); // not yet durable
+        let img = d.crash_image(CrashMode::Process);
+        assert_eq!(img.file_bytes("b").unwrap(), b"synced+cache");
+        assert!(img.file_bytes("a").is_none());
+        let later = img.crash_image(CrashMode::Durable);
+        assert_eq!(later.file_bytes("a").unwrap(), b"synced");
+        assert!(later.file_bytes("b").is_none());
+        // The two images are independent of the original.
+        f.write_at(0, b"X").unwrap();
+        assert_eq!(img.file_bytes("b").unwrap(), b"synced+cache");
+    }
+
+    #[test]
     fn crash_at_sync_freezes_the_disk() {
         let d = MemDir::new();
         d.crash_at_sync(2);
