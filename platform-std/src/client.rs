@@ -102,6 +102,8 @@ pub(crate) struct Inner {
     shards: RwLock<HashMap<ShardId, Arc<ShardSlot>>>,
     closed: AtomicBool,
     signal: Arc<Signal>,
+    /// Woken by every sync of any shard (for consumers of many shards).
+    pub(crate) any: Arc<crate::shard::Waiters>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -173,6 +175,7 @@ impl Client {
             shards: RwLock::new(HashMap::new()),
             closed: AtomicBool::new(false),
             signal: Arc::new(Signal::default()),
+            any: Arc::default(),
             threads: Mutex::new(Vec::new()),
         });
         if !read_only {
@@ -337,6 +340,24 @@ impl Client {
         }
     }
 
+    /// The directory of a shard (which may not exist).
+    pub(crate) fn shard_dir(&self, shard: ShardId) -> PathBuf {
+        shard_dir(&self.inner.root, shard)
+    }
+
+    /// The shard's mapped `comet.state`, if the shard exists.
+    pub(crate) fn shard_state(
+        &self,
+        shard: ShardId,
+    ) -> Result<Option<Arc<crate::mmap::SharedWords>>> {
+        self.inner.slot(shard).state()
+    }
+
+    /// Waiters woken by every sync of any shard in this client.
+    pub(crate) fn inner_any(&self) -> &crate::shard::Waiters {
+        &self.inner.any
+    }
+
     /// The shard for `key` (FNV-1a modulo `concurrency.shard_count`); in a
     /// multi-process deployment, only among this process's shards.
     pub fn pick_shard(&self, key: &[u8]) -> ShardId {
@@ -429,7 +450,13 @@ impl Inner {
         }
         let mut map = self.shards.write().unwrap_or_else(|p| p.into_inner());
         map.entry(shard)
-            .or_insert_with(|| Arc::new(ShardSlot::new(shard, shard_dir(&self.root, shard))))
+            .or_insert_with(|| {
+                Arc::new(ShardSlot::new(
+                    shard,
+                    shard_dir(&self.root, shard),
+                    self.any.clone(),
+                ))
+            })
             .clone()
     }
 

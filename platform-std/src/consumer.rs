@@ -1,20 +1,38 @@
-//! Consumer groups: offsets in `offsets.state`, shared across processes.
+//! Consumer groups: cumulative offsets in `offsets.state`, shared by every
+//! process; reads that never skip; acks that never move backwards; the
+//! `process` loop with bounded retries and a poison-batch policy.
+//!
+//! Delivery is **at-least-once**: an entry is delivered again if the
+//! consumer dies (or its handler fails) after reading it and before its ack
+//! lands. Handlers that need effectively-once processing can record
+//! progress with [`ProcessedMarks`] in the same transaction as their side
+//! effects.
 
-use std::fs::OpenOptions;
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
+use comet_core::ShardId;
 use comet_core::error::IoOp;
 use comet_core::shm::{OFFSETS_WORDS, OffsetsTable};
-use comet_core::state::offsets::{FILE_SIZE, OFFSETS_FILE};
+use comet_core::state::Counter;
+use comet_core::state::offsets::{
+    FILE_SIZE, LEGACY_OFFSETS_FILE, OFFSETS_FILE, parse_legacy_offsets, validate_group,
+};
 
+use crate::client::{Client, now_ns};
 use crate::error::{Error, Result};
 use crate::metrics::GroupStats;
 use crate::mmap::SharedWords;
+use crate::reader::{Message, MessageId, Reader};
 
 /// Maps a shard's `offsets.state`; `None` if it does not exist and `create`
-/// is false.
+/// is false. With `create`, a legacy `offsets.bin` is migrated and removed.
 pub(crate) fn map_offsets(dir: &Path, create: bool) -> Result<Option<SharedWords>> {
     let path = dir.join(OFFSETS_FILE);
     let file = match OpenOptions::new()
@@ -47,9 +65,35 @@ pub(crate) fn map_offsets(dir: &Path, create: bool) -> Result<Option<SharedWords
         ));
     }
     debug_assert_eq!(OFFSETS_WORDS * 8, FILE_SIZE);
-    SharedWords::map(&file, FILE_SIZE)
-        .map(Some)
-        .map_err(|e| Error::io(IoOp::Open, &path, e))
+    let words = SharedWords::map(&file, FILE_SIZE).map_err(|e| Error::io(IoOp::Open, &path, e))?;
+    if create {
+        migrate_legacy(dir, &words)?;
+    }
+    Ok(Some(words))
+}
+
+fn migrate_legacy(dir: &Path, words: &SharedWords) -> Result<()> {
+    let legacy = dir.join(LEGACY_OFFSETS_FILE);
+    let Ok(bytes) = fs::read(&legacy) else {
+        return Ok(());
+    };
+    let Ok(table) = OffsetsTable::open(words.words(), std::thread::yield_now) else {
+        return Ok(());
+    };
+    if parse_legacy_offsets(&bytes, |group, off| {
+        let _ = table.advance(group, off, now_ns());
+    })
+    .is_ok()
+    {
+        fs::remove_file(&legacy).map_err(|e| Error::io(IoOp::Remove, &legacy, e))?;
+        tracing::info!(dir = %dir.display(), "migrated legacy offsets.bin");
+    }
+    Ok(())
+}
+
+fn table<'a>(shard: ShardId, words: &'a SharedWords) -> Result<OffsetsTable<'a>> {
+    OffsetsTable::open(words.words(), std::thread::yield_now)
+        .map_err(|source| Error::Offsets { shard, source })
 }
 
 /// Every group of a shard with its offset and lag against `durable_end`.
@@ -71,4 +115,652 @@ pub(crate) fn group_stats(dir: &Path, durable_end: u64) -> Result<Vec<GroupStats
     });
     out.sort_by(|a, b| a.group.cmp(&b.group));
     Ok(out)
+}
+
+/// The lowest offset any group holds in a shard (retention's low-water
+/// mark), or `None` if no group has acked anything there.
+pub(crate) fn low_water(dir: &Path) -> Result<Option<u64>> {
+    let Some(words) = map_offsets(dir, false)? else {
+        return Ok(None);
+    };
+    Ok(OffsetsTable::open(words.words(), std::thread::yield_now)
+        .ok()
+        .and_then(|t| t.min_offset()))
+}
+
+/// Where [`Consumer::seek`] moves a group's offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeekTo {
+    /// The first retained entry (replay everything kept).
+    Start,
+    /// The durable end (skip everything so far).
+    End,
+    /// A given entry number.
+    Entry(u64),
+    /// `n` entries before the durable end (replay the last `n`).
+    FromEnd(u64),
+    /// The first entry with a timestamp at or after this (ns since epoch).
+    Time(u64),
+}
+
+/// Messages from a multi-shard read, and the shards that failed.
+#[derive(Debug, Default)]
+pub struct ReadBatch {
+    /// Messages, grouped by shard, each shard's in entry order.
+    pub messages: Vec<Message>,
+    /// Shards whose read stopped at an error; their messages before the
+    /// error are in `messages`, and the failing entry is never skipped.
+    pub errors: Vec<(ShardId, Error)>,
+}
+
+/// A consumer group member.
+pub struct Consumer {
+    client: Client,
+    group: String,
+    readers: HashMap<ShardId, Reader>,
+    offsets: HashMap<ShardId, Arc<SharedWords>>,
+    /// Highest entry this instance returned per shard (for `ack_range`).
+    read_high: HashMap<ShardId, u64>,
+    /// Where each shard's next read starts (ahead of the stored offset
+    /// while a batch is in flight).
+    rotate: usize,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("group", &self.group)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    /// A member of `group` (1..=47 bytes, no NUL) reading through `client`.
+    pub fn new(client: &Client, group: &str) -> Result<Consumer> {
+        validate_group(group).map_err(Error::InvalidGroup)?;
+        Ok(Consumer {
+            client: client.clone(),
+            group: group.to_string(),
+            readers: HashMap::new(),
+            offsets: HashMap::new(),
+            read_high: HashMap::new(),
+            rotate: 0,
+        })
+    }
+
+    /// The group name.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    fn reader(&mut self, shard: ShardId) -> Result<&mut Reader> {
+        if !self.readers.contains_key(&shard) {
+            let r = self.client.reader(shard)?;
+            self.readers.insert(shard, r);
+        }
+        self.readers.get_mut(&shard).ok_or(Error::Closed)
+    }
+
+    fn words(&mut self, shard: ShardId, create: bool) -> Result<Option<Arc<SharedWords>>> {
+        if let Some(w) = self.offsets.get(&shard) {
+            return Ok(Some(w.clone()));
+        }
+        let dir = self.client.shard_dir(shard);
+        if create && !dir.exists() {
+            let (first, end) = self.reader(shard)?.bounds()?;
+            return Err(Error::Unavailable {
+                shard,
+                entry: 0,
+                first,
+                end,
+            });
+        }
+        let Some(w) = map_offsets(&dir, create)? else {
+            return Ok(None);
+        };
+        let w = Arc::new(w);
+        self.offsets.insert(shard, w.clone());
+        Ok(Some(w))
+    }
+
+    /// The group's next entry in `shard`: its stored offset, raised to the
+    /// first retained entry (entries retention deleted cannot be read).
+    pub fn offset(&mut self, shard: ShardId) -> Result<u64> {
+        let stored = self.stored(shard)?;
+        let (first, _) = self.reader(shard)?.bounds()?;
+        Ok(stored.unwrap_or(0).max(first))
+    }
+
+    fn stored(&mut self, shard: ShardId) -> Result<Option<u64>> {
+        let Some(w) = self.words(shard, false)? else {
+            return Ok(None);
+        };
+        let t = table(shard, &w)?;
+        Ok(t.get(&self.group)
+            .map_err(|source| Error::Offsets { shard, source })?
+            .map(|o| o.offset))
+    }
+
+    /// Durable entries of `shard` the group has not acked.
+    pub fn lag(&mut self, shard: ShardId) -> Result<u64> {
+        let off = self.offset(shard)?;
+        let (_, end) = self.reader(shard)?.bounds()?;
+        Ok(end.saturating_sub(off))
+    }
+
+    /// Reads up to `max` messages of one shard from the group's offset.
+    /// Does not move the offset: without an ack the same messages come
+    /// again. Stops at an unreadable entry with its error; messages before
+    /// it are left in `out`.
+    pub fn read_shard(
+        &mut self,
+        shard: ShardId,
+        max: usize,
+        out: &mut Vec<Message>,
+    ) -> Result<usize> {
+        let from = self.offset(shard)?;
+        let before = out.len();
+        let r = self.reader(shard)?.read_batch(from, max, out);
+        let n = out.len() - before;
+        if n > 0 {
+            let last = from + n as u64 - 1;
+            let high = self.read_high.entry(shard).or_insert(last);
+            *high = (*high).max(last);
+            if let Ok(Some(state)) = self.client.shard_state(shard) {
+                comet_core::shm::add_counter(state.words(), Counter::EntriesRead, n as u64);
+            }
+        }
+        r.map(|_| n)
+    }
+
+    /// Reads up to `max` messages across `shards`, starting with a different
+    /// shard each call so that no shard starves. A failing shard does not
+    /// fail the others.
+    pub fn read(&mut self, shards: &[ShardId], max: usize) -> ReadBatch {
+        let mut batch = ReadBatch::default();
+        if shards.is_empty() {
+            return batch;
+        }
+        let start = self.rotate % shards.len();
+        self.rotate = self.rotate.wrapping_add(1);
+        for k in 0..shards.len() {
+            let left = max.saturating_sub(batch.messages.len());
+            if left == 0 {
+                break;
+            }
+            let shard = shards[(start + k) % shards.len()];
+            if let Err(e) = self.read_shard(shard, left, &mut batch.messages) {
+                batch.errors.push((shard, e));
+            }
+        }
+        batch
+    }
+
+    /// Acknowledges `ids`: per shard, the offset becomes the highest id + 1
+    /// (cumulative: everything below is acknowledged too), capped at the
+    /// durable end, and never moves backwards.
+    pub fn ack(&mut self, ids: &[MessageId]) -> Result<()> {
+        let mut high: HashMap<ShardId, u64> = HashMap::new();
+        for id in ids {
+            let h = high.entry(id.shard).or_insert(id.entry);
+            *h = (*h).max(id.entry);
+        }
+        for (shard, h) in high {
+            self.advance(shard, h + 1)?;
+        }
+        Ok(())
+    }
+
+    /// Acknowledges `range` of `shard`. The range must start at or below the
+    /// group's offset (offsets cannot represent holes) and end at or below
+    /// the durable end.
+    pub fn ack_range(&mut self, shard: ShardId, range: std::ops::Range<u64>) -> Result<()> {
+        let off = self.offset(shard)?;
+        let (first, end) = self.reader(shard)?.bounds()?;
+        if range.start > off {
+            return Err(Error::AckGap {
+                shard,
+                offset: off,
+                start: range.start,
+            });
+        }
+        if range.end > end {
+            return Err(Error::Unavailable {
+                shard,
+                entry: range.end - 1,
+                first,
+                end,
+            });
+        }
+        self.advance(shard, range.end)
+    }
+
+    fn advance(&mut self, shard: ShardId, to: u64) -> Result<()> {
+        let (_, end) = self.reader(shard)?.bounds()?;
+        let to = to.min(end);
+        let w = self.words(shard, true)?.ok_or(Error::Closed)?;
+        let t = table(shard, &w)?;
+        t.advance(&self.group, to, now_ns())
+            .map_err(|source| Error::Offsets { shard, source })?;
+        if let Ok(Some(state)) = self.client.shard_state(shard) {
+            comet_core::shm::add_counter(state.words(), Counter::Acks, 1);
+        }
+        Ok(())
+    }
+
+    /// Moves the group's offset (backwards too: replay). Returns the entry
+    /// it now points at.
+    pub fn seek(&mut self, shard: ShardId, to: SeekTo) -> Result<u64> {
+        let reader = self.reader(shard)?;
+        let (first, end) = reader.bounds()?;
+        let target = match to {
+            SeekTo::Start => first,
+            SeekTo::End => end,
+            SeekTo::Entry(n) => n,
+            SeekTo::FromEnd(n) => end.saturating_sub(n),
+            SeekTo::Time(ts) => reader.seek_time(ts)?,
+        }
+        .clamp(first, end);
+        let w = self.words(shard, true)?.ok_or(Error::Closed)?;
+        table(shard, &w)?
+            .set(&self.group, target, now_ns())
+            .map_err(|source| Error::Offsets { shard, source })?;
+        self.read_high.remove(&shard);
+        Ok(target)
+    }
+
+    /// [`seek`](Consumer::seek) to an entry number.
+    pub fn reset_offset(&mut self, shard: ShardId, entry: u64) -> Result<u64> {
+        self.seek(shard, SeekTo::Entry(entry))
+    }
+
+    /// Blocks until `shard` has an entry for the group or `timeout` passes,
+    /// then reads up to `max` messages. Wakes as soon as a sync in this
+    /// process makes data durable; writers in other processes are seen
+    /// within `storage.flush_interval` (at most 100 ms) of their sync.
+    pub fn tail(&mut self, shard: ShardId, max: usize, timeout: Duration) -> Result<Vec<Message>> {
+        let off = self.offset(shard)?;
+        let mut out = Vec::new();
+        if self.client.wait_for(shard, off, timeout)? {
+            self.read_shard(shard, max, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Stats of every group in `shard`.
+    pub fn groups(&mut self, shard: ShardId) -> Result<Vec<GroupStats>> {
+        let (_, end) = self.reader(shard)?.bounds()?;
+        group_stats(&self.client.shard_dir(shard), end)
+    }
+}
+
+/// What the handler tells the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Ack (if auto-ack) and keep going.
+    Continue,
+    /// Ack (if auto-ack) this batch, then return.
+    Stop,
+}
+
+/// What to do with a batch that failed every retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoisonAction {
+    /// Start another round of retries.
+    Retry,
+    /// Ack it and go on (the callback has recorded it somewhere).
+    Skip,
+    /// Return [`Error::Handler`] without acking.
+    Stop,
+}
+
+/// A handler error.
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A batch that failed every retry.
+#[derive(Debug)]
+pub struct PoisonBatch<'a> {
+    /// Its messages.
+    pub messages: &'a [Message],
+    /// The last error.
+    pub error: &'a HandlerError,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+/// Reported after every non-empty batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchInfo {
+    /// Messages in the batch.
+    pub size: usize,
+    /// Time from the read to the end of handling.
+    pub elapsed: Duration,
+    /// Handler calls made.
+    pub attempts: u32,
+    /// Whether it was acked.
+    pub acked: bool,
+}
+
+/// Which shards a `process` loop reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shards {
+    /// Every shard directory, rediscovered while running.
+    All,
+    /// These shards.
+    Only(Vec<ShardId>),
+}
+
+/// Options of [`Consumer::process`].
+pub struct ProcessOptions<'a> {
+    /// Most messages per handler call (default 100).
+    pub batch_size: usize,
+    /// Longest wait for new data before polling again (default 100 ms;
+    /// syncs in this process wake the loop at once).
+    pub poll_interval: Duration,
+    /// Shards to read (default all).
+    pub shards: Shards,
+    /// `Some((i, n))`: this is worker `i` of `n` and reads only shards with
+    /// `shard % n == i` — the one assignment rule.
+    pub worker: Option<(u32, u32)>,
+    /// Ack each batch after the handler succeeds (default true).
+    pub auto_ack: bool,
+    /// Handler retries after the first failure (default 3).
+    pub max_retries: u32,
+    /// First retry delay; doubles per retry up to 1 s (default 10 ms).
+    pub retry_backoff: Duration,
+    /// Decides what happens to a batch that failed every retry (default:
+    /// stop with an error).
+    pub on_poison: Option<Box<dyn FnMut(&PoisonBatch<'_>) -> PoisonAction + 'a>>,
+    /// Called after every non-empty batch.
+    pub on_batch: Option<Box<dyn FnMut(&BatchInfo) + 'a>>,
+    /// Called when a shard read fails (the loop retries it later).
+    pub on_read_error: Option<Box<dyn FnMut(ShardId, &Error) + 'a>>,
+    /// How often to look for new shard directories (default 1 s).
+    pub discover_every: Duration,
+    /// Return once no shard has new data (default false: run until stopped).
+    pub until_idle: bool,
+    /// Return when set (checked between batches and while waiting).
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl Default for ProcessOptions<'_> {
+    fn default() -> Self {
+        ProcessOptions {
+            batch_size: 100,
+            poll_interval: Duration::from_millis(100),
+            shards: Shards::All,
+            worker: None,
+            auto_ack: true,
+            max_retries: 3,
+            retry_backoff: Duration::from_millis(10),
+            on_poison: None,
+            on_batch: None,
+            on_read_error: None,
+            discover_every: Duration::from_secs(1),
+            until_idle: false,
+            stop: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ProcessOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessOptions")
+            .field("batch_size", &self.batch_size)
+            .field("shards", &self.shards)
+            .field("worker", &self.worker)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a `process` run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessSummary {
+    /// Batches handled.
+    pub batches: u64,
+    /// Messages handled (acked or skipped).
+    pub messages: u64,
+    /// Handler retries.
+    pub retries: u64,
+    /// Poison batches skipped.
+    pub skipped: u64,
+}
+
+impl Consumer {
+    /// Runs `handler` over batches until it returns [`Flow::Stop`], the
+    /// stop flag is set, `until_idle` finds nothing new, or a poison batch
+    /// stops the loop.
+    pub fn process<F>(
+        &mut self,
+        mut handler: F,
+        mut opts: ProcessOptions<'_>,
+    ) -> Result<ProcessSummary>
+    where
+        F: FnMut(&[Message]) -> std::result::Result<Flow, HandlerError>,
+    {
+        if let Some((i, n)) = opts.worker {
+            if n == 0 || i >= n {
+                return Err(Error::Config(comet_core::error::ConfigError {
+                    field: "process.worker",
+                    value: u64::from(i),
+                    min: 0,
+                    max: u64::from(n.saturating_sub(1)),
+                }));
+            }
+        }
+        let mut summary = ProcessSummary::default();
+        let mut shards = Vec::new();
+        let mut discovered = Instant::now() - opts.discover_every;
+        let stopped = |opts: &ProcessOptions<'_>| {
+            opts.stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Acquire))
+        };
+        loop {
+            if stopped(&opts) {
+                return Ok(summary);
+            }
+            if discovered.elapsed() >= opts.discover_every || shards.is_empty() {
+                shards = self.assigned(&opts)?;
+                discovered = Instant::now();
+            }
+            let start = Instant::now();
+            let batch = self.read(&shards, opts.batch_size.max(1));
+            for (shard, e) in &batch.errors {
+                tracing::warn!(shard = %shard, error = %e, group = %self.group, "read stopped at an unreadable entry");
+                if let Some(cb) = opts.on_read_error.as_mut() {
+                    cb(*shard, e);
+                }
+            }
+            if batch.messages.is_empty() {
+                if opts.until_idle {
+                    return Ok(summary);
+                }
+                self.wait_any(&shards, &opts)?;
+                continue;
+            }
+            let (flow, attempts, acked) =
+                self.handle(&mut handler, &batch.messages, &mut opts, &mut summary)?;
+            summary.batches += 1;
+            if let Some(cb) = opts.on_batch.as_mut() {
+                cb(&BatchInfo {
+                    size: batch.messages.len(),
+                    elapsed: start.elapsed(),
+                    attempts,
+                    acked,
+                });
+            }
+            if flow == Flow::Stop {
+                return Ok(summary);
+            }
+        }
+    }
+
+    fn assigned(&self, opts: &ProcessOptions<'_>) -> Result<Vec<ShardId>> {
+        let all = match &opts.shards {
+            Shards::All => self.client.shards()?,
+            Shards::Only(v) => v.clone(),
+        };
+        Ok(match opts.worker {
+            Some((i, n)) => all.into_iter().filter(|s| s.get() % n == i).collect(),
+            None => all,
+        })
+    }
+
+    /// Waits until some assigned shard has data past the group's offset.
+    fn wait_any(&mut self, shards: &[ShardId], opts: &ProcessOptions<'_>) -> Result<()> {
+        let mut offsets = Vec::with_capacity(shards.len());
+        for &s in shards {
+            offsets.push((s, self.offset(s)?));
+        }
+        let client = self.client.clone();
+        let stop = opts.stop.clone();
+        let poll = opts
+            .poll_interval
+            .min(Duration::from_millis(100))
+            .max(Duration::from_millis(1));
+        client.inner_any().wait_until(opts.poll_interval, poll, || {
+            stop.as_ref().is_some_and(|s| s.load(Ordering::Acquire))
+                || offsets
+                    .iter()
+                    .any(|&(s, off)| client.durable_len(s).is_ok_and(|end| end > off))
+        });
+        Ok(())
+    }
+
+    fn handle<F>(
+        &mut self,
+        handler: &mut F,
+        messages: &[Message],
+        opts: &mut ProcessOptions<'_>,
+        summary: &mut ProcessSummary,
+    ) -> Result<(Flow, u32, bool)>
+    where
+        F: FnMut(&[Message]) -> std::result::Result<Flow, HandlerError>,
+    {
+        let mut attempts = 0u32;
+        loop {
+            let mut last = None;
+            for retry in 0..=opts.max_retries {
+                attempts += 1;
+                match handler(messages) {
+                    Ok(flow) => {
+                        if opts.auto_ack {
+                            self.ack_messages(messages)?;
+                        }
+                        summary.messages += messages.len() as u64;
+                        return Ok((flow, attempts, opts.auto_ack));
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, attempt = attempts, "handler failed");
+                        last = Some(e);
+                        if retry < opts.max_retries {
+                            summary.retries += 1;
+                            let delay = opts
+                                .retry_backoff
+                                .saturating_mul(1 << retry.min(16))
+                                .min(Duration::from_secs(1));
+                            sleep_unless(delay, opts.stop.as_deref());
+                        }
+                    }
+                }
+            }
+            let error = last.unwrap_or_else(|| "handler failed".into());
+            let action = match opts.on_poison.as_mut() {
+                Some(cb) => cb(&PoisonBatch {
+                    messages,
+                    error: &error,
+                    attempts,
+                }),
+                None => PoisonAction::Stop,
+            };
+            match action {
+                PoisonAction::Retry => continue,
+                PoisonAction::Skip => {
+                    self.ack_messages(messages)?;
+                    summary.skipped += 1;
+                    summary.messages += messages.len() as u64;
+                    return Ok((Flow::Continue, attempts, true));
+                }
+                PoisonAction::Stop => {
+                    return Err(Error::Handler {
+                        attempts,
+                        source: error,
+                    });
+                }
+            }
+        }
+    }
+
+    fn ack_messages(&mut self, messages: &[Message]) -> Result<()> {
+        let ids: Vec<MessageId> = messages.iter().map(|m| m.id).collect();
+        self.ack(&ids)
+    }
+}
+
+fn sleep_unless(d: Duration, stop: Option<&AtomicBool>) {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        if stop.is_some_and(|s| s.load(Ordering::Acquire)) {
+            return;
+        }
+        std::thread::sleep((end - Instant::now()).min(Duration::from_millis(10)));
+    }
+}
+
+/// Per-shard high-water marks of processed entries, for handlers that need
+/// effectively-once processing on top of at-least-once delivery: store
+/// [`encode`](ProcessedMarks::encode)d marks in the same transaction as the
+/// handler's side effects, and skip messages for which
+/// [`is_new`](ProcessedMarks::is_new) is false after a redelivery.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessedMarks {
+    next: HashMap<ShardId, u64>,
+}
+
+impl ProcessedMarks {
+    /// Empty marks.
+    pub fn new() -> ProcessedMarks {
+        ProcessedMarks::default()
+    }
+
+    /// True if `id` was not marked processed yet.
+    pub fn is_new(&self, id: MessageId) -> bool {
+        self.next.get(&id.shard).is_none_or(|&n| id.entry >= n)
+    }
+
+    /// Marks `id` (and everything before it in its shard) processed.
+    pub fn mark(&mut self, id: MessageId) {
+        let n = self.next.entry(id.shard).or_insert(0);
+        *n = (*n).max(id.entry + 1);
+    }
+
+    /// Keeps only the messages not yet processed.
+    pub fn filter<'s, 'm: 's>(
+        &'s self,
+        messages: &'m [Message],
+    ) -> impl Iterator<Item = &'m Message> + 's {
+        messages.iter().filter(|m| self.is_new(m.id))
+    }
+
+    /// Encodes as `shard=next` pairs separated by commas.
+    pub fn encode(&self) -> String {
+        let mut v: Vec<_> = self.next.iter().collect();
+        v.sort();
+        v.iter()
+            .map(|(s, n)| format!("{}={n}", s.get()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Decodes what [`encode`](ProcessedMarks::encode) produced.
+    pub fn decode(s: &str) -> Option<ProcessedMarks> {
+        let mut m = ProcessedMarks::default();
+        for part in s.split(',').filter(|p| !p.is_empty()) {
+            let (a, b) = part.split_once('=')?;
+            let shard = ShardId::new(a.parse().ok()?)?;
+            m.next.insert(shard, b.parse().ok()?);
+        }
+        Some(m)
+    }
 }

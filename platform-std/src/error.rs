@@ -97,6 +97,23 @@ pub enum Error {
         /// Why.
         source: OffsetsError,
     },
+    /// `ack_range` would leave a hole: offsets are cumulative.
+    AckGap {
+        /// The shard.
+        shard: ShardId,
+        /// The group's offset.
+        offset: u64,
+        /// The range's start.
+        start: u64,
+    },
+    /// A `process` handler failed on a batch every time and the poison
+    /// policy said stop.
+    Handler {
+        /// Handler calls made.
+        attempts: u32,
+        /// The last error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A compressed entry failed to decompress.
     Decompress {
         /// The shard.
@@ -172,6 +189,17 @@ impl std::fmt::Display for Error {
                 "shard {shard} was written by the Go comet package; run `comet import` first"
             ),
             Error::Offsets { shard, source } => write!(f, "shard {shard}: {source}"),
+            Error::AckGap {
+                shard,
+                offset,
+                start,
+            } => write!(
+                f,
+                "shard {shard}: ack from {start} would leave a gap after offset {offset}"
+            ),
+            Error::Handler { attempts, source } => {
+                write!(f, "handler failed {attempts} times: {source}")
+            }
             Error::Decompress {
                 shard,
                 entry,
@@ -194,6 +222,7 @@ impl std::error::Error for Error {
             Error::InvalidStream(e) | Error::InvalidGroup(e) => Some(e),
             Error::Config(e) => Some(e),
             Error::Offsets { source, .. } => Some(source),
+            Error::Handler { source, .. } => Some(&**source),
             _ => None,
         }
     }

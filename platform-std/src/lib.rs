@@ -57,6 +57,10 @@ pub use comet_core::wire::{
     ShardCount, all_shard_streams, fnv1a32, parse_stream, shard_stream_name,
 };
 pub use comet_core::{NameError, ShardId};
+pub use consumer::{
+    BatchInfo, Consumer, Flow, HandlerError, PoisonAction, PoisonBatch, ProcessOptions,
+    ProcessSummary, ProcessedMarks, ReadBatch, SeekTo, Shards,
+};
 pub use error::{Error, Result};
 pub use lock::WRITER_LOCK;
 pub use metrics::{Counters, GroupStats, Latency, ShardStats, Stats};

@@ -180,6 +180,8 @@ pub(crate) struct ShardSlot {
     writer: Mutex<Option<Writer>>,
     state: OnceLock<Arc<SharedWords>>,
     pub(crate) waiters: Waiters,
+    /// The client-wide waiters (consumers waiting on any shard).
+    any: Arc<Waiters>,
     pub(crate) sync_wanted: AtomicBool,
     pub(crate) metrics: LocalMetrics,
 }
@@ -194,13 +196,14 @@ impl std::fmt::Debug for ShardSlot {
 }
 
 impl ShardSlot {
-    pub(crate) fn new(id: ShardId, dir: PathBuf) -> ShardSlot {
+    pub(crate) fn new(id: ShardId, dir: PathBuf, any: Arc<Waiters>) -> ShardSlot {
         ShardSlot {
             id,
             dir,
             writer: Mutex::new(None),
             state: OnceLock::new(),
             waiters: Waiters::default(),
+            any,
             sync_wanted: AtomicBool::new(false),
             metrics: LocalMetrics::default(),
         }
@@ -333,6 +336,7 @@ impl ShardSlot {
         self.publish_counters(&mut w.engine);
         drop(g);
         self.waiters.notify();
+        self.any.notify();
         r
     }
 
@@ -348,6 +352,7 @@ impl ShardSlot {
             .map_err(|e| Error::from_core(self.id, &self.dir, e));
         drop(g);
         self.waiters.notify();
+        self.any.notify();
         r
     }
 }
