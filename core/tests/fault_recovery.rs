@@ -138,3 +138,21 @@ fn sync_makes_entries_visible_after_a_failed_head_publish_during_rotation() {
         check(&s, 0..next + 1);
     }
 }
+
+#[test]
+fn a_shard_recovered_from_a_crash_during_creation_survives_power_loss() {
+    // Power fails at the directory sync that ends the shard's creation; the
+    // process restarts with the page cache intact.
+    let dir = MemDir::new();
+    dir.crash_at_sync(2);
+    assert!(open_shard(&dir, cfg(), RunLengthCompressor).is_err());
+    let restarted = dir.crash_image(CrashMode::Process);
+    let mut s = open(&restarted);
+    s.append(1, &[payload(0)]).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    // The names recovery adopted must be durable too.
+    let s = open(&restarted.crash_image(CrashMode::Durable));
+    assert_eq!(s.next_entry(), 1);
+    check(&s, 0..1);
+}

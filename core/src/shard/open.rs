@@ -454,6 +454,11 @@ where
         if changed {
             m.generation += 1;
             write_manifest_file(&storage, &m)?;
+        } else if !report.clean {
+            // After a crash the names of the files recovery adopts (created
+            // just before it) may not be durable yet; the head published
+            // below vouches for entries in them.
+            storage.sync_dir().ctx(IoOp::SyncDir, "")?;
         }
         // Timestamps never decrease, also when the active segment is new.
         let ts_floor = m
