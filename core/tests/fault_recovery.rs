@@ -1,5 +1,6 @@
-//! Behaviours the op model (`tests/model.rs`) found broken once, pinned
-//! down as small, direct tests.
+//! Behaviours the op model (`tests/model.rs`) and the crash sweep found
+//! broken once, pinned down as small, direct tests.
+#![allow(clippy::cast_possible_truncation)]
 
 use comet_core::shard::EngineConfig;
 use comet_core::sim::model::{FileShard, RunLengthCompressor, open_shard, read_payload};
