@@ -8,11 +8,7 @@ use clap::{Parser, Subcommand};
 use comet::{Client, Config, ShardCount};
 
 #[derive(Parser)]
-#[command(
-    name = "comet",
-    version,
-    about = "An embedded segmented log for edge observability"
-)]
+#[command(name = "comet", version, about = "An embedded segmented log for edge observability")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -46,11 +42,18 @@ fn main() -> ExitCode {
 
 fn event(i: u64) -> Vec<u8> {
     match i % 3 {
-        0 => format!(r#"{{"ts":{i},"level":"info","service":"api","msg":"request served","status":200,"latency_ms":{}}}"#, i % 97)
-            .into_bytes(),
+        0 => format!(
+            r#"{{"ts":{i},"level":"info","service":"api","msg":"request served","status":200,"latency_ms":{}}}"#,
+            i % 97
+        )
+        .into_bytes(),
         1 => format!("cpu.load,host=edge-{} value={}.{}", i % 8, i % 4, i % 100).into_bytes(),
-        _ => format!(r#"{{"trace":"{i:016x}","span":"db.query","duration_us":{},"attrs":{}}}"#, i % 5000, "[1,2,3]".repeat((i % 900) as usize))
-            .into_bytes(),
+        _ => format!(
+            r#"{{"trace":"{i:016x}","span":"db.query","duration_us":{},"attrs":{}}}"#,
+            i % 5000,
+            "[1,2,3]".repeat((i % 900) as usize)
+        )
+        .into_bytes(),
     }
 }
 
@@ -71,8 +74,7 @@ fn demo(dir: Option<PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..n {
         let e = event(i);
         raw += e.len() as u64;
-        let stream =
-            comet::pick_shard_stream("obs:v1", format!("host-{}", i % 97).as_bytes(), shards)?;
+        let stream = comet::pick_shard_stream("obs:v1", format!("host-{}", i % 97).as_bytes(), shards)?;
         client.append(&stream, &[e])?;
     }
     client.sync()?;
@@ -90,19 +92,9 @@ fn demo(dir: Option<PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
     let stats = client.stats()?;
     println!("dir: {}", dir.display());
     println!("entries: {n} across {} shards", stats.shards.len());
-    println!(
-        "bytes: raw {raw}, on disk {} (compression ratio {:.2})",
-        stats.bytes, stats.compression_ratio
-    );
-    println!(
-        "append: {:.0} entries/s ({:?})",
-        n as f64 / wrote.as_secs_f64(),
-        wrote
-    );
-    println!(
-        "read back {read} bytes: {:.0} entries/s ({readt:?})",
-        n as f64 / readt.as_secs_f64()
-    );
+    println!("bytes: raw {raw}, on disk {} (compression ratio {:.2})", stats.bytes, stats.compression_ratio);
+    println!("append: {:.0} entries/s ({:?})", n as f64 / wrote.as_secs_f64(), wrote);
+    println!("read back {read} bytes: {:.0} entries/s ({readt:?})", n as f64 / readt.as_secs_f64());
     client.close()?;
     Ok(())
 }

@@ -25,9 +25,7 @@ use crate::shard::ShardSlot;
 
 /// Nanoseconds since the Unix epoch (1 if the clock is before 1970).
 pub(crate) fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// The entries one append produced: consecutive numbers in one shard.
@@ -42,10 +40,7 @@ pub struct Appended {
 impl Appended {
     /// The message ids, in order.
     pub fn ids(&self) -> impl Iterator<Item = MessageId> + '_ {
-        self.entries.clone().map(|entry| MessageId {
-            shard: self.shard,
-            entry,
-        })
+        self.entries.clone().map(|entry| MessageId { shard: self.shard, entry })
     }
 
     /// How many entries.
@@ -59,9 +54,9 @@ impl Appended {
     }
 }
 
-/// Wakes the background flusher.
+/// Wakes a background thread (flusher, retention) or stops it.
 #[derive(Debug, Default)]
-struct Signal {
+pub(crate) struct Signal {
     state: Mutex<(bool, bool)>, // (stop, sync requested)
     cv: Condvar,
 }
@@ -80,14 +75,10 @@ impl Signal {
     }
 
     /// Waits for `timeout` or a request; returns `false` on stop.
-    fn wait(&self, timeout: Duration) -> bool {
+    pub(crate) fn wait(&self, timeout: Duration) -> bool {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if !s.0 && !s.1 {
-            s = self
-                .cv
-                .wait_timeout(s, timeout)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
+            s = self.cv.wait_timeout(s, timeout).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
         }
         s.1 = false;
         !s.0
@@ -102,6 +93,7 @@ pub(crate) struct Inner {
     shards: RwLock<HashMap<ShardId, Arc<ShardSlot>>>,
     closed: AtomicBool,
     signal: Arc<Signal>,
+    retention_signal: Arc<Signal>,
     /// Woken by every sync of any shard (for consumers of many shards).
     pub(crate) any: Arc<crate::shard::Waiters>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -109,10 +101,7 @@ pub(crate) struct Inner {
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("root", &self.root)
-            .field("read_only", &self.read_only)
-            .finish_non_exhaustive()
+        f.debug_struct("Client").field("root", &self.root).field("read_only", &self.read_only).finish_non_exhaustive()
     }
 }
 
@@ -129,13 +118,9 @@ pub struct Client {
 }
 
 fn init_logging(config: &Config) {
-    let env = std::env::var("COMET_DEBUG")
-        .map(|v| !matches!(v.to_ascii_lowercase().as_str(), "" | "0" | "false"));
+    let env = std::env::var("COMET_DEBUG").map(|v| !matches!(v.to_ascii_lowercase().as_str(), "" | "0" | "false"));
     if env.unwrap_or(false) || config.log.level == LogLevel::Debug {
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(std::io::stderr)
-            .try_init();
+        let _ = tracing_subscriber::fmt().with_max_level(tracing::Level::DEBUG).with_writer(std::io::stderr).try_init();
     }
 }
 
@@ -155,11 +140,7 @@ impl Client {
         let root = dir.as_ref().to_path_buf();
         let meta = fs::metadata(&root).map_err(|e| Error::io(IoOp::Open, &root, e))?;
         if !meta.is_dir() {
-            return Err(Error::io(
-                IoOp::Open,
-                &root,
-                std::io::Error::other("not a directory"),
-            ));
+            return Err(Error::io(IoOp::Open, &root, std::io::Error::other("not a directory")));
         }
         Client::start(root, config, true)
     }
@@ -175,6 +156,7 @@ impl Client {
             shards: RwLock::new(HashMap::new()),
             closed: AtomicBool::new(false),
             signal: Arc::new(Signal::default()),
+            retention_signal: Arc::new(Signal::default()),
             any: Arc::default(),
             threads: Mutex::new(Vec::new()),
         });
@@ -186,11 +168,16 @@ impl Client {
                 .name("comet-flush".into())
                 .spawn(move || flusher(weak, signal, every))
                 .map_err(|e| Error::io(IoOp::Open, &inner.root, e))?;
-            inner
-                .threads
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(h);
+            inner.threads.lock().unwrap_or_else(|p| p.into_inner()).push(h);
+            if let Some(every) = config.retention.cleanup_interval {
+                let weak = Arc::downgrade(&inner);
+                let signal = inner.retention_signal.clone();
+                let h = std::thread::Builder::new()
+                    .name("comet-retention".into())
+                    .spawn(move || crate::retention::retention_loop(weak, signal, every))
+                    .map_err(|e| Error::io(IoOp::Open, &inner.root, e))?;
+                inner.threads.lock().unwrap_or_else(|p| p.into_inner()).push(h);
+            }
         }
         tracing::debug!(root = %inner.root.display(), read_only, "client opened");
         Ok(Client { inner })
@@ -236,10 +223,7 @@ impl Client {
         };
         let sample = w.engine.next_entry() % 16 == 0;
         let t0 = sample.then(Instant::now);
-        let r = w
-            .engine
-            .append(now, entries)
-            .map_err(|e| Error::from_core(shard, &slot.dir, e));
+        let r = w.engine.append(now, entries).map_err(|e| Error::from_core(shard, &slot.dir, e));
         if let Some(t0) = t0 {
             slot.metrics.append.record(t0.elapsed());
         }
@@ -299,10 +283,7 @@ impl Client {
     /// A reader of one shard (creates nothing).
     pub fn reader(&self, shard: ShardId) -> Result<Reader> {
         let slot = self.inner.slot(shard);
-        Ok(
-            Reader::open(&slot.dir, shard, self.inner.config.storage.max_entry_size)
-                .with_state(slot.state()?),
-        )
+        Ok(Reader::open(&slot.dir, shard, self.inner.config.storage.max_entry_size).with_state(slot.state()?))
     }
 
     /// Reads one durable entry of a stream (opens a reader per call; keep a
@@ -318,26 +299,32 @@ impl Client {
     /// most 100 ms) for writers in other processes.
     pub fn wait_for(&self, shard: ShardId, entry: u64, timeout: Duration) -> Result<bool> {
         let slot = self.inner.slot(shard);
-        let poll = self
-            .inner
-            .config
-            .storage
-            .flush_interval
-            .min(Duration::from_millis(100));
+        let poll = self.inner.config.storage.flush_interval.min(Duration::from_millis(100));
         let mut err = None;
-        let ok = slot
-            .waiters
-            .wait_until(timeout, poll, || match slot.head() {
-                Ok(h) => h.is_some_and(|h| h.end() > entry),
-                Err(e) => {
-                    err = Some(e);
-                    true
-                }
-            });
+        let ok = slot.waiters.wait_until(timeout, poll, || match slot.head() {
+            Ok(h) => h.is_some_and(|h| h.end() > entry),
+            Err(e) => {
+                err = Some(e);
+                true
+            }
+        });
         match err {
             Some(e) => Err(e),
             None => Ok(ok),
         }
+    }
+
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Client {
+        Client { inner }
+    }
+
+    pub(crate) fn inner_ref(&self) -> &Inner {
+        &self.inner
+    }
+
+    /// True for clients opened with [`Client::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
     }
 
     /// The directory of a shard (which may not exist).
@@ -346,10 +333,7 @@ impl Client {
     }
 
     /// The shard's mapped `comet.state`, if the shard exists.
-    pub(crate) fn shard_state(
-        &self,
-        shard: ShardId,
-    ) -> Result<Option<Arc<crate::mmap::SharedWords>>> {
+    pub(crate) fn shard_state(&self, shard: ShardId) -> Result<Option<Arc<crate::mmap::SharedWords>>> {
         self.inner.slot(shard).state()
     }
 
@@ -440,51 +424,27 @@ pub(crate) fn discover(root: &Path) -> Result<Vec<ShardId>> {
 
 impl Inner {
     pub(crate) fn slot(&self, shard: ShardId) -> Arc<ShardSlot> {
-        if let Some(s) = self
-            .shards
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&shard)
-        {
+        if let Some(s) = self.shards.read().unwrap_or_else(|p| p.into_inner()).get(&shard) {
             return s.clone();
         }
         let mut map = self.shards.write().unwrap_or_else(|p| p.into_inner());
         map.entry(shard)
-            .or_insert_with(|| {
-                Arc::new(ShardSlot::new(
-                    shard,
-                    shard_dir(&self.root, shard),
-                    self.any.clone(),
-                ))
-            })
+            .or_insert_with(|| Arc::new(ShardSlot::new(shard, shard_dir(&self.root, shard), self.any.clone())))
             .clone()
     }
 
     fn existing_slot(&self, shard: ShardId) -> Option<Arc<ShardSlot>> {
-        self.shards
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&shard)
-            .cloned()
+        self.shards.read().unwrap_or_else(|p| p.into_inner()).get(&shard).cloned()
     }
 
     pub(crate) fn slots(&self) -> Vec<Arc<ShardSlot>> {
-        self.shards
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.shards.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
     }
 
     fn check_owner(&self, shard: ShardId) -> Result<()> {
         let c = &self.config.concurrency;
         if c.process_count > 1 && shard.get() % c.process_count != c.process_id {
-            return Err(Error::NotOwned {
-                shard,
-                owner: shard.get() % c.process_count,
-                process: c.process_id,
-            });
+            return Err(Error::NotOwned { shard, owner: shard.get() % c.process_count, process: c.process_id });
         }
         Ok(())
     }
@@ -499,20 +459,12 @@ impl Inner {
         };
         let mut counters = Counters::default();
         if let Some(s) = &state {
-            counters.0 = Counter::ALL
-                .iter()
-                .map(|&c| (c, shm::load_counter(s.words(), c)))
-                .collect();
+            counters.0 = Counter::ALL.iter().map(|&c| (c, shm::load_counter(s.words(), c))).collect();
         }
         let durable_end = head.map_or(0, |h| h.end());
-        let next_entry = slot
-            .writer()
-            .as_ref()
-            .map_or(durable_end, |w| w.engine.next_entry());
+        let next_entry = slot.writer().as_ref().map_or(durable_end, |w| w.engine.next_entry());
         let sealed = manifest.as_ref().map_or(&[][..], |m| &m.sealed[..]);
-        let first_entry = manifest
-            .as_ref()
-            .map_or(head.map_or(0, |h| h.base), |m| m.first_entry);
+        let first_entry = manifest.as_ref().map_or(head.map_or(0, |h| h.base), |m| m.first_entry);
         let active_bytes = head.map_or(0, |h| h.bytes);
         let groups = crate::consumer::group_stats(&slot.dir, durable_end)?;
         Ok(ShardStats {
@@ -522,11 +474,7 @@ impl Inner {
             next_entry,
             segments: sealed.len() as u64 + u64::from(head.is_some()),
             bytes: sealed.iter().map(|s| s.bytes).sum::<u64>() + active_bytes,
-            oldest_ns: sealed
-                .first()
-                .map(|s| s.first_ts)
-                .filter(|&t| t > 0)
-                .unwrap_or(0),
+            oldest_ns: sealed.first().map(|s| s.first_ts).filter(|&t| t > 0).unwrap_or(0),
             newest_ns: head.map_or(0, |h| h.last_ts),
             compression_ratio: ratio(&counters),
             counters,
@@ -541,8 +489,8 @@ impl Inner {
             return Ok(());
         }
         self.signal.stop();
-        let threads: Vec<_> =
-            std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        self.retention_signal.stop();
+        let threads: Vec<_> = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
         for t in threads {
             if t.thread().id() != std::thread::current().id() {
                 let _ = t.join();

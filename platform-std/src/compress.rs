@@ -20,9 +20,7 @@ impl std::fmt::Debug for Zstd {
 impl Zstd {
     pub(crate) fn new(level: i32) -> Zstd {
         // A context that fails to initialise just means "store raw".
-        Zstd {
-            inner: zstd::bulk::Compressor::new(level).ok(),
-        }
+        Zstd { inner: zstd::bulk::Compressor::new(level).ok() }
     }
 }
 
@@ -34,20 +32,15 @@ impl Compressor for Zstd {
 
 /// Decompresses one zstd frame, refusing content larger than `max` bytes.
 pub(crate) fn decompress(frame: &[u8], max: usize) -> io::Result<Vec<u8>> {
-    let declared =
-        frame_content_size(frame).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let declared = frame_content_size(frame).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     match declared {
-        Some(n) if n > max as u64 => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("frame declares {n} bytes, limit {max}"),
-        )),
+        Some(n) if n > max as u64 => {
+            Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame declares {n} bytes, limit {max}")))
+        }
         Some(n) => {
             let out = zstd::bulk::decompress(frame, usize::try_from(n).unwrap_or(max))?;
             if out.len() as u64 != n {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "frame content size mismatch",
-                ));
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "frame content size mismatch"));
             }
             Ok(out)
         }
@@ -56,10 +49,7 @@ pub(crate) fn decompress(frame: &[u8], max: usize) -> io::Result<Vec<u8>> {
             let dec = zstd::stream::read::Decoder::new(frame)?;
             dec.take(max as u64 + 1).read_to_end(&mut out)?;
             if out.len() > max {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("frame exceeds {max} bytes"),
-                ));
+                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame exceeds {max} bytes")));
             }
             Ok(out)
         }
@@ -67,29 +57,22 @@ pub(crate) fn decompress(frame: &[u8], max: usize) -> io::Result<Vec<u8>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
-    use comet_core::wire::{
-        StoredPayload, ZSTD_MAGIC, encode_payload, raw_frame_len, write_raw_frame,
-    };
+    use comet_core::wire::{StoredPayload, ZSTD_MAGIC, encode_payload, raw_frame_len, write_raw_frame};
 
     #[test]
     fn compresses_when_smaller_and_roundtrips() {
         let mut z = Zstd::new(3);
-        let payload =
-            br#"{"level":"info","msg":"request served","path":"/api/v1/items","status":200}"#
-                .repeat(60);
+        let payload = br#"{"level":"info","msg":"request served","path":"/api/v1/items","status":200}"#.repeat(60);
         let mut dst = vec![0u8; payload.len()];
-        let StoredPayload::Frame(n) = encode_payload(&payload, 4096, &mut z, &mut dst).unwrap()
-        else {
+        let StoredPayload::Frame(n) = encode_payload(&payload, 4096, &mut z, &mut dst).unwrap() else {
             panic!("not compressed")
         };
         assert!(n < payload.len() / 4);
         assert_eq!(decompress(&dst[..n], payload.len()).unwrap(), payload);
-        assert!(
-            decompress(&dst[..n], payload.len() - 1).is_err(),
-            "limit enforced"
-        );
+        assert!(decompress(&dst[..n], payload.len() - 1).is_err(), "limit enforced");
     }
 
     #[test]
@@ -105,10 +88,7 @@ mod tests {
             })
             .collect();
         let mut dst = vec![0u8; payload.len()];
-        assert_eq!(
-            encode_payload(&payload, 0, &mut z, &mut dst).unwrap(),
-            StoredPayload::Raw
-        );
+        assert_eq!(encode_payload(&payload, 0, &mut z, &mut dst).unwrap(), StoredPayload::Raw);
     }
 
     #[test]

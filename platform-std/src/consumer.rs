@@ -21,9 +21,7 @@ use comet_core::ShardId;
 use comet_core::error::IoOp;
 use comet_core::shm::{OFFSETS_WORDS, OffsetsTable};
 use comet_core::state::Counter;
-use comet_core::state::offsets::{
-    FILE_SIZE, LEGACY_OFFSETS_FILE, OFFSETS_FILE, parse_legacy_offsets, validate_group,
-};
+use comet_core::state::offsets::{FILE_SIZE, LEGACY_OFFSETS_FILE, OFFSETS_FILE, parse_legacy_offsets, validate_group};
 
 use crate::client::{Client, now_ns};
 use crate::error::{Error, Result};
@@ -35,33 +33,19 @@ use crate::reader::{Message, MessageId, Reader};
 /// is false. With `create`, a legacy `offsets.bin` is migrated and removed.
 pub(crate) fn map_offsets(dir: &Path, create: bool) -> Result<Option<SharedWords>> {
     let path = dir.join(OFFSETS_FILE);
-    let file = match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(create)
-        .truncate(false)
-        .mode(0o644)
-        .open(&path)
-    {
+    let file = match OpenOptions::new().read(true).write(true).create(create).truncate(false).mode(0o644).open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound && !create => return Ok(None),
         Err(e) => return Err(Error::io(IoOp::Open, &path, e)),
     };
-    let len = file
-        .metadata()
-        .map_err(|e| Error::io(IoOp::Len, &path, e))?
-        .len();
+    let len = file.metadata().map_err(|e| Error::io(IoOp::Len, &path, e))?.len();
     if len == 0 && create {
-        file.set_len(FILE_SIZE as u64)
-            .map_err(|e| Error::io(IoOp::SetLen, &path, e))?;
+        file.set_len(FILE_SIZE as u64).map_err(|e| Error::io(IoOp::SetLen, &path, e))?;
     } else if len != FILE_SIZE as u64 {
         return Err(Error::io(
             IoOp::Open,
             &path,
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("offsets.state is {len} bytes, expected {FILE_SIZE}"),
-            ),
+            io::Error::new(io::ErrorKind::InvalidData, format!("offsets.state is {len} bytes, expected {FILE_SIZE}")),
         ));
     }
     debug_assert_eq!(OFFSETS_WORDS * 8, FILE_SIZE);
@@ -92,8 +76,7 @@ fn migrate_legacy(dir: &Path, words: &SharedWords) -> Result<()> {
 }
 
 fn table<'a>(shard: ShardId, words: &'a SharedWords) -> Result<OffsetsTable<'a>> {
-    OffsetsTable::open(words.words(), std::thread::yield_now)
-        .map_err(|source| Error::Offsets { shard, source })
+    OffsetsTable::open(words.words(), std::thread::yield_now).map_err(|source| Error::Offsets { shard, source })
 }
 
 /// Every group of a shard with its offset and lag against `durable_end`.
@@ -123,9 +106,7 @@ pub(crate) fn low_water(dir: &Path) -> Result<Option<u64>> {
     let Some(words) = map_offsets(dir, false)? else {
         return Ok(None);
     };
-    Ok(OffsetsTable::open(words.words(), std::thread::yield_now)
-        .ok()
-        .and_then(|t| t.min_offset()))
+    Ok(OffsetsTable::open(words.words(), std::thread::yield_now).ok().and_then(|t| t.min_offset()))
 }
 
 /// Where [`Consumer::seek`] moves a group's offset.
@@ -168,9 +149,7 @@ pub struct Consumer {
 
 impl std::fmt::Debug for Consumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Consumer")
-            .field("group", &self.group)
-            .finish_non_exhaustive()
+        f.debug_struct("Consumer").field("group", &self.group).finish_non_exhaustive()
     }
 }
 
@@ -208,12 +187,7 @@ impl Consumer {
         let dir = self.client.shard_dir(shard);
         if create && !dir.exists() {
             let (first, end) = self.reader(shard)?.bounds()?;
-            return Err(Error::Unavailable {
-                shard,
-                entry: 0,
-                first,
-                end,
-            });
+            return Err(Error::Unavailable { shard, entry: 0, first, end });
         }
         let Some(w) = map_offsets(&dir, create)? else {
             return Ok(None);
@@ -236,9 +210,7 @@ impl Consumer {
             return Ok(None);
         };
         let t = table(shard, &w)?;
-        Ok(t.get(&self.group)
-            .map_err(|source| Error::Offsets { shard, source })?
-            .map(|o| o.offset))
+        Ok(t.get(&self.group).map_err(|source| Error::Offsets { shard, source })?.map(|o| o.offset))
     }
 
     /// Durable entries of `shard` the group has not acked.
@@ -252,12 +224,7 @@ impl Consumer {
     /// Does not move the offset: without an ack the same messages come
     /// again. Stops at an unreadable entry with its error; messages before
     /// it are left in `out`.
-    pub fn read_shard(
-        &mut self,
-        shard: ShardId,
-        max: usize,
-        out: &mut Vec<Message>,
-    ) -> Result<usize> {
+    pub fn read_shard(&mut self, shard: ShardId, max: usize, out: &mut Vec<Message>) -> Result<usize> {
         let from = self.offset(shard)?;
         let before = out.len();
         let r = self.reader(shard)?.read_batch(from, max, out);
@@ -318,19 +285,10 @@ impl Consumer {
         let off = self.offset(shard)?;
         let (first, end) = self.reader(shard)?.bounds()?;
         if range.start > off {
-            return Err(Error::AckGap {
-                shard,
-                offset: off,
-                start: range.start,
-            });
+            return Err(Error::AckGap { shard, offset: off, start: range.start });
         }
         if range.end > end {
-            return Err(Error::Unavailable {
-                shard,
-                entry: range.end - 1,
-                first,
-                end,
-            });
+            return Err(Error::Unavailable { shard, entry: range.end - 1, first, end });
         }
         self.advance(shard, range.end)
     }
@@ -340,8 +298,7 @@ impl Consumer {
         let to = to.min(end);
         let w = self.words(shard, true)?.ok_or(Error::Closed)?;
         let t = table(shard, &w)?;
-        t.advance(&self.group, to, now_ns())
-            .map_err(|source| Error::Offsets { shard, source })?;
+        t.advance(&self.group, to, now_ns()).map_err(|source| Error::Offsets { shard, source })?;
         if let Ok(Some(state)) = self.client.shard_state(shard) {
             comet_core::shm::add_counter(state.words(), Counter::Acks, 1);
         }
@@ -362,9 +319,7 @@ impl Consumer {
         }
         .clamp(first, end);
         let w = self.words(shard, true)?.ok_or(Error::Closed)?;
-        table(shard, &w)?
-            .set(&self.group, target, now_ns())
-            .map_err(|source| Error::Offsets { shard, source })?;
+        table(shard, &w)?.set(&self.group, target, now_ns()).map_err(|source| Error::Offsets { shard, source })?;
         self.read_high.remove(&shard);
         Ok(target)
     }
@@ -450,6 +405,13 @@ pub enum Shards {
     Only(Vec<ShardId>),
 }
 
+/// Decides the fate of a poison batch.
+pub type PoisonCallback<'a> = Box<dyn FnMut(&PoisonBatch<'_>) -> PoisonAction + 'a>;
+/// Observes every batch.
+pub type BatchCallback<'a> = Box<dyn FnMut(&BatchInfo) + 'a>;
+/// Observes read errors.
+pub type ReadErrorCallback<'a> = Box<dyn FnMut(ShardId, &Error) + 'a>;
+
 /// Options of [`Consumer::process`].
 pub struct ProcessOptions<'a> {
     /// Most messages per handler call (default 100).
@@ -470,11 +432,11 @@ pub struct ProcessOptions<'a> {
     pub retry_backoff: Duration,
     /// Decides what happens to a batch that failed every retry (default:
     /// stop with an error).
-    pub on_poison: Option<Box<dyn FnMut(&PoisonBatch<'_>) -> PoisonAction + 'a>>,
+    pub on_poison: Option<PoisonCallback<'a>>,
     /// Called after every non-empty batch.
-    pub on_batch: Option<Box<dyn FnMut(&BatchInfo) + 'a>>,
+    pub on_batch: Option<BatchCallback<'a>>,
     /// Called when a shard read fails (the loop retries it later).
-    pub on_read_error: Option<Box<dyn FnMut(ShardId, &Error) + 'a>>,
+    pub on_read_error: Option<ReadErrorCallback<'a>>,
     /// How often to look for new shard directories (default 1 s).
     pub discover_every: Duration,
     /// Return once no shard has new data (default false: run until stopped).
@@ -530,32 +492,24 @@ impl Consumer {
     /// Runs `handler` over batches until it returns [`Flow::Stop`], the
     /// stop flag is set, `until_idle` finds nothing new, or a poison batch
     /// stops the loop.
-    pub fn process<F>(
-        &mut self,
-        mut handler: F,
-        mut opts: ProcessOptions<'_>,
-    ) -> Result<ProcessSummary>
+    pub fn process<F>(&mut self, mut handler: F, mut opts: ProcessOptions<'_>) -> Result<ProcessSummary>
     where
         F: FnMut(&[Message]) -> std::result::Result<Flow, HandlerError>,
     {
-        if let Some((i, n)) = opts.worker {
-            if n == 0 || i >= n {
-                return Err(Error::Config(comet_core::error::ConfigError {
-                    field: "process.worker",
-                    value: u64::from(i),
-                    min: 0,
-                    max: u64::from(n.saturating_sub(1)),
-                }));
-            }
+        if let Some((i, n)) = opts.worker
+            && (n == 0 || i >= n)
+        {
+            return Err(Error::Config(comet_core::error::ConfigError {
+                field: "process.worker",
+                value: u64::from(i),
+                min: 0,
+                max: u64::from(n.saturating_sub(1)),
+            }));
         }
         let mut summary = ProcessSummary::default();
         let mut shards = Vec::new();
         let mut discovered = Instant::now() - opts.discover_every;
-        let stopped = |opts: &ProcessOptions<'_>| {
-            opts.stop
-                .as_ref()
-                .is_some_and(|s| s.load(Ordering::Acquire))
-        };
+        let stopped = |opts: &ProcessOptions<'_>| opts.stop.as_ref().is_some_and(|s| s.load(Ordering::Acquire));
         loop {
             if stopped(&opts) {
                 return Ok(summary);
@@ -579,16 +533,10 @@ impl Consumer {
                 self.wait_any(&shards, &opts)?;
                 continue;
             }
-            let (flow, attempts, acked) =
-                self.handle(&mut handler, &batch.messages, &mut opts, &mut summary)?;
+            let (flow, attempts, acked) = self.handle(&mut handler, &batch.messages, &mut opts, &mut summary)?;
             summary.batches += 1;
             if let Some(cb) = opts.on_batch.as_mut() {
-                cb(&BatchInfo {
-                    size: batch.messages.len(),
-                    elapsed: start.elapsed(),
-                    attempts,
-                    acked,
-                });
+                cb(&BatchInfo { size: batch.messages.len(), elapsed: start.elapsed(), attempts, acked });
             }
             if flow == Flow::Stop {
                 return Ok(summary);
@@ -615,15 +563,10 @@ impl Consumer {
         }
         let client = self.client.clone();
         let stop = opts.stop.clone();
-        let poll = opts
-            .poll_interval
-            .min(Duration::from_millis(100))
-            .max(Duration::from_millis(1));
+        let poll = opts.poll_interval.min(Duration::from_millis(100)).max(Duration::from_millis(1));
         client.inner_any().wait_until(opts.poll_interval, poll, || {
             stop.as_ref().is_some_and(|s| s.load(Ordering::Acquire))
-                || offsets
-                    .iter()
-                    .any(|&(s, off)| client.durable_len(s).is_ok_and(|end| end > off))
+                || offsets.iter().any(|&(s, off)| client.durable_len(s).is_ok_and(|end| end > off))
         });
         Ok(())
     }
@@ -656,10 +599,8 @@ impl Consumer {
                         last = Some(e);
                         if retry < opts.max_retries {
                             summary.retries += 1;
-                            let delay = opts
-                                .retry_backoff
-                                .saturating_mul(1 << retry.min(16))
-                                .min(Duration::from_secs(1));
+                            let delay =
+                                opts.retry_backoff.saturating_mul(1 << retry.min(16)).min(Duration::from_secs(1));
                             sleep_unless(delay, opts.stop.as_deref());
                         }
                     }
@@ -667,11 +608,7 @@ impl Consumer {
             }
             let error = last.unwrap_or_else(|| "handler failed".into());
             let action = match opts.on_poison.as_mut() {
-                Some(cb) => cb(&PoisonBatch {
-                    messages,
-                    error: &error,
-                    attempts,
-                }),
+                Some(cb) => cb(&PoisonBatch { messages, error: &error, attempts }),
                 None => PoisonAction::Stop,
             };
             match action {
@@ -683,10 +620,7 @@ impl Consumer {
                     return Ok((Flow::Continue, attempts, true));
                 }
                 PoisonAction::Stop => {
-                    return Err(Error::Handler {
-                        attempts,
-                        source: error,
-                    });
+                    return Err(Error::Handler { attempts, source: error });
                 }
             }
         }
@@ -736,10 +670,7 @@ impl ProcessedMarks {
     }
 
     /// Keeps only the messages not yet processed.
-    pub fn filter<'s, 'm: 's>(
-        &'s self,
-        messages: &'m [Message],
-    ) -> impl Iterator<Item = &'m Message> + 's {
+    pub fn filter<'s, 'm: 's>(&'s self, messages: &'m [Message]) -> impl Iterator<Item = &'m Message> + 's {
         messages.iter().filter(|m| self.is_new(m.id))
     }
 
@@ -747,10 +678,7 @@ impl ProcessedMarks {
     pub fn encode(&self) -> String {
         let mut v: Vec<_> = self.next.iter().collect();
         v.sort();
-        v.iter()
-            .map(|(s, n)| format!("{}={n}", s.get()))
-            .collect::<Vec<_>>()
-            .join(",")
+        v.iter().map(|(s, n)| format!("{}={n}", s.get())).collect::<Vec<_>>().join(",")
     }
 
     /// Decodes what [`encode`](ProcessedMarks::encode) produced.

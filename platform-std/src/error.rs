@@ -139,76 +139,40 @@ impl std::fmt::Display for Error {
             Error::InvalidGroup(e) => write!(f, "invalid consumer group name: {e}"),
             Error::Config(e) => e.fmt(f),
             Error::EntryTooLarge { len, max } => {
-                write!(
-                    f,
-                    "entry of {len} bytes exceeds storage.max_entry_size ({max})"
-                )
+                write!(f, "entry of {len} bytes exceeds storage.max_entry_size ({max})")
             }
             Error::BatchTooLarge { bytes, max } => {
-                write!(
-                    f,
-                    "batch of up to {bytes} bytes does not fit in one segment ({max})"
-                )
+                write!(f, "batch of up to {bytes} bytes does not fit in one segment ({max})")
             }
-            Error::Locked {
-                shard,
-                pid: Some(pid),
-            } => {
+            Error::Locked { shard, pid: Some(pid) } => {
                 write!(f, "shard {shard} is locked by another writer (pid {pid})")
             }
             Error::Locked { shard, pid: None } => {
                 write!(f, "shard {shard} is locked by another writer")
             }
-            Error::NotOwned {
-                shard,
-                owner,
-                process,
-            } => write!(
-                f,
-                "shard {shard} is owned by process {owner}, this is process {process}"
-            ),
+            Error::NotOwned { shard, owner, process } => {
+                write!(f, "shard {shard} is owned by process {owner}, this is process {process}")
+            }
             Error::Closed => f.write_str("the client is closed"),
             Error::ReadOnly => f.write_str("the client was opened read-only"),
             Error::Poisoned { shard } => {
-                write!(
-                    f,
-                    "shard {shard}: an earlier sync failed; reopen to recover"
-                )
+                write!(f, "shard {shard}: an earlier sync failed; reopen to recover")
             }
-            Error::Unavailable {
-                shard,
-                entry,
-                first,
-                end,
-            } => write!(
-                f,
-                "shard {shard}: entry {entry} is not readable (readable: {first}..{end})"
-            ),
-            Error::ForeignFormat { shard } => write!(
-                f,
-                "shard {shard} was written by the Go comet package; run `comet import` first"
-            ),
+            Error::Unavailable { shard, entry, first, end } => {
+                write!(f, "shard {shard}: entry {entry} is not readable (readable: {first}..{end})")
+            }
+            Error::ForeignFormat { shard } => {
+                write!(f, "shard {shard} was written by the Go comet package; run `comet import` first")
+            }
             Error::Offsets { shard, source } => write!(f, "shard {shard}: {source}"),
-            Error::AckGap {
-                shard,
-                offset,
-                start,
-            } => write!(
-                f,
-                "shard {shard}: ack from {start} would leave a gap after offset {offset}"
-            ),
+            Error::AckGap { shard, offset, start } => {
+                write!(f, "shard {shard}: ack from {start} would leave a gap after offset {offset}")
+            }
             Error::Handler { attempts, source } => {
                 write!(f, "handler failed {attempts} times: {source}")
             }
-            Error::Decompress {
-                shard,
-                entry,
-                source,
-            } => {
-                write!(
-                    f,
-                    "shard {shard}: entry {entry} fails to decompress: {source}"
-                )
+            Error::Decompress { shard, entry, source } => {
+                write!(f, "shard {shard}: entry {entry} fails to decompress: {source}")
             }
         }
     }
@@ -231,53 +195,30 @@ impl std::error::Error for Error {
 impl Error {
     /// An I/O error on `path`.
     pub(crate) fn io(op: IoOp, path: impl Into<PathBuf>, source: io::Error) -> Error {
-        Error::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        Error::Io { op, path: path.into(), source }
     }
 
     /// Converts a core error raised for `shard` in directory `dir`.
-    pub(crate) fn from_core(
-        shard: ShardId,
-        dir: &std::path::Path,
-        e: comet_core::Error<io::Error>,
-    ) -> Error {
+    pub(crate) fn from_core(shard: ShardId, dir: &std::path::Path, e: comet_core::Error<io::Error>) -> Error {
         use comet_core::Error as E;
         match e {
-            E::Storage { op, file, source } => Error::Io {
-                op,
-                path: join(dir, &file),
-                source,
-            },
+            E::Storage { op, file, source } => Error::Io { op, path: join(dir, &file), source },
             E::Corrupt(corruption) => Error::Corrupt { shard, corruption },
             E::EntryTooLarge { len, max } => Error::EntryTooLarge { len, max },
             E::Config(c) => Error::Config(c),
             E::Name(n) => Error::InvalidStream(n),
             E::Poisoned => Error::Poisoned { shard },
-            E::EntryUnavailable { entry, first, end } => Error::Unavailable {
-                shard,
-                entry,
-                first,
-                end,
-            },
+            E::EntryUnavailable { entry, first, end } => Error::Unavailable { shard, entry, first, end },
             E::BatchTooLarge { bytes, max } => Error::BatchTooLarge { bytes, max },
             E::ForeignFormat => Error::ForeignFormat { shard },
-            E::Capacity {
-                what,
-                needed,
-                available,
-            } => Error::Io {
+            E::Capacity { what, needed, available } => Error::Io {
                 op: IoOp::Write,
                 path: dir.to_path_buf(),
                 source: io::Error::other(format!("{what}: need {needed}, have {available}")),
             },
-            other => Error::Io {
-                op: IoOp::Read,
-                path: dir.to_path_buf(),
-                source: io::Error::other(format!("{other}")),
-            },
+            other => {
+                Error::Io { op: IoOp::Read, path: dir.to_path_buf(), source: io::Error::other(format!("{other}")) }
+            }
         }
     }
 
@@ -296,11 +237,7 @@ impl Error {
 }
 
 fn join(dir: &std::path::Path, file: &FileName) -> PathBuf {
-    if file.is_empty() {
-        dir.to_path_buf()
-    } else {
-        dir.join(file.as_str())
-    }
+    if file.is_empty() { dir.to_path_buf() } else { dir.join(file.as_str()) }
 }
 
 impl From<ConfigError> for Error {

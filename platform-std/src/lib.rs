@@ -46,25 +46,26 @@ mod lock;
 mod metrics;
 mod mmap;
 mod reader;
+mod retention;
 mod shard;
 mod storage;
 
 pub use client::{Appended, Client};
 pub use comet_core::config::{self, Config};
+pub use comet_core::retention::ShardPlan;
 pub use comet_core::shard::RecoveryReport;
 pub use comet_core::state::Counter;
-pub use comet_core::wire::{
-    ShardCount, all_shard_streams, fnv1a32, parse_stream, shard_stream_name,
-};
+pub use comet_core::wire::{ShardCount, all_shard_streams, fnv1a32, parse_stream, shard_stream_name};
 pub use comet_core::{NameError, ShardId};
 pub use consumer::{
-    BatchInfo, Consumer, Flow, HandlerError, PoisonAction, PoisonBatch, ProcessOptions,
-    ProcessSummary, ProcessedMarks, ReadBatch, SeekTo, Shards,
+    BatchCallback, BatchInfo, Consumer, Flow, HandlerError, PoisonAction, PoisonBatch, PoisonCallback, ProcessOptions,
+    ProcessSummary, ProcessedMarks, ReadBatch, ReadErrorCallback, SeekTo, Shards,
 };
 pub use error::{Error, Result};
 pub use lock::WRITER_LOCK;
 pub use metrics::{Counters, GroupStats, Latency, ShardStats, Stats};
 pub use reader::{Message, MessageId, Reader, max_stored};
+pub use retention::{RetentionReport, ShardRetention, ShardRetentionStats};
 
 /// Picks the shard for `key` among `count` shards (32-bit FNV-1a modulo
 /// the count, as the Go package does).

@@ -31,13 +31,7 @@ pub(crate) enum Acquire {
 impl FileLock {
     /// Tries to take the lock at `path` without blocking.
     pub(crate) fn try_acquire(path: &Path) -> io::Result<Acquire> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .open(path)?;
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o644).open(path)?;
         match flock(&file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(rustix::io::Errno::WOULDBLOCK) => return Ok(Acquire::Busy(read_pid(&mut file))),

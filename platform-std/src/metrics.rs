@@ -15,10 +15,7 @@ pub(crate) struct Histogram {
 
 impl Default for Histogram {
     fn default() -> Self {
-        Histogram {
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            max: AtomicU64::new(0),
-        }
+        Histogram { buckets: std::array::from_fn(|_| AtomicU64::new(0)), max: AtomicU64::new(0) }
     }
 }
 
@@ -33,11 +30,7 @@ impl Histogram {
 
     /// Summary with percentiles at bucket resolution (upper bounds).
     pub(crate) fn summary(&self) -> Latency {
-        let counts: Vec<u64> = self
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect();
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
         let total: u64 = counts.iter().sum();
         let pct = |p: u64| -> u64 {
             if total == 0 {
@@ -54,12 +47,7 @@ impl Histogram {
             u64::MAX
         };
         let max = self.max.load(Ordering::Relaxed);
-        Latency {
-            count: total,
-            p50_ns: pct(50).min(max),
-            p99_ns: pct(99).min(max),
-            max_ns: max,
-        }
+        Latency { count: total, p50_ns: pct(50).min(max), p99_ns: pct(99).min(max), max_ns: max }
     }
 }
 
@@ -167,11 +155,7 @@ pub struct Stats {
 /// raw/stored, 1.0 when nothing was stored.
 pub(crate) fn ratio(c: &Counters) -> f64 {
     let stored = c.get(Counter::StoredBytes);
-    if stored == 0 {
-        1.0
-    } else {
-        c.get(Counter::RawBytes) as f64 / stored as f64
-    }
+    if stored == 0 { 1.0 } else { c.get(Counter::RawBytes) as f64 / stored as f64 }
 }
 
 #[cfg(test)]

@@ -36,10 +36,7 @@ impl SharedWords {
     /// Maps all of `file`, which must be `len` bytes, a multiple of 8.
     pub(crate) fn map(file: &File, len: usize) -> io::Result<SharedWords> {
         if !len.is_multiple_of(8) || file.metadata()?.len() != len as u64 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "shared file has the wrong size",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "shared file has the wrong size"));
         }
         // SAFETY: the file is `len` bytes and comet never shrinks it; all
         // accesses to the mapping are atomic (see the module docs).
@@ -82,8 +79,7 @@ impl SegmentMap {
         if len == 0 {
             return Ok(SegmentMap { map: None });
         }
-        let len = usize::try_from(len)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
+        let len = usize::try_from(len).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
         // SAFETY: segments are append-only and readers access only bytes
         // below the durable head, which is never truncated (module docs).
         let map = unsafe { MmapOptions::new().len(len).map(file)? };

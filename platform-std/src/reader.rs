@@ -55,11 +55,7 @@ impl std::str::FromStr for MessageId {
         if !digits(a) || !digits(b) {
             return Err(bad());
         }
-        let shard = a
-            .parse::<u32>()
-            .ok()
-            .and_then(ShardId::new)
-            .ok_or_else(bad)?;
+        let shard = a.parse::<u32>().ok().and_then(ShardId::new).ok_or_else(bad)?;
         let entry = b.parse::<u64>().map_err(|_| bad())?;
         Ok(MessageId { shard, entry })
     }
@@ -67,11 +63,7 @@ impl std::str::FromStr for MessageId {
 
 #[derive(Debug, Clone)]
 enum Payload {
-    Mapped {
-        map: Arc<SegmentMap>,
-        start: usize,
-        len: usize,
-    },
+    Mapped { map: Arc<SegmentMap>, start: usize, len: usize },
     Owned(Vec<u8>),
 }
 
@@ -154,10 +146,7 @@ pub struct Reader {
 
 impl std::fmt::Debug for Reader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reader")
-            .field("shard", &self.shard)
-            .field("dir", &self.dir)
-            .finish_non_exhaustive()
+        f.debug_struct("Reader").field("shard", &self.shard).field("dir", &self.dir).finish_non_exhaustive()
     }
 }
 
@@ -208,20 +197,14 @@ impl Reader {
     }
 
     fn manifest(&mut self, force: bool) -> Result<Option<Arc<Manifest>>> {
-        let gen_now = self.state()?.map_or(0, |s| {
-            shm::load_counter(s.words(), Counter::ManifestGeneration)
-        });
+        let gen_now = self.state()?.map_or(0, |s| shm::load_counter(s.words(), Counter::ManifestGeneration));
         if self.manifest.is_none() || force || gen_now != self.manifest_gen {
             let path = self.dir.join(MANIFEST_FILE);
             match std::fs::read(&path) {
                 Ok(bytes) => {
                     let m = Manifest::decode(&bytes).map_err(|error| Error::Corrupt {
                         shard: self.shard,
-                        corruption: Corruption {
-                            file: FileKind::Manifest,
-                            offset: 0,
-                            error,
-                        },
+                        corruption: Corruption { file: FileKind::Manifest, offset: 0, error },
                     })?;
                     self.manifest = Some(Arc::new(m));
                     self.manifest_gen = gen_now;
@@ -246,12 +229,7 @@ impl Reader {
     fn unavailable(&mut self, entry: u64, head: Option<&DurableHead>) -> Error {
         let end = head.map_or(0, DurableHead::end);
         let first = self.manifest.as_ref().map_or(0, |m| m.first_entry);
-        Error::Unavailable {
-            shard: self.shard,
-            entry,
-            first,
-            end,
-        }
+        Error::Unavailable { shard: self.shard, entry, first, end }
     }
 
     fn open_segment(&self, base: u64) -> Result<File> {
@@ -267,24 +245,11 @@ impl Reader {
             return Ok(map);
         }
         let file = self.open_segment(base)?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io(IoOp::Len, &self.dir, e))?
-            .len();
+        let len = file.metadata().map_err(|e| Error::io(IoOp::Len, &self.dir, e))?.len();
         if len < bytes {
-            return Err(corrupt(
-                self.shard,
-                base,
-                len,
-                WireError::Truncated {
-                    needed: bytes,
-                    available: len,
-                },
-            ));
+            return Err(corrupt(self.shard, base, len, WireError::Truncated { needed: bytes, available: len }));
         }
-        let map = Arc::new(
-            SegmentMap::map(&file, bytes).map_err(|e| Error::io(IoOp::Read, &self.dir, e))?,
-        );
+        let map = Arc::new(SegmentMap::map(&file, bytes).map_err(|e| Error::io(IoOp::Read, &self.dir, e))?);
         if self.sealed.len() >= SEALED_CACHE {
             self.sealed.remove(0);
         }
@@ -308,21 +273,11 @@ impl Reader {
             });
         }
         let Some(view) = self.active.as_mut() else {
-            return Err(corrupt(
-                self.shard,
-                head.base,
-                0,
-                WireError::Truncated {
-                    needed: head.bytes,
-                    available: 0,
-                },
-            ));
+            return Err(corrupt(self.shard, head.base, 0, WireError::Truncated { needed: head.bytes, available: 0 }));
         };
         if view.mapped < head.bytes {
-            view.map = Arc::new(
-                SegmentMap::map(&view.file, head.bytes)
-                    .map_err(|e| Error::io(IoOp::Read, &self.dir, e))?,
-            );
+            view.map =
+                Arc::new(SegmentMap::map(&view.file, head.bytes).map_err(|e| Error::io(IoOp::Read, &self.dir, e))?);
             view.mapped = head.bytes;
             self.remaps += 1;
         }
@@ -337,9 +292,7 @@ impl Reader {
         };
         let (shard, max) = (self.shard, self.max_stored);
         if entry >= head.base {
-            let cursor = self
-                .cursor
-                .filter(|c| c.entry == entry && c.base == head.base);
+            let cursor = self.cursor.filter(|c| c.entry == entry && c.base == head.base);
             let limit = head.bytes;
             let view = self.active_view(&head)?;
             let (base, map) = (view.base, view.map.clone());
@@ -350,10 +303,7 @@ impl Reader {
             // Extend this reader's own checkpoints far enough.
             while view.indexed.0 <= idx && view.indexed.1 < limit {
                 let (_, len) = header(shard, max, base, map.bytes(), view.indexed.1, limit)?;
-                view.indexed = (
-                    view.indexed.0 + 1,
-                    view.indexed.1 + HEADER_LEN as u64 + u64::from(len),
-                );
+                view.indexed = (view.indexed.0 + 1, view.indexed.1 + HEADER_LEN as u64 + u64::from(len));
                 if view.indexed.0 % STRIDE == 0 {
                     view.marks.push(view.indexed.1);
                 }
@@ -364,48 +314,37 @@ impl Reader {
                     shard,
                     base,
                     view.indexed.1,
-                    WireError::Truncated {
-                        needed: limit,
-                        available: view.indexed.1,
-                    },
+                    WireError::Truncated { needed: limit, available: view.indexed.1 },
                 ));
             };
             let off = hop(shard, max, base, map.bytes(), mark, idx % STRIDE, limit)?;
             return Ok((base, map, off, limit));
         }
         let mut manifest = self.manifest(false)?;
-        if manifest
-            .as_ref()
-            .and_then(|m| m.find_sealed(entry))
-            .is_none()
-        {
+        if manifest.as_ref().and_then(|m| m.find_sealed(entry)).is_none() {
             manifest = self.manifest(true)?;
         }
-        let Some((seg, interval)) = manifest
-            .as_ref()
-            .and_then(|m| m.find_sealed(entry).map(|s| (s.clone(), m.interval)))
+        let Some((seg, interval)) =
+            manifest.as_ref().and_then(|m| m.find_sealed(entry).map(|s| (s.clone(), m.interval)))
         else {
             return Err(self.unavailable(entry, Some(&head)));
         };
-        let map = self.sealed_map(seg.base, seg.bytes)?;
-        if let Some(c) = self
-            .cursor
-            .filter(|c| c.entry == entry && c.base == seg.base)
-        {
+        let map = match self.sealed_map(seg.base, seg.bytes) {
+            Ok(m) => m,
+            // Retention deleted it after our manifest was loaded.
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                self.manifest(true)?;
+                return Err(self.unavailable(entry, Some(&head)));
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(c) = self.cursor.filter(|c| c.entry == entry && c.base == seg.base) {
             return Ok((seg.base, map, c.offset, seg.bytes));
         }
         let Some((_, from, off)) = seg.chunk_for(entry, interval) else {
             return Err(self.unavailable(entry, Some(&head)));
         };
-        let off = hop(
-            shard,
-            max,
-            seg.base,
-            map.bytes(),
-            off,
-            entry - from,
-            seg.bytes,
-        )?;
+        let off = hop(shard, max, seg.base, map.bytes(), off, entry - from, seg.bytes)?;
         Ok((seg.base, map, off, seg.bytes))
     }
 
@@ -415,34 +354,17 @@ impl Reader {
         let (timestamp, len) = header(self.shard, self.max_stored, base, map.bytes(), off, limit)?;
         let start = usize::try_from(off).unwrap_or(usize::MAX) + HEADER_LEN;
         let len = len as usize;
-        self.cursor = Some(Cursor {
-            entry: entry + 1,
-            base,
-            offset: off + (HEADER_LEN + len) as u64,
-        });
-        let id = MessageId {
-            shard: self.shard,
-            entry,
-        };
+        self.cursor = Some(Cursor { entry: entry + 1, base, offset: off + (HEADER_LEN + len) as u64 });
+        let id = MessageId { shard: self.shard, entry };
         let stored = &map.bytes()[start..start + len];
         let payload = if is_frame(stored) {
-            let data =
-                crate::compress::decompress(stored, self.max_entry as usize).map_err(|source| {
-                    Error::Decompress {
-                        shard: self.shard,
-                        entry,
-                        source,
-                    }
-                })?;
+            let data = crate::compress::decompress(stored, self.max_entry as usize)
+                .map_err(|source| Error::Decompress { shard: self.shard, entry, source })?;
             Payload::Owned(data)
         } else {
             Payload::Mapped { map, start, len }
         };
-        Ok(Message {
-            id,
-            timestamp,
-            payload,
-        })
+        Ok(Message { id, timestamp, payload })
     }
 
     /// Reads up to `max` durable entries starting at `from` into `out`.
@@ -479,56 +401,26 @@ impl Reader {
 }
 
 fn corrupt(shard: ShardId, base: u64, offset: u64, error: WireError) -> Error {
-    Error::Corrupt {
-        shard,
-        corruption: Corruption {
-            file: FileKind::Segment { base },
-            offset,
-            error,
-        },
-    }
+    Error::Corrupt { shard, corruption: Corruption { file: FileKind::Segment { base }, offset, error } }
 }
 
 /// Validates the header at `offset` of a segment's `bytes` (valid data ends
 /// at `limit`) and returns `(timestamp, stored payload length)`.
-fn header(
-    shard: ShardId,
-    max_stored: u32,
-    base: u64,
-    bytes: &[u8],
-    offset: u64,
-    limit: u64,
-) -> Result<(u64, u32)> {
+fn header(shard: ShardId, max_stored: u32, base: u64, bytes: &[u8], offset: u64, limit: u64) -> Result<(u64, u32)> {
     let at = usize::try_from(offset).unwrap_or(usize::MAX);
-    let head = bytes
-        .get(at..bytes.len().min(at.saturating_add(HEADER_LEN)))
-        .unwrap_or(&[]);
+    let head = bytes.get(at..bytes.len().min(at.saturating_add(HEADER_LEN))).unwrap_or(&[]);
     let remaining = limit.min(bytes.len() as u64).saturating_sub(offset);
     match classify_entry(head, remaining, max_stored) {
         EntryStatus::Valid(h) => Ok((h.timestamp, h.len)),
         EntryStatus::Invalid(e) => Err(corrupt(shard, base, offset, e)),
-        _ => Err(corrupt(
-            shard,
-            base,
-            offset,
-            WireError::Truncated {
-                needed: HEADER_LEN as u64,
-                available: remaining,
-            },
-        )),
+        _ => {
+            Err(corrupt(shard, base, offset, WireError::Truncated { needed: HEADER_LEN as u64, available: remaining }))
+        }
     }
 }
 
 /// Hops `n` entries forward from `offset`.
-fn hop(
-    shard: ShardId,
-    max_stored: u32,
-    base: u64,
-    bytes: &[u8],
-    mut offset: u64,
-    n: u64,
-    limit: u64,
-) -> Result<u64> {
+fn hop(shard: ShardId, max_stored: u32, base: u64, bytes: &[u8], mut offset: u64, n: u64, limit: u64) -> Result<u64> {
     for _ in 0..n {
         let (_, len) = header(shard, max_stored, base, bytes, offset, limit)?;
         offset += (HEADER_LEN as u64) + u64::from(len);

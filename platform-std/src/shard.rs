@@ -62,22 +62,12 @@ pub(crate) fn read_head(state: &SharedWords) -> Option<DurableHead> {
 /// Opens (creating when `create`) and maps `comet.state` of a shard.
 pub(crate) fn map_state(dir: &Path, create: bool) -> Result<Option<SharedWords>> {
     let path = dir.join(STATE_FILE);
-    let file = match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(create)
-        .truncate(false)
-        .mode(0o644)
-        .open(&path)
-    {
+    let file = match OpenOptions::new().read(true).write(true).create(create).truncate(false).mode(0o644).open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound && !create => return Ok(None),
         Err(e) => return Err(Error::io(IoOp::Open, &path, e)),
     };
-    let len = file
-        .metadata()
-        .map_err(|e| Error::io(IoOp::Len, &path, e))?
-        .len();
+    let len = file.metadata().map_err(|e| Error::io(IoOp::Len, &path, e))?.len();
     if len != STATE_SIZE as u64 {
         if !create {
             return Ok(None);
@@ -97,8 +87,7 @@ pub(crate) fn map_state(dir: &Path, create: bool) -> Result<Option<SharedWords>>
                 .open(&path)
                 .map_err(|e| Error::io(IoOp::Open, &path, e))?
         };
-        file.set_len(STATE_SIZE as u64)
-            .map_err(|e| Error::io(IoOp::SetLen, &path, e))?;
+        file.set_len(STATE_SIZE as u64).map_err(|e| Error::io(IoOp::SetLen, &path, e))?;
         return map_file(&file, &path).map(Some);
     }
     map_file(&file, &path).map(Some)
@@ -128,12 +117,7 @@ impl Waiters {
     }
 
     /// Blocks until `ready()` is true or `timeout` passes; returns `ready()`.
-    pub(crate) fn wait_until(
-        &self,
-        timeout: Duration,
-        poll: Duration,
-        mut ready: impl FnMut() -> bool,
-    ) -> bool {
+    pub(crate) fn wait_until(&self, timeout: Duration, poll: Duration, mut ready: impl FnMut() -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         self.count.fetch_add(1, Ordering::AcqRel);
         let mut g = self.generation.lock().unwrap_or_else(|p| p.into_inner());
@@ -147,11 +131,7 @@ impl Waiters {
             }
             // A bounded wait also catches writers in other processes.
             let step = (deadline - now).min(poll);
-            g = self
-                .cv
-                .wait_timeout(g, step)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
+            g = self.cv.wait_timeout(g, step).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
         };
         drop(g);
         self.count.fetch_sub(1, Ordering::AcqRel);
@@ -188,10 +168,7 @@ pub(crate) struct ShardSlot {
 
 impl std::fmt::Debug for ShardSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ShardSlot")
-            .field("id", &self.id)
-            .field("dir", &self.dir)
-            .finish_non_exhaustive()
+        f.debug_struct("ShardSlot").field("id", &self.id).field("dir", &self.dir).finish_non_exhaustive()
     }
 }
 
@@ -254,22 +231,16 @@ impl ShardSlot {
             }
         }
         let lock_path = self.dir.join(WRITER_LOCK);
-        let lock = match FileLock::try_acquire(&lock_path)
-            .map_err(|e| Error::io(IoOp::Open, &lock_path, e))?
-        {
+        let lock = match FileLock::try_acquire(&lock_path).map_err(|e| Error::io(IoOp::Open, &lock_path, e))? {
             Acquire::Held(l) => l,
             Acquire::Busy(pid) => {
-                return Err(Error::Locked {
-                    shard: self.id,
-                    pid,
-                });
+                return Err(Error::Locked { shard: self.id, pid });
             }
         };
         let state = self.state_create()?;
         let storage = DirStorage::new(&self.dir);
-        let (mut engine, report) =
-            Shard::open(storage, ShmHead(state.clone()), Zstd::new(level), *cfg)
-                .map_err(|e| Error::from_core(self.id, &self.dir, e))?;
+        let (mut engine, report) = Shard::open(storage, ShmHead(state.clone()), Zstd::new(level), *cfg)
+            .map_err(|e| Error::from_core(self.id, &self.dir, e))?;
         if report.state_reset {
             // The counters of an invalid block mean nothing.
             for c in Counter::ALL {
@@ -286,11 +257,7 @@ impl ShardSlot {
             tracing::debug!(shard = %self.id, clean = report.clean, "opened shard");
         }
         engine.drain_counters(|c, v| shm::add_counter(state.words(), c, v));
-        **guard = Some(Writer {
-            engine,
-            _lock: lock,
-            report,
-        });
+        **guard = Some(Writer { engine, _lock: lock, report });
         Ok(())
     }
 
@@ -311,10 +278,7 @@ impl ShardSlot {
             if !w.engine.has_unsynced() {
                 return Ok(());
             }
-            let ticket = w
-                .engine
-                .prepare_sync()
-                .map_err(|e| Error::from_core(self.id, &self.dir, e))?;
+            let ticket = w.engine.prepare_sync().map_err(|e| Error::from_core(self.id, &self.dir, e))?;
             (ticket, w.engine.active_file().clone())
         };
         let start = Instant::now();
@@ -322,10 +286,7 @@ impl ShardSlot {
         self.metrics.sync.record(start.elapsed());
         let mut g = self.writer();
         let Some(w) = g.as_mut() else { return Ok(()) };
-        let r = w
-            .engine
-            .complete_sync(ticket, synced)
-            .map_err(|e| Error::from_core(self.id, &self.dir, e));
+        let r = w.engine.complete_sync(ticket, synced).map_err(|e| Error::from_core(self.id, &self.dir, e));
         if let Some(state) = self.state.get() {
             shm::add_counter(
                 state.words(),
@@ -346,10 +307,7 @@ impl ShardSlot {
         let mut g = self.writer();
         let Some(mut w) = g.take() else { return Ok(()) };
         self.publish_counters(&mut w.engine);
-        let r = w
-            .engine
-            .close()
-            .map_err(|e| Error::from_core(self.id, &self.dir, e));
+        let r = w.engine.close().map_err(|e| Error::from_core(self.id, &self.dir, e));
         drop(g);
         self.waiters.notify();
         self.any.notify();

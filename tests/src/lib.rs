@@ -28,12 +28,9 @@ pub fn payload(i: u64) -> Vec<u8> {
             p.extend_from_slice(format!("magic-{i}").as_bytes());
             p
         }
-        2 => format!(
-            r#"{{"level":"info","entry":{i},"msg":"{}"}}"#,
-            "x".repeat((i % 50) as usize)
-        )
-        .repeat(30)
-        .into_bytes(),
+        2 => format!(r#"{{"level":"info","entry":{i},"msg":"{}"}}"#, "x".repeat((i % 50) as usize))
+            .repeat(30)
+            .into_bytes(),
         _ => {
             let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
             (0..(i % 300) as usize)
@@ -66,10 +63,7 @@ pub fn crash_copy(src: &Path, dst: &Path) {
 /// The files of a shard directory, sorted.
 pub fn files(shard_dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(shard_dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .collect()
-        })
+        .map(|rd| rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
         .unwrap_or_default();
     v.sort();
     v

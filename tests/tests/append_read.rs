@@ -1,6 +1,8 @@
 //! Appends and reads through the public API: round trips, visibility,
 //! rotation, limits, names.
 
+#![allow(clippy::cast_possible_truncation)]
+
 use std::time::Duration;
 
 use comet::{Client, Config, Error, ShardId};
@@ -44,14 +46,7 @@ fn entries_become_visible_only_when_durable() {
     assert_eq!(c.len(S1).unwrap(), 2, "len counts appended entries");
     assert_eq!(c.durable_len(shard(1)).unwrap(), 0);
     let mut r = c.reader(shard(1)).unwrap();
-    assert!(matches!(
-        r.read(0),
-        Err(Error::Unavailable {
-            entry: 0,
-            end: 0,
-            ..
-        })
-    ));
+    assert!(matches!(r.read(0), Err(Error::Unavailable { entry: 0, end: 0, .. })));
     c.sync().unwrap();
     assert_eq!(r.read(1).unwrap().data(), b"b");
     assert_eq!(c.durable_len(shard(1)).unwrap(), 2);
@@ -62,10 +57,7 @@ fn the_periodic_flush_makes_entries_visible() {
     let dir = tempfile::tempdir().unwrap();
     let c = Client::open(dir.path(), small_config()).unwrap();
     c.append(S1, &[b"tick"]).unwrap();
-    assert!(
-        c.wait_for(shard(1), 0, Duration::from_secs(5)).unwrap(),
-        "flushed within the interval"
-    );
+    assert!(c.wait_for(shard(1), 0, Duration::from_secs(5)).unwrap(), "flushed within the interval");
     assert_eq!(c.reader(shard(1)).unwrap().read(0).unwrap().data(), b"tick");
 }
 
@@ -109,13 +101,9 @@ fn entries_up_to_the_maximum_size_read_back_anywhere_in_a_segment() {
     cfg.storage.max_entry_size = 12 << 20;
     let c = Client::open(dir.path(), cfg).unwrap();
     let big: Vec<u8> = (0..(12u32 << 20)).map(|i| (i % 251) as u8).collect();
-    c.append(S1, &[&b"small"[..], &big, &b"after"[..], &big])
-        .unwrap();
+    c.append(S1, &[&b"small"[..], &big, &b"after"[..], &big]).unwrap();
     let too_big = vec![0u8; (12 << 20) + 1];
-    assert!(matches!(
-        c.append(S1, &[&too_big]),
-        Err(Error::EntryTooLarge { .. })
-    ));
+    assert!(matches!(c.append(S1, &[&too_big]), Err(Error::EntryTooLarge { .. })));
     c.sync().unwrap();
     let mut r = c.reader(shard(1)).unwrap();
     assert_eq!(r.read(0).unwrap().data(), b"small");
@@ -141,23 +129,9 @@ fn failed_append_leaves_no_gap_in_numbering() {
 fn invalid_stream_names_are_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let c = Client::open(dir.path(), small_config()).unwrap();
-    for bad in [
-        "",
-        "events",
-        "events:v1:42",
-        "../x:shard:0001",
-        "a/b:shard:0001",
-        "x:shard:12345",
-        "x\0:shard:1",
-    ] {
-        assert!(
-            matches!(c.append(bad, &[b"x"]), Err(Error::InvalidStream(_))),
-            "{bad:?}"
-        );
-        assert!(
-            matches!(c.len(bad), Err(Error::InvalidStream(_))),
-            "{bad:?}"
-        );
+    for bad in ["", "events", "events:v1:42", "../x:shard:0001", "a/b:shard:0001", "x:shard:12345", "x\0:shard:1"] {
+        assert!(matches!(c.append(bad, &[b"x"]), Err(Error::InvalidStream(_))), "{bad:?}");
+        assert!(matches!(c.len(bad), Err(Error::InvalidStream(_))), "{bad:?}");
     }
     assert!(comet_tests::files(dir.path()).is_empty(), "nothing created");
 }
@@ -165,15 +139,10 @@ fn invalid_stream_names_are_typed_errors() {
 #[test]
 fn stream_helpers_route_like_the_go_package() {
     let count = comet::ShardCount::new(4).unwrap();
-    let picked: Vec<u32> = ["alice", "bob", "charlie", "diana"]
-        .iter()
-        .map(|k| comet::pick_shard(k.as_bytes(), count).get())
-        .collect();
+    let picked: Vec<u32> =
+        ["alice", "bob", "charlie", "diana"].iter().map(|k| comet::pick_shard(k.as_bytes(), count).get()).collect();
     assert_eq!(picked, [3, 0, 1, 0]);
-    assert_eq!(
-        comet::pick_shard_stream("events:v1", b"alice", count).unwrap(),
-        "events:v1:shard:0003"
-    );
+    assert_eq!(comet::pick_shard_stream("events:v1", b"alice", count).unwrap(), "events:v1:shard:0003");
     let all = comet::all_shard_streams("m", count).unwrap();
     assert_eq!(all.len(), 4);
     assert_eq!(comet::parse_stream(&all[2]).unwrap().get(), 2);
@@ -187,15 +156,10 @@ fn zero_and_absurd_config_values_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = Config::default();
     cfg.storage.max_file_size = 0;
-    assert!(
-        matches!(Client::open(dir.path(), cfg), Err(Error::Config(e)) if e.field == "storage.max_file_size")
-    );
+    assert!(matches!(Client::open(dir.path(), cfg), Err(Error::Config(e)) if e.field == "storage.max_file_size"));
     let mut cfg = Config::default();
     cfg.indexing.boundary_interval = 0;
-    assert!(matches!(
-        Client::open(dir.path(), cfg),
-        Err(Error::Config(_))
-    ));
+    assert!(matches!(Client::open(dir.path(), cfg), Err(Error::Config(_))));
 }
 
 #[test]
@@ -253,10 +217,7 @@ fn seek_by_time_finds_the_first_entry_at_or_after() {
     for i in 0..300 {
         stamps.push(r.read(i).unwrap().timestamp);
     }
-    assert!(
-        stamps.windows(2).all(|w| w[0] <= w[1]),
-        "timestamps never decrease"
-    );
+    assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "timestamps never decrease");
     for probe in [0usize, 1, 57, 150, 299] {
         let t = stamps[probe];
         let first = stamps.iter().position(|&s| s >= t).unwrap() as u64;
@@ -268,10 +229,7 @@ fn seek_by_time_finds_the_first_entry_at_or_after() {
 
 #[test]
 fn message_ids_display_and_parse_like_go() {
-    let id = comet::MessageId {
-        shard: shard(7),
-        entry: 42,
-    };
+    let id = comet::MessageId { shard: shard(7), entry: 42 };
     assert_eq!(id.to_string(), "7-42");
     assert_eq!("7-42".parse::<comet::MessageId>().unwrap(), id);
     for bad in ["7", "7-", "-1", "7-42x", "a-1", "10000-1"] {

@@ -1,5 +1,7 @@
 //! Threads and clients sharing a directory: locks, batches, readers.
 
+#![allow(clippy::cast_possible_truncation)]
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -83,8 +85,7 @@ fn concurrent_appends_syncs_and_rotations_never_split_a_batch() {
             while !stop.load(Ordering::Acquire) {
                 let (_, end) = r.bounds().unwrap();
                 while next < end {
-                    r.read(next)
-                        .unwrap_or_else(|e| panic!("visible entry {next} unreadable: {e}"));
+                    r.read(next).unwrap_or_else(|e| panic!("visible entry {next} unreadable: {e}"));
                     next += 1;
                 }
             }
@@ -97,8 +98,7 @@ fn concurrent_appends_syncs_and_rotations_never_split_a_batch() {
             let got = got.clone();
             std::thread::spawn(move || {
                 for k in 0..150u64 {
-                    let batch: Vec<Vec<u8>> =
-                        (0..(k % 5 + 1)).map(|j| tagged(t, k * 10 + j)).collect();
+                    let batch: Vec<Vec<u8>> = (0..(k % 5 + 1)).map(|j| tagged(t, k * 10 + j)).collect();
                     let ids = c.append(S1, &batch).unwrap();
                     assert_eq!(ids.len(), batch.len());
                     let mut g = got.lock().unwrap();
@@ -132,10 +132,7 @@ fn concurrent_appends_syncs_and_rotations_never_split_a_batch() {
     }
     // batches are contiguous: within a batch, sequence numbers are consecutive
     let files = comet_tests::files(&dir.path().join("shard-0001"));
-    assert!(
-        files.iter().filter(|f| f.ends_with(".comet")).count() > 5,
-        "rotated: {files:?}"
-    );
+    assert!(files.iter().filter(|f| f.ends_with(".comet")).count() > 5, "rotated: {files:?}");
 }
 
 #[test]
@@ -153,11 +150,7 @@ fn messages_stay_valid_across_remaps() {
         c.sync().unwrap();
         held.push(r.read(round * 20).unwrap());
     }
-    assert!(
-        r.remaps() >= 40,
-        "the reader remapped as the file grew: {}",
-        r.remaps()
-    );
+    assert!(r.remaps() >= 40, "the reader remapped as the file grew: {}", r.remaps());
     for (round, m) in held.iter().enumerate() {
         assert_eq!(m.data(), &payload(round as u64 * 20)[..]);
     }

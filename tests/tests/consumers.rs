@@ -1,5 +1,7 @@
 //! Consumer groups: offsets, acks, reads that never skip, the process loop.
 
+#![allow(clippy::cast_possible_truncation)]
+
 use std::collections::HashSet;
 use std::fs;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -7,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use comet::{
-    Client, Config, Consumer, Error, Flow, MessageId, PoisonAction, ProcessOptions, ProcessedMarks,
-    SeekTo, ShardId, Shards,
+    Client, Config, Consumer, Error, Flow, MessageId, PoisonAction, ProcessOptions, ProcessedMarks, SeekTo, ShardId,
+    Shards,
 };
 use comet_tests::{payload, small_config};
 
@@ -37,21 +39,14 @@ fn reads_do_not_advance_and_acks_are_cumulative() {
     assert_eq!(g.read_shard(sid(1), 4, &mut out).unwrap(), 4);
     let mut again = Vec::new();
     g.read_shard(sid(1), 4, &mut again).unwrap();
-    assert_eq!(
-        out.iter().map(|m| m.id).collect::<Vec<_>>(),
-        again.iter().map(|m| m.id).collect::<Vec<_>>()
-    );
+    assert_eq!(out.iter().map(|m| m.id).collect::<Vec<_>>(), again.iter().map(|m| m.id).collect::<Vec<_>>());
     g.ack(&[out[3].id]).unwrap();
     assert_eq!(g.offset(sid(1)).unwrap(), 4);
     g.ack(&[out[0].id]).unwrap();
     assert_eq!(g.offset(sid(1)).unwrap(), 4, "never backwards");
     assert_eq!(g.lag(sid(1)).unwrap(), 6);
     // acking beyond the durable end is capped
-    g.ack(&[MessageId {
-        shard: sid(1),
-        entry: 1000,
-    }])
-    .unwrap();
+    g.ack(&[MessageId { shard: sid(1), entry: 1000 }]).unwrap();
     assert_eq!(g.offset(sid(1)).unwrap(), 10);
     assert_eq!(g.lag(sid(1)).unwrap(), 0);
 }
@@ -61,30 +56,16 @@ fn many_groups_on_one_shard_are_independent() {
     let dir = tempfile::tempdir().unwrap();
     let c = Client::open(dir.path(), small_config()).unwrap();
     fill(&c, 1, 50);
-    let mut groups: Vec<Consumer> = (0..20)
-        .map(|i| Consumer::new(&c, &format!("group-{i}")).unwrap())
-        .collect();
+    let mut groups: Vec<Consumer> = (0..20).map(|i| Consumer::new(&c, &format!("group-{i}")).unwrap()).collect();
     for (i, g) in groups.iter_mut().enumerate() {
-        g.ack(&[MessageId {
-            shard: sid(1),
-            entry: i as u64,
-        }])
-        .unwrap();
+        g.ack(&[MessageId { shard: sid(1), entry: i as u64 }]).unwrap();
     }
     for (i, g) in groups.iter_mut().enumerate() {
         assert_eq!(g.offset(sid(1)).unwrap(), i as u64 + 1);
     }
     let stats = c.shard_stats(sid(1)).unwrap();
     assert_eq!(stats.groups.len(), 20);
-    assert_eq!(
-        stats
-            .groups
-            .iter()
-            .find(|g| g.group == "group-7")
-            .unwrap()
-            .lag,
-        42
-    );
+    assert_eq!(stats.groups.iter().find(|g| g.group == "group-7").unwrap().lag, 42);
 }
 
 #[test]
@@ -94,11 +75,7 @@ fn offsets_survive_restart() {
         let c = Client::open(dir.path(), small_config()).unwrap();
         fill(&c, 2, 30);
         let mut g = Consumer::new(&c, "audit").unwrap();
-        g.ack(&[MessageId {
-            shard: sid(2),
-            entry: 11,
-        }])
-        .unwrap();
+        g.ack(&[MessageId { shard: sid(2), entry: 11 }]).unwrap();
         c.close().unwrap();
     }
     let c = Client::open(dir.path(), small_config()).unwrap();
@@ -125,11 +102,7 @@ fn redelivery_after_a_crash_between_handle_and_ack() {
     let mut g = Consumer::new(&c, "g").unwrap();
     let mut again = Vec::new();
     g.read_shard(sid(1), 5, &mut again).unwrap();
-    assert_eq!(
-        again.iter().map(|m| m.id.entry).collect::<Vec<_>>(),
-        [5, 6, 7, 8, 9],
-        "at-least-once"
-    );
+    assert_eq!(again.iter().map(|m| m.id.entry).collect::<Vec<_>>(), [5, 6, 7, 8, 9], "at-least-once");
 }
 
 #[test]
@@ -138,17 +111,10 @@ fn group_names_are_validated_47_48_49() {
     let c = Client::open(dir.path(), small_config()).unwrap();
     fill(&c, 1, 3);
     let mut g = Consumer::new(&c, &"g".repeat(47)).unwrap();
-    g.ack(&[MessageId {
-        shard: sid(1),
-        entry: 1,
-    }])
-    .unwrap();
+    g.ack(&[MessageId { shard: sid(1), entry: 1 }]).unwrap();
     assert_eq!(g.offset(sid(1)).unwrap(), 2);
     for bad in ["g".repeat(48), "g".repeat(49), String::new(), "a\0b".into()] {
-        assert!(
-            matches!(Consumer::new(&c, &bad), Err(Error::InvalidGroup(_))),
-            "{bad:?}"
-        );
+        assert!(matches!(Consumer::new(&c, &bad), Err(Error::InvalidGroup(_))), "{bad:?}");
     }
 }
 
@@ -159,27 +125,13 @@ fn a_full_slot_table_is_a_typed_error_and_others_keep_working() {
     fill(&c, 1, 3);
     for i in 0..512 {
         let mut g = Consumer::new(&c, &format!("g{i}")).unwrap();
-        g.ack(&[MessageId {
-            shard: sid(1),
-            entry: 0,
-        }])
-        .unwrap();
+        g.ack(&[MessageId { shard: sid(1), entry: 0 }]).unwrap();
     }
     let mut extra = Consumer::new(&c, "one-too-many").unwrap();
-    assert!(matches!(
-        extra.ack(&[MessageId {
-            shard: sid(1),
-            entry: 0
-        }]),
-        Err(Error::Offsets { .. })
-    ));
+    assert!(matches!(extra.ack(&[MessageId { shard: sid(1), entry: 0 }]), Err(Error::Offsets { .. })));
     assert_eq!(extra.offset(sid(1)).unwrap(), 0, "lookups never claim");
     let mut g = Consumer::new(&c, "g300").unwrap();
-    g.ack(&[MessageId {
-        shard: sid(1),
-        entry: 2,
-    }])
-    .unwrap();
+    g.ack(&[MessageId { shard: sid(1), entry: 2 }]).unwrap();
     assert_eq!(g.offset(sid(1)).unwrap(), 3);
 }
 
@@ -259,18 +211,8 @@ fn ack_range_refuses_gaps() {
     let mut g = Consumer::new(&c, "g").unwrap();
     g.ack_range(sid(1), 0..4).unwrap();
     assert_eq!(g.offset(sid(1)).unwrap(), 4);
-    assert!(matches!(
-        g.ack_range(sid(1), 6..8),
-        Err(Error::AckGap {
-            offset: 4,
-            start: 6,
-            ..
-        })
-    ));
-    assert!(matches!(
-        g.ack_range(sid(1), 4..11),
-        Err(Error::Unavailable { .. })
-    ));
+    assert!(matches!(g.ack_range(sid(1), 6..8), Err(Error::AckGap { offset: 4, start: 6, .. })));
+    assert!(matches!(g.ack_range(sid(1), 4..11), Err(Error::Unavailable { .. })));
     g.ack_range(sid(1), 2..8).unwrap();
     assert_eq!(g.offset(sid(1)).unwrap(), 8);
 }
@@ -332,11 +274,7 @@ fn workers_split_shards_without_handling_anything_twice() {
                         seen.lock().unwrap().extend(msgs.iter().map(|m| (i, m.id)));
                         Ok(Flow::Continue)
                     },
-                    ProcessOptions {
-                        worker: Some((i, 3)),
-                        until_idle: true,
-                        ..Default::default()
-                    },
+                    ProcessOptions { worker: Some((i, 3)), until_idle: true, ..Default::default() },
                 )
                 .unwrap()
             })
@@ -353,16 +291,7 @@ fn workers_split_shards_without_handling_anything_twice() {
         assert_eq!(id.shard.get() % 3, *w, "one assignment rule");
     }
     let mut g = Consumer::new(&c, "g").unwrap();
-    assert!(
-        g.process(
-            |_| Ok(Flow::Continue),
-            ProcessOptions {
-                worker: Some((3, 3)),
-                ..Default::default()
-            }
-        )
-        .is_err()
-    );
+    assert!(g.process(|_| Ok(Flow::Continue), ProcessOptions { worker: Some((3, 3)), ..Default::default() }).is_err());
 }
 
 #[test]
@@ -393,11 +322,7 @@ fn a_poison_batch_is_retried_then_handled_by_the_policy() {
     let summary = g
         .process(
             |msgs| {
-                if msgs.iter().any(|m| m.id.entry == 3) {
-                    Err("poison".into())
-                } else {
-                    Ok(Flow::Continue)
-                }
+                if msgs.iter().any(|m| m.id.entry == 3) { Err("poison".into()) } else { Ok(Flow::Continue) }
             },
             ProcessOptions {
                 batch_size: 2,
@@ -405,10 +330,7 @@ fn a_poison_batch_is_retried_then_handled_by_the_policy() {
                 retry_backoff: Duration::from_millis(1),
                 until_idle: true,
                 on_poison: Some(Box::new(|p| {
-                    skipped
-                        .lock()
-                        .unwrap()
-                        .extend(p.messages.iter().map(|m| m.id.entry));
+                    skipped.lock().unwrap().extend(p.messages.iter().map(|m| m.id.entry));
                     PoisonAction::Skip
                 })),
                 ..Default::default()
@@ -429,11 +351,7 @@ fn a_stop_from_the_handler_acks_the_batch_and_returns() {
     let s = g
         .process(
             |_| Ok(Flow::Stop),
-            ProcessOptions {
-                batch_size: 4,
-                shards: Shards::Only(vec![sid(1)]),
-                ..Default::default()
-            },
+            ProcessOptions { batch_size: 4, shards: Shards::Only(vec![sid(1)]), ..Default::default() },
         )
         .unwrap();
     assert_eq!(s.batches, 1);
@@ -458,11 +376,7 @@ fn process_discovers_new_shards_and_stops_on_request() {
                     total.fetch_add(msgs.len(), Ordering::Relaxed);
                     Ok(Flow::Continue)
                 },
-                ProcessOptions {
-                    discover_every: Duration::from_millis(10),
-                    stop: Some(stop),
-                    ..Default::default()
-                },
+                ProcessOptions { discover_every: Duration::from_millis(10), stop: Some(stop), ..Default::default() },
             )
             .unwrap()
         })
@@ -514,10 +428,7 @@ fn tail_wakes_on_new_durable_data() {
 #[test]
 fn processed_marks_give_effectively_once_on_redelivery() {
     let mut marks = ProcessedMarks::new();
-    let id = |e| MessageId {
-        shard: sid(1),
-        entry: e,
-    };
+    let id = |e| MessageId { shard: sid(1), entry: e };
     assert!(marks.is_new(id(0)));
     marks.mark(id(4));
     assert!(!marks.is_new(id(3)));

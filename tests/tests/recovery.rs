@@ -3,6 +3,8 @@
 //! taken while the client is still running (what `kill -9` would leave);
 //! real SIGKILL tests live in `crash_kill.rs`.
 
+#![allow(clippy::cast_possible_truncation)]
+
 use std::fs;
 use std::path::Path;
 
@@ -114,19 +116,10 @@ fn torn_tail_is_truncated_and_appends_continue_cleanly() {
     assert_eq!(c.append(S1, &[payload(2)]).unwrap().entries, 2..3);
     let report = c.recovery_report(one()).unwrap();
     assert_eq!(report.torn.len(), 1);
-    assert_eq!(
-        report.torn[0].offset, len,
-        "cut back to the last whole entry"
-    );
+    assert_eq!(report.torn[0].offset, len, "cut back to the last whole entry");
     c.sync().unwrap();
     check(&c, 0..3);
-    assert_eq!(
-        c.shard_stats(one())
-            .unwrap()
-            .counters
-            .get(Counter::TornTails),
-        1
-    );
+    assert_eq!(c.shard_stats(one()).unwrap().counters.get(Counter::TornTails), 1);
 }
 
 #[test]
@@ -148,11 +141,7 @@ fn damaged_synced_data_is_quarantined_and_numbers_are_never_reused() {
     let mut r = c.reader(one()).unwrap();
     assert!(matches!(r.read(0), Err(Error::Unavailable { .. })));
     assert_eq!(r.read(3).unwrap().data(), b"next");
-    assert!(
-        files(&shard_dir(dir.path()))
-            .iter()
-            .any(|f| f.ends_with(".quarantined"))
-    );
+    assert!(files(&shard_dir(dir.path())).iter().any(|f| f.ends_with(".quarantined")));
 }
 
 #[test]
@@ -187,10 +176,7 @@ fn lost_manifest_after_retention_keeps_entry_numbers() {
     c.close().unwrap();
     // drop the two oldest segments the way retention would, then lose index.bin
     let sd = shard_dir(dir.path());
-    let segs: Vec<String> = files(&sd)
-        .into_iter()
-        .filter(|f| f.ends_with(".comet"))
-        .collect();
+    let segs: Vec<String> = files(&sd).into_iter().filter(|f| f.ends_with(".comet")).collect();
     for s in &segs[..2] {
         fs::remove_file(sd.join(s)).unwrap();
     }
@@ -231,19 +217,12 @@ fn missing_last_segment_keeps_older_segments() {
     write(&c, 0..800);
     c.close().unwrap();
     let sd = shard_dir(dir.path());
-    let segs: Vec<String> = files(&sd)
-        .into_iter()
-        .filter(|f| f.ends_with(".comet"))
-        .collect();
+    let segs: Vec<String> = files(&sd).into_iter().filter(|f| f.ends_with(".comet")).collect();
     let last = segs.last().unwrap();
     let last_base: u64 = last[4..24].parse().unwrap();
     fs::remove_file(sd.join(last)).unwrap();
     let c = Client::open(dir.path(), small_config()).unwrap();
-    assert_eq!(
-        c.append(S1, &[b"new"]).unwrap().entries,
-        800..801,
-        "numbers are not reused"
-    );
+    assert_eq!(c.append(S1, &[b"new"]).unwrap().entries, 800..801, "numbers are not reused");
     c.sync().unwrap();
     check(&c, 0..last_base);
     let report = c.recovery_report(one()).unwrap();
