@@ -365,6 +365,22 @@ impl Client {
         discover(&self.inner.root)
     }
 
+    /// Opens the shard for writing now (taking its `writer.lock` and running
+    /// recovery: torn tails truncated, a lost or corrupt manifest rebuilt,
+    /// damaged segments quarantined) and returns what recovery did. A shard
+    /// this client already writes returns the report of its open.
+    pub fn recover_shard(&self, shard: ShardId) -> Result<RecoveryReport> {
+        let inner = &*self.inner;
+        if inner.read_only {
+            return Err(Error::ReadOnly);
+        }
+        inner.check_owner(shard)?;
+        let slot = inner.slot(shard);
+        let mut g = slot.writer();
+        slot.ensure_writer(&mut g, &inner.engine, inner.config.compression.level)?;
+        g.as_ref().map(|w| w.report.clone()).ok_or(Error::Closed)
+    }
+
     /// What recovery did when this client opened the shard for writing.
     pub fn recovery_report(&self, shard: ShardId) -> Option<RecoveryReport> {
         let slot = self.inner.existing_slot(shard)?;
