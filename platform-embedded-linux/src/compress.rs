@@ -66,9 +66,7 @@ pub struct ZstdCompressor {
 
 impl core::fmt::Debug for ZstdCompressor {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("ZstdCompressor")
-            .field("max_input", &self.max_input)
-            .finish_non_exhaustive()
+        f.debug_struct("ZstdCompressor").field("max_input", &self.max_input).finish_non_exhaustive()
     }
 }
 
@@ -78,11 +76,7 @@ impl ZstdCompressor {
     pub fn new(max_input: usize) -> ZstdCompressor {
         let mut frames = Frames::new(CompressionLevel::Fastest);
         frames.set_source(Cursor::new(Vec::with_capacity(max_input)));
-        frames.set_drain(Drain {
-            buf: Vec::with_capacity(max_input),
-            limit: 0,
-            overflow: false,
-        });
+        frames.set_drain(Drain { buf: Vec::with_capacity(max_input), limit: 0, overflow: false });
         ZstdCompressor { frames, max_input }
     }
 }
@@ -176,9 +170,7 @@ impl Decompressor for ZstdDecompressor {
         match self.dec.decode_all(frame, dst) {
             Ok(n) => Ok(n),
             Err(ruzstd::decoding::errors::FrameDecoderError::TargetTooSmall) => {
-                Err(WireError::OutputTooSmall {
-                    needed: dst.len() as u64 + 1,
-                })
+                Err(WireError::OutputTooSmall { needed: dst.len() as u64 + 1 })
             }
             Err(_) => Err(WireError::InvalidField { offset: 0 }),
         }

@@ -83,12 +83,7 @@ impl Default for EmbeddedConfig {
 
 fn range(field: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
     if value < min || value > max {
-        return Err(ConfigError {
-            field,
-            value,
-            min,
-            max,
-        });
+        return Err(ConfigError { field, value, min, max });
     }
     Ok(())
 }
@@ -132,24 +127,9 @@ impl EmbeddedConfig {
 
     /// Checks every field; the first bad one is reported by name.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        range(
-            "max_shards",
-            u64::from(self.max_shards),
-            1,
-            MAX_SHARDS as u64,
-        )?;
-        range(
-            "shard_count",
-            u64::from(self.shard_count),
-            1,
-            u64::from(self.max_shards),
-        )?;
-        range(
-            "checkpoint_capacity",
-            u64::from(self.checkpoint_capacity),
-            2,
-            1_000_000,
-        )?;
+        range("max_shards", u64::from(self.max_shards), 1, MAX_SHARDS as u64)?;
+        range("shard_count", u64::from(self.shard_count), 1, u64::from(self.max_shards))?;
+        range("checkpoint_capacity", u64::from(self.checkpoint_capacity), 2, 1_000_000)?;
         self.core_config().validate()?;
         let entry_room = (raw_frame_len(self.max_entry_size as usize) + HEADER_LEN) as u64;
         if entry_room > u64::from(self.write_buffer_bytes) {
@@ -199,15 +179,9 @@ impl EmbeddedConfig {
         let decoder = 2 * self.decoder_window() + (256 << 10);
         // ruzstd's matcher (window and suffix tables, about 4x the window)
         // plus per-call scratch (about 130 KiB output and tables).
-        let compressor = if self.min_compress_size.is_some() {
-            8 * crate::compress::COMPRESS_WINDOW + (512 << 10)
-        } else {
-            0
-        };
-        HeapBudget {
-            per_shard,
-            shared: self.read_buffer_bytes as usize + decoder + compressor + (16 << 10),
-        }
+        let compressor =
+            if self.min_compress_size.is_some() { 8 * crate::compress::COMPRESS_WINDOW + (512 << 10) } else { 0 };
+        HeapBudget { per_shard, shared: self.read_buffer_bytes as usize + decoder + compressor + (16 << 10) }
     }
 }
 
@@ -224,9 +198,11 @@ mod tests {
         assert_eq!(e.buffer_size, 64 << 10);
     }
 
+    type Case = (&'static str, fn(&mut EmbeddedConfig));
+
     #[test]
     fn bad_values_are_rejected_by_name() {
-        let cases: [(&str, fn(&mut EmbeddedConfig)); 8] = [
+        let cases: [Case; 8] = [
             ("max_shards", |c| c.max_shards = 0),
             ("max_shards", |c| c.max_shards = 65),
             ("shard_count", |c| c.shard_count = 5),

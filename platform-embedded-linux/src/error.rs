@@ -114,15 +114,12 @@ impl core::fmt::Display for Error {
             Error::TooManyShards { max } => write!(f, "at most {max} shards may be open"),
             Error::Offsets { shard, source } => write!(f, "shard {shard}: {source}"),
             Error::Group(n) => write!(f, "invalid consumer group name: {n}"),
-            Error::Decompress {
-                shard,
-                entry,
-                error,
-            } => write!(f, "shard {shard} entry {entry}: cannot decompress: {error}"),
-            Error::BufferTooSmall { needed, available } => write!(
-                f,
-                "buffer too small: the entry needs {needed} bytes, the buffer has {available}"
-            ),
+            Error::Decompress { shard, entry, error } => {
+                write!(f, "shard {shard} entry {entry}: cannot decompress: {error}")
+            }
+            Error::BufferTooSmall { needed, available } => {
+                write!(f, "buffer too small: the entry needs {needed} bytes, the buffer has {available}")
+            }
         }
     }
 }

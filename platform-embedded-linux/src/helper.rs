@@ -41,15 +41,8 @@ pub fn spawn(
                 }
             }
         })
-        .map_err(|source| Error::Io {
-            op: Op::SpawnHelper,
-            shard: None,
-            source,
-        })?;
-    Ok(Helper {
-        stop,
-        thread: Some(thread),
-    })
+        .map_err(|source| Error::Io { op: Op::SpawnHelper, shard: None, source })?;
+    Ok(Helper { stop, thread: Some(thread) })
 }
 
 impl Helper {

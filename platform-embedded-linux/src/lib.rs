@@ -24,14 +24,14 @@
 //! read scratch, decoder, compressor). After that these make **no heap
 //! allocation** (proved by `tests/no_alloc.rs` with a counting global
 //! allocator): [`Log::append`] of uncompressed entries that does not
-//! rotate, [`Log::sync`], [`Log::tick`] when it only syncs,
-//! [`Log::read_into`] (raw and compressed entries, active and sealed
-//! segments once the segment's file is open), and the consumer operations
-//! `next`, `ack`, `lag`. What does allocate: rotation and retention
-//! deletions (the manifest is copied and re-encoded; a few KiB), opening a
-//! sealed segment for reading (`Dir` listing is not involved; `openat` does
-//! not allocate, the cached handle does not), compressing a payload
-//! (transient `ruzstd` scratch), errors that carry no heap data do not.
+//! rotate (buffer flushes included), [`Log::sync`], [`Log::tick`] when it
+//! syncs and runs a retention pass that deletes nothing, [`Log::read_into`]
+//! (raw and compressed entries, active and sealed segments), and the
+//! [`Consumer`] operations `next`, `ack` and `lag`. What does allocate:
+//! rotation and retention deletions (the manifest is copied and
+//! re-encoded, a few KiB), compressing a payload (transient scratch inside
+//! `ruzstd`), and opening shards. All of it stays inside
+//! [`EmbeddedConfig::heap_budget`], which the example checks.
 //!
 //! MSRV: Rust 1.88.
 #![deny(unsafe_code)]

@@ -51,8 +51,7 @@ impl WriterLock {
         }
         let mut text = [0u8; 12];
         let n = format_pid(std::process::id(), &mut text);
-        let write =
-            rustix::fs::ftruncate(&fd, 0).and_then(|()| rustix::io::pwrite(&fd, &text[..n], 0));
+        let write = rustix::fs::ftruncate(&fd, 0).and_then(|()| rustix::io::pwrite(&fd, &text[..n], 0));
         match write {
             Ok(w) if w == n => {}
             // The pid is informational; a failed write leaves the lock held.

@@ -47,10 +47,7 @@ pub struct Log {
 
 impl core::fmt::Debug for Log {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Log")
-            .field("cfg", &self.cfg)
-            .field("shards", &self.shards)
-            .finish_non_exhaustive()
+        f.debug_struct("Log").field("cfg", &self.cfg).field("shards", &self.shards).finish_non_exhaustive()
     }
 }
 
@@ -63,16 +60,8 @@ impl Log {
     pub fn open(root: impl AsRef<Path>, cfg: EmbeddedConfig, now: u64) -> Result<Log, Error> {
         let engine = cfg.engine()?;
         let root = root.as_ref();
-        std::fs::create_dir_all(root).map_err(|source| Error::Io {
-            op: Op::OpenRoot,
-            shard: None,
-            source,
-        })?;
-        let dir = DirStorage::open_path(root).map_err(|source| Error::Io {
-            op: Op::OpenRoot,
-            shard: None,
-            source,
-        })?;
+        std::fs::create_dir_all(root).map_err(|source| Error::Io { op: Op::OpenRoot, shard: None, source })?;
+        let dir = DirStorage::open_path(root).map_err(|source| Error::Io { op: Op::OpenRoot, shard: None, source })?;
         let mut decoder = ZstdDecompressor::new(cfg.decoder_window() as u64);
         decoder.warm_up();
         let mut log = Log {
@@ -80,20 +69,14 @@ impl Log {
             cfg,
             engine,
             shards: heapless::Vec::new(),
-            compressor: SharedCompressor::new(
-                cfg.min_compress_size
-                    .is_some()
-                    .then_some(cfg.max_entry_size as usize),
-            ),
+            compressor: SharedCompressor::new(cfg.min_compress_size.is_some().then_some(cfg.max_entry_size as usize)),
             decoder,
             read_buf: vec![0u8; cfg.read_buffer_bytes as usize].into_boxed_slice(),
             last_retention: now,
             scratch: crate::retention::Scratch::default(),
         };
         for id in 0..u32::from(cfg.shard_count) {
-            let id = ShardId::new(id).ok_or(Error::TooManyShards {
-                max: cfg.max_shards,
-            })?;
+            let id = ShardId::new(id).ok_or(Error::TooManyShards { max: cfg.max_shards })?;
             log.open_shard(id, now)?;
         }
         Ok(log)
@@ -107,17 +90,11 @@ impl Log {
             return Ok(&self.shards[i].report);
         }
         if self.shards.len() >= usize::from(self.cfg.max_shards) {
-            return Err(Error::TooManyShards {
-                max: self.cfg.max_shards,
-            });
+            return Err(Error::TooManyShards { max: self.cfg.max_shards });
         }
         let s = OpenShard::open(&self.root, id, self.engine, self.compressor.clone(), now)?;
         self.scratch.reserve_for(&s.engine);
-        self.shards
-            .push(Box::new(s))
-            .map_err(|_| Error::TooManyShards {
-                max: self.cfg.max_shards,
-            })?;
+        self.shards.push(Box::new(s)).map_err(|_| Error::TooManyShards { max: self.cfg.max_shards })?;
         let last = self.shards.len() - 1;
         Ok(&self.shards[last].report)
     }
@@ -144,19 +121,11 @@ impl Log {
     }
 
     pub(crate) fn shard(&self, id: ShardId) -> Result<&OpenShard, Error> {
-        self.shards
-            .iter()
-            .find(|s| s.id == id)
-            .map(|b| &**b)
-            .ok_or(Error::ShardNotOpen(id))
+        self.shards.iter().find(|s| s.id == id).map(|b| &**b).ok_or(Error::ShardNotOpen(id))
     }
 
     pub(crate) fn shard_mut(&mut self, id: ShardId) -> Result<&mut OpenShard, Error> {
-        self.shards
-            .iter_mut()
-            .find(|s| s.id == id)
-            .map(|b| &mut **b)
-            .ok_or(Error::ShardNotOpen(id))
+        self.shards.iter_mut().find(|s| s.id == id).map(|b| &mut **b).ok_or(Error::ShardNotOpen(id))
     }
 
     /// What recovery found when shard `id` was opened.
@@ -175,18 +144,10 @@ impl Log {
     /// entries become durable and visible at the next [`Log::sync`], the
     /// next due [`Log::tick`], a full buffer, or [`Log::close`] — or before
     /// this returns with `durable_appends`.
-    pub fn append<P: AsRef<[u8]>>(
-        &mut self,
-        id: ShardId,
-        now: u64,
-        entries: &[P],
-    ) -> Result<Range<u64>, Error> {
+    pub fn append<P: AsRef<[u8]>>(&mut self, id: ShardId, now: u64, entries: &[P]) -> Result<Range<u64>, Error> {
         let durable = self.cfg.durable_appends;
         let s = self.shard_mut(id)?;
-        let r = s
-            .engine
-            .append(now, entries)
-            .map_err(|source| Error::Engine { shard: id, source })?;
+        let r = s.engine.append(now, entries).map_err(|source| Error::Engine { shard: id, source })?;
         if durable {
             s.sync(now)?;
         }
@@ -218,10 +179,7 @@ impl Log {
     /// The first error is returned after all shards were tried.
     pub fn tick(&mut self, now: u64) -> Result<TickReport, Error> {
         let flush = u64::try_from(self.cfg.flush_interval.as_nanos()).unwrap_or(u64::MAX);
-        let mut report = TickReport {
-            next_due: u64::MAX,
-            ..TickReport::default()
-        };
+        let mut report = TickReport { next_due: u64::MAX, ..TickReport::default() };
         let mut first = Ok(());
         for s in &mut self.shards {
             if s.engine.has_unsynced() && now.saturating_sub(s.last_flush) >= flush {
@@ -248,9 +206,7 @@ impl Log {
                     }
                 }
             }
-            report.next_due = report
-                .next_due
-                .min(self.last_retention.saturating_add(every));
+            report.next_due = report.next_due.min(self.last_retention.saturating_add(every));
         }
         first.map(|()| report)
     }

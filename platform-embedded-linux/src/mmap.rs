@@ -52,10 +52,8 @@ impl SharedWords {
     /// Maps the first `words * 8` bytes of `fd`, which must be at least that
     /// long (checked here: a shorter file is `InvalidData`).
     pub fn map(fd: impl AsFd, words: usize) -> io::Result<SharedWords> {
-        let len = words
-            .checked_mul(8)
-            .filter(|&l| l > 0)
-            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let len =
+            words.checked_mul(8).filter(|&l| l > 0).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
         let st = rustix::fs::fstat(&fd)?;
         if u64::try_from(st.st_size).unwrap_or(0) < len as u64 {
             return Err(io::Error::from(io::ErrorKind::InvalidData));
@@ -65,17 +63,9 @@ impl SharedWords {
         // the call; length and offset are valid (len > 0, offset 0). The
         // returned pointer is checked for null below.
         let ptr = unsafe {
-            rustix::mm::mmap(
-                std::ptr::null_mut(),
-                len,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED,
-                fd,
-                0,
-            )?
+            rustix::mm::mmap(std::ptr::null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::SHARED, fd, 0)?
         };
-        let ptr = NonNull::new(ptr.cast::<AtomicU64>())
-            .ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
+        let ptr = NonNull::new(ptr.cast::<AtomicU64>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
         Ok(SharedWords { ptr, words })
     }
 

@@ -41,9 +41,7 @@ pub struct Entry {
 
 fn engine_err(shard: ShardId) -> impl Fn(EngineError) -> Error {
     move |source| match source {
-        comet_core::Error::Capacity {
-            needed, available, ..
-        } => Error::BufferTooSmall { needed, available },
+        comet_core::Error::Capacity { needed, available, .. } => Error::BufferTooSmall { needed, available },
         source => Error::Engine { shard, source },
     }
 }
@@ -56,32 +54,19 @@ fn read_stored(
     entry: u64,
     out: &mut [u8],
 ) -> Result<comet_core::shard::EntryRef, EngineError> {
-    let go = |file: &_, out: &mut [u8]| {
-        read_entry_into(
-            file,
-            loc.base,
-            loc.from,
-            entry,
-            loc.limit,
-            loc.max_stored,
-            out,
-        )
-    };
+    let go =
+        |file: &_, out: &mut [u8]| read_entry_into(file, loc.base, loc.from, entry, loc.limit, loc.max_stored, out);
     if loc.active {
         return go(s.engine.active_file(), out);
     }
     if s.reader.as_ref().is_none_or(|(base, _)| *base != loc.base) {
         s.reader = None;
         let name = segment_file_name(loc.base);
-        let f = s
-            .engine
-            .storage()
-            .open(&name, OpenMode::Read)
-            .map_err(|e| comet_core::Error::Storage {
-                op: comet_core::error::IoOp::Open,
-                file: name,
-                source: e,
-            })?;
+        let f = s.engine.storage().open(&name, OpenMode::Read).map_err(|e| comet_core::Error::Storage {
+            op: comet_core::error::IoOp::Open,
+            file: name,
+            source: e,
+        })?;
         s.reader = Some((loc.base, f));
     }
     match &s.reader {
@@ -129,51 +114,25 @@ impl Log {
         let n = r.header.len as usize;
         let frame: &[u8] = if in_scratch {
             if !is_frame(&self.read_buf[..n]) {
-                return Err(Error::BufferTooSmall {
-                    needed: n as u64,
-                    available: buf.len() as u64,
-                });
+                return Err(Error::BufferTooSmall { needed: n as u64, available: buf.len() as u64 });
             }
             &self.read_buf[..n]
         } else if is_frame(&buf[..n]) {
             let Some(dst) = self.read_buf.get_mut(..n) else {
-                return Err(Error::BufferTooSmall {
-                    needed: n as u64,
-                    available: self.read_buf.len() as u64,
-                });
+                return Err(Error::BufferTooSmall { needed: n as u64, available: self.read_buf.len() as u64 });
             };
             dst.copy_from_slice(&buf[..n]);
             &self.read_buf[..n]
         } else {
-            return Ok(Entry {
-                shard: id,
-                entry,
-                timestamp: r.header.timestamp,
-                len: n,
-                compressed: false,
-            });
+            return Ok(Entry { shard: id, entry, timestamp: r.header.timestamp, len: n, compressed: false });
         };
-        let len = self
-            .decoder
-            .decompress(frame, buf)
-            .map_err(|error| match error {
-                comet_core::wire::WireError::OutputTooSmall { needed } => Error::BufferTooSmall {
-                    needed,
-                    available: buf.len() as u64,
-                },
-                error => Error::Decompress {
-                    shard: id,
-                    entry,
-                    error,
-                },
-            })?;
-        Ok(Entry {
-            shard: id,
-            entry,
-            timestamp: r.header.timestamp,
-            len,
-            compressed: true,
-        })
+        let len = self.decoder.decompress(frame, buf).map_err(|error| match error {
+            comet_core::wire::WireError::OutputTooSmall { needed } => {
+                Error::BufferTooSmall { needed, available: buf.len() as u64 }
+            }
+            error => Error::Decompress { shard: id, entry, error },
+        })?;
+        Ok(Entry { shard: id, entry, timestamp: r.header.timestamp, len, compressed: true })
     }
 
     /// The stored offset (next entry to read) of `group` on shard `id`, or
@@ -181,9 +140,7 @@ impl Log {
     pub fn group_offset(&self, id: ShardId, group: &str) -> Result<Option<u64>, Error> {
         let s = self.shard(id)?;
         let t = s.offsets()?;
-        t.get(group)
-            .map(|o| o.map(|o| o.offset))
-            .map_err(|source| Error::Offsets { shard: id, source })
+        t.get(group).map(|o| o.map(|o| o.offset)).map_err(|source| Error::Offsets { shard: id, source })
     }
 
     /// Where `group` resumes on shard `id`: its stored offset, raised to the
@@ -198,9 +155,7 @@ impl Log {
     pub fn ack(&self, id: ShardId, group: &str, next: u64) -> Result<u64, Error> {
         let s = self.shard(id)?;
         let t = s.offsets()?;
-        let stored = t
-            .advance(group, next, crate::now_ns())
-            .map_err(|source| Error::Offsets { shard: id, source })?;
+        let stored = t.advance(group, next, crate::now_ns()).map_err(|source| Error::Offsets { shard: id, source })?;
         s.bump(Counter::Acks, 1);
         Ok(stored)
     }
@@ -209,9 +164,7 @@ impl Log {
     /// (replay).
     pub fn reset_offset(&self, id: ShardId, group: &str, next: u64) -> Result<(), Error> {
         let s = self.shard(id)?;
-        s.offsets()?
-            .set(group, next, crate::now_ns())
-            .map_err(|source| Error::Offsets { shard: id, source })
+        s.offsets()?.set(group, next, crate::now_ns()).map_err(|source| Error::Offsets { shard: id, source })
     }
 
     /// Durable entries `group` has not acked on shard `id`.
@@ -237,12 +190,8 @@ impl Consumer {
     pub fn new(group: &str) -> Result<Consumer, Error> {
         validate_group(group).map_err(Error::Group)?;
         let mut name = heapless::String::new();
-        name.push_str(group)
-            .map_err(|_| Error::Group(comet_core::NameError::Empty))?;
-        Ok(Consumer {
-            group: name,
-            cursors: heapless::Vec::new(),
-        })
+        name.push_str(group).map_err(|_| Error::Group(comet_core::NameError::Empty))?;
+        Ok(Consumer { group: name, cursors: heapless::Vec::new() })
     }
 
     /// The group name.
@@ -257,9 +206,7 @@ impl Consumer {
                 let start = log.resume_point(id, &self.group)?;
                 self.cursors
                     .push((id, start))
-                    .map_err(|_| Error::TooManyShards {
-                        max: MAX_SHARDS as u16,
-                    })?;
+                    .map_err(|_| Error::TooManyShards { max: u16::try_from(MAX_SHARDS).unwrap_or(u16::MAX) })?;
                 self.cursors.len() - 1
             }
         };
@@ -269,12 +216,7 @@ impl Consumer {
     /// The next unread durable entry of shard `id`, copied into `buf`, or
     /// `None` when the group has caught up. An unreadable entry is an error
     /// and is returned again by the next call (never skipped).
-    pub fn next(
-        &mut self,
-        log: &mut Log,
-        id: ShardId,
-        buf: &mut [u8],
-    ) -> Result<Option<Entry>, Error> {
+    pub fn next(&mut self, log: &mut Log, id: ShardId, buf: &mut [u8]) -> Result<Option<Entry>, Error> {
         let first = log.first_entry(id)?;
         let end = log.durable_end(id)?;
         let cur = self.cursor(log, id)?;

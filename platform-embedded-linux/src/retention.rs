@@ -10,9 +10,7 @@
 //! anyway, counts it (`forced_deletions`) and moves the groups that lost
 //! entries to the first surviving entry so their reads do not fail.
 
-use comet_core::retention::{
-    SegmentInfo, ShardLimits, TotalCandidate, TotalPlan, plan_shard, plan_total,
-};
+use comet_core::retention::{SegmentInfo, ShardLimits, TotalCandidate, TotalPlan, plan_shard, plan_total};
 use comet_core::state::Counter;
 
 use crate::config::MAX_SHARDS;
@@ -46,8 +44,7 @@ impl Scratch {
     /// Makes room for the segments `engine` has now.
     pub(crate) fn reserve_for(&mut self, engine: &Engine) {
         let want = self.infos.len() + engine.manifest().sealed.len() + 8;
-        self.infos
-            .reserve(want.saturating_sub(self.infos.capacity()));
+        self.infos.reserve(want.saturating_sub(self.infos.capacity()));
     }
 }
 
@@ -72,18 +69,12 @@ fn delete(s: &mut OpenShard, n: usize, report: &mut RetentionReport) -> Result<(
     if n == 0 {
         return Ok(());
     }
-    let d = s.engine.delete_oldest(n).map_err(|source| Error::Engine {
-        shard: s.id,
-        source,
-    })?;
+    let d = s.engine.delete_oldest(n).map_err(|source| Error::Engine { shard: s.id, source })?;
     report.segments += d.segments;
     report.bytes += d.bytes;
     report.entries += d.entries;
     // A kept read handle would pin a deleted file's space.
-    if s.reader
-        .as_ref()
-        .is_some_and(|(base, _)| *base < s.engine.first_entry())
-    {
+    if s.reader.as_ref().is_some_and(|(base, _)| *base < s.engine.first_entry()) {
         s.reader = None;
     }
     Ok(())
@@ -108,12 +99,7 @@ fn lift_groups(s: &OpenShard, now: u64) -> Result<(), Error> {
             return Ok(());
         }
         for g in &behind {
-            table
-                .advance(g, first, now)
-                .map_err(|source| Error::Offsets {
-                    shard: s.id,
-                    source,
-                })?;
+            table.advance(g, first, now).map_err(|source| Error::Offsets { shard: s.id, source })?;
         }
     }
 }
@@ -124,9 +110,7 @@ impl Log {
     pub fn run_retention(&mut self, now: u64) -> Result<RetentionReport, Error> {
         let r = self.cfg.retention;
         let limits = ShardLimits {
-            max_age_ns: r
-                .max_age
-                .map(|a| u64::try_from(a.as_nanos()).unwrap_or(u64::MAX)),
+            max_age_ns: r.max_age.map(|a| u64::try_from(a.as_nanos()).unwrap_or(u64::MAX)),
             max_shard_bytes: r.max_shard_size,
             min_files_to_keep: r.min_files_to_keep,
         };
@@ -141,23 +125,12 @@ impl Log {
             s.bump(Counter::ProtectedSkips, plan.protected as u64);
             report.protected += plan.protected as u64;
             delete(s, plan.delete, &mut report)?;
-            let oldest = s
-                .engine
-                .manifest()
-                .sealed
-                .first()
-                .map_or(0, |seg| seg.first_ts);
+            let oldest = s.engine.manifest().sealed.first().map_or(0, |seg| seg.first_ts);
             s.bump(Counter::OldestEntryNs, oldest);
             s.drain_counters();
         }
         if let Some(max_total) = r.max_total_size {
-            self.retain_total(
-                max_total,
-                r.hard_cap,
-                r.protect_unconsumed,
-                now,
-                &mut report,
-            )?;
+            self.retain_total(max_total, r.hard_cap, r.protect_unconsumed, now, &mut report)?;
         }
         Ok(report)
     }

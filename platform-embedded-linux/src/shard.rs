@@ -74,19 +74,12 @@ pub(crate) struct OpenShard {
 
 impl core::fmt::Debug for OpenShard {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("OpenShard")
-            .field("id", &self.id)
-            .field("engine", &self.engine)
-            .finish_non_exhaustive()
+        f.debug_struct("OpenShard").field("id", &self.id).field("engine", &self.engine).finish_non_exhaustive()
     }
 }
 
 fn io_err(op: Op, shard: ShardId) -> impl FnOnce(io::Error) -> Error {
-    move |source| Error::Io {
-        op,
-        shard: Some(shard),
-        source,
-    }
+    move |source| Error::Io { op, shard: Some(shard), source }
 }
 
 fn file_len(fd: impl AsFd) -> io::Result<u64> {
@@ -142,36 +135,24 @@ impl OpenShard {
         compressor: SharedCompressor,
         now: u64,
     ) -> Result<OpenShard, Error> {
-        let (dir, created) = root
-            .open_subdir(&shard_dir_name(id), true)
-            .map_err(io_err(Op::OpenShardDir, id))?;
+        let (dir, created) = root.open_subdir(&shard_dir_name(id), true).map_err(io_err(Op::OpenShardDir, id))?;
         if created {
-            rustix::fs::fsync(root)
-                .map_err(io::Error::from)
-                .map_err(io_err(Op::SyncDir, id))?;
+            rustix::fs::fsync(root).map_err(io::Error::from).map_err(io_err(Op::SyncDir, id))?;
         }
         let lock = WriterLock::acquire(&dir).map_err(|e| match e {
             LockError::Held { pid } => Error::Locked { shard: id, pid },
-            LockError::Io(source) => Error::Io {
-                op: Op::Lock,
-                shard: Some(id),
-                source,
-            },
+            LockError::Io(source) => Error::Io { op: Op::Lock, shard: Some(id), source },
         })?;
         let (state, state_fd) = map_state(&dir).map_err(io_err(Op::MapState, id))?;
-        let (offsets, offsets_fd, offsets_reset) =
-            map_offsets(&dir).map_err(io_err(Op::MapOffsets, id))?;
+        let (offsets, offsets_fd, offsets_reset) = map_offsets(&dir).map_err(io_err(Op::MapOffsets, id))?;
         if created {
             use comet_core::storage::Storage;
             dir.sync_dir().map_err(io_err(Op::SyncDir, id))?;
         }
         let state = Arc::new(state);
-        let head = MappedHead {
-            words: Arc::clone(&state),
-            fd: state_fd,
-        };
-        let (engine, report) = Shard::open(dir, head, compressor, engine)
-            .map_err(|source| Error::Engine { shard: id, source })?;
+        let head = MappedHead { words: Arc::clone(&state), fd: state_fd };
+        let (engine, report) =
+            Shard::open(dir, head, compressor, engine).map_err(|source| Error::Engine { shard: id, source })?;
         let mut s = OpenShard {
             id,
             engine,
@@ -190,19 +171,14 @@ impl OpenShard {
 
     /// The consumer-offset table.
     pub(crate) fn offsets(&self) -> Result<OffsetsTable<'_>, Error> {
-        OffsetsTable::open(self.offsets.words(), std::thread::yield_now).map_err(|source| {
-            Error::Offsets {
-                shard: self.id,
-                source,
-            }
-        })
+        OffsetsTable::open(self.offsets.words(), std::thread::yield_now)
+            .map_err(|source| Error::Offsets { shard: self.id, source })
     }
 
     /// Moves the engine's counters into the shared `comet.state`.
     pub(crate) fn drain_counters(&mut self) {
         let words = self.state.words();
-        self.engine
-            .drain_counters(|c, v| shm::add_counter(words, c, v));
+        self.engine.drain_counters(|c, v| shm::add_counter(words, c, v));
     }
 
     /// Adds to a counter of the shared `comet.state`.
@@ -215,23 +191,15 @@ impl OpenShard {
         let r = self.engine.sync();
         self.last_flush = now;
         self.drain_counters();
-        r.map_err(|source| Error::Engine {
-            shard: self.id,
-            source,
-        })
+        r.map_err(|source| Error::Engine { shard: self.id, source })
     }
 
     /// Closes the engine cleanly and makes the offsets durable.
     pub(crate) fn close(mut self) -> Result<(), Error> {
         self.drain_counters();
         let id = self.id;
-        let r = self
-            .engine
-            .close()
-            .map_err(|source| Error::Engine { shard: id, source });
-        let o = rustix::fs::fdatasync(&self.offsets_fd)
-            .map_err(io::Error::from)
-            .map_err(io_err(Op::MapOffsets, id));
+        let r = self.engine.close().map_err(|source| Error::Engine { shard: id, source });
+        let o = rustix::fs::fdatasync(&self.offsets_fd).map_err(io::Error::from).map_err(io_err(Op::MapOffsets, id));
         r.and(o)
     }
 }

@@ -116,11 +116,7 @@ impl DirStorage {
 
     /// Opens the directory at `path` (which must exist).
     pub fn open_path(path: &std::path::Path) -> io::Result<DirStorage> {
-        let fd = rustix::fs::open(
-            path,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
+        let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
         Ok(DirStorage { dir: fd })
     }
 
@@ -136,12 +132,8 @@ impl DirStorage {
                 Err(e) => return Err(e.into()),
             }
         }
-        let fd = rustix::fs::openat(
-            &self.dir,
-            name,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
+        let fd =
+            rustix::fs::openat(&self.dir, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
         Ok((DirStorage { dir: fd }, created))
     }
 
@@ -177,12 +169,7 @@ impl Storage for DirStorage {
             OpenMode::CreateNew => OFlags::RDWR | OFlags::CREATE | OFlags::EXCL,
             OpenMode::Truncate => OFlags::RDWR | OFlags::CREATE | OFlags::TRUNC,
         };
-        let fd = rustix::fs::openat(
-            &self.dir,
-            name,
-            flags | OFlags::CLOEXEC,
-            Mode::from_raw_mode(FILE_MODE),
-        )?;
+        let fd = rustix::fs::openat(&self.dir, name, flags | OFlags::CLOEXEC, Mode::from_raw_mode(FILE_MODE))?;
         Ok(FsFile { fd })
     }
 

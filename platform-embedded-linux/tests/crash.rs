@@ -2,6 +2,7 @@
 //! core's recovery: the directory storage under short I/O and failing
 //! writes, the shared state files, the writer lock, and a real `SIGKILL`
 //! of a writer process in the middle of its appends.
+#![allow(clippy::field_reassign_with_default, clippy::cast_possible_truncation)]
 
 mod common;
 
@@ -43,11 +44,7 @@ fn active_segment(root: &Path) -> std::path::PathBuf {
 
 fn flip_bit(path: &Path, at: u64) {
     use std::os::unix::fs::FileExt;
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
+    let f = OpenOptions::new().read(true).write(true).open(path).unwrap();
     let mut b = [0u8; 1];
     f.read_exact_at(&mut b, at).unwrap();
     b[0] ^= 0x10;
@@ -59,12 +56,7 @@ fn the_engine_runs_on_this_storage_with_one_byte_io() {
     let t = tempfile::tempdir().unwrap();
     let cfg = small().engine().unwrap();
     std::fs::create_dir(t.path().join("shard-0000")).unwrap();
-    let dir = || {
-        ShortIo::new(
-            DirStorage::open_path(&t.path().join("shard-0000")).unwrap(),
-            1,
-        )
-    };
+    let dir = || ShortIo::new(DirStorage::open_path(&t.path().join("shard-0000")).unwrap(), 1);
     let open = || {
         let d = dir();
         let head = FileHeadStore::new(d.open(STATE_FILE, OpenMode::Create).unwrap()).unwrap();
@@ -202,10 +194,7 @@ fn lost_or_damaged_metadata_files_are_rebuilt() {
     assert!(log.recovery(S0).unwrap().rebuilt_manifest);
     assert!(log.offsets_were_reset(S0).unwrap());
     assert!(shard.join(OFFSETS_QUARANTINE).exists());
-    assert_eq!(
-        std::fs::metadata(shard.join("comet.state")).unwrap().len(),
-        1024
-    );
+    assert_eq!(std::fs::metadata(shard.join("comet.state")).unwrap().len(), 1024);
     for i in 0..100 {
         assert_eq!(read(&mut log, i), payload(i));
     }
@@ -234,12 +223,7 @@ fn a_lock_held_by_another_process_names_it() {
     let child = Command::new("flock")
         .arg("-x")
         .arg(&lock)
-        .args([
-            "sh",
-            "-c",
-            "echo $$ > \"$1\"; echo held; exec sleep 20",
-            "sh",
-        ])
+        .args(["sh", "-c", "echo $$ > \"$1\"; echo held; exec sleep 20", "sh"])
         .arg(&lock)
         .stdout(Stdio::piped())
         .spawn();
@@ -248,9 +232,7 @@ fn a_lock_held_by_another_process_names_it() {
         return;
     };
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let r = Log::open(t.path(), small(), 1);
     let holder = std::fs::read_to_string(&lock).unwrap();
     let _ = Command::new("kill").arg(holder.trim()).status();

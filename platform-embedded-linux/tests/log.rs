@@ -1,4 +1,5 @@
 //! Black-box behaviour of the embedded log on a real directory.
+#![allow(clippy::field_reassign_with_default, clippy::cast_possible_truncation)]
 
 mod common;
 
@@ -7,9 +8,7 @@ use common::{S0, json, payload, small};
 
 fn read(log: &mut Log, shard: ShardId, n: u64) -> Vec<u8> {
     let mut buf = vec![0u8; 4096];
-    let e = log
-        .read_into(shard, n, &mut buf)
-        .unwrap_or_else(|e| panic!("read {n}: {e}"));
+    let e = log.read_into(shard, n, &mut buf).unwrap_or_else(|e| panic!("read {n}: {e}"));
     assert_eq!(e.entry, n);
     buf.truncate(e.len);
     buf
@@ -23,10 +22,7 @@ fn entries_are_visible_only_after_sync_and_read_back_exactly() {
     assert_eq!(r, 0..3);
     assert_eq!(log.durable_end(S0).unwrap(), 0);
     let mut buf = [0u8; 16];
-    assert!(matches!(
-        log.read_into(S0, 0, &mut buf),
-        Err(Error::Engine { .. })
-    ));
+    assert!(matches!(log.read_into(S0, 0, &mut buf), Err(Error::Engine { .. })));
     log.sync(S0, 11).unwrap();
     assert_eq!(read(&mut log, S0, 0), b"a");
     assert_eq!(read(&mut log, S0, 1), b"");
@@ -36,11 +32,7 @@ fn entries_are_visible_only_after_sync_and_read_back_exactly() {
     assert!(t.path().join("shard-0000/comet.state").exists());
     assert!(t.path().join("shard-0000/offsets.state").exists());
     assert!(t.path().join("shard-0000/index.bin").exists());
-    assert!(
-        t.path()
-            .join("shard-0000/log-00000000000000000000.comet")
-            .exists()
-    );
+    assert!(t.path().join("shard-0000/log-00000000000000000000.comet").exists());
 }
 
 #[test]
@@ -109,40 +101,22 @@ fn invalid_config_and_inputs_are_typed_errors() {
     let big = vec![0u8; 1025];
     assert!(matches!(
         log.append(S0, 1, &[&big]),
-        Err(Error::Engine {
-            source: comet_embedded::EngineError::EntryTooLarge { .. },
-            ..
-        })
+        Err(Error::Engine { source: comet_embedded::EngineError::EntryTooLarge { .. }, .. })
     ));
     let s9 = ShardId::new(9).unwrap();
-    assert!(matches!(
-        log.append(s9, 1, &[b"x"]),
-        Err(Error::ShardNotOpen(_))
-    ));
+    assert!(matches!(log.append(s9, 1, &[b"x"]), Err(Error::ShardNotOpen(_))));
     for id in 1..4 {
         log.open_shard(ShardId::new(id).unwrap(), 1).unwrap();
     }
-    assert!(matches!(
-        log.open_shard(s9, 1),
-        Err(Error::TooManyShards { max: 4 })
-    ));
+    assert!(matches!(log.open_shard(s9, 1), Err(Error::TooManyShards { max: 4 })));
     assert!(matches!(Consumer::new(""), Err(Error::Group(_))));
-    assert!(matches!(
-        Consumer::new(&"g".repeat(48)),
-        Err(Error::Group(_))
-    ));
+    assert!(matches!(Consumer::new(&"g".repeat(48)), Err(Error::Group(_))));
     assert!(Consumer::new(&"g".repeat(47)).is_ok());
     assert!(matches!(log.ack(S0, "a\0b", 1), Err(Error::Offsets { .. })));
     // a caller buffer too small for the payload
     log.append(S0, 1, &[b"0123456789"]).unwrap();
     log.sync(S0, 1).unwrap();
-    assert!(matches!(
-        log.read_into(S0, 0, &mut [0u8; 4]),
-        Err(Error::BufferTooSmall {
-            needed: 10,
-            available: 4
-        })
-    ));
+    assert!(matches!(log.read_into(S0, 0, &mut [0u8; 4]), Err(Error::BufferTooSmall { needed: 10, available: 4 })));
 }
 
 #[test]
@@ -188,8 +162,7 @@ fn compressed_entries_roundtrip_and_magic_payloads_stay_unambiguous() {
         m.resize(1024, 0xEE);
         m
     };
-    log.append(S0, 1, &[lines, &magic, b"short", &full_magic])
-        .unwrap();
+    log.append(S0, 1, &[lines, &magic, b"short", &full_magic]).unwrap();
     log.sync(S0, 1).unwrap();
     let mut buf = vec![0u8; 1024];
     let e = log.read_into(S0, 0, &mut buf).unwrap();
@@ -216,11 +189,7 @@ fn consumer_groups_resume_ack_forward_only_and_report_lag() {
     log.sync(S0, 60).unwrap();
     let mut c = Consumer::new("billing").unwrap();
     assert_eq!(c.lag(&log, S0).unwrap(), 50);
-    assert_eq!(
-        log.group_offset(S0, "billing").unwrap(),
-        None,
-        "lookups never claim"
-    );
+    assert_eq!(log.group_offset(S0, "billing").unwrap(), None, "lookups never claim");
     let mut buf = vec![0u8; 512];
     for i in 0..20 {
         let e = c.next(&mut log, S0, &mut buf).unwrap().unwrap();
@@ -235,16 +204,10 @@ fn consumer_groups_resume_ack_forward_only_and_report_lag() {
         c.next(&mut log, S0, &mut buf).unwrap().unwrap();
     }
     let mut again = Consumer::new("billing").unwrap();
-    assert_eq!(
-        again.next(&mut log, S0, &mut buf).unwrap().unwrap().entry,
-        20
-    );
+    assert_eq!(again.next(&mut log, S0, &mut buf).unwrap().unwrap().entry, 20);
     // an independent group
     let mut audit = Consumer::new("audit").unwrap();
-    assert_eq!(
-        audit.next(&mut log, S0, &mut buf).unwrap().unwrap().entry,
-        0
-    );
+    assert_eq!(audit.next(&mut log, S0, &mut buf).unwrap().unwrap().entry, 0);
     // seek backwards (replay)
     c.seek(&log, S0, 3).unwrap();
     assert_eq!(c.next(&mut log, S0, &mut buf).unwrap().unwrap().entry, 3);
@@ -282,10 +245,7 @@ fn retention_deletes_old_segments_but_not_unread_ones() {
     for i in first..400 {
         assert_eq!(read(&mut log, S0, i), payload(i));
     }
-    assert_eq!(
-        log.counter(S0, Counter::SegmentsDeleted).unwrap(),
-        r.segments
-    );
+    assert_eq!(log.counter(S0, Counter::SegmentsDeleted).unwrap(), r.segments);
     log.close().unwrap();
     let mut log = Log::open(t.path(), c, 1).unwrap();
     assert_eq!(log.first_entry(S0).unwrap(), first);
@@ -336,17 +296,9 @@ fn the_helper_thread_ticks() {
     let t = tempfile::tempdir().unwrap();
     let mut c = small();
     c.flush_interval = std::time::Duration::from_millis(1);
-    let log = Arc::new(Mutex::new(
-        Log::open(t.path(), c, comet_embedded::now_ns()).unwrap(),
-    ));
-    log.lock()
-        .unwrap()
-        .append(S0, comet_embedded::now_ns(), &[b"x"])
-        .unwrap();
-    let h =
-        comet_embedded::helper::spawn(Arc::clone(&log), std::time::Duration::from_millis(2), |e| {
-            panic!("{e}")
-        })
+    let log = Arc::new(Mutex::new(Log::open(t.path(), c, comet_embedded::now_ns()).unwrap()));
+    log.lock().unwrap().append(S0, comet_embedded::now_ns(), &[b"x"]).unwrap();
+    let h = comet_embedded::helper::spawn(Arc::clone(&log), std::time::Duration::from_millis(2), |e| panic!("{e}"))
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while log.lock().unwrap().durable_end(S0).unwrap() == 0 {

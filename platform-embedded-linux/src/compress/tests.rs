@@ -48,10 +48,7 @@ fn a_frame_that_does_not_fit_is_none_not_a_panic() {
     let data = json_lines(100);
     let mut tiny = [0u8; 16];
     assert_eq!(c.compress(&data, &mut tiny), None);
-    assert_eq!(
-        c.compress(&vec![1u8; (1 << 16) + 1], &mut [0u8; 1 << 17]),
-        None
-    );
+    assert_eq!(c.compress(&vec![1u8; (1 << 16) + 1], &mut [0u8; 1 << 17]), None);
     let mut frame = vec![0u8; data.len()];
     assert!(c.compress(&data, &mut frame).is_some(), "still usable");
 }
@@ -98,9 +95,7 @@ fn payloads_with_the_magic_are_never_stored_raw() {
     p.extend_from_slice(b"not a frame at all");
     let mut dst = vec![0u8; raw_frame_len(p.len())];
     let got = encode_payload(&p, 0, &mut c, &mut dst).unwrap();
-    let StoredPayload::Frame(n) = got else {
-        panic!("stored raw")
-    };
+    let StoredPayload::Frame(n) = got else { panic!("stored raw") };
     let mut d = ZstdDecompressor::new(1 << 20);
     let mut out = vec![0u8; p.len()];
     assert_eq!(d.decompress(&dst[..n], &mut out).unwrap(), p.len());
@@ -125,11 +120,7 @@ fn json_ratio() {
             roundtrip(&mut c, &mut d, &data);
         }
         let ratio = data.len() as f64 / n as f64;
-        println!(
-            "json_ratio: {lines:5} lines/entry, {:7} B raw -> {:7} B stored, ratio {ratio:.2}",
-            data.len(),
-            n
-        );
+        println!("json_ratio: {lines:5} lines/entry, {:7} B raw -> {:7} B stored, ratio {ratio:.2}", data.len(), n);
         if lines >= 16 {
             assert!(ratio > 2.0, "{lines} lines: {ratio}");
         }

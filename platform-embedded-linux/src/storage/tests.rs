@@ -11,20 +11,11 @@ fn dir() -> (tempfile::TempDir, DirStorage) {
 fn open_modes_follow_the_trait_contract() {
     let (_t, d) = dir();
     let kind = |e: io::Error| StorageError::kind(&e);
-    assert_eq!(
-        kind(d.open("a", OpenMode::Read).unwrap_err()),
-        ErrorKind::NotFound
-    );
-    assert_eq!(
-        kind(d.open("a", OpenMode::ReadWrite).unwrap_err()),
-        ErrorKind::NotFound
-    );
+    assert_eq!(kind(d.open("a", OpenMode::Read).unwrap_err()), ErrorKind::NotFound);
+    assert_eq!(kind(d.open("a", OpenMode::ReadWrite).unwrap_err()), ErrorKind::NotFound);
     let f = d.open("a", OpenMode::CreateNew).unwrap();
     write_all_at(&f, 0, &[b"hello"]).unwrap();
-    assert_eq!(
-        kind(d.open("a", OpenMode::CreateNew).unwrap_err()),
-        ErrorKind::AlreadyExists
-    );
+    assert_eq!(kind(d.open("a", OpenMode::CreateNew).unwrap_err()), ErrorKind::AlreadyExists);
     assert_eq!(d.open("a", OpenMode::Create).unwrap().len().unwrap(), 5);
     assert_eq!(d.open("a", OpenMode::Truncate).unwrap().len().unwrap(), 0);
 }
@@ -65,16 +56,10 @@ fn positional_io_reads_what_was_written_and_zero_at_eof() {
 fn vectored_writes_take_up_to_eight_buffers_and_write_all_finishes_the_rest() {
     let (_t, d) = dir();
     let f = d.open("v", OpenMode::Create).unwrap();
-    let parts: Vec<Vec<u8>> = (0..12u8)
-        .map(|i| vec![b'a' + i; usize::from(i) + 1])
-        .collect();
+    let parts: Vec<Vec<u8>> = (0..12u8).map(|i| vec![b'a' + i; usize::from(i) + 1]).collect();
     let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
     let first8: usize = parts[..8].iter().map(Vec::len).sum();
-    assert_eq!(
-        f.write_vectored_at(0, &refs).unwrap(),
-        first8,
-        "short, as allowed"
-    );
+    assert_eq!(f.write_vectored_at(0, &refs).unwrap(), first8, "short, as allowed");
     write_all_at(&f, 0, &refs).unwrap();
     let all: Vec<u8> = parts.concat();
     let mut back = vec![0u8; all.len()];
@@ -98,10 +83,7 @@ fn list_rename_remove_and_sync_dir() {
     d.list(&mut |n| names.push(n.to_owned())).unwrap();
     assert_eq!(names, ["y"]);
     d.remove("y").unwrap();
-    assert_eq!(
-        StorageError::kind(&d.remove("y").unwrap_err()),
-        ErrorKind::NotFound
-    );
+    assert_eq!(StorageError::kind(&d.remove("y").unwrap_err()), ErrorKind::NotFound);
     d.sync_dir().unwrap();
     let (_, created) = d.open_subdir("sub", true).unwrap();
     assert!(!created);
