@@ -157,3 +157,30 @@ fn a_shard_recovered_from_a_crash_during_creation_survives_power_loss() {
     assert_eq!(s.next_entry(), 1);
     check(&s, 0..1);
 }
+
+#[test]
+fn a_sealed_segment_with_the_wrong_length_is_quarantined_and_open_completes() {
+    let dir = MemDir::new();
+    let mut s = open(&dir);
+    for i in 0..80 {
+        s.append(1_000 + i, &[payload(i)]).unwrap();
+    }
+    s.close().unwrap();
+    // Grow the last sealed segment, the one that ends where the active
+    // segment starts.
+    let s = open(&dir);
+    let victim = s.manifest().sealed.last().unwrap().clone();
+    drop(s);
+    let name = comet_core::wire::segment_file_name(victim.base);
+    let mut bytes = dir.file_bytes(name.as_str()).unwrap();
+    bytes.extend([0xAB; 100]);
+    dir.set_file_bytes(name.as_str(), &bytes);
+    let (mut s, report) = open_shard(&dir, cfg(), RunLengthCompressor).unwrap();
+    assert_eq!(report.quarantined.len(), 1, "{report:?}");
+    assert_eq!(report.missing, vec![victim.base..victim.end()]);
+    check(&s, 0..victim.base);
+    check(&s, victim.end()..80);
+    assert_eq!(s.append(5, &[payload(80)]).unwrap(), 80..81);
+    s.sync().unwrap();
+    check(&s, 80..81);
+}

@@ -40,10 +40,7 @@ fn run_seeds(seeds: std::ops::Range<u64>, ops: usize, filter: impl Fn(&Op) -> bo
             Ok(s) => total += s,
             Err(e) => {
                 let (small, small_err) = shrink(cfg, list);
-                panic!(
-                    "seed {seed} ({cfg:?}) failed: {e}\n\nshrunk to {} ops: {small_err}\n{small:#?}",
-                    small.len()
-                );
+                panic!("seed {seed} ({cfg:?}) failed: {e}\n\nshrunk to {} ops: {small_err}\n{small:#?}", small.len());
             }
         }
     }
@@ -54,10 +51,7 @@ fn run_seeds(seeds: std::ops::Range<u64>, ops: usize, filter: impl Fn(&Op) -> bo
 #[test]
 fn model_holds_without_corruption() {
     let s = run_seeds(0..150, 200, |op| !matches!(op, Op::Corrupt { .. }));
-    assert!(
-        s.crashes > 100 && s.injected > 50 && s.appended > 10_000,
-        "{s:?}"
-    );
+    assert!(s.crashes > 100 && s.injected > 50 && s.appended > 10_000, "{s:?}");
 }
 
 #[test]

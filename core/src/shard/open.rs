@@ -192,7 +192,7 @@ where
         cfg: EngineConfig,
     ) -> Result<(Self, RecoveryReport), Error<S::Error>> {
         let mut report = RecoveryReport::default();
-        let listing = list(&storage)?;
+        let mut listing = list(&storage)?;
         if listing.tmp {
             match storage.remove(MANIFEST_TMP) {
                 Ok(()) => {}
@@ -267,6 +267,7 @@ where
                 .ctx(IoOp::Len, &name)?;
             if len != seg.bytes {
                 quarantine(&storage, seg.base)?;
+                listing.segments.retain(|&b| b != seg.base);
                 report.quarantined.push(Quarantine {
                     base: seg.base,
                     reason: QuarantineReason::Length {
@@ -319,7 +320,7 @@ where
                 continue;
             }
             if base > expected {
-                report.missing.push(expected..base);
+                note_missing(&mut report, expected..base);
             }
             let name = segment_file_name(base);
             let file = storage
@@ -351,7 +352,7 @@ where
         let mut active: Option<(S::File, Scanner)> = None;
         if let Some(base) = active_base.filter(|&b| b >= expected) {
             if base > expected {
-                report.missing.push(expected..base);
+                note_missing(&mut report, expected..base);
             }
             let name = segment_file_name(base);
             let file = storage
@@ -563,6 +564,17 @@ where
             rotation_pending: false,
             counters: [0; Counter::ALL.len()],
         }
+    }
+}
+
+/// Records a range of lost entries unless a recorded range covers it.
+fn note_missing(report: &mut RecoveryReport, r: Range<u64>) {
+    if !report
+        .missing
+        .iter()
+        .any(|m| m.start <= r.start && r.end <= m.end)
+    {
+        report.missing.push(r);
     }
 }
 
