@@ -82,6 +82,9 @@ fn damaged_dir(cfg: EngineConfig, mut input: &[u8]) -> MemDir {
     while !input.is_empty() {
         let op = take(&mut input);
         let names = dir.names();
+        if names.is_empty() {
+            break;
+        }
         let name = names[usize::from(take(&mut input)) % names.len()].clone();
         let off = take16(&mut input);
         let val = take(&mut input);

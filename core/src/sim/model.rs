@@ -987,6 +987,9 @@ impl World {
             Err(err) => return Err(format!("durable entry unreadable: {err}")),
         };
         if tainted {
+            // Recovered after a crash: keep what is there, so the entry is
+            // checked once its taint range closes below it.
+            self.m.entries.entry(e).or_insert(got);
             *prev_ts = None;
             return Ok(());
         }
