@@ -90,6 +90,8 @@ pub(crate) struct Inner {
     pub(crate) config: Config,
     pub(crate) engine: EngineConfig,
     read_only: bool,
+    /// The process slot this client took (multi-process deployments).
+    slot: Mutex<Option<crate::process::ProcessSlot>>,
     shards: RwLock<HashMap<ShardId, Arc<ShardSlot>>>,
     closed: AtomicBool,
     signal: Arc<Signal>,
@@ -145,7 +147,39 @@ impl Client {
         Client::start(root, config, true)
     }
 
+    /// Opens `dir` as one process of a multi-process deployment of
+    /// `config.concurrency.process_count` processes: takes a free process
+    /// slot (reclaiming a dead process's), uses its index as the process id,
+    /// and holds it until the client closes. Process `i` writes the shards
+    /// with `shard % process_count == i`.
+    pub fn open_process(dir: impl AsRef<Path>, mut config: Config) -> Result<Client> {
+        let root = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&root).map_err(|e| Error::io(IoOp::Open, &root, e))?;
+        let slot = crate::process::ProcessSlot::acquire(&root, "writers", config.concurrency.process_count)?;
+        config.concurrency.process_id = slot.index();
+        Client::start_with(root, config, false, Some(slot))
+    }
+
+    /// This process's index in a multi-process deployment (0 otherwise).
+    pub fn process_id(&self) -> u32 {
+        self.inner.config.concurrency.process_id
+    }
+
+    /// True if this process may write `shard`.
+    pub fn owns(&self, shard: ShardId) -> bool {
+        self.inner.check_owner(shard).is_ok()
+    }
+
     fn start(root: PathBuf, config: Config, read_only: bool) -> Result<Client> {
+        Client::start_with(root, config, read_only, None)
+    }
+
+    fn start_with(
+        root: PathBuf,
+        config: Config,
+        read_only: bool,
+        slot: Option<crate::process::ProcessSlot>,
+    ) -> Result<Client> {
         let engine = EngineConfig::from_config(&config)?;
         init_logging(&config);
         let inner = Arc::new(Inner {
@@ -153,6 +187,7 @@ impl Client {
             config,
             engine,
             read_only,
+            slot: Mutex::new(slot),
             shards: RwLock::new(HashMap::new()),
             closed: AtomicBool::new(false),
             signal: Arc::new(Signal::default()),
@@ -519,6 +554,8 @@ impl Inner {
                 first.get_or_insert(e);
             }
         }
+        // Release the process slot last, after every writer lock.
+        drop(self.slot.lock().unwrap_or_else(|p| p.into_inner()).take());
         first.map_or(Ok(()), Err)
     }
 }

@@ -39,7 +39,12 @@ pub(crate) fn map_offsets(dir: &Path, create: bool) -> Result<Option<SharedWords
         Err(e) => return Err(Error::io(IoOp::Open, &path, e)),
     };
     let len = file.metadata().map_err(|e| Error::io(IoOp::Len, &path, e))?.len();
-    if len == 0 && create {
+    if len == 0 {
+        // Fresh (or being created by another process right now): an empty
+        // file reads as "no groups".
+        if !create {
+            return Ok(None);
+        }
         file.set_len(FILE_SIZE as u64).map_err(|e| Error::io(IoOp::SetLen, &path, e))?;
     } else if len != FILE_SIZE as u64 {
         return Err(Error::io(

@@ -64,6 +64,18 @@ pub enum Error {
         /// This process's index.
         process: u32,
     },
+    /// This process already holds a slot of this role in this directory.
+    SlotHeld {
+        /// The role.
+        role: String,
+    },
+    /// Every process slot of the role is held by a live process.
+    NoFreeSlot {
+        /// The role.
+        role: String,
+        /// The number of slots.
+        count: u32,
+    },
     /// The client was closed.
     Closed,
     /// The client was opened read-only.
@@ -149,6 +161,10 @@ impl std::fmt::Display for Error {
             }
             Error::Locked { shard, pid: None } => {
                 write!(f, "shard {shard} is locked by another writer")
+            }
+            Error::SlotHeld { role } => write!(f, "this process already holds a `{role}` slot here"),
+            Error::NoFreeSlot { role, count } => {
+                write!(f, "all {count} `{role}` process slots are held by live processes")
             }
             Error::NotOwned { shard, owner, process } => {
                 write!(f, "shard {shard} is owned by process {owner}, this is process {process}")

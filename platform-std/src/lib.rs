@@ -45,6 +45,7 @@ mod error;
 mod lock;
 mod metrics;
 mod mmap;
+mod process;
 mod reader;
 mod retention;
 mod shard;
@@ -64,6 +65,7 @@ pub use consumer::{
 pub use error::{Error, Result};
 pub use lock::WRITER_LOCK;
 pub use metrics::{Counters, GroupStats, Latency, ShardStats, Stats};
+pub use process::{PROCESS_DIR, ProcessSlot};
 pub use reader::{Message, MessageId, Reader, max_stored};
 pub use retention::{RetentionReport, ShardRetention, ShardRetentionStats};
 

@@ -438,3 +438,17 @@ fn processed_marks_give_effectively_once_on_redelivery() {
     assert_eq!(ProcessedMarks::decode(&enc).unwrap(), marks);
     assert!(ProcessedMarks::decode("x=1").is_none());
 }
+
+#[test]
+fn an_empty_offsets_file_reads_as_no_groups() {
+    // what another process leaves for an instant while it creates the file
+    let dir = tempfile::tempdir().unwrap();
+    let c = Client::open(dir.path(), small_config()).unwrap();
+    fill(&c, 1, 5);
+    fs::write(dir.path().join("shard-0001/offsets.state"), b"").unwrap();
+    let mut g = Consumer::new(&c, "g").unwrap();
+    assert_eq!(g.offset(sid(1)).unwrap(), 0);
+    assert!(c.shard_stats(sid(1)).unwrap().groups.is_empty());
+    g.ack(&[MessageId { shard: sid(1), entry: 2 }]).unwrap();
+    assert_eq!(g.offset(sid(1)).unwrap(), 3);
+}

@@ -50,7 +50,7 @@ fn writer(dir: &Path) {
         let ids = c.append(STREAM, &batch).expect("append");
         assert_eq!(ids.entries.start, next, "numbering continues");
         next += n;
-        if next % 3 == 0 {
+        if next.is_multiple_of(3) {
             c.sync().expect("sync");
             writeln!(out, "synced {next}").expect("stdout");
             out.flush().expect("flush");
@@ -176,10 +176,10 @@ fn supervise_consumer(dir: &Path, end: u64, rng: &mut Rng) {
         let (mut child, rx) = spawn("consumer", dir);
         let ms = 10 + rng.below(60);
         run_for(&mut child, &rx, ms, |l| {
-            if let Some(n) = l.strip_prefix("handled ") {
-                if !handled.insert(n.parse::<u64>().expect("number")) {
-                    redelivered += 1;
-                }
+            if let Some(n) = l.strip_prefix("handled ")
+                && !handled.insert(n.parse::<u64>().expect("number"))
+            {
+                redelivered += 1;
             }
         });
         let c = Client::open(dir, config()).expect("open");
