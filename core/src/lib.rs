@@ -39,6 +39,8 @@ extern crate std;
 pub mod config;
 pub mod error;
 #[cfg(feature = "alloc")]
+pub mod import;
+#[cfg(feature = "alloc")]
 pub mod index;
 pub mod retention;
 #[cfg(feature = "alloc")]

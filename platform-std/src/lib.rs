@@ -42,6 +42,7 @@ mod client;
 mod compress;
 mod consumer;
 mod error;
+mod import;
 mod lock;
 mod metrics;
 mod mmap;
@@ -53,6 +54,7 @@ mod storage;
 
 pub use client::{Appended, Client};
 pub use comet_core::config::{self, Config};
+pub use comet_core::import::{ImportProblem, ImportReport, ImportedSegment};
 pub use comet_core::retention::ShardPlan;
 pub use comet_core::shard::RecoveryReport;
 pub use comet_core::state::Counter;
@@ -63,6 +65,7 @@ pub use consumer::{
     ProcessSummary, ProcessedMarks, ReadBatch, ReadErrorCallback, SeekTo, Shards,
 };
 pub use error::{Error, Result};
+pub use import::{ShardImport, import_go};
 pub use lock::WRITER_LOCK;
 pub use metrics::{Counters, GroupStats, Latency, ShardStats, Stats};
 pub use process::{PROCESS_DIR, ProcessSlot};

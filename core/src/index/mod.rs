@@ -30,6 +30,9 @@ use alloc::vec::Vec;
 
 use crate::wire::{WireError, le};
 
+mod go;
+pub use go::{GoFile, GoIndex};
+
 /// File name of the manifest.
 pub const MANIFEST_FILE: &str = "index.bin";
 /// Temporary name used while rewriting the manifest.
