@@ -129,13 +129,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            compression: CompressionConfig {
-                min_compress_size: 4096,
-                level: 3,
-            },
-            indexing: IndexingConfig {
-                boundary_interval: 100,
-            },
+            compression: CompressionConfig { min_compress_size: 4096, level: 3 },
+            indexing: IndexingConfig { boundary_interval: 100 },
             storage: StorageConfig {
                 max_file_size: 256 * MIB,
                 max_entry_size: 16 << 20,
@@ -143,11 +138,7 @@ impl Default for Config {
                 flush_interval: Duration::from_secs(1),
                 durable_appends: false,
             },
-            concurrency: ConcurrencyConfig {
-                process_id: 0,
-                process_count: 1,
-                shard_count: 16,
-            },
+            concurrency: ConcurrencyConfig { process_id: 0, process_count: 1, shard_count: 16 },
             retention: RetentionConfig {
                 max_age: Some(Duration::from_secs(7 * 24 * 3600)),
                 max_shard_size: None,
@@ -157,24 +148,13 @@ impl Default for Config {
                 protect_unconsumed: true,
                 cleanup_interval: Some(Duration::from_secs(3600)),
             },
-            log: LogConfig {
-                level: LogLevel::Info,
-            },
+            log: LogConfig { level: LogLevel::Info },
         }
     }
 }
 
 fn range(field: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
-    if value < min || value > max {
-        Err(ConfigError {
-            field,
-            value,
-            min,
-            max,
-        })
-    } else {
-        Ok(())
-    }
+    if value < min || value > max { Err(ConfigError { field, value, min, max }) } else { Ok(()) }
 }
 
 fn millis(d: Duration) -> u64 {
@@ -212,65 +192,20 @@ impl Config {
     /// Checks every field; the first bad one is reported.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let c = &self.compression;
-        range(
-            "compression.level",
-            u64::from(c.level.unsigned_abs()),
-            1,
-            22,
-        )?;
+        range("compression.level", u64::from(c.level.unsigned_abs()), 1, 22)?;
         if c.level < 1 {
-            return Err(ConfigError {
-                field: "compression.level",
-                value: 0,
-                min: 1,
-                max: 22,
-            });
+            return Err(ConfigError { field: "compression.level", value: 0, min: 1, max: 22 });
         }
-        range(
-            "indexing.boundary_interval",
-            u64::from(self.indexing.boundary_interval),
-            1,
-            1_000_000,
-        )?;
+        range("indexing.boundary_interval", u64::from(self.indexing.boundary_interval), 1, 1_000_000)?;
         let s = &self.storage;
         range("storage.max_file_size", s.max_file_size, KIB, 2 * GIB)?;
-        range(
-            "storage.max_entry_size",
-            u64::from(s.max_entry_size),
-            1,
-            GIB,
-        )?;
-        range(
-            "storage.write_buffer_size",
-            u64::from(s.write_buffer_size),
-            4 * KIB,
-            64 * MIB,
-        )?;
-        range(
-            "storage.flush_interval_ms",
-            millis(s.flush_interval),
-            1,
-            3_600_000,
-        )?;
+        range("storage.max_entry_size", u64::from(s.max_entry_size), 1, GIB)?;
+        range("storage.write_buffer_size", u64::from(s.write_buffer_size), 4 * KIB, 64 * MIB)?;
+        range("storage.flush_interval_ms", millis(s.flush_interval), 1, 3_600_000)?;
         let p = &self.concurrency;
-        range(
-            "concurrency.process_count",
-            u64::from(p.process_count),
-            1,
-            1024,
-        )?;
-        range(
-            "concurrency.process_id",
-            u64::from(p.process_id),
-            0,
-            u64::from(p.process_count) - 1,
-        )?;
-        range(
-            "concurrency.shard_count",
-            u64::from(p.shard_count),
-            1,
-            10_000,
-        )?;
+        range("concurrency.process_count", u64::from(p.process_count), 1, 1024)?;
+        range("concurrency.process_id", u64::from(p.process_id), 0, u64::from(p.process_count) - 1)?;
+        range("concurrency.shard_count", u64::from(p.shard_count), 1, 10_000)?;
         let r = &self.retention;
         if let Some(age) = r.max_age {
             range("retention.max_age_ms", millis(age), 1, u64::MAX)?;
@@ -282,26 +217,11 @@ impl Config {
             range("retention.max_total_size", n, 1, u64::MAX)?;
         }
         if r.hard_cap && r.max_total_size.is_none() {
-            return Err(ConfigError {
-                field: "retention.hard_cap (needs max_total_size)",
-                value: 1,
-                min: 0,
-                max: 0,
-            });
+            return Err(ConfigError { field: "retention.hard_cap (needs max_total_size)", value: 1, min: 0, max: 0 });
         }
-        range(
-            "retention.min_files_to_keep",
-            u64::from(r.min_files_to_keep),
-            0,
-            1_000_000,
-        )?;
+        range("retention.min_files_to_keep", u64::from(r.min_files_to_keep), 0, 1_000_000)?;
         if let Some(i) = r.cleanup_interval {
-            range(
-                "retention.cleanup_interval_ms",
-                millis(i),
-                1,
-                30 * 24 * 3_600_000,
-            )?;
+            range("retention.cleanup_interval_ms", millis(i), 1, 30 * 24 * 3_600_000)?;
         }
         Ok(())
     }
@@ -313,12 +233,8 @@ mod tests {
 
     #[test]
     fn defaults_and_presets_are_valid() {
-        for c in [
-            Config::default(),
-            Config::high_compression(),
-            Config::high_throughput(),
-            Config::multi_process(2, 4),
-        ] {
+        for c in [Config::default(), Config::high_compression(), Config::high_throughput(), Config::multi_process(2, 4)]
+        {
             c.validate().unwrap();
         }
         let d = Config::default();
@@ -332,34 +248,18 @@ mod tests {
     #[test]
     fn zero_and_absurd_values_are_rejected_by_name() {
         let cases: [(&str, fn(&mut Config)); 12] = [
-            ("indexing.boundary_interval", |c| {
-                c.indexing.boundary_interval = 0
-            }),
+            ("indexing.boundary_interval", |c| c.indexing.boundary_interval = 0),
             ("storage.max_file_size", |c| c.storage.max_file_size = 0),
-            ("storage.max_file_size", |c| {
-                c.storage.max_file_size = 3 * GIB
-            }),
+            ("storage.max_file_size", |c| c.storage.max_file_size = 3 * GIB),
             ("storage.max_entry_size", |c| c.storage.max_entry_size = 0),
-            ("storage.max_entry_size", |c| {
-                c.storage.max_entry_size = 2 * GIB as u32
-            }),
-            ("storage.write_buffer_size", |c| {
-                c.storage.write_buffer_size = 10
-            }),
-            ("storage.flush_interval_ms", |c| {
-                c.storage.flush_interval = Duration::ZERO
-            }),
-            ("concurrency.process_count", |c| {
-                c.concurrency.process_count = 0
-            }),
+            ("storage.max_entry_size", |c| c.storage.max_entry_size = 2 * GIB as u32),
+            ("storage.write_buffer_size", |c| c.storage.write_buffer_size = 10),
+            ("storage.flush_interval_ms", |c| c.storage.flush_interval = Duration::ZERO),
+            ("concurrency.process_count", |c| c.concurrency.process_count = 0),
             ("concurrency.process_id", |c| c.concurrency.process_id = 1),
-            ("concurrency.shard_count", |c| {
-                c.concurrency.shard_count = 10_001
-            }),
+            ("concurrency.shard_count", |c| c.concurrency.shard_count = 10_001),
             ("compression.level", |c| c.compression.level = 0),
-            ("retention.max_shard_size", |c| {
-                c.retention.max_shard_size = Some(0)
-            }),
+            ("retention.max_shard_size", |c| c.retention.max_shard_size = Some(0)),
         ];
         for (field, break_it) in cases {
             let mut c = Config::default();

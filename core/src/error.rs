@@ -49,9 +49,9 @@ impl core::fmt::Display for NameError {
             }
             NameError::DotDot => f.write_str("name contains `..`"),
             NameError::MissingShard => f.write_str("stream name has no `:<shard>` suffix"),
-            NameError::BadShardDigits => f.write_str(
-                "shard id must be `:shard:` and 1-4 decimal digits, or exactly 4 decimal digits",
-            ),
+            NameError::BadShardDigits => {
+                f.write_str("shard id must be `:shard:` and 1-4 decimal digits, or exactly 4 decimal digits")
+            }
             NameError::ShardOutOfRange { value } => write!(f, "shard id {value} is above 9999"),
         }
     }
@@ -74,11 +74,7 @@ pub struct ConfigError {
 
 impl core::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(
-            f,
-            "config {} = {} is outside {}..={}",
-            self.field, self.value, self.min, self.max
-        )
+        write!(f, "config {} = {} is outside {}..={}", self.field, self.value, self.min, self.max)
     }
 }
 
@@ -223,38 +219,20 @@ pub enum Error<E> {
 
 impl<E> Error<E> {
     pub(crate) fn storage(op: IoOp, file: &str, source: E) -> Self {
-        Error::Storage {
-            op,
-            file: FileName::lossy(file),
-            source,
-        }
+        Error::Storage { op, file: FileName::lossy(file), source }
     }
 
     /// Converts the storage error type.
     pub fn map_storage<F>(self, f: impl FnOnce(E) -> F) -> Error<F> {
         match self {
-            Error::Storage { op, file, source } => Error::Storage {
-                op,
-                file,
-                source: f(source),
-            },
+            Error::Storage { op, file, source } => Error::Storage { op, file, source: f(source) },
             Error::Corrupt(c) => Error::Corrupt(c),
             Error::EntryTooLarge { len, max } => Error::EntryTooLarge { len, max },
             Error::Config(c) => Error::Config(c),
             Error::Name(n) => Error::Name(n),
             Error::Poisoned => Error::Poisoned,
-            Error::Capacity {
-                what,
-                needed,
-                available,
-            } => Error::Capacity {
-                what,
-                needed,
-                available,
-            },
-            Error::EntryUnavailable { entry, first, end } => {
-                Error::EntryUnavailable { entry, first, end }
-            }
+            Error::Capacity { what, needed, available } => Error::Capacity { what, needed, available },
+            Error::EntryUnavailable { entry, first, end } => Error::EntryUnavailable { entry, first, end },
             Error::BatchTooLarge { bytes, max } => Error::BatchTooLarge { bytes, max },
             Error::ForeignFormat => Error::ForeignFormat,
         }
@@ -284,35 +262,20 @@ impl<E: core::fmt::Display> core::fmt::Display for Error<E> {
         match self {
             Error::Storage { op, file, source } => write!(f, "{op:?} {file}: {source}"),
             Error::Corrupt(c) => write!(f, "corrupt {c}"),
-            Error::EntryTooLarge { len, max } => write!(
-                f,
-                "entry of {len} bytes exceeds the maximum entry size {max}"
-            ),
+            Error::EntryTooLarge { len, max } => write!(f, "entry of {len} bytes exceeds the maximum entry size {max}"),
             Error::Config(c) => c.fmt(f),
             Error::Name(n) => n.fmt(f),
             Error::Poisoned => f.write_str("an earlier sync failed; reopen the shard to recover"),
-            Error::Capacity {
-                what,
-                needed,
-                available,
-            } => {
+            Error::Capacity { what, needed, available } => {
                 write!(f, "{what} too small: need {needed}, have {available}")
             }
             Error::EntryUnavailable { entry, first, end } => {
-                write!(
-                    f,
-                    "entry {entry} is not readable (retained and durable: {first}..{end})"
-                )
+                write!(f, "entry {entry} is not readable (retained and durable: {first}..{end})")
             }
             Error::BatchTooLarge { bytes, max } => {
-                write!(
-                    f,
-                    "batch of up to {bytes} stored bytes exceeds the per-segment limit {max}"
-                )
+                write!(f, "batch of up to {bytes} stored bytes exceeds the per-segment limit {max}")
             }
-            Error::ForeignFormat => {
-                f.write_str("shard was written by the Go comet package; run `comet import` first")
-            }
+            Error::ForeignFormat => f.write_str("shard was written by the Go comet package; run `comet import` first"),
         }
     }
 }

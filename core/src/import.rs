@@ -134,9 +134,7 @@ const GO_COUNTERS: [(usize, Counter); 15] = [
 /// True if the directory holds a Go-written shard (or a half-imported one).
 pub fn is_go_shard<S: Storage>(storage: &S) -> Result<bool, Error<S::Error>> {
     let mut go = false;
-    storage
-        .list(&mut |n| go |= parse_go_segment_file_name(n).is_some() || n == GO_INDEX_KEPT)
-        .ctx(IoOp::List, "")?;
+    storage.list(&mut |n| go |= parse_go_segment_file_name(n).is_some() || n == GO_INDEX_KEPT).ctx(IoOp::List, "")?;
     if go {
         return Ok(true);
     }
@@ -255,10 +253,17 @@ pub fn import_go_shard<S: Storage>(storage: &S, cfg: &EngineConfig) -> Result<Im
             }
             file.set_len(sc.pos).ctx(IoOp::SetLen, &name)?;
             file.sync().ctx(IoOp::Sync, &name)?;
-            report.problems.push(ImportProblem::Truncated { name: name.clone(), offset: sc.pos, removed: len - sc.pos, end });
+            report.problems.push(ImportProblem::Truncated {
+                name: name.clone(),
+                offset: sc.pos,
+                removed: len - sc.pos,
+                end,
+            });
         }
-        if let (Source::Go(..), Some(f)) = (src, index.as_ref().and_then(|i| i.file(&name))) {
-            if f.start_entry != base || (f.entries != sc.entries && sc.entries > 0) {
+        if let (Source::Go(..), Some(f)) = (src, index.as_ref().and_then(|i| i.file(&name)))
+            && (f.start_entry != base || (f.entries != sc.entries && sc.entries > 0))
+        {
+            {
                 report.problems.push(ImportProblem::IndexDisagrees {
                     name: name.clone(),
                     index_start: f.start_entry,
@@ -284,9 +289,9 @@ pub fn import_go_shard<S: Storage>(storage: &S, cfg: &EngineConfig) -> Result<Im
     }
     storage.sync_dir().ctx(IoOp::SyncDir, "")?;
     // Never reuse a number the Go process handed out, even if its file is gone.
-    let index_end = index.as_ref().map_or(0, |i| {
-        i.files.iter().map(|f| f.start_entry.saturating_add(f.entries)).fold(i.current_entry, u64::max)
-    });
+    let index_end = index
+        .as_ref()
+        .map_or(0, |i| i.files.iter().map(|f| f.start_entry.saturating_add(f.entries)).fold(i.current_entry, u64::max));
     let end = next.unwrap_or(0).max(index_end);
     report.end = end;
     // 3. a fresh comet.state with the Go counters that still mean something

@@ -15,8 +15,8 @@ use core::sync::atomic::{AtomicU64, Ordering, fence};
 
 use crate::error::NameError;
 use crate::state::offsets::{
-    self, CLAIMED, FILE_SIZE, HEADER_SIZE, MAGIC, NAME_FIELD, SLOT_SIZE, SLOTS, VERSION,
-    VERSION_GO, name_check, name_field, probe_order, slot, validate_group,
+    self, CLAIMED, FILE_SIZE, HEADER_SIZE, MAGIC, NAME_FIELD, SLOT_SIZE, SLOTS, VERSION, VERSION_GO, name_check,
+    name_field, probe_order, slot, validate_group,
 };
 use crate::state::{Counter, DurableHead, HEAD_LINE, SEQ_OFFSET, STATE_LINE, STATE_SIZE};
 use crate::wire::WireError;
@@ -168,8 +168,7 @@ impl<'a> OffsetsTable<'a> {
             let _ = words[0].compare_exchange(0, fresh, Ordering::AcqRel, Ordering::Acquire);
         }
         let header = words[0].load(Ordering::Acquire).to_le_bytes();
-        let version =
-            offsets::check_header(&header, FILE_SIZE as u64).map_err(OffsetsError::Layout)?;
+        let version = offsets::check_header(&header, FILE_SIZE as u64).map_err(OffsetsError::Layout)?;
         let t = OffsetsTable { words, pause };
         if version == VERSION_GO {
             t.upgrade_go();
@@ -185,10 +184,7 @@ impl<'a> OffsetsTable<'a> {
             let s = self.slot(i);
             let name = read_name(s);
             let len = name.iter().position(|&b| b == 0).unwrap_or(NAME_FIELD);
-            if len > 0
-                && len < NAME_FIELD
-                && load_check(s) != name_check(&name)
-            {
+            if len > 0 && len < NAME_FIELD && load_check(s) != name_check(&name) {
                 if s[W_LAST].load(Ordering::Acquire) == 0 {
                     s[W_LAST].store(CLAIMED as u64, Ordering::Release);
                 }
@@ -204,12 +200,7 @@ impl<'a> OffsetsTable<'a> {
 
     /// Finds `group`'s slot: `Ok(Some(i))` if present, `Ok(None)` with the
     /// first free slot of its probe chain noted in `free`.
-    fn find(
-        &self,
-        field: &[u8; NAME_FIELD],
-        group: &str,
-        free: &mut Option<usize>,
-    ) -> Option<usize> {
+    fn find(&self, field: &[u8; NAME_FIELD], group: &str, free: &mut Option<usize>) -> Option<usize> {
         let check = name_check(field);
         for i in probe_order(group) {
             let s = self.slot(i);
@@ -237,11 +228,7 @@ impl<'a> OffsetsTable<'a> {
             if stored != 0 {
                 let name = read_name(s);
                 if stored == name_check(&name) {
-                    return if stored == check && name == *field {
-                        Settled::Mine
-                    } else {
-                        Settled::Other
-                    };
+                    return if stored == check && name == *field { Settled::Mine } else { Settled::Other };
                 }
             }
             if waited >= CLAIM_WAIT {
@@ -285,10 +272,7 @@ impl<'a> OffsetsTable<'a> {
                 return Err(OffsetsError::TableFull);
             };
             let s = self.slot(i);
-            if s[W_LAST]
-                .compare_exchange(0, CLAIMED as u64, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
+            if s[W_LAST].compare_exchange(0, CLAIMED as u64, Ordering::AcqRel, Ordering::Acquire).is_ok() {
                 for (k, w) in s[..NAME_WORDS].iter().enumerate() {
                     w.store(word(&field, k), Ordering::Relaxed);
                 }
@@ -331,8 +315,7 @@ impl<'a> OffsetsTable<'a> {
                 continue;
             }
             let len = name.iter().position(|&b| b == 0).unwrap_or(NAME_FIELD);
-            let (Ok(group), Some(off)) = (core::str::from_utf8(&name[..len]), self.read_slot(i))
-            else {
+            let (Ok(group), Some(off)) = (core::str::from_utf8(&name[..len]), self.read_slot(i)) else {
                 continue;
             };
             f(group, off);
@@ -396,15 +379,7 @@ mod tests {
     #[test]
     fn head_seqlock_roundtrip() {
         let w = words(STATE_WORDS);
-        let h = DurableHead {
-            base: 5,
-            entries: 3,
-            bytes: 99,
-            open_crc: 7,
-            closed_hash: 8,
-            last_ts: 9,
-            clean: false,
-        };
+        let h = DurableHead { base: 5, entries: 3, bytes: 99, open_crc: 7, closed_hash: 8, last_ts: 9, clean: false };
         store_head(&w, &h);
         store_head(&w, &h);
         let line = load_head_line(&w, 10);
@@ -455,18 +430,12 @@ mod tests {
         let g47 = "g".repeat(47);
         t.advance(&g47, 1, 5).unwrap();
         assert_eq!(t.get(&g47).unwrap().unwrap().offset, 1);
-        assert!(matches!(
-            t.advance(&"g".repeat(48), 1, 5),
-            Err(OffsetsError::Name(_))
-        ));
+        assert!(matches!(t.advance(&"g".repeat(48), 1, 5), Err(OffsetsError::Name(_))));
         assert!(matches!(t.get(""), Err(OffsetsError::Name(_))));
         for i in 1..SLOTS {
             t.advance(&std::format!("group-{i}"), i as u64, 5).unwrap();
         }
-        assert_eq!(
-            t.advance("one-too-many", 1, 5),
-            Err(OffsetsError::TableFull)
-        );
+        assert_eq!(t.advance("one-too-many", 1, 5), Err(OffsetsError::TableFull));
         assert_eq!(t.get("one-too-many").unwrap(), None);
         assert_eq!(t.get("group-300").unwrap().unwrap().offset, 300);
     }
@@ -507,10 +476,7 @@ mod tests {
     #[test]
     fn go_tables_are_upgraded_in_place() {
         let w = words(OFFSETS_WORDS);
-        w[0].store(
-            u64::from(VERSION_GO) | u64::from(MAGIC) << 32,
-            Ordering::Relaxed,
-        );
+        w[0].store(u64::from(VERSION_GO) | u64::from(MAGIC) << 32, Ordering::Relaxed);
         // a Go slot: name, offset 250, last update > 1, no check
         let home = probe_order("billing").next().unwrap();
         let at = (HEADER_SIZE + home * SLOT_SIZE) / 8;
@@ -528,15 +494,9 @@ mod tests {
     #[test]
     fn bad_layouts_are_typed_errors() {
         let w = words(10);
-        assert!(matches!(
-            OffsetsTable::open(&w, noop),
-            Err(OffsetsError::Layout(_))
-        ));
+        assert!(matches!(OffsetsTable::open(&w, noop), Err(OffsetsError::Layout(_))));
         let w = words(OFFSETS_WORDS);
         w[0].store(u64::from(VERSION) | 0xBAD << 32, Ordering::Relaxed);
-        assert!(matches!(
-            OffsetsTable::open(&w, noop),
-            Err(OffsetsError::Layout(WireError::BadMagic))
-        ));
+        assert!(matches!(OffsetsTable::open(&w, noop), Err(OffsetsError::Layout(WireError::BadMagic))));
     }
 }

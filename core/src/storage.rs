@@ -161,11 +161,7 @@ pub trait Storage {
 /// Reads exactly `buf.len()` bytes at `offset`, looping over short reads and
 /// retrying interrupted ones. Returns the number of bytes read, which is
 /// less than `buf.len()` only at end of file.
-pub fn read_exact_at<F: StorageFile>(
-    file: &F,
-    mut offset: u64,
-    buf: &mut [u8],
-) -> Result<usize, F::Error> {
+pub fn read_exact_at<F: StorageFile>(file: &F, mut offset: u64, buf: &mut [u8]) -> Result<usize, F::Error> {
     let mut done = 0;
     while done < buf.len() {
         match file.read_at(offset, &mut buf[done..]) {
@@ -183,11 +179,7 @@ pub fn read_exact_at<F: StorageFile>(
 
 /// Writes all of `bufs` at `offset`, looping over short writes and retrying
 /// interrupted ones. On error, some prefix may have been written.
-pub fn write_all_at<F: StorageFile>(
-    file: &F,
-    mut offset: u64,
-    bufs: &[&[u8]],
-) -> Result<(), F::Error> {
+pub fn write_all_at<F: StorageFile>(file: &F, mut offset: u64, bufs: &[&[u8]]) -> Result<(), F::Error> {
     let mut idx = 0;
     let mut skip = 0usize;
     while idx < bufs.len() {

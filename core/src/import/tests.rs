@@ -7,7 +7,8 @@ use alloc::vec;
 use std::path::PathBuf;
 
 fn fixture(shard: &str) -> MemDir {
-    let dir: PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "tests", "fixtures", "go-comet", "small", shard].iter().collect();
+    let dir: PathBuf =
+        [env!("CARGO_MANIFEST_DIR"), "..", "tests", "fixtures", "go-comet", "small", shard].iter().collect();
     let d = MemDir::new();
     for e in std::fs::read_dir(&dir).unwrap() {
         let e = e.unwrap();
@@ -110,10 +111,14 @@ fn torn_tail_and_missing_files_import_the_valid_part_and_report_the_rest() {
     d.set_file_bytes(name, &bytes[..bytes.len() - 7]);
     let r = import_go_shard(&d, &cfg()).unwrap();
     assert!(
-        r.problems.iter().any(|p| matches!(p, ImportProblem::Truncated { removed, end: ScanEnd::TornPayload, .. } if *removed > 0)),
+        r.problems
+            .iter()
+            .any(|p| matches!(p, ImportProblem::Truncated { removed, end: ScanEnd::TornPayload, .. } if *removed > 0)),
         "{r:?}"
     );
-    assert!(r.problems.iter().any(|p| matches!(p, ImportProblem::IndexDisagrees { index_entries: 164, found: 163, .. })));
+    assert!(
+        r.problems.iter().any(|p| matches!(p, ImportProblem::IndexDisagrees { index_entries: 164, found: 163, .. }))
+    );
     let (s, _) = open(&d).unwrap();
     assert_eq!(s.durable_end(), 600, "numbering continues after what Go handed out");
     assert_eq!(s.manifest().sealed_end(), 599);

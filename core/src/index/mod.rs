@@ -78,10 +78,7 @@ pub struct SegmentMeta {
 impl SegmentMeta {
     /// An empty segment starting at `base`.
     pub fn empty(base: u64) -> SegmentMeta {
-        SegmentMeta {
-            base,
-            ..SegmentMeta::default()
-        }
+        SegmentMeta { base, ..SegmentMeta::default() }
     }
 
     /// One past its last entry number.
@@ -102,20 +99,13 @@ impl SegmentMeta {
         }
         let k = usize::try_from((entry - self.base) / u64::from(interval)).ok()?;
         let chunk = self.chunks.get(k)?;
-        Some((
-            k,
-            self.base + k as u64 * u64::from(interval),
-            u64::from(chunk.offset),
-        ))
+        Some((k, self.base + k as u64 * u64::from(interval), u64::from(chunk.offset)))
     }
 
     /// Byte range of chunk `k`.
     pub fn chunk_range(&self, k: usize) -> Option<(u64, u64)> {
         let start = u64::from(self.chunks.get(k)?.offset);
-        let end = self
-            .chunks
-            .get(k + 1)
-            .map_or(self.bytes, |c| u64::from(c.offset));
+        let end = self.chunks.get(k + 1).map_or(self.bytes, |c| u64::from(c.offset));
         Some((start, end))
     }
 
@@ -174,20 +164,12 @@ pub struct Manifest {
 impl Manifest {
     /// An empty manifest.
     pub fn new(interval: u32) -> Manifest {
-        Manifest {
-            interval,
-            first_entry: 0,
-            generation: 0,
-            sealed: Vec::new(),
-            active: None,
-        }
+        Manifest { interval, first_entry: 0, generation: 0, sealed: Vec::new(), active: None }
     }
 
     /// One past the last sealed entry (or `first_entry` if none).
     pub fn sealed_end(&self) -> u64 {
-        self.sealed
-            .last()
-            .map_or(self.first_entry, SegmentMeta::end)
+        self.sealed.last().map_or(self.first_entry, SegmentMeta::end)
     }
 
     /// The sealed segment holding `entry`.
@@ -210,11 +192,7 @@ impl Manifest {
         out.extend_from_slice(&MANIFEST_MAGIC);
         out.extend_from_slice(&MANIFEST_VERSION.to_le_bytes());
         out.extend_from_slice(&self.interval.to_le_bytes());
-        let flags = if self.active.is_some() {
-            FLAG_ACTIVE
-        } else {
-            0
-        };
+        let flags = if self.active.is_some() { FLAG_ACTIVE } else { 0 };
         out.extend_from_slice(&flags.to_le_bytes());
         out.extend_from_slice(&self.first_entry.to_le_bytes());
         out.extend_from_slice(&self.generation.to_le_bytes());
@@ -241,10 +219,7 @@ impl Manifest {
     /// problem is a [`WireError`] whose `InvalidField` offset is the byte
     /// position in the file.
     pub fn decode(bytes: &[u8]) -> Result<Manifest, WireError> {
-        let trunc = |needed: usize| WireError::Truncated {
-            needed: needed as u64,
-            available: bytes.len() as u64,
-        };
+        let trunc = |needed: usize| WireError::Truncated { needed: needed as u64, available: bytes.len() as u64 };
         if bytes.len() < HEADER + 4 {
             return Err(trunc(HEADER + 4));
         }
@@ -287,20 +262,14 @@ impl Manifest {
                 return Err(trunc(at + RECORD + 4));
             }
             let n = u32_at(at + 40)? as usize;
-            let end = n
-                .checked_mul(8)
-                .and_then(|c| c.checked_add(at + RECORD))
-                .ok_or(trunc(usize::MAX))?;
+            let end = n.checked_mul(8).and_then(|c| c.checked_add(at + RECORD)).ok_or(trunc(usize::MAX))?;
             if end > body {
                 return Err(trunc(end + 4));
             }
             let mut chunks = Vec::with_capacity(n);
             for k in 0..n {
                 let c = at + RECORD + 8 * k;
-                chunks.push(Chunk {
-                    offset: u32_at(c)?,
-                    crc: u32_at(c + 4)?,
-                });
+                chunks.push(Chunk { offset: u32_at(c)?, crc: u32_at(c + 4)? });
             }
             let seg = SegmentMeta {
                 base: u64_at(at)?,
@@ -311,33 +280,19 @@ impl Manifest {
                 chunks,
             };
             seg.validate(interval).map_err(|e| match e {
-                WireError::InvalidField { offset } => WireError::InvalidField {
-                    offset: u32::try_from(rec_at)
-                        .unwrap_or(u32::MAX)
-                        .saturating_add(offset),
-                },
+                WireError::InvalidField { offset } => {
+                    WireError::InvalidField { offset: u32::try_from(rec_at).unwrap_or(u32::MAX).saturating_add(offset) }
+                }
                 other => other,
             })?;
             segs.push(seg);
             at = end;
         }
         if at != body {
-            return Err(WireError::InvalidField {
-                offset: u32::try_from(at).unwrap_or(u32::MAX),
-            });
+            return Err(WireError::InvalidField { offset: u32::try_from(at).unwrap_or(u32::MAX) });
         }
-        let active = if flags & FLAG_ACTIVE != 0 {
-            segs.pop()
-        } else {
-            None
-        };
-        let m = Manifest {
-            interval,
-            first_entry,
-            generation,
-            sealed: segs,
-            active,
-        };
+        let active = if flags & FLAG_ACTIVE != 0 { segs.pop() } else { None };
+        let m = Manifest { interval, first_entry, generation, sealed: segs, active };
         m.check_order()?;
         Ok(m)
     }

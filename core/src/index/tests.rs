@@ -4,10 +4,7 @@ use proptest::prelude::*;
 
 fn seg(base: u64, entries: u64, interval: u32) -> SegmentMeta {
     let chunks = (0..entries.div_ceil(u64::from(interval)))
-        .map(|k| Chunk {
-            offset: (k * 1000) as u32,
-            crc: k as u32 * 7,
-        })
+        .map(|k| Chunk { offset: (k * 1000) as u32, crc: k as u32 * 7 })
         .collect::<Vec<_>>();
     SegmentMeta {
         base,
@@ -61,10 +58,7 @@ fn newer_version_is_a_typed_error() {
     let body = buf.len() - 4;
     let crc = crc32fast::hash(&buf[..body]);
     buf[body..].copy_from_slice(&crc.to_le_bytes());
-    assert_eq!(
-        Manifest::decode(&buf),
-        Err(WireError::UnsupportedVersion(2))
-    );
+    assert_eq!(Manifest::decode(&buf), Err(WireError::UnsupportedVersion(2)));
 }
 
 #[test]
@@ -92,27 +86,14 @@ fn overlapping_segments_are_rejected() {
 }
 
 fn arb_segment(interval: u32) -> impl Strategy<Value = (u64, SegmentMeta)> {
-    (0u64..1000, 0u64..2000, 0u64..u64::MAX / 4, 0u64..1000).prop_map(
-        move |(gap, entries, ts, dts)| {
-            let n = entries.div_ceil(u64::from(interval));
-            let chunks: Vec<Chunk> = (0..n)
-                .map(|k| Chunk {
-                    offset: (k * 12 * u64::from(interval)) as u32,
-                    crc: (k * 31) as u32,
-                })
-                .collect();
-            let bytes = entries * 12 + 5;
-            let seg = SegmentMeta {
-                base: 0,
-                entries,
-                bytes,
-                first_ts: ts,
-                last_ts: ts + dts,
-                chunks,
-            };
-            (gap, seg)
-        },
-    )
+    (0u64..1000, 0u64..2000, 0u64..u64::MAX / 4, 0u64..1000).prop_map(move |(gap, entries, ts, dts)| {
+        let n = entries.div_ceil(u64::from(interval));
+        let chunks: Vec<Chunk> =
+            (0..n).map(|k| Chunk { offset: (k * 12 * u64::from(interval)) as u32, crc: (k * 31) as u32 }).collect();
+        let bytes = entries * 12 + 5;
+        let seg = SegmentMeta { base: 0, entries, bytes, first_ts: ts, last_ts: ts + dts, chunks };
+        (gap, seg)
+    })
 }
 
 proptest! {

@@ -69,10 +69,7 @@ pub fn plan_shard(
     let deletable = sealed.len().saturating_sub(keep);
     let mut want = 0;
     if let Some(max_age) = limits.max_age_ns {
-        want = sealed[..deletable]
-            .iter()
-            .take_while(|s| now_ns.saturating_sub(s.last_ts) > max_age)
-            .count();
+        want = sealed[..deletable].iter().take_while(|s| now_ns.saturating_sub(s.last_ts) > max_age).count();
     }
     let by_age = want;
     if let Some(max) = limits.max_shard_bytes {
@@ -85,12 +82,7 @@ pub fn plan_shard(
     }
     let allowed = acked_prefix(sealed, low_water);
     let delete = want.min(allowed);
-    ShardPlan {
-        delete,
-        protected: want - delete,
-        by_age: by_age.min(delete),
-        by_size: delete - by_age.min(delete),
-    }
+    ShardPlan { delete, protected: want - delete, by_age: by_age.min(delete), by_size: delete - by_age.min(delete) }
 }
 
 /// One shard's view for the total-size limit, after its own plan ran.
@@ -123,16 +115,8 @@ pub struct TotalPlan {
 /// total fits. Without `hard_cap`, protection and `min_files_to_keep` hold;
 /// with it, only the active segments are off limits. `out[i]` receives the
 /// plan for `shards[i]`; `out` must be at least as long as `shards`.
-pub fn plan_total(
-    shards: &[TotalCandidate<'_>],
-    max_total: u64,
-    hard_cap: bool,
-    out: &mut [TotalPlan],
-) {
-    let mut total: u64 = shards
-        .iter()
-        .map(|s| s.active_bytes + s.sealed.iter().map(|g| g.bytes).sum::<u64>())
-        .sum();
+pub fn plan_total(shards: &[TotalCandidate<'_>], max_total: u64, hard_cap: bool, out: &mut [TotalPlan]) {
+    let mut total: u64 = shards.iter().map(|s| s.active_bytes + s.sealed.iter().map(|g| g.bytes).sum::<u64>()).sum();
     for p in out.iter_mut() {
         *p = TotalPlan::default();
     }
@@ -140,11 +124,7 @@ pub fn plan_total(
         let mut best: Option<(usize, u64)> = None;
         for (i, s) in shards.iter().enumerate() {
             let next = out.get(i).map_or(usize::MAX, |p| p.delete);
-            let limit = if hard_cap {
-                s.sealed.len()
-            } else {
-                s.allowed.min(s.sealed.len().saturating_sub(s.keep))
-            };
+            let limit = if hard_cap { s.sealed.len() } else { s.allowed.min(s.sealed.len().saturating_sub(s.keep)) };
             if next < limit {
                 let ts = s.sealed[next].last_ts;
                 if best.is_none_or(|(_, b)| ts < b) {
@@ -165,11 +145,7 @@ pub fn plan_total(
         // Every deletable segment went; what is left over the limit is
         // protected (or kept by `min_files_to_keep`, which is not counted).
         for (s, p) in shards.iter().zip(out.iter_mut()) {
-            p.protected = s
-                .sealed
-                .len()
-                .saturating_sub(s.keep)
-                .saturating_sub(p.delete);
+            p.protected = s.sealed.len().saturating_sub(s.keep).saturating_sub(p.delete);
         }
     }
 }

@@ -3,19 +3,9 @@ use super::*;
 const S: u64 = 1_000_000_000;
 
 fn segs(n: u64) -> [SegmentInfo; 8] {
-    let mut out = [SegmentInfo {
-        base: 0,
-        end: 0,
-        bytes: 0,
-        last_ts: 0,
-    }; 8];
+    let mut out = [SegmentInfo { base: 0, end: 0, bytes: 0, last_ts: 0 }; 8];
     for i in 0..n.min(8) {
-        out[i as usize] = SegmentInfo {
-            base: i * 10,
-            end: i * 10 + 10,
-            bytes: 100,
-            last_ts: (i + 1) * 10 * S,
-        };
+        out[i as usize] = SegmentInfo { base: i * 10, end: i * 10 + 10, bytes: 100, last_ts: (i + 1) * 10 * S };
     }
     out
 }
@@ -23,21 +13,10 @@ fn segs(n: u64) -> [SegmentInfo; 8] {
 #[test]
 fn age_deletes_old_prefix_only() {
     let s = segs(5);
-    let limits = ShardLimits {
-        max_age_ns: Some(25 * S),
-        ..Default::default()
-    };
+    let limits = ShardLimits { max_age_ns: Some(25 * S), ..Default::default() };
     // now = 60 s: segments with last_ts 10, 20, 30 s are older than 25 s
     let p = plan_shard(&s[..5], 50, &limits, None, 60 * S);
-    assert_eq!(
-        p,
-        ShardPlan {
-            delete: 3,
-            protected: 0,
-            by_age: 3,
-            by_size: 0
-        }
-    );
+    assert_eq!(p, ShardPlan { delete: 3, protected: 0, by_age: 3, by_size: 0 });
     let p = plan_shard(&s[..5], 50, &limits, None, 20 * S);
     assert_eq!(p.delete, 0);
 }
@@ -45,31 +24,16 @@ fn age_deletes_old_prefix_only() {
 #[test]
 fn size_limit_counts_active_bytes() {
     let s = segs(5);
-    let limits = ShardLimits {
-        max_shard_bytes: Some(260),
-        ..Default::default()
-    };
+    let limits = ShardLimits { max_shard_bytes: Some(260), ..Default::default() };
     // 500 sealed + 50 active = 550 -> delete 3 -> 250
     let p = plan_shard(&s[..5], 50, &limits, None, 0);
-    assert_eq!(
-        p,
-        ShardPlan {
-            delete: 3,
-            protected: 0,
-            by_age: 0,
-            by_size: 3
-        }
-    );
+    assert_eq!(p, ShardPlan { delete: 3, protected: 0, by_age: 0, by_size: 3 });
 }
 
 #[test]
 fn limits_combine_and_min_files_hold() {
     let s = segs(5);
-    let limits = ShardLimits {
-        max_age_ns: Some(25 * S),
-        max_shard_bytes: Some(100),
-        min_files_to_keep: 2,
-    };
+    let limits = ShardLimits { max_age_ns: Some(25 * S), max_shard_bytes: Some(100), min_files_to_keep: 2 };
     let p = plan_shard(&s[..5], 0, &limits, None, 60 * S);
     assert_eq!(p.delete, 3, "size wants 4, min files keeps 2");
     assert_eq!((p.by_age, p.by_size), (3, 0));
@@ -78,21 +42,10 @@ fn limits_combine_and_min_files_hold() {
 #[test]
 fn protection_keeps_unacked_segments() {
     let s = segs(5);
-    let limits = ShardLimits {
-        max_age_ns: Some(0),
-        ..Default::default()
-    };
+    let limits = ShardLimits { max_age_ns: Some(0), ..Default::default() };
     // a group has read up to entry 25 (next = 25): segments [0,10) and [10,20) are acked
     let p = plan_shard(&s[..5], 0, &limits, Some(25), 100 * S);
-    assert_eq!(
-        p,
-        ShardPlan {
-            delete: 2,
-            protected: 3,
-            by_age: 2,
-            by_size: 0
-        }
-    );
+    assert_eq!(p, ShardPlan { delete: 2, protected: 3, by_age: 2, by_size: 0 });
     // a group at exactly a segment end: that segment is acked
     assert_eq!(plan_shard(&s[..5], 0, &limits, Some(30), 100 * S).delete, 3);
     // no groups, no protection
@@ -108,18 +61,8 @@ fn total_limit_takes_oldest_across_shards() {
         g.last_ts = (i as u64 * 10 + 15) * S; // 15, 25, 35
     }
     let shards = [
-        TotalCandidate {
-            sealed: &a[..3],
-            active_bytes: 0,
-            allowed: 3,
-            keep: 0,
-        },
-        TotalCandidate {
-            sealed: &b[..3],
-            active_bytes: 0,
-            allowed: 3,
-            keep: 0,
-        },
+        TotalCandidate { sealed: &a[..3], active_bytes: 0, allowed: 3, keep: 0 },
+        TotalCandidate { sealed: &b[..3], active_bytes: 0, allowed: 3, keep: 0 },
     ];
     let mut out = [TotalPlan::default(); 2];
     plan_total(&shards, 300, false, &mut out); // 600 -> delete 3: a10, b15, a20
@@ -130,12 +73,7 @@ fn total_limit_takes_oldest_across_shards() {
 #[test]
 fn hard_cap_overrides_protection_and_counts_it() {
     let a = segs(4);
-    let shards = [TotalCandidate {
-        sealed: &a[..4],
-        active_bytes: 50,
-        allowed: 1,
-        keep: 0,
-    }];
+    let shards = [TotalCandidate { sealed: &a[..4], active_bytes: 50, allowed: 1, keep: 0 }];
     let mut out = [TotalPlan::default()];
     plan_total(&shards, 150, false, &mut out);
     assert_eq!((out[0].delete, out[0].forced), (1, 0));

@@ -32,11 +32,7 @@ impl ChunkState {
     /// manifest's snapshot). The last chunk is open if `entries` is not a
     /// multiple of `interval`.
     pub fn resume(meta: &SegmentMeta, interval: u32) -> ChunkState {
-        let mut st = ChunkState {
-            chunks: meta.chunks.clone(),
-            open: None,
-            closed: crc32fast::Hasher::new(),
-        };
+        let mut st = ChunkState { chunks: meta.chunks.clone(), open: None, closed: crc32fast::Hasher::new() };
         let open = !meta.entries.is_multiple_of(u64::from(interval.max(1)));
         let n_closed = st.chunks.len() - usize::from(open && !st.chunks.is_empty());
         for c in &st.chunks[..n_closed] {
@@ -76,10 +72,7 @@ impl ChunkState {
 
     /// `(open chunk CRC, hash of closed chunk CRCs)` — the head's checksums.
     pub fn head_crcs(&self) -> (u32, u32) {
-        (
-            self.open.as_ref().map_or(0, |h| h.clone().finalize()),
-            self.closed.clone().finalize(),
-        )
+        (self.open.as_ref().map_or(0, |h| h.clone().finalize()), self.closed.clone().finalize())
     }
 
     /// All chunks, with the open chunk's CRC as of now.
@@ -93,11 +86,7 @@ impl ChunkState {
 
     /// A restore point (see [`ChunkState::restore`]).
     pub fn mark(&self) -> ChunkMark {
-        ChunkMark {
-            len: self.chunks.len(),
-            open: self.open.clone(),
-            closed: self.closed.clone(),
-        }
+        ChunkMark { len: self.chunks.len(), open: self.open.clone(), closed: self.closed.clone() }
     }
 
     /// Returns to a restore point taken on this state.
@@ -179,10 +168,7 @@ impl ScanEnd {
     /// True for the outcomes a crash can leave behind (zero fill, torn
     /// header or payload) as opposed to malformed data.
     pub fn is_torn(&self) -> bool {
-        matches!(
-            self,
-            ScanEnd::ZeroFill | ScanEnd::TornHeader | ScanEnd::TornPayload
-        )
+        matches!(self, ScanEnd::ZeroFill | ScanEnd::TornHeader | ScanEnd::TornPayload)
     }
 }
 
@@ -253,12 +239,7 @@ impl Scanner {
     /// reading through `buf` (at least [`HEADER_LEN`] bytes; larger is
     /// faster). Stops at `limit` or at the first invalid position, which is
     /// then `self.pos`.
-    pub fn run<F: StorageFile>(
-        &mut self,
-        file: &F,
-        limit: u64,
-        buf: &mut [u8],
-    ) -> Result<ScanEnd, F::Error> {
+    pub fn run<F: StorageFile>(&mut self, file: &F, limit: u64, buf: &mut [u8]) -> Result<ScanEnd, F::Error> {
         let interval = u64::from(self.interval);
         // The window buf[..win_len] holds file bytes starting at win_start.
         let mut win_start = self.pos;
@@ -268,30 +249,20 @@ impl Scanner {
                 return Ok(ScanEnd::Clean);
             }
             let remaining = limit - self.pos;
-            let in_win = |pos: u64, len: usize, ws: u64, wl: usize| {
-                pos >= ws && pos + len as u64 <= ws + wl as u64
-            };
+            let in_win = |pos: u64, len: usize, ws: u64, wl: usize| pos >= ws && pos + len as u64 <= ws + wl as u64;
             let want = HEADER_LEN.min(usize::try_from(remaining).unwrap_or(HEADER_LEN));
             if !in_win(self.pos, want, win_start, win_len) {
                 win_start = self.pos;
-                let n = buf
-                    .len()
-                    .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                let n = buf.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
                 win_len = read_exact_at(file, win_start, &mut buf[..n])?;
             }
             let off = usize::try_from(self.pos - win_start).unwrap_or(0);
             let head_end = (off + HEADER_LEN).min(win_len);
-            let status = classify_entry(
-                &buf[off..head_end],
-                remaining.min((win_len - off) as u64),
-                self.max_entry,
-            );
+            let status = classify_entry(&buf[off..head_end], remaining.min((win_len - off) as u64), self.max_entry);
             // A header fully present but a payload beyond the window: judge
             // the payload against the limit, not the window.
             let status = match status {
-                EntryStatus::TornPayload(h)
-                    if head_end - off == HEADER_LEN && h.total_len() <= remaining =>
-                {
+                EntryStatus::TornPayload(h) if head_end - off == HEADER_LEN && h.total_len() <= remaining => {
                     EntryStatus::Valid(h)
                 }
                 other => other,
@@ -306,8 +277,7 @@ impl Scanner {
             let total = header.total_len();
             if self.entries.is_multiple_of(interval) {
                 #[allow(clippy::cast_possible_truncation)]
-                self.chunks
-                    .start_chunk(self.pos.min(u64::from(u32::MAX)) as u32);
+                self.chunks.start_chunk(self.pos.min(u64::from(u32::MAX)) as u32);
             }
             // Hash the entry's bytes: what is in the window, then the rest.
             let have = (win_len - off).min(usize::try_from(total).unwrap_or(usize::MAX));
@@ -315,9 +285,7 @@ impl Scanner {
             let mut done = have as u64;
             while done < total {
                 let at = self.pos + done;
-                let n = buf
-                    .len()
-                    .min(usize::try_from(total - done).unwrap_or(usize::MAX));
+                let n = buf.len().min(usize::try_from(total - done).unwrap_or(usize::MAX));
                 let got = read_exact_at(file, at, &mut buf[..n])?;
                 if got == 0 {
                     // The file shrank under us: treat as torn.
@@ -384,29 +352,18 @@ pub fn verify_segment<F: StorageFile>(
     let mut out = Vec::new();
     let len = file.len()?;
     if len != meta.bytes {
-        out.push(SegmentDamage::Length {
-            expected: meta.bytes,
-            actual: len,
-        });
+        out.push(SegmentDamage::Length { expected: meta.bytes, actual: len });
     }
     let mut sc = Scanner::new(meta.base, interval, max_entry);
     let end = sc.run(file, meta.bytes.min(len), buf)?;
     if end != ScanEnd::Clean || sc.entries != meta.entries {
-        out.push(SegmentDamage::Framing {
-            entry: sc.base + sc.entries,
-            offset: sc.pos,
-            end,
-        });
+        out.push(SegmentDamage::Framing { entry: sc.base + sc.entries, offset: sc.pos, end });
     }
     let got = sc.chunks.chunks();
     for (k, want) in meta.chunks.iter().enumerate() {
         if got.get(k) != Some(want) {
             let (first, end) = meta.chunk_entries(k, interval);
-            out.push(SegmentDamage::Checksum {
-                chunk: k,
-                first,
-                end,
-            });
+            out.push(SegmentDamage::Checksum { chunk: k, first, end });
         }
     }
     Ok(out)

@@ -5,12 +5,7 @@ use crate::wire::EntryHeader;
 use alloc::vec;
 
 fn entry(ts: u64, payload: &[u8]) -> Vec<u8> {
-    let mut v = EntryHeader {
-        len: payload.len() as u32,
-        timestamp: ts,
-    }
-    .to_bytes()
-    .to_vec();
+    let mut v = EntryHeader { len: payload.len() as u32, timestamp: ts }.to_bytes().to_vec();
     v.extend_from_slice(payload);
     v
 }
@@ -69,10 +64,7 @@ fn torn_tails_are_told_apart() {
     let last = offsets[9] as usize;
     // cut inside the last header
     let (sc, end) = scan(&data[..last + 5], 4, 64);
-    assert_eq!(
-        (end, sc.entries, sc.pos),
-        (ScanEnd::TornHeader, 9, last as u64)
-    );
+    assert_eq!((end, sc.entries, sc.pos), (ScanEnd::TornHeader, 9, last as u64));
     // cut inside the last payload
     let (sc, end) = scan(&data[..data.len() - 1], 4, 64);
     assert_eq!((end, sc.entries), (ScanEnd::TornPayload, 9));
@@ -83,13 +75,7 @@ fn torn_tails_are_told_apart() {
     assert_eq!((end, sc.entries), (ScanEnd::ZeroFill, 10));
     // garbage header: zero timestamp with a length
     let mut g = data[..last].to_vec();
-    g.extend_from_slice(
-        &EntryHeader {
-            len: 4,
-            timestamp: 0,
-        }
-        .to_bytes(),
-    );
+    g.extend_from_slice(&EntryHeader { len: 4, timestamp: 0 }.to_bytes());
     g.extend_from_slice(b"abcd");
     let (sc, end) = scan(&g, 4, 64);
     assert!(matches!(end, ScanEnd::Invalid(_)));
@@ -113,10 +99,7 @@ fn oversized_length_is_invalid() {
     let f = d.open("s", OpenMode::Read).unwrap();
     let mut sc = Scanner::new(0, 10, 99);
     let end = sc.run(&f, data.len() as u64, &mut [0u8; 64]).unwrap();
-    assert_eq!(
-        end,
-        ScanEnd::Invalid(WireError::TooLarge { len: 100, max: 99 })
-    );
+    assert_eq!(end, ScanEnd::Invalid(WireError::TooLarge { len: 100, max: 99 }));
 }
 
 #[test]
@@ -129,10 +112,7 @@ fn resume_matches_a_full_scan() {
         d.set_file_bytes("s", &data);
         let f = d.open("s", OpenMode::Read).unwrap();
         let mut sc = Scanner::resume(&meta, 4, 1 << 20);
-        assert_eq!(
-            sc.run(&f, data.len() as u64, &mut [0u8; 50]).unwrap(),
-            ScanEnd::Clean
-        );
+        assert_eq!(sc.run(&f, data.len() as u64, &mut [0u8; 50]).unwrap(), ScanEnd::Clean);
         let (full, _) = scan(&data, 4, 64);
         assert_eq!(sc.meta(), full.meta(), "resumed at entry {cut}");
         assert_eq!(sc.chunks.head_crcs(), full.chunks.head_crcs());
@@ -147,34 +127,15 @@ fn verify_finds_flipped_bits_by_chunk() {
     let d = MemDir::new();
     d.set_file_bytes("s", &data);
     let f = d.open("s", OpenMode::Read).unwrap();
-    assert!(
-        verify_segment(&f, &meta, 5, 1 << 20, &mut [0u8; 64])
-            .unwrap()
-            .is_empty()
-    );
+    assert!(verify_segment(&f, &meta, 5, 1 << 20, &mut [0u8; 64]).unwrap().is_empty());
     // flip a payload bit in entry 12 (chunk 2)
     d.corrupt("s", offsets[12] + 13, 0x01);
     let damage = verify_segment(&f, &meta, 5, 1 << 20, &mut [0u8; 64]).unwrap();
-    assert_eq!(
-        damage,
-        [SegmentDamage::Checksum {
-            chunk: 2,
-            first: 10,
-            end: 15
-        }]
-    );
+    assert_eq!(damage, [SegmentDamage::Checksum { chunk: 2, first: 10, end: 15 }]);
     // truncation is reported as length and framing damage
     let f2 = d.open("s", OpenMode::ReadWrite).unwrap();
     f2.set_len(offsets[19] + 3).unwrap();
     let damage = verify_segment(&f, &meta, 5, 1 << 20, &mut [0u8; 64]).unwrap();
-    assert!(
-        damage
-            .iter()
-            .any(|d| matches!(d, SegmentDamage::Length { .. }))
-    );
-    assert!(
-        damage
-            .iter()
-            .any(|d| matches!(d, SegmentDamage::Framing { entry: 19, .. }))
-    );
+    assert!(damage.iter().any(|d| matches!(d, SegmentDamage::Length { .. })));
+    assert!(damage.iter().any(|d| matches!(d, SegmentDamage::Framing { entry: 19, .. })));
 }

@@ -41,8 +41,7 @@ use crate::segment::ChunkState;
 use crate::state::{Counter, DurableHead, HeadStore};
 use crate::storage::{Context, OpenMode, Storage, StorageError, StorageFile, write_all_at};
 use crate::wire::{
-    Compressor, EntryHeader, HEADER_LEN, StoredPayload, encode_payload, is_frame, raw_frame_len,
-    segment_file_name,
+    Compressor, EntryHeader, HEADER_LEN, StoredPayload, encode_payload, is_frame, raw_frame_len, segment_file_name,
 };
 
 /// Largest segment the 32-bit chunk offsets allow.
@@ -305,19 +304,13 @@ where
         for e in entries {
             let p = e.as_ref();
             if p.len() > self.cfg.max_entry as usize {
-                return Err(Error::EntryTooLarge {
-                    len: p.len() as u64,
-                    max: self.cfg.max_entry,
-                });
+                return Err(Error::EntryTooLarge { len: p.len() as u64, max: self.cfg.max_entry });
             }
             raw += p.len() as u64;
             bound += entry_bound(p);
         }
         if bound > MAX_SEGMENT_BYTES {
-            return Err(Error::BatchTooLarge {
-                bytes: bound,
-                max: MAX_SEGMENT_BYTES,
-            });
+            return Err(Error::BatchTooLarge { bytes: bound, max: MAX_SEGMENT_BYTES });
         }
         let batch_chunks = (entries.len() as u64).div_ceil(u64::from(self.interval())) + 1;
         if batch_chunks > u64::from(self.cfg.max_chunks) {
@@ -354,10 +347,7 @@ where
         self.bump(Counter::Batches, 1);
         self.bump(Counter::EntriesAppended, entries.len() as u64);
         self.bump(Counter::RawBytes, raw);
-        self.bump(
-            Counter::StoredBytes,
-            stored - HEADER_LEN as u64 * entries.len() as u64,
-        );
+        self.bump(Counter::StoredBytes, stored - HEADER_LEN as u64 * entries.len() as u64);
         self.bump(Counter::LastAppendNs, ts);
         Ok(first..self.next)
     }
@@ -381,12 +371,7 @@ where
     fn push_buffered(&mut self, ts: u64, payload: &[u8]) -> Res<(), S> {
         let at = self.buf_len;
         let body = at + HEADER_LEN;
-        let stored = match encode_payload(
-            payload,
-            self.cfg.min_compress,
-            &mut self.compressor,
-            &mut self.buf[body..],
-        ) {
+        let stored = match encode_payload(payload, self.cfg.min_compress, &mut self.compressor, &mut self.buf[body..]) {
             Ok(StoredPayload::Raw) => {
                 self.buf[body..body + payload.len()].copy_from_slice(payload);
                 payload.len()
@@ -469,19 +454,10 @@ where
     /// buffer is empty).
     fn write_direct(&mut self, ts: u64, payload: &[u8]) -> Res<(), S> {
         let mut scratch = core::mem::take(&mut self.scratch);
-        let need = if is_frame(payload) {
-            raw_frame_len(payload.len())
-        } else {
-            payload.len()
-        };
+        let need = if is_frame(payload) { raw_frame_len(payload.len()) } else { payload.len() };
         scratch.clear();
         scratch.resize(need, 0);
-        let r = encode_payload(
-            payload,
-            self.cfg.min_compress,
-            &mut self.compressor,
-            &mut scratch,
-        );
+        let r = encode_payload(payload, self.cfg.min_compress, &mut self.compressor, &mut scratch);
         let body: &[u8] = match r {
             Ok(StoredPayload::Raw) => payload,
             Ok(StoredPayload::Frame(n)) => {
@@ -490,21 +466,16 @@ where
             }
             Err(_) => {
                 self.scratch = scratch;
-                return Err(Error::Capacity {
-                    what: "scratch buffer",
-                    needed: need as u64,
-                    available: 0,
-                });
+                return Err(Error::Capacity { what: "scratch buffer", needed: need as u64, available: 0 });
             }
         };
         let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
         let header = EntryHeader { len, timestamp: ts }.to_bytes();
-        let res = write_all_at(&self.file, self.written, &[&header, body])
-            .ctx(IoOp::Write, &segment_file_name(self.base));
+        let res =
+            write_all_at(&self.file, self.written, &[&header, body]).ctx(IoOp::Write, &segment_file_name(self.base));
         if res.is_ok() {
             if self.until_chunk == 0 {
-                self.chunks
-                    .start_chunk(u32::try_from(self.written).unwrap_or(u32::MAX));
+                self.chunks.start_chunk(u32::try_from(self.written).unwrap_or(u32::MAX));
                 self.until_chunk = self.manifest.interval;
             }
             self.until_chunk -= 1;
@@ -532,18 +503,13 @@ where
             if self.file.set_len(self.written).is_err() {
                 self.dirty_tail = true;
             }
-            return Err(Error::storage(
-                IoOp::Write,
-                &segment_file_name(self.base),
-                e,
-            ));
+            return Err(Error::storage(IoOp::Write, &segment_file_name(self.base), e));
         }
         let mut prev = 0usize;
         for &s in &self.starts {
             let s = s as usize;
             self.chunks.update(&data[prev..s]);
-            self.chunks
-                .start_chunk(u32::try_from(self.written + s as u64).unwrap_or(u32::MAX));
+            self.chunks.start_chunk(u32::try_from(self.written + s as u64).unwrap_or(u32::MAX));
             prev = s;
         }
         self.chunks.update(&data[prev..]);
@@ -558,18 +524,12 @@ where
 
     /// Bytes handed to storage but not yet synced (active segment).
     pub fn unsynced_written(&self) -> u64 {
-        if self.base == self.durable.base {
-            self.written.saturating_sub(self.durable.bytes)
-        } else {
-            self.written
-        }
+        if self.base == self.durable.base { self.written.saturating_sub(self.durable.bytes) } else { self.written }
     }
 
     /// True if entries are buffered or written but not yet durable.
     pub fn has_unsynced(&self) -> bool {
-        self.buf_len > 0
-            || self.written_entries > self.durable.entries
-            || self.base != self.durable.base
+        self.buf_len > 0 || self.written_entries > self.durable.entries || self.base != self.durable.base
     }
 
     /// First half of a sync: flushes the buffer and fixes the file length.
@@ -582,31 +542,19 @@ where
         }
         self.flush_buffer()?;
         if self.dirty_tail {
-            self.file
-                .set_len(self.written)
-                .ctx(IoOp::SetLen, &segment_file_name(self.base))?;
+            self.file.set_len(self.written).ctx(IoOp::SetLen, &segment_file_name(self.base))?;
             self.dirty_tail = false;
         }
-        Ok(SyncTicket {
-            head: self.current_head(false),
-        })
+        Ok(SyncTicket { head: self.current_head(false) })
     }
 
     /// Second half of a sync: publishes the head if the file sync
     /// succeeded, poisons the shard if it failed.
-    pub fn complete_sync(
-        &mut self,
-        ticket: SyncTicket,
-        synced: Result<(), S::Error>,
-    ) -> Res<(), S> {
+    pub fn complete_sync(&mut self, ticket: SyncTicket, synced: Result<(), S::Error>) -> Res<(), S> {
         if let Err(e) = synced {
             self.poisoned = true;
             self.bump(Counter::SyncErrors, 1);
-            return Err(Error::storage(
-                IoOp::Sync,
-                &segment_file_name(ticket.head.base),
-                e,
-            ));
+            return Err(Error::storage(IoOp::Sync, &segment_file_name(ticket.head.base), e));
         }
         self.bump(Counter::Syncs, 1);
         // A rotation in between already made these entries durable. The
@@ -628,8 +576,7 @@ where
     }
 
     fn current_head(&mut self, clean: bool) -> DurableHead {
-        self.chunks
-            .settle(self.written_entries, self.manifest.interval);
+        self.chunks.settle(self.written_entries, self.manifest.interval);
         let (open_crc, closed_hash) = self.chunks.head_crcs();
         DurableHead {
             base: self.base,
@@ -637,19 +584,13 @@ where
             bytes: self.written,
             open_crc,
             closed_hash,
-            last_ts: if self.written_entries > 0 {
-                self.last_ts
-            } else {
-                0
-            },
+            last_ts: if self.written_entries > 0 { self.last_ts } else { 0 },
             clean,
         }
     }
 
     fn publish(&mut self, head: DurableHead) -> Res<(), S> {
-        self.head_store
-            .store(&head)
-            .ctx(IoOp::Write, crate::state::STATE_FILE)?;
+        self.head_store.store(&head).ctx(IoOp::Write, crate::state::STATE_FILE)?;
         self.durable = head;
         Ok(())
     }
@@ -668,10 +609,7 @@ where
             Ok(f) => f,
             // Left by an earlier attempt that failed later on: reuse if empty.
             Err(e) if e.kind() == crate::storage::ErrorKind::AlreadyExists => {
-                let f = self
-                    .storage
-                    .open(&name, OpenMode::ReadWrite)
-                    .ctx(IoOp::Open, &name)?;
+                let f = self.storage.open(&name, OpenMode::ReadWrite).ctx(IoOp::Open, &name)?;
                 if f.len().ctx(IoOp::Len, &name)? != 0 {
                     return Err(Error::storage(
                         IoOp::Open,
@@ -762,19 +700,13 @@ where
         self.write_manifest(m)?;
         let head = self.current_head(true);
         self.publish(head)?;
-        self.head_store
-            .sync()
-            .ctx(IoOp::Sync, crate::state::STATE_FILE)
+        self.head_store.sync().ctx(IoOp::Sync, crate::state::STATE_FILE)
     }
 }
 
 /// Upper bound of an entry's stored size including its header.
 fn entry_bound(payload: &[u8]) -> u64 {
-    let body = if is_frame(payload) {
-        raw_frame_len(payload.len())
-    } else {
-        payload.len()
-    };
+    let body = if is_frame(payload) { raw_frame_len(payload.len()) } else { payload.len() };
     (HEADER_LEN + body) as u64
 }
 
@@ -782,14 +714,10 @@ fn entry_bound(payload: &[u8]) -> u64 {
 pub fn write_manifest_file<S: Storage>(storage: &S, m: &Manifest) -> Result<(), Error<S::Error>> {
     let mut bytes = Vec::new();
     m.encode(&mut bytes);
-    let tmp = storage
-        .open(MANIFEST_TMP, OpenMode::Truncate)
-        .ctx(IoOp::Open, MANIFEST_TMP)?;
+    let tmp = storage.open(MANIFEST_TMP, OpenMode::Truncate).ctx(IoOp::Open, MANIFEST_TMP)?;
     write_all_at(&tmp, 0, &[&bytes]).ctx(IoOp::Write, MANIFEST_TMP)?;
     tmp.sync().ctx(IoOp::Sync, MANIFEST_TMP)?;
-    storage
-        .rename(MANIFEST_TMP, MANIFEST_FILE)
-        .ctx(IoOp::Rename, MANIFEST_FILE)?;
+    storage.rename(MANIFEST_TMP, MANIFEST_FILE).ctx(IoOp::Rename, MANIFEST_FILE)?;
     storage.sync_dir().ctx(IoOp::SyncDir, "")
 }
 

@@ -30,12 +30,8 @@ use crate::error::{Error, IoOp};
 use crate::index::{GO_INDEX_MAGIC, MANIFEST_FILE, MANIFEST_TMP, Manifest};
 use crate::segment::{ScanEnd, Scanner};
 use crate::state::{Counter, DurableHead, HeadStore};
-use crate::storage::{
-    Context, ErrorKind, OpenMode, Storage, StorageError, StorageFile, read_exact_at,
-};
-use crate::wire::{
-    Compressor, WireError, parse_go_segment_file_name, parse_segment_file_name, segment_file_name,
-};
+use crate::storage::{Context, ErrorKind, OpenMode, Storage, StorageError, StorageFile, read_exact_at};
+use crate::wire::{Compressor, WireError, parse_go_segment_file_name, parse_segment_file_name, segment_file_name};
 
 /// A torn tail that recovery cut off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,11 +141,7 @@ fn read_file<S: Storage>(storage: &S, name: &str) -> Result<Option<Vec<u8>>, Err
         Err(e) => return Err(Error::storage(IoOp::Open, name, e)),
     };
     let len = f.len().ctx(IoOp::Len, name)?;
-    let len = usize::try_from(len).map_err(|_| Error::Capacity {
-        what: "manifest",
-        needed: len,
-        available: 0,
-    })?;
+    let len = usize::try_from(len).map_err(|_| Error::Capacity { what: "manifest", needed: len, available: 0 })?;
     let mut buf = alloc::vec![0u8; len];
     let n = read_exact_at(&f, 0, &mut buf).ctx(IoOp::Read, name)?;
     buf.truncate(n);
@@ -201,11 +193,7 @@ where
             }
         }
         let raw_manifest = read_file(&storage, MANIFEST_FILE)?;
-        if listing.go
-            || raw_manifest
-                .as_ref()
-                .is_some_and(|b| b.starts_with(&GO_INDEX_MAGIC))
-        {
+        if listing.go || raw_manifest.as_ref().is_some_and(|b| b.starts_with(&GO_INDEX_MAGIC)) {
             return Err(Error::ForeignFormat);
         }
         let mut changed = false;
@@ -215,17 +203,12 @@ where
                 Ok(m) => Some(m),
                 Err(e) => {
                     report.manifest_error = Some(e);
-                    storage
-                        .rename(MANIFEST_FILE, "index.bin.corrupt")
-                        .ctx(IoOp::Rename, MANIFEST_FILE)?;
+                    storage.rename(MANIFEST_FILE, "index.bin.corrupt").ctx(IoOp::Rename, MANIFEST_FILE)?;
                     None
                 }
             },
         };
-        let head = head_store
-            .load()
-            .ok()
-            .map(|line| (DurableHead::decode(&line), line));
+        let head = head_store.load().ok().map(|line| (DurableHead::decode(&line), line));
         let head = match head {
             Some((Ok((h, _)), _)) => Some(h),
             Some((Err(_), line)) => {
@@ -261,19 +244,13 @@ where
                 continue;
             }
             let name = segment_file_name(seg.base);
-            let len = storage
-                .open(&name, OpenMode::Read)
-                .and_then(|f| f.len())
-                .ctx(IoOp::Len, &name)?;
+            let len = storage.open(&name, OpenMode::Read).and_then(|f| f.len()).ctx(IoOp::Len, &name)?;
             if len != seg.bytes {
                 quarantine(&storage, seg.base)?;
                 listing.segments.retain(|&b| b != seg.base);
                 report.quarantined.push(Quarantine {
                     base: seg.base,
-                    reason: QuarantineReason::Length {
-                        expected: seg.bytes,
-                        actual: len,
-                    },
+                    reason: QuarantineReason::Length { expected: seg.bytes, actual: len },
                 });
                 report.missing.push(seg.base..seg.end());
                 changed = true;
@@ -299,10 +276,7 @@ where
                 }
             } else if base < expected {
                 quarantine(&storage, base)?;
-                report.quarantined.push(Quarantine {
-                    base,
-                    reason: QuarantineReason::Overlap,
-                });
+                report.quarantined.push(Quarantine { base, reason: QuarantineReason::Overlap });
             } else {
                 unsealed.push(base);
             }
@@ -313,19 +287,14 @@ where
         for base in unsealed {
             if base < expected {
                 quarantine(&storage, base)?;
-                report.quarantined.push(Quarantine {
-                    base,
-                    reason: QuarantineReason::Overlap,
-                });
+                report.quarantined.push(Quarantine { base, reason: QuarantineReason::Overlap });
                 continue;
             }
             if base > expected {
                 note_missing(&mut report, expected..base);
             }
             let name = segment_file_name(base);
-            let file = storage
-                .open(&name, OpenMode::ReadWrite)
-                .ctx(IoOp::Open, &name)?;
+            let file = storage.open(&name, OpenMode::ReadWrite).ctx(IoOp::Open, &name)?;
             let len = file.len().ctx(IoOp::Len, &name)?;
             let mut sc = Scanner::new(base, interval, max_stored);
             let end = sc.run(&file, len, &mut scan_buf).ctx(IoOp::Read, &name)?;
@@ -355,14 +324,9 @@ where
                 note_missing(&mut report, expected..base);
             }
             let name = segment_file_name(base);
-            let file = storage
-                .open(&name, OpenMode::ReadWrite)
-                .ctx(IoOp::Open, &name)?;
+            let file = storage.open(&name, OpenMode::ReadWrite).ctx(IoOp::Open, &name)?;
             let len = file.len().ctx(IoOp::Len, &name)?;
-            let snapshot = m
-                .active
-                .as_ref()
-                .filter(|s| s.base == base && s.bytes <= len);
+            let snapshot = m.active.as_ref().filter(|s| s.base == base && s.bytes <= len);
             let mut sc = match snapshot {
                 Some(s) => Scanner::resume(s, interval, max_stored),
                 None => Scanner::new(base, interval, max_stored),
@@ -375,9 +339,7 @@ where
                 // manifest's checksums already vouch for.
                 Some(h) if h.base == base && h.bytes >= sc.pos => {
                     let ok = h.bytes <= len && {
-                        let end = sc
-                            .run(&file, h.bytes, &mut scan_buf)
-                            .ctx(IoOp::Read, &name)?;
+                        let end = sc.run(&file, h.bytes, &mut scan_buf).ctx(IoOp::Read, &name)?;
                         end == ScanEnd::Clean
                             && sc.entries == h.entries
                             && sc.chunks.head_crcs() == (h.open_crc, h.closed_hash)
@@ -411,29 +373,20 @@ where
                 report.scanned_bytes += sc.pos - start;
                 drop(file);
                 quarantine(&storage, base)?;
-                report.quarantined.push(Quarantine {
-                    base,
-                    reason: QuarantineReason::Checksum,
-                });
-                report
-                    .missing
-                    .push(base..durable_end.max(sc.base + sc.entries));
+                report.quarantined.push(Quarantine { base, reason: QuarantineReason::Checksum });
+                report.missing.push(base..durable_end.max(sc.base + sc.entries));
                 durable_end = durable_end.max(sc.base + sc.entries);
                 changed = true;
             }
         } else if let Some(base) = active_base {
             // below `expected`: overlaps sealed data
             quarantine(&storage, base)?;
-            report.quarantined.push(Quarantine {
-                base,
-                reason: QuarantineReason::Overlap,
-            });
+            report.quarantined.push(Quarantine { base, reason: QuarantineReason::Overlap });
         }
-        if m.active.as_ref().is_some_and(|s| {
-            active
-                .as_ref()
-                .is_none_or(|(_, sc)| sc.base != s.base || sc.pos < s.bytes)
-        }) {
+        if m.active
+            .as_ref()
+            .is_some_and(|s| active.as_ref().is_none_or(|(_, sc)| sc.base != s.base || sc.pos < s.bytes))
+        {
             m.active = None;
             changed = true;
         }
@@ -444,9 +397,7 @@ where
                     report.missing.push(expected..durable_end);
                 }
                 let name = segment_file_name(durable_end);
-                let f = storage
-                    .open(&name, OpenMode::CreateNew)
-                    .ctx(IoOp::Open, &name)?;
+                let f = storage.open(&name, OpenMode::CreateNew).ctx(IoOp::Open, &name)?;
                 storage.sync_dir().ctx(IoOp::SyncDir, "")?;
                 changed = true;
                 (f, Scanner::new(durable_end, interval, max_stored))
@@ -462,11 +413,7 @@ where
             storage.sync_dir().ctx(IoOp::SyncDir, "")?;
         }
         // Timestamps never decrease, also when the active segment is new.
-        let ts_floor = m
-            .sealed
-            .last()
-            .map_or(0, |s| s.last_ts)
-            .max(head.map_or(0, |h| h.last_ts));
+        let ts_floor = m.sealed.last().map_or(0, |s| s.last_ts).max(head.map_or(0, |h| h.last_ts));
         let mut shard = Self::assemble(storage, head_store, compressor, cfg, m, file, sc);
         shard.last_ts = shard.last_ts.max(ts_floor);
         if !report.torn.is_empty() {
@@ -476,10 +423,7 @@ where
         }
         shard.bump(Counter::Opens, 1);
         shard.bump(Counter::CleanOpens, u64::from(report.clean));
-        shard.bump(
-            Counter::ManifestRebuilds,
-            u64::from(report.rebuilt_manifest),
-        );
+        shard.bump(Counter::ManifestRebuilds, u64::from(report.rebuilt_manifest));
         shard.bump(Counter::Quarantined, report.quarantined.len() as u64);
         shard.bump(Counter::StateResets, u64::from(report.state_reset));
         shard.bump(Counter::OrphansRemoved, report.orphans_removed);
@@ -500,9 +444,7 @@ where
         mut report: RecoveryReport,
     ) -> Result<(Self, RecoveryReport), Error<S::Error>> {
         let name = segment_file_name(0);
-        let file = storage
-            .open(&name, OpenMode::Create)
-            .ctx(IoOp::Open, &name)?;
+        let file = storage.open(&name, OpenMode::Create).ctx(IoOp::Open, &name)?;
         let m = Manifest::new(cfg.interval);
         write_manifest_file(&storage, &m)?;
         report.created = true;
@@ -556,10 +498,7 @@ where
             next: sc.base + sc.entries,
             first_ts: sc.first_ts,
             last_ts: sc.last_ts,
-            durable: DurableHead {
-                base: sc.base,
-                ..DurableHead::default()
-            },
+            durable: DurableHead { base: sc.base, ..DurableHead::default() },
             poisoned: false,
             rotation_pending: false,
             counters: [0; Counter::ALL.len()],
@@ -569,11 +508,7 @@ where
 
 /// Records a range of lost entries unless a recorded range covers it.
 fn note_missing(report: &mut RecoveryReport, r: Range<u64>) {
-    if !report
-        .missing
-        .iter()
-        .any(|m| m.start <= r.start && r.end <= m.end)
-    {
+    if !report.missing.iter().any(|m| m.start <= r.start && r.end <= m.end) {
         report.missing.push(r);
     }
 }
@@ -591,12 +526,7 @@ fn truncate_tail<F: StorageFile>(
     if sc.pos < len {
         file.set_len(sc.pos).ctx(IoOp::SetLen, name)?;
         file.sync().ctx(IoOp::Sync, name)?;
-        report.torn.push(TornTail {
-            base,
-            offset: sc.pos,
-            removed: len - sc.pos,
-            end,
-        });
+        report.torn.push(TornTail { base, offset: sc.pos, removed: len - sc.pos, end });
     }
     Ok(())
 }

@@ -9,9 +9,7 @@ use crate::index::SegmentMeta;
 use crate::segment::ChunkState;
 use crate::state::HeadStore;
 use crate::storage::{Context, OpenMode, Storage, StorageFile, read_exact_at};
-use crate::wire::{
-    Compressor, EntryHeader, EntryStatus, HEADER_LEN, WireError, classify_entry, segment_file_name,
-};
+use crate::wire::{Compressor, EntryHeader, EntryStatus, HEADER_LEN, WireError, classify_entry, segment_file_name};
 
 /// An entry read from a segment: its header and where the stored payload
 /// was put.
@@ -24,11 +22,7 @@ pub struct EntryRef {
 }
 
 fn corrupt(base: u64, offset: u64, error: WireError) -> Corruption {
-    Corruption {
-        file: FileKind::Segment { base },
-        offset,
-        error,
-    }
+    Corruption { file: FileKind::Segment { base }, offset, error }
 }
 
 /// Reads the header at `offset` of a segment whose valid data ends at
@@ -48,10 +42,7 @@ fn header_at<F: StorageFile>(
         _ => Err(corrupt(
             base,
             offset,
-            WireError::Truncated {
-                needed: HEADER_LEN as u64,
-                available: limit.saturating_sub(offset),
-            },
+            WireError::Truncated { needed: HEADER_LEN as u64, available: limit.saturating_sub(offset) },
         )
         .into()),
     }
@@ -82,10 +73,7 @@ pub fn read_entry_at<F: StorageFile>(
                 return Err(corrupt(
                     base,
                     offset,
-                    WireError::Truncated {
-                        needed: u64::from(h.len),
-                        available: n as u64,
-                    },
+                    WireError::Truncated { needed: u64::from(h.len), available: n as u64 },
                 )
                 .into());
             }
@@ -121,16 +109,12 @@ pub fn read_entry_into<F: StorageFile>(
                     available: out.len() as u64,
                 });
             };
-            let n = read_exact_at(file, offset + HEADER_LEN as u64, dst)
-                .ctx(IoOp::Read, &segment_file_name(base))?;
+            let n = read_exact_at(file, offset + HEADER_LEN as u64, dst).ctx(IoOp::Read, &segment_file_name(base))?;
             if n < len {
                 return Err(corrupt(
                     base,
                     offset,
-                    WireError::Truncated {
-                        needed: u64::from(h.len),
-                        available: n as u64,
-                    },
+                    WireError::Truncated { needed: u64::from(h.len), available: n as u64 },
                 )
                 .into());
             }
@@ -177,8 +161,7 @@ where
         let interval = self.interval();
         let max_stored = self.cfg.max_stored();
         if entry >= self.active_base() {
-            let from = locate_active(&self.chunks, self.active_base(), entry, interval)
-                .ok_or_else(unavailable)?;
+            let from = locate_active(&self.chunks, self.active_base(), entry, interval).ok_or_else(unavailable)?;
             return Ok(EntryLocation {
                 base: self.active_base(),
                 active: true,
@@ -189,13 +172,7 @@ where
         }
         let seg: &SegmentMeta = self.manifest.find_sealed(entry).ok_or_else(unavailable)?;
         let (_, from, offset) = seg.chunk_for(entry, interval).ok_or_else(unavailable)?;
-        Ok(EntryLocation {
-            base: seg.base,
-            active: false,
-            from: (from, offset),
-            limit: seg.bytes,
-            max_stored,
-        })
+        Ok(EntryLocation { base: seg.base, active: false, from: (from, offset), limit: seg.bytes, max_stored })
     }
 
     /// Reads durable entry `entry` into `out` without allocating: the
@@ -207,30 +184,11 @@ where
     pub fn read_into(&self, entry: u64, out: &mut [u8]) -> Result<EntryRef, Error<S::Error>> {
         let loc = self.locate(entry)?;
         if loc.active {
-            return read_entry_into(
-                &self.file,
-                loc.base,
-                loc.from,
-                entry,
-                loc.limit,
-                loc.max_stored,
-                out,
-            );
+            return read_entry_into(&self.file, loc.base, loc.from, entry, loc.limit, loc.max_stored, out);
         }
         let name = segment_file_name(loc.base);
-        let file = self
-            .storage
-            .open(&name, OpenMode::Read)
-            .ctx(IoOp::Open, &name)?;
-        read_entry_into(
-            &file,
-            loc.base,
-            loc.from,
-            entry,
-            loc.limit,
-            loc.max_stored,
-            out,
-        )
+        let file = self.storage.open(&name, OpenMode::Read).ctx(IoOp::Open, &name)?;
+        read_entry_into(&file, loc.base, loc.from, entry, loc.limit, loc.max_stored, out)
     }
 
     /// Reads durable entry `entry`, appending its *stored* payload (raw
@@ -247,33 +205,19 @@ where
         let interval = self.interval();
         let max = self.cfg.max_stored();
         if entry >= self.active_base() {
-            let (from, offset) = locate_active(&self.chunks, self.active_base(), entry, interval)
-                .ok_or_else(unavailable)?;
-            return read_entry_at(
-                &self.file,
-                self.active_base(),
-                (from, offset),
-                entry,
-                self.durable.bytes,
-                max,
-                out,
-            );
+            let (from, offset) =
+                locate_active(&self.chunks, self.active_base(), entry, interval).ok_or_else(unavailable)?;
+            return read_entry_at(&self.file, self.active_base(), (from, offset), entry, self.durable.bytes, max, out);
         }
         let seg: &SegmentMeta = self.manifest.find_sealed(entry).ok_or_else(unavailable)?;
         let (_, from, offset) = seg.chunk_for(entry, interval).ok_or_else(unavailable)?;
         let name = segment_file_name(seg.base);
-        let file = self
-            .storage
-            .open(&name, OpenMode::Read)
-            .ctx(IoOp::Open, &name)?;
+        let file = self.storage.open(&name, OpenMode::Read).ctx(IoOp::Open, &name)?;
         read_entry_at(&file, seg.base, (from, offset), entry, seg.bytes, max, out)
     }
 }
 
 fn locate_active(chunks: &ChunkState, base: u64, entry: u64, interval: u32) -> Option<(u64, u64)> {
     let k = usize::try_from((entry - base) / u64::from(interval)).ok()?;
-    Some((
-        base + k as u64 * u64::from(interval),
-        u64::from(chunks.offset(k)?),
-    ))
+    Some((base + k as u64 * u64::from(interval), u64::from(chunks.offset(k)?)))
 }

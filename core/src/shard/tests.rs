@@ -18,13 +18,9 @@ fn cfg() -> EngineConfig {
 
 type SimShard<S> = Shard<S, FileHeadStore<<S as Storage>::File>, NoCompression>;
 
-fn open_on<S: Storage + Clone>(
-    dir: &S,
-    cfg: EngineConfig,
-) -> Result<(SimShard<S>, RecoveryReport), Error<S::Error>> {
-    let state = dir
-        .open(crate::state::STATE_FILE, OpenMode::Create)
-        .map_err(|e| Error::storage(IoOp::Open, "state", e))?;
+fn open_on<S: Storage + Clone>(dir: &S, cfg: EngineConfig) -> Result<(SimShard<S>, RecoveryReport), Error<S::Error>> {
+    let state =
+        dir.open(crate::state::STATE_FILE, OpenMode::Create).map_err(|e| Error::storage(IoOp::Open, "state", e))?;
     let head = FileHeadStore::new(state).map_err(|e| Error::storage(IoOp::Open, "state", e))?;
     Shard::open(dir.clone(), head, NoCompression, cfg)
 }
@@ -41,8 +37,7 @@ fn payload(i: u64) -> Vec<u8> {
 /// Reads entry `n` and decodes raw frames.
 fn get<S: Storage>(s: &SimShard<S>, n: u64) -> Vec<u8> {
     let mut out = Vec::new();
-    s.read(n, &mut out)
-        .unwrap_or_else(|e| panic!("read {n}: {e:?}"));
+    s.read(n, &mut out).unwrap_or_else(|e| panic!("read {n}: {e:?}"));
     if crate::wire::is_frame(&out) {
         let mut dec = vec![0u8; 1 << 17];
         let k = RawFrameDecoder.decompress(&out, &mut dec).unwrap();
@@ -73,14 +68,7 @@ fn append_is_visible_only_after_sync() {
     assert_eq!(s.append(5, &[b"a".as_slice(), b"", b"ccc"]).unwrap(), 0..3);
     assert_eq!(s.next_entry(), 3);
     assert_eq!(s.durable_end(), 0);
-    assert!(matches!(
-        s.read(0, &mut Vec::new()),
-        Err(Error::EntryUnavailable {
-            entry: 0,
-            first: 0,
-            end: 0
-        })
-    ));
+    assert!(matches!(s.read(0, &mut Vec::new()), Err(Error::EntryUnavailable { entry: 0, first: 0, end: 0 })));
     s.sync().unwrap();
     assert_eq!(s.durable_end(), 3);
     assert_eq!(get(&s, 0), b"a");
@@ -97,9 +85,7 @@ fn timestamps_never_decrease_and_are_never_zero() {
     s.append(50, &[b"y"]).unwrap();
     s.append(10, &[b"z"]).unwrap();
     s.sync().unwrap();
-    let ts: Vec<u64> = (0..3)
-        .map(|i| s.read(i, &mut Vec::new()).unwrap().header.timestamp)
-        .collect();
+    let ts: Vec<u64> = (0..3).map(|i| s.read(i, &mut Vec::new()).unwrap().header.timestamp).collect();
     assert_eq!(ts, [1, 50, 50]);
 }
 
@@ -123,11 +109,7 @@ fn rotation_names_segments_by_base_and_keeps_numbers() {
     let (mut s, _) = open(&dir);
     append_n(&mut s, 0, 200);
     s.sync().unwrap();
-    let segs: Vec<u64> = dir
-        .names()
-        .iter()
-        .filter_map(|n| crate::wire::parse_segment_file_name(n))
-        .collect();
+    let segs: Vec<u64> = dir.names().iter().filter_map(|n| crate::wire::parse_segment_file_name(n)).collect();
     assert!(segs.len() > 5, "{segs:?}");
     assert_eq!(segs[0], 0);
     for w in s.manifest().sealed.windows(2) {
@@ -276,19 +258,10 @@ fn flipped_bit_in_synced_active_data_quarantines_the_segment() {
     drop(s); // crash: head not clean
     dir.corrupt(&segment_file_name(0), 40, 0x04);
     let (mut s, report) = open_on(&dir, c).unwrap();
-    assert_eq!(
-        report.quarantined,
-        [Quarantine {
-            base: 0,
-            reason: QuarantineReason::Checksum
-        }]
-    );
+    assert_eq!(report.quarantined, [Quarantine { base: 0, reason: QuarantineReason::Checksum }]);
     assert_eq!(report.missing, vec![Range { start: 0, end: 20 }]);
     assert_eq!(s.next_entry(), 20, "numbers are never reused");
-    assert!(matches!(
-        s.read(3, &mut Vec::new()),
-        Err(Error::EntryUnavailable { .. })
-    ));
+    assert!(matches!(s.read(3, &mut Vec::new()), Err(Error::EntryUnavailable { .. })));
     append_n(&mut s, 20, 1);
     s.sync().unwrap();
     check_all(&s, 20..21);
@@ -310,13 +283,7 @@ fn oversized_entries_and_batches_are_rejected_whole() {
     let (mut s, _) = open(&dir);
     let big = vec![0u8; (1 << 16) + 1];
     let r = s.append(1, &[b"ok".as_slice(), &big]);
-    assert!(matches!(
-        r,
-        Err(Error::EntryTooLarge {
-            len: 65537,
-            max: 65536
-        })
-    ));
+    assert!(matches!(r, Err(Error::EntryTooLarge { len: 65537, max: 65536 })));
     assert_eq!(s.next_entry(), 0, "nothing numbered");
     s.append(1, &[b"ok"]).unwrap();
     s.sync().unwrap();
@@ -474,17 +441,8 @@ fn missing_sealed_segment_is_a_reported_gap() {
     };
     dir.delete(&segment_file_name(lost.base));
     let (s, report) = open(&dir);
-    assert_eq!(
-        report.missing,
-        vec![Range {
-            start: lost.base,
-            end: lost.end()
-        }]
-    );
-    assert!(matches!(
-        s.read(lost.base, &mut Vec::new()),
-        Err(Error::EntryUnavailable { .. })
-    ));
+    assert_eq!(report.missing, vec![Range { start: lost.base, end: lost.end() }]);
+    assert!(matches!(s.read(lost.base, &mut Vec::new()), Err(Error::EntryUnavailable { .. })));
     check_all(&s, 0..lost.base);
     check_all(&s, lost.end()..100);
 }
@@ -544,14 +502,8 @@ fn read_into_matches_read_and_reports_a_small_buffer() {
         assert_eq!(loc.active, i >= s.active_base());
     }
     let big = (0..40).find(|&i| !payload(i).is_empty()).unwrap();
-    assert!(matches!(
-        s.read_into(big, &mut [0u8; 0]),
-        Err(Error::Capacity { .. })
-    ));
-    assert!(matches!(
-        s.read_into(40, &mut buf),
-        Err(Error::EntryUnavailable { .. })
-    ));
+    assert!(matches!(s.read_into(big, &mut [0u8; 0]), Err(Error::Capacity { .. })));
+    assert!(matches!(s.read_into(40, &mut buf), Err(Error::EntryUnavailable { .. })));
 }
 
 #[test]
@@ -571,9 +523,6 @@ fn bounded_checkpoint_capacity_is_preallocated_and_reused_across_rotations() {
     // a batch that alone needs more chunks than the capacity is refused whole
     let before = s.next_entry();
     let batch: Vec<Vec<u8>> = (0..12).map(payload).collect();
-    assert!(matches!(
-        s.append(5_000, &batch),
-        Err(Error::Capacity { .. })
-    ));
+    assert!(matches!(s.append(5_000, &batch), Err(Error::Capacity { .. })));
     assert_eq!(s.next_entry(), before);
 }

@@ -108,10 +108,7 @@ pub struct FailingStorage<S> {
 impl<S> FailingStorage<S> {
     /// Wraps `inner`; control it through [`faults`](FailingStorage::faults).
     pub fn new(inner: S) -> Self {
-        FailingStorage {
-            inner,
-            faults: Faults::default(),
-        }
+        FailingStorage { inner, faults: Faults::default() }
     }
 
     /// The control handle.
@@ -180,17 +177,12 @@ impl<S: Storage> Storage for FailingStorage<S> {
     type File = FailingFile<S::File>;
 
     fn open(&self, name: &str, mode: OpenMode) -> Result<Self::File, S::Error> {
-        if matches!(
-            mode,
-            OpenMode::Create | OpenMode::CreateNew | OpenMode::Truncate
-        ) && let Some(kind) = self.faults.check()
+        if matches!(mode, OpenMode::Create | OpenMode::CreateNew | OpenMode::Truncate)
+            && let Some(kind) = self.faults.check()
         {
             return Err(injected(kind));
         }
-        Ok(FailingFile {
-            inner: self.inner.open(name, mode)?,
-            faults: self.faults.clone(),
-        })
+        Ok(FailingFile { inner: self.inner.open(name, mode)?, faults: self.faults.clone() })
     }
 
     fn remove(&self, name: &str) -> Result<(), S::Error> {
@@ -230,10 +222,7 @@ pub struct ShortIo<S> {
 impl<S> ShortIo<S> {
     /// Wraps `inner`, moving at most `max` (at least 1) bytes per call.
     pub fn new(inner: S, max: usize) -> Self {
-        ShortIo {
-            inner,
-            max: max.max(1),
-        }
+        ShortIo { inner, max: max.max(1) }
     }
 }
 
@@ -282,10 +271,7 @@ impl<S: Storage> Storage for ShortIo<S> {
     type File = ShortFile<S::File>;
 
     fn open(&self, name: &str, mode: OpenMode) -> Result<Self::File, S::Error> {
-        Ok(ShortFile {
-            inner: self.inner.open(name, mode)?,
-            max: self.max,
-        })
+        Ok(ShortFile { inner: self.inner.open(name, mode)?, max: self.max })
     }
     fn remove(&self, name: &str) -> Result<(), S::Error> {
         self.inner.remove(name)
@@ -314,12 +300,7 @@ pub struct BitFlips<S> {
 impl<S> BitFlips<S> {
     /// Wraps `inner`, flipping a bit in `num` of every `den` reads.
     pub fn new(inner: S, seed: u64, num: u64, den: u64) -> Self {
-        BitFlips {
-            inner,
-            rng: Rc::new(RefCell::new(Rng::new(seed))),
-            num,
-            den: den.max(1),
-        }
+        BitFlips { inner, rng: Rc::new(RefCell::new(Rng::new(seed))), num, den: den.max(1) }
     }
 }
 
@@ -366,12 +347,7 @@ impl<S: Storage> Storage for BitFlips<S> {
     type File = FlipFile<S::File>;
 
     fn open(&self, name: &str, mode: OpenMode) -> Result<Self::File, S::Error> {
-        Ok(FlipFile {
-            inner: self.inner.open(name, mode)?,
-            rng: self.rng.clone(),
-            num: self.num,
-            den: self.den,
-        })
+        Ok(FlipFile { inner: self.inner.open(name, mode)?, rng: self.rng.clone(), num: self.num, den: self.den })
     }
     fn remove(&self, name: &str) -> Result<(), S::Error> {
         self.inner.remove(name)

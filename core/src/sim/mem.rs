@@ -71,10 +71,7 @@ impl Fs {
                 return new.clone();
             }
             let n = node.borrow();
-            let new = Rc::new(RefCell::new(Inode {
-                live: n.live.clone(),
-                durable: n.durable.clone(),
-            }));
+            let new = Rc::new(RefCell::new(Inode { live: n.live.clone(), durable: n.durable.clone() }));
             copies.push((node.clone(), new.clone()));
             new
         };
@@ -180,9 +177,7 @@ impl MemDir {
     pub fn crash_image(&self, mode: CrashMode) -> MemDir {
         let fs = self.fs.borrow();
         if mode == CrashMode::Process {
-            return MemDir {
-                fs: Rc::new(RefCell::new(fs.deep_copy())),
-            };
+            return MemDir { fs: Rc::new(RefCell::new(fs.deep_copy())) };
         }
         let mut rng = Rng::new(match mode {
             CrashMode::Torn { seed } => seed,
@@ -195,35 +190,23 @@ impl MemDir {
                 CrashMode::Torn { .. } => torn(&inode, &mut rng),
                 _ => inode.durable.clone(),
             };
-            let node = Rc::new(RefCell::new(Inode {
-                live: data.clone(),
-                durable: data,
-            }));
+            let node = Rc::new(RefCell::new(Inode { live: data.clone(), durable: data }));
             out.live.insert(name.clone(), node.clone());
             out.durable.insert(name.clone(), node);
         }
-        MemDir {
-            fs: Rc::new(RefCell::new(out)),
-        }
+        MemDir { fs: Rc::new(RefCell::new(out)) }
     }
 
     /// The live contents of `name`.
     pub fn file_bytes(&self, name: &str) -> Option<Vec<u8>> {
-        self.fs
-            .borrow()
-            .live
-            .get(name)
-            .map(|i| i.borrow().live.clone())
+        self.fs.borrow().live.get(name).map(|i| i.borrow().live.clone())
     }
 
     /// Replaces the contents of `name` (creating it), live and durable,
     /// without counting a mutation.
     pub fn set_file_bytes(&self, name: &str, bytes: &[u8]) {
         let mut fs = self.fs.borrow_mut();
-        let node = Rc::new(RefCell::new(Inode {
-            live: bytes.to_vec(),
-            durable: bytes.to_vec(),
-        }));
+        let node = Rc::new(RefCell::new(Inode { live: bytes.to_vec(), durable: bytes.to_vec() }));
         fs.live.insert(name.to_string(), node.clone());
         fs.durable.insert(name.to_string(), node);
     }
@@ -314,8 +297,7 @@ impl StorageFile for MemFile {
         }
         self.fs.borrow_mut().mutate()?;
         let mut node = self.node.borrow_mut();
-        let at = usize::try_from(offset)
-            .map_err(|_| MemError::new(ErrorKind::InvalidInput, "offset"))?;
+        let at = usize::try_from(offset).map_err(|_| MemError::new(ErrorKind::InvalidInput, "offset"))?;
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         let end = at + total;
         if node.live.len() < end {
@@ -338,8 +320,7 @@ impl StorageFile for MemFile {
             return Err(READ_ONLY);
         }
         self.fs.borrow_mut().mutate()?;
-        let len =
-            usize::try_from(len).map_err(|_| MemError::new(ErrorKind::InvalidInput, "length"))?;
+        let len = usize::try_from(len).map_err(|_| MemError::new(ErrorKind::InvalidInput, "length"))?;
         self.node.borrow_mut().live.resize(len, 0);
         Ok(())
     }
@@ -379,11 +360,7 @@ impl Storage for MemDir {
                 node
             }
         };
-        Ok(MemFile {
-            node,
-            fs: self.fs.clone(),
-            writable: mode != OpenMode::Read,
-        })
+        Ok(MemFile { node, fs: self.fs.clone(), writable: mode != OpenMode::Read })
     }
 
     fn remove(&self, name: &str) -> Result<(), MemError> {
@@ -446,9 +423,7 @@ mod tests {
         let data = read_all(&d, "a").unwrap();
         assert_eq!(&data[..11], b"hello world");
         assert_eq!(&data[11..20], &[0; 9]);
-        assert!(
-            matches!(d.open("a", OpenMode::CreateNew), Err(e) if e.kind == ErrorKind::AlreadyExists)
-        );
+        assert!(matches!(d.open("a", OpenMode::CreateNew), Err(e) if e.kind == ErrorKind::AlreadyExists));
         assert!(matches!(d.open("b", OpenMode::Read), Err(e) if e.kind == ErrorKind::NotFound));
         let ro = d.open("a", OpenMode::Read).unwrap();
         assert!(ro.write_at(0, b"x").is_err());
@@ -468,10 +443,7 @@ mod tests {
         f.write_at(3, b"two").unwrap();
         let img = d.crash_image(CrashMode::Durable);
         assert_eq!(img.file_bytes("a").unwrap(), b"one");
-        assert_eq!(
-            d.crash_image(CrashMode::Process).file_bytes("a").unwrap(),
-            b"onetwo"
-        );
+        assert_eq!(d.crash_image(CrashMode::Process).file_bytes("a").unwrap(), b"onetwo");
     }
 
     #[test]
@@ -485,12 +457,7 @@ mod tests {
         tmp.write_at(0, b"v2").unwrap();
         tmp.sync().unwrap();
         d.rename("index.tmp", "index").unwrap();
-        assert_eq!(
-            d.crash_image(CrashMode::Durable)
-                .file_bytes("index")
-                .unwrap(),
-            b"v1"
-        );
+        assert_eq!(d.crash_image(CrashMode::Durable).file_bytes("index").unwrap(), b"v1");
         d.sync_dir().unwrap();
         let img = d.crash_image(CrashMode::Durable);
         assert_eq!(img.file_bytes("index").unwrap(), b"v2");
@@ -527,14 +494,8 @@ mod tests {
         d.sync_dir().unwrap_err();
         assert!(d.crashed());
         assert!(f.write_at(3, b"d").is_err());
-        assert!(
-            d.crash_image(CrashMode::Durable).file_bytes("a").is_none(),
-            "dir sync never happened"
-        );
-        assert_eq!(
-            d.crash_image(CrashMode::Process).file_bytes("a").unwrap(),
-            b"abc"
-        );
+        assert!(d.crash_image(CrashMode::Durable).file_bytes("a").is_none(), "dir sync never happened");
+        assert_eq!(d.crash_image(CrashMode::Process).file_bytes("a").unwrap(), b"abc");
     }
 
     #[test]
@@ -557,10 +518,7 @@ mod tests {
             f.sync().unwrap();
             d.sync_dir().unwrap();
             f.write_at(7, b"-unsynced-tail").unwrap();
-            let img = d
-                .crash_image(CrashMode::Torn { seed })
-                .file_bytes("a")
-                .unwrap();
+            let img = d.crash_image(CrashMode::Torn { seed }).file_bytes("a").unwrap();
             assert!(img.starts_with(b"durable"));
             assert!(img.len() <= 21);
         }

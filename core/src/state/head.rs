@@ -89,11 +89,7 @@ impl DurableHead {
         le::put_u64(&mut b, field::BYTES, self.bytes);
         le::put_u32(&mut b, field::OPEN_CRC, self.open_crc);
         le::put_u32(&mut b, field::CLOSED_HASH, self.closed_hash);
-        le::put_u32(
-            &mut b,
-            field::FLAGS,
-            if self.clean { FLAG_CLEAN } else { 0 },
-        );
+        le::put_u32(&mut b, field::FLAGS, if self.clean { FLAG_CLEAN } else { 0 });
         #[allow(clippy::cast_possible_truncation)]
         {
             le::put_u32(&mut b, field::LAST_TS, self.last_ts as u32);
@@ -109,10 +105,7 @@ impl DurableHead {
     #[allow(clippy::cast_possible_truncation)] // field offsets are < 64
     pub fn decode(line: &[u8]) -> Result<(DurableHead, u64), WireError> {
         if line.len() < STATE_LINE {
-            return Err(WireError::Truncated {
-                needed: STATE_LINE as u64,
-                available: line.len() as u64,
-            });
+            return Err(WireError::Truncated { needed: STATE_LINE as u64, available: line.len() as u64 });
         }
         if line[..4] != STATE_MAGIC {
             return Err(WireError::BadMagic);
@@ -133,15 +126,11 @@ impl DurableHead {
             return Err(WireError::ChecksumMismatch { expected, actual });
         }
         if seq % 2 == 1 {
-            return Err(WireError::InvalidField {
-                offset: field::SEQ as u32,
-            });
+            return Err(WireError::InvalidField { offset: field::SEQ as u32 });
         }
         let flags = get32(field::FLAGS);
         if flags & !FLAG_CLEAN != 0 {
-            return Err(WireError::InvalidField {
-                offset: field::FLAGS as u32,
-            });
+            return Err(WireError::InvalidField { offset: field::FLAGS as u32 });
         }
         let head = DurableHead {
             base: get64(field::BASE),
@@ -152,12 +141,8 @@ impl DurableHead {
             last_ts: u64::from(get32(field::LAST_TS)) | u64::from(get32(field::LAST_TS + 4)) << 32,
             clean: flags & FLAG_CLEAN != 0,
         };
-        if head.base.checked_add(head.entries).is_none()
-            || head.bytes < head.entries.saturating_mul(12)
-        {
-            return Err(WireError::InvalidField {
-                offset: field::ENTRIES as u32,
-            });
+        if head.base.checked_add(head.entries).is_none() || head.bytes < head.entries.saturating_mul(12) {
+            return Err(WireError::InvalidField { offset: field::ENTRIES as u32 });
         }
         Ok((head, seq))
     }
@@ -203,10 +188,7 @@ impl<F: crate::storage::StorageFile> FileHeadStore<F> {
         let mut line = [0u8; STATE_LINE];
         crate::storage::read_exact_at(&file, HEAD_LINE as u64, &mut line)?;
         let seq = le::u64_at(&line, SEQ_OFFSET).unwrap_or(0);
-        Ok(FileHeadStore {
-            file,
-            seq: seq.wrapping_add(seq & 1),
-        })
+        Ok(FileHeadStore { file, seq: seq.wrapping_add(seq & 1) })
     }
 
     /// The underlying file.
@@ -450,17 +432,11 @@ mod tests {
             for bit in 0..8 {
                 let mut bad = line;
                 bad[byte] ^= 1 << bit;
-                assert!(
-                    DurableHead::decode(&bad).is_err(),
-                    "flip {byte}:{bit} accepted"
-                );
+                assert!(DurableHead::decode(&bad).is_err(), "flip {byte}:{bit} accepted");
             }
         }
         let odd = sample().encode(5);
-        assert!(
-            DurableHead::decode(&odd).is_err(),
-            "odd sequence = write in progress"
-        );
+        assert!(DurableHead::decode(&odd).is_err(), "odd sequence = write in progress");
         assert!(DurableHead::decode(&line[..63]).is_err());
     }
 

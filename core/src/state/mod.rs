@@ -12,6 +12,6 @@ pub mod offsets;
 #[cfg(feature = "alloc")]
 pub use head::FileHeadStore;
 pub use head::{
-    Counter, DurableHead, HEAD_LINE, HeadStore, SEQ_OFFSET, STATE_FILE, STATE_LINE, STATE_MAGIC,
-    STATE_SIZE, STATE_VERSION,
+    Counter, DurableHead, HEAD_LINE, HeadStore, SEQ_OFFSET, STATE_FILE, STATE_LINE, STATE_MAGIC, STATE_SIZE,
+    STATE_VERSION,
 };

@@ -65,11 +65,7 @@ pub const CLAIMED: i64 = 1;
 
 const _: () = {
     assert!(FILE_SIZE == 65_600);
-    assert!(
-        slot::OFFSET.is_multiple_of(8)
-            && slot::LAST_UPDATE.is_multiple_of(8)
-            && slot::ACK_COUNT.is_multiple_of(8)
-    );
+    assert!(slot::OFFSET.is_multiple_of(8) && slot::LAST_UPDATE.is_multiple_of(8) && slot::ACK_COUNT.is_multiple_of(8));
     assert!(HEADER_SIZE.is_multiple_of(8) && SLOT_SIZE.is_multiple_of(8));
 };
 
@@ -79,10 +75,7 @@ pub fn validate_group(name: &str) -> Result<(), NameError> {
         return Err(NameError::Empty);
     }
     if name.len() > MAX_GROUP_LEN {
-        return Err(NameError::TooLong {
-            len: name.len(),
-            max: MAX_GROUP_LEN,
-        });
+        return Err(NameError::TooLong { len: name.len(), max: MAX_GROUP_LEN });
     }
     if let Some(at) = name.bytes().position(|b| b == 0) {
         return Err(NameError::ForbiddenByte { byte: 0, at });
@@ -125,16 +118,10 @@ pub fn new_header() -> [u8; HEADER_SIZE] {
 /// Validates a header; returns its version (1 = Go, needs upgrading; 2).
 pub fn check_header(header: &[u8], file_len: u64) -> Result<u32, WireError> {
     if file_len != FILE_SIZE as u64 {
-        return Err(WireError::Truncated {
-            needed: FILE_SIZE as u64,
-            available: file_len,
-        });
+        return Err(WireError::Truncated { needed: FILE_SIZE as u64, available: file_len });
     }
     let (Some(version), Some(magic)) = (le::u32_at(header, 0), le::u32_at(header, 4)) else {
-        return Err(WireError::Truncated {
-            needed: 8,
-            available: header.len() as u64,
-        });
+        return Err(WireError::Truncated { needed: 8, available: header.len() as u64 });
     };
     if magic != MAGIC {
         return Err(WireError::BadMagic);
@@ -182,16 +169,10 @@ impl<'a> SlotView<'a> {
     /// Decodes a 128-byte slot.
     pub fn parse(bytes: &'a [u8]) -> Result<SlotView<'a>, WireError> {
         if bytes.len() < SLOT_SIZE {
-            return Err(WireError::Truncated {
-                needed: SLOT_SIZE as u64,
-                available: bytes.len() as u64,
-            });
+            return Err(WireError::Truncated { needed: SLOT_SIZE as u64, available: bytes.len() as u64 });
         }
         let Some(name) = bytes.get(..NAME_FIELD).and_then(|n| n.try_into().ok()) else {
-            return Err(WireError::Truncated {
-                needed: SLOT_SIZE as u64,
-                available: bytes.len() as u64,
-            });
+            return Err(WireError::Truncated { needed: SLOT_SIZE as u64, available: bytes.len() as u64 });
         };
         let (Some(offset), Some(last), Some(acks), Some(check)) = (
             le::u64_at(bytes, slot::OFFSET),
@@ -199,18 +180,9 @@ impl<'a> SlotView<'a> {
             le::u64_at(bytes, slot::ACK_COUNT),
             le::u32_at(bytes, slot::NAME_CHECK),
         ) else {
-            return Err(WireError::Truncated {
-                needed: SLOT_SIZE as u64,
-                available: bytes.len() as u64,
-            });
+            return Err(WireError::Truncated { needed: SLOT_SIZE as u64, available: bytes.len() as u64 });
         };
-        Ok(SlotView {
-            name,
-            offset: offset as i64,
-            last_update: last as i64,
-            ack_count: acks,
-            check,
-        })
+        Ok(SlotView { name, offset: offset as i64, last_update: last as i64, ack_count: acks, check })
     }
 
     /// Interprets the slot. `version` is the file's header version: Go's
@@ -229,25 +201,16 @@ impl<'a> SlotView<'a> {
             return SlotState::Unsettled;
         }
         let offset = (self.last_update > CLAIMED && self.offset >= 0).then_some(self.offset);
-        SlotState::Named {
-            name: &self.name[..len],
-            offset,
-        }
+        SlotState::Named { name: &self.name[..len], offset }
     }
 }
 
 /// Parses a legacy `offsets.bin`: `[u8 version=1][u32 LE count]` then
 /// `count` x `[u8 len][name][u64 LE offset]`; stops at the first truncated
 /// or invalid record. Calls `visit(name, offset)` for each valid record.
-pub fn parse_legacy_offsets(
-    bytes: &[u8],
-    mut visit: impl FnMut(&str, u64),
-) -> Result<(), WireError> {
+pub fn parse_legacy_offsets(bytes: &[u8], mut visit: impl FnMut(&str, u64)) -> Result<(), WireError> {
     if bytes.len() < 5 {
-        return Err(WireError::Truncated {
-            needed: 5,
-            available: bytes.len() as u64,
-        });
+        return Err(WireError::Truncated { needed: 5, available: bytes.len() as u64 });
     }
     if bytes[0] != 1 {
         return Err(WireError::UnsupportedVersion(u32::from(bytes[0])));
@@ -279,19 +242,10 @@ mod tests {
     #[test]
     fn group_names_47_48_49() {
         assert!(validate_group(&"g".repeat(47)).is_ok());
-        assert_eq!(
-            validate_group(&"g".repeat(48)),
-            Err(NameError::TooLong { len: 48, max: 47 })
-        );
-        assert_eq!(
-            validate_group(&"g".repeat(49)),
-            Err(NameError::TooLong { len: 49, max: 47 })
-        );
+        assert_eq!(validate_group(&"g".repeat(48)), Err(NameError::TooLong { len: 48, max: 47 }));
+        assert_eq!(validate_group(&"g".repeat(49)), Err(NameError::TooLong { len: 49, max: 47 }));
         assert_eq!(validate_group(""), Err(NameError::Empty));
-        assert_eq!(
-            validate_group("a\0b"),
-            Err(NameError::ForbiddenByte { byte: 0, at: 1 })
-        );
+        assert_eq!(validate_group("a\0b"), Err(NameError::ForbiddenByte { byte: 0, at: 1 }));
     }
 
     #[test]
@@ -305,16 +259,10 @@ mod tests {
         assert!(check_header(&h, 100).is_err());
         let mut bad = h;
         bad[4] ^= 1;
-        assert_eq!(
-            check_header(&bad, FILE_SIZE as u64),
-            Err(WireError::BadMagic)
-        );
+        assert_eq!(check_header(&bad, FILE_SIZE as u64), Err(WireError::BadMagic));
         let mut newer = h;
         newer[0] = 3;
-        assert_eq!(
-            check_header(&newer, FILE_SIZE as u64),
-            Err(WireError::UnsupportedVersion(3))
-        );
+        assert_eq!(check_header(&newer, FILE_SIZE as u64), Err(WireError::UnsupportedVersion(3)));
     }
 
     #[test]
@@ -322,46 +270,21 @@ mod tests {
         let mut s = [0u8; SLOT_SIZE];
         assert_eq!(SlotView::parse(&s).unwrap().state(VERSION), SlotState::Free);
         le::put_u64(&mut s, slot::LAST_UPDATE, CLAIMED as u64);
-        assert_eq!(
-            SlotView::parse(&s).unwrap().state(VERSION),
-            SlotState::Unsettled
-        );
+        assert_eq!(SlotView::parse(&s).unwrap().state(VERSION), SlotState::Unsettled);
         let field = name_field("billing");
         s[..NAME_FIELD].copy_from_slice(&field);
-        assert_eq!(
-            SlotView::parse(&s).unwrap().state(VERSION),
-            SlotState::Unsettled,
-            "no check yet"
-        );
-        assert_eq!(
-            SlotView::parse(&s).unwrap().state(VERSION_GO),
-            SlotState::Named {
-                name: b"billing",
-                offset: None
-            }
-        );
+        assert_eq!(SlotView::parse(&s).unwrap().state(VERSION), SlotState::Unsettled, "no check yet");
+        assert_eq!(SlotView::parse(&s).unwrap().state(VERSION_GO), SlotState::Named { name: b"billing", offset: None });
         le::put_u32(&mut s, slot::NAME_CHECK, name_check(&field));
-        assert_eq!(
-            SlotView::parse(&s).unwrap().state(VERSION),
-            SlotState::Named {
-                name: b"billing",
-                offset: None
-            }
-        );
+        assert_eq!(SlotView::parse(&s).unwrap().state(VERSION), SlotState::Named { name: b"billing", offset: None });
         le::put_u64(&mut s, slot::OFFSET, 250);
         le::put_u64(&mut s, slot::LAST_UPDATE, 1_700_000_000_000_000_000);
         assert_eq!(
             SlotView::parse(&s).unwrap().state(VERSION),
-            SlotState::Named {
-                name: b"billing",
-                offset: Some(250)
-            }
+            SlotState::Named { name: b"billing", offset: Some(250) }
         );
         s[3] ^= 0x20; // torn name
-        assert_eq!(
-            SlotView::parse(&s).unwrap().state(VERSION),
-            SlotState::Unsettled
-        );
+        assert_eq!(SlotView::parse(&s).unwrap().state(VERSION), SlotState::Unsettled);
         assert!(SlotView::parse(&s[..100]).is_err());
     }
 

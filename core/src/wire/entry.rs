@@ -28,14 +28,10 @@ pub struct EntryHeader {
 impl EntryHeader {
     /// Parses the first [`HEADER_LEN`] bytes of `bytes`.
     pub fn parse(bytes: &[u8]) -> Result<Self, WireError> {
-        let (Some(len), Some(timestamp)) = (
-            le::u32_at(bytes, field::LENGTH.start),
-            le::u64_at(bytes, field::TIMESTAMP.start),
-        ) else {
-            return Err(WireError::Truncated {
-                needed: HEADER_LEN as u64,
-                available: bytes.len() as u64,
-            });
+        let (Some(len), Some(timestamp)) =
+            (le::u32_at(bytes, field::LENGTH.start), le::u64_at(bytes, field::TIMESTAMP.start))
+        else {
+            return Err(WireError::Truncated { needed: HEADER_LEN as u64, available: bytes.len() as u64 });
         };
         Ok(EntryHeader { len, timestamp })
     }
@@ -80,19 +76,13 @@ pub enum EntryStatus {
 /// from that position to the end of the data and the maximum stored entry
 /// size. Every scanner (recovery, verify, readers) uses this one rule.
 pub fn classify_entry(head: &[u8], remaining: u64, max_entry: u32) -> EntryStatus {
-    let avail = head
-        .len()
-        .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+    let avail = head.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
     let head = &head[..avail];
     if head.is_empty() {
         return EntryStatus::End;
     }
     let Ok(header) = EntryHeader::parse(head) else {
-        return if head.iter().all(|&b| b == 0) {
-            EntryStatus::End
-        } else {
-            EntryStatus::TornHeader
-        };
+        return if head.iter().all(|&b| b == 0) { EntryStatus::End } else { EntryStatus::TornHeader };
     };
     if header.is_end_marker() {
         return EntryStatus::End;
@@ -101,10 +91,7 @@ pub fn classify_entry(head: &[u8], remaining: u64, max_entry: u32) -> EntryStatu
         return EntryStatus::Invalid(WireError::InvalidField { offset: 4 });
     }
     if header.len > max_entry {
-        return EntryStatus::Invalid(WireError::TooLarge {
-            len: u64::from(header.len),
-            max: u64::from(max_entry),
-        });
+        return EntryStatus::Invalid(WireError::TooLarge { len: u64::from(header.len), max: u64::from(max_entry) });
     }
     if header.total_len() > remaining {
         return EntryStatus::TornPayload(header);
@@ -116,13 +103,8 @@ pub fn classify_entry(head: &[u8], remaining: u64, max_entry: u32) -> EntryStatu
 mod tests {
     use super::*;
 
-    static GOLDEN: [u8; 12] = [
-        0x05, 0, 0, 0, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,
-    ];
-    const REPR: EntryHeader = EntryHeader {
-        len: 5,
-        timestamp: 0x1122_3344_5566_7788,
-    };
+    static GOLDEN: [u8; 12] = [0x05, 0, 0, 0, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11];
+    const REPR: EntryHeader = EntryHeader { len: 5, timestamp: 0x1122_3344_5566_7788 };
 
     #[test]
     fn test_deconstruct() {
@@ -145,10 +127,7 @@ mod tests {
     #[test]
     fn truncated_header_is_an_error() {
         for n in 0..12 {
-            assert!(matches!(
-                EntryHeader::parse(&GOLDEN[..n]),
-                Err(WireError::Truncated { needed: 12, .. })
-            ));
+            assert!(matches!(EntryHeader::parse(&GOLDEN[..n]), Err(WireError::Truncated { needed: 12, .. })));
         }
     }
 
@@ -156,41 +135,18 @@ mod tests {
     fn classification() {
         let max = 1 << 20;
         assert_eq!(classify_entry(&GOLDEN, 17, max), EntryStatus::Valid(REPR));
-        assert_eq!(
-            classify_entry(&GOLDEN, 16, max),
-            EntryStatus::TornPayload(REPR)
-        );
-        assert_eq!(
-            classify_entry(&GOLDEN[..5], 5, max),
-            EntryStatus::TornHeader
-        );
+        assert_eq!(classify_entry(&GOLDEN, 16, max), EntryStatus::TornPayload(REPR));
+        assert_eq!(classify_entry(&GOLDEN[..5], 5, max), EntryStatus::TornHeader);
         assert_eq!(classify_entry(&[0; 5], 5, max), EntryStatus::End);
         assert_eq!(classify_entry(&[0; 12], 100, max), EntryStatus::End);
         assert_eq!(classify_entry(&[], 0, max), EntryStatus::End);
         // zero-length payload with a timestamp is a real entry
-        let empty = EntryHeader {
-            len: 0,
-            timestamp: 9,
-        }
-        .to_bytes();
-        assert!(matches!(
-            classify_entry(&empty, 12, max),
-            EntryStatus::Valid(_)
-        ));
+        let empty = EntryHeader { len: 0, timestamp: 9 }.to_bytes();
+        assert!(matches!(classify_entry(&empty, 12, max), EntryStatus::Valid(_)));
         // zero timestamp with a length is invalid
-        let bad = EntryHeader {
-            len: 3,
-            timestamp: 0,
-        }
-        .to_bytes();
-        assert!(matches!(
-            classify_entry(&bad, 15, max),
-            EntryStatus::Invalid(_)
-        ));
-        assert!(matches!(
-            classify_entry(&GOLDEN, 17, 4),
-            EntryStatus::Invalid(WireError::TooLarge { .. })
-        ));
+        let bad = EntryHeader { len: 3, timestamp: 0 }.to_bytes();
+        assert!(matches!(classify_entry(&bad, 15, max), EntryStatus::Invalid(_)));
+        assert!(matches!(classify_entry(&GOLDEN, 17, 4), EntryStatus::Invalid(WireError::TooLarge { .. })));
         // `remaining` shorter than the slice limits what is looked at
         assert_eq!(classify_entry(&GOLDEN, 3, max), EntryStatus::TornHeader);
     }

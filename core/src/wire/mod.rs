@@ -30,14 +30,14 @@ mod zstd;
 pub use entry::{EntryHeader, EntryStatus, HEADER_LEN, classify_entry};
 pub use fnv::{ShardCount, fnv1a32, pick_shard};
 pub use name::{
-    FileName, ShardId, parse_go_segment_file_name, parse_segment_file_name, parse_shard_dir_name,
-    parse_stream, segment_file_name, shard_dir_name, validate_stream_prefix,
+    FileName, ShardId, parse_go_segment_file_name, parse_segment_file_name, parse_shard_dir_name, parse_stream,
+    segment_file_name, shard_dir_name, validate_stream_prefix,
 };
 #[cfg(feature = "alloc")]
 pub use name::{all_shard_streams, shard_stream_name};
 pub use zstd::{
-    Compressor, Decompressor, NoCompression, RawFrameDecoder, StoredPayload, ZSTD_MAGIC,
-    encode_payload, frame_content_size, is_frame, raw_frame_len, write_raw_frame,
+    Compressor, Decompressor, NoCompression, RawFrameDecoder, StoredPayload, ZSTD_MAGIC, encode_payload,
+    frame_content_size, is_frame, raw_frame_len, write_raw_frame,
 };
 
 /// A problem found while decoding bytes. Small and `Copy`, as in smoltcp's
@@ -93,10 +93,7 @@ impl core::fmt::Display for WireError {
             WireError::BadMagic => f.write_str("bad magic number"),
             WireError::UnsupportedVersion(v) => write!(f, "unsupported format version {v}"),
             WireError::ChecksumMismatch { expected, actual } => {
-                write!(
-                    f,
-                    "checksum mismatch: stored {expected:#010x}, computed {actual:#010x}"
-                )
+                write!(f, "checksum mismatch: stored {expected:#010x}, computed {actual:#010x}")
             }
             WireError::TooLarge { len, max } => write!(f, "length {len} exceeds limit {max}"),
             WireError::InvalidField { offset } => write!(f, "invalid field at byte {offset}"),
@@ -115,21 +112,15 @@ impl core::error::Error for WireError {}
 pub(crate) mod le {
     /// Reads a u16 at `at` or `None` when out of bounds.
     pub fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-        Some(u16::from_le_bytes(
-            b.get(at..at.checked_add(2)?)?.try_into().ok()?,
-        ))
+        Some(u16::from_le_bytes(b.get(at..at.checked_add(2)?)?.try_into().ok()?))
     }
     /// Reads a u32 at `at` or `None` when out of bounds.
     pub fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-        Some(u32::from_le_bytes(
-            b.get(at..at.checked_add(4)?)?.try_into().ok()?,
-        ))
+        Some(u32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
     }
     /// Reads a u64 at `at` or `None` when out of bounds.
     pub fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-        Some(u64::from_le_bytes(
-            b.get(at..at.checked_add(8)?)?.try_into().ok()?,
-        ))
+        Some(u64::from_le_bytes(b.get(at..at.checked_add(8)?)?.try_into().ok()?))
     }
     /// Writes a u32 at `at`; returns `false` when out of bounds.
     pub fn put_u32(b: &mut [u8], at: usize, v: u32) -> bool {

@@ -49,10 +49,7 @@ pub struct FileName {
 
 impl FileName {
     /// The empty name.
-    pub const EMPTY: FileName = FileName {
-        buf: [0; 48],
-        len: 0,
-    };
+    pub const EMPTY: FileName = FileName { buf: [0; 48], len: 0 };
 
     /// Keeps the first 48 bytes of `s`, replacing non-ASCII bytes by `?`
     /// (for error messages).
@@ -68,10 +65,7 @@ impl FileName {
     /// Builds a name from ASCII parts; `None` if the result exceeds 48 bytes
     /// or is not ASCII.
     pub fn from_parts(parts: &[&str]) -> Option<FileName> {
-        let mut out = FileName {
-            buf: [0; 48],
-            len: 0,
-        };
+        let mut out = FileName { buf: [0; 48], len: 0 };
         for p in parts {
             out.push(p)?;
         }
@@ -132,10 +126,7 @@ const SEG_SUFFIX: &str = ".comet";
 
 /// `log-<base entry, 20 digits>.comet`.
 pub fn segment_file_name(base: u64) -> FileName {
-    let mut n = FileName {
-        buf: [0; 48],
-        len: 0,
-    };
+    let mut n = FileName { buf: [0; 48], len: 0 };
     // 4 + 20 + 6 = 30 bytes always fit.
     let _ = n.push(SEG_PREFIX);
     let _ = n.push_decimal(base, 20);
@@ -147,9 +138,7 @@ fn parse_digits(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.bytes().try_fold(0u64, |acc, b| {
-        acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-    })
+    s.bytes().try_fold(0u64, |acc, b| acc.checked_mul(10)?.checked_add(u64::from(b - b'0')))
 }
 
 fn segment_digits(name: &str, width: usize) -> Option<u64> {
@@ -173,10 +162,7 @@ pub fn parse_go_segment_file_name(name: &str) -> Option<u64> {
 
 /// `shard-NNNN`.
 pub fn shard_dir_name(id: ShardId) -> FileName {
-    let mut n = FileName {
-        buf: [0; 48],
-        len: 0,
-    };
+    let mut n = FileName { buf: [0; 48], len: 0 };
     let _ = n.push("shard-");
     let _ = n.push_decimal(u64::from(id.0), 4);
     n
@@ -199,15 +185,10 @@ fn check_stream_bytes(s: &str) -> Result<(), NameError> {
         return Err(NameError::Empty);
     }
     if s.len() > MAX_STREAM_LEN {
-        return Err(NameError::TooLong {
-            len: s.len(),
-            max: MAX_STREAM_LEN,
-        });
+        return Err(NameError::TooLong { len: s.len(), max: MAX_STREAM_LEN });
     }
-    if let Some((at, b)) = s
-        .bytes()
-        .enumerate()
-        .find(|&(_, b)| b == 0 || b == b'/' || b == b'\\' || b.is_ascii_control())
+    if let Some((at, b)) =
+        s.bytes().enumerate().find(|&(_, b)| b == 0 || b == b'/' || b == b'\\' || b.is_ascii_control())
     {
         return Err(NameError::ForbiddenByte { byte: b, at });
     }
@@ -238,23 +219,12 @@ pub fn parse_stream(stream: &str) -> Result<ShardId, NameError> {
         return Err(NameError::MissingShard);
     }
     let legacy = head.ends_with(":shard") || head == "shard";
-    let ok_width = if legacy {
-        (1..=4).contains(&tail.len())
-    } else {
-        tail.len() == 4
-    };
+    let ok_width = if legacy { (1..=4).contains(&tail.len()) } else { tail.len() == 4 };
     let value = parse_digits(tail).ok_or(NameError::BadShardDigits)?;
     if !ok_width {
-        return Err(if value > 9999 {
-            NameError::ShardOutOfRange { value }
-        } else {
-            NameError::BadShardDigits
-        });
+        return Err(if value > 9999 { NameError::ShardOutOfRange { value } } else { NameError::BadShardDigits });
     }
-    u32::try_from(value)
-        .ok()
-        .and_then(ShardId::new)
-        .ok_or(NameError::ShardOutOfRange { value })
+    u32::try_from(value).ok().and_then(ShardId::new).ok_or(NameError::ShardOutOfRange { value })
 }
 
 /// `<prefix>:shard:NNNN`, the stream name for shard `id`.
@@ -263,10 +233,7 @@ pub fn shard_stream_name(prefix: &str, id: ShardId) -> Result<alloc::string::Str
     validate_stream_prefix(prefix)?;
     let name = alloc::format!("{prefix}:shard:{id}");
     if name.len() > MAX_STREAM_LEN {
-        return Err(NameError::TooLong {
-            len: name.len(),
-            max: MAX_STREAM_LEN,
-        });
+        return Err(NameError::TooLong { len: name.len(), max: MAX_STREAM_LEN });
     }
     Ok(name)
 }
@@ -277,10 +244,7 @@ pub fn all_shard_streams(
     prefix: &str,
     count: super::ShardCount,
 ) -> Result<alloc::vec::Vec<alloc::string::String>, NameError> {
-    count
-        .ids()
-        .map(|id| shard_stream_name(prefix, id))
-        .collect()
+    count.ids().map(|id| shard_stream_name(prefix, id)).collect()
 }
 
 #[cfg(test)]
@@ -289,42 +253,17 @@ mod tests {
 
     #[test]
     fn segment_names_roundtrip() {
-        assert_eq!(
-            segment_file_name(0).as_str(),
-            "log-00000000000000000000.comet"
-        );
-        assert_eq!(
-            segment_file_name(209).as_str(),
-            "log-00000000000000000209.comet"
-        );
-        assert_eq!(
-            segment_file_name(u64::MAX).as_str(),
-            "log-18446744073709551615.comet"
-        );
+        assert_eq!(segment_file_name(0).as_str(), "log-00000000000000000000.comet");
+        assert_eq!(segment_file_name(209).as_str(), "log-00000000000000000209.comet");
+        assert_eq!(segment_file_name(u64::MAX).as_str(), "log-18446744073709551615.comet");
         for base in [0, 1, 209, 10_000_000_000, u64::MAX] {
-            assert_eq!(
-                parse_segment_file_name(&segment_file_name(base)),
-                Some(base)
-            );
+            assert_eq!(parse_segment_file_name(&segment_file_name(base)), Some(base));
         }
         assert_eq!(parse_segment_file_name("log-0000000000000001.comet"), None);
-        assert_eq!(
-            parse_go_segment_file_name("log-0000000000000001.comet"),
-            Some(1)
-        );
-        assert_eq!(
-            parse_segment_file_name("log-0000000000000000000a.comet"),
-            None
-        );
-        assert_eq!(
-            parse_segment_file_name("log-99999999999999999999.comet"),
-            None,
-            "overflow"
-        );
-        assert_eq!(
-            parse_segment_file_name("log-00000000000000000000.comet.tmp"),
-            None
-        );
+        assert_eq!(parse_go_segment_file_name("log-0000000000000001.comet"), Some(1));
+        assert_eq!(parse_segment_file_name("log-0000000000000000000a.comet"), None);
+        assert_eq!(parse_segment_file_name("log-99999999999999999999.comet"), None, "overflow");
+        assert_eq!(parse_segment_file_name("log-00000000000000000000.comet.tmp"), None);
     }
 
     #[test]
@@ -333,10 +272,7 @@ mod tests {
             let s = ShardId::new(id).unwrap();
             assert_eq!(parse_shard_dir_name(&shard_dir_name(s)), Some(s));
         }
-        assert_eq!(
-            shard_dir_name(ShardId::new(7).unwrap()).as_str(),
-            "shard-0007"
-        );
+        assert_eq!(shard_dir_name(ShardId::new(7).unwrap()).as_str(), "shard-0007");
         assert_eq!(parse_shard_dir_name("shard-12345"), None);
         assert_eq!(parse_shard_dir_name("shard-007"), None);
         assert_eq!(parse_shard_dir_name("shard-00a7"), None);
@@ -360,37 +296,19 @@ mod tests {
 
     #[test]
     fn shard_id_12345_is_rejected_up_front() {
-        assert_eq!(
-            parse_stream("events:v1:shard:12345"),
-            Err(NameError::ShardOutOfRange { value: 12345 })
-        );
-        assert_eq!(
-            parse_stream("events:v1:12345"),
-            Err(NameError::ShardOutOfRange { value: 12345 })
-        );
+        assert_eq!(parse_stream("events:v1:shard:12345"), Err(NameError::ShardOutOfRange { value: 12345 }));
+        assert_eq!(parse_stream("events:v1:12345"), Err(NameError::ShardOutOfRange { value: 12345 }));
     }
 
     #[test]
     fn stream_names_reject_path_tricks() {
-        assert!(matches!(
-            parse_stream("a/b:shard:0001"),
-            Err(NameError::ForbiddenByte { byte: b'/', .. })
-        ));
-        assert!(matches!(
-            parse_stream("a\\b:shard:0001"),
-            Err(NameError::ForbiddenByte { .. })
-        ));
-        assert!(matches!(
-            parse_stream("a\0:shard:0001"),
-            Err(NameError::ForbiddenByte { byte: 0, .. })
-        ));
+        assert!(matches!(parse_stream("a/b:shard:0001"), Err(NameError::ForbiddenByte { byte: b'/', .. })));
+        assert!(matches!(parse_stream("a\\b:shard:0001"), Err(NameError::ForbiddenByte { .. })));
+        assert!(matches!(parse_stream("a\0:shard:0001"), Err(NameError::ForbiddenByte { byte: 0, .. })));
         assert_eq!(parse_stream("..:shard:0001"), Err(NameError::DotDot));
         assert_eq!(parse_stream(""), Err(NameError::Empty));
         let long = "a".repeat(300) + ":shard:0001";
-        assert!(matches!(
-            parse_stream(&long),
-            Err(NameError::TooLong { .. })
-        ));
+        assert!(matches!(parse_stream(&long), Err(NameError::TooLong { .. })));
     }
 
     #[test]

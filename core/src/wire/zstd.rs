@@ -75,14 +75,10 @@ pub const fn raw_frame_len(len: usize) -> usize {
 /// 4 GiB or longer.
 pub fn write_raw_frame(payload: &[u8], dst: &mut [u8]) -> Result<usize, WireError> {
     let need = raw_frame_len(payload.len());
-    let size = u32::try_from(payload.len()).map_err(|_| WireError::TooLarge {
-        len: payload.len() as u64,
-        max: u64::from(u32::MAX),
-    })?;
+    let size = u32::try_from(payload.len())
+        .map_err(|_| WireError::TooLarge { len: payload.len() as u64, max: u64::from(u32::MAX) })?;
     let Some(out) = dst.get_mut(..need) else {
-        return Err(WireError::OutputTooSmall {
-            needed: need as u64,
-        });
+        return Err(WireError::OutputTooSmall { needed: need as u64 });
     };
     out[..4].copy_from_slice(&ZSTD_MAGIC);
     out[4] = RAW_FRAME_DESCRIPTOR;
@@ -115,10 +111,7 @@ struct FrameHeader {
 
 fn parse_frame_header(frame: &[u8]) -> Result<FrameHeader, WireError> {
     if frame.len() < 5 {
-        return Err(WireError::Truncated {
-            needed: 5,
-            available: frame.len() as u64,
-        });
+        return Err(WireError::Truncated { needed: 5, available: frame.len() as u64 });
     }
     if !is_frame(frame) {
         return Err(WireError::BadMagic);
@@ -146,23 +139,13 @@ fn parse_frame_header(frame: &[u8]) -> Result<FrameHeader, WireError> {
         _ => le::u64_at(frame, at),
     };
     if fcs_len > 0 && content_size.is_none() {
-        return Err(WireError::Truncated {
-            needed: (at + fcs_len) as u64,
-            available: frame.len() as u64,
-        });
+        return Err(WireError::Truncated { needed: (at + fcs_len) as u64, available: frame.len() as u64 });
     }
     at += fcs_len;
     if at > frame.len() {
-        return Err(WireError::Truncated {
-            needed: at as u64,
-            available: frame.len() as u64,
-        });
+        return Err(WireError::Truncated { needed: at as u64, available: frame.len() as u64 });
     }
-    Ok(FrameHeader {
-        blocks_at: at,
-        content_size,
-        checksum: fhd & 0b100 != 0,
-    })
+    Ok(FrameHeader { blocks_at: at, content_size, checksum: fhd & 0b100 != 0 })
 }
 
 /// The content size a frame header declares, if it declares one.
@@ -183,52 +166,36 @@ impl Decompressor for RawFrameDecoder {
         let mut out = 0usize;
         loop {
             let Some(bh) = frame.get(at..at + 3) else {
-                return Err(WireError::Truncated {
-                    needed: at as u64 + 3,
-                    available: frame.len() as u64,
-                });
+                return Err(WireError::Truncated { needed: at as u64 + 3, available: frame.len() as u64 });
             };
             let bh = u32::from(bh[0]) | u32::from(bh[1]) << 8 | u32::from(bh[2]) << 16;
             at += 3;
             let last = bh & 1 == 1;
             let size = (bh >> 3) as usize;
             if size > MAX_BLOCK {
-                return Err(WireError::TooLarge {
-                    len: size as u64,
-                    max: MAX_BLOCK as u64,
-                });
+                return Err(WireError::TooLarge { len: size as u64, max: MAX_BLOCK as u64 });
             }
             let Some(dst_block) = dst.get_mut(out..out + size) else {
-                return Err(WireError::OutputTooSmall {
-                    needed: (out + size) as u64,
-                });
+                return Err(WireError::OutputTooSmall { needed: (out + size) as u64 });
             };
             match (bh >> 1) & 0b11 {
                 0 => {
                     let Some(src) = frame.get(at..at + size) else {
-                        return Err(WireError::Truncated {
-                            needed: (at + size) as u64,
-                            available: frame.len() as u64,
-                        });
+                        return Err(WireError::Truncated { needed: (at + size) as u64, available: frame.len() as u64 });
                     };
                     dst_block.copy_from_slice(src);
                     at += size;
                 }
                 1 => {
                     let Some(&b) = frame.get(at) else {
-                        return Err(WireError::Truncated {
-                            needed: at as u64 + 1,
-                            available: frame.len() as u64,
-                        });
+                        return Err(WireError::Truncated { needed: at as u64 + 1, available: frame.len() as u64 });
                     };
                     dst_block.fill(b);
                     at += 1;
                 }
                 2 => return Err(WireError::UnsupportedFrame),
                 _ => {
-                    return Err(WireError::InvalidField {
-                        offset: u32::try_from(at - 3).unwrap_or(u32::MAX),
-                    });
+                    return Err(WireError::InvalidField { offset: u32::try_from(at - 3).unwrap_or(u32::MAX) });
                 }
             }
             out += size;
@@ -240,9 +207,7 @@ impl Decompressor for RawFrameDecoder {
             at += 4;
         }
         if at != frame.len() {
-            return Err(WireError::InvalidField {
-                offset: u32::try_from(at.min(frame.len())).unwrap_or(u32::MAX),
-            });
+            return Err(WireError::InvalidField { offset: u32::try_from(at.min(frame.len())).unwrap_or(u32::MAX) });
         }
         if h.content_size.is_some_and(|c| c != out as u64) {
             return Err(WireError::InvalidField { offset: 5 });
@@ -278,11 +243,7 @@ pub fn encode_payload<C: Compressor + ?Sized>(
     let magic = is_frame(payload);
     if payload.len() >= min_compress_size || magic {
         // Only frames smaller than the payload (or its raw frame) are worth it.
-        let limit = if magic {
-            raw_frame_len(payload.len())
-        } else {
-            payload.len()
-        };
+        let limit = if magic { raw_frame_len(payload.len()) } else { payload.len() };
         let room = dst.len().min(limit.saturating_sub(1));
         if let Some(n) = compressor.compress(payload, &mut dst[..room])
             && n <= room
@@ -308,15 +269,9 @@ mod tests {
         let n = write_raw_frame(payload, &mut frame).unwrap();
         assert_eq!(n, frame.len());
         assert!(is_frame(&frame));
-        assert_eq!(
-            frame_content_size(&frame).unwrap(),
-            Some(payload.len() as u64)
-        );
+        assert_eq!(frame_content_size(&frame).unwrap(), Some(payload.len() as u64));
         let mut out = vec![0u8; payload.len()];
-        assert_eq!(
-            RawFrameDecoder.decompress(&frame, &mut out).unwrap(),
-            payload.len()
-        );
+        assert_eq!(RawFrameDecoder.decompress(&frame, &mut out).unwrap(), payload.len());
         assert_eq!(out, payload);
     }
 
@@ -335,10 +290,7 @@ mod tests {
     fn golden_raw_frame() {
         let mut frame = [0u8; 12];
         assert_eq!(write_raw_frame(b"", &mut frame), Ok(12));
-        assert_eq!(
-            frame,
-            [0x28, 0xB5, 0x2F, 0xFD, 0xA0, 0, 0, 0, 0, 0x01, 0, 0]
-        );
+        assert_eq!(frame, [0x28, 0xB5, 0x2F, 0xFD, 0xA0, 0, 0, 0, 0, 0x01, 0, 0]);
         let mut frame = [0u8; 14];
         write_raw_frame(b"hi", &mut frame).unwrap();
         assert_eq!(&frame[9..12], &[0x11, 0, 0], "size 2 << 3 | last");
@@ -347,10 +299,7 @@ mod tests {
     #[test]
     fn raw_frame_needs_room() {
         let mut small = [0u8; 10];
-        assert_eq!(
-            write_raw_frame(b"abc", &mut small),
-            Err(WireError::OutputTooSmall { needed: 15 })
-        );
+        assert_eq!(write_raw_frame(b"abc", &mut small), Err(WireError::OutputTooSmall { needed: 15 }));
     }
 
     #[test]
@@ -359,16 +308,10 @@ mod tests {
         write_raw_frame(b"hello", &mut frame).unwrap();
         let mut out = [0u8; 5];
         for cut in 0..frame.len() {
-            assert!(
-                RawFrameDecoder.decompress(&frame[..cut], &mut out).is_err(),
-                "cut {cut}"
-            );
+            assert!(RawFrameDecoder.decompress(&frame[..cut], &mut out).is_err(), "cut {cut}");
         }
         let mut small = [0u8; 4];
-        assert!(matches!(
-            RawFrameDecoder.decompress(&frame, &mut small),
-            Err(WireError::OutputTooSmall { .. })
-        ));
+        assert!(matches!(RawFrameDecoder.decompress(&frame, &mut small), Err(WireError::OutputTooSmall { .. })));
         let mut bad = frame.clone();
         bad[4] |= 0b1000; // reserved bit
         assert!(RawFrameDecoder.decompress(&bad, &mut out).is_err());
@@ -392,23 +335,11 @@ mod tests {
     fn compress_only_when_large_enough_and_smaller() {
         let mut dst = vec![0u8; 1 << 16];
         let payload = vec![b'a'; 100];
-        assert_eq!(
-            encode_payload(&payload, 101, &mut Shrinker(10), &mut dst),
-            Ok(StoredPayload::Raw)
-        );
-        assert_eq!(
-            encode_payload(&payload, 100, &mut Shrinker(10), &mut dst),
-            Ok(StoredPayload::Frame(90))
-        );
+        assert_eq!(encode_payload(&payload, 101, &mut Shrinker(10), &mut dst), Ok(StoredPayload::Raw));
+        assert_eq!(encode_payload(&payload, 100, &mut Shrinker(10), &mut dst), Ok(StoredPayload::Frame(90)));
         // not smaller: stored raw
-        assert_eq!(
-            encode_payload(&payload, 0, &mut Shrinker(0), &mut dst),
-            Ok(StoredPayload::Raw)
-        );
-        assert_eq!(
-            encode_payload(&payload, 0, &mut NoCompression, &mut dst),
-            Ok(StoredPayload::Raw)
-        );
+        assert_eq!(encode_payload(&payload, 0, &mut Shrinker(0), &mut dst), Ok(StoredPayload::Raw));
+        assert_eq!(encode_payload(&payload, 0, &mut NoCompression, &mut dst), Ok(StoredPayload::Raw));
     }
 
     #[test]
@@ -417,9 +348,7 @@ mod tests {
         let mut payload = ZSTD_MAGIC.to_vec();
         payload.extend_from_slice(b"not really zstd");
         let got = encode_payload(&payload, usize::MAX, &mut NoCompression, &mut dst).unwrap();
-        let StoredPayload::Frame(n) = got else {
-            panic!("stored raw")
-        };
+        let StoredPayload::Frame(n) = got else { panic!("stored raw") };
         let mut out = vec![0u8; payload.len()];
         RawFrameDecoder.decompress(&dst[..n], &mut out).unwrap();
         assert_eq!(out, payload);
