@@ -43,7 +43,7 @@ pub struct StorageConfig {
     /// Largest payload `append` accepts, and the bound every scanner uses
     /// (default 16 MiB; up to 1 GiB).
     pub max_entry_size: u32,
-    /// Write buffer per shard (default 256 KiB; 4 KiB..=64 MiB).
+    /// Write buffer per shard (default 64 KiB, as the Go package; 4 KiB..=64 MiB).
     pub write_buffer_size: u32,
     /// Periodic flush + sync, which makes appended entries durable and
     /// visible (default 1 s; 1 ms..=1 h).
@@ -134,7 +134,7 @@ impl Default for Config {
             storage: StorageConfig {
                 max_file_size: 256 * MIB,
                 max_entry_size: 16 << 20,
-                write_buffer_size: 256 << 10,
+                write_buffer_size: 64 << 10,
                 flush_interval: Duration::from_secs(1),
                 durable_appends: false,
             },

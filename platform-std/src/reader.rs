@@ -122,11 +122,14 @@ struct ActiveView {
     indexed: (u64, u64),
 }
 
-#[derive(Clone, Copy)]
+/// Where the next entry is, after a read (sequential reads skip lookups).
+#[derive(Clone)]
 struct Cursor {
     entry: u64,
     base: u64,
     offset: u64,
+    /// For a sealed segment: its map, valid bytes and end entry.
+    sealed: Option<(Arc<SegmentMap>, u64, u64)>,
 }
 
 /// Reads one shard. Cheap to create; keep one per consuming thread.
@@ -285,19 +288,24 @@ impl Reader {
     }
 
     /// Finds `entry`: `(segment base, map, byte offset, valid limit)`.
-    fn locate(&mut self, entry: u64) -> Result<(u64, Arc<SegmentMap>, u64, u64)> {
-        let head = self.head()?;
-        let Some(head) = head.filter(|h| entry < h.end()) else {
-            return Err(self.unavailable(entry, head.as_ref()));
+    fn locate(&mut self, entry: u64, head: Option<&DurableHead>) -> Result<(u64, Arc<SegmentMap>, u64, u64)> {
+        let Some(head) = head.filter(|h| entry < h.end()).copied() else {
+            return Err(self.unavailable(entry, head));
         };
+        if let Some(Cursor { base, offset, sealed: Some((map, limit, end)), .. }) =
+            self.cursor.as_ref().filter(|c| c.entry == entry)
+            && entry < *end
+        {
+            return Ok((*base, map.clone(), *offset, *limit));
+        }
         let (shard, max) = (self.shard, self.max_stored);
         if entry >= head.base {
-            let cursor = self.cursor.filter(|c| c.entry == entry && c.base == head.base);
+            let cursor = self.cursor.as_ref().filter(|c| c.entry == entry && c.base == head.base).map(|c| c.offset);
             let limit = head.bytes;
             let view = self.active_view(&head)?;
             let (base, map) = (view.base, view.map.clone());
-            if let Some(c) = cursor {
-                return Ok((base, map, c.offset, limit));
+            if let Some(offset) = cursor {
+                return Ok((base, map, offset, limit));
             }
             let idx = entry - base;
             // Extend this reader's own checkpoints far enough.
@@ -338,9 +346,6 @@ impl Reader {
             }
             Err(e) => return Err(e),
         };
-        if let Some(c) = self.cursor.filter(|c| c.entry == entry && c.base == seg.base) {
-            return Ok((seg.base, map, c.offset, seg.bytes));
-        }
         let Some((_, from, off)) = seg.chunk_for(entry, interval) else {
             return Err(self.unavailable(entry, Some(&head)));
         };
@@ -350,11 +355,24 @@ impl Reader {
 
     /// Reads durable entry `entry`.
     pub fn read(&mut self, entry: u64) -> Result<Message> {
-        let (base, map, off, limit) = self.locate(entry)?;
+        let head = self.head()?;
+        self.read_at(entry, head.as_ref())
+    }
+
+    fn read_at(&mut self, entry: u64, head: Option<&DurableHead>) -> Result<Message> {
+        let (base, map, off, limit) = self.locate(entry, head)?;
         let (timestamp, len) = header(self.shard, self.max_stored, base, map.bytes(), off, limit)?;
         let start = usize::try_from(off).unwrap_or(usize::MAX) + HEADER_LEN;
         let len = len as usize;
-        self.cursor = Some(Cursor { entry: entry + 1, base, offset: off + (HEADER_LEN + len) as u64 });
+        let next = off + (HEADER_LEN + len) as u64;
+        let in_active = head.is_some_and(|h| h.base == base);
+        let sealed = if in_active {
+            None
+        } else {
+            let seg_end = self.manifest.as_ref().and_then(|m| m.find_sealed(entry)).map_or(0, |s| s.end());
+            Some((map.clone(), limit, seg_end))
+        };
+        self.cursor = Some(Cursor { entry: entry + 1, base, offset: next, sealed });
         let id = MessageId { shard: self.shard, entry };
         let stored = &map.bytes()[start..start + len];
         let payload = if is_frame(stored) {
@@ -372,11 +390,12 @@ impl Reader {
     /// unreadable entry with its error (entries before it stay in `out`, and
     /// the entry is never skipped).
     pub fn read_batch(&mut self, from: u64, max: usize, out: &mut Vec<Message>) -> Result<usize> {
-        let (_, end) = self.bounds()?;
+        let head = self.head()?;
+        let end = head.map_or(0, |h| h.end());
         let mut n = 0;
         let mut entry = from;
         while n < max && entry < end {
-            out.push(self.read(entry)?);
+            out.push(self.read_at(entry, head.as_ref())?);
             entry += 1;
             n += 1;
         }
@@ -392,7 +411,8 @@ impl Reader {
         let (mut lo, mut hi) = (first, end);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let (base, map, off, limit) = self.locate(mid)?;
+            let head = self.head()?;
+            let (base, map, off, limit) = self.locate(mid, head.as_ref())?;
             let (ts, _) = header(self.shard, self.max_stored, base, map.bytes(), off, limit)?;
             if ts < ts_ns { lo = mid + 1 } else { hi = mid }
         }
