@@ -60,18 +60,16 @@ pub fn import_go(dir: impl AsRef<Path>, config: &Config) -> Result<Vec<ShardImpo
         let exists = sd.join(comet_core::state::offsets::OFFSETS_FILE).exists()
             || sd.join(comet_core::state::offsets::LEGACY_OFFSETS_FILE).exists()
             || !report.legacy_offsets.is_empty();
-        if exists {
-            if let Some(words) = map_offsets(&sd, true)? {
-                let table = OffsetsTable::open(words.words(), std::thread::yield_now)
-                    .map_err(|source| Error::Offsets { shard, source })?;
-                for (g, off) in &report.legacy_offsets {
-                    if comet_core::state::offsets::validate_group(g).is_ok() {
-                        table.advance(g, *off, now_ns()).map_err(|source| Error::Offsets { shard, source })?;
-                    }
+        if exists && let Some(words) = map_offsets(&sd, true)? {
+            let table = OffsetsTable::open(words.words(), std::thread::yield_now)
+                .map_err(|source| Error::Offsets { shard, source })?;
+            for (g, off) in &report.legacy_offsets {
+                if comet_core::state::offsets::validate_group(g).is_ok() {
+                    table.advance(g, *off, now_ns()).map_err(|source| Error::Offsets { shard, source })?;
                 }
-                table.for_each(|g, o| groups.push((g.to_string(), o.offset)));
-                words.flush().map_err(|e| Error::io(IoOp::Sync, &sd, e))?;
             }
+            table.for_each(|g, o| groups.push((g.to_string(), o.offset)));
+            words.flush().map_err(|e| Error::io(IoOp::Sync, &sd, e))?;
         }
         groups.sort();
         tracing::info!(shard = %shard, segments = report.segments.len(), end = report.end, problems = report.problems.len(), "imported Go shard");
