@@ -15,3 +15,33 @@ pub use head::{
     Counter, DurableHead, HEAD_LINE, HeadStore, SEQ_OFFSET, STATE_FILE, STATE_LINE, STATE_MAGIC, STATE_SIZE,
     STATE_VERSION,
 };
+
+#[cfg(test)]
+mod props {
+    use super::offsets::{SLOT_SIZE, SlotView, check_header, parse_legacy_offsets};
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn heads_roundtrip(base in any::<u64>(), entries in 0u64..1 << 40, extra in 0u64..1 << 20, open_crc in any::<u32>(),
+                           closed_hash in any::<u32>(), last_ts in any::<u64>(), clean in any::<bool>(), seq in any::<u64>()) {
+            let base = base / 2;
+            let h = DurableHead { base, entries, bytes: entries * 12 + extra, open_crc, closed_hash, last_ts, clean };
+            let seq = seq & !1;
+            prop_assert_eq!(DurableHead::decode(&h.encode(seq)), Ok((h, seq)));
+        }
+
+        #[test]
+        fn state_and_offsets_decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), len in any::<u64>()) {
+            let _ = DurableHead::decode(&bytes);
+            let _ = SlotView::parse(&bytes).map(|v| v.state(2));
+            let _ = check_header(&bytes, len);
+            let _ = parse_legacy_offsets(&bytes, |_, _| {});
+            if bytes.len() >= SLOT_SIZE {
+                let v = SlotView::parse(&bytes).unwrap();
+                let _ = v.state(1);
+            }
+        }
+    }
+}

@@ -140,3 +140,77 @@ pub(crate) mod le {
         }
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use std::vec;
+
+    proptest! {
+        #[test]
+        fn entry_headers_roundtrip(len in any::<u32>(), timestamp in any::<u64>()) {
+            let h = EntryHeader { len, timestamp };
+            prop_assert_eq!(EntryHeader::parse(&h.to_bytes()).unwrap(), h);
+        }
+
+        #[test]
+        fn classification_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..40), remaining in any::<u64>(), max in any::<u32>()) {
+            let _ = classify_entry(&bytes, remaining, max);
+        }
+
+        #[test]
+        fn raw_frames_roundtrip_and_reject_truncation(payload in proptest::collection::vec(any::<u8>(), 0..2000)) {
+            let mut frame = vec![0u8; raw_frame_len(payload.len())];
+            write_raw_frame(&payload, &mut frame).unwrap();
+            let mut out = vec![0u8; payload.len()];
+            prop_assert_eq!(RawFrameDecoder.decompress(&frame, &mut out).unwrap(), payload.len());
+            prop_assert_eq!(&out, &payload);
+            for cut in [0, 1, 4, 5, frame.len() / 2, frame.len() - 1] {
+                prop_assert!(RawFrameDecoder.decompress(&frame[..cut.min(frame.len() - 1)], &mut out).is_err());
+            }
+        }
+
+        #[test]
+        fn frame_decoding_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let mut with_magic = ZSTD_MAGIC.to_vec();
+            with_magic.extend_from_slice(&bytes);
+            let mut out = vec![0u8; 4096];
+            let _ = RawFrameDecoder.decompress(&with_magic, &mut out);
+            let _ = frame_content_size(&with_magic);
+        }
+
+        #[test]
+        fn encoded_payloads_are_never_ambiguous(payload in proptest::collection::vec(any::<u8>(), 0..600), magic in any::<bool>(), min in 0usize..700) {
+            let mut p = payload;
+            if magic {
+                let mut m = ZSTD_MAGIC.to_vec();
+                m.extend_from_slice(&p);
+                p = m;
+            }
+            let mut dst = vec![0u8; raw_frame_len(p.len())];
+            match encode_payload(&p, min, &mut NoCompression, &mut dst).unwrap() {
+                StoredPayload::Raw => prop_assert!(!is_frame(&p)),
+                StoredPayload::Frame(n) => {
+                    let mut out = vec![0u8; p.len()];
+                    RawFrameDecoder.decompress(&dst[..n], &mut out).unwrap();
+                    prop_assert_eq!(out, p);
+                }
+            }
+        }
+
+        #[test]
+        fn stream_names_roundtrip(id in 0u32..10_000, prefix in "[a-z][a-z0-9:._-]{0,30}") {
+            prop_assume!(!prefix.contains(".."));
+            let s = shard_stream_name(&prefix, ShardId::new(id).unwrap()).unwrap();
+            prop_assert_eq!(parse_stream(&s).unwrap().get(), id);
+        }
+
+        #[test]
+        fn stream_parsing_never_panics(s in ".{0,300}") {
+            let _ = parse_stream(&s);
+            let _ = parse_shard_dir_name(&s);
+            let _ = parse_segment_file_name(&s);
+        }
+    }
+}
