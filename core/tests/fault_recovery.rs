@@ -184,3 +184,20 @@ fn a_sealed_segment_with_the_wrong_length_is_quarantined_and_open_completes() {
     s.sync().unwrap();
     check(&s, 80..81);
 }
+
+#[test]
+fn entry_numbers_near_the_end_of_u64_stop_appends_with_a_typed_error() {
+    // A damaged or hostile directory: a segment named near u64::MAX.
+    let mut seg = Vec::new();
+    for k in 0..5u8 {
+        seg.extend(comet_core::EntryHeader { len: 1, timestamp: 5 }.to_bytes());
+        seg.push(k);
+    }
+    let dir = MemDir::new();
+    dir.set_file_bytes(comet_core::wire::segment_file_name(u64::MAX - 2).as_str(), &seg);
+    let (mut s, report) = open_shard(&dir, cfg(), RunLengthCompressor).unwrap();
+    assert_eq!(s.next_entry(), u64::MAX, "{report:?}");
+    assert_eq!(read_payload(&s, u64::MAX - 1).unwrap().0, [1]);
+    assert!(matches!(s.append(9, &[b"x"]), Err(comet_core::Error::Capacity { what: "entry numbers", .. })));
+    assert_eq!(s.next_entry(), u64::MAX);
+}

@@ -274,6 +274,10 @@ impl Scanner {
                 EntryStatus::TornPayload(_) => return Ok(ScanEnd::TornPayload),
                 EntryStatus::Invalid(e) => return Ok(ScanEnd::Invalid(e)),
             };
+            // The entry's number must exist (a segment named near u64::MAX).
+            if self.base.checked_add(self.entries + 1).is_none() {
+                return Ok(ScanEnd::Invalid(WireError::TooLarge { len: self.entries + 1, max: u64::MAX - self.base }));
+            }
             let total = header.total_len();
             if self.entries.is_multiple_of(interval) {
                 #[allow(clippy::cast_possible_truncation)]

@@ -299,6 +299,14 @@ where
         if entries.is_empty() {
             return Ok(first..first);
         }
+        // Entry numbers never wrap (a segment named near u64::MAX).
+        if first.checked_add(entries.len() as u64).is_none() {
+            return Err(Error::Capacity {
+                what: "entry numbers",
+                needed: entries.len() as u64,
+                available: u64::MAX - first,
+            });
+        }
         let mut bound = 0u64;
         let mut raw = 0u64;
         for e in entries {
