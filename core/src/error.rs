@@ -218,6 +218,7 @@ pub enum Error<E> {
 }
 
 impl<E> Error<E> {
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
     pub(crate) fn storage(op: IoOp, file: &str, source: E) -> Self {
         Error::Storage { op, file: FileName::lossy(file), source }
     }

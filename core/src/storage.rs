@@ -224,6 +224,7 @@ pub fn write_all_at<F: StorageFile>(file: &F, mut offset: u64, bufs: &[&[u8]]) -
 }
 
 /// Attaches the operation and file name to a storage error.
+#[cfg_attr(not(feature = "alloc"), allow(dead_code))]
 pub(crate) trait Context<T, E> {
     fn ctx(self, op: IoOp, file: &str) -> Result<T, Error<E>>;
 }
