@@ -192,10 +192,15 @@ impl World {
             }
             Op::Rotate => {
                 if let Some(s) = self.shard.as_mut() {
+                    let base = s.active_base();
                     let r = s.rotate();
                     if self.judge(&r, failures, poisoned)? {
-                        self.m.maybe.clear();
                         let s = self.shard.as_ref().ok_or("shard vanished")?;
+                        // A rotation syncs and leaves the old file behind;
+                        // one of an empty segment does nothing at all.
+                        if s.active_base() != base {
+                            self.m.maybe.clear();
+                        }
                         if s.durable_end() != s.next_entry() || s.active_bytes() != 0 {
                             return Err(format!("rotate left unsynced data: {s:?}"));
                         }
@@ -500,7 +505,11 @@ impl World {
         if next > m.next
             && (next - m.next > 1 << 16 || !(m.next..next).all(|e| m.maybe.contains_key(&e) || m.tainted(e)))
         {
-            return Err(format!("{how:?}: next entry {next} above the pre-crash next entry {}; {report:?}", m.next));
+            return Err(format!(
+                "{how:?}: next entry {next} above the pre-crash next entry {} (failed appends at {:?}); {report:?}",
+                m.next,
+                m.maybe.keys().collect::<Vec<_>>()
+            ));
         }
         if how == Reopen::Clean && clean_history && (!report.clean || report.found_damage()) {
             return Err(format!("open after a clean close was not clean: {report:?}"));
