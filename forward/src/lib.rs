@@ -1,0 +1,67 @@
+//! # comet-forward
+//!
+//! Ships durable [comet](comet) entries to a NATS JetStream cluster: when
+//! a site outgrows one device, the device keeps buffering in comet and a
+//! forwarder drains the log into JetStream.
+//!
+//! A [`Forwarder`] is a comet consumer group member. It reads durable
+//! entries from the group's offsets, publishes each to the subject
+//! `<prefix>.<shard>` with headers
+//!
+//! | header | value |
+//! |---|---|
+//! | `Nats-Msg-Id` | `<shard>-<entry>` (comet's [`MessageId`](comet::MessageId) display) |
+//! | `Comet-Shard` | the shard id, decimal |
+//! | `Comet-Entry` | the entry number, decimal |
+//! | `Comet-Timestamp` | the append time, ns since the Unix epoch |
+//!
+//! and acks in comet only after JetStream acknowledged the publish. So:
+//!
+//! * **nothing acked in comet is missing in JetStream**;
+//! * delivery is at-least-once, and a redelivered entry (after a crash of
+//!   the forwarder, a lost PubAck, a server restart) carries the same
+//!   `Nats-Msg-Id`, so the stream's duplicate window drops it: entries
+//!   arrive once as long as a redelivery comes within that window
+//!   (JetStream's default is 2 minutes);
+//! * while the server is unreachable, the forwarder retries with capped
+//!   exponential backoff, comet keeps buffering (bounded by its retention),
+//!   and forwarding resumes exactly at the group's offset.
+//!
+//! Within a subject, messages are normally in entry order; after a failed
+//! round an entry may land after a later one that was stored before the
+//! failure. Consumers that need order sort by `Comet-Entry`.
+//!
+//! ```no_run
+//! use comet::{Client, Config};
+//! use comet_forward::{ForwardConfig, Forwarder, StreamSetup};
+//!
+//! let client = Client::open_read_only("/var/lib/agent/comet", Config::default())?;
+//! let mut config = ForwardConfig::new("jetstream", "nats://127.0.0.1:4222", "site1.dev7");
+//! config.stream = Some(StreamSetup::new("COMET")); // create it if missing
+//! let mut forwarder = Forwarder::new(&client, config)?;
+//! let metrics = forwarder.metrics(); // read it from any thread
+//! forwarder.run_blocking(comet_forward::shutdown_signal())?;
+//! println!("{}", metrics.snapshot());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Logs go through `tracing`; no password, token, nkey seed or
+//! credentials ever reach them (URLs are shown with user-info redacted).
+//!
+//! This crate stays out of `comet-core` and `comet`: only deployments that
+//! forward pay for Tokio and the NATS client. MSRV: Rust 1.88.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod config;
+mod error;
+mod forwarder;
+mod metrics;
+
+pub use config::{
+    Auth, Backoff, ForwardConfig, MAX_BATCH_SIZE, MAX_SUBJECT_PREFIX, Secret, ShardSelect, StreamSetup, StreamStorage,
+    TlsOptions, redact_urls, validate_subject_prefix,
+};
+pub use error::{ConfigError, ForwardError};
+pub use forwarder::{Forwarder, HEADER_BYTES, HEADER_ENTRY, HEADER_SHARD, HEADER_TIMESTAMP, shutdown_signal};
+pub use metrics::{LatencySnapshot, Metrics, MetricsSnapshot};

@@ -1,0 +1,291 @@
+//! Shared test helpers: a real `nats-server -js` on 127.0.0.1 with a
+//! temporary store, comet data, and a reader of everything a stream holds.
+//!
+//! Without a `nats-server` binary the tests print `SKIP` and pass, unless
+//! `COMET_REQUIRE_NATS=1` (as `.ci/nats.sh` sets), which makes them fail.
+
+#![allow(dead_code, clippy::missing_panics_doc)]
+
+use std::collections::BTreeMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use async_nats::jetstream::consumer::pull::OrderedConfig;
+use comet::{Client, Config, MessageId};
+use futures_util::StreamExt;
+
+/// The JetStream stream every test forwards into.
+pub const STREAM: &str = "COMET";
+
+/// Finds `nats-server`: `$NATS_SERVER`, then `PATH`, then the Debian
+/// package's `/usr/sbin`.
+pub fn nats_server_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("NATS_SERVER") {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin"].map(PathBuf::from))
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+}
+
+/// The `nats-server` binary, or `None` after printing `SKIP`; panics
+/// instead when `COMET_REQUIRE_NATS=1`.
+pub fn available_binary() -> Option<PathBuf> {
+    let found = nats_server_binary();
+    if found.is_none() {
+        let required = std::env::var("COMET_REQUIRE_NATS").is_ok_and(|v| v == "1");
+        assert!(!required, "COMET_REQUIRE_NATS=1 but no nats-server binary (install the Debian package nats-server)");
+        eprintln!("SKIP: no nats-server binary (apt-get install nats-server, or set NATS_SERVER)");
+    }
+    found
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A `nats-server -js` child process; killed on drop.
+pub struct NatsServer {
+    binary: PathBuf,
+    port: u16,
+    store: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// Starts a server on a free port, or `None` (test skipped) if there
+    /// is no `nats-server` and `COMET_REQUIRE_NATS` is not set.
+    pub fn start() -> Option<NatsServer> {
+        NatsServer::start_on(free_port())
+    }
+
+    /// Starts a server on `port` (see [`NatsServer::start`]).
+    pub fn start_on(port: u16) -> Option<NatsServer> {
+        let binary = available_binary()?;
+        let store = tempfile::tempdir().expect("store dir");
+        let mut s = NatsServer { binary, port, store, child: None };
+        s.launch();
+        Some(s)
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn launch(&mut self) {
+        assert!(self.child.is_none(), "server already running");
+        let log = self.store.path().join("server.log");
+        let child = Command::new(&self.binary)
+            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .arg(self.store.path().join("js"))
+            .arg("-l")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nats-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("nats-server exited with {status}: {}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+            assert!(Instant::now() < deadline, "nats-server did not listen on {} within 15 s", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server gracefully (SIGTERM; SIGKILL after 15 s).
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        signal(&child, libc::SIGTERM);
+        if !wait_child(&mut child, Duration::from_secs(15)) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port with the same store.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    /// Starts it again after a [`stop`](NatsServer::stop).
+    pub fn resume(&mut self) {
+        self.launch();
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sends `sig` to a child process.
+pub fn signal(child: &Child, sig: i32) {
+    let pid = i32::try_from(child.id()).expect("pid fits i32");
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+/// Waits up to `timeout` for `child` to exit; true if it did.
+pub fn wait_child(child: &mut Child, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return true,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => return false,
+        }
+    }
+}
+
+/// Polls `done` every 20 ms until it holds; panics with `what` after
+/// `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A payload that says where it belongs (so the stream's copy can be
+/// checked byte for byte), `i`-dependent in size, some compressible.
+pub fn payload(shard: u32, i: u64) -> Vec<u8> {
+    let mut p = format!("shard {shard} item {i} ").into_bytes();
+    let extra = usize::try_from(i % 7).unwrap_or(0) * 40;
+    p.extend(std::iter::repeat_n(b'a' + u8::try_from(i % 26).unwrap_or(0), extra));
+    p
+}
+
+/// Appends `n` entries to each of `shards` and syncs.
+pub fn append(client: &Client, shards: &[u32], n: u64) {
+    for &s in shards {
+        let shard = comet::ShardId::new(s).expect("shard id");
+        let start = client.shard_len(shard).expect("len");
+        let entries: Vec<Vec<u8>> = (start..start + n).map(|i| payload(s, i)).collect();
+        client.append_shard(shard, &entries).expect("append");
+    }
+    client.sync().expect("sync");
+}
+
+/// The group's lag summed over every shard on disk.
+pub fn group_lag(client: &Client, group: &str) -> u64 {
+    let mut c = comet::Consumer::new(client, group).expect("consumer");
+    client.shards().expect("shards").into_iter().map(|s| c.lag(s).expect("lag")).sum()
+}
+
+/// Durable entries in every shard.
+pub fn durable_total(client: &Client) -> u64 {
+    client.shards().expect("shards").into_iter().map(|s| client.durable_len(s).expect("durable len")).sum()
+}
+
+/// One message as stored in the stream.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// Its subject.
+    pub subject: String,
+    /// `Nats-Msg-Id`.
+    pub msg_id: String,
+    /// `Comet-Shard` and `Comet-Entry`.
+    pub shard: u32,
+    /// The entry number.
+    pub entry: u64,
+    /// The payload.
+    pub payload: Vec<u8>,
+}
+
+/// Every message of `stream` on the server at `url`, in stream order.
+pub fn stream_contents(url: &str, stream: &str) -> Vec<Stored> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let client = tokio::time::timeout(Duration::from_secs(10), async_nats::connect(url))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let js = jetstream::new(client);
+        let mut s = js.get_stream(stream).await.expect("stream exists");
+        let total = s.info().await.expect("stream info").state.messages;
+        let consumer = s.create_consumer(OrderedConfig::default()).await.expect("ordered consumer");
+        let mut messages = consumer.messages().await.expect("messages");
+        let mut out = Vec::new();
+        while (out.len() as u64) < total {
+            let m = tokio::time::timeout(Duration::from_secs(10), messages.next())
+                .await
+                .expect("next message in time")
+                .expect("stream not ended")
+                .expect("message");
+            let h = m.headers.clone().unwrap_or_default();
+            let get = |k: &str| h.get(k).map(|v| v.as_str().to_string()).unwrap_or_default();
+            out.push(Stored {
+                subject: m.subject.to_string(),
+                msg_id: get("Nats-Msg-Id"),
+                shard: get(comet_forward::HEADER_SHARD).parse().expect("Comet-Shard"),
+                entry: get(comet_forward::HEADER_ENTRY).parse().expect("Comet-Entry"),
+                payload: m.payload.to_vec(),
+            });
+        }
+        out
+    })
+}
+
+/// Asserts that `stored` holds every durable entry of `dir` exactly once,
+/// under the right subject, headers and bytes. Returns the count.
+pub fn assert_exactly_once(dir: &Path, stored: &[Stored], prefix: &str) -> u64 {
+    let client = Client::open_read_only(dir, Config::default()).expect("open read-only");
+    let mut seen: BTreeMap<(u32, u64), usize> = BTreeMap::new();
+    for (i, m) in stored.iter().enumerate() {
+        if let Some(first) = seen.insert((m.shard, m.entry), i) {
+            panic!("entry {}-{} stored twice (stream positions {first} and {i})", m.shard, m.entry);
+        }
+        assert_eq!(m.msg_id, format!("{}-{}", m.shard, m.entry), "Nats-Msg-Id");
+        assert_eq!(m.subject, format!("{prefix}.{}", m.shard), "subject");
+    }
+    let mut total = 0;
+    for shard in client.shards().expect("shards") {
+        let mut reader = client.reader(shard).expect("reader");
+        let (first, end) = reader.bounds().expect("bounds");
+        for entry in first..end {
+            let Some(&at) = seen.get(&(shard.get(), entry)) else {
+                panic!("entry {} is missing from the stream", MessageId { shard, entry });
+            };
+            let local = reader.read(entry).expect("read");
+            assert_eq!(stored[at].payload, local.data(), "payload of {shard}-{entry}");
+            total += 1;
+        }
+    }
+    assert_eq!(total, stored.len() as u64, "the stream holds entries comet does not");
+    total
+}
+
+/// A temporary comet directory.
+pub fn data_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("data dir")
+}
+
+/// Opens a writer client on `dir` with a short flush interval.
+pub fn writer(dir: &Path) -> Client {
+    Client::open(dir, Config::default()).expect("open comet")
+}
