@@ -201,3 +201,21 @@ fn entry_numbers_near_the_end_of_u64_stop_appends_with_a_typed_error() {
     assert!(matches!(s.append(9, &[b"x"]), Err(comet_core::Error::Capacity { what: "entry numbers", .. })));
     assert_eq!(s.next_entry(), u64::MAX);
 }
+
+#[test]
+fn entries_synced_after_open_stay_readable_when_the_snapshot_chunk_was_damaged() {
+    let dir = MemDir::new();
+    let mut s = open(&dir);
+    for i in 0..3 {
+        s.append(1_000 + i, &[payload(i)]).unwrap();
+    }
+    s.close().unwrap();
+    // A flipped length byte in the last (here: only) chunk of the active
+    // segment, which a clean open does not otherwise read.
+    assert!(dir.corrupt(comet_core::wire::segment_file_name(0).as_str(), 0, 0x01));
+    let (mut s, report) = open_shard(&dir, cfg(), RunLengthCompressor).unwrap();
+    assert_eq!(report.quarantined.len(), 1, "{report:?}");
+    assert_eq!(s.append(2_000, &[payload(3)]).unwrap(), 3..4, "numbers are not reused");
+    s.sync().unwrap();
+    check(&s, 3..4);
+}

@@ -27,7 +27,7 @@ use core::ops::Range;
 
 use super::{EngineConfig, Shard, new_buffer, write_manifest_file};
 use crate::error::{Error, IoOp};
-use crate::index::{GO_INDEX_MAGIC, MANIFEST_FILE, MANIFEST_TMP, Manifest};
+use crate::index::{GO_INDEX_MAGIC, MANIFEST_FILE, MANIFEST_TMP, Manifest, SegmentMeta};
 use crate::segment::{ScanEnd, Scanner};
 use crate::state::{Counter, DurableHead, HeadStore};
 use crate::storage::{Context, ErrorKind, OpenMode, Storage, StorageError, StorageFile, read_exact_at};
@@ -332,7 +332,13 @@ where
                 None => Scanner::new(base, interval, max_stored),
             };
             let start = sc.pos;
-            let mut verified = true;
+            // New entries share the snapshot's last chunk, and reads hop
+            // headers from a chunk's start: that chunk must be intact, or
+            // entries synced from now on could never be read.
+            let mut verified = match snapshot {
+                Some(s) => last_chunk_intact(&file, s, interval, max_stored, &mut scan_buf).ctx(IoOp::Read, &name)?,
+                None => true,
+            };
             match head {
                 // A head older than the clean-close snapshot (the state block
                 // was not written back before power loss) covers a prefix the
@@ -504,6 +510,25 @@ where
             counters: [0; Counter::ALL.len()],
         }
     }
+}
+
+/// Whether the last chunk of a clean-close snapshot still matches its
+/// recorded checksum and framing (an empty segment has none).
+fn last_chunk_intact<F: StorageFile>(
+    file: &F,
+    s: &SegmentMeta,
+    interval: u32,
+    max_stored: u32,
+    buf: &mut [u8],
+) -> Result<bool, F::Error> {
+    let Some((k, want)) = s.chunks.iter().enumerate().next_back() else {
+        return Ok(true);
+    };
+    let mut sc = Scanner::new(s.base, interval, max_stored);
+    sc.pos = u64::from(want.offset);
+    sc.entries = k as u64 * u64::from(interval.max(1));
+    let end = sc.run(file, s.bytes, buf)?;
+    Ok(end == ScanEnd::Clean && sc.entries == s.entries && sc.chunks.chunks().first() == Some(want))
 }
 
 /// Records a range of lost entries unless a recorded range covers it.
