@@ -51,6 +51,7 @@ mod reader;
 mod retention;
 mod shard;
 mod storage;
+mod verify;
 
 pub use client::{Appended, Client};
 pub use comet_core::config::{self, Config};
@@ -71,6 +72,7 @@ pub use metrics::{Counters, GroupStats, Latency, ShardStats, Stats};
 pub use process::{PROCESS_DIR, ProcessSlot};
 pub use reader::{Message, MessageId, Reader, max_stored};
 pub use retention::{RetentionReport, ShardRetention, ShardRetentionStats};
+pub use verify::{Finding, Problem, QuarantinedSegment, Severity, ShardCheck, VerifyReport, quarantine_damaged, verify};
 
 /// Picks the shard for `key` among `count` shards (32-bit FNV-1a modulo
 /// the count, as the Go package does).
