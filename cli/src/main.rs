@@ -1,11 +1,23 @@
 //! `comet`: run, inspect and repair a comet log from the command line.
+//!
+//! Exit codes: 0 on success, 1 when `verify` (or the check after `repair`)
+//! finds damage, 2 on usage or I/O errors. Errors go to stderr as one line
+//! starting with `comet: `.
 
+use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
-use clap::{Parser, Subcommand};
-use comet::{Client, Config, ShardCount};
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod bench;
+mod demo;
+mod inspect;
+mod out;
+mod rw;
+
+/// The result of a command: the exit code on success.
+type CmdResult = Result<u8, Box<dyn std::error::Error>>;
 
 #[derive(Parser)]
 #[command(name = "comet", version, about = "An embedded segmented log for edge observability")]
@@ -14,87 +26,181 @@ struct Cli {
     command: Command,
 }
 
+/// How `read`, `tail` and `consume` print entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// The payload as one line.
+    Text,
+    /// One JSON object per entry: shard, entry, timestamp, length and the
+    /// payload (`payload` as a string if it is UTF-8, else `payload_base64`).
+    Jsonl,
+    /// `<entry>\t<payload as lowercase hex>`.
+    Hex,
+    /// `<entry>\t<payload length>\t<sha256 of the payload, hex>`.
+    Sha256,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Write a realistic mix of observability events across 16 shards, read
-    /// them back and print what happened. Without --dir, uses a temporary
-    /// directory.
+    /// Write a realistic mix of observability events across 16 shards,
+    /// consume them with a group, run a retention pass and print what
+    /// happened. Without --dir, uses a temporary directory.
     Demo {
         /// Data directory to use (kept afterwards).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Number of events to write.
+        #[arg(long, default_value_t = 100_000)]
+        entries: u64,
+    },
+    /// Append stdin to a stream, one entry per line (newline stripped).
+    /// Creates DIR if needed.
+    Append {
+        /// Data directory.
+        dir: PathBuf,
+        /// Stream name, e.g. `events:v1:shard:0003`.
+        stream: String,
+        /// Make every entry durable before appending the next one.
+        #[arg(long)]
+        sync: bool,
+        /// Sync after every N entries and print `synced <durable entries>`.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        sync_every: Option<u64>,
+    },
+    /// Print durable entries of a stream.
+    Read {
+        /// Data directory.
+        dir: PathBuf,
+        /// Stream name.
+        stream: String,
+        /// First entry to print (default: the first retained one).
+        #[arg(long)]
+        from: Option<u64>,
+        /// Most entries to print (default: up to the durable end).
+        #[arg(long)]
+        count: Option<u64>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Print the last entries of a stream; with --follow, keep printing new
+    /// durable entries as they arrive.
+    Tail {
+        /// Data directory.
+        dir: PathBuf,
+        /// Stream name.
+        stream: String,
+        /// Keep waiting for new entries (until interrupted).
+        #[arg(short, long)]
+        follow: bool,
+        /// How many of the last entries to print first.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        lines: u64,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Read entries as a consumer group from its stored offsets, acking
+    /// them unless --no-ack.
+    Consume {
+        /// Data directory.
+        dir: PathBuf,
+        /// Consumer group name (1 to 47 bytes).
+        #[arg(long)]
+        group: String,
+        /// Streams to read: one stream name, or a pattern whose shard part
+        /// has `*`/`?` wildcards (e.g. `events:v1:shard:*`). Default: all
+        /// shards.
+        #[arg(long, value_name = "PATTERN")]
+        stream: Option<String>,
+        /// Most entries to read.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Do not move the group's offsets.
+        #[arg(long)]
+        no_ack: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// List consumer groups with their offset and lag per shard.
+    Groups {
+        /// Data directory.
+        dir: PathBuf,
+    },
+    /// Shards, segments, entries, bytes, age span and metrics.
+    Stat {
+        /// Data directory.
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every checksum, framing, manifest, durable head and offsets
+    /// slot without changing anything. Exits 1 if anything is damaged.
+    Verify {
+        /// Data directory.
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Quarantine damaged segments, truncate torn tails, rebuild manifests,
+    /// report each action, then verify again (exit 1 if damage remains).
+    Repair {
+        /// Data directory.
+        dir: PathBuf,
+    },
+    /// Measure append throughput and latency, then read everything back.
+    Bench {
+        /// Data directory to use (kept afterwards; default: temporary).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Entries to append.
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
+        /// Payload size in bytes.
+        #[arg(long, default_value_t = 100)]
+        size: usize,
+        /// Entries per append call.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        batch: u64,
+        /// Shards to spread the appends over.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        shards: u32,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.command {
-        Command::Demo { dir } => demo(dir),
+        Command::Demo { dir, entries } => demo::run(dir, entries),
+        Command::Append { dir, stream, sync, sync_every } => rw::append(&dir, &stream, sync, sync_every),
+        Command::Read { dir, stream, from, count, format } => rw::read(&dir, &stream, from, count, format),
+        Command::Tail { dir, stream, follow, lines, format } => rw::tail(&dir, &stream, follow, lines, format),
+        Command::Consume { dir, group, stream, count, no_ack, format } => {
+            rw::consume(&dir, &group, stream.as_deref(), count, no_ack, format)
+        }
+        Command::Groups { dir } => inspect::groups(&dir),
+        Command::Stat { dir, json } => inspect::stat(&dir, json),
+        Command::Verify { dir, json } => inspect::verify(&dir, json),
+        Command::Repair { dir } => inspect::repair(&dir),
+        Command::Bench { dir, entries, size, batch, shards } => bench::run(dir, entries, size, batch, shards),
     };
     match r {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
+        // A reader that went away (`comet read ... | head`) is not an error.
+        Err(e) if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) => {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("comet: {e}");
+            eprintln!("comet: {}", one_line(&e.to_string()));
             ExitCode::from(2)
         }
     }
 }
 
-fn event(i: u64) -> Vec<u8> {
-    match i % 3 {
-        0 => format!(
-            r#"{{"ts":{i},"level":"info","service":"api","msg":"request served","status":200,"latency_ms":{}}}"#,
-            i % 97
-        )
-        .into_bytes(),
-        1 => format!("cpu.load,host=edge-{} value={}.{}", i % 8, i % 4, i % 100).into_bytes(),
-        _ => format!(
-            r#"{{"trace":"{i:016x}","span":"db.query","duration_us":{},"attrs":{}}}"#,
-            i % 5000,
-            "[1,2,3]".repeat((i % 900) as usize)
-        )
-        .into_bytes(),
-    }
-}
-
-fn demo(dir: Option<PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
-    let tmp;
-    let dir = match dir {
-        Some(d) => d,
-        None => {
-            tmp = tempfile::tempdir()?;
-            tmp.path().to_path_buf()
-        }
-    };
-    let client = Client::open(&dir, Config::default())?;
-    let shards = ShardCount::new(16).ok_or("shard count")?;
-    let n = 100_000u64;
-    let start = Instant::now();
-    let mut raw = 0u64;
-    for i in 0..n {
-        let e = event(i);
-        raw += e.len() as u64;
-        let stream = comet::pick_shard_stream("obs:v1", format!("host-{}", i % 97).as_bytes(), shards)?;
-        client.append(&stream, &[e])?;
-    }
-    client.sync()?;
-    let wrote = start.elapsed();
-    let start = Instant::now();
-    let mut read = 0u64;
-    for shard in client.shards()? {
-        let mut r = client.reader(shard)?;
-        let (first, end) = r.bounds()?;
-        for i in first..end {
-            read += r.read(i)?.data().len() as u64;
-        }
-    }
-    let readt = start.elapsed();
-    let stats = client.stats()?;
-    println!("dir: {}", dir.display());
-    println!("entries: {n} across {} shards", stats.shards.len());
-    println!("bytes: raw {raw}, on disk {} (compression ratio {:.2})", stats.bytes, stats.compression_ratio);
-    println!("append: {:.0} entries/s ({:?})", n as f64 / wrote.as_secs_f64(), wrote);
-    println!("read back {read} bytes: {:.0} entries/s ({readt:?})", n as f64 / readt.as_secs_f64());
-    client.close()?;
-    Ok(())
+/// Keeps an error message on one line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -1,0 +1,136 @@
+//! `comet bench`: append throughput and latency percentiles, then a read.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use comet::{Client, Config, ShardId};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::CmdResult;
+use crate::demo::Rng;
+use crate::out;
+
+/// The `p`-th percentile (0..=1000, per mille) of sorted samples.
+fn pct(sorted: &[u64], per_mille: usize) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (sorted.len() * per_mille).div_ceil(1000).max(1);
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+fn rate(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 { n as f64 / secs } else { 0.0 }
+}
+
+/// Runs the benchmark.
+pub(crate) fn run(dir: Option<PathBuf>, entries: u64, size: usize, batch: u64, shards: u32) -> CmdResult {
+    let tmp;
+    let dir = match dir {
+        Some(d) => d,
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let mut config = Config::default();
+    config.retention.cleanup_interval = None;
+    let client = Client::open(&dir, config)?;
+    let ids: Vec<ShardId> = (0..shards).filter_map(ShardId::new).collect();
+    let batch_len = usize::try_from(batch).map_err(|_| "batch too large")?;
+    // Incompressible payloads: one pseudo-random pool, entries are windows.
+    let mut rng = Rng::new(42);
+    let pool: Vec<u8> = (0..size + 4096).map(|_| rng.next().to_le_bytes()[0]).collect();
+    let payloads: Vec<&[u8]> = (0..batch_len).map(|i| &pool[i * 31 % 4096..i * 31 % 4096 + size]).collect();
+
+    let bar = ProgressBar::new(entries);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} entries {per_sec} eta {eta}").map_err(|e| e.to_string())?,
+    );
+    let mut latencies = Vec::with_capacity(usize::try_from(entries / batch + 1).unwrap_or(0));
+    let mut done = 0u64;
+    let mut k = 0usize;
+    let start = Instant::now();
+    while done < entries {
+        let n = usize::try_from((entries - done).min(batch)).unwrap_or(batch_len);
+        let shard = ids[k % ids.len()];
+        k += 1;
+        let t = Instant::now();
+        client.append_shard(shard, &payloads[..n])?;
+        latencies.push(u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        done += n as u64;
+        bar.inc(n as u64);
+    }
+    let appended = start.elapsed();
+    let t = Instant::now();
+    client.sync()?;
+    let sync = t.elapsed();
+    let total = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+
+    // Read everything back.
+    let t = Instant::now();
+    let mut read = 0u64;
+    let mut buf = Vec::with_capacity(1024);
+    for &shard in &ids {
+        let mut reader = client.reader(shard)?;
+        let (first, end) = reader.bounds()?;
+        let mut at = first;
+        while at < end {
+            buf.clear();
+            let got = reader.read_batch(at, 1024, &mut buf)?;
+            read += got as u64;
+            at += got as u64;
+            if got == 0 {
+                break;
+            }
+        }
+    }
+    let read_secs = t.elapsed().as_secs_f64();
+    let stats = client.stats()?;
+    client.close()?;
+
+    latencies.sort_unstable();
+    let bytes = entries * size as u64;
+    let stdout = io::stdout();
+    let mut w = stdout.lock();
+    writeln!(
+        w,
+        "bench      {entries} entries of {size} B in batches of {batch} over {shards} shards in {}",
+        dir.display()
+    )?;
+    let secs = appended.as_secs_f64();
+    writeln!(
+        w,
+        "append     {secs:.3}s: {:.0} entries/s, {}/s",
+        rate(entries, secs),
+        out::bytes_f64(rate(bytes, secs))
+    )?;
+    writeln!(
+        w,
+        "latency    per append call of {batch}: p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+        out::nanos(pct(&latencies, 500)),
+        out::nanos(pct(&latencies, 900)),
+        out::nanos(pct(&latencies, 990)),
+        out::nanos(pct(&latencies, 999)),
+        out::nanos(latencies.last().copied().unwrap_or(0))
+    )?;
+    let per_entry = |p: usize| pct(&latencies, p) / batch.max(1);
+    writeln!(w, "per entry  p50 {}  p99 {}", out::nanos(per_entry(500)), out::nanos(per_entry(990)))?;
+    writeln!(
+        w,
+        "sync       {} (durable throughput {:.0} entries/s)",
+        out::nanos(u64::try_from(sync.as_nanos()).unwrap_or(u64::MAX)),
+        rate(entries, total)
+    )?;
+    writeln!(w, "read       {read} entries in {read_secs:.3}s: {:.0} entries/s", rate(read, read_secs))?;
+    writeln!(
+        w,
+        "stored     {} in {} segments",
+        out::bytes(stats.bytes),
+        stats.shards.iter().map(|s| s.segments).sum::<u64>()
+    )?;
+    w.flush()?;
+    Ok(0)
+}

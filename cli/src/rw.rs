@@ -1,0 +1,213 @@
+//! `append`, `read`, `tail` and `consume`.
+
+use std::io::{self, BufRead, BufWriter, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use comet::{Client, Config, Consumer, Message, Reader, ShardId, parse_stream};
+
+use crate::out::{self, require_dir};
+use crate::{CmdResult, Format};
+
+/// Entries read per batch.
+const BATCH: usize = 1000;
+
+/// Appends stdin lines to `stream`.
+pub(crate) fn append(dir: &Path, stream: &str, sync: bool, sync_every: Option<u64>) -> CmdResult {
+    let shard = parse_stream(stream).map_err(|e| format!("invalid stream name {stream:?}: {e}"))?;
+    let mut config = Config::default();
+    config.storage.durable_appends = sync;
+    config.retention.cleanup_interval = None;
+    let client = Client::open(dir, config)?;
+    let stdin = io::stdin();
+    let mut input = stdin.lock();
+    let stdout = io::stdout();
+    let mut w = stdout.lock();
+    let (mut count, mut bytes, mut first, mut next) = (0u64, 0u64, None, 0u64);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        let ids = client.append_shard(shard, &[&line])?;
+        first.get_or_insert(ids.entries.start);
+        next = ids.entries.end;
+        count += 1;
+        bytes += line.len() as u64;
+        if let Some(n) = sync_every
+            && count % n == 0
+        {
+            client.sync_shard(shard)?;
+            writeln!(w, "synced {}", client.durable_len(shard)?)?;
+            w.flush()?;
+        }
+    }
+    client.sync()?;
+    let durable = client.durable_len(shard)?;
+    client.close()?;
+    match first {
+        Some(a) => writeln!(
+            w,
+            "appended {count} entries ({bytes} bytes) to shard {shard} as entries {a}..{next}; {durable} durable"
+        )?,
+        None => writeln!(w, "appended 0 entries to shard {shard}; {durable} durable")?,
+    }
+    w.flush()?;
+    Ok(0)
+}
+
+/// Opens `dir` read-only and finds the stream's shard, which must exist
+/// unless `may_be_missing`.
+fn open_stream(
+    dir: &Path,
+    stream: &str,
+    may_be_missing: bool,
+) -> Result<(Client, ShardId), Box<dyn std::error::Error>> {
+    let shard = parse_stream(stream).map_err(|e| format!("invalid stream name {stream:?}: {e}"))?;
+    require_dir(dir)?;
+    let client = Client::open_read_only(dir, Config::default())?;
+    if !may_be_missing && !client.shards()?.contains(&shard) {
+        return Err(format!("shard {shard} does not exist in {}", dir.display()).into());
+    }
+    Ok((client, shard))
+}
+
+/// Prints entries `from..to` of a reader.
+fn print_range(reader: &mut Reader, from: u64, to: u64, format: Format, w: &mut impl Write) -> CmdResult {
+    let mut batch: Vec<Message> = Vec::with_capacity(BATCH);
+    let mut at = from;
+    while at < to {
+        batch.clear();
+        let want = usize::try_from(to - at).unwrap_or(BATCH).min(BATCH);
+        let r = reader.read_batch(at, want, &mut batch);
+        for m in &batch {
+            out::entry(w, format, m)?;
+        }
+        at += batch.len() as u64;
+        r?;
+        if batch.is_empty() {
+            break;
+        }
+    }
+    Ok(0)
+}
+
+/// Prints durable entries of `stream`.
+pub(crate) fn read(dir: &Path, stream: &str, from: Option<u64>, count: Option<u64>, format: Format) -> CmdResult {
+    let (client, shard) = open_stream(dir, stream, false)?;
+    let mut reader = client.reader(shard)?;
+    let (first, end) = reader.bounds()?;
+    let from = from.unwrap_or(first);
+    let to = count.map_or(end, |c| from.saturating_add(c).min(end));
+    let stdout = io::stdout();
+    let mut w = BufWriter::new(stdout.lock());
+    let r = print_range(&mut reader, from, to, format, &mut w);
+    w.flush()?;
+    r
+}
+
+/// Prints the last `lines` entries, then follows new ones.
+pub(crate) fn tail(dir: &Path, stream: &str, follow: bool, lines: u64, format: Format) -> CmdResult {
+    let (client, shard) = open_stream(dir, stream, follow)?;
+    let mut reader = client.reader(shard)?;
+    let (first, end) = reader.bounds()?;
+    let stdout = io::stdout();
+    let mut w = BufWriter::new(stdout.lock());
+    let mut next = end.saturating_sub(lines).max(first);
+    print_range(&mut reader, next, end, format, &mut w)?;
+    w.flush()?;
+    next = next.max(end);
+    if !follow {
+        return Ok(0);
+    }
+    loop {
+        if !client.wait_for(shard, next, Duration::from_secs(1))? {
+            continue;
+        }
+        let (first, end) = reader.bounds()?;
+        // Retention may have deleted entries we had not printed yet.
+        next = next.max(first);
+        print_range(&mut reader, next, end, format, &mut w)?;
+        w.flush()?;
+        next = next.max(end);
+    }
+}
+
+/// The shards `pattern` selects among those in `client`.
+fn select_shards(client: &Client, pattern: Option<&str>) -> Result<Vec<ShardId>, Box<dyn std::error::Error>> {
+    let all = client.shards()?;
+    let Some(p) = pattern else { return Ok(all) };
+    let (prefix, digits) = p.rsplit_once(':').unwrap_or(("", p));
+    if !digits.contains(['*', '?']) {
+        let shard = parse_stream(p).map_err(|e| format!("invalid stream name {p:?}: {e}"))?;
+        return Ok(all.into_iter().filter(|&s| s == shard).collect());
+    }
+    // Validate the prefix as part of a real stream name.
+    let probe = format!("{prefix}:0000");
+    parse_stream(&probe).map_err(|e| format!("invalid stream pattern {p:?}: {e}"))?;
+    Ok(all
+        .into_iter()
+        .filter(|s| {
+            let padded = s.to_string();
+            out::glob(digits.as_bytes(), padded.as_bytes())
+                || out::glob(digits.as_bytes(), s.get().to_string().as_bytes())
+        })
+        .collect())
+}
+
+/// Reads as a consumer group.
+pub(crate) fn consume(
+    dir: &Path,
+    group: &str,
+    pattern: Option<&str>,
+    count: Option<u64>,
+    no_ack: bool,
+    format: Format,
+) -> CmdResult {
+    require_dir(dir)?;
+    let client = Client::open_read_only(dir, Config::default())?;
+    let mut consumer = Consumer::new(&client, group)?;
+    let shards = select_shards(&client, pattern)?;
+    let stdout = io::stdout();
+    let mut w = BufWriter::new(stdout.lock());
+    let mut left = count.unwrap_or(u64::MAX);
+    let mut read = 0u64;
+    let mut batch: Vec<Message> = Vec::with_capacity(BATCH);
+    for &shard in &shards {
+        let mut next = consumer.offset(shard)?;
+        let mut reader = client.reader(shard)?;
+        let (_, end) = reader.bounds()?;
+        while left > 0 && next < end {
+            batch.clear();
+            let want = usize::try_from(left.min(end - next)).unwrap_or(BATCH).min(BATCH);
+            let r = reader.read_batch(next, want, &mut batch);
+            for m in &batch {
+                out::entry(&mut w, format, m)?;
+            }
+            let n = batch.len() as u64;
+            if n > 0 && !no_ack {
+                w.flush()?;
+                consumer.ack_range(shard, next..next + n)?;
+            }
+            next += n;
+            left -= n;
+            read += n;
+            r?;
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    w.flush()?;
+    let mut lag = 0u64;
+    for &shard in &shards {
+        lag += consumer.lag(shard)?;
+    }
+    let acked = if no_ack { "not acked" } else { "acked" };
+    eprintln!("consumed {read} entries from {} shards as group {group:?} ({acked}); lag {lag}", shards.len());
+    Ok(0)
+}
