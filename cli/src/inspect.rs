@@ -314,7 +314,7 @@ pub(crate) fn repair(dir: &Path) -> CmdResult {
     let mut config = Config::default();
     config.retention.cleanup_interval = None;
     let client = Client::open(dir, config)?;
-    let mut failed = None;
+    let mut failed = Vec::new();
     for shard in client.shards()? {
         match client.recover_shard(shard) {
             Ok(r) => {
@@ -326,19 +326,12 @@ pub(crate) fn repair(dir: &Path) -> CmdResult {
                     writeln!(w, "shard {shard}: {a}")?;
                 }
             }
-            Err(e) => {
-                w.flush()?;
-                eprintln!("comet: shard {shard}: {e}");
-                failed.get_or_insert(format!("shard {shard}: {e}"));
-            }
+            Err(e) => failed.push(format!("shard {shard}: {e}")),
         }
     }
     client.close()?;
     let report = comet::verify(dir)?;
     let code = print_verify(&mut w, &report)?;
     w.flush()?;
-    match failed {
-        Some(e) => Err(format!("repair incomplete: {e}").into()),
-        None => Ok(code),
-    }
+    if failed.is_empty() { Ok(code) } else { Err(format!("repair incomplete: {}", failed.join("; ")).into()) }
 }

@@ -4,7 +4,7 @@
 //! finds damage, 2 on usage or I/O errors. Errors go to stderr as one line
 //! starting with `comet: `.
 
-use std::io;
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -194,7 +194,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("comet: {}", one_line(&e.to_string()));
+            let _ = writeln!(io::stderr(), "comet: {}", one_line(&e.to_string()));
             ExitCode::from(2)
         }
     }

@@ -208,6 +208,10 @@ pub(crate) fn consume(
         lag += consumer.lag(shard)?;
     }
     let acked = if no_ack { "not acked" } else { "acked" };
-    eprintln!("consumed {read} entries from {} shards as group {group:?} ({acked}); lag {lag}", shards.len());
+    let _ = writeln!(
+        io::stderr(),
+        "consumed {read} entries from {} shards as group {group:?} ({acked}); lag {lag}",
+        shards.len()
+    );
     Ok(0)
 }

@@ -1,0 +1,257 @@
+//! `comet verify` and `comet repair` on intact, damaged and torn logs.
+#![allow(clippy::cast_possible_truncation)]
+
+mod common;
+
+use common::{INTERVAL, PER_SEGMENT, assert_error, default_interval_log, flip, run, s, segment, small_log, snapshot};
+
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("invalid JSON ({e}): {out}"))
+}
+
+#[test]
+fn verify_passes_on_an_intact_log_and_counts_what_it_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_log(tmp.path(), 100);
+    let r = run(["verify", s(&dir)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("shard 0001: 3 segments, 100 entries"), "{}", r.stdout);
+    assert!(r.stdout.contains("verify: ok"), "{}", r.stdout);
+    assert!(!r.stdout.contains("DAMAGE"), "{}", r.stdout);
+
+    let r = run(["verify", "--json", s(&dir)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v = json(&r.stdout);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["damage"], 0);
+    assert_eq!(v["shards"][0]["shard"], 1);
+    assert_eq!(v["shards"][0]["entries"], 100);
+    assert_eq!(v["shards"][0]["durable_end"], 100);
+}
+
+#[test]
+fn flipped_byte_in_a_sealed_segment_is_named_by_shard_segment_and_entry_range() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_log(tmp.path(), 100);
+    // Entry 25 of segment 0 (100 bytes per entry) lies in chunk 2: entries 20..30.
+    flip(&segment(&dir, 0), 25 * 100 + 50);
+    let r = run(["verify", s(&dir)]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains("DAMAGE shard 0001 segment log-00000000000000000000.comet entries 20..30: chunk 2"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("verify: DAMAGED: 1 problems"), "{}", r.stdout);
+
+    let r = run(["verify", "--json", s(&dir)]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let v = json(&r.stdout);
+    assert_eq!(v["ok"], false);
+    let f = &v["findings"][0];
+    assert_eq!(f["shard"], 1);
+    assert_eq!(f["severity"], "damage");
+    assert_eq!(f["kind"], "checksum");
+    assert_eq!(f["segment"], "log-00000000000000000000.comet");
+    assert_eq!(f["entries"], serde_json::json!([20, 30]));
+}
+
+#[test]
+fn verify_changes_nothing_on_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_log(tmp.path(), 100);
+    flip(&segment(&dir, PER_SEGMENT), 10);
+    std::fs::write(dir.join("shard-0001").join("comet.state"), [7u8; 1024]).unwrap();
+    let before = snapshot(&dir);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(run(["verify", s(&dir)]).code, 1);
+    assert_eq!(run(["verify", "--json", s(&dir)]).code, 1);
+    assert_eq!(snapshot(&dir), before, "verify must not create, change or touch files");
+}
+
+#[test]
+fn repair_quarantines_a_damaged_sealed_segment_and_verify_then_passes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_log(tmp.path(), 100);
+    flip(&segment(&dir, 0), 25 * 100 + 50);
+    let r = run(["repair", s(&dir)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains(
+            "shard 0001: quarantined log-00000000000000000000.comet as log-00000000000000000000.comet.quarantined"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("shard 0001: recorded entries 0..40 as lost"), "{}", r.stdout);
+    assert!(r.stdout.contains("verify: ok"), "{}", r.stdout);
+    assert!(!segment(&dir, 0).exists());
+    assert!(dir.join("shard-0001/log-00000000000000000000.comet.quarantined").exists());
+
+    let r = run(["verify", s(&dir)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("note   shard 0001 entries 0..40: entries no longer held"), "{}", r.stdout);
+    // The rest is intact and readable under the same numbers.
+    let r = run(["read", s(&dir), "test:shard:0001", "--from", "40", "--count", "60", "--format", "hex"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout.lines().count(), 60);
+    assert!(r.stdout.starts_with("40\t"), "{}", r.stdout);
+    // A second repair has nothing left to do.
+    let r = run(["repair", s(&dir)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("shard 0001: ok"), "{}", r.stdout);
+}
+
+#[test]
+fn flipped_byte_in_the_active_segment_after_a_clean_close_is_found_and_repaired() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_log(tmp.path(), 100);
+    // Segment 80 is active: entry 85 lies in its first chunk (entries 80..90).
+    flip(&segment(&dir, 2 * PER_SEGMENT), 5 * 100 + 20);
+    let r = run(["verify", s(&dir)]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains("DAMAGE shard 0001 segment log-00000000000000000080.comet entries 80..90"),
+        "{}",
+        r.stdout
+    );
+    let r = run(["repair", s(&dir)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("quarantined log-00000000000000000080.comet"), "{}", r.stdout);
+    assert!(r.stdout.contains("recorded entries 80..100 as lost"), "{}", r.stdout);
+    let r = run(["verify", s(&dir)]);
+    assert_eq!(r.code, 0, "{r:?}");
+}
+
+#[test]
+fn corrupt_manifest_is_damage_and_repair_rebuilds_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = default_interval_log(tmp.path(), 100);
+    flip(&dir.join("shard-0001/index.bin"), 20);
+    let r = run(["verify", s(&dir)]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("DAMAGE shard 0001: index.bin is corrupt"), "{}", r.stdout);
+    let r = run(["repair", s(&dir)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("shard 0001: rebuilt index.bin from the segment files"), "{}", r.stdout);
+    let r = run(["verify", s(&dir)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("index.bin.corrupt was set aside"), "{}", r.stdout);
+    let r = run(["read", s(&dir), "test:shard:0001", "--format", "sha256"]);
+    assert_eq!(r.stdout.lines().count(), 100, "{r:?}");
+}
+
+#[test]
+fn missing_manifest_is_damage_and_repair_rebuilds_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = default_interval_log(tmp.path(), 100);
+    std::fs::remove_file(dir.join("shard-0001/index.bin")).unwrap();
+    let r = run(["verify", "--json", s(&dir)]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains(r#""kind":"manifest_missing""#), "{}", r.stdout);
+    let r = run(["repair", s(&dir)]);
+    assert!(r.stdout.contains("rebuilt the missing index.bin"), "{r:?}");
+    assert_eq!(run(["verify", s(&dir)]).code, 0);
+}
+
+#[test]
+fn corrupt_durable_head_is_damage_and_repair_resets_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_log(tmp.path(), 100);
+    flip(&dir.join("shard-0001/comet.state"), 20);
+    let r = run(["verify", s(&dir)]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("durable head in comet.state is corrupt"), "{}", r.stdout);
+    let r = run(["repair", s(&dir)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("reset the invalid durable head"), "{}", r.stdout);
+    assert_eq!(run(["verify", s(&dir)]).code, 0);
+    let r = run(["read", s(&dir), "test:shard:0001", "--from", "99"]);
+    assert_eq!(r.stdout, format!("{}\n", String::from_utf8(common::payload(99)).unwrap()), "{r:?}");
+}
+
+#[test]
+fn unsynced_tail_is_a_note_and_repair_truncates_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_log(tmp.path(), 100);
+    let active = segment(&dir, 80);
+    let mut b = std::fs::read(&active).unwrap();
+    assert_eq!(b.len(), 2000);
+    b.extend_from_slice(&[0x05, 0, 0, 0, 1, 2, 3]); // a torn header
+    std::fs::write(&active, b).unwrap();
+    let r = run(["verify", s(&dir)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("note   shard 0001 segment log-00000000000000000080.comet"), "{}", r.stdout);
+    assert!(r.stdout.contains("7 bytes after the durable head are not synced"), "{}", r.stdout);
+    let r = run(["repair", s(&dir)]);
+    assert!(r.stdout.contains("truncated log-00000000000000000080.comet at byte 2000 (removed 7 bytes"), "{r:?}");
+    assert_eq!(std::fs::metadata(&active).unwrap().len(), 2000);
+    let r = run(["verify", s(&dir)]);
+    assert!(!r.stdout.contains("not synced"), "{r:?}");
+}
+
+#[test]
+fn damaged_offsets_table_is_damage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_log(tmp.path(), 100);
+    assert_eq!(run(["consume", s(&dir), "--group", "billing", "--count", "5"]).code, 0);
+    let r = run(["verify", s(&dir)]);
+    assert!(r.stdout.contains("1 groups"), "{r:?}");
+    flip(&dir.join("shard-0001/offsets.state"), 5); // the magic
+    let r = run(["verify", s(&dir)]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("offsets.state is corrupt"), "{}", r.stdout);
+}
+
+#[test]
+fn truncated_sealed_segment_is_a_length_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_log(tmp.path(), 100);
+    let seg = segment(&dir, PER_SEGMENT);
+    let b = std::fs::read(&seg).unwrap();
+    std::fs::write(&seg, &b[..b.len() - 30]).unwrap();
+    let r = run(["verify", "--json", s(&dir)]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let v = json(&r.stdout);
+    let kinds: Vec<&str> = v["findings"].as_array().unwrap().iter().filter_map(|f| f["kind"].as_str()).collect();
+    assert!(kinds.contains(&"length"), "{kinds:?}");
+    let r = run(["repair", s(&dir)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(run(["verify", s(&dir)]).code, 0);
+    // Entries before and after the lost segment are still there.
+    let r = run(["read", s(&dir), "test:shard:0001", "--count", &INTERVAL.to_string()]);
+    assert_eq!(r.stdout.lines().count(), 10, "{r:?}");
+}
+
+#[test]
+fn repair_fails_on_a_shard_another_writer_holds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_log(tmp.path(), 50);
+    flip(&segment(&dir, 0), 7);
+    let mut cfg = comet::Config::default();
+    cfg.retention.cleanup_interval = None;
+    let writer = comet::Client::open(&dir, cfg).unwrap();
+    writer.append("test:shard:0001", &[b"held"]).unwrap();
+    let r = run(["repair", s(&dir)]);
+    assert_error(&r, "locked by another writer");
+    assert!(segment(&dir, 0).exists(), "nothing renamed under a live writer");
+    writer.close().unwrap();
+}
+
+#[test]
+fn missing_or_invalid_directories_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nope");
+    assert_error(&run(["verify", s(&missing)]), "no such directory");
+    assert_error(&run(["verify", "--json", s(&missing)]), "no such directory");
+    assert_error(&run(["repair", s(&missing)]), "no such directory");
+    assert!(!missing.exists(), "repair must not create the directory");
+    let file = tmp.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    assert_error(&run(["verify", s(&file)]), "not a directory");
+    // An empty directory is an empty, intact log.
+    let r = run(["verify", s(tmp.path())]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("verify: ok: 0 shards"), "{}", r.stdout);
+    assert_eq!(run(["verify"]).code, 2, "usage error");
+}
