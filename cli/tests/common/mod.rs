@@ -45,7 +45,11 @@ where
 {
     let mut child =
         comet(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn comet");
-    child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
+    // A child that fails before reading its input closes the pipe early.
+    match child.stdin.take().expect("stdin").write_all(stdin) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("write stdin: {e}"),
+        _ => {}
+    }
     child.wait_with_output().expect("wait for comet").into()
 }
 
