@@ -120,8 +120,11 @@ impl FromStr for ShardSelect {
     /// Parses a stream pattern: comma-separated items, each one of
     ///
     /// * `*`, or a stream name whose shard part is `*`
-    ///   (`events:v1:shard:*`): every shard;
+    ///   (`events:v1:shard:*`): every shard, including ones created later;
     /// * a stream name (`events:v1:shard:0007`): that shard;
+    /// * a stream name whose shard part has `*`/`?` wildcards
+    ///   (`events:v1:shard:00*`), matched against the 4-digit id and the
+    ///   plain number, as `comet consume --stream` does: those shards;
     /// * a shard id (`7`) or an inclusive range of ids (`0-15`).
     ///
     /// Stream prefixes are not stored on disk, so `events:v1:shard:*`
@@ -139,12 +142,25 @@ impl FromStr for ShardSelect {
             if item == "*" {
                 return Ok(ShardSelect::All);
             }
-            if let Some(prefix) = item.strip_suffix(":*") {
-                // `<prefix>:shard:*` or `<prefix>:*`: validate the prefix by
-                // building a real stream name from it.
-                let prefix = prefix.strip_suffix(":shard").unwrap_or(prefix);
-                comet::shard_stream_name(prefix, ShardId::MIN).map_err(|_| bad("invalid stream prefix"))?;
-                return Ok(ShardSelect::All);
+            let (prefix, digits) = item.rsplit_once(':').map_or((None, item), |(p, d)| (Some(p), d));
+            if digits.contains(['*', '?']) {
+                // Wildcards in the shard part, as `comet consume --stream`
+                // takes them: matched against `NNNN` and the plain number.
+                if let Some(prefix) = prefix {
+                    comet::parse_stream(&format!("{prefix}:0000")).map_err(|_| bad("invalid stream prefix"))?;
+                }
+                if digits.bytes().all(|b| b == b'*') {
+                    return Ok(ShardSelect::All);
+                }
+                if !digits.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'?') {
+                    return Err(bad("a shard pattern is digits, '*' and '?'"));
+                }
+                let ids = (0..=ShardId::MAX.get()).filter_map(ShardId::new);
+                set.extend(ids.filter(|id| {
+                    glob(digits.as_bytes(), id.to_string().as_bytes())
+                        || glob(digits.as_bytes(), id.get().to_string().as_bytes())
+                }));
+                continue;
             }
             if item.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
                 let (a, b) = item.split_once('-').unwrap_or((item, item));
@@ -166,6 +182,16 @@ impl FromStr for ShardSelect {
             set.insert(comet::parse_stream(item).map_err(|_| bad("not a stream name, shard id or range"))?);
         }
         Ok(ShardSelect::Only(set))
+    }
+}
+
+/// Matches `name` against a glob with `*` (any run) and `?` (one byte).
+fn glob(pattern: &[u8], name: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some((b'*', rest)) => (0..=name.len()).any(|i| glob(rest, &name[i..])),
+        Some((b'?', rest)) => !name.is_empty() && glob(rest, &name[1..]),
+        Some((c, rest)) => name.first() == Some(c) && glob(rest, &name[1..]),
     }
 }
 
@@ -421,13 +447,18 @@ mod tests {
         assert_eq!("events:v1:shard:0007".parse::<ShardSelect>().ok(), Some(ids(&[7])));
         assert_eq!("3, 0-2,events:shard:0009".parse::<ShardSelect>().ok(), Some(ids(&[0, 1, 2, 3, 9])));
         assert_eq!("9999".parse::<ShardSelect>().ok(), Some(ids(&[9999])));
+        assert_eq!("events:v1:shard:000?".parse::<ShardSelect>().ok(), Some(ids(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9])));
+        assert_eq!("e:shard:1?,4".parse::<ShardSelect>().ok(), Some(ids(&[4, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19])));
+        assert_eq!("e:shard:**".parse::<ShardSelect>().ok(), Some(ShardSelect::All));
         assert!(ShardSelect::All.matches(ShardId::MAX));
         assert!(!ids(&[1]).matches(ShardId::MIN));
     }
 
     #[test]
     fn bad_stream_patterns_are_errors() {
-        for p in ["", " ", ",", "1,", "10000", "5-3", "1-", "-1", "1-2-3", "x", "a/b:*", "events:v1:shard:12345"] {
+        for p in
+            ["", " ", ",", "1,", "10000", "5-3", "1-", "-1", "1-2-3", "x", "a/b:*", "e:1x*", "events:v1:shard:12345"]
+        {
             assert!(
                 matches!(p.parse::<ShardSelect>(), Err(ConfigError::InvalidPattern { .. })),
                 "{p:?} should be rejected"

@@ -1,6 +1,6 @@
 //! # comet-forward
 //!
-//! Ships durable [comet](comet) entries to a NATS JetStream cluster: when
+//! Ships durable [comet] entries to a NATS JetStream cluster: when
 //! a site outgrows one device, the device keeps buffering in comet and a
 //! forwarder drains the log into JetStream.
 //!
