@@ -5,6 +5,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use comet::{Client, Config, Counters, Finding, RecoveryReport, Severity, ShardStats, Stats, VerifyReport};
+use comet_core::import::ImportProblem;
 use comet_core::segment::ScanEnd;
 use comet_core::shard::QuarantineReason;
 
@@ -334,4 +335,56 @@ pub(crate) fn repair(dir: &Path) -> CmdResult {
     let code = print_verify(&mut w, &report)?;
     w.flush()?;
     if failed.is_empty() { Ok(code) } else { Err(format!("repair incomplete: {}", failed.join("; ")).into()) }
+}
+
+fn import_problem(p: &ImportProblem) -> String {
+    match p {
+        ImportProblem::NoIndex => "no Go index: numbering assumed contiguous from the first file".into(),
+        ImportProblem::IndexUnreadable(e) => format!("Go index unreadable ({e}); treated as missing"),
+        ImportProblem::MissingFile { name, first, end } => {
+            format!("{name} is listed but missing: entries {first}..{end} are lost")
+        }
+        ImportProblem::IndexDisagrees { name, index_start, index_entries, start, found } => format!(
+            "{name}: the index says {index_entries} entries from {index_start}, the file holds {found} from {start}"
+        ),
+        ImportProblem::Truncated { name, offset, removed, end } => {
+            format!("{name}: cut {removed} bytes at byte {offset} ({})", scan_end(end))
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// Imports Go-written shards in place.
+pub(crate) fn import(dir: &Path) -> CmdResult {
+    require_dir(dir)?;
+    let stdout = io::stdout();
+    let mut w = BufWriter::new(stdout.lock());
+    let shards = comet::import_go(dir, &Config::default())?;
+    if shards.is_empty() {
+        writeln!(w, "no shards in {}", dir.display())?;
+    }
+    for s in shards {
+        let r = &s.report;
+        if r.already_native {
+            writeln!(w, "shard {}: already in comet format", s.shard)?;
+            continue;
+        }
+        let first = r.segments.first().map_or(r.end, |g| g.base);
+        writeln!(
+            w,
+            "shard {}: imported {} segments, entries {first}..{} (numbering continues at {})",
+            s.shard,
+            r.segments.len(),
+            r.end,
+            r.end
+        )?;
+        for p in &r.problems {
+            writeln!(w, "shard {}: {}", s.shard, import_problem(p))?;
+        }
+        for (group, offset) in &s.groups {
+            writeln!(w, "shard {}: group {group:?} at entry {offset}", s.shard)?;
+        }
+    }
+    w.flush()?;
+    Ok(0)
 }

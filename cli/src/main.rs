@@ -151,6 +151,12 @@ enum Command {
         /// Data directory.
         dir: PathBuf,
     },
+    /// Import, in place, the shards of a directory written by the Go comet
+    /// package (crash-safe and resumable; every entry keeps its number).
+    Import {
+        /// Data directory.
+        dir: PathBuf,
+    },
     /// Measure append throughput and latency, then read everything back.
     Bench {
         /// Data directory to use (kept afterwards; default: temporary).
@@ -185,6 +191,7 @@ fn main() -> ExitCode {
         Command::Stat { dir, json } => inspect::stat(&dir, json),
         Command::Verify { dir, json } => inspect::verify(&dir, json),
         Command::Repair { dir } => inspect::repair(&dir),
+        Command::Import { dir } => inspect::import(&dir),
         Command::Bench { dir, entries, size, batch, shards } => bench::run(dir, entries, size, batch, shards),
     };
     match r {

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use comet::{Client, Config, Consumer, Message, Reader, ShardId, parse_stream};
+use comet_core::wire::parse_go_segment_file_name;
 
 use crate::out::{self, require_dir};
 use crate::{CmdResult, Format};
@@ -60,6 +61,18 @@ pub(crate) fn append(dir: &Path, stream: &str, sync: bool, sync_every: Option<u6
     Ok(0)
 }
 
+/// Fails if `shard` of `dir` was written by the Go package (readers would
+/// see it as empty until it is imported).
+fn check_native(dir: &Path, shard: ShardId) -> Result<(), Box<dyn std::error::Error>> {
+    let Ok(files) = std::fs::read_dir(dir.join(format!("shard-{shard}"))) else { return Ok(()) };
+    for f in files.flatten() {
+        if f.file_name().to_str().and_then(parse_go_segment_file_name).is_some() {
+            return Err(format!("shard {shard} was written by the Go comet package; run `comet import` first").into());
+        }
+    }
+    Ok(())
+}
+
 /// Opens `dir` read-only and finds the stream's shard, which must exist
 /// unless `may_be_missing`.
 fn open_stream(
@@ -73,6 +86,7 @@ fn open_stream(
     if !may_be_missing && !client.shards()?.contains(&shard) {
         return Err(format!("shard {shard} does not exist in {}", dir.display()).into());
     }
+    check_native(dir, shard)?;
     Ok((client, shard))
 }
 
@@ -177,6 +191,9 @@ pub(crate) fn consume(
     let mut left = count.unwrap_or(u64::MAX);
     let mut read = 0u64;
     let mut batch: Vec<Message> = Vec::with_capacity(BATCH);
+    for &shard in &shards {
+        check_native(dir, shard)?;
+    }
     for &shard in &shards {
         let mut next = consumer.offset(shard)?;
         let mut reader = client.reader(shard)?;

@@ -63,7 +63,7 @@ pub struct ShardCheck {
     pub first_entry: u64,
     /// One past the last durable entry (from the head, else the manifest).
     pub durable_end: u64,
-    /// Consumer groups in `offsets.state`.
+    /// Consumer groups with an offset in `offsets.state`.
     pub groups: u64,
 }
 
@@ -504,6 +504,7 @@ impl Shard<'_> {
             .map(|i| bytes.get(slot_offset(i)..).and_then(|s| SlotView::parse(s).ok()).map(|v| v.state(version)))
             .collect();
         let mut seen: Vec<&[u8]> = Vec::new();
+        let mut groups = 0u64;
         let mut findings = Vec::new();
         for (i, st) in states.iter().enumerate() {
             match st {
@@ -526,6 +527,7 @@ impl Shard<'_> {
                         continue;
                     }
                     seen.push(name);
+                    groups += u64::from(offset.is_some());
                     if let Some(o) = offset.and_then(|o| u64::try_from(o).ok())
                         && o > durable_end
                     {
@@ -534,7 +536,7 @@ impl Shard<'_> {
                 }
             }
         }
-        self.check.groups = seen.len() as u64;
+        self.check.groups = groups;
         for (severity, problem) in findings {
             self.add(severity, None, None, problem);
         }
