@@ -65,3 +65,21 @@ pub use config::{
 pub use error::{ConfigError, ForwardError};
 pub use forwarder::{Forwarder, HEADER_BYTES, HEADER_ENTRY, HEADER_SHARD, HEADER_TIMESTAMP, shutdown_signal};
 pub use metrics::{LatencySnapshot, Metrics, MetricsSnapshot};
+
+/// Sends `tracing` events to stderr, for command-line tools: `info` and
+/// above (`debug` with `COMET_DEBUG=1`), or what `RUST_LOG` says. The NATS
+/// client is held at `info` whatever the filter, because its debug events
+/// print server URLs with their credentials. Does nothing if a subscriber
+/// is installed already.
+pub fn log_to_stderr() {
+    use tracing_subscriber::EnvFilter;
+    let debug =
+        std::env::var("COMET_DEBUG").is_ok_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "" | "0" | "false"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(if debug { "debug" } else { "info" }));
+    let filter = match "async_nats=info".parse() {
+        Ok(cap) => filter.add_directive(cap),
+        Err(_) => filter,
+    };
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
