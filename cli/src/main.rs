@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod bench;
 mod demo;
+mod forward;
 mod inspect;
 mod out;
 mod rw;
@@ -157,6 +158,10 @@ enum Command {
         /// Data directory.
         dir: PathBuf,
     },
+    /// Ship durable entries to NATS JetStream as a consumer group (subject
+    /// PREFIX.<shard>, Nats-Msg-Id <shard>-<entry>), acking each after its
+    /// PubAck, until SIGINT or SIGTERM.
+    Forward(Box<forward::ForwardArgs>),
     /// Measure append throughput and latency, then read everything back.
     Bench {
         /// Data directory to use (kept afterwards; default: temporary).
@@ -192,6 +197,7 @@ fn main() -> ExitCode {
         Command::Verify { dir, json } => inspect::verify(&dir, json),
         Command::Repair { dir } => inspect::repair(&dir),
         Command::Import { dir } => inspect::import(&dir),
+        Command::Forward(args) => forward::run(&args),
         Command::Bench { dir, entries, size, batch, shards } => bench::run(dir, entries, size, batch, shards),
     };
     match r {
