@@ -48,7 +48,7 @@ pub(crate) fn run(dir: Option<PathBuf>, entries: u64, size: usize, batch: u64, s
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} entries {per_sec} eta {eta}").map_err(|e| e.to_string())?,
     );
-    let mut latencies = Vec::with_capacity(usize::try_from(entries / batch + 1).unwrap_or(0));
+    let mut latencies = Vec::with_capacity(usize::try_from(entries / batch + 1).unwrap_or(0).min(1 << 20));
     let mut done = 0u64;
     let mut k = 0usize;
     let start = Instant::now();

@@ -170,9 +170,9 @@ enum Command {
         /// Entries to append.
         #[arg(long, default_value_t = 1_000_000)]
         entries: u64,
-        /// Payload size in bytes.
-        #[arg(long, default_value_t = 100)]
-        size: usize,
+        /// Payload size in bytes (at most 16 MiB, the default maximum entry).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=16 << 20))]
+        size: u32,
         /// Entries per append call.
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
         batch: u64,
@@ -198,7 +198,7 @@ fn main() -> ExitCode {
         Command::Repair { dir } => inspect::repair(&dir),
         Command::Import { dir } => inspect::import(&dir),
         Command::Forward(args) => forward::run(&args),
-        Command::Bench { dir, entries, size, batch, shards } => bench::run(dir, entries, size, batch, shards),
+        Command::Bench { dir, entries, size, batch, shards } => bench::run(dir, entries, size as usize, batch, shards),
     };
     match r {
         Ok(code) => ExitCode::from(code),

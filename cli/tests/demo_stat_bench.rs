@@ -67,6 +67,13 @@ fn demo_keeps_a_given_directory_which_then_verifies_and_stats() {
 }
 
 #[test]
+fn demo_with_no_events() {
+    let r = run(["demo", "--entries", "0"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("wrote      0 events"), "{}", r.stdout);
+}
+
+#[test]
 fn stat_of_an_empty_directory_and_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let r = run(["stat", s(tmp.path())]);
@@ -105,4 +112,6 @@ fn bench_with_a_temporary_directory_and_bad_arguments() {
     assert_eq!(run(["bench", "--shards", "0"]).code, 2);
     assert_eq!(run(["bench", "--shards", "10001"]).code, 2);
     assert_eq!(run(["bench", "--entries", "-5"]).code, 2);
+    assert_eq!(run(["bench", "--size", "16777217"]).code, 2);
+    assert_error(&run(["bench", "--dir", "/dev/null/x", "--entries", "1"]), "/dev/null/x");
 }
