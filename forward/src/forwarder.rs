@@ -177,6 +177,9 @@ impl Forwarder {
                 Ok(c) => break c,
                 Err(e) => {
                     self.metrics.connect_failure();
+                    // Lag keeps growing while the server is away: show it.
+                    let shards = self.selected_shards();
+                    self.update_lag(&shards);
                     let delay = self.config.backoff.delay(attempt);
                     attempt = attempt.saturating_add(1);
                     tracing::warn!(servers = %servers, error = %e, retry_in = ?delay, "cannot connect to NATS; comet keeps buffering");
@@ -269,10 +272,7 @@ impl Forwarder {
                 }
             }
             if discovered.is_none_or(|t| t.elapsed() >= DISCOVER_EVERY) {
-                match self.client.shards() {
-                    Ok(all) => shards = all.into_iter().filter(|s| self.config.shards.matches(*s)).collect(),
-                    Err(e) => tracing::warn!(error = %e, "cannot list shards"),
-                }
+                shards = self.selected_shards();
                 discovered = Some(Instant::now());
             }
             let batch = self.consumer.read(&shards, self.config.batch_size);
@@ -347,6 +347,17 @@ impl Forwarder {
             if self.read_errors.get(shard) != Some(&text) {
                 tracing::warn!(shard = shard.get(), error = %text, "read stopped at an unreadable entry; forwarding of this shard waits");
                 self.read_errors.insert(*shard, text);
+            }
+        }
+    }
+
+    /// The selected shards on disk now (none if listing fails).
+    fn selected_shards(&self) -> Vec<ShardId> {
+        match self.client.shards() {
+            Ok(all) => all.into_iter().filter(|s| self.config.shards.matches(*s)).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list shards");
+                Vec::new()
             }
         }
     }

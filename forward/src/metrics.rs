@@ -166,7 +166,7 @@ impl fmt::Display for MetricsSnapshot {
         write!(
             f,
             "forwarded {} entries ({} bytes), {} duplicates, lag {}, {} publish errors, {} read errors, \
-             {} reconnects, connected {}, publish latency p50 {:?} p99 {:?} max {:?}",
+             {} reconnects, connected {}, publish latency p50 {:.1?} p99 {:.1?} max {:.1?}",
             self.entries_forwarded,
             self.bytes_forwarded,
             self.duplicates,

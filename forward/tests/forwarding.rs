@@ -140,6 +140,7 @@ fn an_unreachable_server_is_retried_while_comet_keeps_buffering() {
     assert!(m.connect_failures >= 2, "{m:?}");
     assert_eq!(m.entries_forwarded, 0);
     assert_eq!(group_lag(&client, GROUP), 400, "nothing is acked while the server is away");
+    wait_until(Duration::from_secs(10), "the lag metric to show the backlog", || f.metrics.snapshot().lag == 400);
 
     let server = NatsServer::start_on(port).expect("nats-server");
     f.wait_caught_up(&client, Duration::from_secs(60));
