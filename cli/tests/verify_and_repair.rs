@@ -283,3 +283,51 @@ fn garbage_in_any_file_is_reported_never_a_crash() {
         }
     }
 }
+
+#[test]
+fn verify_reports_no_damage_while_a_writer_rotates_syncs_and_deletes() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("live");
+    let mut cfg = comet::Config::default();
+    cfg.storage.max_file_size = 4096;
+    cfg.indexing.boundary_interval = 7;
+    cfg.retention.max_shard_size = Some(32 << 10);
+    cfg.retention.protect_unconsumed = false;
+    cfg.retention.cleanup_interval = None;
+    let client = comet::Client::open(&dir, cfg).unwrap();
+    client.append("live:shard:0002", &[b"first"]).unwrap();
+    client.sync().unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (client, done) = (client.clone(), done.clone());
+        std::thread::spawn(move || {
+            for i in 0..4000u64 {
+                let payload = common::payload(i);
+                client.append("live:shard:0002", &[&payload[..(i % 80) as usize]]).unwrap();
+                if i % 50 == 0 {
+                    client.sync().unwrap();
+                }
+                if i % 400 == 0 {
+                    client.run_retention_now().unwrap();
+                }
+            }
+            done.store(true, Ordering::Release);
+        })
+    };
+    let mut runs = 0;
+    while runs < 10 || !done.load(Ordering::Acquire) {
+        let r = run(["verify", s(&dir)]);
+        assert_eq!(r.code, 0, "{r:?}");
+        assert!(!r.stdout.contains("DAMAGE"), "{}", r.stdout);
+        runs += 1;
+    }
+    writer.join().unwrap();
+    let c = client.stats().unwrap().counters;
+    assert!(c.get(comet::Counter::Rotations) > 10, "rotations: {c:?}");
+    assert!(c.get(comet::Counter::SegmentsDeleted) > 0, "deletions: {c:?}");
+    client.close().unwrap();
+    let r = run(["verify", s(&dir)]);
+    assert_eq!(r.code, 0, "{r:?}");
+}
