@@ -142,16 +142,17 @@ pub fn criterion_home() -> PathBuf {
     if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
         return PathBuf::from(t).join("criterion");
     }
-    // <target>/<profile>/deps/<exe>
+    // <target>/<profile>/[deps/]<exe>; cargo marks <target> with CACHEDIR.TAG.
     std::env::current_exe()
         .ok()
-        .and_then(|e| e.ancestors().nth(3).map(|t| t.join("criterion")))
+        .and_then(|e| e.ancestors().find(|d| d.join("CACHEDIR.TAG").is_file()).map(|t| t.join("criterion")))
         .unwrap_or_else(|| PathBuf::from("target/criterion"))
 }
 
 /// Prints the CPU totals of this bench file and, unless in `--test` mode,
-/// writes them to `<criterion home>/comet-cpu/<file>.tsv` (columns: id,
-/// iterations, entries, wall ns, user ns, sys ns).
+/// merges them into `<criterion home>/comet-cpu/<file>.tsv` (columns: id,
+/// iterations, entries, wall ns, user ns, sys ns; benches filtered out of
+/// this run keep their earlier rows).
 pub fn finish(file: &str) {
     let all = std::mem::take(&mut *TOTALS.lock().unwrap_or_else(|p| p.into_inner()));
     if all.is_empty() {
@@ -174,11 +175,20 @@ pub fn finish(file: &str) {
             t.iters, t.entries, t.wall_ns, t.cpu.user_ns, t.cpu.sys_ns
         ));
     }
-    if crate::mode::is_test() {
+    if crate::mode::is_test() || std::env::args().any(|a| a == "--profile-time") {
         return;
     }
     let dir = criterion_home().join("comet-cpu");
     let path = dir.join(format!("{file}.tsv"));
+    // Keep the figures of benches this run filtered out.
+    if let Ok(old) = std::fs::read_to_string(&path) {
+        for line in old.lines().skip(1) {
+            if line.split('\t').next().is_some_and(|id| !all.contains_key(id)) {
+                tsv.push_str(line);
+                tsv.push('\n');
+            }
+        }
+    }
     let written = std::fs::create_dir_all(&dir).and_then(|()| std::fs::File::create(&path)?.write_all(tsv.as_bytes()));
     match written {
         Ok(()) => eprintln!("CPU totals written to {}", path.display()),
