@@ -292,7 +292,7 @@ impl fmt::Display for Problem {
     }
 }
 
-/// One problem [`verify`] found.
+/// One problem [`verify`](super::verify) found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     /// The shard.
