@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # comet-forward's tests against a real `nats-server -js` (Debian package
 # nats-server; the tests start and stop their own servers on free ports on
-# 127.0.0.1). Installs the server if missing, then runs the tests with
+# 127.0.0.1), and `comet forward`'s. Installs the server if missing, then
+# runs the tests with
 # COMET_REQUIRE_NATS=1 so that a missing server fails instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,3 +27,4 @@ echo "using $server ($("$server" --version))"
 export NATS_SERVER="$server"
 export COMET_REQUIRE_NATS=1
 cargo test -p comet-forward
+cargo test -p comet-cli --test forward

@@ -185,7 +185,10 @@ fn a_server_stopped_and_restarted_mid_stream_loses_and_duplicates_nothing() {
     let m = f.stop();
     assert!(m.reconnects >= 2 && m.disconnects >= 2, "{m:?}");
     let total = durable_total(&client);
-    assert_eq!(m.entries_forwarded, total, "{m:?}");
+    // An entry stored just before the server went down whose PubAck was
+    // lost comes back as a duplicate on redelivery: stored once, counted
+    // as a duplicate, not as forwarded.
+    assert!(m.entries_forwarded <= total && m.entries_forwarded + m.duplicates >= total, "{m:?}");
     let stored = stream_contents(&server.url(), STREAM);
     assert_eq!(assert_exactly_once(dir.path(), &stored, "site.dev5"), total);
     eprintln!("server restarts: {total} entries, {} dropped as duplicates by the server; {m}", m.duplicates);
