@@ -159,7 +159,7 @@ enum Command {
         dir: PathBuf,
     },
     /// Ship durable entries to NATS JetStream as a consumer group (subject
-    /// PREFIX.<shard>, Nats-Msg-Id <shard>-<entry>), acking each after its
+    /// PREFIX.SHARD, Nats-Msg-Id SHARD-ENTRY), acking each after its
     /// PubAck, until SIGINT or SIGTERM.
     Forward(Box<forward::ForwardArgs>),
     /// Measure append throughput and latency, then read everything back.
