@@ -56,7 +56,9 @@ impl From<&str> for Secret {
 }
 
 /// How the forwarder authenticates, as `async-nats` offers it. User and
-/// password may also come in the URL (`nats://user:pass@host`).
+/// password (or a token) may also come in the URLs
+/// (`nats://user:pass@host`, `nats://token@host`); the forwarder moves
+/// them here, since the client itself ignores URL credentials.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Auth {

@@ -20,6 +20,9 @@ pub enum ConfigError {
         /// The URL, redacted.
         url: String,
     },
+    /// Server URLs carry different credentials, or credentials as well as
+    /// [`ForwardConfig::auth`](crate::ForwardConfig::auth).
+    ConflictingCredentials,
     /// The subject prefix is not a valid literal NATS subject.
     InvalidSubjectPrefix {
         /// The prefix.
@@ -57,6 +60,9 @@ impl fmt::Display for ConfigError {
         match self {
             ConfigError::NoServer => f.write_str("no NATS server URL given"),
             ConfigError::InvalidUrl { url } => write!(f, "invalid NATS server URL {url:?}"),
+            ConfigError::ConflictingCredentials => {
+                f.write_str("server URLs carry different credentials, or credentials besides the auth option")
+            }
             ConfigError::InvalidSubjectPrefix { prefix, at } => {
                 write!(
                     f,

@@ -45,8 +45,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Logs go through `tracing`; no password, token, nkey seed or
-//! credentials ever reach them (URLs are shown with user-info redacted).
+//! Logs go through `tracing`; this crate never logs a password, token,
+//! nkey seed or credentials (URLs are shown with user-info redacted). The
+//! NATS client does at `debug` and `trace` (server URLs, its CONNECT
+//! line), so a subscriber must hold the `async_nats` target at `info`, as
+//! [`log_to_stderr`] does.
 //!
 //! This crate stays out of `comet-core` and `comet`: only deployments that
 //! forward pay for Tokio and the NATS client. MSRV: Rust 1.88.

@@ -57,6 +57,7 @@ pub struct NatsServer {
     port: u16,
     store: tempfile::TempDir,
     child: Option<Child>,
+    extra: Vec<String>,
 }
 
 impl NatsServer {
@@ -68,9 +69,19 @@ impl NatsServer {
 
     /// Starts a server on `port` (see [`NatsServer::start`]).
     pub fn start_on(port: u16) -> Option<NatsServer> {
+        NatsServer::start_full(port, &[])
+    }
+
+    /// Starts a server on a free port with extra command-line arguments.
+    pub fn start_with(extra: &[&str]) -> Option<NatsServer> {
+        NatsServer::start_full(free_port(), extra)
+    }
+
+    fn start_full(port: u16, extra: &[&str]) -> Option<NatsServer> {
         let binary = available_binary()?;
         let store = tempfile::tempdir().expect("store dir");
-        let mut s = NatsServer { binary, port, store, child: None };
+        let extra = extra.iter().map(|a| (*a).to_string()).collect();
+        let mut s = NatsServer { binary, port, store, child: None, extra };
         s.launch();
         Some(s)
     }
@@ -93,6 +104,7 @@ impl NatsServer {
             .arg(self.store.path().join("js"))
             .arg("-l")
             .arg(&log)
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -219,9 +231,14 @@ pub struct Stored {
 
 /// Every message of `stream` on the server at `url`, in stream order.
 pub fn stream_contents(url: &str, stream: &str) -> Vec<Stored> {
+    stream_contents_with(url, stream, async_nats::ConnectOptions::new())
+}
+
+/// [`stream_contents`] connecting with `options` (e.g. credentials).
+pub fn stream_contents_with(url: &str, stream: &str, options: async_nats::ConnectOptions) -> Vec<Stored> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
-        let client = tokio::time::timeout(Duration::from_secs(10), async_nats::connect(url))
+        let client = tokio::time::timeout(Duration::from_secs(10), options.connect(url))
             .await
             .expect("connect in time")
             .expect("connect");
