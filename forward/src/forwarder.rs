@@ -19,9 +19,10 @@ use async_nats::{ConnectOptions, HeaderMap, ServerAddr};
 use bytes::Bytes;
 use comet::{Client, Consumer, Message, MessageId, ShardId};
 
-use crate::config::{Auth, ForwardConfig, Secret, StreamStorage, redact_urls};
-use crate::error::{ConfigError, ForwardError};
+use crate::config::{Auth, ForwardConfig, StreamStorage, redact_urls};
+use crate::error::ForwardError;
 use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::servers::resolve_servers;
 
 /// Header with the entry's shard id (decimal).
 pub const HEADER_SHARD: &str = "Comet-Shard";
@@ -446,69 +447,6 @@ impl Forwarder {
     }
 }
 
-/// Parses the server URLs, moving any user-info (`user:pass@`, `token@`)
-/// into the credentials: the NATS client ignores it in URLs. Every URL
-/// that carries credentials must carry the same ones, and not together
-/// with `config.auth`.
-fn resolve_servers(config: &ForwardConfig) -> Result<(Vec<ServerAddr>, Auth), ConfigError> {
-    let mut servers = Vec::new();
-    let mut from_urls: Option<Auth> = None;
-    for url in config.nats_url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
-        let (bare, userinfo) = split_userinfo(url);
-        let addr = bare.parse::<ServerAddr>().map_err(|_| ConfigError::InvalidUrl { url: redact_urls(url) })?;
-        if let Some(info) = userinfo {
-            let auth = match info.split_once(':') {
-                Some((user, pass)) => {
-                    Auth::UserPassword { user: percent_decode(user), password: Secret::new(percent_decode(pass)) }
-                }
-                None => Auth::Token(Secret::new(percent_decode(info))),
-            };
-            if from_urls.as_ref().is_some_and(|a| *a != auth) {
-                return Err(ConfigError::ConflictingCredentials);
-            }
-            from_urls = Some(auth);
-        }
-        servers.push(addr);
-    }
-    let auth = match (&config.auth, from_urls) {
-        (a, None) => a.clone(),
-        (Auth::None, Some(a)) => a,
-        (_, Some(_)) => return Err(ConfigError::ConflictingCredentials),
-    };
-    Ok((servers, auth))
-}
-
-/// `url` without its user-info, and the user-info (still percent-encoded).
-fn split_userinfo(url: &str) -> (String, Option<&str>) {
-    let start = url.find("://").map_or(0, |i| i + 3);
-    let rest = &url[start..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => (format!("{}{}", &url[..start], &rest[at + 1..]), Some(&rest[..at])),
-        None => (url.to_string(), None),
-    }
-}
-
-/// Decodes `%XX` escapes (anything malformed is kept as it is).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%'
-            && let (Some(h), Some(l)) = (b.get(i + 1).and_then(|&c| hex(c)), b.get(i + 2).and_then(|&c| hex(c)))
-        {
-            out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The headers of an entry: `Nats-Msg-Id` for deduplication, shard,
 /// entry number and timestamp.
 fn headers(m: &Message) -> HeaderMap {
@@ -557,23 +495,6 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn credentials_move_from_urls_into_the_options() {
-        let resolve = |urls: &str, auth: Auth| {
-            let mut c = ForwardConfig::new("g", urls, "p");
-            c.auth = auth;
-            resolve_servers(&c).map(|(s, a)| (s.len(), a))
-        };
-        let pw = |u: &str, p: &str| Auth::UserPassword { user: u.into(), password: p.into() };
-        assert_eq!(resolve("nats://a:b%40c@h:1,h2:2", Auth::None), Ok((2, pw("a", "b@c"))));
-        assert_eq!(resolve("tok@h:1,nats://tok@h2:2", Auth::None), Ok((2, Auth::Token("tok".into()))));
-        assert_eq!(resolve("h:1", pw("x", "y")), Ok((1, pw("x", "y"))));
-        assert_eq!(resolve("a:b@h:1,a:c@h2:2", Auth::None), Err(ConfigError::ConflictingCredentials));
-        assert_eq!(resolve("a:b@h:1", pw("x", "y")), Err(ConfigError::ConflictingCredentials));
-        assert_eq!(split_userinfo("nats://u:p@h:1/x@y"), ("nats://h:1/x@y".to_string(), Some("u:p")));
-        assert_eq!(percent_decode("%41%zz%4"), "A%zz%4");
-    }
 
     #[test]
     fn stop_is_checked_without_being_consumed() {

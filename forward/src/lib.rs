@@ -60,6 +60,7 @@ mod config;
 mod error;
 mod forwarder;
 mod metrics;
+mod servers;
 
 pub use config::{
     Auth, Backoff, ForwardConfig, MAX_BATCH_SIZE, MAX_SUBJECT_PREFIX, Secret, ShardSelect, StreamSetup, StreamStorage,
