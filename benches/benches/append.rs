@@ -3,8 +3,9 @@
 //! beside its floor — bare `write(2)`s of the same bytes in the same
 //! buffer-sized chunks — in the same run.
 //!
-//! Groups are `append_single` and `append_batch_<n>`; functions `comet…`
-//! and `write_floor`. The CPU report at the end gives user-space CPU per
+//! Groups are `append_single`, `append_batch_<n>` and
+//! `append_batch_100_buffer_4096KiB` (a 4 MiB write buffer); functions
+//! `comet…` and `write_floor`. The CPU report at the end gives user-space CPU per
 //! entry (DESIGN.md §8: <= 60 ns single, <= 15 ns per entry in batches of
 //! 100).
 
@@ -83,8 +84,23 @@ fn single(c: &mut Criterion) {
 }
 
 fn batches(c: &mut Criterion) {
-    for n in [10usize, 100, 1_000, 10_000] {
-        let name = format!("append_batch_{n}");
+    let default_buffer = buffer_size();
+    // The last case: the same batches through a 4 MiB write buffer (as in
+    // `Config::high_throughput`), so a full buffer — and the background
+    // sync it triggers — comes 64 times less often.
+    let cases = [
+        (10usize, default_buffer),
+        (100, default_buffer),
+        (1_000, default_buffer),
+        (10_000, default_buffer),
+        (100, 4 << 20),
+    ];
+    for (n, buffer) in cases {
+        let name = if buffer == default_buffer {
+            format!("append_batch_{n}")
+        } else {
+            format!("append_batch_{n}_buffer_{}KiB", buffer >> 10)
+        };
         let mut g = c.benchmark_group(&name);
         Timing::FAST.apply(&mut g);
         g.throughput(Throughput::Elements(n as u64));
@@ -92,7 +108,9 @@ fn batches(c: &mut Criterion) {
         let stream = rig::stream(1);
         let bytes = n * STORED_LEN;
         {
-            let mut rig = Rig::new(rig::config(), &[1], reset_at());
+            let mut config = rig::config();
+            config.storage.write_buffer_size = u32::try_from(buffer).unwrap();
+            let mut rig = Rig::new(config, &[1], reset_at());
             let id = format!("{name}/comet");
             g.bench_function("comet", |b| {
                 b.iter_custom(|iters| {
@@ -109,7 +127,7 @@ fn batches(c: &mut Criterion) {
                 });
             });
         }
-        let mut floor = WriteFloor::buffered(buffer_size(), reset_at());
+        let mut floor = WriteFloor::buffered(buffer, reset_at());
         let id = format!("{name}/write_floor");
         g.bench_function("write_floor", |b| {
             b.iter_custom(|iters| {

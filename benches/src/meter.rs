@@ -18,43 +18,59 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// User and system CPU time of the process, in ns.
+/// User and system CPU time, in ns: of the whole process (`RUSAGE_SELF`,
+/// background threads included) and of the calling thread
+/// (`RUSAGE_THREAD`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Cpu {
-    /// User-space CPU.
+    /// User-space CPU of the process.
     pub user_ns: u64,
-    /// Kernel CPU.
+    /// Kernel CPU of the process.
     pub sys_ns: u64,
+    /// User-space CPU of the calling thread.
+    pub thread_user_ns: u64,
+    /// Kernel CPU of the calling thread.
+    pub thread_sys_ns: u64,
+}
+
+fn rusage(who: libc::c_int) -> (u64, u64) {
+    // SAFETY: `getrusage` only writes the `rusage` we pass, which is
+    // plain old data and valid when zeroed.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable `rusage`; `who` is RUSAGE_SELF or
+    // RUSAGE_THREAD, both valid on Linux. See getrusage(2).
+    let rc = unsafe { libc::getrusage(who, &raw mut ru) };
+    if rc != 0 {
+        return (0, 0);
+    }
+    let ns = |t: libc::timeval| {
+        u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_usec).unwrap_or(0) * 1000
+    };
+    (ns(ru.ru_utime), ns(ru.ru_stime))
 }
 
 impl Cpu {
-    /// CPU used by the whole process so far.
+    /// CPU used so far by the process and by the calling thread.
     pub fn now() -> Cpu {
-        // SAFETY: `getrusage` only writes the `rusage` we pass, which is
-        // plain old data and valid when zeroed.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: `ru` is a valid, writable `rusage`; RUSAGE_SELF is a
-        // valid `who`. See getrusage(2).
-        let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut ru) };
-        if rc != 0 {
-            return Cpu::default();
-        }
-        let ns = |t: libc::timeval| {
-            u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_usec).unwrap_or(0) * 1000
-        };
-        Cpu { user_ns: ns(ru.ru_utime), sys_ns: ns(ru.ru_stime) }
+        let (user_ns, sys_ns) = rusage(libc::RUSAGE_SELF);
+        let (thread_user_ns, thread_sys_ns) = rusage(libc::RUSAGE_THREAD);
+        Cpu { user_ns, sys_ns, thread_user_ns, thread_sys_ns }
     }
 
     fn since(self, earlier: Cpu) -> Cpu {
         Cpu {
             user_ns: self.user_ns.saturating_sub(earlier.user_ns),
             sys_ns: self.sys_ns.saturating_sub(earlier.sys_ns),
+            thread_user_ns: self.thread_user_ns.saturating_sub(earlier.thread_user_ns),
+            thread_sys_ns: self.thread_sys_ns.saturating_sub(earlier.thread_sys_ns),
         }
     }
 
     fn add(&mut self, other: Cpu) {
         self.user_ns += other.user_ns;
         self.sys_ns += other.sys_ns;
+        self.thread_user_ns += other.thread_user_ns;
+        self.thread_sys_ns += other.thread_sys_ns;
     }
 }
 
@@ -151,28 +167,34 @@ pub fn criterion_home() -> PathBuf {
 
 /// Prints the CPU totals of this bench file and, unless in `--test` mode,
 /// merges them into `<criterion home>/comet-cpu/<file>.tsv` (columns: id,
-/// iterations, entries, wall ns, user ns, sys ns; benches filtered out of
-/// this run keep their earlier rows).
+/// iterations, entries, wall ns, process user ns, process sys ns, calling
+/// thread user ns, calling thread sys ns; benches filtered out of this run
+/// keep their earlier rows).
 pub fn finish(file: &str) {
     let all = std::mem::take(&mut *TOTALS.lock().unwrap_or_else(|p| p.into_inner()));
     if all.is_empty() {
         return;
     }
     eprintln!("\nCPU per entry (getrusage, whole process, all measured iterations):");
-    eprintln!("{:<52} {:>12} {:>10} {:>10} {:>10}", "bench", "entries", "wall ns", "user ns", "sys ns");
-    let mut tsv = String::from("id\titers\tentries\twall_ns\tuser_ns\tsys_ns\n");
+    eprintln!(
+        "{:<52} {:>12} {:>10} {:>10} {:>10} {:>12} {:>12}",
+        "bench", "entries", "wall ns", "user ns", "sys ns", "thr user ns", "thr sys ns"
+    );
+    let mut tsv = String::from("id\titers\tentries\twall_ns\tuser_ns\tsys_ns\tthread_user_ns\tthread_sys_ns\n");
     for (id, t) in &all {
         let per = |v: u64| if t.entries == 0 { 0.0 } else { v as f64 / t.entries as f64 };
         eprintln!(
-            "{id:<52} {:>12} {:>10.1} {:>10.1} {:>10.1}",
+            "{id:<52} {:>12} {:>10.1} {:>10.1} {:>10.1} {:>12.1} {:>12.1}",
             t.entries,
             per(t.wall_ns),
             per(t.cpu.user_ns),
-            per(t.cpu.sys_ns)
+            per(t.cpu.sys_ns),
+            per(t.cpu.thread_user_ns),
+            per(t.cpu.thread_sys_ns)
         );
         tsv.push_str(&format!(
-            "{id}\t{}\t{}\t{}\t{}\t{}\n",
-            t.iters, t.entries, t.wall_ns, t.cpu.user_ns, t.cpu.sys_ns
+            "{id}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            t.iters, t.entries, t.wall_ns, t.cpu.user_ns, t.cpu.sys_ns, t.cpu.thread_user_ns, t.cpu.thread_sys_ns
         ));
     }
     if crate::mode::is_test() || std::env::args().any(|a| a == "--profile-time") {

@@ -34,11 +34,18 @@ pub struct Rig {
     shards: Vec<ShardId>,
     bytes: u64,
     reset_at: u64,
+    root: Option<std::path::PathBuf>,
 }
 
 impl Rig {
     /// A rig writing `shards` with `config`.
     pub fn new(config: Config, shards: &[u32], reset_at: u64) -> Rig {
+        Rig::new_in(None, config, shards, reset_at)
+    }
+
+    /// A rig whose directories go under `root` (default: the scratch
+    /// root, see [`crate::mode::scratch_root`]).
+    pub fn new_in(root: Option<std::path::PathBuf>, config: Config, shards: &[u32], reset_at: u64) -> Rig {
         let mut r = Rig {
             client: None,
             dir: None,
@@ -46,6 +53,7 @@ impl Rig {
             shards: shards.iter().map(|&s| shard(s)).collect(),
             bytes: 0,
             reset_at,
+            root,
         };
         r.reset();
         r
@@ -79,7 +87,13 @@ impl Rig {
             c.close().unwrap_or_else(|e| panic!("close: {e}"));
         }
         self.dir = None;
-        let dir = crate::mode::scratch_dir("rig");
+        let dir = match &self.root {
+            Some(root) => tempfile::Builder::new()
+                .prefix("comet-bench-rig-")
+                .tempdir_in(root)
+                .unwrap_or_else(|e| panic!("cannot create a scratch directory: {e}")),
+            None => crate::mode::scratch_dir("rig"),
+        };
         let client = Client::open(dir.path(), self.config).unwrap_or_else(|e| panic!("open: {e}"));
         for &s in &self.shards {
             client.recover_shard(s).unwrap_or_else(|e| panic!("open shard {s}: {e}"));

@@ -117,7 +117,7 @@ fn cpu_totals(home: &Path) -> BTreeMap<String, (f64, f64, f64)> {
         let text = std::fs::read_to_string(e.path()).unwrap_or_default();
         for line in text.lines().skip(1) {
             let f: Vec<&str> = line.split('\t').collect();
-            if f.len() == 6 {
+            if f.len() >= 6 {
                 let n = |i: usize| f[i].parse::<f64>().unwrap_or(0.0);
                 m.insert(f[0].to_string(), (n(2), n(4), n(5)));
             }
