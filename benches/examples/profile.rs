@@ -10,6 +10,10 @@
 //! Modes: `append1`, `append100` (buffered appends of 100-byte entries),
 //! `read100` (`Reader::read_batch`), `consume100` (read + ack, as the
 //! `process` loop does), `ack1` (single acks), `random5` (random reads).
+//! For open: `build <dir> <MiB> <segment MiB>` writes a shard of 100-byte
+//! entries and closes it cleanly; `open <dir>` (`Client::open` plus
+//! `recover_shard`) and `read_tail <dir>` (a reader's first read of the
+//! last entry) then profile opening it.
 //! Only `hot_loop` is meant to be collected; setup is outside it. The
 //! second argument is the number of entries. It prints the wall time per
 //! entry (meaningless under valgrind, useful without).
@@ -83,9 +87,48 @@ fn hot_loop(mode: &str, client: &Client, n: u64) {
     }
 }
 
+#[inline(never)]
+fn hot_loop_open(mode: &str, dir: &std::path::Path) {
+    let client = Client::open(dir, rig::config()).unwrap();
+    if mode == "open" {
+        black_box(client.recover_shard(rig::shard(0)).unwrap());
+    } else {
+        let end = client.durable_len(rig::shard(0)).unwrap();
+        black_box(client.reader(rig::shard(0)).unwrap().read(end - 1).unwrap());
+    }
+    std::mem::forget(client); // closing is not part of opening
+}
+
+fn open_modes(mode: &str, mut args: impl Iterator<Item = String>) {
+    let dir = std::path::PathBuf::from(args.next().expect("a directory"));
+    if mode == "build" {
+        let mib: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(1024);
+        let seg: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(64);
+        let mut config = rig::config();
+        config.storage.max_file_size = seg << 20;
+        let client = Client::open(&dir, config).unwrap();
+        let batch = log_entries(10_000);
+        let n = (mib << 20) / comet_benches::data::STORED_LEN as u64;
+        let mut done = 0;
+        while done < n {
+            client.append_shard(rig::shard(0), &batch).unwrap();
+            done += batch.len() as u64;
+        }
+        client.close().unwrap();
+        return;
+    }
+    let t0 = Instant::now();
+    hot_loop_open(mode, &dir);
+    eprintln!("{mode}: {:.2?}", t0.elapsed());
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "append100".into());
+    if matches!(mode.as_str(), "build" | "open" | "read_tail") {
+        open_modes(&mode, args);
+        return;
+    }
     let n: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(200_000);
     let dir = comet_benches::mode::scratch_dir("profile");
     let client = Client::open(dir.path(), rig::config()).unwrap();
