@@ -10,8 +10,9 @@
 //! Modes: `append1`, `append100` (buffered appends of 100-byte entries),
 //! `read100` (`Reader::read_batch`), `consume100` (read + ack, as the
 //! `process` loop does), `ack1` (single acks), `random5` (random reads).
-//! For open: `build <dir> <MiB> <segment MiB>` writes a shard of 100-byte
-//! entries and closes it cleanly; `open <dir>` (`Client::open` plus
+//! For open: `build <dir> <MiB> <segment MiB> [crash]` writes a shard of
+//! 100-byte entries and closes it cleanly (or, with `crash`, syncs and
+//! exits without closing); `open <dir>` (`Client::open` plus
 //! `recover_shard`) and `read_tail <dir>` (a reader's first read of the
 //! last entry) then profile opening it.
 //! Only `hot_loop` is meant to be collected; setup is outside it. The
@@ -113,6 +114,11 @@ fn open_modes(mode: &str, mut args: impl Iterator<Item = String>) {
         while done < n {
             client.append_shard(rig::shard(0), &batch).unwrap();
             done += batch.len() as u64;
+        }
+        if args.next().as_deref() == Some("crash") {
+            // Synced, then gone without a clean close: a killed writer.
+            client.sync().unwrap();
+            std::process::exit(0);
         }
         client.close().unwrap();
         return;
