@@ -7,7 +7,7 @@
 
 use std::hint::black_box;
 
-use comet_benches::data::{STORED_LEN, log_entries};
+use comet_benches::data::log_entries;
 use comet_benches::meter::timed;
 use comet_benches::mode::{Timing, pick};
 use comet_benches::rig::{self, Rig};
@@ -20,17 +20,20 @@ fn concurrency(c: &mut Criterion) {
         let mut g = c.benchmark_group(&name);
         Timing::FAST.apply(&mut g);
         let ids: Vec<u32> = (0..shards).collect();
-        let mut rig = Rig::new(rig::config(), &ids, pick(4 << 20, 256 << 20, 256 << 20));
-        for (threads, batch) in [(1u64, 1usize), (4, 1), (4, 10)] {
+        // Never reset inside a measurement: closing and reopening hundreds
+        // of shards takes seconds, which would skew criterion's warm-up
+        // estimate. Start afresh between functions instead.
+        let mut rig = Rig::new(rig::config(), &ids, u64::MAX);
+        for (k, (threads, batch)) in [(1u64, 1usize), (4, 1), (4, 10)].into_iter().enumerate() {
             let entries = log_entries(batch);
             let function = format!("comet_{threads}_threads_batch_{batch}");
             let id = format!("{name}/{function}");
             g.throughput(Throughput::Elements(batch as u64));
+            if k > 0 {
+                rig.reset();
+            }
             g.bench_function(&function, |b| {
                 b.iter_custom(|iters| {
-                    if rig.needs_reset() {
-                        rig.reset();
-                    }
                     let per = iters.div_ceil(threads);
                     let client = rig.client().clone();
                     let wall = timed(&id, per * threads, batch as u64, |_| {
@@ -52,7 +55,6 @@ fn concurrency(c: &mut Criterion) {
                             }
                         });
                     });
-                    rig.note(per * threads * (batch * STORED_LEN) as u64);
                     wall.mul_f64(iters as f64 / (per * threads) as f64)
                 });
             });
