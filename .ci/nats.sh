@@ -4,6 +4,8 @@
 # 127.0.0.1), and `comet forward`'s. Installs the server if missing, then
 # runs the tests with
 # COMET_REQUIRE_NATS=1 so that a missing server fails instead of skipping.
+# With --install-only it installs the server if needed and prints its path
+# (what .ci/run uses before `cargo test --workspace`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,9 +20,13 @@ find_server() {
 if ! server=$(find_server); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
+    $sudo apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nats-server >/dev/null
     server=$(find_server)
+fi
+if [ "${1:-}" = "--install-only" ]; then
+    echo "$server"
+    exit 0
 fi
 echo "using $server ($("$server" --version))"
 

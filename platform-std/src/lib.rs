@@ -72,7 +72,9 @@ pub use metrics::{Counters, GroupStats, Latency, ShardStats, Stats};
 pub use process::{PROCESS_DIR, ProcessSlot};
 pub use reader::{Message, MessageId, Reader, max_stored};
 pub use retention::{RetentionReport, ShardRetention, ShardRetentionStats};
-pub use verify::{Finding, Problem, QuarantinedSegment, Severity, ShardCheck, VerifyReport, quarantine_damaged, verify};
+pub use verify::{
+    Finding, Problem, QuarantinedSegment, Severity, ShardCheck, VerifyReport, quarantine_damaged, verify,
+};
 
 /// Picks the shard for `key` among `count` shards (32-bit FNV-1a modulo
 /// the count, as the Go package does).
