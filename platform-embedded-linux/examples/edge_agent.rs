@@ -4,7 +4,7 @@
 //!
 //! It reports its heap high-water mark (a counting global allocator)
 //! against the configured budget, and its resident set size. Build for
-//! armv7, stripped (numbers in BENCHMARKS-embedded.md):
+//! armv7, stripped (numbers in BENCHMARKS.md, section "comet-embedded"):
 //!
 //! ```text
 //! cargo build -p comet-embedded --example edge_agent --release \

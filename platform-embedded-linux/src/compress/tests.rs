@@ -105,8 +105,8 @@ fn payloads_with_the_magic_are_never_stored_raw() {
 }
 
 /// The ratio `ruzstd`'s fastest level gets on JSON log lines, printed for
-/// BENCHMARKS-embedded.md (`cargo test -p comet-embedded --release
-/// json_ratio -- --nocapture`).
+/// the comet-embedded section of BENCHMARKS.md (`cargo test -p
+/// comet-embedded --release json_ratio -- --nocapture`).
 #[test]
 fn json_ratio() {
     let mut c = ZstdCompressor::new(1 << 20);
