@@ -10,7 +10,7 @@
 //!
 //! [`Scanner`] walks a segment through a caller-supplied buffer (no
 //! allocation per entry), validating framing with
-//! [`classify_entry`](crate::wire::classify_entry), hashing chunks, and
+//! [`classify_entry`], hashing chunks, and
 //! stopping at the first byte that is not a complete, valid entry.
 
 use alloc::vec::Vec;
