@@ -194,4 +194,10 @@ fn main() {
     if let Ok(mem) = std::fs::read_to_string(home.join("comet-memory.txt")) {
         println!("\nMemory (`benches/memory.rs`; target: <= 256 KiB per idle shard):\n\n```text\n{}\n```", mem.trim());
     }
+    if let Ok(mp) = std::fs::read_to_string(home.join("comet-multi-process.txt")) {
+        println!(
+            "\nMulti-process (`benches/multi_process.rs`; target: multi-process append <= 2x single-process):\n\n```text\n{}\n```",
+            mp.trim()
+        );
+    }
 }
