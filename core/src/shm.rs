@@ -379,7 +379,16 @@ mod tests {
     #[test]
     fn head_seqlock_roundtrip() {
         let w = words(STATE_WORDS);
-        let h = DurableHead { base: 5, entries: 3, bytes: 99, open_crc: 7, closed_hash: 8, last_ts: 9, clean: false };
+        let h = DurableHead {
+            base: 5,
+            entries: 3,
+            bytes: 99,
+            open_crc: 7,
+            closed_hash: 8,
+            last_ts: 9,
+            clean: false,
+            interval: 10,
+        };
         store_head(&w, &h);
         store_head(&w, &h);
         let line = load_head_line(&w, 10);

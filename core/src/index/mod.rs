@@ -215,6 +215,16 @@ impl Manifest {
         out.extend_from_slice(&crc.to_le_bytes());
     }
 
+    /// The interval field of a manifest's header, if the bytes start with a
+    /// manifest header of this version naming a non-zero interval (whatever
+    /// the rest holds: a hint for rebuilding a rejected manifest).
+    pub fn header_interval(bytes: &[u8]) -> Option<u32> {
+        if bytes.get(..4)? != MANIFEST_MAGIC || le::u32_at(bytes, 4)? != MANIFEST_VERSION {
+            return None;
+        }
+        le::u32_at(bytes, 8).filter(|&i| i > 0)
+    }
+
     /// Decodes and validates a manifest. Never panics; every structural
     /// problem is a [`WireError`] whose `InvalidField` offset is the byte
     /// position in the file.

@@ -594,6 +594,7 @@ where
             closed_hash,
             last_ts: if self.written_entries > 0 { self.last_ts } else { 0 },
             clean,
+            interval: self.manifest.interval,
         }
     }
 
