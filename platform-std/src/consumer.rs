@@ -189,6 +189,8 @@ impl Consumer {
         if let Some(w) = self.offsets.get(&shard) {
             return Ok(Some(w.clone()));
         }
+        // A Go-written shard is refused before its offsets are looked at.
+        self.client.shard_state(shard)?;
         let dir = self.client.shard_dir(shard);
         if create && !dir.exists() {
             let (first, end) = self.reader(shard)?.bounds()?;

@@ -59,6 +59,20 @@ pub(crate) fn read_head(state: &SharedWords) -> Option<DurableHead> {
     None
 }
 
+/// Refuses a shard directory written by the Go package (D-11): without a
+/// head of ours it would otherwise read as an empty shard. A directory that
+/// does not exist is not foreign.
+pub(crate) fn check_native(dir: &Path, shard: ShardId) -> Result<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    match comet_core::import::is_go_shard(&DirStorage::new(dir)) {
+        Ok(false) => Ok(()),
+        Ok(true) => Err(Error::ForeignFormat { shard }),
+        Err(e) => Err(Error::from_core(shard, dir, e)),
+    }
+}
+
 /// Opens (creating when `create`) and maps `comet.state` of a shard.
 pub(crate) fn map_state(dir: &Path, create: bool) -> Result<Option<SharedWords>> {
     let path = dir.join(STATE_FILE);
@@ -191,11 +205,13 @@ impl ShardSlot {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The state map if the shard exists on disk (never creates).
+    /// The state map if the shard exists on disk (never creates);
+    /// [`Error::ForeignFormat`] for a Go-written shard.
     pub(crate) fn state(&self) -> Result<Option<Arc<SharedWords>>> {
         if let Some(s) = self.state.get() {
             return Ok(Some(s.clone()));
         }
+        check_native(&self.dir, self.id)?;
         Ok(map_state(&self.dir, false)?.map(|m| self.state.get_or_init(|| Arc::new(m)).clone()))
     }
 
