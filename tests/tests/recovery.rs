@@ -306,7 +306,7 @@ fn lost_manifest_rebuilds_with_the_shards_own_interval_whatever_the_config_says(
         fs::remove_file(sd.join("index.bin")).unwrap();
         let mut other = small_config();
         other.indexing.boundary_interval = 5;
-        let c = Client::open(copy.path(), other.clone()).unwrap();
+        let c = Client::open(copy.path(), other).unwrap();
         let report = c.recover_shard(one()).unwrap();
         assert!(report.rebuilt_manifest, "clean {clean}: {report:?}");
         assert!(report.quarantined.is_empty() && report.missing.is_empty(), "clean {clean}: {report:?}");
