@@ -372,6 +372,12 @@ impl Client {
         self.inner.slot(shard).state()
     }
 
+    /// The shard's writable `comet.state` if this client writes the shard
+    /// (counters are written only there: reads never write a file).
+    pub(crate) fn shard_writer_state(&self, shard: ShardId) -> Option<Arc<crate::mmap::SharedWords>> {
+        self.inner.existing_slot(shard)?.writer_state()
+    }
+
     /// Waiters woken by every sync of any shard in this client.
     pub(crate) fn inner_any(&self) -> &crate::shard::Waiters {
         &self.inner.any

@@ -300,9 +300,10 @@ pub enum Counter {
     OldestEntryNs,
     /// Retention errors.
     RetentionErrors,
-    /// Entries returned to consumers.
+    /// Entries returned to consumers in the shard's writer process (reads
+    /// elsewhere never write `comet.state`).
     EntriesRead,
-    /// Ack calls that moved an offset.
+    /// Ack calls that moved an offset, in the shard's writer process.
     Acks,
     /// Read errors.
     ReadErrors,
