@@ -352,9 +352,16 @@ impl ShardSlot {
     /// writer (releasing the lock).
     pub(crate) fn close(&self) -> Result<()> {
         let mut g = self.writer();
-        let Some(mut w) = g.take() else { return Ok(()) };
-        self.publish_counters(&mut w.engine);
-        let r = w.engine.close().map_err(|e| Error::from_core(self.id, &self.dir, e));
+        let Some(w) = g.take() else { return Ok(()) };
+        let words = self.state_rw.get().and_then(|s| s.writable());
+        let r = w
+            .engine
+            .close_with(|c, v| {
+                if let Some(words) = words {
+                    shm::add_counter(words, c, v);
+                }
+            })
+            .map_err(|e| Error::from_core(self.id, &self.dir, e));
         drop(g);
         self.waiters.notify();
         self.any.notify();

@@ -49,3 +49,30 @@ fn entry_time_bounds_cover_the_durable_entries_also_right_after_a_rotation() {
     assert_eq!(st.newest_ns, r.read(i - 1).unwrap().timestamp);
     c.close().unwrap();
 }
+
+#[test]
+fn close_persists_the_counters_of_its_own_sync_and_manifest_write() {
+    use comet::Counter;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = small_config();
+    cfg.storage.flush_interval = Duration::from_secs(3600);
+    let c = Client::open(dir.path(), cfg).unwrap();
+    for i in 0..10 {
+        c.append_shard(one(), &[payload(i)]).unwrap();
+    }
+    let before = c.shard_stats(one()).unwrap().counters;
+    c.close().unwrap();
+    let ro = Client::open_read_only(dir.path(), cfg).unwrap();
+    let after = ro.shard_stats(one()).unwrap().counters;
+    for (counter, by) in [(Counter::Syncs, 1), (Counter::ManifestWrites, 1), (Counter::ManifestGeneration, 1)] {
+        assert_eq!(after.get(counter), before.get(counter) + by, "{counter:?}");
+    }
+    assert!(after.get(Counter::Flushes) > before.get(Counter::Flushes));
+    // and a writer reopening counts on from there
+    let c = Client::open(dir.path(), cfg).unwrap();
+    c.recover_shard(one()).unwrap();
+    let reopened = c.shard_stats(one()).unwrap().counters;
+    assert_eq!(reopened.get(Counter::Syncs), after.get(Counter::Syncs));
+    assert_eq!(reopened.get(Counter::CleanOpens), 1);
+    c.close().unwrap();
+}

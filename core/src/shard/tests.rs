@@ -560,6 +560,19 @@ fn counters_drain_as_deltas() {
 type Explicit = Shard<MemDir, FileHeadStore<MemFile>, NoCompression>;
 
 #[test]
+fn close_with_hands_over_what_the_close_counted() {
+    let dir = MemDir::new();
+    let (mut s, _) = open(&dir);
+    append_n(&mut s, 0, 5);
+    s.drain_counters(|_, _| {});
+    let mut got = Vec::new();
+    s.close_with(|c, v| got.push((c, v))).unwrap();
+    for c in [Counter::Syncs, Counter::ManifestWrites, Counter::ManifestGeneration, Counter::Flushes] {
+        assert_eq!(got.iter().find(|(k, _)| *k == c).map(|(_, v)| *v), Some(1), "{c:?} in {got:?}");
+    }
+}
+
+#[test]
 fn read_into_matches_read_and_reports_a_small_buffer() {
     let dir = MemDir::new();
     let (mut s, _) = open(&dir);
