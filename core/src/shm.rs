@@ -10,6 +10,12 @@
 //! Compiled only where 64-bit atomics exist and the host is little-endian
 //! (the files are little-endian). There is deliberately no lock-based
 //! fallback: a lock inside one process protects nothing in another.
+//!
+//! Readers may map the files read-only. Every function that only reads
+//! ([`load_head_line`], [`load_counter`], [`OffsetsTable::open_read`] and the
+//! lookups of a table) therefore does only `Relaxed` 64-bit loads (followed
+//! by an `Acquire` fence where ordering matters): those are the atomic
+//! accesses Rust permits on read-only memory.
 
 use core::sync::atomic::{AtomicU64, Ordering, fence};
 
@@ -27,6 +33,14 @@ pub const STATE_WORDS: usize = STATE_SIZE / 8;
 pub const OFFSETS_WORDS: usize = FILE_SIZE / 8;
 
 const HEAD_WORDS: usize = STATE_LINE / 8;
+
+/// A load with acquire semantics that is safe on read-only memory: a
+/// `Relaxed` load followed by an `Acquire` fence.
+fn load_acquire(w: &AtomicU64) -> u64 {
+    let v = w.load(Ordering::Relaxed);
+    fence(Ordering::Acquire);
+    v
+}
 const SEQ_WORD: usize = (HEAD_LINE + SEQ_OFFSET) / 8;
 
 /// Publishes `head` into the head line of a `comet.state` mapping under the
@@ -58,7 +72,7 @@ pub fn load_head_line(words: &[AtomicU64], spins: u32) -> [u8; STATE_LINE] {
         return out;
     };
     for _ in 0..=spins {
-        let s1 = line[SEQ_WORD].load(Ordering::Acquire);
+        let s1 = load_acquire(&line[SEQ_WORD]);
         for (i, w) in line.iter().enumerate() {
             out[i * 8..i * 8 + 8].copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
         }
@@ -95,7 +109,7 @@ pub fn add_counter(words: &[AtomicU64], c: Counter, v: u64) {
 
 /// Reads a counter.
 pub fn load_counter(words: &[AtomicU64], c: Counter) -> u64 {
-    counter_word(words, c).map_or(0, |w| w.load(Ordering::Acquire))
+    counter_word(words, c).map_or(0, load_acquire)
 }
 
 /// Why an offsets operation failed.
@@ -138,6 +152,9 @@ pub struct GroupOffset {
 pub struct OffsetsTable<'a> {
     words: &'a [AtomicU64],
     pause: fn(),
+    /// A Go-written (version 1) table read without upgrading it: its slots
+    /// have no stored name checks, so they are computed from the names.
+    go: bool,
 }
 
 const SLOT_WORDS: usize = SLOT_SIZE / 8;
@@ -169,13 +186,46 @@ impl<'a> OffsetsTable<'a> {
         }
         let header = words[0].load(Ordering::Acquire).to_le_bytes();
         let version = offsets::check_header(&header, FILE_SIZE as u64).map_err(OffsetsError::Layout)?;
-        let t = OffsetsTable { words, pause };
+        let t = OffsetsTable { words, pause, go: false };
         if version == VERSION_GO {
             t.upgrade_go();
             let go = u64::from(VERSION_GO) | u64::from(MAGIC) << 32;
             let _ = words[0].compare_exchange(go, fresh, Ordering::AcqRel, Ordering::Acquire);
         }
         Ok(t)
+    }
+
+    /// Wraps a mapping of `offsets.state` for lookups only, never writing
+    /// to it (the mapping may be read-only): `Ok(None)` for a file whose
+    /// header was never initialised (no group has acked yet), and a
+    /// Go-written (version 1) table is read as it is, without upgrading.
+    /// Only [`get`](Self::get), [`for_each`](Self::for_each),
+    /// [`min_offset`](Self::min_offset) and
+    /// [`dead_claims`](Self::dead_claims) may be called on the result.
+    pub fn open_read(words: &'a [AtomicU64], pause: fn()) -> Result<Option<Self>, OffsetsError> {
+        if words.len() != OFFSETS_WORDS {
+            return Err(OffsetsError::Layout(WireError::Truncated {
+                needed: FILE_SIZE as u64,
+                available: words.len() as u64 * 8,
+            }));
+        }
+        let header = load_acquire(&words[0]);
+        if header == 0 {
+            return Ok(None);
+        }
+        let version = offsets::check_header(&header.to_le_bytes(), FILE_SIZE as u64).map_err(OffsetsError::Layout)?;
+        Ok(Some(OffsetsTable { words, pause, go: version == VERSION_GO }))
+    }
+
+    /// The name check of a slot: stored, or for a Go table computed from
+    /// a non-empty name (0 if none).
+    fn check(&self, s: &[AtomicU64]) -> u32 {
+        if !self.go {
+            return load_check(s);
+        }
+        let name = read_name(s);
+        let len = name.iter().position(|&b| b == 0).unwrap_or(NAME_FIELD);
+        if len > 0 && len < NAME_FIELD { name_check(&name) } else { 0 }
     }
 
     /// Adds name checks to the named slots of a Go-written table.
@@ -220,18 +270,21 @@ impl<'a> OffsetsTable<'a> {
     fn settled(&self, s: &[AtomicU64], check: u32, field: &[u8; NAME_FIELD]) -> Settled {
         let mut waited = 0;
         loop {
-            let last = s[W_LAST].load(Ordering::Acquire);
-            if last == 0 {
+            let last = load_acquire(&s[W_LAST]);
+            let stored = self.check(s);
+            // A named slot of a Go table is taken whatever its last update
+            // (upgrading it would mark it claimed).
+            if last == 0 && !(self.go && stored != 0) {
                 return Settled::Free;
             }
-            let stored = load_check(s);
             if stored != 0 {
                 let name = read_name(s);
                 if stored == name_check(&name) {
                     return if stored == check && name == *field { Settled::Mine } else { Settled::Other };
                 }
             }
-            if waited >= CLAIM_WAIT {
+            // Nobody claims slots in a table read as Go-written.
+            if waited >= CLAIM_WAIT || self.go {
                 return Settled::Dead;
             }
             waited += 1;
@@ -251,9 +304,9 @@ impl<'a> OffsetsTable<'a> {
 
     fn read_slot(&self, i: usize) -> Option<GroupOffset> {
         let s = self.slot(i);
-        let last = s[W_LAST].load(Ordering::Acquire);
+        let last = load_acquire(&s[W_LAST]);
         (last > CLAIMED as u64).then(|| GroupOffset {
-            offset: s[W_OFFSET].load(Ordering::Acquire),
+            offset: load_acquire(&s[W_OFFSET]),
             last_update: last,
             updates: s[W_ACKS].load(Ordering::Relaxed),
         })
@@ -310,7 +363,7 @@ impl<'a> OffsetsTable<'a> {
         for i in 0..SLOTS {
             let s = self.slot(i);
             let name = read_name(s);
-            let stored = load_check(s);
+            let stored = self.check(s);
             if stored == 0 || stored != name_check(&name) {
                 continue;
             }
@@ -335,8 +388,8 @@ impl<'a> OffsetsTable<'a> {
         (0..SLOTS)
             .filter(|&i| {
                 let s = self.slot(i);
-                s[W_LAST].load(Ordering::Acquire) != 0 && {
-                    let stored = load_check(s);
+                load_acquire(&s[W_LAST]) != 0 && {
+                    let stored = self.check(s);
                     stored == 0 || stored != name_check(&read_name(s))
                 }
             })
@@ -353,14 +406,15 @@ enum Settled {
 
 /// The name check: the low 32 bits of its word (the high half is reserved).
 fn load_check(s: &[AtomicU64]) -> u32 {
-    u32::try_from(s[W_CHECK].load(Ordering::Acquire) & 0xFFFF_FFFF).unwrap_or(0)
+    u32::try_from(load_acquire(&s[W_CHECK]) & 0xFFFF_FFFF).unwrap_or(0)
 }
 
 fn read_name(s: &[AtomicU64]) -> [u8; NAME_FIELD] {
     let mut name = [0u8; NAME_FIELD];
     for (k, w) in s[..NAME_WORDS].iter().enumerate() {
-        name[k * 8..k * 8 + 8].copy_from_slice(&w.load(Ordering::Acquire).to_le_bytes());
+        name[k * 8..k * 8 + 8].copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
     }
+    fence(Ordering::Acquire);
     name
 }
 
@@ -379,7 +433,16 @@ mod tests {
     #[test]
     fn head_seqlock_roundtrip() {
         let w = words(STATE_WORDS);
-        let h = DurableHead { base: 5, entries: 3, bytes: 99, open_crc: 7, closed_hash: 8, last_ts: 9, clean: false };
+        let h = DurableHead {
+            base: 5,
+            entries: 3,
+            bytes: 99,
+            open_crc: 7,
+            closed_hash: 8,
+            last_ts: 9,
+            clean: false,
+            interval: 10,
+        };
         store_head(&w, &h);
         store_head(&w, &h);
         let line = load_head_line(&w, 10);
@@ -486,9 +549,31 @@ mod tests {
         }
         w[at + W_OFFSET].store(250, Ordering::Relaxed);
         w[at + W_LAST].store(1_700_000_000, Ordering::Relaxed);
+        let before: Vec<u64> = w.iter().map(|x| x.load(Ordering::Relaxed)).collect();
+        let r = OffsetsTable::open_read(&w, noop).unwrap().unwrap();
+        assert_eq!(r.get("billing").unwrap().unwrap().offset, 250);
+        let mut seen = Vec::new();
+        r.for_each(|g, o| seen.push((String::from(g), o.offset)));
+        assert_eq!(seen, [(String::from("billing"), 250)]);
+        assert_eq!(r.get("audit").unwrap(), None);
+        assert_eq!(r.dead_claims(), 0);
+        assert!(w.iter().map(|x| x.load(Ordering::Relaxed)).eq(before), "reading never upgrades");
         let t = OffsetsTable::open(&w, noop).unwrap();
         assert_eq!(t.get("billing").unwrap().unwrap().offset, 250);
         assert_eq!(w[0].load(Ordering::Relaxed) as u32, VERSION);
+    }
+
+    #[test]
+    fn reading_an_uninitialised_table_means_no_groups_and_writes_nothing() {
+        let w = words(OFFSETS_WORDS);
+        assert!(OffsetsTable::open_read(&w, noop).unwrap().is_none());
+        assert!(w.iter().all(|x| x.load(Ordering::Relaxed) == 0));
+        assert!(OffsetsTable::open_read(&w[1..], noop).is_err());
+        let t = OffsetsTable::open(&w, noop).unwrap();
+        t.advance("g", 3, 7).unwrap();
+        let r = OffsetsTable::open_read(&w, noop).unwrap().unwrap();
+        assert_eq!(r.get("g").unwrap().unwrap().offset, 3);
+        assert_eq!(r.min_offset(), Some(3));
     }
 
     #[test]

@@ -195,10 +195,13 @@ impl OpenShard {
     }
 
     /// Closes the engine cleanly and makes the offsets durable.
-    pub(crate) fn close(mut self) -> Result<(), Error> {
-        self.drain_counters();
+    pub(crate) fn close(self) -> Result<(), Error> {
         let id = self.id;
-        let r = self.engine.close().map_err(|source| Error::Engine { shard: id, source });
+        let words = self.state.words();
+        let r = self
+            .engine
+            .close_with(|c, v| shm::add_counter(words, c, v))
+            .map_err(|source| Error::Engine { shard: id, source });
         let o = rustix::fs::fdatasync(&self.offsets_fd).map_err(io::Error::from).map_err(io_err(Op::MapOffsets, id));
         r.and(o)
     }

@@ -372,6 +372,12 @@ impl Client {
         self.inner.slot(shard).state()
     }
 
+    /// The shard's writable `comet.state` if this client writes the shard
+    /// (counters are written only there: reads never write a file).
+    pub(crate) fn shard_writer_state(&self, shard: ShardId) -> Option<Arc<crate::mmap::SharedWords>> {
+        self.inner.existing_slot(shard)?.writer_state()
+    }
+
     /// Waiters woken by every sync of any shard in this client.
     pub(crate) fn inner_any(&self) -> &crate::shard::Waiters {
         &self.inner.any
@@ -453,6 +459,37 @@ impl Client {
     }
 }
 
+/// Timestamp of the newest durable entry: the head's, or when the active
+/// segment holds no durable entry yet (right after a rotation or a
+/// recovery that started a fresh segment) the last sealed segment's.
+fn newest_ns(sealed: &[comet_core::index::SegmentMeta], head: Option<comet_core::state::DurableHead>) -> u64 {
+    match head {
+        Some(h) if h.entries > 0 && h.last_ts > 0 => h.last_ts,
+        _ => sealed.last().map_or(0, |s| s.last_ts),
+    }
+}
+
+/// Timestamp of the oldest retained entry: the first sealed segment's, or
+/// with none the active segment's first durable entry (read from its
+/// header). 0 if there is none or it cannot be read.
+fn oldest_ns(
+    dir: &Path,
+    sealed: &[comet_core::index::SegmentMeta],
+    head: Option<comet_core::state::DurableHead>,
+) -> u64 {
+    if let Some(s) = sealed.first() {
+        return s.first_ts;
+    }
+    let Some(h) = head.filter(|h| h.entries > 0) else { return 0 };
+    let mut header = [0u8; wire::HEADER_LEN];
+    let read = fs::File::open(dir.join(wire::segment_file_name(h.base).as_str()))
+        .and_then(|f| std::os::unix::fs::FileExt::read_exact_at(&f, &mut header, 0));
+    match (read, wire::EntryHeader::parse(&header)) {
+        (Ok(()), Ok(e)) => e.timestamp,
+        _ => 0,
+    }
+}
+
 /// Shard directories under `root`, sorted.
 pub(crate) fn discover(root: &Path) -> Result<Vec<ShardId>> {
     let mut out = Vec::new();
@@ -525,8 +562,8 @@ impl Inner {
             next_entry,
             segments: sealed.len() as u64 + u64::from(head.is_some()),
             bytes: sealed.iter().map(|s| s.bytes).sum::<u64>() + active_bytes,
-            oldest_ns: sealed.first().map(|s| s.first_ts).filter(|&t| t > 0).unwrap_or(0),
-            newest_ns: head.map_or(0, |h| h.last_ts),
+            oldest_ns: oldest_ns(&slot.dir, sealed, head),
+            newest_ns: newest_ns(sealed, head),
             compression_ratio: ratio(&counters),
             counters,
             append_latency: slot.metrics.append.summary(),

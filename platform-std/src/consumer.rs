@@ -61,12 +61,36 @@ pub(crate) fn map_offsets(dir: &Path, create: bool) -> Result<Option<SharedWords
     Ok(Some(words))
 }
 
+/// Maps a shard's `offsets.state` read-only, for lookups: opens it
+/// read-only and never creates, sizes or initialises it. `None` if it does
+/// not exist or is still empty (no group has acked yet).
+pub(crate) fn map_offsets_read(dir: &Path) -> Result<Option<SharedWords>> {
+    let path = dir.join(OFFSETS_FILE);
+    let file = match fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(IoOp::Open, &path, e)),
+    };
+    let len = file.metadata().map_err(|e| Error::io(IoOp::Len, &path, e))?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    if len != FILE_SIZE as u64 {
+        return Err(Error::io(
+            IoOp::Open,
+            &path,
+            io::Error::new(io::ErrorKind::InvalidData, format!("offsets.state is {len} bytes, expected {FILE_SIZE}")),
+        ));
+    }
+    SharedWords::map_read_only(&file, FILE_SIZE).map(Some).map_err(|e| Error::io(IoOp::Open, &path, e))
+}
+
 fn migrate_legacy(dir: &Path, words: &SharedWords) -> Result<()> {
     let legacy = dir.join(LEGACY_OFFSETS_FILE);
     let Ok(bytes) = fs::read(&legacy) else {
         return Ok(());
     };
-    let Ok(table) = OffsetsTable::open(words.words(), std::thread::yield_now) else {
+    let Some(Ok(table)) = words.writable().map(|w| OffsetsTable::open(w, std::thread::yield_now)) else {
         return Ok(());
     };
     if parse_legacy_offsets(&bytes, |group, off| {
@@ -80,16 +104,23 @@ fn migrate_legacy(dir: &Path, words: &SharedWords) -> Result<()> {
     Ok(())
 }
 
+/// The table for acks and seeks (initialising or upgrading it).
 fn table<'a>(shard: ShardId, words: &'a SharedWords) -> Result<OffsetsTable<'a>> {
-    OffsetsTable::open(words.words(), std::thread::yield_now).map_err(|source| Error::Offsets { shard, source })
+    let w = words.writable().ok_or(Error::ReadOnly)?;
+    OffsetsTable::open(w, std::thread::yield_now).map_err(|source| Error::Offsets { shard, source })
+}
+
+/// The table for lookups (never writes; `None`: no group acked yet).
+fn table_read<'a>(shard: ShardId, words: &'a SharedWords) -> Result<Option<OffsetsTable<'a>>> {
+    OffsetsTable::open_read(words.words(), std::thread::yield_now).map_err(|source| Error::Offsets { shard, source })
 }
 
 /// Every group of a shard with its offset and lag against `durable_end`.
 pub(crate) fn group_stats(dir: &Path, durable_end: u64) -> Result<Vec<GroupStats>> {
-    let Some(words) = map_offsets(dir, false)? else {
+    let Some(words) = map_offsets_read(dir)? else {
         return Ok(Vec::new());
     };
-    let Ok(table) = OffsetsTable::open(words.words(), std::thread::yield_now) else {
+    let Ok(Some(table)) = OffsetsTable::open_read(words.words(), std::thread::yield_now) else {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
@@ -108,10 +139,10 @@ pub(crate) fn group_stats(dir: &Path, durable_end: u64) -> Result<Vec<GroupStats
 /// The lowest offset any group holds in a shard (retention's low-water
 /// mark), or `None` if no group has acked anything there.
 pub(crate) fn low_water(dir: &Path) -> Result<Option<u64>> {
-    let Some(words) = map_offsets(dir, false)? else {
+    let Some(words) = map_offsets_read(dir)? else {
         return Ok(None);
     };
-    Ok(OffsetsTable::open(words.words(), std::thread::yield_now).ok().and_then(|t| t.min_offset()))
+    Ok(OffsetsTable::open_read(words.words(), std::thread::yield_now).ok().flatten().and_then(|t| t.min_offset()))
 }
 
 /// Where [`Consumer::seek`] moves a group's offset.
@@ -185,16 +216,23 @@ impl Consumer {
         self.readers.get_mut(&shard).ok_or(Error::Closed)
     }
 
+    /// The shard's `offsets.state`: mapped read-only for lookups, read-write
+    /// (created if need be) for acks and seeks (`create`).
     fn words(&mut self, shard: ShardId, create: bool) -> Result<Option<Arc<SharedWords>>> {
-        if let Some(w) = self.offsets.get(&shard) {
+        if let Some(w) = self.offsets.get(&shard)
+            && (!create || w.writable().is_some())
+        {
             return Ok(Some(w.clone()));
         }
+        // A Go-written shard is refused before its offsets are looked at.
+        self.client.shard_state(shard)?;
         let dir = self.client.shard_dir(shard);
         if create && !dir.exists() {
             let (first, end) = self.reader(shard)?.bounds()?;
             return Err(Error::Unavailable { shard, entry: 0, first, end });
         }
-        let Some(w) = map_offsets(&dir, create)? else {
+        let w = if create { map_offsets(&dir, true)? } else { map_offsets_read(&dir)? };
+        let Some(w) = w else {
             return Ok(None);
         };
         let w = Arc::new(w);
@@ -214,7 +252,9 @@ impl Consumer {
         let Some(w) = self.words(shard, false)? else {
             return Ok(None);
         };
-        let t = table(shard, &w)?;
+        let Some(t) = table_read(shard, &w)? else {
+            return Ok(None);
+        };
         Ok(t.get(&self.group).map_err(|source| Error::Offsets { shard, source })?.map(|o| o.offset))
     }
 
@@ -238,8 +278,10 @@ impl Consumer {
             let last = from + n as u64 - 1;
             let high = self.read_high.entry(shard).or_insert(last);
             *high = (*high).max(last);
-            if let Ok(Some(state)) = self.client.shard_state(shard) {
-                comet_core::shm::add_counter(state.words(), Counter::EntriesRead, n as u64);
+            if let Some(state) = self.client.shard_writer_state(shard)
+                && let Some(words) = state.writable()
+            {
+                comet_core::shm::add_counter(words, Counter::EntriesRead, n as u64);
             }
         }
         r.map(|_| n)
@@ -304,8 +346,10 @@ impl Consumer {
         let w = self.words(shard, true)?.ok_or(Error::Closed)?;
         let t = table(shard, &w)?;
         t.advance(&self.group, to, now_ns()).map_err(|source| Error::Offsets { shard, source })?;
-        if let Ok(Some(state)) = self.client.shard_state(shard) {
-            comet_core::shm::add_counter(state.words(), Counter::Acks, 1);
+        if let Some(state) = self.client.shard_writer_state(shard)
+            && let Some(words) = state.writable()
+        {
+            comet_core::shm::add_counter(words, Counter::Acks, 1);
         }
         Ok(())
     }

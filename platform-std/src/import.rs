@@ -61,7 +61,7 @@ pub fn import_go(dir: impl AsRef<Path>, config: &Config) -> Result<Vec<ShardImpo
             || sd.join(comet_core::state::offsets::LEGACY_OFFSETS_FILE).exists()
             || !report.legacy_offsets.is_empty();
         if exists && let Some(words) = map_offsets(&sd, true)? {
-            let table = OffsetsTable::open(words.words(), std::thread::yield_now)
+            let table = OffsetsTable::open(words.writable().ok_or(Error::ReadOnly)?, std::thread::yield_now)
                 .map_err(|source| Error::Offsets { shard, source })?;
             for (g, off) in &report.legacy_offsets {
                 if comet_core::state::offsets::validate_group(g).is_ok() {

@@ -55,11 +55,14 @@ mod verify;
 
 pub use client::{Appended, Client};
 pub use comet_core::config::{self, Config};
+pub use comet_core::error::{ConfigError, Corruption, FileKind, IoOp};
 pub use comet_core::import::{ImportProblem, ImportReport, ImportedSegment};
 pub use comet_core::retention::ShardPlan;
-pub use comet_core::shard::RecoveryReport;
-pub use comet_core::state::Counter;
-pub use comet_core::wire::{ShardCount, all_shard_streams, fnv1a32, parse_stream, shard_stream_name};
+pub use comet_core::segment::ScanEnd;
+pub use comet_core::shard::{Quarantine, QuarantineReason, RecoveryReport, TornTail};
+pub use comet_core::shm::OffsetsError;
+pub use comet_core::state::{Counter, DurableHead};
+pub use comet_core::wire::{ShardCount, WireError, all_shard_streams, fnv1a32, parse_stream, shard_stream_name};
 pub use comet_core::{NameError, ShardId};
 pub use consumer::{
     BatchCallback, BatchInfo, Consumer, Flow, HandlerError, PoisonAction, PoisonBatch, PoisonCallback, ProcessOptions,

@@ -26,7 +26,7 @@ use comet_core::wire::{
 
 use crate::error::{Error, Result};
 use crate::mmap::{SegmentMap, SharedWords};
-use crate::shard::{map_state, read_head};
+use crate::shard::{check_native, map_state_read, read_head};
 
 /// Where an entry lives: shard and entry number. Displays as
 /// `<shard>-<entry>`, like the Go package's `MessageID`.
@@ -189,7 +189,8 @@ impl Reader {
 
     fn state(&mut self) -> Result<Option<&Arc<SharedWords>>> {
         if self.state.is_none() {
-            self.state = map_state(&self.dir, false)?.map(Arc::new);
+            check_native(&self.dir, self.shard)?;
+            self.state = map_state_read(&self.dir)?.map(Arc::new);
         }
         Ok(self.state.as_ref())
     }

@@ -215,8 +215,9 @@ impl Client {
             }
             slot.publish_counters(&mut w.engine);
         }
-        if let Some(state) = slot.state()? {
-            let words = state.words();
+        if let Some(state) = slot.writer_state()
+            && let Some(words) = state.writable()
+        {
             shm::add_counter(words, Counter::RetentionRuns, 1);
             shm::add_counter(words, Counter::ProtectedSkips, out.protected);
             shm::add_counter(words, Counter::ForcedDeletions, out.forced);
@@ -239,7 +240,7 @@ impl Client {
     /// what each lost.
     fn move_groups_past(&self, shard: ShardId, first: u64, now: u64) -> Result<Vec<(String, u64)>> {
         let Some(words) = map_offsets(&self.shard_dir(shard), false)? else { return Ok(Vec::new()) };
-        let table = OffsetsTable::open(words.words(), std::thread::yield_now)
+        let table = OffsetsTable::open(words.writable().ok_or(Error::ReadOnly)?, std::thread::yield_now)
             .map_err(|source| Error::Offsets { shard, source })?;
         let mut behind = Vec::new();
         table.for_each(|g, o| {

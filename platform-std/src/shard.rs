@@ -38,7 +38,8 @@ impl HeadStore for ShmHead {
     }
 
     fn store(&mut self, head: &DurableHead) -> io::Result<()> {
-        shm::store_head(self.0.words(), head);
+        let words = self.0.writable().ok_or_else(|| io::Error::other("comet.state is mapped read-only"))?;
+        shm::store_head(words, head);
         Ok(())
     }
 
@@ -59,7 +60,40 @@ pub(crate) fn read_head(state: &SharedWords) -> Option<DurableHead> {
     None
 }
 
-/// Opens (creating when `create`) and maps `comet.state` of a shard.
+/// Refuses a shard directory written by the Go package (D-11): without a
+/// head of ours it would otherwise read as an empty shard. A directory that
+/// does not exist is not foreign.
+pub(crate) fn check_native(dir: &Path, shard: ShardId) -> Result<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    match comet_core::import::is_go_shard(&DirStorage::new(dir)) {
+        Ok(false) => Ok(()),
+        Ok(true) => Err(Error::ForeignFormat { shard }),
+        Err(e) => Err(Error::from_core(shard, dir, e)),
+    }
+}
+
+/// Maps `comet.state` of a shard read-only, for readers: opens it
+/// read-only and never creates, extends or initialises it. `None` if it
+/// does not exist or does not have the state block's size (being created
+/// right now, or damaged: the writer's recovery deals with it).
+pub(crate) fn map_state_read(dir: &Path) -> Result<Option<SharedWords>> {
+    let path = dir.join(STATE_FILE);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(IoOp::Open, &path, e)),
+    };
+    let len = file.metadata().map_err(|e| Error::io(IoOp::Len, &path, e))?.len();
+    if len != STATE_SIZE as u64 {
+        return Ok(None);
+    }
+    SharedWords::map_read_only(&file, STATE_SIZE).map(Some).map_err(|e| Error::io(IoOp::Open, &path, e))
+}
+
+/// Opens (creating when `create`) and maps `comet.state` of a shard
+/// read-write (for its writer and repairs).
 pub(crate) fn map_state(dir: &Path, create: bool) -> Result<Option<SharedWords>> {
     let path = dir.join(STATE_FILE);
     let file = match OpenOptions::new().read(true).write(true).create(create).truncate(false).mode(0o644).open(&path) {
@@ -158,7 +192,11 @@ pub(crate) struct ShardSlot {
     pub(crate) id: ShardId,
     pub(crate) dir: PathBuf,
     writer: Mutex<Option<Writer>>,
+    /// `comet.state` mapped read-only, for reads (when this client does not
+    /// write the shard).
     state: OnceLock<Arc<SharedWords>>,
+    /// `comet.state` mapped read-write, once this client opened the writer.
+    state_rw: OnceLock<Arc<SharedWords>>,
     pub(crate) waiters: Waiters,
     /// The client-wide waiters (consumers waiting on any shard).
     any: Arc<Waiters>,
@@ -179,6 +217,7 @@ impl ShardSlot {
             dir,
             writer: Mutex::new(None),
             state: OnceLock::new(),
+            state_rw: OnceLock::new(),
             waiters: Waiters::default(),
             any,
             sync_wanted: AtomicBool::new(false),
@@ -191,20 +230,31 @@ impl ShardSlot {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The state map if the shard exists on disk (never creates).
+    /// The state map if the shard exists on disk (never creates);
+    /// [`Error::ForeignFormat`] for a Go-written shard.
+    /// The map is read-only unless this client writes the shard: reads
+    /// never write a file.
     pub(crate) fn state(&self) -> Result<Option<Arc<SharedWords>>> {
-        if let Some(s) = self.state.get() {
+        if let Some(s) = self.state_rw.get().or_else(|| self.state.get()) {
             return Ok(Some(s.clone()));
         }
-        Ok(map_state(&self.dir, false)?.map(|m| self.state.get_or_init(|| Arc::new(m)).clone()))
+        check_native(&self.dir, self.id)?;
+        Ok(map_state_read(&self.dir)?.map(|m| self.state.get_or_init(|| Arc::new(m)).clone()))
+    }
+
+    /// The writable state map, if this client opened the shard's writer
+    /// (the only process that writes `comet.state`'s counters besides
+    /// repairs).
+    pub(crate) fn writer_state(&self) -> Option<Arc<SharedWords>> {
+        self.state_rw.get().cloned()
     }
 
     fn state_create(&self) -> Result<Arc<SharedWords>> {
-        if let Some(s) = self.state.get() {
+        if let Some(s) = self.state_rw.get() {
             return Ok(s.clone());
         }
         let m = map_state(&self.dir, true)?.ok_or(Error::Closed)?;
-        Ok(self.state.get_or_init(|| Arc::new(m)).clone())
+        Ok(self.state_rw.get_or_init(|| Arc::new(m)).clone())
     }
 
     /// The durable head as published in `comet.state` (any process).
@@ -241,11 +291,12 @@ impl ShardSlot {
         let storage = DirStorage::new(&self.dir);
         let (mut engine, report) = Shard::open(storage, ShmHead(state.clone()), Zstd::new(level), *cfg)
             .map_err(|e| Error::from_core(self.id, &self.dir, e))?;
+        let words = state.writable().ok_or(Error::Closed)?;
         if report.state_reset {
             // The counters of an invalid block mean nothing.
             for c in Counter::ALL {
                 if c != Counter::ManifestGeneration
-                    && let Some(w) = state.words().get(c.offset() / 8)
+                    && let Some(w) = words.get(c.offset() / 8)
                 {
                     w.store(0, Ordering::Relaxed);
                 }
@@ -256,15 +307,15 @@ impl ShardSlot {
         } else {
             tracing::debug!(shard = %self.id, clean = report.clean, "opened shard");
         }
-        engine.drain_counters(|c, v| shm::add_counter(state.words(), c, v));
+        engine.drain_counters(|c, v| shm::add_counter(words, c, v));
         **guard = Some(Writer { engine, _lock: lock, report });
         Ok(())
     }
 
     /// Publishes the engine's counter deltas into the shared state.
     pub(crate) fn publish_counters(&self, engine: &mut Engine) {
-        if let Some(state) = self.state.get() {
-            engine.drain_counters(|c, v| shm::add_counter(state.words(), c, v));
+        if let Some(words) = self.state_rw.get().and_then(|s| s.writable()) {
+            engine.drain_counters(|c, v| shm::add_counter(words, c, v));
         }
     }
 
@@ -287,12 +338,8 @@ impl ShardSlot {
         let mut g = self.writer();
         let Some(w) = g.as_mut() else { return Ok(()) };
         let r = w.engine.complete_sync(ticket, synced).map_err(|e| Error::from_core(self.id, &self.dir, e));
-        if let Some(state) = self.state.get() {
-            shm::add_counter(
-                state.words(),
-                Counter::SyncNanos,
-                u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
-            );
+        if let Some(words) = self.state_rw.get().and_then(|s| s.writable()) {
+            shm::add_counter(words, Counter::SyncNanos, u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
         }
         self.publish_counters(&mut w.engine);
         drop(g);
@@ -305,9 +352,16 @@ impl ShardSlot {
     /// writer (releasing the lock).
     pub(crate) fn close(&self) -> Result<()> {
         let mut g = self.writer();
-        let Some(mut w) = g.take() else { return Ok(()) };
-        self.publish_counters(&mut w.engine);
-        let r = w.engine.close().map_err(|e| Error::from_core(self.id, &self.dir, e));
+        let Some(w) = g.take() else { return Ok(()) };
+        let words = self.state_rw.get().and_then(|s| s.writable());
+        let r = w
+            .engine
+            .close_with(|c, v| {
+                if let Some(words) = words {
+                    shm::add_counter(words, c, v);
+                }
+            })
+            .map_err(|e| Error::from_core(self.id, &self.dir, e));
         drop(g);
         self.waiters.notify();
         self.any.notify();

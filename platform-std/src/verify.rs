@@ -160,8 +160,10 @@ pub fn quarantine_damaged(dir: impl AsRef<Path>) -> Result<Vec<QuarantinedSegmen
         }
         if !done.is_empty() {
             sync_dir(&sd).map_err(|e| Error::io(IoOp::SyncDir, &sd, e))?;
-            if let Some(state) = crate::shard::map_state(&sd, false)? {
-                shm::add_counter(state.words(), Counter::Quarantined, done.len() as u64);
+            if let Some(state) = crate::shard::map_state(&sd, false)?
+                && let Some(words) = state.writable()
+            {
+                shm::add_counter(words, Counter::Quarantined, done.len() as u64);
             }
         }
     }

@@ -68,3 +68,44 @@ pub fn files(shard_dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Everything on disk under `root` that a write could change: every path
+/// (directories included), and for files their size, modification time and
+/// bytes.
+pub type Snapshot = std::collections::BTreeMap<std::path::PathBuf, (u64, Option<std::time::SystemTime>, Vec<u8>)>;
+
+/// Takes a [`Snapshot`] of `root`.
+pub fn snapshot(root: &Path) -> Snapshot {
+    fn walk(p: &Path, out: &mut Snapshot) {
+        for e in fs::read_dir(p).expect("read dir") {
+            let path = e.expect("dir entry").path();
+            let meta = fs::symlink_metadata(&path).expect("metadata");
+            if meta.is_dir() {
+                out.insert(path.clone(), (0, meta.modified().ok(), Vec::new()));
+                walk(&path, out);
+            } else {
+                let bytes = fs::read(&path).expect("read file");
+                out.insert(path, (meta.len(), meta.modified().ok(), bytes));
+            }
+        }
+    }
+    let mut out = Snapshot::new();
+    walk(root, &mut out);
+    out
+}
+
+/// Panics naming the first difference between two snapshots.
+pub fn assert_unchanged(before: &Snapshot, after: &Snapshot, what: &str) {
+    for (p, b) in before {
+        match after.get(p) {
+            None => panic!("{what}: {} disappeared", p.display()),
+            Some(a) if a.0 != b.0 => panic!("{what}: {} changed size {} -> {}", p.display(), b.0, a.0),
+            Some(a) if a.2 != b.2 => panic!("{what}: {} changed its bytes", p.display()),
+            Some(a) if a.1 != b.1 => panic!("{what}: {} changed its mtime", p.display()),
+            Some(_) => {}
+        }
+    }
+    if let Some(p) = after.keys().find(|p| !before.contains_key(*p)) {
+        panic!("{what}: {} was created", p.display());
+    }
+}

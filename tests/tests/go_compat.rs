@@ -158,3 +158,47 @@ fn a_legacy_offsets_bin_is_migrated() {
     assert!(s1.groups.contains(&("legacy".to_string(), 42)), "{:?}", s1.groups);
     assert!(!dir.path().join("shard-0001/offsets.bin").exists());
 }
+
+fn foreign<T: std::fmt::Debug>(r: comet::Result<T>, what: &str) {
+    match r {
+        Err(Error::ForeignFormat { shard }) => assert_eq!(shard.get(), 1, "{what}"),
+        other => panic!("{what}: {other:?} instead of ForeignFormat"),
+    }
+}
+
+#[test]
+fn every_read_path_refuses_an_unimported_go_shard_and_changes_nothing() {
+    let dir = copy_fixture();
+    let before = comet_tests::snapshot(dir.path());
+    let one = ShardId::new(1).unwrap();
+    for read_only in [false, true] {
+        let c = if read_only {
+            Client::open_read_only(dir.path(), Config::default()).unwrap()
+        } else {
+            Client::open(dir.path(), Config::default()).unwrap()
+        };
+        foreign(c.len("x:shard:0001"), "len");
+        foreign(c.shard_len(one), "shard_len");
+        foreign(c.durable_len(one), "durable_len");
+        foreign(c.read("x:shard:0001", 0), "Client::read");
+        foreign(c.reader(one).map(|_| ()), "reader");
+        foreign(c.wait_for(one, 0, std::time::Duration::ZERO), "wait_for");
+        foreign(c.shard_stats(one), "shard_stats");
+        foreign(c.stats(), "stats");
+        let mut r = comet::Reader::open(dir.path().join("shard-0001"), one, 1 << 20);
+        foreign(r.bounds(), "Reader::bounds");
+        foreign(r.read(0), "Reader::read");
+        foreign(r.head(), "Reader::head");
+        let mut g = Consumer::new(&c, "audit").unwrap();
+        foreign(g.offset(one), "Consumer::offset");
+        foreign(g.lag(one), "Consumer::lag");
+        foreign(g.groups(one), "Consumer::groups");
+        foreign(g.read_shard(one, 10, &mut Vec::new()), "Consumer::read_shard");
+        let batch = g.read(&[one], 10);
+        assert!(batch.messages.is_empty());
+        assert!(matches!(batch.errors[..], [(s, Error::ForeignFormat { .. })] if s == one), "{:?}", batch.errors);
+        foreign(g.ack(&[comet::MessageId { shard: one, entry: 0 }]), "Consumer::ack");
+        c.close().unwrap();
+    }
+    comet_tests::assert_unchanged(&before, &comet_tests::snapshot(dir.path()), "reads of a Go shard");
+}

@@ -283,3 +283,42 @@ fn rebuilt_manifest_keeps_file_relative_offsets_and_rotation_size() {
     let c = Client::open(dir.path(), cfg).unwrap();
     check(&c, 0..3000);
 }
+
+#[test]
+fn lost_manifest_rebuilds_with_the_shards_own_interval_whatever_the_config_says() {
+    // D-5: the chunk interval is fixed per shard. A shard written with 8
+    // whose index.bin is lost must reopen intact under a config saying 5.
+    for clean in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Client::open(dir.path(), small_config()).unwrap();
+        write(&c, 0..400);
+        c.sync().unwrap();
+        let copy = tempfile::tempdir().unwrap();
+        if clean {
+            c.close().unwrap();
+            crash_copy(dir.path(), copy.path());
+        } else {
+            crash_copy(dir.path(), copy.path());
+            drop(c);
+        }
+        let sd = shard_dir(copy.path());
+        assert!(files(&sd).iter().filter(|f| f.ends_with(".comet")).count() > 2, "several segments");
+        fs::remove_file(sd.join("index.bin")).unwrap();
+        let mut other = small_config();
+        other.indexing.boundary_interval = 5;
+        let c = Client::open(copy.path(), other).unwrap();
+        let report = c.recover_shard(one()).unwrap();
+        assert!(report.rebuilt_manifest, "clean {clean}: {report:?}");
+        assert!(report.quarantined.is_empty() && report.missing.is_empty(), "clean {clean}: {report:?}");
+        assert!(!files(&sd).iter().any(|f| f.contains("quarantined")), "clean {clean}");
+        assert_eq!(c.shard_len(one()).unwrap(), 400);
+        check(&c, 0..400);
+        write(&c, 400..410);
+        c.close().unwrap();
+        let c = Client::open(copy.path(), other).unwrap();
+        let report = c.recover_shard(one()).unwrap();
+        assert!(report.clean && !report.found_damage(), "clean {clean}: {report:?}");
+        check(&c, 0..410);
+        c.close().unwrap();
+    }
+}

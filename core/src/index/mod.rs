@@ -131,16 +131,12 @@ impl SegmentMeta {
         if self.first_ts > self.last_ts {
             return Err(WireError::InvalidField { offset: 24 });
         }
-        let mut prev: Option<u32> = None;
-        for c in &self.chunks {
-            let ok = match prev {
-                None => c.offset == 0,
-                Some(p) => c.offset > p,
-            };
-            if !ok || u64::from(c.offset) >= self.bytes {
-                return Err(WireError::InvalidField { offset: 48 });
-            }
-            prev = Some(c.offset);
+        // Offsets start at 0, strictly increase and stay below `bytes`
+        // (so checking the last one bounds them all).
+        let first_ok = self.chunks.first().is_none_or(|c| c.offset == 0);
+        let last_ok = self.chunks.last().is_none_or(|c| u64::from(c.offset) < self.bytes);
+        if !first_ok || !last_ok || !self.chunks.windows(2).all(|w| w[0].offset < w[1].offset) {
+            return Err(WireError::InvalidField { offset: 48 });
         }
         Ok(())
     }
@@ -215,6 +211,16 @@ impl Manifest {
         out.extend_from_slice(&crc.to_le_bytes());
     }
 
+    /// The interval field of a manifest's header, if the bytes start with a
+    /// manifest header of this version naming a non-zero interval (whatever
+    /// the rest holds: a hint for rebuilding a rejected manifest).
+    pub fn header_interval(bytes: &[u8]) -> Option<u32> {
+        if bytes.get(..4)? != MANIFEST_MAGIC || le::u32_at(bytes, 4)? != MANIFEST_VERSION {
+            return None;
+        }
+        le::u32_at(bytes, 8).filter(|&i| i > 0)
+    }
+
     /// Decodes and validates a manifest. Never panics; every structural
     /// problem is a [`WireError`] whose `InvalidField` offset is the byte
     /// position in the file.
@@ -266,11 +272,14 @@ impl Manifest {
             if end > body {
                 return Err(trunc(end + 4));
             }
-            let mut chunks = Vec::with_capacity(n);
-            for k in 0..n {
-                let c = at + RECORD + 8 * k;
-                chunks.push(Chunk { offset: u32_at(c)?, crc: u32_at(c + 4)? });
-            }
+            // One pass over the table (`end <= body` was checked above).
+            let chunks: Vec<Chunk> = bytes[at + RECORD..end]
+                .chunks_exact(8)
+                .map(|c| Chunk {
+                    offset: u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+                    crc: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+                })
+                .collect();
             let seg = SegmentMeta {
                 base: u64_at(at)?,
                 entries: u64_at(at + 8)?,

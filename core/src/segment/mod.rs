@@ -244,14 +244,20 @@ impl Scanner {
         // The window buf[..win_len] holds file bytes starting at win_start.
         let mut win_start = self.pos;
         let mut win_len = 0usize;
-        loop {
+        // Bytes [hashed, self.pos) are whole entries of the open chunk not
+        // hashed yet; they lie in the window. They are hashed in one call
+        // per span (at a chunk boundary, before the window moves, at the
+        // end) rather than per entry, so verification runs at CRC speed.
+        let mut hashed = self.pos;
+        let end = loop {
             if self.pos >= limit {
-                return Ok(ScanEnd::Clean);
+                break ScanEnd::Clean;
             }
             let remaining = limit - self.pos;
             let in_win = |pos: u64, len: usize, ws: u64, wl: usize| pos >= ws && pos + len as u64 <= ws + wl as u64;
             let want = HEADER_LEN.min(usize::try_from(remaining).unwrap_or(HEADER_LEN));
             if !in_win(self.pos, want, win_start, win_len) {
+                self.hash_pending(buf, win_start, &mut hashed);
                 win_start = self.pos;
                 let n = buf.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
                 win_len = read_exact_at(file, win_start, &mut buf[..n])?;
@@ -269,36 +275,42 @@ impl Scanner {
             };
             let header = match status {
                 EntryStatus::Valid(h) => h,
-                EntryStatus::End => return Ok(ScanEnd::ZeroFill),
-                EntryStatus::TornHeader => return Ok(ScanEnd::TornHeader),
-                EntryStatus::TornPayload(_) => return Ok(ScanEnd::TornPayload),
-                EntryStatus::Invalid(e) => return Ok(ScanEnd::Invalid(e)),
+                EntryStatus::End => break ScanEnd::ZeroFill,
+                EntryStatus::TornHeader => break ScanEnd::TornHeader,
+                EntryStatus::TornPayload(_) => break ScanEnd::TornPayload,
+                EntryStatus::Invalid(e) => break ScanEnd::Invalid(e),
             };
             // The entry's number must exist (a segment named near u64::MAX).
             if self.base.checked_add(self.entries + 1).is_none() {
-                return Ok(ScanEnd::Invalid(WireError::TooLarge { len: self.entries + 1, max: u64::MAX - self.base }));
+                break ScanEnd::Invalid(WireError::TooLarge { len: self.entries + 1, max: u64::MAX - self.base });
             }
             let total = header.total_len();
             if self.entries.is_multiple_of(interval) {
+                self.hash_pending(buf, win_start, &mut hashed);
                 #[allow(clippy::cast_possible_truncation)]
                 self.chunks.start_chunk(self.pos.min(u64::from(u32::MAX)) as u32);
             }
-            // Hash the entry's bytes: what is in the window, then the rest.
             let have = (win_len - off).min(usize::try_from(total).unwrap_or(usize::MAX));
-            self.chunks.update(&buf[off..off + have]);
-            let mut done = have as u64;
-            while done < total {
-                let at = self.pos + done;
-                let n = buf.len().min(usize::try_from(total - done).unwrap_or(usize::MAX));
-                let got = read_exact_at(file, at, &mut buf[..n])?;
-                if got == 0 {
-                    // The file shrank under us: treat as torn.
-                    return Ok(ScanEnd::TornPayload);
+            if (have as u64) < total {
+                // The entry runs past the window: hash what is pending and
+                // what the window holds, then the rest as it is read.
+                self.hash_pending(buf, win_start, &mut hashed);
+                self.chunks.update(&buf[off..off + have]);
+                let mut done = have as u64;
+                while done < total {
+                    let at = self.pos + done;
+                    let n = buf.len().min(usize::try_from(total - done).unwrap_or(usize::MAX));
+                    let got = read_exact_at(file, at, &mut buf[..n])?;
+                    if got == 0 {
+                        // The file shrank under us: treat as torn.
+                        return Ok(ScanEnd::TornPayload);
+                    }
+                    self.chunks.update(&buf[..got]);
+                    done += got as u64;
+                    win_start = at;
+                    win_len = got;
                 }
-                self.chunks.update(&buf[..got]);
-                done += got as u64;
-                win_start = at;
-                win_len = got;
+                hashed = self.pos + total;
             }
             self.pos += total;
             self.entries += 1;
@@ -307,8 +319,26 @@ impl Scanner {
             }
             self.last_ts = self.last_ts.max(header.timestamp);
             if self.entries.is_multiple_of(interval) {
+                self.hash_pending(buf, win_start, &mut hashed);
                 self.chunks.close();
             }
+        };
+        self.hash_pending(buf, win_start, &mut hashed);
+        Ok(end)
+    }
+
+    /// Hashes the scanned bytes `[*hashed, self.pos)`, which the window
+    /// starting at file offset `win_start` holds, into the open chunk.
+    fn hash_pending(&mut self, buf: &[u8], win_start: u64, hashed: &mut u64) {
+        if self.pos > *hashed {
+            let from = usize::try_from(*hashed - win_start).unwrap_or(usize::MAX);
+            let to = usize::try_from(self.pos - win_start).unwrap_or(usize::MAX);
+            let span = buf.get(from..to);
+            debug_assert!(span.is_some(), "pending bytes outside the window");
+            if let Some(span) = span {
+                self.chunks.update(span);
+            }
+            *hashed = self.pos;
         }
     }
 }

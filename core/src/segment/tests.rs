@@ -139,3 +139,60 @@ fn verify_finds_flipped_bits_by_chunk() {
     assert!(damage.iter().any(|d| matches!(d, SegmentDamage::Length { .. })));
     assert!(damage.iter().any(|d| matches!(d, SegmentDamage::Framing { entry: 19, .. })));
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The chunk table, head checksums and entry count computed the plain
+    /// way (each chunk hashed from its bytes), for the first `n` entries.
+    fn reference(data: &[u8], offsets: &[u64], n: usize, interval: usize) -> (Vec<crate::index::Chunk>, (u32, u32)) {
+        let end = if n == offsets.len() { data.len() } else { offsets[n] as usize };
+        let mut chunks = Vec::new();
+        let mut closed = crc32fast::Hasher::new();
+        let mut open = 0;
+        for k in (0..n).step_by(interval) {
+            let a = offsets[k] as usize;
+            let b = if k + interval < n { offsets[k + interval] as usize } else { end };
+            let crc = crc32fast::hash(&data[a..b]);
+            chunks.push(crate::index::Chunk { offset: a as u32, crc });
+            if k + interval <= n {
+                closed.update(&crc.to_le_bytes());
+            } else {
+                open = crc;
+            }
+        }
+        (chunks, (open, closed.finalize()))
+    }
+
+    proptest! {
+        /// Span hashing gives exactly the per-chunk checksums, whatever the
+        /// window size, chunk interval, entry sizes (larger than the window
+        /// too) and where the scan is cut (torn tails included).
+        #[test]
+        fn scanner_checksums_match_a_plain_hash(
+            sizes in proptest::collection::vec(0usize..300, 0..60),
+            interval in 1u32..9,
+            bufsize in 12usize..400,
+            cut in any::<proptest::sample::Index>(),
+        ) {
+            let mut data = Vec::new();
+            let mut offsets = Vec::new();
+            for (i, &len) in sizes.iter().enumerate() {
+                offsets.push(data.len() as u64);
+                data.extend_from_slice(&entry(1 + i as u64, &vec![i as u8 ^ 0x5A; len]));
+            }
+            let limit = if data.is_empty() { 0 } else { cut.index(data.len() + 1) };
+            let (sc, end) = scan(&data[..limit], interval, bufsize);
+            let whole = offsets.iter().take_while(|&&o| o < limit as u64).count();
+            let n = if whole > 0 && (offsets.get(whole).map_or(data.len(), |&o| o as usize)) > limit { whole - 1 } else { whole };
+            prop_assert_eq!(sc.entries, n as u64);
+            prop_assert_eq!(end == ScanEnd::Clean, n == sizes.len() || limit == offsets[n] as usize);
+            let (chunks, head) = reference(&data, &offsets, n, interval as usize);
+            prop_assert_eq!(sc.chunks.chunks(), chunks);
+            let mut settled = sc.chunks.clone();
+            settled.settle(sc.entries, interval);
+            prop_assert_eq!(settled.head_crcs(), head);
+        }
+    }
+}

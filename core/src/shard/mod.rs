@@ -594,6 +594,7 @@ where
             closed_hash,
             last_ts: if self.written_entries > 0 { self.last_ts } else { 0 },
             clean,
+            interval: self.manifest.interval,
         }
     }
 
@@ -697,8 +698,25 @@ where
     }
 
     /// Syncs everything, records the active segment in the manifest and
-    /// marks the head clean, so the next open needs no scan.
-    pub fn close(mut self) -> Res<(), S> {
+    /// marks the head clean, so the next open needs no scan. The counters
+    /// the close itself changes (its sync, manifest write, rotation) are
+    /// discarded: use [`close_with`](Shard::close_with) to keep them.
+    pub fn close(self) -> Res<(), S> {
+        self.close_with(|_, _| {})
+    }
+
+    /// [`close`](Shard::close), handing every counter not yet drained,
+    /// including what the close itself counted, to `counters` (as
+    /// [`drain_counters`](Shard::drain_counters) does), also when the close
+    /// fails, and before the state block is made durable.
+    pub fn close_with(mut self, mut counters: impl FnMut(Counter, u64)) -> Res<(), S> {
+        let r = self.close_inner();
+        self.drain_counters(&mut counters);
+        r?;
+        self.head_store.sync().ctx(IoOp::Sync, crate::state::STATE_FILE)
+    }
+
+    fn close_inner(&mut self) -> Res<(), S> {
         if self.rotation_pending {
             self.rotate()?;
         }
@@ -707,8 +725,7 @@ where
         m.active = Some(self.active_meta());
         self.write_manifest(m)?;
         let head = self.current_head(true);
-        self.publish(head)?;
-        self.head_store.sync().ctx(IoOp::Sync, crate::state::STATE_FILE)
+        self.publish(head)
     }
 }
 

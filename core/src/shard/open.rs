@@ -197,12 +197,16 @@ where
             return Err(Error::ForeignFormat);
         }
         let mut changed = false;
+        // The interval a rejected manifest's header names (a hint for the
+        // rebuild, checked against the head before it is trusted).
+        let mut interval_hint = None;
         let manifest = match raw_manifest {
             None => None,
             Some(bytes) => match Manifest::decode(&bytes) {
                 Ok(m) => Some(m),
                 Err(e) => {
                     report.manifest_error = Some(e);
+                    interval_hint = Manifest::header_interval(&bytes);
                     storage.rename(MANIFEST_FILE, "index.bin.corrupt").ctx(IoOp::Rename, MANIFEST_FILE)?;
                     None
                 }
@@ -226,7 +230,9 @@ where
             None => {
                 report.rebuilt_manifest = true;
                 changed = true;
-                let mut m = Manifest::new(cfg.interval);
+                let candidates = [interval_hint, Some(cfg.interval), Some(DEFAULT_INTERVAL)];
+                let interval = rebuild_interval(&storage, head.as_ref(), &listing.segments, &candidates, &cfg)?;
+                let mut m = Manifest::new(interval);
                 m.first_entry = listing.segments.first().copied().unwrap_or(0);
                 m
             }
@@ -510,6 +516,54 @@ where
             counters: [0; Counter::ALL.len()],
         }
     }
+}
+
+/// The default `indexing.boundary_interval`, a candidate when rebuilding a
+/// manifest of a shard whose head does not record its interval.
+const DEFAULT_INTERVAL: u32 = 100;
+
+/// The chunk interval to rebuild a lost manifest with: the one the shard
+/// was written with (D-5), since the durable head's checksums depend on it
+/// and a wrong one would quarantine intact data. The head records it; for
+/// a head written before it did, the first candidate that reproduces the
+/// head's checksums over the active segment's synced bytes (the rejected
+/// manifest's header, the configured and the default interval). Without a
+/// head to check against (nothing to verify), the first candidate.
+fn rebuild_interval<S: Storage>(
+    storage: &S,
+    head: Option<&DurableHead>,
+    segments: &[u64],
+    candidates: &[Option<u32>],
+    cfg: &EngineConfig,
+) -> Result<u32, Error<S::Error>> {
+    let valid = |i: &u32| (1..=crate::state::MAX_HEAD_INTERVAL).contains(i);
+    if let Some(i) = head.map(|h| h.interval).filter(valid) {
+        return Ok(i);
+    }
+    let mut tried: Vec<u32> = Vec::new();
+    for c in candidates.iter().flatten().copied().filter(valid) {
+        if !tried.contains(&c) {
+            tried.push(c);
+        }
+    }
+    let first = tried.first().copied().unwrap_or(cfg.interval);
+    let Some(h) = head.filter(|h| h.entries > 0 && segments.binary_search(&h.base).is_ok()) else {
+        return Ok(first);
+    };
+    let name = segment_file_name(h.base);
+    let file = storage.open(&name, OpenMode::Read).ctx(IoOp::Open, &name)?;
+    if file.len().ctx(IoOp::Len, &name)? < h.bytes {
+        return Ok(first);
+    }
+    let mut buf = alloc::vec![0u8; 64 * 1024];
+    for &c in &tried {
+        let mut sc = Scanner::new(h.base, c, cfg.max_stored());
+        let end = sc.run(&file, h.bytes, &mut buf).ctx(IoOp::Read, &name)?;
+        if end == ScanEnd::Clean && sc.entries == h.entries && sc.chunks.head_crcs() == (h.open_crc, h.closed_hash) {
+            return Ok(c);
+        }
+    }
+    Ok(first)
 }
 
 /// Whether the last chunk of a clean-close snapshot still matches its

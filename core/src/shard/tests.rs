@@ -233,6 +233,81 @@ fn lost_manifest_is_rebuilt_with_exact_numbers() {
     check_all(&s, first..120);
 }
 
+/// Writes `n` entries with interval 4 (some segments sealed, the active
+/// one holding entries), closed cleanly or not.
+fn shard_with_interval_4(n: u64, clean: bool) -> MemDir {
+    let dir = MemDir::new();
+    let (mut s, _) = open(&dir);
+    assert_eq!(s.interval(), 4);
+    append_n(&mut s, 0, n);
+    s.sync().unwrap();
+    assert!(!s.manifest().sealed.is_empty() && s.active_bytes() > 0);
+    if clean {
+        s.close().unwrap();
+    }
+    dir
+}
+
+/// Rewrites the head as a head written before it recorded the interval.
+fn forget_head_interval(dir: &MemDir) {
+    let f = dir.open(crate::state::STATE_FILE, OpenMode::ReadWrite).unwrap();
+    let mut hs = FileHeadStore::new(f).unwrap();
+    let (mut h, _) = DurableHead::decode(&hs.load().unwrap()).unwrap();
+    assert_eq!(h.interval, 4);
+    h.interval = 0;
+    hs.store(&h).unwrap();
+}
+
+#[test]
+fn lost_manifest_is_rebuilt_with_the_interval_the_shard_was_written_with() {
+    for clean in [true, false] {
+        let dir = shard_with_interval_4(61, clean);
+        dir.delete(MANIFEST_FILE);
+        let mut other = cfg();
+        other.interval = 7;
+        let (mut s, report) = open_on(&dir, other).unwrap();
+        assert!(report.rebuilt_manifest, "clean {clean}");
+        assert!(report.quarantined.is_empty() && report.missing.is_empty(), "clean {clean}: {report:?}");
+        assert_eq!(s.interval(), 4, "the shard keeps its interval (D-5)");
+        assert_eq!(s.next_entry(), 61);
+        check_all(&s, 0..61);
+        append_n(&mut s, 61, 10);
+        s.close().unwrap();
+        let (s, report) = open_on(&dir, other).unwrap();
+        assert!(report.clean && !report.found_damage(), "clean {clean}: {report:?}");
+        check_all(&s, 0..71);
+    }
+}
+
+#[test]
+fn heads_without_a_recorded_interval_find_it_among_the_candidates() {
+    // a damaged manifest whose header still names the interval
+    let dir = shard_with_interval_4(61, true);
+    forget_head_interval(&dir);
+    let len = dir.file_bytes(MANIFEST_FILE).unwrap().len() as u64;
+    dir.corrupt(MANIFEST_FILE, len - 1, 0xFF);
+    let mut other = cfg();
+    other.interval = 7;
+    let (s, report) = open_on(&dir, other).unwrap();
+    assert!(report.rebuilt_manifest && report.quarantined.is_empty(), "{report:?}");
+    assert_eq!(s.interval(), 4);
+    check_all(&s, 0..61);
+    // a lost manifest, the shard written with the configured interval
+    let dir = shard_with_interval_4(61, false);
+    forget_head_interval(&dir);
+    dir.delete(MANIFEST_FILE);
+    let (s, report) = open_on(&dir, cfg()).unwrap();
+    assert!(report.rebuilt_manifest && report.quarantined.is_empty(), "{report:?}");
+    check_all(&s, 0..61);
+    // no candidate reproduces the head: damage, quarantined as before
+    let dir = shard_with_interval_4(61, false);
+    forget_head_interval(&dir);
+    dir.delete(MANIFEST_FILE);
+    let (_, report) = open_on(&dir, other).unwrap();
+    assert_eq!(report.quarantined.len(), 1, "{report:?}");
+    assert_eq!(report.quarantined[0].reason, QuarantineReason::Checksum);
+}
+
 #[test]
 fn corrupt_manifest_is_kept_aside_and_rebuilt() {
     let dir = MemDir::new();
@@ -483,6 +558,19 @@ fn counters_drain_as_deltas() {
 /// A shard type that uses `MemFile` explicitly (keeps the alias honest).
 #[allow(dead_code)]
 type Explicit = Shard<MemDir, FileHeadStore<MemFile>, NoCompression>;
+
+#[test]
+fn close_with_hands_over_what_the_close_counted() {
+    let dir = MemDir::new();
+    let (mut s, _) = open(&dir);
+    append_n(&mut s, 0, 5);
+    s.drain_counters(|_, _| {});
+    let mut got = Vec::new();
+    s.close_with(|c, v| got.push((c, v))).unwrap();
+    for c in [Counter::Syncs, Counter::ManifestWrites, Counter::ManifestGeneration, Counter::Flushes] {
+        assert_eq!(got.iter().find(|(k, _)| *k == c).map(|(_, v)| *v), Some(1), "{c:?} in {got:?}");
+    }
+}
 
 #[test]
 fn read_into_matches_read_and_reports_a_small_buffer() {

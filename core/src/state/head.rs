@@ -38,6 +38,11 @@ mod field {
 }
 
 const FLAG_CLEAN: u32 = 1;
+/// Flags bits 8..32 record the shard's chunk interval (0: not recorded, a
+/// head written before it was).
+const INTERVAL_SHIFT: u32 = 8;
+/// The largest chunk interval a head can record.
+pub const MAX_HEAD_INTERVAL: u32 = u32::MAX >> INTERVAL_SHIFT;
 
 /// The durable head of a shard: how much of the active segment is synced,
 /// with checksums covering every synced byte.
@@ -52,7 +57,7 @@ const FLAG_CLEAN: u32 = 1;
 /// | 32 | 8 | durable bytes in the active segment |
 /// | 40 | 4 | CRC-32 of the open chunk `[chunk start, bytes)` |
 /// | 44 | 4 | CRC-32 over the closed chunks' CRC-32s (LE, in order) |
-/// | 48 | 4 | flags: bit 0 = closed cleanly |
+/// | 48 | 4 | flags: bit 0 = closed cleanly; bits 8..32 = chunk interval (0 = not recorded) |
 /// | 52 | 8 | timestamp of the last durable entry (two LE u32 halves, low first) |
 /// | 60 | 4 | CRC-32 of bytes 0..60 with the seq field zeroed |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,6 +76,10 @@ pub struct DurableHead {
     pub last_ts: u64,
     /// True when written by a clean close.
     pub clean: bool,
+    /// The shard's chunk interval, which the two checksums depend on (0
+    /// in heads written before it was recorded). Lets recovery rebuild a
+    /// lost manifest with the interval the shard was written with.
+    pub interval: u32,
 }
 
 impl DurableHead {
@@ -89,7 +98,8 @@ impl DurableHead {
         le::put_u64(&mut b, field::BYTES, self.bytes);
         le::put_u32(&mut b, field::OPEN_CRC, self.open_crc);
         le::put_u32(&mut b, field::CLOSED_HASH, self.closed_hash);
-        le::put_u32(&mut b, field::FLAGS, if self.clean { FLAG_CLEAN } else { 0 });
+        let interval = if self.interval <= MAX_HEAD_INTERVAL { self.interval } else { 0 };
+        le::put_u32(&mut b, field::FLAGS, u32::from(self.clean) | interval << INTERVAL_SHIFT);
         #[allow(clippy::cast_possible_truncation)]
         {
             le::put_u32(&mut b, field::LAST_TS, self.last_ts as u32);
@@ -129,7 +139,7 @@ impl DurableHead {
             return Err(WireError::InvalidField { offset: field::SEQ as u32 });
         }
         let flags = get32(field::FLAGS);
-        if flags & !FLAG_CLEAN != 0 {
+        if flags & !(FLAG_CLEAN | MAX_HEAD_INTERVAL << INTERVAL_SHIFT) != 0 {
             return Err(WireError::InvalidField { offset: field::FLAGS as u32 });
         }
         let head = DurableHead {
@@ -140,6 +150,7 @@ impl DurableHead {
             closed_hash: get32(field::CLOSED_HASH),
             last_ts: u64::from(get32(field::LAST_TS)) | u64::from(get32(field::LAST_TS + 4)) << 32,
             clean: flags & FLAG_CLEAN != 0,
+            interval: flags >> INTERVAL_SHIFT,
         };
         if head.base.checked_add(head.entries).is_none() || head.bytes < head.entries.saturating_mul(12) {
             return Err(WireError::InvalidField { offset: field::ENTRIES as u32 });
@@ -289,9 +300,10 @@ pub enum Counter {
     OldestEntryNs,
     /// Retention errors.
     RetentionErrors,
-    /// Entries returned to consumers.
+    /// Entries returned to consumers in the shard's writer process (reads
+    /// elsewhere never write `comet.state`).
     EntriesRead,
-    /// Ack calls that moved an offset.
+    /// Ack calls that moved an offset, in the shard's writer process.
     Acks,
     /// Read errors.
     ReadErrors,
@@ -412,6 +424,7 @@ mod tests {
             closed_hash: 0x1234_5678,
             last_ts: 0x0102_0304_0506_0708,
             clean: true,
+            interval: 100,
         }
     }
 

@@ -12,8 +12,8 @@ pub mod offsets;
 #[cfg(feature = "alloc")]
 pub use head::FileHeadStore;
 pub use head::{
-    Counter, DurableHead, HEAD_LINE, HeadStore, SEQ_OFFSET, STATE_FILE, STATE_LINE, STATE_MAGIC, STATE_SIZE,
-    STATE_VERSION,
+    Counter, DurableHead, HEAD_LINE, HeadStore, MAX_HEAD_INTERVAL, SEQ_OFFSET, STATE_FILE, STATE_LINE, STATE_MAGIC,
+    STATE_SIZE, STATE_VERSION,
 };
 
 #[cfg(test)]
@@ -25,9 +25,10 @@ mod props {
     proptest! {
         #[test]
         fn heads_roundtrip(base in any::<u64>(), entries in 0u64..1 << 40, extra in 0u64..1 << 20, open_crc in any::<u32>(),
-                           closed_hash in any::<u32>(), last_ts in any::<u64>(), clean in any::<bool>(), seq in any::<u64>()) {
+                           closed_hash in any::<u32>(), last_ts in any::<u64>(), clean in any::<bool>(), seq in any::<u64>(),
+                           interval in 0u32..=MAX_HEAD_INTERVAL) {
             let base = base / 2;
-            let h = DurableHead { base, entries, bytes: entries * 12 + extra, open_crc, closed_hash, last_ts, clean };
+            let h = DurableHead { base, entries, bytes: entries * 12 + extra, open_crc, closed_hash, last_ts, clean, interval };
             let seq = seq & !1;
             prop_assert_eq!(DurableHead::decode(&h.encode(seq)), Ok((h, seq)));
         }

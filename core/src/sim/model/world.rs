@@ -463,7 +463,14 @@ impl World {
     fn reopen(&mut self, how: Reopen) -> Result<(), String> {
         reject_unchecked_metadata(&self.mem);
         let failures = self.faults.failures();
-        let (s, report) = match open_shard(&self.fs, self.cfg, RunLengthCompressor) {
+        // Every other open asks for another chunk interval: the shard keeps
+        // the one it was created with (D-5), also when its manifest is lost.
+        let cfg = if self.stats.opens % 2 == 1 {
+            EngineConfig { interval: self.cfg.interval + 1, ..self.cfg }
+        } else {
+            self.cfg
+        };
+        let (s, report) = match open_shard(&self.fs, cfg, RunLengthCompressor) {
             Ok(x) => x,
             Err(e) => {
                 if self.mem.crashed() || self.faults.failures() > failures {

@@ -1,0 +1,78 @@
+//! Stats snapshots: entry time bounds and counters against what was
+//! appended.
+
+use std::time::Duration;
+
+use comet::{Client, ShardId};
+use comet_tests::{payload, small_config};
+
+fn one() -> ShardId {
+    ShardId::new(1).unwrap()
+}
+
+fn segments(root: &std::path::Path) -> usize {
+    comet_tests::files(&root.join("shard-0001")).iter().filter(|f| f.ends_with(".comet")).count()
+}
+
+#[test]
+fn entry_time_bounds_cover_the_durable_entries_also_right_after_a_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = small_config();
+    cfg.storage.flush_interval = Duration::from_secs(3600);
+    let c = Client::open(dir.path(), cfg).unwrap();
+    c.append_shard(one(), &[payload(1)]).unwrap();
+    c.sync().unwrap();
+    let mut r = c.reader(one()).unwrap();
+    let first_ts = r.read(0).unwrap().timestamp;
+    let st = c.shard_stats(one()).unwrap();
+    assert_eq!((st.oldest_ns, st.newest_ns), (first_ts, first_ts), "only the active segment holds entries");
+    // Append synced entries until an append rotates: the new active
+    // segment holds only that unsynced append, so no durable entry.
+    let mut i = 1;
+    while segments(dir.path()) == 1 {
+        c.sync().unwrap();
+        c.append_shard(one(), &[payload(i)]).unwrap();
+        i += 1;
+    }
+    let durable = c.durable_len(one()).unwrap();
+    assert_eq!(durable, i - 1, "the rotating append is not durable yet");
+    let newest = r.read(durable - 1).unwrap().timestamp;
+    let ro = Client::open_read_only(dir.path(), cfg).unwrap();
+    for client in [&c, &ro] {
+        let st = client.shard_stats(one()).unwrap();
+        assert_eq!(st.durable_end, durable);
+        assert_eq!(st.newest_ns, newest, "newest durable entry, from the sealed segment");
+        assert_eq!(st.oldest_ns, first_ts);
+    }
+    c.sync().unwrap();
+    let st = c.shard_stats(one()).unwrap();
+    assert_eq!(st.newest_ns, r.read(i - 1).unwrap().timestamp);
+    c.close().unwrap();
+}
+
+#[test]
+fn close_persists_the_counters_of_its_own_sync_and_manifest_write() {
+    use comet::Counter;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = small_config();
+    cfg.storage.flush_interval = Duration::from_secs(3600);
+    let c = Client::open(dir.path(), cfg).unwrap();
+    for i in 0..10 {
+        c.append_shard(one(), &[payload(i)]).unwrap();
+    }
+    let before = c.shard_stats(one()).unwrap().counters;
+    c.close().unwrap();
+    let ro = Client::open_read_only(dir.path(), cfg).unwrap();
+    let after = ro.shard_stats(one()).unwrap().counters;
+    for (counter, by) in [(Counter::Syncs, 1), (Counter::ManifestWrites, 1), (Counter::ManifestGeneration, 1)] {
+        assert_eq!(after.get(counter), before.get(counter) + by, "{counter:?}");
+    }
+    assert!(after.get(Counter::Flushes) > before.get(Counter::Flushes));
+    // and a writer reopening counts on from there
+    let c = Client::open(dir.path(), cfg).unwrap();
+    c.recover_shard(one()).unwrap();
+    let reopened = c.shard_stats(one()).unwrap().counters;
+    assert_eq!(reopened.get(Counter::Syncs), after.get(Counter::Syncs));
+    assert_eq!(reopened.get(Counter::CleanOpens), 1);
+    c.close().unwrap();
+}
