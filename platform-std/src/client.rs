@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use comet_core::ShardId;
 use comet_core::config::{Config, LogLevel};
@@ -23,8 +23,17 @@ use crate::reader::{Message, MessageId, Reader, shard_dir};
 use crate::shard::ShardSlot;
 
 /// Nanoseconds since the Unix epoch (1 if the clock is before 1970).
+///
+/// `clock_gettime(CLOCK_REALTIME)` (the vDSO, no system call) converted
+/// directly: `SystemTime::now()` reads the same clock but goes through
+/// `duration_since` and 128-bit arithmetic, which showed up in the append
+/// profile (BENCHMARKS.md, A5).
 pub(crate) fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+    match (u64::try_from(t.tv_sec), u64::try_from(t.tv_nsec)) {
+        (Ok(secs), Ok(nanos)) => secs.saturating_mul(1_000_000_000).saturating_add(nanos).max(1),
+        _ => 1,
+    }
 }
 
 /// The entries one append produced: consecutive numbers in one shard.
