@@ -196,7 +196,7 @@ pub const MAX_STREAM_LEN: usize = 255;
 const FORBIDDEN: u8 = 1;
 const DOT: u8 = 2;
 const COLON: u8 = 4;
-const CLASS: [u8; 256] = {
+static CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut b = 0;
     while b < 256 {
@@ -229,24 +229,27 @@ fn scan_stream_bytes(s: &str) -> Result<Option<usize>, NameError> {
     if bytes.len() > MAX_STREAM_LEN {
         return Err(NameError::TooLong { len: bytes.len(), max: MAX_STREAM_LEN });
     }
+    // Branch-free per byte: the classes seen and the classes seen twice in
+    // a row; errors are sorted out after the loop.
+    let mut seen = 0u8;
+    let mut pairs = 0u8;
     let mut prev = 0u8;
-    let mut dotdot = false;
-    let mut colon = None;
-    for (at, &b) in bytes.iter().enumerate() {
+    for &b in bytes {
         let class = CLASS[usize::from(b)];
-        if class & FORBIDDEN != 0 {
-            return Err(NameError::ForbiddenByte { byte: b, at });
-        }
-        dotdot |= class & prev & DOT != 0;
-        if class & COLON != 0 {
-            colon = Some(at);
-        }
+        seen |= class;
+        pairs |= class & prev;
         prev = class;
     }
-    if dotdot {
+    if seen & FORBIDDEN != 0
+        && let Some((at, &byte)) = bytes.iter().enumerate().find(|&(_, &b)| CLASS[usize::from(b)] & FORBIDDEN != 0)
+    {
+        return Err(NameError::ForbiddenByte { byte, at });
+    }
+    if pairs & DOT != 0 {
         return Err(NameError::DotDot);
     }
-    Ok(colon)
+    // The shard number is at the end: search from there.
+    Ok(if seen & COLON != 0 { bytes.iter().rposition(|&b| b == b':') } else { None })
 }
 
 /// Validates a stream prefix (the part before `:shard:NNNN`).
