@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use comet_core::ShardId;
 use comet_core::config::{Config, LogLevel};
@@ -24,15 +24,15 @@ use crate::shard::ShardSlot;
 
 /// Nanoseconds since the Unix epoch (1 if the clock is before 1970).
 ///
-/// `clock_gettime(CLOCK_REALTIME)` (the vDSO, no system call) converted
-/// directly: `SystemTime::now()` reads the same clock but goes through
-/// `duration_since` and 128-bit arithmetic, which showed up in the append
-/// profile (BENCHMARKS.md, A5).
+/// `SystemTime::now()` (`clock_gettime(CLOCK_REALTIME)` through libc's
+/// vDSO) with 64-bit arithmetic instead of `Duration::as_nanos`'s 128-bit
+/// one. Not rustix's `clock_gettime`: its own vDSO lookup crashes programs
+/// run under valgrind (rustix issue #1559), which the profiles in
+/// BENCHMARKS.md rely on (D-20).
 pub(crate) fn now_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
-    match (u64::try_from(t.tv_sec), u64::try_from(t.tv_nsec)) {
-        (Ok(secs), Ok(nanos)) => secs.saturating_mul(1_000_000_000).saturating_add(nanos).max(1),
-        _ => 1,
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs().saturating_mul(1_000_000_000).saturating_add(u64::from(d.subsec_nanos())).max(1),
+        Err(_) => 1,
     }
 }
 
