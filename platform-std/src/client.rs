@@ -1,11 +1,10 @@
 //! The [`Client`]: a data directory of shards, appends, sync, reads, stats.
 
-use std::collections::HashMap;
 use std::fs;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,8 +23,17 @@ use crate::reader::{Message, MessageId, Reader, shard_dir};
 use crate::shard::ShardSlot;
 
 /// Nanoseconds since the Unix epoch (1 if the clock is before 1970).
+///
+/// `SystemTime::now()` (`clock_gettime(CLOCK_REALTIME)` through libc's
+/// vDSO) with 64-bit arithmetic instead of `Duration::as_nanos`'s 128-bit
+/// one. Not rustix's `clock_gettime`: its own vDSO lookup crashes programs
+/// run under valgrind (rustix issue #1559), which the profiles in
+/// BENCHMARKS.md rely on (D-22).
 pub(crate) fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs().saturating_mul(1_000_000_000).saturating_add(u64::from(d.subsec_nanos())).max(1),
+        Err(_) => 1,
+    }
 }
 
 /// The entries one append produced: consecutive numbers in one shard.
@@ -92,7 +100,7 @@ pub(crate) struct Inner {
     read_only: bool,
     /// The process slot this client took (multi-process deployments).
     slot: Mutex<Option<crate::process::ProcessSlot>>,
-    shards: RwLock<HashMap<ShardId, Arc<ShardSlot>>>,
+    shards: SlotTable,
     closed: AtomicBool,
     signal: Arc<Signal>,
     retention_signal: Arc<Signal>,
@@ -188,7 +196,7 @@ impl Client {
             engine,
             read_only,
             slot: Mutex::new(slot),
-            shards: RwLock::new(HashMap::new()),
+            shards: SlotTable::new(),
             closed: AtomicBool::new(false),
             signal: Arc::new(Signal::default()),
             retention_signal: Arc::new(Signal::default()),
@@ -510,23 +518,71 @@ pub(crate) fn discover(root: &Path) -> Result<Vec<ShardId>> {
     Ok(out)
 }
 
-impl Inner {
-    pub(crate) fn slot(&self, shard: ShardId) -> Arc<ShardSlot> {
-        if let Some(s) = self.shards.read().unwrap_or_else(|p| p.into_inner()).get(&shard) {
-            return s.clone();
-        }
-        let mut map = self.shards.write().unwrap_or_else(|p| p.into_inner());
-        map.entry(shard)
-            .or_insert_with(|| Arc::new(ShardSlot::new(shard, shard_dir(&self.root, shard), self.any.clone())))
-            .clone()
+/// Shard ids per page of [`SlotTable`].
+const SLOT_PAGE: usize = 128;
+/// Pages covering every shard id (`0..=9999`).
+const SLOT_PAGES: usize = (ShardId::MAX.get() as usize + 1).div_ceil(SLOT_PAGE);
+
+/// One page of [`SlotTable`]: `SLOT_PAGE` slots, each set once.
+type SlotPage = Box<[OnceLock<Arc<ShardSlot>>]>;
+
+/// The client's shard slots by id, created on first use and kept until the
+/// client is dropped. Shard ids are dense and below 10,000, so a lookup is
+/// an index into a two-level table — two atomic loads, no lock, no hash, no
+/// reference count — and pages of 128 slots are allocated only for ids in
+/// use (1.3 KiB of page pointers, 2 KiB per page).
+struct SlotTable {
+    pages: Box<[OnceLock<SlotPage>]>,
+    /// Every slot, in creation order (sync, flush and close walk these).
+    all: Mutex<Vec<Arc<ShardSlot>>>,
+}
+
+impl SlotTable {
+    fn new() -> SlotTable {
+        SlotTable { pages: (0..SLOT_PAGES).map(|_| OnceLock::new()).collect(), all: Mutex::new(Vec::new()) }
     }
 
-    fn existing_slot(&self, shard: ShardId) -> Option<Arc<ShardSlot>> {
-        self.shards.read().unwrap_or_else(|p| p.into_inner()).get(&shard).cloned()
+    fn index(shard: ShardId) -> (usize, usize) {
+        let i = shard.get() as usize;
+        (i / SLOT_PAGE, i % SLOT_PAGE)
+    }
+
+    fn get(&self, shard: ShardId) -> Option<&Arc<ShardSlot>> {
+        let (page, at) = SlotTable::index(shard);
+        self.pages.get(page)?.get()?.get(at)?.get()
+    }
+
+    fn get_or_insert(&self, shard: ShardId, make: impl FnOnce() -> ShardSlot) -> &Arc<ShardSlot> {
+        if let Some(s) = self.get(shard) {
+            return s;
+        }
+        let (page, at) = SlotTable::index(shard);
+        // `ShardId` is at most 9999, inside the table by construction.
+        let page = self.pages[page].get_or_init(|| (0..SLOT_PAGE).map(|_| OnceLock::new()).collect());
+        page[at].get_or_init(|| {
+            let slot = Arc::new(make());
+            self.all.lock().unwrap_or_else(|p| p.into_inner()).push(slot.clone());
+            slot
+        })
+    }
+
+    fn all(&self) -> Vec<Arc<ShardSlot>> {
+        self.all.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Inner {
+    /// The shard's slot, created on first use (no lock once it exists).
+    pub(crate) fn slot(&self, shard: ShardId) -> &Arc<ShardSlot> {
+        self.shards.get_or_insert(shard, || ShardSlot::new(shard, shard_dir(&self.root, shard), self.any.clone()))
+    }
+
+    fn existing_slot(&self, shard: ShardId) -> Option<&Arc<ShardSlot>> {
+        self.shards.get(shard)
     }
 
     pub(crate) fn slots(&self) -> Vec<Arc<ShardSlot>> {
-        self.shards.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+        self.shards.all()
     }
 
     fn check_owner(&self, shard: ShardId) -> Result<()> {

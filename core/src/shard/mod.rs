@@ -307,16 +307,28 @@ where
                 available: u64::MAX - first,
             });
         }
-        let mut bound = 0u64;
+        // One pass: sizes, and whether every entry is stored as is (below
+        // the compression threshold and not starting with the zstd magic).
+        let max_entry = self.cfg.max_entry as usize;
+        let min_compress = self.cfg.min_compress;
         let mut raw = 0u64;
+        let mut framed = 0u64;
+        let mut plain = true;
         for e in entries {
             let p = e.as_ref();
-            if p.len() > self.cfg.max_entry as usize {
+            if p.len() > max_entry {
                 return Err(Error::EntryTooLarge { len: p.len() as u64, max: self.cfg.max_entry });
             }
             raw += p.len() as u64;
-            bound += entry_bound(p);
+            if is_frame(p) {
+                framed += (raw_frame_len(p.len()) - p.len()) as u64;
+                plain = false;
+            } else if p.len() >= min_compress {
+                plain = false;
+            }
         }
+        // What `entry_bound` sums to over the batch.
+        let bound = raw + framed + HEADER_LEN as u64 * entries.len() as u64;
         if bound > MAX_SEGMENT_BYTES {
             return Err(Error::BatchTooLarge { bytes: bound, max: MAX_SEGMENT_BYTES });
         }
@@ -345,11 +357,15 @@ where
         }
         let stored_before = self.stored_in_batch_start();
         if bound <= (self.buf.len() - self.buf_len) as u64 {
-            for e in entries {
-                self.push_buffered(ts, e.as_ref())?;
+            if plain {
+                self.push_plain(ts, entries)?;
+            } else {
+                for e in entries {
+                    self.push_buffered(ts, e.as_ref())?;
+                }
             }
         } else {
-            self.append_large(ts, entries)?;
+            self.append_large(ts, entries, plain)?;
         }
         let stored = self.stored_in_batch_start() - stored_before;
         self.bump(Counter::Batches, 1);
@@ -410,9 +426,66 @@ where
         Ok(())
     }
 
+    /// The fast path of [`push_buffered`](Shard::push_buffered) for a batch
+    /// stored as is (every payload below `min_compress`, none starting with
+    /// the zstd magic) that fits the free buffer: headers and payloads are
+    /// copied in one pass, a chunk start is noted only where a chunk begins.
+    /// The buffer and chunk bookkeeping end up exactly as after
+    /// `push_buffered` per entry.
+    fn push_plain<P: AsRef<[u8]>>(&mut self, ts: u64, entries: &[P]) -> Res<(), S> {
+        // A valid manifest's interval is at least 1; never loop on 0.
+        let interval = (self.manifest.interval as usize).max(1);
+        let starts_before = self.starts.len();
+        let stamp = ts.to_le_bytes();
+        let buf = &mut self.buf[..];
+        let mut at = self.buf_len;
+        // Entries up to the next chunk start, then whole chunks.
+        let mut until = self.until_chunk as usize;
+        let mut rest = entries;
+        loop {
+            let (run, tail) = rest.split_at(until.min(rest.len()));
+            for e in run {
+                let p = e.as_ref();
+                let end = at + HEADER_LEN + p.len();
+                let Some(dst) = buf.get_mut(at..end) else {
+                    // Not reached: the caller checked that the batch fits.
+                    self.starts.truncate(starts_before);
+                    return Err(Error::Capacity {
+                        what: "write buffer",
+                        needed: (end - self.buf_len) as u64,
+                        available: (buf.len() - self.buf_len) as u64,
+                    });
+                };
+                let (header, body) = dst.split_at_mut(HEADER_LEN);
+                // `p.len() <= max_entry <= u32::MAX`.
+                header[..4].copy_from_slice(&u32::try_from(p.len()).unwrap_or(u32::MAX).to_le_bytes());
+                header[4..].copy_from_slice(&stamp);
+                body.copy_from_slice(p);
+                at = end;
+            }
+            until -= run.len();
+            rest = tail;
+            if rest.is_empty() {
+                break;
+            }
+            self.starts.push(u32::try_from(at).unwrap_or(u32::MAX));
+            until = interval;
+        }
+        self.until_chunk = u32::try_from(until).unwrap_or(0);
+        self.buf_len = at;
+        let n = entries.len() as u64;
+        self.buf_entries += n;
+        if self.first_ts == 0 {
+            self.first_ts = ts;
+        }
+        self.last_ts = ts;
+        self.next += n;
+        Ok(())
+    }
+
     /// A batch larger than the free buffer: flush first, then stream it
     /// through the buffer and direct writes; on failure, cut the file back.
-    fn append_large<P: AsRef<[u8]>>(&mut self, ts: u64, entries: &[P]) -> Res<(), S> {
+    fn append_large<P: AsRef<[u8]>>(&mut self, ts: u64, entries: &[P], plain: bool) -> Res<(), S> {
         self.flush_buffer()?;
         let mark = Mark {
             next: self.next,
@@ -423,7 +496,7 @@ where
             first_ts: self.first_ts,
             last_ts: self.last_ts,
         };
-        let r = self.stream_entries(ts, entries);
+        let r = if plain { self.stream_plain(ts, entries) } else { self.stream_entries(ts, entries) };
         if r.is_err() {
             self.next = mark.next;
             self.written = mark.written;
@@ -453,6 +526,36 @@ where
                 self.push_buffered(ts, p)?;
             } else {
                 self.write_direct(ts, p)?;
+            }
+        }
+        self.flush_buffer()
+    }
+
+    /// [`stream_entries`](Shard::stream_entries) for a batch stored as is:
+    /// the same buffer fills, flushes and direct writes, with each run of
+    /// entries that fits the free buffer copied by
+    /// [`push_plain`](Shard::push_plain).
+    fn stream_plain<P: AsRef<[u8]>>(&mut self, ts: u64, entries: &[P]) -> Res<(), S> {
+        let mut rest = entries;
+        while let Some(first) = rest.first() {
+            let room = self.buf.len() - self.buf_len;
+            let mut need = 0usize;
+            let fits = rest
+                .iter()
+                .take_while(|e| {
+                    need += HEADER_LEN + e.as_ref().len();
+                    need <= room
+                })
+                .count();
+            if fits > 0 {
+                let (run, tail) = rest.split_at(fits);
+                self.push_plain(ts, run)?;
+                rest = tail;
+            } else if self.buf_len > 0 {
+                self.flush_buffer()?;
+            } else {
+                self.write_direct(ts, first.as_ref())?;
+                rest = rest.get(1..).unwrap_or_default();
             }
         }
         self.flush_buffer()

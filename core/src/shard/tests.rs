@@ -614,3 +614,92 @@ fn bounded_checkpoint_capacity_is_preallocated_and_reused_across_rotations() {
     assert!(matches!(s.append(5_000, &batch), Err(Error::Capacity { .. })));
     assert_eq!(s.next_entry(), before);
 }
+
+/// The raw-batch fast path against the general one.
+mod plain_path {
+    use super::*;
+    use alloc::string::String;
+    use proptest::prelude::*;
+
+    /// Every file of `dir` (name, bytes), sorted by name.
+    fn files(dir: &MemDir) -> Vec<(String, Vec<u8>)> {
+        let mut names = dir.names();
+        names.sort();
+        names.into_iter().map(|n| (n.clone(), dir.file_bytes(&n).unwrap_or_default())).collect()
+    }
+
+    /// One step of [`plain_batches_are_stored_exactly_as_by_the_general_path`].
+    #[derive(Debug, Clone)]
+    enum PlainOp {
+        Append { ts: u64, lens: Vec<u8>, magic: bool },
+        Sync,
+    }
+
+    proptest! {
+        /// The raw-batch fast path (`push_plain`) against the per-entry path
+        /// (`push_buffered`): the same batches, appended to one shard where
+        /// they are "plain" (every payload below `min_compress`) and to one
+        /// with `min_compress = 0`, where every entry goes through
+        /// `encode_payload` (which, with `NoCompression`, stores it raw too),
+        /// leave byte-identical segments, manifests and heads, after every
+        /// sync and after close. Small buffers, segments and chunk intervals
+        /// put chunk starts, flushes, direct writes and rotations in the mix.
+        #[test]
+        fn plain_batches_are_stored_exactly_as_by_the_general_path(
+            interval in 1u32..6,
+            buffer_size in 64usize..400,
+            ops in proptest::collection::vec(
+                prop_oneof![
+                    6 => (0u64..3_000, proptest::collection::vec(0u8..64, 0..14), proptest::bool::weighted(0.1))
+                        .prop_map(|(ts, lens, magic)| PlainOp::Append { ts, lens, magic }),
+                    1 => Just(PlainOp::Sync),
+                ],
+                1..40,
+            ),
+        ) {
+            let fast_cfg = EngineConfig { interval, buffer_size, min_compress: 64, max_file_size: 2048, ..cfg() };
+            let general_cfg = EngineConfig { min_compress: 0, ..fast_cfg };
+            let (fast_dir, general_dir) = (MemDir::new(), MemDir::new());
+            let (mut fast, _) = open_on(&fast_dir, fast_cfg).unwrap();
+            let (mut general, _) = open_on(&general_dir, general_cfg).unwrap();
+            let mut k = 0u8;
+            for op in ops {
+                match op {
+                    PlainOp::Append { ts, lens, magic } => {
+                        let batch: Vec<Vec<u8>> = lens
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &len)| {
+                                k = k.wrapping_add(1);
+                                let mut p: Vec<u8> = (0..len).map(|j| k.wrapping_mul(31).wrapping_add(j)).collect();
+                                if magic && i == 0 {
+                                    // A payload that needs the general path in both shards.
+                                    p.splice(0..0, ZSTD_MAGIC);
+                                }
+                                p
+                            })
+                            .collect();
+                        let a = fast.append(ts, &batch).map_err(|e| format!("{e:?}"));
+                        let b = general.append(ts, &batch).map_err(|e| format!("{e:?}"));
+                        prop_assert_eq!(a, b);
+                        prop_assert_eq!(fast.active_bytes(), general.active_bytes());
+                    }
+                    PlainOp::Sync => {
+                        fast.sync().unwrap();
+                        general.sync().unwrap();
+                        prop_assert_eq!(files(&fast_dir), files(&general_dir));
+                        prop_assert_eq!(fast.active_meta(), general.active_meta());
+                        prop_assert_eq!(fast.durable_head(), general.durable_head());
+                    }
+                }
+            }
+            let (mut ca, mut cb) = (Vec::new(), Vec::new());
+            fast.drain_counters(|c, v| ca.push((c, v)));
+            general.drain_counters(|c, v| cb.push((c, v)));
+            prop_assert_eq!(ca, cb);
+            fast.close().unwrap();
+            general.close().unwrap();
+            prop_assert_eq!(files(&fast_dir), files(&general_dir));
+        }
+    }
+}

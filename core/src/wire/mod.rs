@@ -144,8 +144,65 @@ pub(crate) mod le {
 #[cfg(test)]
 mod props {
     use super::*;
+    use crate::error::NameError;
     use proptest::prelude::*;
     use std::vec;
+
+    /// The stream-name rules written out plainly (the parser before it was
+    /// made single-pass): `name::parse_stream` must agree with it on every
+    /// input, errors included.
+    fn reference_check(s: &str) -> Result<(), NameError> {
+        if s.is_empty() {
+            return Err(NameError::Empty);
+        }
+        if s.len() > 255 {
+            return Err(NameError::TooLong { len: s.len(), max: 255 });
+        }
+        if let Some((at, b)) =
+            s.bytes().enumerate().find(|&(_, b)| b == 0 || b == b'/' || b == b'\\' || b.is_ascii_control())
+        {
+            return Err(NameError::ForbiddenByte { byte: b, at });
+        }
+        if s.contains("..") {
+            return Err(NameError::DotDot);
+        }
+        Ok(())
+    }
+
+    fn reference_digits(s: &str) -> Option<u64> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.bytes().try_fold(0u64, |acc, b| acc.checked_mul(10)?.checked_add(u64::from(b - b'0')))
+    }
+
+    fn reference_parse(stream: &str) -> Result<ShardId, NameError> {
+        reference_check(stream)?;
+        let Some(colon) = stream.rfind(':') else {
+            return Err(NameError::MissingShard);
+        };
+        let (head, tail) = (&stream[..colon], &stream[colon + 1..]);
+        if tail.is_empty() {
+            return Err(NameError::MissingShard);
+        }
+        let legacy = head.ends_with(":shard") || head == "shard";
+        let ok_width = if legacy { (1..=4).contains(&tail.len()) } else { tail.len() == 4 };
+        let value = reference_digits(tail).ok_or(NameError::BadShardDigits)?;
+        if !ok_width {
+            return Err(if value > 9999 { NameError::ShardOutOfRange { value } } else { NameError::BadShardDigits });
+        }
+        u32::try_from(value).ok().and_then(ShardId::new).ok_or(NameError::ShardOutOfRange { value })
+    }
+
+    /// Stream-like strings: the pieces the rules care about, so that valid
+    /// names, every error and their combinations all come up often.
+    fn stream_like() -> impl Strategy<Value = std::string::String> {
+        prop_oneof![
+            ".{0,300}",
+            "(shard|:shard:|:|[0-9]{1,6}|[0-9]{4}|[0-9]{20,21}|[.]|/|\\\\|a|é|\\x7f|\\x00|\\x1f| |-){0,12}",
+            "[a-z:.]{240,260}:shard:[0-9]{1,5}",
+        ]
+    }
 
     proptest! {
         #[test]
@@ -204,6 +261,12 @@ mod props {
             prop_assume!(!prefix.contains(".."));
             let s = shard_stream_name(&prefix, ShardId::new(id).unwrap()).unwrap();
             prop_assert_eq!(parse_stream(&s).unwrap().get(), id);
+        }
+
+        #[test]
+        fn stream_parsing_matches_the_reference(s in stream_like()) {
+            prop_assert_eq!(parse_stream(&s), reference_parse(&s), "{:?}", s);
+            prop_assert_eq!(validate_stream_prefix(&s), reference_check(&s), "{:?}", s);
         }
 
         #[test]

@@ -135,10 +135,21 @@ pub fn segment_file_name(base: u64) -> FileName {
 }
 
 fn parse_digits(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+    parse_digit_bytes(s.as_bytes())
+}
+
+/// Decimal digits only (no sign, no space), at least one; `None` on overflow.
+fn parse_digit_bytes(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
         return None;
     }
-    s.bytes().try_fold(0u64, |acc, b| acc.checked_mul(10)?.checked_add(u64::from(b - b'0')))
+    s.iter().try_fold(0u64, |acc, &b| {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        acc.checked_mul(10)?.checked_add(u64::from(d))
+    })
 }
 
 fn segment_digits(name: &str, width: usize) -> Option<u64> {
@@ -180,27 +191,70 @@ pub fn parse_shard_dir_name(name: &str) -> Option<ShardId> {
 /// Longest accepted stream name, in bytes.
 pub const MAX_STREAM_LEN: usize = 255;
 
-fn check_stream_bytes(s: &str) -> Result<(), NameError> {
-    if s.is_empty() {
+/// Byte classes for stream names: `FORBIDDEN` (NUL and the other control
+/// bytes, DEL, `/`, `\`), `DOT` and `COLON`; one table lookup per byte.
+const FORBIDDEN: u8 = 1;
+const DOT: u8 = 2;
+const COLON: u8 = 4;
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        // `b < 256`, so the cast is exact.
+        #[allow(clippy::cast_possible_truncation)]
+        let c = b as u8;
+        t[b] = if c.is_ascii_control() || c == b'/' || c == b'\\' {
+            FORBIDDEN
+        } else if c == b'.' {
+            DOT
+        } else if c == b':' {
+            COLON
+        } else {
+            0
+        };
+        b += 1;
+    }
+    t
+};
+
+/// One pass over a stream name (or prefix): the checks of
+/// [`parse_stream`]'s contract, in its order of precedence (empty, too
+/// long, the first forbidden byte, `..`). Returns the position of the last
+/// `:`, if any.
+fn scan_stream_bytes(s: &str) -> Result<Option<usize>, NameError> {
+    let bytes = s.as_bytes();
+    if bytes.is_empty() {
         return Err(NameError::Empty);
     }
-    if s.len() > MAX_STREAM_LEN {
-        return Err(NameError::TooLong { len: s.len(), max: MAX_STREAM_LEN });
+    if bytes.len() > MAX_STREAM_LEN {
+        return Err(NameError::TooLong { len: bytes.len(), max: MAX_STREAM_LEN });
     }
-    if let Some((at, b)) =
-        s.bytes().enumerate().find(|&(_, b)| b == 0 || b == b'/' || b == b'\\' || b.is_ascii_control())
+    // Branch-free per byte: the classes seen and the classes seen twice in
+    // a row; errors are sorted out after the loop.
+    let mut seen = 0u8;
+    let mut pairs = 0u8;
+    let mut prev = 0u8;
+    for &b in bytes {
+        let class = CLASS[usize::from(b)];
+        seen |= class;
+        pairs |= class & prev;
+        prev = class;
+    }
+    if seen & FORBIDDEN != 0
+        && let Some((at, &byte)) = bytes.iter().enumerate().find(|&(_, &b)| CLASS[usize::from(b)] & FORBIDDEN != 0)
     {
-        return Err(NameError::ForbiddenByte { byte: b, at });
+        return Err(NameError::ForbiddenByte { byte, at });
     }
-    if s.contains("..") {
+    if pairs & DOT != 0 {
         return Err(NameError::DotDot);
     }
-    Ok(())
+    // The shard number is at the end: search from there.
+    Ok(if seen & COLON != 0 { bytes.iter().rposition(|&b| b == b':') } else { None })
 }
 
 /// Validates a stream prefix (the part before `:shard:NNNN`).
 pub fn validate_stream_prefix(prefix: &str) -> Result<(), NameError> {
-    check_stream_bytes(prefix)
+    scan_stream_bytes(prefix).map(|_| ())
 }
 
 /// Parses the shard id out of a stream name.
@@ -210,17 +264,17 @@ pub fn validate_stream_prefix(prefix: &str) -> Result<(), NameError> {
 /// name must be non-empty, at most 255 bytes, without NUL, control bytes,
 /// `/`, `\` or `..`; the id must be `0..=9999`.
 pub fn parse_stream(stream: &str) -> Result<ShardId, NameError> {
-    check_stream_bytes(stream)?;
-    let Some(colon) = stream.rfind(':') else {
+    let Some(colon) = scan_stream_bytes(stream)? else {
         return Err(NameError::MissingShard);
     };
-    let (head, tail) = (&stream[..colon], &stream[colon + 1..]);
+    let (head, tail) = stream.as_bytes().split_at_checked(colon).ok_or(NameError::MissingShard)?;
+    let tail = tail.get(1..).unwrap_or_default();
     if tail.is_empty() {
         return Err(NameError::MissingShard);
     }
-    let legacy = head.ends_with(":shard") || head == "shard";
+    let legacy = head.ends_with(b":shard") || head == b"shard";
     let ok_width = if legacy { (1..=4).contains(&tail.len()) } else { tail.len() == 4 };
-    let value = parse_digits(tail).ok_or(NameError::BadShardDigits)?;
+    let value = parse_digit_bytes(tail).ok_or(NameError::BadShardDigits)?;
     if !ok_width {
         return Err(if value > 9999 { NameError::ShardOutOfRange { value } } else { NameError::BadShardDigits });
     }
