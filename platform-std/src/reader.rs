@@ -26,7 +26,7 @@ use comet_core::wire::{
 
 use crate::error::{Error, Result};
 use crate::mmap::{SegmentMap, SharedWords};
-use crate::shard::{map_state, read_head};
+use crate::shard::{map_state, read_head_seq};
 
 /// Where an entry lives: shard and entry number. Displays as
 /// `<shard>-<entry>`, like the Go package's `MessageID`.
@@ -145,6 +145,9 @@ pub struct Reader {
     active: Option<ActiveView>,
     cursor: Option<Cursor>,
     remaps: u64,
+    /// The last decoded durable head and the seqlock sequence it was
+    /// published under: valid while the sequence has not moved.
+    head_cache: Option<(u64, DurableHead)>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -169,6 +172,7 @@ impl Reader {
             active: None,
             cursor: None,
             remaps: 0,
+            head_cache: None,
         }
     }
 
@@ -195,8 +199,24 @@ impl Reader {
     }
 
     /// The durable head, or `None` if the shard has no valid state yet.
+    ///
+    /// Decoded (a CRC-32 over the head line) only when the head's seqlock
+    /// sequence moved since the last call; otherwise one atomic load.
     pub fn head(&mut self) -> Result<Option<DurableHead>> {
-        Ok(self.state()?.and_then(|s| read_head(s)))
+        if self.state.is_none() && self.state()?.is_none() {
+            return Ok(None);
+        }
+        let Some(state) = self.state.as_ref() else {
+            return Ok(None);
+        };
+        if let Some((seq, head)) = self.head_cache
+            && shm::head_seq(state.words()) == seq
+        {
+            return Ok(Some(head));
+        }
+        let decoded = read_head_seq(state);
+        self.head_cache = decoded.map(|(h, seq)| (seq, h));
+        Ok(decoded.map(|(h, _)| h))
     }
 
     fn manifest(&mut self, force: bool) -> Result<Option<Arc<Manifest>>> {
