@@ -108,8 +108,10 @@ impl AsRef<[u8]> for Message {
 
 /// Entries between reader-side checkpoints of the active segment.
 const STRIDE: u64 = 64;
-/// Sealed segment maps kept open per reader.
-const SEALED_CACHE: usize = 8;
+/// Sealed segment maps kept open per reader: on 64-bit enough that a
+/// shard's sealed segments are rarely unmapped (address space is cheap; an
+/// idle reader maps nothing), few on 32-bit.
+const SEALED_CACHE: usize = if cfg!(target_pointer_width = "64") { 256 } else { 8 };
 
 struct ActiveView {
     base: u64,
@@ -132,6 +134,34 @@ struct Cursor {
     sealed: Option<(Arc<SegmentMap>, u64, u64)>,
 }
 
+struct SealedMap {
+    base: u64,
+    map: Arc<SegmentMap>,
+    used: u64,
+}
+
+/// A sealed entry's segment (base, valid bytes, end entry) and checkpoint
+/// (first entry, byte offset).
+#[derive(Clone, Copy)]
+struct SealedPos {
+    base: u64,
+    bytes: u64,
+    end: u64,
+    from: u64,
+    off: u64,
+}
+
+/// Where `Reader::locate` found an entry.
+struct Located {
+    base: u64,
+    map: Arc<SegmentMap>,
+    offset: u64,
+    /// Valid bytes of the segment.
+    limit: u64,
+    /// One past the segment's last entry, for a sealed segment.
+    sealed_end: Option<u64>,
+}
+
 /// Reads one shard. Cheap to create; keep one per consuming thread.
 pub struct Reader {
     shard: ShardId,
@@ -141,7 +171,12 @@ pub struct Reader {
     manifest_gen: u64,
     max_entry: u32,
     max_stored: u32,
-    sealed: Vec<(u64, Arc<SegmentMap>)>,
+    /// Open sealed maps, sorted by segment base.
+    sealed: Vec<SealedMap>,
+    /// Most sealed maps kept (least recently used goes first).
+    sealed_cap: usize,
+    /// Clock of `SealedMap::used`.
+    sealed_tick: u64,
     active: Option<ActiveView>,
     cursor: Option<Cursor>,
     remaps: u64,
@@ -169,6 +204,8 @@ impl Reader {
             max_entry: max_entry_size,
             max_stored: u32::try_from(max_stored(max_entry_size)).unwrap_or(u32::MAX),
             sealed: Vec::new(),
+            sealed_cap: SEALED_CACHE,
+            sealed_tick: 0,
             active: None,
             cursor: None,
             remaps: 0,
@@ -219,7 +256,8 @@ impl Reader {
         Ok(decoded.map(|(h, _)| h))
     }
 
-    fn manifest(&mut self, force: bool) -> Result<Option<Arc<Manifest>>> {
+    /// Loads `index.bin` if it changed (or `force`).
+    fn manifest(&mut self, force: bool) -> Result<()> {
         let gen_now = self.state()?.map_or(0, |s| shm::load_counter(s.words(), Counter::ManifestGeneration));
         if self.manifest.is_none() || force || gen_now != self.manifest_gen {
             let path = self.dir.join(MANIFEST_FILE);
@@ -237,7 +275,23 @@ impl Reader {
                 Err(e) => return Err(Error::io(IoOp::Read, path, e)),
             }
         }
-        Ok(self.manifest.clone())
+        Ok(())
+    }
+
+    /// For a sealed `entry`: its segment's base, bytes and end, and the
+    /// first entry and byte offset of its checkpoint. `None` if the loaded
+    /// manifest has no such segment; `Some(None)` if it has no checkpoint.
+    #[allow(clippy::option_option)]
+    fn find_sealed(&self, entry: u64) -> Option<Option<SealedPos>> {
+        let m = self.manifest.as_ref()?;
+        let seg = m.find_sealed(entry)?;
+        Some(seg.chunk_for(entry, m.interval).map(|(_, from, off)| SealedPos {
+            base: seg.base,
+            bytes: seg.bytes,
+            end: seg.end(),
+            from,
+            off,
+        }))
     }
 
     /// `(first retained entry, one past the last durable entry)`.
@@ -245,7 +299,8 @@ impl Reader {
         let Some(head) = self.head()? else {
             return Ok((0, 0));
         };
-        let first = self.manifest(false)?.map_or(head.base, |m| m.first_entry);
+        self.manifest(false)?;
+        let first = self.manifest.as_ref().map_or(head.base, |m| m.first_entry);
         Ok((first.min(head.end()), head.end()))
     }
 
@@ -261,22 +316,32 @@ impl Reader {
     }
 
     fn sealed_map(&mut self, base: u64, bytes: u64) -> Result<Arc<SegmentMap>> {
-        if let Some(i) = self.sealed.iter().position(|(b, _)| *b == base) {
-            let hit = self.sealed.remove(i);
-            let map = hit.1.clone();
-            self.sealed.push(hit);
-            return Ok(map);
-        }
+        self.sealed_tick += 1;
+        let at = match self.sealed.binary_search_by_key(&base, |s| s.base) {
+            Ok(i) => {
+                let hit = &mut self.sealed[i];
+                hit.used = self.sealed_tick;
+                return Ok(hit.map.clone());
+            }
+            Err(i) => i,
+        };
         let file = self.open_segment(base)?;
         let len = file.metadata().map_err(|e| Error::io(IoOp::Len, &self.dir, e))?.len();
         if len < bytes {
             return Err(corrupt(self.shard, base, len, WireError::Truncated { needed: bytes, available: len }));
         }
         let map = Arc::new(SegmentMap::map(&file, bytes).map_err(|e| Error::io(IoOp::Read, &self.dir, e))?);
-        if self.sealed.len() >= SEALED_CACHE {
-            self.sealed.remove(0);
+        let mut at = at;
+        if self.sealed.len() >= self.sealed_cap.max(1) {
+            // Evict the least recently used. A message still holding that
+            // map keeps it mapped through its own `Arc`.
+            let lru = self.sealed.iter().enumerate().min_by_key(|(_, s)| s.used).map_or(0, |(i, _)| i);
+            self.sealed.remove(lru);
+            if lru < at {
+                at -= 1;
+            }
         }
-        self.sealed.push((base, map.clone()));
+        self.sealed.insert(at, SealedMap { base, map: map.clone(), used: self.sealed_tick });
         Ok(map)
     }
 
@@ -307,8 +372,8 @@ impl Reader {
         Ok(view)
     }
 
-    /// Finds `entry`: `(segment base, map, byte offset, valid limit)`.
-    fn locate(&mut self, entry: u64, head: Option<&DurableHead>) -> Result<(u64, Arc<SegmentMap>, u64, u64)> {
+    /// Finds `entry`.
+    fn locate(&mut self, entry: u64, head: Option<&DurableHead>) -> Result<Located> {
         let Some(head) = head.filter(|h| entry < h.end()).copied() else {
             return Err(self.unavailable(entry, head));
         };
@@ -316,7 +381,13 @@ impl Reader {
             self.cursor.as_ref().filter(|c| c.entry == entry)
             && entry < *end
         {
-            return Ok((*base, map.clone(), *offset, *limit));
+            return Ok(Located {
+                base: *base,
+                map: map.clone(),
+                offset: *offset,
+                limit: *limit,
+                sealed_end: Some(*end),
+            });
         }
         let (shard, max) = (self.shard, self.max_stored);
         if entry >= head.base {
@@ -325,15 +396,15 @@ impl Reader {
             let view = self.active_view(&head)?;
             let (base, map) = (view.base, view.map.clone());
             if let Some(offset) = cursor {
-                return Ok((base, map, offset, limit));
+                return Ok(Located { base, map, offset, limit, sealed_end: None });
             }
             let idx = entry - base;
             // Extend this reader's own checkpoints far enough.
             while view.indexed.0 <= idx && view.indexed.1 < limit {
-                let (_, len) = header(shard, max, base, map.bytes(), view.indexed.1, limit)?;
-                view.indexed = (view.indexed.0 + 1, view.indexed.1 + HEADER_LEN as u64 + u64::from(len));
+                let next = step(shard, max, base, map.bytes(), view.indexed.1, limit)?;
+                view.indexed = (view.indexed.0 + 1, next);
                 if view.indexed.0 % STRIDE == 0 {
-                    view.marks.push(view.indexed.1);
+                    view.marks.push(next);
                 }
             }
             let k = usize::try_from(idx / STRIDE).unwrap_or(usize::MAX);
@@ -345,19 +416,19 @@ impl Reader {
                     WireError::Truncated { needed: limit, available: view.indexed.1 },
                 ));
             };
-            let off = hop(shard, max, base, map.bytes(), mark, idx % STRIDE, limit)?;
-            return Ok((base, map, off, limit));
+            let offset = hop(shard, max, base, map.bytes(), mark, idx % STRIDE, limit)?;
+            return Ok(Located { base, map, offset, limit, sealed_end: None });
         }
-        let mut manifest = self.manifest(false)?;
-        if manifest.as_ref().and_then(|m| m.find_sealed(entry)).is_none() {
-            manifest = self.manifest(true)?;
+        self.manifest(false)?;
+        let mut found = self.find_sealed(entry);
+        if found.is_none() {
+            self.manifest(true)?;
+            found = self.find_sealed(entry);
         }
-        let Some((seg, interval)) =
-            manifest.as_ref().and_then(|m| m.find_sealed(entry).map(|s| (s.clone(), m.interval)))
-        else {
+        let Some(Some(SealedPos { base: seg_base, bytes: seg_bytes, end: seg_end, from, off })) = found else {
             return Err(self.unavailable(entry, Some(&head)));
         };
-        let map = match self.sealed_map(seg.base, seg.bytes) {
+        let map = match self.sealed_map(seg_base, seg_bytes) {
             Ok(m) => m,
             // Retention deleted it after our manifest was loaded.
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -366,11 +437,8 @@ impl Reader {
             }
             Err(e) => return Err(e),
         };
-        let Some((_, from, off)) = seg.chunk_for(entry, interval) else {
-            return Err(self.unavailable(entry, Some(&head)));
-        };
-        let off = hop(shard, max, seg.base, map.bytes(), off, entry - from, seg.bytes)?;
-        Ok((seg.base, map, off, seg.bytes))
+        let offset = hop(shard, max, seg_base, map.bytes(), off, entry - from, seg_bytes)?;
+        Ok(Located { base: seg_base, map, offset, limit: seg_bytes, sealed_end: Some(seg_end) })
     }
 
     /// Reads durable entry `entry`.
@@ -380,18 +448,12 @@ impl Reader {
     }
 
     fn read_at(&mut self, entry: u64, head: Option<&DurableHead>) -> Result<Message> {
-        let (base, map, off, limit) = self.locate(entry, head)?;
+        let Located { base, map, offset: off, limit, sealed_end } = self.locate(entry, head)?;
         let (timestamp, len) = header(self.shard, self.max_stored, base, map.bytes(), off, limit)?;
         let start = usize::try_from(off).unwrap_or(usize::MAX) + HEADER_LEN;
         let len = len as usize;
         let next = off + (HEADER_LEN + len) as u64;
-        let in_active = head.is_some_and(|h| h.base == base);
-        let sealed = if in_active {
-            None
-        } else {
-            let seg_end = self.manifest.as_ref().and_then(|m| m.find_sealed(entry)).map_or(0, |s| s.end());
-            Some((map.clone(), limit, seg_end))
-        };
+        let sealed = sealed_end.map(|end| (map.clone(), limit, end));
         self.cursor = Some(Cursor { entry: entry + 1, base, offset: next, sealed });
         let id = MessageId { shard: self.shard, entry };
         let stored = &map.bytes()[start..start + len];
@@ -432,8 +494,8 @@ impl Reader {
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let head = self.head()?;
-            let (base, map, off, limit) = self.locate(mid, head.as_ref())?;
-            let (ts, _) = header(self.shard, self.max_stored, base, map.bytes(), off, limit)?;
+            let at = self.locate(mid, head.as_ref())?;
+            let (ts, _) = header(self.shard, self.max_stored, at.base, at.map.bytes(), at.offset, at.limit)?;
             if ts < ts_ns { lo = mid + 1 } else { hi = mid }
         }
         Ok(lo)
@@ -459,11 +521,28 @@ fn header(shard: ShardId, max_stored: u32, base: u64, bytes: &[u8], offset: u64,
     }
 }
 
-/// Hops `n` entries forward from `offset`.
+/// The offset of the entry after the one at `offset`, from its length
+/// field alone (the entry a read returns is validated by [`header`]): the
+/// length must be within `max_stored` and the entry within `limit`,
+/// otherwise the full check reports what is wrong.
+fn step(shard: ShardId, max_stored: u32, base: u64, bytes: &[u8], offset: u64, limit: u64) -> Result<u64> {
+    let end = limit.min(bytes.len() as u64);
+    let at = usize::try_from(offset).unwrap_or(usize::MAX);
+    if let Some(&[a, b, c, d]) = bytes.get(at..at.saturating_add(4)) {
+        let len = u32::from_le_bytes([a, b, c, d]);
+        let next = offset + HEADER_LEN as u64 + u64::from(len);
+        if len <= max_stored && next <= end {
+            return Ok(next);
+        }
+    }
+    let (_, len) = header(shard, max_stored, base, bytes, offset, limit)?;
+    Ok(offset + HEADER_LEN as u64 + u64::from(len))
+}
+
+/// Hops `n` entries forward from `offset` (see [`step`]).
 fn hop(shard: ShardId, max_stored: u32, base: u64, bytes: &[u8], mut offset: u64, n: u64, limit: u64) -> Result<u64> {
     for _ in 0..n {
-        let (_, len) = header(shard, max_stored, base, bytes, offset, limit)?;
-        offset += (HEADER_LEN as u64) + u64::from(len);
+        offset = step(shard, max_stored, base, bytes, offset, limit)?;
     }
     Ok(offset)
 }
@@ -476,4 +555,94 @@ pub fn max_stored(max_entry_size: u32) -> u64 {
 /// The shard directory of `shard` under `root`.
 pub(crate) fn shard_dir(root: &Path, shard: ShardId) -> PathBuf {
     root.join(comet_core::wire::shard_dir_name(shard).as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Client, Config};
+
+    fn entry(i: u64) -> Vec<u8> {
+        format!("entry {i} ").repeat(usize::try_from(i % 13).unwrap_or(0) + 1).into_bytes()
+    }
+
+    /// A shard of many small sealed segments.
+    fn shard_with_segments(dir: &Path, n: u64) -> Client {
+        let mut cfg = Config::default();
+        cfg.storage.max_file_size = 4096;
+        cfg.indexing.boundary_interval = 8;
+        cfg.compression.min_compress_size = 1 << 20;
+        let c = Client::open(dir, cfg).unwrap();
+        for i in 0..n {
+            c.append("events:v1:shard:0001", &[entry(i)]).unwrap();
+        }
+        c.sync().unwrap();
+        c
+    }
+
+    #[test]
+    fn evicting_a_sealed_map_never_unmaps_a_message_still_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = shard_with_segments(dir.path(), 1200);
+        let mut r = c.reader(ShardId::new(1).unwrap()).unwrap();
+        r.sealed_cap = 2;
+        let mut held = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        // Random order, across every segment: each read maps, most evict.
+        let mut k = 7u64;
+        for _ in 0..600 {
+            k = (k * 1_103_515_245 + 12_345) % 1200;
+            let m = r.read(k).unwrap();
+            assert_eq!(m.data(), &entry(k)[..]);
+            assert!(r.sealed.len() <= 2);
+            assert!(r.sealed.windows(2).all(|w| w[0].base < w[1].base), "sorted by base");
+            seen.extend(r.sealed.iter().map(|s| s.base));
+            held.push(m);
+        }
+        assert!(seen.len() > 10, "the reads covered many segments: {}", seen.len());
+        // Every message still reads its bytes from its own map.
+        for m in &held {
+            assert_eq!(m.data(), &entry(m.id.entry)[..]);
+        }
+        // Sequential reads across segment boundaries after evictions.
+        let mut out = Vec::new();
+        assert_eq!(r.read_batch(0, 1200, &mut out).unwrap(), 1200);
+        assert!(out.iter().enumerate().all(|(i, m)| m.data() == &entry(i as u64)[..]));
+    }
+
+    #[test]
+    fn a_large_cache_keeps_every_sealed_map_of_a_shard() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = shard_with_segments(dir.path(), 1200);
+        let mut r = c.reader(ShardId::new(1).unwrap()).unwrap();
+        let (first, end) = r.bounds().unwrap();
+        for e in (first..end).rev() {
+            assert_eq!(r.read(e).unwrap().data(), &entry(e)[..]);
+        }
+        let segments = r.sealed.len();
+        assert!(segments > 10 && segments <= SEALED_CACHE, "{segments}");
+        let before: Vec<*const SegmentMap> = r.sealed.iter().map(|s| Arc::as_ptr(&s.map)).collect();
+        for e in first..end {
+            r.read(e).unwrap();
+        }
+        let after: Vec<*const SegmentMap> = r.sealed.iter().map(|s| Arc::as_ptr(&s.map)).collect();
+        assert_eq!(before, after, "no segment was mapped twice");
+    }
+
+    #[test]
+    fn hops_stop_at_a_bad_length_with_an_error() {
+        // Three entries of 4 bytes, the second with a length past the end.
+        let mut bytes = Vec::new();
+        for (len, ts) in [(4u32, 1u64), (400, 2), (4, 3)] {
+            bytes.extend_from_slice(&len.to_le_bytes());
+            bytes.extend_from_slice(&ts.to_le_bytes());
+            bytes.extend_from_slice(b"abcd");
+        }
+        let shard = ShardId::MIN;
+        let limit = bytes.len() as u64;
+        assert_eq!(hop(shard, 100, 0, &bytes, 0, 1, limit).unwrap(), 16);
+        assert!(matches!(hop(shard, 100, 0, &bytes, 0, 2, limit), Err(Error::Corrupt { .. })));
+        assert!(matches!(hop(shard, 1000, 0, &bytes, 0, 2, limit), Err(Error::Corrupt { .. })));
+        assert!(matches!(hop(shard, 100, 0, &bytes, 0, 1, 10), Err(Error::Corrupt { .. })), "limit");
+    }
 }
