@@ -187,6 +187,8 @@ pub struct Reader {
     /// The last decoded durable head and the seqlock sequence it was
     /// published under: valid while the sequence has not moved.
     head_cache: Option<(u64, DurableHead)>,
+    /// The zstd context for compressed entries.
+    unzstd: crate::compress::Unzstd,
 }
 
 impl std::fmt::Debug for Reader {
@@ -214,6 +216,7 @@ impl Reader {
             cursor: None,
             remaps: 0,
             head_cache: None,
+            unzstd: crate::compress::Unzstd::default(),
         }
     }
 
@@ -466,8 +469,11 @@ impl Reader {
         let id = MessageId { shard: self.shard, entry };
         let stored = &map.bytes()[start..start + len];
         let payload = if is_frame(stored) {
-            let data = crate::compress::decompress(stored, self.max_entry as usize)
-                .map_err(|source| Error::Decompress { shard: self.shard, entry, source })?;
+            let data = self.unzstd.decompress(stored, self.max_entry as usize).map_err(|source| Error::Decompress {
+                shard: self.shard,
+                entry,
+                source,
+            })?;
             Payload::Owned(data)
         } else {
             Payload::Mapped { map, start, len }
