@@ -413,7 +413,12 @@ impl<'a> OffsetsTable<'a> {
 }
 
 fn touch(s: &[AtomicU64], now_ns: u64) {
-    s[W_LAST].fetch_max(now_ns.max(CLAIMED as u64 + 1), Ordering::AcqRel);
+    let now = now_ns.max(CLAIMED as u64 + 1);
+    // With a coarse clock most updates carry the time already stored: a
+    // load then, not a read-modify-write.
+    if s[W_LAST].load(Ordering::Acquire) < now {
+        s[W_LAST].fetch_max(now, Ordering::AcqRel);
+    }
     s[W_ACKS].fetch_add(1, Ordering::Relaxed);
 }
 
