@@ -142,6 +142,11 @@ struct SealedMap {
     base: u64,
     map: Arc<SegmentMap>,
     used: u64,
+    /// Offsets of every STRIDE-th entry within each manifest checkpoint
+    /// interval (`per` marks per chunk, 0 = not found yet), filled as
+    /// random reads pass them. Allocated zeroed on first use, so only the
+    /// pages of chunks actually read become resident.
+    sub: Vec<u32>,
 }
 
 /// A sealed entry's segment (base, valid bytes, end entry) and checkpoint
@@ -153,6 +158,11 @@ struct SealedPos {
     end: u64,
     from: u64,
     off: u64,
+    /// The checkpoint's index, the segment's number of checkpoints and the
+    /// checkpoint interval.
+    chunk: usize,
+    chunks: usize,
+    interval: u32,
 }
 
 /// Where `Reader::locate` found an entry.
@@ -292,12 +302,15 @@ impl Reader {
     fn find_sealed(&self, entry: u64) -> Option<Option<SealedPos>> {
         let m = self.manifest.as_ref()?;
         let seg = m.find_sealed(entry)?;
-        Some(seg.chunk_for(entry, m.interval).map(|(_, from, off)| SealedPos {
+        Some(seg.chunk_for(entry, m.interval).map(|(chunk, from, off)| SealedPos {
             base: seg.base,
             bytes: seg.bytes,
             end: seg.end(),
             from,
             off,
+            chunk,
+            chunks: seg.chunks.len(),
+            interval: m.interval,
         }))
     }
 
@@ -348,7 +361,7 @@ impl Reader {
                 at -= 1;
             }
         }
-        self.sealed.insert(at, SealedMap { base, map: map.clone(), used: self.sealed_tick });
+        self.sealed.insert(at, SealedMap { base, map: map.clone(), used: self.sealed_tick, sub: Vec::new() });
         Ok(map)
     }
 
@@ -436,9 +449,10 @@ impl Reader {
             self.manifest(true)?;
             found = self.find_sealed(entry);
         }
-        let Some(Some(SealedPos { base: seg_base, bytes: seg_bytes, end: seg_end, from, off })) = found else {
+        let Some(Some(pos)) = found else {
             return Err(self.unavailable(entry, Some(&head)));
         };
+        let SealedPos { base: seg_base, bytes: seg_bytes, end: seg_end, .. } = pos;
         let map = match self.sealed_map(seg_base, seg_bytes) {
             Ok(m) => m,
             // Retention deleted it after our manifest was loaded.
@@ -448,8 +462,47 @@ impl Reader {
             }
             Err(e) => return Err(e),
         };
-        let offset = hop(shard, max, seg_base, map.bytes(), off, entry - from, seg_bytes)?;
+        let (start, skip) = self.sealed_mark(&pos, &map, entry)?;
+        let offset = hop(shard, max, seg_base, map.bytes(), start, skip, seg_bytes)?;
         Ok(Located { base: seg_base, map, offset, limit: seg_bytes, sealed_end: Some(seg_end) })
+    }
+
+    /// Where to start hopping to sealed `entry` and how many entries to
+    /// hop: from the nearest STRIDE mark within its checkpoint interval,
+    /// found (and kept) by hopping from the checkpoint, never past `entry`.
+    fn sealed_mark(&mut self, pos: &SealedPos, map: &SegmentMap, entry: u64) -> Result<(u64, u64)> {
+        let p = entry - pos.from;
+        let per = usize::try_from(u64::from(pos.interval.saturating_sub(1)) / STRIDE).unwrap_or(0);
+        let q = usize::try_from(p / STRIDE).unwrap_or(usize::MAX);
+        let plain = (pos.off, p);
+        if q == 0 || q > per {
+            return Ok(plain);
+        }
+        let Ok(i) = self.sealed.binary_search_by_key(&pos.base, |s| s.base) else {
+            return Ok(plain);
+        };
+        let (shard, max) = (self.shard, self.max_stored);
+        let s = &mut self.sealed[i];
+        if s.sub.is_empty() {
+            s.sub = vec![0u32; pos.chunks.saturating_mul(per)];
+        }
+        let first = pos.chunk * per;
+        let Some(marks) = s.sub.get_mut(first..first + q) else {
+            return Ok(plain);
+        };
+        let mut at = pos.off;
+        for mark in marks.iter_mut() {
+            if *mark == 0 {
+                at = hop(shard, max, pos.base, map.bytes(), at, STRIDE, pos.bytes)?;
+                let Ok(v) = u32::try_from(at) else {
+                    return Ok(plain);
+                };
+                *mark = v;
+            } else {
+                at = u64::from(*mark);
+            }
+        }
+        Ok((at, p % STRIDE))
     }
 
     /// Reads durable entry `entry`.
@@ -770,6 +823,34 @@ mod tests {
         assert!(matches!(r.read_batch(150, 10, &mut out), Err(Error::Corrupt { .. })));
         assert!(out.is_empty(), "never skipped");
         assert_eq!(r.read(151).unwrap().data(), b"e151", "later entries still read");
+    }
+
+    #[test]
+    fn random_sealed_reads_use_marks_within_checkpoint_intervals() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        cfg.storage.max_file_size = 8 * 1024;
+        cfg.indexing.boundary_interval = 100;
+        cfg.compression.min_compress_size = 1 << 20;
+        let c = Client::open(dir.path(), cfg).unwrap();
+        for i in 0..4000u64 {
+            c.append("events:v1:shard:0001", &[format!("e{i}").into_bytes()]).unwrap();
+        }
+        c.sync().unwrap();
+        let mut r = c.reader(ShardId::new(1).unwrap()).unwrap();
+        let mut k = 11u64;
+        for _ in 0..3000 {
+            k = (k * 1_103_515_245 + 12_345) % 4000;
+            assert_eq!(r.read(k).unwrap().data(), format!("e{k}").as_bytes(), "entry {k}");
+        }
+        assert!(r.sealed.len() > 3);
+        let marks: usize = r.sealed.iter().map(|s| s.sub.iter().filter(|&&m| m != 0).count()).sum();
+        assert!(marks > 50, "{marks}");
+        // Every mark is the offset of the entry it stands for.
+        let head = r.head().unwrap().unwrap();
+        for e in (0..head.base).step_by(7) {
+            assert_eq!(r.read(e).unwrap().data(), format!("e{e}").as_bytes());
+        }
     }
 
     #[test]
