@@ -107,10 +107,11 @@ impl AsRef<[u8]> for Message {
 }
 
 /// Entries between reader-side checkpoints of the active segment.
-/// (A `u32` per 16 entries: 0.25 bytes per entry, e.g. 670 KiB for a
-/// fully indexed 256 MiB segment of 100-byte entries; random reads hop 8
-/// entries on average.)
-const STRIDE: u64 = 16;
+/// (A `u32` per 8 entries: 0.5 bytes per indexed entry, e.g. 1.3 MiB for
+/// a fully indexed 256 MiB segment of 100-byte entries, built only by
+/// random reads; they hop 3.5 entries on average. Measured against 16 and
+/// 64 in `benches/benches/reader.rs`: the hops' cache misses dominate.)
+const STRIDE: u64 = 8;
 /// Sealed segment maps kept open per reader: on 64-bit enough that a
 /// shard's sealed segments are rarely unmapped (address space is cheap; an
 /// idle reader maps nothing), few on 32-bit.
