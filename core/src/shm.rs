@@ -86,6 +86,13 @@ pub fn load_head_line(words: &[AtomicU64], spins: u32) -> [u8; STATE_LINE] {
     out
 }
 
+/// The head line's seqlock sequence (`Acquire`). It changes with every
+/// publication, so a reader that decoded the head at sequence `s` may keep
+/// using that head for as long as this still returns `s`.
+pub fn head_seq(words: &[AtomicU64]) -> u64 {
+    words.get(HEAD_LINE / 8 + SEQ_WORD).map_or(1, load_acquire)
+}
+
 fn word(bytes: &[u8], i: usize) -> u64 {
     let mut w = [0u8; 8];
     w.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
@@ -147,6 +154,64 @@ pub struct GroupOffset {
     pub updates: u64,
 }
 
+/// A group's slot in `offsets.state`, found (or claimed) once through
+/// [`OffsetsTable::slot_of`] or [`OffsetsTable::find_slot`]. Slots never
+/// move and are never reused, so updates can go straight to the slot; each
+/// one re-checks the table header and the slot's name (a few loads) and
+/// reports a mismatch as `None`, after which the caller looks the group up
+/// again through [`OffsetsTable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupSlot {
+    index: usize,
+    check: u32,
+    name: [u64; NAME_WORDS],
+}
+
+/// The header word of a current-version table.
+const FRESH_HEADER: u64 = VERSION as u64 | (MAGIC as u64) << 32;
+
+impl GroupSlot {
+    fn new(index: usize, field: &[u8; NAME_FIELD]) -> GroupSlot {
+        GroupSlot { index, check: name_check(field), name: core::array::from_fn(|k| word(field, k)) }
+    }
+
+    /// The slot's index in the table.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The slot's words if `words` is still a current table whose slot holds
+    /// this group.
+    fn words<'a>(&self, words: &'a [AtomicU64]) -> Option<&'a [AtomicU64]> {
+        if words.len() != OFFSETS_WORDS || load_acquire(&words[0]) != FRESH_HEADER {
+            return None;
+        }
+        let at = (HEADER_SIZE + self.index * SLOT_SIZE) / 8;
+        let s = words.get(at..at + SLOT_WORDS)?;
+        if load_acquire(&s[W_LAST]) == 0 || load_check(s) != self.check {
+            return None;
+        }
+        s[..NAME_WORDS].iter().zip(&self.name).all(|(w, n)| load_acquire(w) == *n).then_some(s)
+    }
+
+    /// [`OffsetsTable::advance`] at this slot: raises the offset to
+    /// `offset` (never lowers it) and returns the offset now stored, or
+    /// `None` (nothing written) if the slot no longer holds the group.
+    pub fn advance(&self, words: &[AtomicU64], offset: u64, now_ns: u64) -> Option<u64> {
+        let s = self.words(words)?;
+        let prev = s[W_OFFSET].fetch_max(offset, Ordering::AcqRel);
+        touch(s, now_ns);
+        Some(prev.max(offset))
+    }
+
+    /// [`OffsetsTable::get`] at this slot: `Some(None)` if the group has
+    /// claimed the slot but set no offset yet, `None` if the slot no longer
+    /// holds the group.
+    pub fn get(&self, words: &[AtomicU64]) -> Option<Option<GroupOffset>> {
+        self.words(words).map(read_slot)
+    }
+}
+
 /// The consumer-offset table of one shard, over a mapped `offsets.state`.
 #[derive(Debug, Clone, Copy)]
 pub struct OffsetsTable<'a> {
@@ -179,7 +244,7 @@ impl<'a> OffsetsTable<'a> {
             }));
         }
         let header = words[0].load(Ordering::Acquire);
-        let fresh = u64::from(VERSION) | u64::from(MAGIC) << 32;
+        let fresh = FRESH_HEADER;
         if header == 0 {
             // Only one opener may initialise; others see the header.
             let _ = words[0].compare_exchange(0, fresh, Ordering::AcqRel, Ordering::Acquire);
@@ -303,13 +368,21 @@ impl<'a> OffsetsTable<'a> {
     }
 
     fn read_slot(&self, i: usize) -> Option<GroupOffset> {
-        let s = self.slot(i);
-        let last = load_acquire(&s[W_LAST]);
-        (last > CLAIMED as u64).then(|| GroupOffset {
-            offset: load_acquire(&s[W_OFFSET]),
-            last_update: last,
-            updates: s[W_ACKS].load(Ordering::Relaxed),
-        })
+        read_slot(self.slot(i))
+    }
+
+    /// `group`'s slot if it has one. Never claims.
+    pub fn find_slot(&self, group: &str) -> Result<Option<GroupSlot>, OffsetsError> {
+        validate_group(group).map_err(OffsetsError::Name)?;
+        let field = name_field(group);
+        Ok(self.find(&field, group, &mut None).map(|i| GroupSlot::new(i, &field)))
+    }
+
+    /// `group`'s slot, claimed if it has none yet (as
+    /// [`advance`](OffsetsTable::advance) would).
+    pub fn slot_of(&self, group: &str) -> Result<GroupSlot, OffsetsError> {
+        let i = self.claim(group)?;
+        Ok(GroupSlot::new(i, &name_field(group)))
     }
 
     /// The slot of `group`, claiming a free one with a compare-and-swap.
@@ -341,7 +414,7 @@ impl<'a> OffsetsTable<'a> {
     pub fn advance(&self, group: &str, offset: u64, now_ns: u64) -> Result<u64, OffsetsError> {
         let s = self.slot(self.claim(group)?);
         let prev = s[W_OFFSET].fetch_max(offset, Ordering::AcqRel);
-        self.touch(s, now_ns);
+        touch(s, now_ns);
         Ok(prev.max(offset))
     }
 
@@ -349,13 +422,8 @@ impl<'a> OffsetsTable<'a> {
     pub fn set(&self, group: &str, offset: u64, now_ns: u64) -> Result<(), OffsetsError> {
         let s = self.slot(self.claim(group)?);
         s[W_OFFSET].store(offset, Ordering::Release);
-        self.touch(s, now_ns);
+        touch(s, now_ns);
         Ok(())
-    }
-
-    fn touch(&self, s: &[AtomicU64], now_ns: u64) {
-        s[W_LAST].fetch_max(now_ns.max(CLAIMED as u64 + 1), Ordering::AcqRel);
-        s[W_ACKS].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Calls `f` for every group that has an offset.
@@ -395,6 +463,25 @@ impl<'a> OffsetsTable<'a> {
             })
             .count()
     }
+}
+
+fn touch(s: &[AtomicU64], now_ns: u64) {
+    let now = now_ns.max(CLAIMED as u64 + 1);
+    // With a coarse clock most updates carry the time already stored: a
+    // load then, not a read-modify-write.
+    if s[W_LAST].load(Ordering::Acquire) < now {
+        s[W_LAST].fetch_max(now, Ordering::AcqRel);
+    }
+    s[W_ACKS].fetch_add(1, Ordering::Relaxed);
+}
+
+fn read_slot(s: &[AtomicU64]) -> Option<GroupOffset> {
+    let last = load_acquire(&s[W_LAST]);
+    (last > CLAIMED as u64).then(|| GroupOffset {
+        offset: load_acquire(&s[W_OFFSET]),
+        last_update: last,
+        updates: s[W_ACKS].load(Ordering::Relaxed),
+    })
 }
 
 enum Settled {
@@ -501,6 +588,68 @@ mod tests {
         assert_eq!(t.advance("one-too-many", 1, 5), Err(OffsetsError::TableFull));
         assert_eq!(t.get("one-too-many").unwrap(), None);
         assert_eq!(t.get("group-300").unwrap().unwrap().offset, 300);
+    }
+
+    #[test]
+    fn group_slots_skip_the_lookup_and_notice_a_changed_table() {
+        let w = words(OFFSETS_WORDS);
+        let t = OffsetsTable::open(&w, noop).unwrap();
+        assert_eq!(t.find_slot("billing").unwrap(), None, "finding never claims");
+        let slot = t.slot_of("billing").unwrap();
+        assert_eq!(slot.get(&w), Some(None), "claimed, no offset yet");
+        assert_eq!(t.find_slot("billing").unwrap(), Some(slot));
+        // Other groups (other consumers, other processes) claim slots,
+        // including ones on the same probe chain: ours does not move.
+        for i in 0..300 {
+            t.advance(&std::format!("g{i}"), i, 5).unwrap();
+        }
+        assert_eq!(slot.advance(&w, 10, 100), Some(10));
+        assert_eq!(slot.advance(&w, 4, 101), Some(10), "never backwards");
+        assert_eq!(t.get("billing").unwrap().unwrap().offset, 10);
+        t.advance("billing", 12, 102).unwrap();
+        let g = slot.get(&w).unwrap().unwrap();
+        assert_eq!((g.offset, g.last_update, g.updates), (12, 102, 3));
+        assert_eq!(t.slot_of("billing").unwrap(), slot, "the same slot again");
+        // A slot that no longer holds the group (here: a renamed slot, and
+        // a table re-initialised under us) is refused, nothing written.
+        let s = t.slot(slot.index());
+        let before = s[0].load(Ordering::Relaxed);
+        s[0].store(before ^ 1, Ordering::Relaxed);
+        assert_eq!(slot.advance(&w, 50, 103), None);
+        assert_eq!(slot.get(&w), None);
+        s[0].store(before, Ordering::Relaxed);
+        assert_eq!(slot.get(&w).unwrap().unwrap().offset, 12);
+        let header = w[0].load(Ordering::Relaxed);
+        w[0].store(0, Ordering::Relaxed);
+        assert_eq!(slot.advance(&w, 50, 104), None);
+        w[0].store(header, Ordering::Relaxed);
+        assert_eq!(slot.advance(&words(10), 50, 104), None, "wrong size");
+        assert_eq!(t.get("billing").unwrap().unwrap().offset, 12);
+        // A slot of another group is never mistaken for ours.
+        let other = t.slot_of("g7").unwrap();
+        assert_ne!(other.index(), slot.index());
+        assert_eq!(other.get(&w).unwrap().unwrap().offset, 7);
+    }
+
+    #[test]
+    fn head_seq_moves_with_every_store() {
+        let w = words(STATE_WORDS);
+        let h = DurableHead {
+            base: 0,
+            entries: 1,
+            bytes: 20,
+            open_crc: 0,
+            closed_hash: 0,
+            last_ts: 1,
+            clean: false,
+            interval: 0,
+        };
+        store_head(&w, &h);
+        let s1 = head_seq(&w);
+        assert_eq!(DurableHead::decode(&load_head_line(&w, 1)).unwrap().1, s1);
+        store_head(&w, &h);
+        assert!(head_seq(&w) > s1 && head_seq(&w).is_multiple_of(2));
+        assert_eq!(head_seq(&words(1)), 1, "no head line: odd, never cached");
     }
 
     #[test]

@@ -30,15 +30,48 @@ impl Compressor for Zstd {
     }
 }
 
+/// A zstd decompression context kept across entries (a reader holds one):
+/// creating one per entry costs more than decompressing a short line.
+/// Created on first use.
+#[derive(Default)]
+pub(crate) struct Unzstd {
+    ctx: Option<zstd::bulk::Decompressor<'static>>,
+}
+
+impl std::fmt::Debug for Unzstd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unzstd").field("ready", &self.ctx.is_some()).finish()
+    }
+}
+
+impl Unzstd {
+    /// [`decompress`] with this context.
+    pub(crate) fn decompress(&mut self, frame: &[u8], max: usize) -> io::Result<Vec<u8>> {
+        decompress_in(&mut self.ctx, frame, max)
+    }
+}
+
 /// Decompresses one zstd frame, refusing content larger than `max` bytes.
+#[cfg(test)]
 pub(crate) fn decompress(frame: &[u8], max: usize) -> io::Result<Vec<u8>> {
+    decompress_in(&mut None, frame, max)
+}
+
+fn decompress_in(ctx: &mut Option<zstd::bulk::Decompressor<'static>>, frame: &[u8], max: usize) -> io::Result<Vec<u8>> {
     let declared = frame_content_size(frame).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     match declared {
         Some(n) if n > max as u64 => {
             Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame declares {n} bytes, limit {max}")))
         }
         Some(n) => {
-            let out = zstd::bulk::decompress(frame, usize::try_from(n).unwrap_or(max))?;
+            if ctx.is_none() {
+                *ctx = Some(zstd::bulk::Decompressor::new()?);
+            }
+            let capacity = usize::try_from(n).unwrap_or(max);
+            let out = match ctx.as_mut() {
+                Some(d) => d.decompress(frame, capacity)?,
+                None => zstd::bulk::decompress(frame, capacity)?,
+            };
             if out.len() as u64 != n {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "frame content size mismatch"));
             }
@@ -111,5 +144,26 @@ mod tests {
         assert_eq!(decompress(&frame, 10_000).unwrap(), data);
         assert!(decompress(&frame, 9_999).is_err());
         assert!(decompress(&frame[..frame.len() - 3], 10_000).is_err());
+    }
+
+    #[test]
+    fn one_context_decodes_many_frames_and_survives_bad_ones() {
+        let mut z = Zstd::new(3);
+        let mut u = Unzstd::default();
+        for i in 0..50usize {
+            let payload = format!("line {i} of a log, repeated. ").repeat(20 + i).into_bytes();
+            let mut dst = vec![0u8; payload.len()];
+            let StoredPayload::Frame(n) = encode_payload(&payload, 64, &mut z, &mut dst).unwrap() else {
+                panic!("not compressed")
+            };
+            assert_eq!(u.decompress(&dst[..n], payload.len()).unwrap(), payload);
+            // a damaged frame fails and leaves the context usable
+            let mut bad = dst[..n].to_vec();
+            let mid = bad.len() / 2;
+            bad[mid] ^= 0x5A;
+            bad.truncate(n - 1);
+            assert!(u.decompress(&bad, payload.len()).is_err());
+            assert!(u.decompress(&dst[..n], payload.len() - 1).is_err(), "limit enforced");
+        }
     }
 }

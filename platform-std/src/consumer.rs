@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use comet_core::ShardId;
 use comet_core::error::IoOp;
-use comet_core::shm::{OFFSETS_WORDS, OffsetsTable};
+use comet_core::shm::{GroupSlot, OFFSETS_WORDS, OffsetsTable};
 use comet_core::state::Counter;
 use comet_core::state::offsets::{FILE_SIZE, LEGACY_OFFSETS_FILE, OFFSETS_FILE, parse_legacy_offsets, validate_group};
 
@@ -170,16 +170,32 @@ pub struct ReadBatch {
     pub errors: Vec<(ShardId, Error)>,
 }
 
+/// What a consumer keeps per shard: its reader, and what acks re-use
+/// instead of looking it up again.
+struct Link {
+    reader: Reader,
+    /// The shard's `offsets.state` mapping.
+    offsets: Option<Arc<SharedWords>>,
+    /// The group's slot in it (slots never move; re-found only when the
+    /// slot's name check fails).
+    slot: Option<GroupSlot>,
+    /// The shard's `comet.state` mapping (for the counters).
+    state: Option<Arc<SharedWords>>,
+    /// The durable end last seen. It never decreases, so acks up to it
+    /// need no head read.
+    end: u64,
+    /// Highest entry this instance returned (for `ack_range`).
+    read_high: Option<u64>,
+}
+
 /// A consumer group member.
 pub struct Consumer {
     client: Client,
     group: String,
-    readers: HashMap<ShardId, Reader>,
-    offsets: HashMap<ShardId, Arc<SharedWords>>,
-    /// Highest entry this instance returned per shard (for `ack_range`).
-    read_high: HashMap<ShardId, u64>,
-    /// Where each shard's next read starts (ahead of the stored offset
-    /// while a batch is in flight).
+    links: Vec<Link>,
+    /// Index + 1 into `links` per shard id (0: not linked yet). Shard ids
+    /// are dense and below 10,000.
+    by_shard: Vec<u32>,
     rotate: usize,
 }
 
@@ -189,6 +205,26 @@ impl std::fmt::Debug for Consumer {
     }
 }
 
+/// Distinct shards an ack sorts out without allocating.
+const ACK_INLINE: usize = 8;
+
+/// Wall-clock ns for the last-ack time: the coarse clock (a few ns, ms
+/// resolution; the slot keeps the maximum, so it never goes backwards).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn ack_time_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+    u64::try_from(t.tv_sec)
+        .ok()
+        .and_then(|s| s.checked_mul(1_000_000_000))
+        .and_then(|ns| ns.checked_add(u64::try_from(t.tv_nsec).unwrap_or(0)))
+        .unwrap_or_else(now_ns)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn ack_time_ns() -> u64 {
+    now_ns()
+}
+
 impl Consumer {
     /// A member of `group` (1..=47 bytes, no NUL) reading through `client`.
     pub fn new(client: &Client, group: &str) -> Result<Consumer> {
@@ -196,9 +232,8 @@ impl Consumer {
         Ok(Consumer {
             client: client.clone(),
             group: group.to_string(),
-            readers: HashMap::new(),
-            offsets: HashMap::new(),
-            read_high: HashMap::new(),
+            links: Vec::new(),
+            by_shard: Vec::new(),
             rotate: 0,
         })
     }
@@ -208,18 +243,37 @@ impl Consumer {
         &self.group
     }
 
-    fn reader(&mut self, shard: ShardId) -> Result<&mut Reader> {
-        if !self.readers.contains_key(&shard) {
-            let r = self.client.reader(shard)?;
-            self.readers.insert(shard, r);
+    /// The index of `shard`'s link, creating it (and its reader) if need be.
+    fn link_index(&mut self, shard: ShardId) -> Result<usize> {
+        let k = shard.get() as usize;
+        if let Some(&i) = self.by_shard.get(k)
+            && i != 0
+        {
+            return Ok(i as usize - 1);
         }
-        self.readers.get_mut(&shard).ok_or(Error::Closed)
+        let reader = self.client.reader(shard)?;
+        self.links.push(Link { reader, offsets: None, slot: None, state: None, end: 0, read_high: None });
+        if self.by_shard.len() <= k {
+            self.by_shard.resize(k + 1, 0);
+        }
+        self.by_shard[k] = u32::try_from(self.links.len()).map_err(|_| Error::Closed)?;
+        Ok(self.links.len() - 1)
+    }
+
+    fn link(&mut self, shard: ShardId) -> Result<&mut Link> {
+        let i = self.link_index(shard)?;
+        Ok(&mut self.links[i])
+    }
+
+    fn reader(&mut self, shard: ShardId) -> Result<&mut Reader> {
+        Ok(&mut self.link(shard)?.reader)
     }
 
     /// The shard's `offsets.state`: mapped read-only for lookups, read-write
     /// (created if need be) for acks and seeks (`create`).
     fn words(&mut self, shard: ShardId, create: bool) -> Result<Option<Arc<SharedWords>>> {
-        if let Some(w) = self.offsets.get(&shard)
+        let i = self.link_index(shard)?;
+        if let Some(w) = &self.links[i].offsets
             && (!create || w.writable().is_some())
         {
             return Ok(Some(w.clone()));
@@ -228,7 +282,7 @@ impl Consumer {
         self.client.shard_state(shard)?;
         let dir = self.client.shard_dir(shard);
         if create && !dir.exists() {
-            let (first, end) = self.reader(shard)?.bounds()?;
+            let (first, end) = self.links[i].reader.bounds()?;
             return Err(Error::Unavailable { shard, entry: 0, first, end });
         }
         let w = if create { map_offsets(&dir, true)? } else { map_offsets_read(&dir)? };
@@ -236,7 +290,7 @@ impl Consumer {
             return Ok(None);
         };
         let w = Arc::new(w);
-        self.offsets.insert(shard, w.clone());
+        self.links[i].offsets = Some(w.clone());
         Ok(Some(w))
     }
 
@@ -249,12 +303,26 @@ impl Consumer {
     }
 
     fn stored(&mut self, shard: ShardId) -> Result<Option<u64>> {
+        let i = self.link_index(shard)?;
+        let link = &self.links[i];
+        if let (Some(w), Some(slot)) = (&link.offsets, &link.slot)
+            && let Some(o) = slot.get(w.words())
+        {
+            return Ok(o.map(|o| o.offset));
+        }
         let Some(w) = self.words(shard, false)? else {
             return Ok(None);
         };
         let Some(t) = table_read(shard, &w)? else {
             return Ok(None);
         };
+        let slot = t.find_slot(&self.group).map_err(|source| Error::Offsets { shard, source })?;
+        self.links[i].slot = slot;
+        if let Some(o) = slot.and_then(|s| s.get(w.words())) {
+            return Ok(o.map(|o| o.offset));
+        }
+        // A slot without a stored name check (a Go-written table read
+        // without upgrading it): the table's own lookup.
         Ok(t.get(&self.group).map_err(|source| Error::Offsets { shard, source })?.map(|o| o.offset))
     }
 
@@ -265,24 +333,33 @@ impl Consumer {
         Ok(end.saturating_sub(off))
     }
 
+    /// Adds `n` to a counter of `shard`'s `comet.state`.
+    fn count(&mut self, i: usize, shard: ShardId, counter: Counter, n: u64) {
+        // Counters live in `comet.state`, written only by the shard's
+        // writer (D-21): count only when this client writes the shard.
+        if self.links[i].state.is_none() {
+            self.links[i].state = self.client.shard_writer_state(shard);
+        }
+        if let Some(words) = self.links[i].state.as_ref().and_then(|s| s.writable()) {
+            comet_core::shm::add_counter(words, counter, n);
+        }
+    }
+
     /// Reads up to `max` messages of one shard from the group's offset.
     /// Does not move the offset: without an ack the same messages come
     /// again. Stops at an unreadable entry with its error; messages before
     /// it are left in `out`.
     pub fn read_shard(&mut self, shard: ShardId, max: usize, out: &mut Vec<Message>) -> Result<usize> {
         let from = self.offset(shard)?;
+        let i = self.link_index(shard)?;
         let before = out.len();
-        let r = self.reader(shard)?.read_batch(from, max, out);
+        let r = self.links[i].reader.read_batch(from, max, out);
         let n = out.len() - before;
         if n > 0 {
             let last = from + n as u64 - 1;
-            let high = self.read_high.entry(shard).or_insert(last);
-            *high = (*high).max(last);
-            if let Some(state) = self.client.shard_writer_state(shard)
-                && let Some(words) = state.writable()
-            {
-                comet_core::shm::add_counter(words, Counter::EntriesRead, n as u64);
-            }
+            let high = &mut self.links[i].read_high;
+            *high = Some(high.map_or(last, |h| h.max(last)));
+            self.count(i, shard, Counter::EntriesRead, n as u64);
         }
         r.map(|_| n)
     }
@@ -314,13 +391,39 @@ impl Consumer {
     /// (cumulative: everything below is acknowledged too), capped at the
     /// durable end, and never moves backwards.
     pub fn ack(&mut self, ids: &[MessageId]) -> Result<()> {
-        let mut high: HashMap<ShardId, u64> = HashMap::new();
+        self.ack_ids(ids.iter().copied())
+    }
+
+    fn ack_ids(&mut self, ids: impl Iterator<Item = MessageId>) -> Result<()> {
+        // One linear pass: batches are nearly always one shard, in order.
+        let mut high = [(ShardId::MIN, 0u64); ACK_INLINE];
+        let mut n = 0;
+        let mut spill: Vec<MessageId> = Vec::new();
         for id in ids {
-            let h = high.entry(id.shard).or_insert(id.entry);
-            *h = (*h).max(id.entry);
+            if n > 0 && high[n - 1].0 == id.shard {
+                high[n - 1].1 = high[n - 1].1.max(id.entry);
+            } else if let Some(h) = high[..n].iter_mut().find(|h| h.0 == id.shard) {
+                h.1 = h.1.max(id.entry);
+            } else if n < ACK_INLINE {
+                high[n] = (id.shard, id.entry);
+                n += 1;
+            } else {
+                spill.push(id);
+            }
         }
-        for (shard, h) in high {
-            self.advance(shard, h + 1)?;
+        for &(shard, h) in &high[..n] {
+            self.advance(shard, h.saturating_add(1))?;
+        }
+        if !spill.is_empty() {
+            // More shards than the inline array: sort the rest by shard.
+            spill.sort_unstable_by_key(|id| (id.shard, std::cmp::Reverse(id.entry)));
+            let mut last = None;
+            for id in spill {
+                if last != Some(id.shard) {
+                    last = Some(id.shard);
+                    self.advance(id.shard, id.entry.saturating_add(1))?;
+                }
+            }
         }
         Ok(())
     }
@@ -340,17 +443,32 @@ impl Consumer {
         self.advance(shard, range.end)
     }
 
+    /// Raises the group's offset in `shard` to `to`, capped at the durable
+    /// end. The fast path is a `fetch_max` at the cached slot.
     fn advance(&mut self, shard: ShardId, to: u64) -> Result<()> {
-        let (_, end) = self.reader(shard)?.bounds()?;
-        let to = to.min(end);
-        let w = self.words(shard, true)?.ok_or(Error::Closed)?;
-        let t = table(shard, &w)?;
-        t.advance(&self.group, to, now_ns()).map_err(|source| Error::Offsets { shard, source })?;
-        if let Some(state) = self.client.shard_writer_state(shard)
-            && let Some(words) = state.writable()
-        {
-            comet_core::shm::add_counter(words, Counter::Acks, 1);
+        let i = self.link_index(shard)?;
+        let link = &mut self.links[i];
+        if to > link.end {
+            let end = link.reader.head()?.map_or(0, |h| h.end());
+            link.end = link.end.max(end);
         }
+        let to = to.min(link.end);
+        let now = ack_time_ns();
+        let fast = match (&link.offsets, &link.slot) {
+            // only through a writable mapping (lookups map read-only)
+            (Some(w), Some(slot)) => w.writable().is_some_and(|words| slot.advance(words, to, now).is_some()),
+            _ => false,
+        };
+        if !fast {
+            let w = self.words(shard, true)?.ok_or(Error::Closed)?;
+            let t = table(shard, &w)?;
+            let slot = t.slot_of(&self.group).map_err(|source| Error::Offsets { shard, source })?;
+            if slot.advance(w.words(), to, now).is_none() {
+                t.advance(&self.group, to, now).map_err(|source| Error::Offsets { shard, source })?;
+            }
+            self.links[i].slot = Some(slot);
+        }
+        self.count(i, shard, Counter::Acks, 1);
         Ok(())
     }
 
@@ -369,7 +487,7 @@ impl Consumer {
         .clamp(first, end);
         let w = self.words(shard, true)?.ok_or(Error::Closed)?;
         table(shard, &w)?.set(&self.group, target, now_ns()).map_err(|source| Error::Offsets { shard, source })?;
-        self.read_high.remove(&shard);
+        self.link(shard)?.read_high = None;
         Ok(target)
     }
 
@@ -676,8 +794,7 @@ impl Consumer {
     }
 
     fn ack_messages(&mut self, messages: &[Message]) -> Result<()> {
-        let ids: Vec<MessageId> = messages.iter().map(|m| m.id).collect();
-        self.ack(&ids)
+        self.ack_ids(messages.iter().map(|m| m.id))
     }
 }
 

@@ -26,7 +26,7 @@ use comet_core::wire::{
 
 use crate::error::{Error, Result};
 use crate::mmap::{SegmentMap, SharedWords};
-use crate::shard::{check_native, map_state_read, read_head};
+use crate::shard::{check_native, map_state_read, read_head_seq};
 
 /// Where an entry lives: shard and entry number. Displays as
 /// `<shard>-<entry>`, like the Go package's `MessageID`.
@@ -107,17 +107,24 @@ impl AsRef<[u8]> for Message {
 }
 
 /// Entries between reader-side checkpoints of the active segment.
-const STRIDE: u64 = 64;
-/// Sealed segment maps kept open per reader.
-const SEALED_CACHE: usize = 8;
+/// (A `u32` per 8 entries: 0.5 bytes per indexed entry, e.g. 1.3 MiB for
+/// a fully indexed 256 MiB segment of 100-byte entries, built only by
+/// random reads; they hop 3.5 entries on average. Measured against 16 and
+/// 64 in `benches/benches/reader.rs`: the hops' cache misses dominate.)
+const STRIDE: u64 = 8;
+/// Sealed segment maps kept open per reader: on 64-bit enough that a
+/// shard's sealed segments are rarely unmapped (address space is cheap; an
+/// idle reader maps nothing), few on 32-bit.
+const SEALED_CACHE: usize = if cfg!(target_pointer_width = "64") { 256 } else { 8 };
 
 struct ActiveView {
     base: u64,
     file: File,
     map: Arc<SegmentMap>,
     mapped: u64,
-    /// Byte offset of every STRIDE-th entry indexed so far.
-    marks: Vec<u64>,
+    /// Byte offset of every STRIDE-th entry indexed so far (as long as
+    /// offsets fit 32 bits; entries past the last mark hop from it).
+    marks: Vec<u32>,
     /// Entries and bytes indexed so far.
     indexed: (u64, u64),
 }
@@ -132,6 +139,44 @@ struct Cursor {
     sealed: Option<(Arc<SegmentMap>, u64, u64)>,
 }
 
+struct SealedMap {
+    base: u64,
+    map: Arc<SegmentMap>,
+    used: u64,
+    /// Offsets of every STRIDE-th entry within each manifest checkpoint
+    /// interval (`per` marks per chunk, 0 = not found yet), filled as
+    /// random reads pass them. Allocated zeroed on first use, so only the
+    /// pages of chunks actually read become resident.
+    sub: Vec<u32>,
+}
+
+/// A sealed entry's segment (base, valid bytes, end entry) and checkpoint
+/// (first entry, byte offset).
+#[derive(Clone, Copy)]
+struct SealedPos {
+    base: u64,
+    bytes: u64,
+    end: u64,
+    from: u64,
+    off: u64,
+    /// The checkpoint's index, the segment's number of checkpoints and the
+    /// checkpoint interval.
+    chunk: usize,
+    chunks: usize,
+    interval: u32,
+}
+
+/// Where `Reader::locate` found an entry.
+struct Located {
+    base: u64,
+    map: Arc<SegmentMap>,
+    offset: u64,
+    /// Valid bytes of the segment.
+    limit: u64,
+    /// One past the segment's last entry, for a sealed segment.
+    sealed_end: Option<u64>,
+}
+
 /// Reads one shard. Cheap to create; keep one per consuming thread.
 pub struct Reader {
     shard: ShardId,
@@ -141,10 +186,20 @@ pub struct Reader {
     manifest_gen: u64,
     max_entry: u32,
     max_stored: u32,
-    sealed: Vec<(u64, Arc<SegmentMap>)>,
+    /// Open sealed maps, sorted by segment base.
+    sealed: Vec<SealedMap>,
+    /// Most sealed maps kept (least recently used goes first).
+    sealed_cap: usize,
+    /// Clock of `SealedMap::used`.
+    sealed_tick: u64,
     active: Option<ActiveView>,
     cursor: Option<Cursor>,
     remaps: u64,
+    /// The last decoded durable head and the seqlock sequence it was
+    /// published under: valid while the sequence has not moved.
+    head_cache: Option<(u64, DurableHead)>,
+    /// The zstd context for compressed entries.
+    unzstd: crate::compress::Unzstd,
 }
 
 impl std::fmt::Debug for Reader {
@@ -166,9 +221,13 @@ impl Reader {
             max_entry: max_entry_size,
             max_stored: u32::try_from(max_stored(max_entry_size)).unwrap_or(u32::MAX),
             sealed: Vec::new(),
+            sealed_cap: SEALED_CACHE,
+            sealed_tick: 0,
             active: None,
             cursor: None,
             remaps: 0,
+            head_cache: None,
+            unzstd: crate::compress::Unzstd::default(),
         }
     }
 
@@ -196,11 +255,28 @@ impl Reader {
     }
 
     /// The durable head, or `None` if the shard has no valid state yet.
+    ///
+    /// Decoded (a CRC-32 over the head line) only when the head's seqlock
+    /// sequence moved since the last call; otherwise one atomic load.
     pub fn head(&mut self) -> Result<Option<DurableHead>> {
-        Ok(self.state()?.and_then(|s| read_head(s)))
+        if self.state.is_none() && self.state()?.is_none() {
+            return Ok(None);
+        }
+        let Some(state) = self.state.as_ref() else {
+            return Ok(None);
+        };
+        if let Some((seq, head)) = self.head_cache
+            && shm::head_seq(state.words()) == seq
+        {
+            return Ok(Some(head));
+        }
+        let decoded = read_head_seq(state);
+        self.head_cache = decoded.map(|(h, seq)| (seq, h));
+        Ok(decoded.map(|(h, _)| h))
     }
 
-    fn manifest(&mut self, force: bool) -> Result<Option<Arc<Manifest>>> {
+    /// Loads `index.bin` if it changed (or `force`).
+    fn manifest(&mut self, force: bool) -> Result<()> {
         let gen_now = self.state()?.map_or(0, |s| shm::load_counter(s.words(), Counter::ManifestGeneration));
         if self.manifest.is_none() || force || gen_now != self.manifest_gen {
             let path = self.dir.join(MANIFEST_FILE);
@@ -218,7 +294,26 @@ impl Reader {
                 Err(e) => return Err(Error::io(IoOp::Read, path, e)),
             }
         }
-        Ok(self.manifest.clone())
+        Ok(())
+    }
+
+    /// For a sealed `entry`: its segment's base, bytes and end, and the
+    /// first entry and byte offset of its checkpoint. `None` if the loaded
+    /// manifest has no such segment; `Some(None)` if it has no checkpoint.
+    #[allow(clippy::option_option)]
+    fn find_sealed(&self, entry: u64) -> Option<Option<SealedPos>> {
+        let m = self.manifest.as_ref()?;
+        let seg = m.find_sealed(entry)?;
+        Some(seg.chunk_for(entry, m.interval).map(|(chunk, from, off)| SealedPos {
+            base: seg.base,
+            bytes: seg.bytes,
+            end: seg.end(),
+            from,
+            off,
+            chunk,
+            chunks: seg.chunks.len(),
+            interval: m.interval,
+        }))
     }
 
     /// `(first retained entry, one past the last durable entry)`.
@@ -226,7 +321,8 @@ impl Reader {
         let Some(head) = self.head()? else {
             return Ok((0, 0));
         };
-        let first = self.manifest(false)?.map_or(head.base, |m| m.first_entry);
+        self.manifest(false)?;
+        let first = self.manifest.as_ref().map_or(head.base, |m| m.first_entry);
         Ok((first.min(head.end()), head.end()))
     }
 
@@ -242,22 +338,32 @@ impl Reader {
     }
 
     fn sealed_map(&mut self, base: u64, bytes: u64) -> Result<Arc<SegmentMap>> {
-        if let Some(i) = self.sealed.iter().position(|(b, _)| *b == base) {
-            let hit = self.sealed.remove(i);
-            let map = hit.1.clone();
-            self.sealed.push(hit);
-            return Ok(map);
-        }
+        self.sealed_tick += 1;
+        let at = match self.sealed.binary_search_by_key(&base, |s| s.base) {
+            Ok(i) => {
+                let hit = &mut self.sealed[i];
+                hit.used = self.sealed_tick;
+                return Ok(hit.map.clone());
+            }
+            Err(i) => i,
+        };
         let file = self.open_segment(base)?;
         let len = file.metadata().map_err(|e| Error::io(IoOp::Len, &self.dir, e))?.len();
         if len < bytes {
             return Err(corrupt(self.shard, base, len, WireError::Truncated { needed: bytes, available: len }));
         }
         let map = Arc::new(SegmentMap::map(&file, bytes).map_err(|e| Error::io(IoOp::Read, &self.dir, e))?);
-        if self.sealed.len() >= SEALED_CACHE {
-            self.sealed.remove(0);
+        let mut at = at;
+        if self.sealed.len() >= self.sealed_cap.max(1) {
+            // Evict the least recently used. A message still holding that
+            // map keeps it mapped through its own `Arc`.
+            let lru = self.sealed.iter().enumerate().min_by_key(|(_, s)| s.used).map_or(0, |(i, _)| i);
+            self.sealed.remove(lru);
+            if lru < at {
+                at -= 1;
+            }
         }
-        self.sealed.push((base, map.clone()));
+        self.sealed.insert(at, SealedMap { base, map: map.clone(), used: self.sealed_tick, sub: Vec::new() });
         Ok(map)
     }
 
@@ -272,7 +378,7 @@ impl Reader {
                 file,
                 map: Arc::new(SegmentMap::empty()),
                 mapped: 0,
-                marks: vec![0],
+                marks: vec![0u32],
                 indexed: (0, 0),
             });
         }
@@ -288,8 +394,8 @@ impl Reader {
         Ok(view)
     }
 
-    /// Finds `entry`: `(segment base, map, byte offset, valid limit)`.
-    fn locate(&mut self, entry: u64, head: Option<&DurableHead>) -> Result<(u64, Arc<SegmentMap>, u64, u64)> {
+    /// Finds `entry`.
+    fn locate(&mut self, entry: u64, head: Option<&DurableHead>) -> Result<Located> {
         let Some(head) = head.filter(|h| entry < h.end()).copied() else {
             return Err(self.unavailable(entry, head));
         };
@@ -297,7 +403,13 @@ impl Reader {
             self.cursor.as_ref().filter(|c| c.entry == entry)
             && entry < *end
         {
-            return Ok((*base, map.clone(), *offset, *limit));
+            return Ok(Located {
+                base: *base,
+                map: map.clone(),
+                offset: *offset,
+                limit: *limit,
+                sealed_end: Some(*end),
+            });
         }
         let (shard, max) = (self.shard, self.max_stored);
         if entry >= head.base {
@@ -306,18 +418,21 @@ impl Reader {
             let view = self.active_view(&head)?;
             let (base, map) = (view.base, view.map.clone());
             if let Some(offset) = cursor {
-                return Ok((base, map, offset, limit));
+                return Ok(Located { base, map, offset, limit, sealed_end: None });
             }
             let idx = entry - base;
             // Extend this reader's own checkpoints far enough.
             while view.indexed.0 <= idx && view.indexed.1 < limit {
-                let (_, len) = header(shard, max, base, map.bytes(), view.indexed.1, limit)?;
-                view.indexed = (view.indexed.0 + 1, view.indexed.1 + HEADER_LEN as u64 + u64::from(len));
-                if view.indexed.0 % STRIDE == 0 {
-                    view.marks.push(view.indexed.1);
+                let next = step(shard, max, base, map.bytes(), view.indexed.1, limit)?;
+                view.indexed = (view.indexed.0 + 1, next);
+                if view.indexed.0 % STRIDE == 0
+                    && view.indexed.0 / STRIDE == view.marks.len() as u64
+                    && let Ok(mark) = u32::try_from(next)
+                {
+                    view.marks.push(mark);
                 }
             }
-            let k = usize::try_from(idx / STRIDE).unwrap_or(usize::MAX);
+            let k = usize::try_from(idx / STRIDE).unwrap_or(usize::MAX).min(view.marks.len().saturating_sub(1));
             let Some(&mark) = view.marks.get(k) else {
                 return Err(corrupt(
                     shard,
@@ -326,19 +441,21 @@ impl Reader {
                     WireError::Truncated { needed: limit, available: view.indexed.1 },
                 ));
             };
-            let off = hop(shard, max, base, map.bytes(), mark, idx % STRIDE, limit)?;
-            return Ok((base, map, off, limit));
+            let skip = idx - k as u64 * STRIDE;
+            let offset = hop(shard, max, base, map.bytes(), u64::from(mark), skip, limit)?;
+            return Ok(Located { base, map, offset, limit, sealed_end: None });
         }
-        let mut manifest = self.manifest(false)?;
-        if manifest.as_ref().and_then(|m| m.find_sealed(entry)).is_none() {
-            manifest = self.manifest(true)?;
+        self.manifest(false)?;
+        let mut found = self.find_sealed(entry);
+        if found.is_none() {
+            self.manifest(true)?;
+            found = self.find_sealed(entry);
         }
-        let Some((seg, interval)) =
-            manifest.as_ref().and_then(|m| m.find_sealed(entry).map(|s| (s.clone(), m.interval)))
-        else {
+        let Some(Some(pos)) = found else {
             return Err(self.unavailable(entry, Some(&head)));
         };
-        let map = match self.sealed_map(seg.base, seg.bytes) {
+        let SealedPos { base: seg_base, bytes: seg_bytes, end: seg_end, .. } = pos;
+        let map = match self.sealed_map(seg_base, seg_bytes) {
             Ok(m) => m,
             // Retention deleted it after our manifest was loaded.
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -347,11 +464,47 @@ impl Reader {
             }
             Err(e) => return Err(e),
         };
-        let Some((_, from, off)) = seg.chunk_for(entry, interval) else {
-            return Err(self.unavailable(entry, Some(&head)));
+        let (start, skip) = self.sealed_mark(&pos, &map, entry)?;
+        let offset = hop(shard, max, seg_base, map.bytes(), start, skip, seg_bytes)?;
+        Ok(Located { base: seg_base, map, offset, limit: seg_bytes, sealed_end: Some(seg_end) })
+    }
+
+    /// Where to start hopping to sealed `entry` and how many entries to
+    /// hop: from the nearest STRIDE mark within its checkpoint interval,
+    /// found (and kept) by hopping from the checkpoint, never past `entry`.
+    fn sealed_mark(&mut self, pos: &SealedPos, map: &SegmentMap, entry: u64) -> Result<(u64, u64)> {
+        let p = entry - pos.from;
+        let per = usize::try_from(u64::from(pos.interval.saturating_sub(1)) / STRIDE).unwrap_or(0);
+        let q = usize::try_from(p / STRIDE).unwrap_or(usize::MAX);
+        let plain = (pos.off, p);
+        if q == 0 || q > per {
+            return Ok(plain);
+        }
+        let Ok(i) = self.sealed.binary_search_by_key(&pos.base, |s| s.base) else {
+            return Ok(plain);
         };
-        let off = hop(shard, max, seg.base, map.bytes(), off, entry - from, seg.bytes)?;
-        Ok((seg.base, map, off, seg.bytes))
+        let (shard, max) = (self.shard, self.max_stored);
+        let s = &mut self.sealed[i];
+        if s.sub.is_empty() {
+            s.sub = vec![0u32; pos.chunks.saturating_mul(per)];
+        }
+        let first = pos.chunk * per;
+        let Some(marks) = s.sub.get_mut(first..first + q) else {
+            return Ok(plain);
+        };
+        let mut at = pos.off;
+        for mark in marks.iter_mut() {
+            if *mark == 0 {
+                at = hop(shard, max, pos.base, map.bytes(), at, STRIDE, pos.bytes)?;
+                let Ok(v) = u32::try_from(at) else {
+                    return Ok(plain);
+                };
+                *mark = v;
+            } else {
+                at = u64::from(*mark);
+            }
+        }
+        Ok((at, p % STRIDE))
     }
 
     /// Reads durable entry `entry`.
@@ -361,24 +514,21 @@ impl Reader {
     }
 
     fn read_at(&mut self, entry: u64, head: Option<&DurableHead>) -> Result<Message> {
-        let (base, map, off, limit) = self.locate(entry, head)?;
+        let Located { base, map, offset: off, limit, sealed_end } = self.locate(entry, head)?;
         let (timestamp, len) = header(self.shard, self.max_stored, base, map.bytes(), off, limit)?;
         let start = usize::try_from(off).unwrap_or(usize::MAX) + HEADER_LEN;
         let len = len as usize;
         let next = off + (HEADER_LEN + len) as u64;
-        let in_active = head.is_some_and(|h| h.base == base);
-        let sealed = if in_active {
-            None
-        } else {
-            let seg_end = self.manifest.as_ref().and_then(|m| m.find_sealed(entry)).map_or(0, |s| s.end());
-            Some((map.clone(), limit, seg_end))
-        };
+        let sealed = sealed_end.map(|end| (map.clone(), limit, end));
         self.cursor = Some(Cursor { entry: entry + 1, base, offset: next, sealed });
         let id = MessageId { shard: self.shard, entry };
         let stored = &map.bytes()[start..start + len];
         let payload = if is_frame(stored) {
-            let data = crate::compress::decompress(stored, self.max_entry as usize)
-                .map_err(|source| Error::Decompress { shard: self.shard, entry, source })?;
+            let data = self.unzstd.decompress(stored, self.max_entry as usize).map_err(|source| Error::Decompress {
+                shard: self.shard,
+                entry,
+                source,
+            })?;
             Payload::Owned(data)
         } else {
             Payload::Mapped { map, start, len }
@@ -399,8 +549,63 @@ impl Reader {
             out.push(self.read_at(entry, head.as_ref())?);
             entry += 1;
             n += 1;
+            if let Some(head) = &head {
+                self.run(head, &mut entry, end, max - n, out)?;
+                n = usize::try_from(entry - from).unwrap_or(max);
+            }
         }
         Ok(n)
+    }
+
+    /// Reads on from the cursor while the entries are raw and in the
+    /// cursor's segment: the same checks as [`read_at`](Reader::read_at)
+    /// (each entry's header is validated) without locating each entry
+    /// again. Stops before a compressed entry (left to `read_at`) and at
+    /// `end` or after `max` entries; `entry` is moved past what was read.
+    fn run(&mut self, head: &DurableHead, entry: &mut u64, end: u64, max: usize, out: &mut Vec<Message>) -> Result<()> {
+        let Some(c) = self.cursor.as_mut().filter(|c| c.entry == *entry) else {
+            return Ok(());
+        };
+        let (map, limit, seg_end) = match &c.sealed {
+            Some((map, limit, seg_end)) => (map.clone(), *limit, *seg_end),
+            None => match &self.active {
+                Some(v) if v.base == c.base && c.base == head.base && v.mapped >= head.bytes => {
+                    (v.map.clone(), head.bytes, head.end())
+                }
+                _ => return Ok(()),
+            },
+        };
+        let stop = end.min(seg_end).min(entry.saturating_add(max as u64));
+        let bytes = map.bytes();
+        let mut off = c.offset;
+        let mut result = Ok(());
+        while *entry < stop {
+            let (timestamp, len) = match header(self.shard, self.max_stored, c.base, bytes, off, limit) {
+                Ok(h) => h,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            let start = usize::try_from(off).unwrap_or(usize::MAX) + HEADER_LEN;
+            let len = len as usize;
+            let Some(stored) = bytes.get(start..start + len) else {
+                break;
+            };
+            if is_frame(stored) {
+                break;
+            }
+            out.push(Message {
+                id: MessageId { shard: self.shard, entry: *entry },
+                timestamp,
+                payload: Payload::Mapped { map: map.clone(), start, len },
+            });
+            off += (HEADER_LEN + len) as u64;
+            *entry += 1;
+        }
+        c.entry = *entry;
+        c.offset = off;
+        result
     }
 
     /// The first entry whose timestamp is at or after `ts_ns` (entry
@@ -413,8 +618,8 @@ impl Reader {
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let head = self.head()?;
-            let (base, map, off, limit) = self.locate(mid, head.as_ref())?;
-            let (ts, _) = header(self.shard, self.max_stored, base, map.bytes(), off, limit)?;
+            let at = self.locate(mid, head.as_ref())?;
+            let (ts, _) = header(self.shard, self.max_stored, at.base, at.map.bytes(), at.offset, at.limit)?;
             if ts < ts_ns { lo = mid + 1 } else { hi = mid }
         }
         Ok(lo)
@@ -440,13 +645,42 @@ fn header(shard: ShardId, max_stored: u32, base: u64, bytes: &[u8], offset: u64,
     }
 }
 
-/// Hops `n` entries forward from `offset`.
-fn hop(shard: ShardId, max_stored: u32, base: u64, bytes: &[u8], mut offset: u64, n: u64, limit: u64) -> Result<u64> {
-    for _ in 0..n {
-        let (_, len) = header(shard, max_stored, base, bytes, offset, limit)?;
-        offset += (HEADER_LEN as u64) + u64::from(len);
+/// The offset of the entry after the one at `offset`, from its length
+/// field alone (the entry a read returns is validated by [`header`]): the
+/// length must be within `max_stored` and the entry within `limit`,
+/// otherwise the full check reports what is wrong.
+fn step(shard: ShardId, max_stored: u32, base: u64, bytes: &[u8], offset: u64, limit: u64) -> Result<u64> {
+    let end = limit.min(bytes.len() as u64);
+    let at = usize::try_from(offset).unwrap_or(usize::MAX);
+    if let Some(&[a, b, c, d]) = bytes.get(at..at.saturating_add(4)) {
+        let len = u32::from_le_bytes([a, b, c, d]);
+        let next = offset + HEADER_LEN as u64 + u64::from(len);
+        if len <= max_stored && next <= end {
+            return Ok(next);
+        }
     }
-    Ok(offset)
+    let (_, len) = header(shard, max_stored, base, bytes, offset, limit)?;
+    Ok(offset + HEADER_LEN as u64 + u64::from(len))
+}
+
+/// Hops `n` entries forward from `offset` (see [`step`]; this is its loop
+/// with the fast path inlined).
+fn hop(shard: ShardId, max_stored: u32, base: u64, bytes: &[u8], offset: u64, n: u64, limit: u64) -> Result<u64> {
+    let end = limit.min(bytes.len() as u64);
+    let max = u64::from(max_stored);
+    let mut off = offset;
+    for _ in 0..n {
+        let len = usize::try_from(off)
+            .ok()
+            .and_then(|at| bytes.get(at..))
+            .and_then(<[u8]>::first_chunk::<4>)
+            .map(|b| u64::from(u32::from_le_bytes(*b)));
+        off = match len {
+            Some(len) if len <= max && off + HEADER_LEN as u64 + len <= end => off + HEADER_LEN as u64 + len,
+            _ => step(shard, max_stored, base, bytes, off, limit)?,
+        };
+    }
+    Ok(off)
 }
 
 /// The maximum stored size for a maximum raw size (for tools).
@@ -457,4 +691,184 @@ pub fn max_stored(max_entry_size: u32) -> u64 {
 /// The shard directory of `shard` under `root`.
 pub(crate) fn shard_dir(root: &Path, shard: ShardId) -> PathBuf {
     root.join(comet_core::wire::shard_dir_name(shard).as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Client, Config};
+
+    fn entry(i: u64) -> Vec<u8> {
+        format!("entry {i} ").repeat(usize::try_from(i % 13).unwrap_or(0) + 1).into_bytes()
+    }
+
+    /// A shard of many small sealed segments.
+    fn shard_with_segments(dir: &Path, n: u64) -> Client {
+        let mut cfg = Config::default();
+        cfg.storage.max_file_size = 4096;
+        cfg.indexing.boundary_interval = 8;
+        cfg.compression.min_compress_size = 1 << 20;
+        let c = Client::open(dir, cfg).unwrap();
+        for i in 0..n {
+            c.append("events:v1:shard:0001", &[entry(i)]).unwrap();
+        }
+        c.sync().unwrap();
+        c
+    }
+
+    #[test]
+    fn evicting_a_sealed_map_never_unmaps_a_message_still_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = shard_with_segments(dir.path(), 1200);
+        let mut r = c.reader(ShardId::new(1).unwrap()).unwrap();
+        r.sealed_cap = 2;
+        let mut held = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        // Random order, across every segment: each read maps, most evict.
+        let mut k = 7u64;
+        for _ in 0..600 {
+            k = (k * 1_103_515_245 + 12_345) % 1200;
+            let m = r.read(k).unwrap();
+            assert_eq!(m.data(), &entry(k)[..]);
+            assert!(r.sealed.len() <= 2);
+            assert!(r.sealed.windows(2).all(|w| w[0].base < w[1].base), "sorted by base");
+            seen.extend(r.sealed.iter().map(|s| s.base));
+            held.push(m);
+        }
+        assert!(seen.len() > 10, "the reads covered many segments: {}", seen.len());
+        // Every message still reads its bytes from its own map.
+        for m in &held {
+            assert_eq!(m.data(), &entry(m.id.entry)[..]);
+        }
+        // Sequential reads across segment boundaries after evictions.
+        let mut out = Vec::new();
+        assert_eq!(r.read_batch(0, 1200, &mut out).unwrap(), 1200);
+        assert!(out.iter().enumerate().all(|(i, m)| m.data() == &entry(i as u64)[..]));
+    }
+
+    #[test]
+    fn a_large_cache_keeps_every_sealed_map_of_a_shard() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = shard_with_segments(dir.path(), 1200);
+        let mut r = c.reader(ShardId::new(1).unwrap()).unwrap();
+        let (first, end) = r.bounds().unwrap();
+        for e in (first..end).rev() {
+            assert_eq!(r.read(e).unwrap().data(), &entry(e)[..]);
+        }
+        let segments = r.sealed.len();
+        assert!(segments > 10 && segments <= SEALED_CACHE, "{segments}");
+        let before: Vec<*const SegmentMap> = r.sealed.iter().map(|s| Arc::as_ptr(&s.map)).collect();
+        for e in first..end {
+            r.read(e).unwrap();
+        }
+        let after: Vec<*const SegmentMap> = r.sealed.iter().map(|s| Arc::as_ptr(&s.map)).collect();
+        assert_eq!(before, after, "no segment was mapped twice");
+    }
+
+    #[test]
+    fn batches_match_single_reads_across_segments_and_compressed_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        cfg.storage.max_file_size = 8192;
+        cfg.compression.min_compress_size = 64;
+        let c = Client::open(dir.path(), cfg).unwrap();
+        for i in 0..600u64 {
+            c.append("events:v1:shard:0001", &[entry(i)]).unwrap();
+        }
+        c.sync().unwrap();
+        let shard = ShardId::new(1).unwrap();
+        let mut single = c.reader(shard).unwrap();
+        let mut batched = c.reader(shard).unwrap();
+        let mut from = 0;
+        let mut compressed = 0;
+        for size in [1usize, 7, 100, 33, 1000].iter().cycle() {
+            let mut out = Vec::new();
+            let n = batched.read_batch(from, *size, &mut out).unwrap();
+            assert_eq!(n, out.len());
+            for m in &out {
+                let one = single.read(m.id.entry).unwrap();
+                assert_eq!((m.id, m.timestamp, m.data()), (one.id, one.timestamp, one.data()));
+                assert_eq!(m.data(), &entry(m.id.entry)[..]);
+                compressed += usize::from(!m.is_zero_copy());
+            }
+            from += n as u64;
+            if n < *size {
+                break;
+            }
+        }
+        assert_eq!(from, 600);
+        assert!(compressed > 10, "{compressed}");
+    }
+
+    #[test]
+    fn a_batch_stops_at_a_damaged_entry_and_never_skips_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Client::open(dir.path(), Config::default()).unwrap();
+        for i in 0..300u64 {
+            c.append("events:v1:shard:0001", &[format!("e{i}").into_bytes()]).unwrap();
+        }
+        c.sync().unwrap();
+        let seg = dir.path().join("shard-0001").join(segment_file_name(0).as_str());
+        let mut bytes = std::fs::read(&seg).unwrap();
+        let mut off = 0usize;
+        for _ in 0..150 {
+            off += HEADER_LEN + u32::from_le_bytes(bytes[off..off + 4].try_into().unwrap()) as usize;
+        }
+        bytes[off + 4..off + 12].fill(0); // entry 150: timestamp 0
+        std::fs::write(&seg, &bytes).unwrap();
+        let mut r = c.reader(ShardId::new(1).unwrap()).unwrap();
+        let mut out = Vec::new();
+        assert!(matches!(r.read_batch(100, 100, &mut out), Err(Error::Corrupt { .. })));
+        assert_eq!(out.len(), 50);
+        assert_eq!(out.last().unwrap().data(), b"e149");
+        out.clear();
+        assert!(matches!(r.read_batch(150, 10, &mut out), Err(Error::Corrupt { .. })));
+        assert!(out.is_empty(), "never skipped");
+        assert_eq!(r.read(151).unwrap().data(), b"e151", "later entries still read");
+    }
+
+    #[test]
+    fn random_sealed_reads_use_marks_within_checkpoint_intervals() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        cfg.storage.max_file_size = 8 * 1024;
+        cfg.indexing.boundary_interval = 100;
+        cfg.compression.min_compress_size = 1 << 20;
+        let c = Client::open(dir.path(), cfg).unwrap();
+        for i in 0..4000u64 {
+            c.append("events:v1:shard:0001", &[format!("e{i}").into_bytes()]).unwrap();
+        }
+        c.sync().unwrap();
+        let mut r = c.reader(ShardId::new(1).unwrap()).unwrap();
+        let mut k = 11u64;
+        for _ in 0..3000 {
+            k = (k * 1_103_515_245 + 12_345) % 4000;
+            assert_eq!(r.read(k).unwrap().data(), format!("e{k}").as_bytes(), "entry {k}");
+        }
+        assert!(r.sealed.len() > 3);
+        let marks: usize = r.sealed.iter().map(|s| s.sub.iter().filter(|&&m| m != 0).count()).sum();
+        assert!(marks > 50, "{marks}");
+        // Every mark is the offset of the entry it stands for.
+        let head = r.head().unwrap().unwrap();
+        for e in (0..head.base).step_by(7) {
+            assert_eq!(r.read(e).unwrap().data(), format!("e{e}").as_bytes());
+        }
+    }
+
+    #[test]
+    fn hops_stop_at_a_bad_length_with_an_error() {
+        // Three entries of 4 bytes, the second with a length past the end.
+        let mut bytes = Vec::new();
+        for (len, ts) in [(4u32, 1u64), (400, 2), (4, 3)] {
+            bytes.extend_from_slice(&len.to_le_bytes());
+            bytes.extend_from_slice(&ts.to_le_bytes());
+            bytes.extend_from_slice(b"abcd");
+        }
+        let shard = ShardId::MIN;
+        let limit = bytes.len() as u64;
+        assert_eq!(hop(shard, 100, 0, &bytes, 0, 1, limit).unwrap(), 16);
+        assert!(matches!(hop(shard, 100, 0, &bytes, 0, 2, limit), Err(Error::Corrupt { .. })));
+        assert!(matches!(hop(shard, 1000, 0, &bytes, 0, 2, limit), Err(Error::Corrupt { .. })));
+        assert!(matches!(hop(shard, 100, 0, &bytes, 0, 1, 10), Err(Error::Corrupt { .. })), "limit");
+    }
 }

@@ -51,9 +51,14 @@ impl HeadStore for ShmHead {
 /// Reads the durable head from a state map, retrying while a writer is
 /// mid-update. `None` for a state block that holds no valid head.
 pub(crate) fn read_head(state: &SharedWords) -> Option<DurableHead> {
+    read_head_seq(state).map(|(h, _)| h)
+}
+
+/// [`read_head`] with the seqlock sequence the head was published under.
+pub(crate) fn read_head_seq(state: &SharedWords) -> Option<(DurableHead, u64)> {
     for _ in 0..100 {
-        if let Ok((h, _)) = DurableHead::decode(&shm::load_head_line(state.words(), 1000)) {
-            return Some(h);
+        if let Ok(decoded) = DurableHead::decode(&shm::load_head_line(state.words(), 1000)) {
+            return Some(decoded);
         }
         std::hint::spin_loop();
     }

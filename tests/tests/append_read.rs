@@ -37,6 +37,37 @@ fn round_trips_every_kind_of_payload() {
 }
 
 #[test]
+fn a_readers_cached_head_is_refreshed_by_every_sync_of_any_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Client::open(dir.path(), small_config()).unwrap();
+    c.append(S1, &[b"first".to_vec()]).unwrap();
+    c.sync().unwrap();
+    let ro = Client::open_read_only(dir.path(), small_config()).unwrap();
+    let mut readers = [c.reader(shard(1)).unwrap(), ro.reader(shard(1)).unwrap()];
+    for r in &mut readers {
+        assert_eq!(r.head().unwrap().unwrap().end(), 1);
+        assert_eq!(r.bounds().unwrap(), (0, 1));
+        assert!(matches!(r.read(1), Err(Error::Unavailable { end: 1, .. })));
+    }
+    // Many syncs, across segment rotations: each one is seen.
+    let mut end = 1u64;
+    let mut bases = std::collections::HashSet::new();
+    for round in 0..40u64 {
+        let batch: Vec<Vec<u8>> = (0..round + 1).map(payload).collect();
+        c.append(S1, &batch).unwrap();
+        c.sync().unwrap();
+        end += round + 1;
+        for r in &mut readers {
+            let head = r.head().unwrap().unwrap();
+            assert_eq!(head.end(), end);
+            bases.insert(head.base);
+            assert_eq!(r.read(end - 1).unwrap().data(), &payload(round)[..]);
+        }
+    }
+    assert!(bases.len() > 1, "the test covers rotations: {bases:?}");
+}
+
+#[test]
 fn entries_become_visible_only_when_durable() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = Config::default();

@@ -52,6 +52,70 @@ fn reads_do_not_advance_and_acks_are_cumulative() {
 }
 
 #[test]
+fn cached_ack_state_follows_other_members_other_groups_and_new_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Client::open(dir.path(), small_config()).unwrap();
+    fill(&c, 1, 10);
+    let id = |entry| MessageId { shard: sid(1), entry };
+    let mut g = Consumer::new(&c, "billing").unwrap();
+    g.ack(&[id(2)]).unwrap();
+    assert_eq!(g.offset(sid(1)).unwrap(), 3);
+    // Other groups claim slots (some on the same probe chain) after g
+    // cached its slot; another member of the same group acks.
+    for i in 0..40 {
+        Consumer::new(&c, &format!("other-{i}")).unwrap().ack(&[id(i % 10)]).unwrap();
+    }
+    let mut h = Consumer::new(&c, "billing").unwrap();
+    h.ack(&[id(6)]).unwrap();
+    assert_eq!(g.offset(sid(1)).unwrap(), 7, "g reads the shared slot");
+    g.ack(&[id(4)]).unwrap();
+    assert_eq!(h.offset(sid(1)).unwrap(), 7, "never backwards");
+    h.seek(sid(1), SeekTo::Entry(1)).unwrap();
+    assert_eq!(g.offset(sid(1)).unwrap(), 1);
+    g.ack(&[id(3)]).unwrap();
+    assert_eq!(h.offset(sid(1)).unwrap(), 4);
+    // The cached durable end (10) is refreshed when an ack passes it.
+    g.ack(&[id(1000)]).unwrap();
+    assert_eq!(g.offset(sid(1)).unwrap(), 10);
+    fill(&c, 1, 10);
+    g.ack(&[id(15)]).unwrap();
+    assert_eq!(h.offset(sid(1)).unwrap(), 16);
+    g.ack(&[id(1000)]).unwrap();
+    assert_eq!(h.offset(sid(1)).unwrap(), 20, "capped at the new durable end");
+    for i in 0..40 {
+        let off = Consumer::new(&c, &format!("other-{i}")).unwrap().offset(sid(1)).unwrap();
+        assert_eq!(off, i % 10 + 1);
+    }
+    drop((g, h));
+    drop(c);
+    let c = Client::open(dir.path(), small_config()).unwrap();
+    assert_eq!(Consumer::new(&c, "billing").unwrap().offset(sid(1)).unwrap(), 20, "stored in offsets.state");
+}
+
+#[test]
+fn an_ack_over_more_shards_than_the_inline_array_takes_each_shards_highest() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Client::open(dir.path(), small_config()).unwrap();
+    let shards: Vec<u32> = (0..13).collect();
+    for &s in &shards {
+        fill(&c, s, 5);
+    }
+    let mut ids = Vec::new();
+    for entry in [3u64, 1, 4, 0, 2] {
+        for &s in shards.iter().rev() {
+            // shard s acks up to entry min(e, s % 5)
+            ids.push(MessageId { shard: sid(s), entry: entry.min(u64::from(s % 5)) });
+        }
+    }
+    let mut g = Consumer::new(&c, "wide").unwrap();
+    g.ack(&ids).unwrap();
+    for &s in &shards {
+        assert_eq!(g.offset(sid(s)).unwrap(), u64::from(s % 5) + 1, "shard {s}");
+    }
+    g.ack(&[]).unwrap();
+}
+
+#[test]
 fn many_groups_on_one_shard_are_independent() {
     let dir = tempfile::tempdir().unwrap();
     let c = Client::open(dir.path(), small_config()).unwrap();
