@@ -45,7 +45,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use comet::{Client, Config, Consumer, Message, ShardId};
 use comet_benches::data::{ENTRY_LEN, Rng, log_entries};
-use comet_benches::meter::Cpu;
+use comet_benches::meter::{Cpu, fmt_ns};
 use comet_benches::mode::{is_test, pick, scratch_dir};
 use comet_benches::rig;
 
@@ -275,17 +275,6 @@ fn pct<T: Copy + Default>(sorted: &[T], per_mille: usize) -> T {
     match sorted.len() {
         0 => T::default(),
         n => sorted[((n - 1) * per_mille + 500) / 1000],
-    }
-}
-
-/// `1.23 µs`-style formatting of ns.
-fn fmt_ns(ns: f64) -> String {
-    if ns >= 1e6 {
-        format!("{:.2} ms", ns / 1e6)
-    } else if ns >= 1e3 {
-        format!("{:.2} µs", ns / 1e3)
-    } else {
-        format!("{ns:.0} ns")
     }
 }
 

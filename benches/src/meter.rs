@@ -230,3 +230,14 @@ macro_rules! bench_main {
         }
     };
 }
+
+/// `1.23 µs`-style formatting of a duration in nanoseconds, for reports.
+pub fn fmt_ns(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.1} ns")
+    }
+}

@@ -12,6 +12,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use comet_benches::meter::fmt_ns;
+
 /// One criterion result.
 #[derive(Debug, Clone)]
 struct Result {
@@ -124,16 +126,6 @@ fn cpu_totals(home: &Path) -> BTreeMap<String, (f64, f64, f64)> {
         }
     }
     m
-}
-
-fn fmt_ns(ns: f64) -> String {
-    if ns >= 1e6 {
-        format!("{:.2} ms", ns / 1e6)
-    } else if ns >= 1e3 {
-        format!("{:.2} µs", ns / 1e3)
-    } else {
-        format!("{ns:.1} ns")
-    }
 }
 
 fn main() {
