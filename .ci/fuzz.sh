@@ -21,7 +21,15 @@ for t in $targets; do
     mkdir -p "corpus/$t"
     if ! cargo fuzz run -s none "$t" "corpus/$t" -- \
         -max_total_time="$seconds" -print_final_stats=1 2>"target/fuzz-$t.log"; then
-        tail -n 60 "target/fuzz-$t.log"
+        grep -A3 -E 'panicked at|ERROR: libFuzzer' "target/fuzz-$t.log" | head -n 40 || true
+        tail -n 20 "target/fuzz-$t.log"
+        # The input, so a failure on a CI machine can be reproduced here:
+        # `base64 -d > crash` and `cargo fuzz run -s none $t crash`.
+        for f in "artifacts/$t"/crash-* "artifacts/$t"/timeout-* "artifacts/$t"/oom-*; do
+            [ -f "$f" ] || continue
+            echo "--- $f (base64)"
+            head -c 65536 "$f" | base64
+        done
         echo "fuzz target $t FAILED; reproduce with: cargo fuzz run -s none $t fuzz/artifacts/$t/<file>"
         status=1
     else
