@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod bench;
 mod demo;
@@ -124,6 +124,24 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Move a consumer group's offsets: replay from the start, a time or an
+    /// entry, skip to the end, or step past entries lost to damage (a
+    /// consumer stops at such a gap until it is moved). Prints each shard's
+    /// old and new offset.
+    Seek {
+        /// Data directory.
+        dir: PathBuf,
+        /// Consumer group name (1 to 47 bytes).
+        #[arg(long)]
+        group: String,
+        /// Streams to move: one stream name or a pattern with `*`/`?` in
+        /// the shard part. Default: all shards.
+        #[arg(long, value_name = "PATTERN")]
+        stream: Option<String>,
+        /// Where to.
+        #[command(flatten)]
+        to: SeekArgs,
+    },
     /// List consumer groups with their offset and lag per shard.
     Groups {
         /// Data directory.
@@ -182,6 +200,41 @@ enum Command {
     },
 }
 
+/// Where `comet seek` moves a group (exactly one).
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct SeekArgs {
+    /// The first retained entry (replay everything kept).
+    #[arg(long)]
+    start: bool,
+    /// The durable end (skip everything written so far).
+    #[arg(long)]
+    end: bool,
+    /// Entry number N (clamped to the retained range).
+    #[arg(long, value_name = "N")]
+    entry: Option<u64>,
+    /// N entries before the durable end (replay the last N).
+    #[arg(long, value_name = "N")]
+    last: Option<u64>,
+    /// The first entry stamped at or after TIME: nanoseconds since the
+    /// epoch, or UTC as `2026-11-28T10:00:00Z`.
+    #[arg(long, value_name = "TIME", value_parser = out::parse_time)]
+    time: Option<u64>,
+}
+
+impl SeekArgs {
+    fn target(&self) -> comet::SeekTo {
+        use comet::SeekTo;
+        match (self.entry, self.last, self.time) {
+            (Some(n), _, _) => SeekTo::Entry(n),
+            (_, Some(n), _) => SeekTo::FromEnd(n),
+            (_, _, Some(t)) => SeekTo::Time(t),
+            _ if self.end => SeekTo::End,
+            _ => SeekTo::Start,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.command {
@@ -192,6 +245,7 @@ fn main() -> ExitCode {
         Command::Consume { dir, group, stream, count, no_ack, format } => {
             rw::consume(&dir, &group, stream.as_deref(), count, no_ack, format)
         }
+        Command::Seek { dir, group, stream, to } => rw::seek(&dir, &group, stream.as_deref(), to.target()),
         Command::Groups { dir } => inspect::groups(&dir),
         Command::Stat { dir, json } => inspect::stat(&dir, json),
         Command::Verify { dir, json } => inspect::verify(&dir, json),

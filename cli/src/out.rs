@@ -136,6 +136,51 @@ pub(crate) fn time(ns: u64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
+/// Parses a time given on the command line: nanoseconds since the Unix
+/// epoch, or UTC as `YYYY-MM-DDTHH:MM:SS[.fraction]Z` (what [`time`]
+/// prints).
+pub(crate) fn parse_time(s: &str) -> Result<u64, String> {
+    if let Ok(ns) = s.parse::<u64>() {
+        return Ok(ns);
+    }
+    let bad = || format!("invalid time {s:?}: want nanoseconds since the epoch or YYYY-MM-DDTHH:MM:SS[.fff]Z");
+    let rest = s.strip_suffix(['Z', 'z']).ok_or_else(bad)?;
+    let (date, clock) = rest.split_once(['T', 't', ' ']).ok_or_else(bad)?;
+    let (clock, frac) = clock.split_once('.').unwrap_or((clock, ""));
+    let num = |part: &str, len: usize| -> Result<i64, String> {
+        if part.len() != len || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        part.parse::<i64>().map_err(|_| bad())
+    };
+    let d: Vec<&str> = date.split('-').collect();
+    let c: Vec<&str> = clock.split(':').collect();
+    let ([y, mo, da], [h, mi, se]) = (d.as_slice(), c.as_slice()) else { return Err(bad()) };
+    let (year, month, day) = (num(y, 4)?, num(mo, 2)?, num(da, 2)?);
+    let (hour, min, sec) = (num(h, 2)?, num(mi, 2)?, num(se, 2)?);
+    if year < 1970 || !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
+        return Err(bad());
+    }
+    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let nanos = if frac.is_empty() { 0 } else { format!("{frac:0<9}").parse::<i64>().map_err(|_| bad())? };
+    // Howard Hinnant's days_from_civil.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hour * 3600 + min * 60 + sec;
+    u64::try_from(secs)
+        .ok()
+        .and_then(|s| s.checked_mul(1_000_000_000))
+        .and_then(|ns| ns.checked_add(u64::try_from(nanos).ok()?))
+        .ok_or_else(bad)
+}
+
 /// A byte count for people: `512 B`, `1.5 KiB`, `12.3 MiB`.
 pub(crate) fn bytes(n: u64) -> String {
     bytes_f64(n as f64)
@@ -204,6 +249,25 @@ mod tests {
     #[test]
     fn json_strings_escape_quotes_backslashes_and_controls() {
         assert_eq!(json("a\"b\\c\nd\u{1}é"), r#""a\"b\\c\nd\u0001é""#);
+    }
+
+    #[test]
+    fn parse_time_reads_what_time_prints_and_plain_nanoseconds() {
+        for ns in [1_000_000, 1_700_000_000_123_000_000, 951_782_400_000_000_000, 4_102_444_799_999_000_000] {
+            assert_eq!(parse_time(&time(ns)), Ok(ns), "{}", time(ns));
+        }
+        assert_eq!(parse_time("1700000000123456789"), Ok(1_700_000_000_123_456_789));
+        assert_eq!(parse_time("2023-11-14T22:13:20Z"), Ok(1_700_000_000_000_000_000));
+        assert_eq!(parse_time("2023-11-14T22:13:20.5Z"), Ok(1_700_000_000_500_000_000));
+        assert_eq!(parse_time("2023-11-14T22:13:20.000000001Z"), Ok(1_700_000_000_000_000_001));
+        for bad in
+            ["", "yesterday", "2023-11-14", "2023-11-14T22:13:20", "2023-13-01T00:00:00Z", "1969-12-31T23:59:59Z"]
+        {
+            assert!(parse_time(bad).is_err(), "{bad:?}");
+        }
+        for bad in ["2023-11-14T22:13:20.0000000001Z", "23-11-14T22:13:20Z", "2023-11-14T25:00:00Z", "-5"] {
+            assert!(parse_time(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

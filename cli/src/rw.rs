@@ -4,7 +4,7 @@ use std::io::{self, BufRead, BufWriter, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use comet::{Client, Config, Consumer, Message, Reader, ShardId, parse_stream};
+use comet::{Client, Config, Consumer, Message, Reader, SeekTo, ShardId, parse_stream};
 use comet_core::wire::parse_go_segment_file_name;
 
 use crate::out::{self, require_dir};
@@ -213,7 +213,16 @@ pub(crate) fn consume(
             next += n;
             left -= n;
             read += n;
-            r?;
+            if let Err(e) = r {
+                return Err(match e {
+                    comet::Error::Unavailable { entry, first, end, .. } if (first..end).contains(&entry) => format!(
+                        "{e}; the group {group:?} stops here: after repair, move it past the lost entries \
+                         with `comet seek --group {group} --entry N`"
+                    )
+                    .into(),
+                    e => e.into(),
+                });
+            }
             if n == 0 {
                 break;
             }
@@ -230,5 +239,29 @@ pub(crate) fn consume(
         "consumed {read} entries from {} shards as group {group:?} ({acked}); lag {lag}",
         shards.len()
     );
+    Ok(0)
+}
+
+/// Moves a consumer group's offsets on the selected shards.
+pub(crate) fn seek(dir: &Path, group: &str, pattern: Option<&str>, to: SeekTo) -> CmdResult {
+    require_dir(dir)?;
+    let client = Client::open_read_only(dir, Config::default())?;
+    let mut consumer = Consumer::new(&client, group)?;
+    let shards = select_shards(&client, pattern)?;
+    if shards.is_empty() {
+        return Err(format!("no shard in {} matches {:?}", dir.display(), pattern.unwrap_or("*")).into());
+    }
+    for &shard in &shards {
+        check_native(dir, shard)?;
+    }
+    let stdout = io::stdout();
+    let mut w = BufWriter::new(stdout.lock());
+    for &shard in &shards {
+        let old = consumer.offset(shard)?;
+        let new = consumer.seek(shard, to)?;
+        let (first, end) = client.reader(shard)?.bounds()?;
+        writeln!(w, "shard {shard}: group {group:?} offset {old} -> {new} (retained {first}..{end})")?;
+    }
+    w.flush()?;
     Ok(0)
 }

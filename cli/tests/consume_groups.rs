@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_error, run, run_with_stdin, s};
+use common::{assert_error, flip, run, run_with_stdin, s, segment, small_log};
 
 /// Shards 1, 2 and 12 with 5, 3 and 4 entries.
 fn three_shards(dir: &std::path::Path) {
@@ -111,4 +111,102 @@ fn corrupt_offsets_table_is_an_error() {
     std::fs::write(tmp.path().join("shard-0001/offsets.state"), b"short").unwrap();
     let r = run(["consume", s(tmp.path()), "--group", "g"]);
     assert_error(&r, "offsets.state");
+}
+
+/// The offset column of `comet groups` for `group` on shard `shard`.
+fn offset_of(dir: &std::path::Path, group: &str, shard: &str) -> u64 {
+    let r = run(["groups", s(dir)]);
+    let row = r.stdout.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()).find(|c| c[..2] == [group, shard]);
+    row.unwrap_or_else(|| panic!("no row for {group} {shard}: {r:?}"))[2].parse().unwrap()
+}
+
+#[test]
+fn seek_moves_a_groups_offsets_to_start_end_entry_last_and_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    three_shards(tmp.path());
+    let dir = tmp.path();
+    run(["consume", s(dir), "--group", "g", "--count", "2"]);
+    let r = run(["seek", s(dir), "--group", "g", "--end"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        r.stdout,
+        "shard 0001: group \"g\" offset 2 -> 5 (retained 0..5)\n\
+         shard 0002: group \"g\" offset 0 -> 3 (retained 0..3)\n\
+         shard 0012: group \"g\" offset 0 -> 4 (retained 0..4)\n"
+    );
+    let r = run(["consume", s(dir), "--group", "g"]);
+    assert_eq!(r.stdout, "", "nothing left after --end: {r:?}");
+
+    let r = run(["seek", s(dir), "--group", "g", "--stream", "m:shard:0012", "--entry", "2"]);
+    assert_eq!(r.stdout, "shard 0012: group \"g\" offset 4 -> 2 (retained 0..4)\n", "{r:?}");
+    let r = run(["consume", s(dir), "--group", "g"]);
+    assert_eq!(r.stdout, "m:shard:0012/2\nm:shard:0012/3\n", "{r:?}");
+
+    let r = run(["seek", s(dir), "--group", "g", "--stream", "m:shard:000*", "--last", "1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = run(["consume", s(dir), "--group", "g"]);
+    assert_eq!(r.stdout, "m:shard:0001/4\nm:shard:0002/2\n", "{r:?}");
+
+    let r = run(["seek", s(dir), "--group", "g", "--stream", "m:shard:0001", "--entry", "99"]);
+    assert!(r.stdout.contains("offset 5 -> 5 (retained 0..5)"), "clamped to the end: {r:?}");
+
+    // Every entry was written after 2020 and before 2200.
+    run(["seek", s(dir), "--group", "g", "--time", "2020-01-01T00:00:00Z"]);
+    assert_eq!(offset_of(dir, "g", "0001"), 0);
+    assert_eq!(offset_of(dir, "g", "0012"), 0);
+    run(["seek", s(dir), "--group", "g", "--time", "7258118400000000000"]);
+    assert_eq!(offset_of(dir, "g", "0001"), 5);
+    run(["seek", s(dir), "--group", "g", "--start"]);
+    let r = run(["consume", s(dir), "--group", "g"]);
+    assert_eq!(r.stdout.lines().count(), 12, "replayed everything: {r:?}");
+}
+
+#[test]
+fn seek_rejects_bad_arguments() {
+    let tmp = tempfile::tempdir().unwrap();
+    three_shards(tmp.path());
+    let dir = tmp.path();
+    for args in [
+        vec!["seek", s(dir), "--group", "g"],
+        vec!["seek", s(dir), "--group", "g", "--start", "--end"],
+        vec!["seek", s(dir), "--group", "g", "--time", "yesterday"],
+        vec!["seek", s(dir), "--group", "g", "--entry", "-1"],
+    ] {
+        let r = run(&args);
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+    }
+    assert_error(&run(["seek", s(dir), "--group", "", "--start"]), "group");
+    assert_error(&run(["seek", s(dir), "--group", &"x".repeat(48), "--start"]), "group");
+    assert_error(&run(["seek", s(dir), "--group", "g", "--start", "--stream", "m:shard:0009"]), "no shard");
+    assert_error(&run(["seek", s(&dir.join("missing")), "--group", "g", "--start"]), "missing");
+    assert!(!dir.join("missing").exists());
+}
+
+#[test]
+fn a_group_stopped_at_a_lost_segment_resumes_after_seek() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_log(tmp.path(), 100);
+    // Damage the middle segment (entries 40..80) and let repair quarantine it.
+    flip(&segment(&dir, 40), 5 * 100 + 50);
+    let r = run(["repair", s(&dir)]);
+    assert!(r.stdout.contains("quarantined log-00000000000000000040.comet"), "{r:?}");
+
+    let r = run(["consume", s(&dir), "--group", "g", "--format", "sha256"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.stdout.lines().count(), 40, "entries 0..40, then the gap: {r:?}");
+    assert!(r.stderr.contains("entry 40 is not readable"), "{r:?}");
+    assert!(r.stderr.contains("comet seek --group g --entry N"), "{r:?}");
+    let r = run(["consume", s(&dir), "--group", "g"]);
+    assert_eq!((r.code, r.stdout.as_str()), (2, ""), "still stopped at the gap, nothing skipped: {r:?}");
+
+    let r = run(["seek", s(&dir), "--group", "g", "--entry", "80"]);
+    assert_eq!(r.stdout, "shard 0001: group \"g\" offset 40 -> 80 (retained 0..100)\n", "{r:?}");
+    let r = run(["consume", s(&dir), "--group", "g", "--format", "jsonl"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let entries: Vec<u64> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["entry"].as_u64().unwrap())
+        .collect();
+    assert_eq!(entries, (80..100).collect::<Vec<_>>());
 }
