@@ -561,9 +561,23 @@ where
         self.flush_buffer()
     }
 
+    /// Cuts off what a failed write left beyond `written`, before anything
+    /// is written there. Writing over such junk without cutting it would
+    /// leave new entries followed by stale bytes that recovery after a
+    /// process crash could parse as entries never appended at those numbers
+    /// (nothing checksums bytes beyond the durable head).
+    fn clear_dirty_tail(&mut self) -> Res<(), S> {
+        if self.dirty_tail {
+            self.file.set_len(self.written).ctx(IoOp::SetLen, &segment_file_name(self.base))?;
+            self.dirty_tail = false;
+        }
+        Ok(())
+    }
+
     /// Writes one entry larger than the buffer straight to the file (the
     /// buffer is empty).
     fn write_direct(&mut self, ts: u64, payload: &[u8]) -> Res<(), S> {
+        self.clear_dirty_tail()?;
         let mut scratch = core::mem::take(&mut self.scratch);
         let need = if is_frame(payload) { raw_frame_len(payload.len()) } else { payload.len() };
         scratch.clear();
@@ -609,6 +623,7 @@ where
         if self.poisoned {
             return Err(Error::Poisoned);
         }
+        self.clear_dirty_tail()?;
         let data = &self.buf[..self.buf_len];
         if let Err(e) = write_all_at(&self.file, self.written, &[data]) {
             if self.file.set_len(self.written).is_err() {
@@ -652,10 +667,7 @@ where
             return Err(Error::Poisoned);
         }
         self.flush_buffer()?;
-        if self.dirty_tail {
-            self.file.set_len(self.written).ctx(IoOp::SetLen, &segment_file_name(self.base))?;
-            self.dirty_tail = false;
-        }
+        self.clear_dirty_tail()?;
         Ok(SyncTicket { head: self.current_head(false) })
     }
 

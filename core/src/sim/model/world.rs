@@ -386,12 +386,14 @@ impl World {
         self.stats.corruptions += 1;
         self.m.corrupted = true;
         if let Some(base) = parse_segment_file_name(name) {
-            let end = self
-                .shard
-                .as_ref()
-                .and_then(|s| s.manifest().sealed.iter().find(|m| m.base == base))
-                .map_or(u64::MAX, |m| m.end());
-            self.m.taints.push((base, end));
+            // A sealed segment ends where the manifest says; without an open
+            // shard, where the next segment file starts. Only the active
+            // segment's range is open-ended (until it is sealed).
+            let end = match self.shard.as_ref() {
+                Some(s) => s.manifest().sealed.iter().find(|m| m.base == base).map(|m| m.end()),
+                None => names.iter().filter_map(|n| parse_segment_file_name(n)).filter(|&b| b > base).min(),
+            };
+            self.m.taints.push((base, end.unwrap_or(u64::MAX)));
         }
     }
 
@@ -497,8 +499,14 @@ impl World {
         if clean_history && !report.quarantined.is_empty() {
             return Err(format!("quarantine without corruption: {report:?}"));
         }
+        // A range retention deleted may be reported missing: a lost manifest
+        // is rebuilt from the files, and a segment whose unlink failed is
+        // still there below the deleted ones.
         if !report.missing.is_empty()
-            && !report.missing.iter().all(|r| r.end <= s.first_entry() || m.range_tainted(r.start, r.end))
+            && !report
+                .missing
+                .iter()
+                .all(|r| r.end <= s.first_entry() || r.end <= m.max_first || m.range_tainted(r.start, r.end))
         {
             return Err(format!("entries reported missing: {report:?}"));
         }
@@ -529,6 +537,10 @@ impl World {
         if s.first_entry() > m.max_first && !m.range_tainted(m.max_first, s.first_entry()) {
             return Err(format!("first entry {} above the highest retention target {}", s.first_entry(), m.max_first));
         }
+        // Retention deleted those entries: they stay unreadable.
+        let deleted: Vec<(u64, u64)> =
+            report.missing.iter().filter(|r| r.end <= self.m.max_first).map(|r| (r.start, r.end)).collect();
+        self.m.taints.extend(deleted);
         self.shard = Some(s);
         // Adopt what recovery kept beyond the durable end.
         let from = self.m.durable.min(next);
