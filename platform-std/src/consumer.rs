@@ -473,7 +473,9 @@ impl Consumer {
     }
 
     /// Moves the group's offset (backwards too: replay). Returns the entry
-    /// it now points at.
+    /// it now points at: the target clamped to the retained range, and past
+    /// any lost range it falls in (entries recovery reported missing), so a
+    /// group moved there can read on.
     pub fn seek(&mut self, shard: ShardId, to: SeekTo) -> Result<u64> {
         let reader = self.reader(shard)?;
         let (first, end) = reader.bounds()?;
@@ -483,8 +485,8 @@ impl Consumer {
             SeekTo::Entry(n) => n,
             SeekTo::FromEnd(n) => end.saturating_sub(n),
             SeekTo::Time(ts) => reader.seek_time(ts)?,
-        }
-        .clamp(first, end);
+        };
+        let target = reader.readable_from(target)?;
         let w = self.words(shard, true)?.ok_or(Error::Closed)?;
         table(shard, &w)?.set(&self.group, target, now_ns()).map_err(|source| Error::Offsets { shard, source })?;
         self.link(shard)?.read_high = None;

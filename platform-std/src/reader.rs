@@ -608,8 +608,11 @@ impl Reader {
         result
     }
 
-    /// The first entry whose timestamp is at or after `ts_ns` (entry
-    /// timestamps never decrease within a shard), or the durable end.
+    /// The first readable entry whose timestamp is at or after `ts_ns`
+    /// (entry timestamps never decrease within a shard), or the durable end.
+    /// Entries lost to damage (a range recovery reported missing) count as
+    /// stamped like the first entry after them, so a time inside such a
+    /// range finds the first entry after it.
     pub fn seek_time(&mut self, ts_ns: u64) -> Result<u64> {
         let (first, end) = self.bounds()?;
         // Binary search over entry numbers using reads (O(log n) reads, each
@@ -618,11 +621,41 @@ impl Reader {
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let head = self.head()?;
-            let at = self.locate(mid, head.as_ref())?;
+            let probe = self.after_gap(mid, head.as_ref());
+            if probe >= end {
+                hi = mid;
+                continue;
+            }
+            let at = self.locate(probe, head.as_ref())?;
             let (ts, _) = header(self.shard, self.max_stored, at.base, at.map.bytes(), at.offset, at.limit)?;
-            if ts < ts_ns { lo = mid + 1 } else { hi = mid }
+            if ts < ts_ns { lo = probe + 1 } else { hi = mid }
         }
-        Ok(lo)
+        let head = self.head()?;
+        Ok(self.after_gap(lo, head.as_ref()).min(end))
+    }
+
+    /// The first entry at or after `entry` that is not in a lost range (a
+    /// range recovery reported missing), clamped to the retained range
+    /// `first..=end`.
+    pub fn readable_from(&mut self, entry: u64) -> Result<u64> {
+        let (first, end) = self.bounds()?;
+        let head = self.head()?;
+        Ok(self.after_gap(entry.clamp(first, end), head.as_ref()).min(end))
+    }
+
+    /// `entry` if it is not in a lost range, else the first entry after
+    /// that range: a range between sealed segments, or between the last
+    /// sealed segment and the active one, that no segment holds.
+    fn after_gap(&self, entry: u64, head: Option<&DurableHead>) -> u64 {
+        let Some(head) = head else { return entry };
+        if entry >= head.base {
+            return entry;
+        }
+        let Some(m) = self.manifest.as_ref() else { return entry };
+        if entry < m.first_entry || m.find_sealed(entry).is_some() {
+            return entry;
+        }
+        m.sealed.iter().map(|s| s.base).find(|&b| b > entry).unwrap_or(head.base)
     }
 }
 

@@ -322,3 +322,47 @@ fn lost_manifest_rebuilds_with_the_shards_own_interval_whatever_the_config_says(
         c.close().unwrap();
     }
 }
+
+#[test]
+fn seek_by_time_steps_over_a_lost_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Client::open(dir.path(), small_config()).unwrap();
+    write(&c, 0..800);
+    c.close().unwrap();
+    let sd = shard_dir(dir.path());
+    let segs: Vec<String> = files(&sd).into_iter().filter(|f| f.ends_with(".comet")).collect();
+    assert!(segs.len() >= 4, "{segs:?}");
+    let middle = &segs[segs.len() / 2];
+    let gap_start: u64 = middle[4..24].parse().unwrap();
+    let gap_end: u64 = segs[segs.len() / 2 + 1][4..24].parse().unwrap();
+    fs::remove_file(sd.join(middle)).unwrap();
+    let c = Client::open(dir.path(), small_config()).unwrap();
+    write(&c, 800..801); // opens the shard for writing: recovery runs
+    c.sync().unwrap();
+    assert_eq!(c.recovery_report(one()).unwrap().missing, vec![gap_start..gap_end]);
+
+    let mut r = c.reader(one()).unwrap();
+    assert!(r.read(gap_start).is_err(), "the lost range is unreadable");
+    let readable: Vec<(u64, u64)> =
+        (0..801).filter(|e| !(gap_start..gap_end).contains(e)).map(|e| (e, r.read(e).unwrap().timestamp)).collect();
+    // The first readable entry stamped at or after `t`, by a linear scan.
+    let expected = |t: u64| readable.iter().find(|&&(_, ts)| ts >= t).map_or(801, |&(e, _)| e);
+    let mut targets = vec![0, 1, u64::MAX];
+    for &(_, ts) in readable.iter().step_by(7) {
+        targets.extend([ts.saturating_sub(1), ts, ts + 1]);
+    }
+    let (before, after) = (readable[gap_start as usize - 1].1, readable[gap_start as usize].1);
+    targets.extend([before + 1, before + (after - before) / 2, after]);
+    for t in targets {
+        assert_eq!(r.seek_time(t).unwrap(), expected(t), "time {t}");
+    }
+    assert_eq!(r.seek_time(before + 1).unwrap(), gap_end, "a time inside the lost range finds the entry after it");
+
+    let mut g = comet::Consumer::new(&c, "late").unwrap();
+    assert_eq!(g.seek(one(), comet::SeekTo::Entry(gap_start + 3)).unwrap(), gap_end, "an entry in the range: after it");
+    assert_eq!(g.seek(one(), comet::SeekTo::Entry(gap_start - 1)).unwrap(), gap_start - 1);
+    assert_eq!(g.seek(one(), comet::SeekTo::Time(before + 1)).unwrap(), gap_end);
+    let mut out = Vec::new();
+    g.read_shard(one(), 5, &mut out).unwrap();
+    assert_eq!(out.first().map(|m| m.id.entry), Some(gap_end));
+}
