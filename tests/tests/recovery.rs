@@ -21,6 +21,18 @@ fn shard_dir(root: &Path) -> std::path::PathBuf {
     root.join("shard-0001")
 }
 
+/// The segment files of a shard directory with their base entries, in order.
+fn segments(sd: &Path) -> Vec<(String, u64)> {
+    files(sd)
+        .into_iter()
+        .filter(|f| f.ends_with(".comet"))
+        .map(|f| {
+            let base = f[4..24].parse().unwrap();
+            (f, base)
+        })
+        .collect()
+}
+
 fn check(c: &Client, range: std::ops::Range<u64>) {
     let mut r = c.reader(one()).unwrap();
     for i in range {
@@ -176,12 +188,12 @@ fn lost_manifest_after_retention_keeps_entry_numbers() {
     c.close().unwrap();
     // drop the two oldest segments the way retention would, then lose index.bin
     let sd = shard_dir(dir.path());
-    let segs: Vec<String> = files(&sd).into_iter().filter(|f| f.ends_with(".comet")).collect();
-    for s in &segs[..2] {
+    let segs = segments(&sd);
+    for (s, _) in &segs[..2] {
         fs::remove_file(sd.join(s)).unwrap();
     }
     fs::remove_file(sd.join("index.bin")).unwrap();
-    let first: u64 = segs[2][4..24].parse().unwrap();
+    let first = segs[2].1;
     let c = Client::open(dir.path(), small_config()).unwrap();
     write(&c, 2000..2001);
     let report = c.recovery_report(one()).unwrap();
@@ -217,9 +229,9 @@ fn missing_last_segment_keeps_older_segments() {
     write(&c, 0..800);
     c.close().unwrap();
     let sd = shard_dir(dir.path());
-    let segs: Vec<String> = files(&sd).into_iter().filter(|f| f.ends_with(".comet")).collect();
-    let last = segs.last().unwrap();
-    let last_base: u64 = last[4..24].parse().unwrap();
+    let segs = segments(&sd);
+    let (last, last_base) = segs.last().unwrap();
+    let last_base = *last_base;
     fs::remove_file(sd.join(last)).unwrap();
     let c = Client::open(dir.path(), small_config()).unwrap();
     assert_eq!(c.append(S1, &[b"new"]).unwrap().entries, 800..801, "numbers are not reused");
@@ -330,11 +342,10 @@ fn seek_by_time_steps_over_a_lost_segment() {
     write(&c, 0..800);
     c.close().unwrap();
     let sd = shard_dir(dir.path());
-    let segs: Vec<String> = files(&sd).into_iter().filter(|f| f.ends_with(".comet")).collect();
+    let segs = segments(&sd);
     assert!(segs.len() >= 4, "{segs:?}");
-    let middle = &segs[segs.len() / 2];
-    let gap_start: u64 = middle[4..24].parse().unwrap();
-    let gap_end: u64 = segs[segs.len() / 2 + 1][4..24].parse().unwrap();
+    let (middle, gap_start) = &segs[segs.len() / 2];
+    let (gap_start, gap_end) = (*gap_start, segs[segs.len() / 2 + 1].1);
     fs::remove_file(sd.join(middle)).unwrap();
     let c = Client::open(dir.path(), small_config()).unwrap();
     write(&c, 800..801); // opens the shard for writing: recovery runs

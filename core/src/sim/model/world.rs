@@ -502,12 +502,8 @@ impl World {
         // A range retention deleted may be reported missing: a lost manifest
         // is rebuilt from the files, and a segment whose unlink failed is
         // still there below the deleted ones.
-        if !report.missing.is_empty()
-            && !report
-                .missing
-                .iter()
-                .all(|r| r.end <= s.first_entry() || r.end <= m.max_first || m.range_tainted(r.start, r.end))
-        {
+        let gone = s.first_entry().max(m.max_first);
+        if !report.missing.iter().all(|r| r.end <= gone || m.range_tainted(r.start, r.end)) {
             return Err(format!("entries reported missing: {report:?}"));
         }
         let lower = match how {
