@@ -89,6 +89,11 @@ pub enum FileKind {
         /// First entry number of the segment.
         base: u64,
     },
+    /// A segment's chunk table (`log-<base>.chunks`).
+    ChunkTable {
+        /// First entry number of the segment.
+        base: u64,
+    },
     /// `index.bin`.
     Manifest,
     /// `comet.state`.
@@ -101,6 +106,7 @@ impl core::fmt::Display for FileKind {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             FileKind::Segment { base } => write!(f, "{}", crate::wire::segment_file_name(*base)),
+            FileKind::ChunkTable { base } => write!(f, "{}", crate::wire::chunk_table_file_name(*base)),
             FileKind::Manifest => f.write_str("index.bin"),
             FileKind::State => f.write_str("comet.state"),
             FileKind::Offsets => f.write_str("offsets.state"),
@@ -126,6 +132,42 @@ impl core::fmt::Display for Corruption {
 }
 
 impl core::error::Error for Corruption {}
+
+/// A chunk of entries whose bytes fail their check: the CRC-32 on record
+/// (chunk table, durable head) or the entry framing inside the chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkDamage {
+    /// Base entry of the segment (its file is `log-<base>.comet`).
+    pub segment: u64,
+    /// The chunk's index in the segment.
+    pub chunk: u32,
+    /// First entry of the chunk.
+    pub first: u64,
+    /// One past its last entry.
+    pub end: u64,
+    /// Byte offset in the segment where the problem shows (the chunk's
+    /// start for a checksum mismatch).
+    pub offset: u64,
+    /// What is wrong.
+    pub error: WireError,
+}
+
+impl core::fmt::Display for ChunkDamage {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "entries {}..{} (chunk {} of {}) are damaged at byte {}: {}",
+            self.first,
+            self.end,
+            self.chunk,
+            crate::wire::segment_file_name(self.segment),
+            self.offset,
+            self.error
+        )
+    }
+}
+
+impl core::error::Error for ChunkDamage {}
 
 /// The storage operation that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,8 +247,21 @@ pub enum Error<E> {
     /// The directory holds a shard written by the Go package (`index.bin`
     /// starting with `TMOC`, 16-digit segment names); import it first.
     ForeignFormat,
-    /// The requested entry is not readable: below the first retained entry,
-    /// at or beyond the durable end, or in a segment that was lost.
+    /// The bytes of the requested entry's chunk fail their checksum or
+    /// framing: nothing of the chunk is returned.
+    Damaged(ChunkDamage),
+    /// The requested entry lies in a range recorded as lost (a missing or
+    /// set-aside segment, or chunks repair or recovery set aside).
+    Lost {
+        /// The entry requested.
+        entry: u64,
+        /// First entry of the lost range.
+        start: u64,
+        /// One past its last entry.
+        end: u64,
+    },
+    /// The requested entry is not readable: below the first retained entry
+    /// or at or beyond the durable end.
     EntryUnavailable {
         /// The entry requested.
         entry: u64,
@@ -234,6 +289,8 @@ impl<E> Error<E> {
             Error::Poisoned => Error::Poisoned,
             Error::Capacity { what, needed, available } => Error::Capacity { what, needed, available },
             Error::EntryUnavailable { entry, first, end } => Error::EntryUnavailable { entry, first, end },
+            Error::Damaged(d) => Error::Damaged(d),
+            Error::Lost { entry, start, end } => Error::Lost { entry, start, end },
             Error::BatchTooLarge { bytes, max } => Error::BatchTooLarge { bytes, max },
             Error::ForeignFormat => Error::ForeignFormat,
         }
@@ -273,6 +330,8 @@ impl<E: core::fmt::Display> core::fmt::Display for Error<E> {
             Error::EntryUnavailable { entry, first, end } => {
                 write!(f, "entry {entry} is not readable (retained and durable: {first}..{end})")
             }
+            Error::Damaged(d) => d.fmt(f),
+            Error::Lost { entry, start, end } => write!(f, "entry {entry} lies in lost range {start}..{end}"),
             Error::BatchTooLarge { bytes, max } => {
                 write!(f, "batch of up to {bytes} stored bytes exceeds the per-segment limit {max}")
             }

@@ -285,7 +285,9 @@ pub fn import_go_shard<S: Storage>(storage: &S, cfg: &EngineConfig) -> Result<Im
         }
         report.segments.push(ImportedSegment { from: name, base, entries: sc.entries, bytes: sc.pos });
         next = Some(sc.base + sc.entries);
-        metas.push(sc.meta());
+        let (meta, table) = sc.seal();
+        crate::shard::write_table(storage, base, interval, &table)?;
+        metas.push(meta);
     }
     storage.sync_dir().ctx(IoOp::SyncDir, "")?;
     // Never reuse a number the Go process handed out, even if its file is gone.

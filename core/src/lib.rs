@@ -42,6 +42,8 @@ pub mod error;
 pub mod import;
 #[cfg(feature = "alloc")]
 pub mod index;
+#[cfg(feature = "alloc")]
+pub mod read;
 pub mod retention;
 #[cfg(feature = "alloc")]
 pub mod segment;
@@ -58,5 +60,5 @@ pub mod sim;
 #[cfg(all(target_has_atomic = "64", target_endian = "little"))]
 pub mod shm;
 
-pub use error::{Corruption, Error, NameError};
+pub use error::{ChunkDamage, Corruption, Error, NameError};
 pub use wire::{EntryHeader, ShardId};

@@ -159,7 +159,7 @@ fn a_shard_recovered_from_a_crash_during_creation_survives_power_loss() {
 }
 
 #[test]
-fn a_sealed_segment_with_the_wrong_length_is_quarantined_and_open_completes() {
+fn a_sealed_segment_grown_past_its_record_keeps_every_entry_readable() {
     let dir = MemDir::new();
     let mut s = open(&dir);
     for i in 0..80 {
@@ -175,11 +175,11 @@ fn a_sealed_segment_with_the_wrong_length_is_quarantined_and_open_completes() {
     let mut bytes = dir.file_bytes(name.as_str()).unwrap();
     bytes.extend([0xAB; 100]);
     dir.set_file_bytes(name.as_str(), &bytes);
+    // The recorded bytes are intact: nothing is lost (verify reports the
+    // extra bytes, repair sets them aside).
     let (mut s, report) = open_shard(&dir, cfg(), RunLengthCompressor).unwrap();
-    assert_eq!(report.quarantined.len(), 1, "{report:?}");
-    assert_eq!(report.missing, vec![victim.base..victim.end()]);
-    check(&s, 0..victim.base);
-    check(&s, victim.end()..80);
+    assert!(!report.found_damage(), "{report:?}");
+    check(&s, 0..80);
     assert_eq!(s.append(5, &[payload(80)]).unwrap(), 80..81);
     s.sync().unwrap();
     check(&s, 80..81);
@@ -214,7 +214,9 @@ fn entries_synced_after_open_stay_readable_when_the_snapshot_chunk_was_damaged()
     // segment, which a clean open does not otherwise read.
     assert!(dir.corrupt(comet_core::wire::segment_file_name(0).as_str(), 0, 0x01));
     let (mut s, report) = open_shard(&dir, cfg(), RunLengthCompressor).unwrap();
-    assert_eq!(report.quarantined.len(), 1, "{report:?}");
+    assert_eq!(report.lost_chunks, [(0, 0)], "{report:?}");
+    assert!(report.quarantined.is_empty(), "{report:?}");
+    assert!(read_payload(&s, 1).unwrap_err().contains("Lost"));
     assert_eq!(s.append(2_000, &[payload(3)]).unwrap(), 3..4, "numbers are not reused");
     s.sync().unwrap();
     check(&s, 3..4);

@@ -15,129 +15,142 @@
 
 use alloc::vec::Vec;
 
-use crate::index::{Chunk, SegmentMeta};
+use crate::index::{ChunkRec, SegmentMeta};
 use crate::storage::{StorageFile, read_exact_at};
 use crate::wire::{EntryStatus, HEADER_LEN, WireError, classify_entry};
 
-/// Running chunk checksums of one segment.
+/// Running chunk checksums of one segment: the closed chunks' records (end
+/// offset and CRC), the open chunk's start and running CRC, and the CRC over
+/// the closed chunks' CRCs (the durable head's `closed_hash`).
 #[derive(Debug, Clone, Default)]
 pub struct ChunkState {
-    chunks: Vec<Chunk>,
-    open: Option<crc32fast::Hasher>,
-    closed: crc32fast::Hasher,
+    closed: Vec<ChunkRec>,
+    open: Option<(u32, crc32fast::Hasher)>,
+    fold: crc32fast::Hasher,
 }
 
 impl ChunkState {
-    /// Rebuilds the state of a segment from its recorded chunks (e.g. the
-    /// manifest's snapshot). The last chunk is open if `entries` is not a
-    /// multiple of `interval`.
-    pub fn resume(meta: &SegmentMeta, interval: u32) -> ChunkState {
-        let mut st = ChunkState { chunks: meta.chunks.clone(), open: None, closed: crc32fast::Hasher::new() };
-        let open = !meta.entries.is_multiple_of(u64::from(interval.max(1)));
-        let n_closed = st.chunks.len() - usize::from(open && !st.chunks.is_empty());
-        for c in &st.chunks[..n_closed] {
-            st.closed.update(&c.crc.to_le_bytes());
+    /// The state of a segment whose closed chunks are `closed` (e.g. a
+    /// journal checked against a durable head) and whose open chunk, if
+    /// any, starts at `open.0` and has the CRC `open.1` so far.
+    pub fn resume(closed: &[ChunkRec], open: Option<(u32, u32)>) -> ChunkState {
+        let mut fold = crc32fast::Hasher::new();
+        for c in closed {
+            fold.update(&c.crc.to_le_bytes());
         }
-        if open && let Some(last) = st.chunks.last() {
-            st.open = Some(crc32fast::Hasher::new_with_initial(last.crc));
+        ChunkState {
+            closed: closed.to_vec(),
+            open: open.map(|(start, crc)| (start, crc32fast::Hasher::new_with_initial(crc))),
+            fold,
         }
-        st
     }
 
-    /// Closes the open chunk (if any) and opens a new one at `offset`.
+    /// Closes the open chunk (if any) at `offset` and opens a new one there.
     pub fn start_chunk(&mut self, offset: u32) {
-        self.close();
-        self.chunks.push(Chunk { offset, crc: 0 });
-        self.open = Some(crc32fast::Hasher::new());
+        self.close(offset);
+        self.open = Some((offset, crc32fast::Hasher::new()));
     }
 
     /// Hashes `bytes` into the open chunk. Bytes with no open chunk are a
     /// caller bug and are ignored.
     pub fn update(&mut self, bytes: &[u8]) {
-        if let Some(h) = self.open.as_mut() {
+        if let Some((_, h)) = self.open.as_mut() {
             h.update(bytes);
         }
     }
 
-    /// Closes the open chunk, folding its CRC into the closed hash.
-    pub fn close(&mut self) {
-        if let Some(h) = self.open.take() {
+    /// Closes the open chunk, which ends at `end`, folding its CRC into the
+    /// closed hash.
+    pub fn close(&mut self, end: u32) {
+        if let Some((_, h)) = self.open.take() {
             let crc = h.finalize();
-            if let Some(last) = self.chunks.last_mut() {
-                last.crc = crc;
-            }
-            self.closed.update(&crc.to_le_bytes());
+            self.fold.update(&crc.to_le_bytes());
+            self.closed.push(ChunkRec { end, crc });
         }
     }
 
     /// `(open chunk CRC, hash of closed chunk CRCs)` — the head's checksums.
     pub fn head_crcs(&self) -> (u32, u32) {
-        (self.open.as_ref().map_or(0, |h| h.clone().finalize()), self.closed.clone().finalize())
+        (self.open.as_ref().map_or(0, |(_, h)| h.clone().finalize()), self.fold.clone().finalize())
     }
 
-    /// All chunks, with the open chunk's CRC as of now.
-    pub fn chunks(&self) -> Vec<Chunk> {
-        let mut out = self.chunks.clone();
-        if let (Some(h), Some(last)) = (self.open.as_ref(), out.last_mut()) {
-            last.crc = h.clone().finalize();
+    /// The closed chunks' records, in order.
+    pub fn closed(&self) -> &[ChunkRec] {
+        &self.closed
+    }
+
+    /// The open chunk's start offset, if a chunk is open.
+    pub fn open_start(&self) -> Option<u32> {
+        self.open.as_ref().map(|(s, _)| *s)
+    }
+
+    /// Every chunk's record with the open chunk closed at `end` (the table
+    /// of a segment sealed at `end` bytes).
+    pub fn table(&self, end: u32) -> Vec<ChunkRec> {
+        let mut out = self.closed.clone();
+        if let Some((_, h)) = &self.open {
+            out.push(ChunkRec { end, crc: h.clone().finalize() });
         }
         out
     }
 
     /// A restore point (see [`ChunkState::restore`]).
     pub fn mark(&self) -> ChunkMark {
-        ChunkMark { len: self.chunks.len(), open: self.open.clone(), closed: self.closed.clone() }
+        ChunkMark { len: self.closed.len(), open: self.open.clone(), fold: self.fold.clone() }
     }
 
     /// Returns to a restore point taken on this state.
     pub fn restore(&mut self, mark: ChunkMark) {
-        self.chunks.truncate(mark.len);
+        self.closed.truncate(mark.len);
         self.open = mark.open;
-        self.closed = mark.closed;
+        self.fold = mark.fold;
     }
 
-    /// Closes the open chunk if the segment's entry count ends a chunk, so
-    /// that [`head_crcs`](ChunkState::head_crcs) is canonical (the form the
-    /// scanner produces): a chunk is closed exactly when it holds
+    /// Closes the open chunk at `end` if the segment's entry count ends a
+    /// chunk, so that [`head_crcs`](ChunkState::head_crcs) is canonical (the
+    /// form the scanner produces): a chunk is closed exactly when it holds
     /// `interval` entries.
-    pub fn settle(&mut self, entries: u64, interval: u32) {
+    pub fn settle(&mut self, entries: u64, interval: u32, end: u32) {
         if entries.is_multiple_of(u64::from(interval.max(1))) {
-            self.close();
+            self.close(end);
         }
     }
 
     /// Forgets every chunk and checksum but keeps the chunk table's
     /// allocation, so a shard reuses it across rotations.
     pub fn reset(&mut self) {
-        self.chunks.clear();
+        self.closed.clear();
         self.open = None;
-        self.closed = crc32fast::Hasher::new();
+        self.fold = crc32fast::Hasher::new();
     }
 
     /// Makes room for `additional` more chunks up front (embedded budgets
     /// preallocate the table at open so appends never grow it).
     pub fn reserve(&mut self, additional: usize) {
-        self.chunks.reserve(additional);
+        self.closed.reserve(additional);
     }
 
     /// Chunks the table holds without reallocating.
     pub fn capacity(&self) -> usize {
-        self.chunks.capacity()
+        self.closed.capacity()
     }
 
-    /// Byte offset of chunk `k`.
+    /// Byte offset where chunk `k` starts.
     pub fn offset(&self, k: usize) -> Option<u32> {
-        self.chunks.get(k).map(|c| c.offset)
+        if k < self.closed.len() {
+            return Some(if k == 0 { 0 } else { self.closed[k - 1].end });
+        }
+        (k == self.closed.len()).then(|| self.open_start()).flatten()
     }
 
-    /// Number of chunks started so far.
+    /// Number of chunks started so far (closed and open).
     pub fn len(&self) -> usize {
-        self.chunks.len()
+        self.closed.len() + usize::from(self.open.is_some())
     }
 
     /// True before the first chunk.
     pub fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
+        self.len() == 0
     }
 }
 
@@ -145,8 +158,8 @@ impl ChunkState {
 #[derive(Debug, Clone)]
 pub struct ChunkMark {
     len: usize,
-    open: Option<crc32fast::Hasher>,
-    closed: crc32fast::Hasher,
+    open: Option<(u32, crc32fast::Hasher)>,
+    fold: crc32fast::Hasher,
 }
 
 /// Why a scan stopped.
@@ -209,30 +222,10 @@ impl Scanner {
         }
     }
 
-    /// A scanner positioned after the entries `meta` records.
-    pub fn resume(meta: &SegmentMeta, interval: u32, max_entry: u32) -> Scanner {
-        Scanner {
-            base: meta.base,
-            interval: interval.max(1),
-            max_entry,
-            pos: meta.bytes,
-            entries: meta.entries,
-            first_ts: meta.first_ts,
-            last_ts: meta.last_ts,
-            chunks: ChunkState::resume(meta, interval),
-        }
-    }
-
-    /// The segment summary as scanned so far.
-    pub fn meta(&self) -> SegmentMeta {
-        SegmentMeta {
-            base: self.base,
-            entries: self.entries,
-            bytes: self.pos,
-            first_ts: self.first_ts,
-            last_ts: self.last_ts,
-            chunks: self.chunks.chunks(),
-        }
+    /// The segment as scanned so far, sealed here: its manifest record
+    /// and its chunk table.
+    pub fn seal(&self) -> (SegmentMeta, Vec<ChunkRec>) {
+        seal(self.base, self.entries, self.pos, (self.first_ts, self.last_ts), &self.chunks)
     }
 
     /// Scans entries from `self.pos` while they end at or before `limit`,
@@ -287,8 +280,7 @@ impl Scanner {
             let total = header.total_len();
             if self.entries.is_multiple_of(interval) {
                 self.hash_pending(buf, win_start, &mut hashed);
-                #[allow(clippy::cast_possible_truncation)]
-                self.chunks.start_chunk(self.pos.min(u64::from(u32::MAX)) as u32);
+                self.chunks.start_chunk(offset32(self.pos));
             }
             let have = (win_len - off).min(usize::try_from(total).unwrap_or(usize::MAX));
             if (have as u64) < total {
@@ -320,7 +312,7 @@ impl Scanner {
             self.last_ts = self.last_ts.max(header.timestamp);
             if self.entries.is_multiple_of(interval) {
                 self.hash_pending(buf, win_start, &mut hashed);
-                self.chunks.close();
+                self.chunks.close(offset32(self.pos));
             }
         };
         self.hash_pending(buf, win_start, &mut hashed);
@@ -343,64 +335,32 @@ impl Scanner {
     }
 }
 
-/// A problem `verify_segment` found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SegmentDamage {
-    /// Chunk `chunk` (entries `first..end`) does not match its checksum.
-    Checksum {
-        /// Chunk index.
-        chunk: usize,
-        /// First entry of the chunk.
-        first: u64,
-        /// One past its last entry.
-        end: u64,
-    },
-    /// The framing breaks at `offset` (entry `entry`), before the recorded end.
-    Framing {
-        /// Entry number where the scan stopped.
-        entry: u64,
-        /// Byte offset.
-        offset: u64,
-        /// What was found.
-        end: ScanEnd,
-    },
-    /// The file is shorter or longer than recorded.
-    Length {
-        /// Recorded length.
-        expected: u64,
-        /// Actual length.
-        actual: u64,
-    },
+/// A segment offset as the `u32` chunk tables store (segments stay below
+/// 4 GiB, D-4; larger values saturate and fail every later check).
+pub fn offset32(pos: u64) -> u32 {
+    u32::try_from(pos).unwrap_or(u32::MAX)
 }
 
-/// Checks a sealed segment against its manifest record: length, framing of
-/// every entry, and every chunk checksum. Returns the problems found (empty
-/// when the segment is intact).
-pub fn verify_segment<F: StorageFile>(
-    file: &F,
-    meta: &SegmentMeta,
-    interval: u32,
-    max_entry: u32,
-    buf: &mut [u8],
-) -> Result<Vec<SegmentDamage>, F::Error> {
-    let mut out = Vec::new();
-    let len = file.len()?;
-    if len != meta.bytes {
-        out.push(SegmentDamage::Length { expected: meta.bytes, actual: len });
+/// The manifest record and chunk table of a segment of `entries` entries
+/// and `bytes` bytes, timestamps `ts` (first, last) and chunk state
+/// `chunks`, sealed as it is.
+pub fn seal(base: u64, entries: u64, bytes: u64, ts: (u64, u64), chunks: &ChunkState) -> (SegmentMeta, Vec<ChunkRec>) {
+    let table = chunks.table(offset32(bytes));
+    let mut recs = Vec::with_capacity(table.len() * crate::index::table::TABLE_RECORD);
+    for r in &table {
+        recs.extend_from_slice(&r.to_bytes());
     }
-    let mut sc = Scanner::new(meta.base, interval, max_entry);
-    let end = sc.run(file, meta.bytes.min(len), buf)?;
-    if end != ScanEnd::Clean || sc.entries != meta.entries {
-        out.push(SegmentDamage::Framing { entry: sc.base + sc.entries, offset: sc.pos, end });
-    }
-    let got = sc.chunks.chunks();
-    for (k, want) in meta.chunks.iter().enumerate() {
-        if got.get(k) != Some(want) {
-            let (first, end) = meta.chunk_entries(k, interval);
-            out.push(SegmentDamage::Checksum { chunk: k, first, end });
-        }
-    }
-    Ok(out)
+    let meta = SegmentMeta {
+        base,
+        entries,
+        bytes,
+        first_ts: ts.0,
+        last_ts: ts.1,
+        chunks: u32::try_from(table.len()).unwrap_or(u32::MAX),
+        table_crc: crc32fast::hash(&recs),
+        lost: Vec::new(),
+    };
+    (meta, table)
 }
 
 #[cfg(test)]

@@ -49,10 +49,10 @@ fn clean_scan_counts_everything_with_any_buffer_size() {
         assert_eq!(sc.entries, 23);
         assert_eq!(sc.pos, data.len() as u64);
         assert_eq!((sc.first_ts, sc.last_ts), (100, 122));
-        let chunks = sc.chunks.chunks();
+        let chunks = sc.chunks.table(offset32(sc.pos));
         assert_eq!(chunks.len(), 5);
-        assert_eq!(chunks[1].offset as u64, offsets[5]);
-        assert_eq!(chunks, reference.chunks.chunks(), "buffer size {bufsize}");
+        assert_eq!(chunks[0].end as u64, offsets[5]);
+        assert_eq!(chunks, reference.chunks.table(offset32(reference.pos)), "buffer size {bufsize}");
         let (start, end) = (offsets[5] as usize, offsets[10] as usize);
         assert_eq!(chunks[1].crc, crc32fast::hash(&data[start..end]));
     }
@@ -103,41 +103,36 @@ fn oversized_length_is_invalid() {
 }
 
 #[test]
-fn resume_matches_a_full_scan() {
+fn resuming_from_a_table_matches_a_full_scan() {
     let (data, offsets) = segment(17);
+    let (full, _) = scan(&data, 4, 64);
     for cut in [0usize, 3, 4, 8, 9, 16] {
         let (first, _) = scan(&data[..offsets[cut] as usize], 4, 64);
-        let meta = first.meta();
+        let closed = first.chunks.closed().to_vec();
+        let open = first.chunks.open_start().map(|s| (s, first.chunks.head_crcs().0));
         let d = MemDir::new();
         d.set_file_bytes("s", &data);
         let f = d.open("s", OpenMode::Read).unwrap();
-        let mut sc = Scanner::resume(&meta, 4, 1 << 20);
+        let mut sc = Scanner::new(0, 4, 1 << 20);
+        sc.pos = first.pos;
+        sc.entries = first.entries;
+        sc.chunks = ChunkState::resume(&closed, open);
         assert_eq!(sc.run(&f, data.len() as u64, &mut [0u8; 50]).unwrap(), ScanEnd::Clean);
-        let (full, _) = scan(&data, 4, 64);
-        assert_eq!(sc.meta(), full.meta(), "resumed at entry {cut}");
+        assert_eq!(sc.seal().1, full.seal().1, "resumed at entry {cut}");
         assert_eq!(sc.chunks.head_crcs(), full.chunks.head_crcs());
     }
 }
 
 #[test]
-fn verify_finds_flipped_bits_by_chunk() {
+fn sealing_records_the_table_and_its_checksum() {
     let (data, offsets) = segment(20);
     let (sc, _) = scan(&data, 5, 64);
-    let meta = sc.meta();
-    let d = MemDir::new();
-    d.set_file_bytes("s", &data);
-    let f = d.open("s", OpenMode::Read).unwrap();
-    assert!(verify_segment(&f, &meta, 5, 1 << 20, &mut [0u8; 64]).unwrap().is_empty());
-    // flip a payload bit in entry 12 (chunk 2)
-    d.corrupt("s", offsets[12] + 13, 0x01);
-    let damage = verify_segment(&f, &meta, 5, 1 << 20, &mut [0u8; 64]).unwrap();
-    assert_eq!(damage, [SegmentDamage::Checksum { chunk: 2, first: 10, end: 15 }]);
-    // truncation is reported as length and framing damage
-    let f2 = d.open("s", OpenMode::ReadWrite).unwrap();
-    f2.set_len(offsets[19] + 3).unwrap();
-    let damage = verify_segment(&f, &meta, 5, 1 << 20, &mut [0u8; 64]).unwrap();
-    assert!(damage.iter().any(|d| matches!(d, SegmentDamage::Length { .. })));
-    assert!(damage.iter().any(|d| matches!(d, SegmentDamage::Framing { entry: 19, .. })));
+    let (meta, table) = sc.seal();
+    assert_eq!((meta.entries, meta.bytes, meta.chunks), (20, data.len() as u64, 4));
+    assert_eq!(table[2].end as u64, offsets[15]);
+    let recs: Vec<u8> = table.iter().flat_map(crate::index::ChunkRec::to_bytes).collect();
+    assert_eq!(meta.table_crc, crc32fast::hash(&recs));
+    meta.check_table(&crate::index::Table::new(&recs)).unwrap();
 }
 
 mod props {
@@ -146,7 +141,7 @@ mod props {
 
     /// The chunk table, head checksums and entry count computed the plain
     /// way (each chunk hashed from its bytes), for the first `n` entries.
-    fn reference(data: &[u8], offsets: &[u64], n: usize, interval: usize) -> (Vec<crate::index::Chunk>, (u32, u32)) {
+    fn reference(data: &[u8], offsets: &[u64], n: usize, interval: usize) -> (Vec<crate::index::ChunkRec>, (u32, u32)) {
         let end = if n == offsets.len() { data.len() } else { offsets[n] as usize };
         let mut chunks = Vec::new();
         let mut closed = crc32fast::Hasher::new();
@@ -155,7 +150,7 @@ mod props {
             let a = offsets[k] as usize;
             let b = if k + interval < n { offsets[k + interval] as usize } else { end };
             let crc = crc32fast::hash(&data[a..b]);
-            chunks.push(crate::index::Chunk { offset: a as u32, crc });
+            chunks.push(crate::index::ChunkRec { end: b as u32, crc });
             if k + interval <= n {
                 closed.update(&crc.to_le_bytes());
             } else {
@@ -189,9 +184,9 @@ mod props {
             prop_assert_eq!(sc.entries, n as u64);
             prop_assert_eq!(end == ScanEnd::Clean, n == sizes.len() || limit == offsets[n] as usize);
             let (chunks, head) = reference(&data, &offsets, n, interval as usize);
-            prop_assert_eq!(sc.chunks.chunks(), chunks);
+            prop_assert_eq!(sc.chunks.table(offset32(sc.pos)), chunks);
             let mut settled = sc.chunks.clone();
-            settled.settle(sc.entries, interval);
+            settled.settle(sc.entries, interval, offset32(sc.pos));
             prop_assert_eq!(settled.head_crcs(), head);
         }
     }

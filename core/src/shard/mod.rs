@@ -31,17 +31,21 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::ops::Range;
 
-pub use open::{Quarantine, QuarantineReason, RecoveryReport, TornTail};
-pub use read::{EntryLocation, EntryRef, read_entry_at, read_entry_into};
+pub use open::{Quarantine, QuarantineReason, RecoveryReport, TornTail, create_shard_files};
+pub use open::load_manifest;
+pub(crate) use open::write_table;
+pub use read::{EntryRef, ReadBuf};
 
 use crate::config::Config;
 use crate::error::{ConfigError, Error, IoOp};
-use crate::index::{MANIFEST_FILE, MANIFEST_TMP, Manifest, SegmentMeta};
-use crate::segment::ChunkState;
+use crate::index::table::{TABLE_HEADER, TABLE_RECORD, table_header};
+use crate::index::{ChunkRec, MANIFEST_FILE, MANIFEST_TMP, Manifest, SegmentMeta};
+use crate::segment::{ChunkState, offset32, seal};
 use crate::state::{Counter, DurableHead, HeadStore};
 use crate::storage::{Context, OpenMode, Storage, StorageError, StorageFile, write_all_at};
 use crate::wire::{
-    Compressor, EntryHeader, HEADER_LEN, StoredPayload, encode_payload, is_frame, raw_frame_len, segment_file_name,
+    Compressor, EntryHeader, HEADER_LEN, StoredPayload, chunk_table_file_name, encode_payload, is_frame,
+    raw_frame_len, segment_file_name,
 };
 
 /// Largest segment the 32-bit chunk offsets allow.
@@ -135,6 +139,10 @@ pub struct Shard<S: Storage, H, C> {
     manifest: Arc<Manifest>,
     /// The active segment.
     file: S::File,
+    /// The active segment's chunk table journal (`log-<base>.chunks`).
+    journal: S::File,
+    /// Closed chunks whose records are in the journal.
+    journaled: usize,
     base: u64,
     /// Bytes and entries handed to storage.
     written: u64,
@@ -160,6 +168,10 @@ pub struct Shard<S: Storage, H, C> {
     /// be written to the active segment until the rotation completes, or
     /// the file named after `next` would overlap entries written here.
     rotation_pending: bool,
+    /// A rotation switched to a new segment but could not publish a head
+    /// naming it: nothing may be appended until one is published (recovery
+    /// would take a non-empty file past the head's segment for a stray).
+    head_stale: bool,
     counters: [u64; Counter::ALL.len()],
 }
 
@@ -219,16 +231,15 @@ where
         self.written + self.buf_len as u64
     }
 
-    /// The active segment as written so far (chunks cover written bytes).
-    pub fn active_meta(&self) -> SegmentMeta {
-        SegmentMeta {
-            base: self.base,
-            entries: self.written_entries,
-            bytes: self.written,
-            first_ts: self.first_ts,
-            last_ts: self.last_ts,
-            chunks: self.chunks.chunks(),
-        }
+    /// Entries of the active segment handed to storage (not buffered).
+    pub fn active_written_entries(&self) -> u64 {
+        self.written_entries
+    }
+
+    /// The active segment's chunk records: closed chunks, then the open one
+    /// as written so far.
+    pub fn active_chunks(&self) -> alloc::vec::Vec<ChunkRec> {
+        self.chunks.table(offset32(self.written))
     }
 
     /// The settings in force.
@@ -267,6 +278,12 @@ where
         }
     }
 
+    /// A counter's value not yet drained (the delta for counters, the value
+    /// for gauges).
+    pub fn pending_counter(&self, c: Counter) -> u64 {
+        self.counters[c as usize]
+    }
+
     fn bump(&mut self, c: Counter, n: u64) {
         let slot = &mut self.counters[c as usize];
         if c.is_gauge() {
@@ -294,6 +311,10 @@ where
     fn append_inner<P: AsRef<[u8]>>(&mut self, now: u64, entries: &[P]) -> Res<Range<u64>, S> {
         if self.poisoned {
             return Err(Error::Poisoned);
+        }
+        if self.head_stale {
+            let head = self.current_head(false);
+            self.publish(head)?;
         }
         let first = self.next;
         if entries.is_empty() {
@@ -503,6 +524,7 @@ where
             self.written_entries = mark.written_entries;
             self.until_chunk = mark.until_chunk;
             self.chunks.restore(mark.chunks);
+            self.journaled = self.journaled.min(self.chunks.closed().len());
             self.first_ts = mark.first_ts;
             self.last_ts = mark.last_ts;
             self.buf_len = 0;
@@ -668,7 +690,34 @@ where
         }
         self.flush_buffer()?;
         self.clear_dirty_tail()?;
-        Ok(SyncTicket { head: self.current_head(false) })
+        let head = self.current_head(false);
+        self.write_journal();
+        Ok(SyncTicket { head })
+    }
+
+    /// Appends the records of chunks closed since the last call to the
+    /// journal, before a head covering them is published. A failed write
+    /// is counted and retried at the next sync, never fatal: the journal
+    /// only lets readers and recovery skip work, and both fall back to the
+    /// segment's bytes (checked against the head) without it.
+    fn write_journal(&mut self) {
+        let closed = self.chunks.closed();
+        let from = self.journaled.min(closed.len());
+        let mut at = from;
+        let mut buf = [0u8; 64 * TABLE_RECORD];
+        while at < closed.len() {
+            let n = (closed.len() - at).min(64);
+            for (i, r) in closed[at..at + n].iter().enumerate() {
+                buf[i * TABLE_RECORD..(i + 1) * TABLE_RECORD].copy_from_slice(&r.to_bytes());
+            }
+            let off = (TABLE_HEADER + at * TABLE_RECORD) as u64;
+            if write_all_at(&self.journal, off, &[&buf[..n * TABLE_RECORD]]).is_err() {
+                self.bump(Counter::JournalErrors, 1);
+                break;
+            }
+            at += n;
+        }
+        self.journaled = at;
     }
 
     /// Second half of a sync: publishes the head if the file sync
@@ -699,7 +748,7 @@ where
     }
 
     fn current_head(&mut self, clean: bool) -> DurableHead {
-        self.chunks.settle(self.written_entries, self.manifest.interval);
+        self.chunks.settle(self.written_entries, self.manifest.interval, offset32(self.written));
         let (open_crc, closed_hash) = self.chunks.head_crcs();
         DurableHead {
             base: self.base,
@@ -716,19 +765,35 @@ where
     fn publish(&mut self, head: DurableHead) -> Res<(), S> {
         self.head_store.store(&head).ctx(IoOp::Write, crate::state::STATE_FILE)?;
         self.durable = head;
+        self.head_stale = false;
         Ok(())
     }
 
-    /// Seals the active segment and starts a new one at the next entry.
+    /// Seals the active segment and starts a new one at the next entry:
+    /// sync; complete and fsync the sealed segment's chunk table; create
+    /// the next segment and its journal; record the sealed segment in the
+    /// manifest; publish a head naming the new segment.
     pub fn rotate(&mut self) -> Res<(), S> {
         if self.active_bytes() == 0 {
             return Ok(());
         }
         self.sync()?;
-        let sealed = self.active_meta();
+        let (sealed, table) =
+            seal(self.base, self.written_entries, self.written, (self.first_ts, self.last_ts), &self.chunks);
+        self.rotation_pending = true;
+        // The manifest will vouch for the table: it must be whole and durable.
+        self.journaled = self.journaled.min(table.len());
+        let tail: alloc::vec::Vec<u8> = table[self.journaled..].iter().flat_map(ChunkRec::to_bytes).collect();
+        let tname = chunk_table_file_name(self.base);
+        let off = (TABLE_HEADER + self.journaled * TABLE_RECORD) as u64;
+        write_all_at(&self.journal, 0, &[&table_header(self.base, self.manifest.interval)]).ctx(IoOp::Write, &tname)?;
+        write_all_at(&self.journal, off, &[&tail]).ctx(IoOp::Write, &tname)?;
+        let full = (TABLE_HEADER + table.len() * TABLE_RECORD) as u64;
+        self.journal.set_len(full).ctx(IoOp::SetLen, &tname)?;
+        self.journal.sync().ctx(IoOp::Sync, &tname)?;
+        self.journaled = table.len();
         let new_base = self.next;
         let name = segment_file_name(new_base);
-        self.rotation_pending = true;
         let file = match self.storage.open(&name, OpenMode::CreateNew) {
             Ok(f) => f,
             // Left by an earlier attempt that failed later on: reuse if empty.
@@ -745,12 +810,14 @@ where
             }
             Err(e) => return Err(Error::storage(IoOp::Open, &name, e)),
         };
+        let journal = new_journal(&self.storage, new_base, self.manifest.interval)?;
         self.storage.sync_dir().ctx(IoOp::SyncDir, "")?;
         let mut m = (*self.manifest).clone();
         m.sealed.push(sealed);
-        m.active = None;
         self.write_manifest(m)?;
         self.file = file;
+        self.journal = journal;
+        self.journaled = 0;
         self.rotation_pending = false;
         self.base = new_base;
         self.written = 0;
@@ -763,6 +830,7 @@ where
         self.bump(Counter::Rotations, 1);
         self.bump(Counter::SegmentsCreated, 1);
         let head = self.current_head(false);
+        self.head_stale = true;
         self.publish(head)
     }
 
@@ -798,11 +866,12 @@ where
             d.segments += 1;
             d.bytes += s.bytes;
             d.entries += s.entries;
-            let name = segment_file_name(s.base);
-            if let Err(e) = self.storage.remove(&name)
-                && e.kind() != crate::storage::ErrorKind::NotFound
-            {
-                d.unlink_errors += 1;
+            for name in [segment_file_name(s.base), chunk_table_file_name(s.base)] {
+                if let Err(e) = self.storage.remove(&name)
+                    && e.kind() != crate::storage::ErrorKind::NotFound
+                {
+                    d.unlink_errors += 1;
+                }
             }
         }
         self.bump(Counter::SegmentsDeleted, d.segments);
@@ -812,7 +881,7 @@ where
         Ok(d)
     }
 
-    /// Syncs everything, records the active segment in the manifest and
+    /// Syncs everything, makes the active segment's journal durable and
     /// marks the head clean, so the next open needs no scan. The counters
     /// the close itself changes (its sync, manifest write, rotation) are
     /// discarded: use [`close_with`](Shard::close_with) to keep them.
@@ -836,9 +905,15 @@ where
             self.rotate()?;
         }
         self.sync()?;
-        let mut m = (*self.manifest).clone();
-        m.active = Some(self.active_meta());
-        self.write_manifest(m)?;
+        if self.journaled < self.chunks.closed().len() {
+            // A journal write failed and was not retried since.
+            return Err(Error::storage(
+                IoOp::Write,
+                &chunk_table_file_name(self.base),
+                S::Error::from_kind(crate::storage::ErrorKind::Other),
+            ));
+        }
+        self.journal.sync().ctx(IoOp::Sync, &chunk_table_file_name(self.base))?;
         let head = self.current_head(true);
         self.publish(head)
     }
@@ -859,6 +934,15 @@ pub fn write_manifest_file<S: Storage>(storage: &S, m: &Manifest) -> Result<(), 
     tmp.sync().ctx(IoOp::Sync, MANIFEST_TMP)?;
     storage.rename(MANIFEST_TMP, MANIFEST_FILE).ctx(IoOp::Rename, MANIFEST_FILE)?;
     storage.sync_dir().ctx(IoOp::SyncDir, "")
+}
+
+/// Creates (or truncates) the journal of a new active segment at `base`
+/// and writes its header.
+fn new_journal<S: Storage>(storage: &S, base: u64, interval: u32) -> Result<S::File, Error<S::Error>> {
+    let name = chunk_table_file_name(base);
+    let f = storage.open(&name, OpenMode::Truncate).ctx(IoOp::Open, &name)?;
+    write_all_at(&f, 0, &[&table_header(base, interval)]).ctx(IoOp::Write, &name)?;
+    Ok(f)
 }
 
 /// A zeroed write buffer of `size` bytes (allocated once, at open).

@@ -1,146 +1,171 @@
-//! Reading entries through the [`Storage`] trait (pread into buffers), for
-//! platforms without memory maps and for tools.
+//! Reading entries through the [`Storage`] trait: the core read path
+//! ([`crate::read`]) with `pread` into a buffer, for platforms without
+//! memory maps (`comet-embedded`), the simulator and tools.
+//!
+//! A [`ReadBuf`] holds the last checked chunk, the last sealed segment's
+//! open file and its chunk table, so sequential reads cost one `pread` per
+//! chunk and the chunk's CRC is checked once per fill.
 
+use alloc::vec;
 use alloc::vec::Vec;
 
 use super::Shard;
-use crate::error::{Corruption, Error, FileKind, IoOp};
-use crate::index::SegmentMeta;
-use crate::segment::ChunkState;
+use crate::error::{ChunkDamage, Corruption, Error, FileKind, IoOp};
+use crate::index::table::{TABLE_HEADER, parse_table_header};
+use crate::index::{SegmentMeta, Table};
+use crate::read::{ChunkEntries, ChunkPos, load_chunk, read_streaming};
 use crate::state::HeadStore;
-use crate::storage::{Context, OpenMode, Storage, StorageFile, read_exact_at};
-use crate::wire::{Compressor, EntryHeader, EntryStatus, HEADER_LEN, WireError, classify_entry, segment_file_name};
+use crate::storage::{Context, OpenMode, Storage, read_exact_at};
+use crate::wire::{Compressor, EntryHeader, WireError, chunk_table_file_name, segment_file_name};
 
-/// An entry read from a segment: its header and where the stored payload
-/// was put.
+/// An entry read from a segment: its header (`len` is the stored length).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntryRef {
-    /// The header (`len` is the stored length).
+    /// The header.
     pub header: EntryHeader,
-    /// Byte offset of the entry in its segment.
-    pub offset: u64,
 }
 
-fn corrupt(base: u64, offset: u64, error: WireError) -> Corruption {
-    Corruption { file: FileKind::Segment { base }, offset, error }
+/// Buffers of a reader over [`Storage`]: the last checked chunk, the last
+/// sealed segment's file and its checked chunk table.
+#[derive(Debug)]
+pub struct ReadBuf<F> {
+    chunk: Vec<u8>,
+    /// The chunk `chunk[..len]` holds, checked.
+    held: Option<(ChunkPos, usize)>,
+    /// May `chunk` grow to hold a chunk (else larger chunks stream).
+    grow: bool,
+    /// Records of the last sealed segment's chunk table, checked.
+    table: Vec<u8>,
+    table_cap: usize,
+    table_of: Option<u64>,
+    file: Option<(u64, F)>,
 }
 
-/// Reads the header at `offset` of a segment whose valid data ends at
-/// `limit`, checking it like every scanner does.
-fn header_at<F: StorageFile>(
-    file: &F,
-    base: u64,
-    offset: u64,
-    limit: u64,
-    max_stored: u32,
-) -> Result<EntryHeader, Error<F::Error>> {
-    let mut h = [0u8; HEADER_LEN];
-    let n = read_exact_at(file, offset, &mut h).ctx(IoOp::Read, &segment_file_name(base))?;
-    match classify_entry(&h[..n], limit.saturating_sub(offset), max_stored) {
-        EntryStatus::Valid(h) => Ok(h),
-        EntryStatus::Invalid(e) => Err(corrupt(base, offset, e).into()),
-        _ => Err(corrupt(
-            base,
-            offset,
-            WireError::Truncated { needed: HEADER_LEN as u64, available: limit.saturating_sub(offset) },
-        )
-        .into()),
-    }
-}
-
-/// Reads entry number `target` of a segment (base `base`, valid bytes up to
-/// `limit`), starting from a known entry `from` at byte `offset` and hopping
-/// over the headers in between. Appends the stored payload to `out`.
-pub fn read_entry_at<F: StorageFile>(
-    file: &F,
-    base: u64,
-    (from, mut offset): (u64, u64),
-    target: u64,
-    limit: u64,
-    max_stored: u32,
-    out: &mut Vec<u8>,
-) -> Result<EntryRef, Error<F::Error>> {
-    let mut entry = from;
-    loop {
-        let h = header_at(file, base, offset, limit, max_stored)?;
-        if entry == target {
-            let start = out.len();
-            out.resize(start + h.len as usize, 0);
-            let n = read_exact_at(file, offset + HEADER_LEN as u64, &mut out[start..])
-                .ctx(IoOp::Read, &segment_file_name(base))?;
-            if n < h.len as usize {
-                out.truncate(start);
-                return Err(corrupt(
-                    base,
-                    offset,
-                    WireError::Truncated { needed: u64::from(h.len), available: n as u64 },
-                )
-                .into());
-            }
-            return Ok(EntryRef { header: h, offset });
+impl<F> ReadBuf<F> {
+    /// Fixed buffers allocated now: chunks up to `chunk_bytes` are read
+    /// whole (larger ones stream entry by entry), chunk tables up to
+    /// `table_records` records are held (larger ones fail with
+    /// [`Error::Capacity`]).
+    pub fn fixed(chunk_bytes: usize, table_records: usize) -> ReadBuf<F> {
+        ReadBuf {
+            chunk: vec![0u8; chunk_bytes.max(crate::wire::HEADER_LEN)],
+            held: None,
+            grow: false,
+            table: Vec::with_capacity(table_records * 8),
+            table_cap: table_records * 8,
+            table_of: None,
+            file: None,
         }
-        offset += h.total_len();
-        entry += 1;
     }
-}
 
-/// Reads entry number `target` like [`read_entry_at`], but copies the
-/// stored payload into `out` (a caller buffer, no allocation) and returns
-/// the header; the payload is `out[..header.len]`. A payload larger than
-/// `out` gives [`Error::Capacity`] and leaves `out` unspecified.
-pub fn read_entry_into<F: StorageFile>(
-    file: &F,
-    base: u64,
-    (from, mut offset): (u64, u64),
-    target: u64,
-    limit: u64,
-    max_stored: u32,
-    out: &mut [u8],
-) -> Result<EntryRef, Error<F::Error>> {
-    let mut entry = from;
-    loop {
-        let h = header_at(file, base, offset, limit, max_stored)?;
-        if entry == target {
-            let len = h.len as usize;
-            let Some(dst) = out.get_mut(..len) else {
-                return Err(Error::Capacity {
-                    what: "read buffer",
-                    needed: u64::from(h.len),
-                    available: out.len() as u64,
-                });
-            };
-            let n = read_exact_at(file, offset + HEADER_LEN as u64, dst).ctx(IoOp::Read, &segment_file_name(base))?;
-            if n < len {
-                return Err(corrupt(
-                    base,
-                    offset,
-                    WireError::Truncated { needed: u64::from(h.len), available: n as u64 },
-                )
-                .into());
-            }
-            return Ok(EntryRef { header: h, offset });
+    /// Buffers that grow to whatever chunk or table is read.
+    pub fn growing() -> ReadBuf<F> {
+        ReadBuf {
+            chunk: Vec::new(),
+            held: None,
+            grow: true,
+            table: Vec::new(),
+            table_cap: usize::MAX,
+            table_of: None,
+            file: None,
         }
-        offset += h.total_len();
-        entry += 1;
+    }
+
+    /// Forgets everything about segments below `first` (deleted by
+    /// retention: a kept handle would pin their space).
+    pub fn forget_below(&mut self, first: u64) {
+        if self.file.as_ref().is_some_and(|(b, _)| *b < first) {
+            self.file = None;
+        }
+        if self.table_of.is_some_and(|b| b < first) {
+            self.table_of = None;
+        }
+        if self.held.is_some_and(|(p, _)| p.segment < first) {
+            self.held = None;
+        }
+    }
+
+    /// Bytes allocated.
+    pub fn heap_bytes(&self) -> usize {
+        self.chunk.capacity() + self.table.capacity()
     }
 }
 
-/// Where a durable entry lives, as found by [`Shard::locate`]: enough to
-/// read it with [`read_entry_at`] / [`read_entry_into`] through any handle
-/// of the segment file (e.g. one a platform keeps open between reads).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EntryLocation {
-    /// Base entry of the segment (its file is `segment_file_name(base)`).
-    pub base: u64,
-    /// The segment is the active one ([`Shard::active_file`]).
-    pub active: bool,
-    /// A known entry at or before the target, at this byte offset
-    /// (the start of the target's checkpoint chunk).
-    pub from: (u64, u64),
-    /// End of the valid bytes of the segment (durable bytes when active).
-    pub limit: u64,
-    /// Largest valid stored payload.
-    pub max_stored: u32,
+/// The open file of sealed segment `base`, kept in `slot`.
+fn sealed_file<'a, S: Storage>(
+    storage: &S,
+    base: u64,
+    slot: &'a mut Option<(u64, S::File)>,
+) -> Result<&'a S::File, Error<S::Error>> {
+    if slot.as_ref().is_none_or(|(b, _)| *b != base) {
+        *slot = None;
+        let name = segment_file_name(base);
+        let f = storage.open(&name, OpenMode::Read).ctx(IoOp::Open, &name)?;
+        *slot = Some((base, f));
+    }
+    match slot {
+        Some((_, f)) => Ok(f),
+        None => Err(Error::Capacity { what: "open segment", needed: 1, available: 0 }),
+    }
+}
+
+fn damaged<E>(d: ChunkDamage) -> Error<E> {
+    Error::Damaged(d)
+}
+
+/// Reads and checks the chunk table of sealed segment `seg` into `rb`.
+/// A missing or damaged table file is rebuilt from the segment's bytes,
+/// which are then checked as a whole against the manifest's CRC of the
+/// table (so a damaged table alone costs a scan, not data).
+fn load_table<S: Storage>(
+    storage: &S,
+    seg: &SegmentMeta,
+    interval: u32,
+    max_stored: u32,
+    rb: &mut ReadBuf<S::File>,
+) -> Result<(), Error<S::Error>> {
+    if rb.table_of == Some(seg.base) {
+        return Ok(());
+    }
+    rb.table_of = None;
+    let want = usize::try_from(seg.chunks).unwrap_or(usize::MAX).saturating_mul(8);
+    if want > rb.table_cap {
+        return Err(Error::Capacity { what: "chunk table buffer", needed: want as u64, available: rb.table_cap as u64 });
+    }
+    let name = chunk_table_file_name(seg.base);
+    let corrupt =
+        |offset: u64, error: WireError| Error::Corrupt(Corruption { file: FileKind::ChunkTable { base: seg.base }, offset, error });
+    let from_file = match storage.open(&name, OpenMode::Read) {
+        Ok(file) => {
+            let mut header = [0u8; TABLE_HEADER];
+            let n = read_exact_at(&file, 0, &mut header).ctx(IoOp::Read, &name)?;
+            match parse_table_header(&header[..n]) {
+                Ok((base, i)) if base == seg.base && i == interval => {
+                    rb.table.clear();
+                    rb.table.resize(want, 0);
+                    let got = read_exact_at(&file, TABLE_HEADER as u64, &mut rb.table).ctx(IoOp::Read, &name)?;
+                    rb.table.truncate(got);
+                    seg.check_table(&Table::new(&rb.table)).is_ok()
+                }
+                _ => false,
+            }
+        }
+        Err(e) if crate::storage::StorageError::kind(&e) == crate::storage::ErrorKind::NotFound => false,
+        Err(e) => return Err(Error::storage(IoOp::Open, &name, e)),
+    };
+    if !from_file {
+        let seg_name = segment_file_name(seg.base);
+        let file = sealed_file(storage, seg.base, &mut rb.file)?;
+        let mut scan = crate::segment::Scanner::new(seg.base, interval, max_stored);
+        let mut buf = [0u8; 4096];
+        scan.run(file, seg.bytes, &mut buf).ctx(IoOp::Read, &seg_name)?;
+        let (_, table) = scan.seal();
+        rb.table.clear();
+        rb.table.extend(table.iter().flat_map(crate::index::ChunkRec::to_bytes));
+        seg.check_table(&Table::new(&rb.table)).map_err(|e| corrupt(TABLE_HEADER as u64, e))?;
+    }
+    rb.table_of = Some(seg.base);
+    Ok(())
 }
 
 impl<S, H, C> Shard<S, H, C>
@@ -149,9 +174,11 @@ where
     H: HeadStore<Error = S::Error>,
     C: Compressor,
 {
-    /// Finds durable entry `entry` without reading it. Entries that are not
-    /// durable, retained or present give [`Error::EntryUnavailable`].
-    pub fn locate(&self, entry: u64) -> Result<EntryLocation, Error<S::Error>> {
+    /// Finds the chunk of durable entry `entry` (loading a sealed
+    /// segment's chunk table into `rb`). Entries that are not durable or
+    /// retained give [`Error::EntryUnavailable`]; entries in a lost range
+    /// [`Error::Lost`].
+    pub fn locate(&self, entry: u64, rb: &mut ReadBuf<S::File>) -> Result<ChunkPos, Error<S::Error>> {
         let first = self.first_entry();
         let end = self.durable_end();
         let unavailable = || Error::EntryUnavailable { entry, first, end };
@@ -159,65 +186,133 @@ where
             return Err(unavailable());
         }
         let interval = self.interval();
-        let max_stored = self.cfg.max_stored();
-        if entry >= self.active_base() {
-            let from = locate_active(&self.chunks, self.active_base(), entry, interval).ok_or_else(unavailable)?;
-            return Ok(EntryLocation {
-                base: self.active_base(),
-                active: true,
-                from,
-                limit: self.durable.bytes,
-                max_stored,
+        if entry >= self.base {
+            let k = usize::try_from((entry - self.base) / u64::from(interval)).map_err(|_| unavailable())?;
+            let closed = self.chunks.closed();
+            let step = u64::from(interval);
+            if let Some(rec) = closed.get(k) {
+                let start = if k == 0 { 0 } else { u64::from(closed[k - 1].end) };
+                return Ok(ChunkPos {
+                    segment: self.base,
+                    index: u32::try_from(k).map_err(|_| unavailable())?,
+                    first: self.base + k as u64 * step,
+                    entries: interval,
+                    start,
+                    end: u64::from(rec.end),
+                    crc: rec.crc,
+                });
+            }
+            // The open chunk: the durable head covers its synced prefix.
+            let d = &self.durable;
+            let start = self.chunks.offset(k).ok_or_else(unavailable)?;
+            if d.base != self.base || d.entries / step != k as u64 {
+                return Err(unavailable());
+            }
+            return Ok(ChunkPos {
+                segment: self.base,
+                index: u32::try_from(k).map_err(|_| unavailable())?,
+                first: self.base + k as u64 * step,
+                entries: u32::try_from(d.entries % step).map_err(|_| unavailable())?,
+                start: u64::from(start),
+                end: d.bytes,
+                crc: d.open_crc,
             });
         }
-        let seg: &SegmentMeta = self.manifest.find_sealed(entry).ok_or_else(unavailable)?;
-        let (_, from, offset) = seg.chunk_for(entry, interval).ok_or_else(unavailable)?;
-        Ok(EntryLocation { base: seg.base, active: false, from: (from, offset), limit: seg.bytes, max_stored })
-    }
-
-    /// Reads durable entry `entry` into `out` without allocating: the
-    /// *stored* payload (raw bytes, or a zstd frame when it starts with the
-    /// magic) is `out[..header.len]`. Errors as [`Shard::read`], plus
-    /// [`Error::Capacity`] when `out` is too small. Opens (and closes) the
-    /// segment file for sealed entries; platforms that read often keep the
-    /// handle with [`Shard::locate`] and [`read_entry_into`] instead.
-    pub fn read_into(&self, entry: u64, out: &mut [u8]) -> Result<EntryRef, Error<S::Error>> {
-        let loc = self.locate(entry)?;
-        if loc.active {
-            return read_entry_into(&self.file, loc.base, loc.from, entry, loc.limit, loc.max_stored, out);
+        let Some(seg) = self.manifest.find_sealed(entry) else {
+            let lost = self.manifest.lost_range(entry, self.base).ok_or_else(unavailable)?;
+            return Err(Error::Lost { entry, start: lost.start, end: lost.end });
+        };
+        let k = seg.chunk_of(entry, interval).ok_or_else(unavailable)?;
+        if seg.is_lost(k) {
+            let lost = self.manifest.lost_range(entry, self.base).unwrap_or_else(|| seg.chunk_entries(k, interval));
+            return Err(Error::Lost { entry, start: lost.start, end: lost.end });
         }
-        let name = segment_file_name(loc.base);
-        let file = self.storage.open(&name, OpenMode::Read).ctx(IoOp::Open, &name)?;
-        read_entry_into(&file, loc.base, loc.from, entry, loc.limit, loc.max_stored, out)
+        load_table(&self.storage, seg, interval, self.cfg.max_stored(), rb)?;
+        ChunkPos::sealed(seg, interval, &Table::new(&rb.table), k).ok_or_else(unavailable)
     }
 
-    /// Reads durable entry `entry`, appending its *stored* payload (raw
-    /// bytes, or a zstd frame when it starts with the magic) to `out`.
-    /// Entries that are not durable, retained or present give
-    /// [`Error::EntryUnavailable`]; damaged framing gives [`Error::Corrupt`].
+    /// Reads durable entry `entry` into `out` (the *stored* payload: raw
+    /// bytes, or a zstd frame when it starts with the magic, is
+    /// `out[..header.len]`), checking its chunk first (see [`crate::read`]):
+    /// [`Error::Damaged`] if the chunk fails its CRC or framing,
+    /// [`Error::Lost`] / [`Error::EntryUnavailable`] as
+    /// [`locate`](Shard::locate), [`Error::Capacity`] if `out` is too small.
+    pub fn read_with(&self, entry: u64, rb: &mut ReadBuf<S::File>, out: &mut [u8]) -> Result<EntryRef, Error<S::Error>> {
+        let pos = self.locate(entry, rb)?;
+        let max_stored = self.cfg.max_stored();
+        let held = rb.held.filter(|(p, _)| *p == pos).map(|(_, n)| n);
+        let n = match held {
+            Some(n) => n,
+            None => {
+                rb.held = None;
+                let need = usize::try_from(pos.len()).unwrap_or(usize::MAX);
+                if need > rb.chunk.len() && rb.grow {
+                    rb.chunk.resize(need, 0);
+                }
+                if need > rb.chunk.len() {
+                    return self.read_large(&pos, entry, rb, out);
+                }
+                let name = segment_file_name(pos.segment);
+                let loaded = if pos.segment == self.base {
+                    load_chunk(&self.file, &pos, max_stored, &mut rb.chunk)
+                } else {
+                    let file = sealed_file(&self.storage, pos.segment, &mut rb.file)?;
+                    load_chunk(file, &pos, max_stored, &mut rb.chunk)
+                };
+                let n = loaded.ctx(IoOp::Read, &name)?.map_err(damaged)?;
+                rb.held = Some((pos, n));
+                n
+            }
+        };
+        let mut it = ChunkEntries::new(&rb.chunk[..n], pos.first);
+        it.skip_to(entry);
+        let Some(e) = it.next() else {
+            return Err(damaged(pos.damage(pos.start, WireError::Truncated { needed: 1, available: 0 })));
+        };
+        let Some(dst) = out.get_mut(..e.stored.len()) else {
+            return Err(Error::Capacity { what: "read buffer", needed: e.stored.len() as u64, available: out.len() as u64 });
+        };
+        dst.copy_from_slice(e.stored);
+        let len = u32::try_from(e.stored.len()).unwrap_or(u32::MAX);
+        Ok(EntryRef { header: EntryHeader { len, timestamp: e.timestamp } })
+    }
+
+    /// [`read_with`](Shard::read_with) for a chunk larger than the buffer.
+    fn read_large(
+        &self,
+        pos: &ChunkPos,
+        entry: u64,
+        rb: &mut ReadBuf<S::File>,
+        out: &mut [u8],
+    ) -> Result<EntryRef, Error<S::Error>> {
+        let name = segment_file_name(pos.segment);
+        let max_stored = self.cfg.max_stored();
+        let r = if pos.segment == self.base {
+            read_streaming(&self.file, pos, max_stored, entry, &mut rb.chunk, out)
+        } else {
+            let file = sealed_file(&self.storage, pos.segment, &mut rb.file)?;
+            read_streaming(file, pos, max_stored, entry, &mut rb.chunk, out)
+        };
+        match r.ctx(IoOp::Read, &name)? {
+            Ok(header) => Ok(EntryRef { header }),
+            Err(Some(d)) => Err(damaged(d)),
+            Err(None) => Err(Error::Capacity { what: "read buffer", needed: pos.len(), available: out.len() as u64 }),
+        }
+    }
+
+    /// Reads durable entry `entry`, appending its *stored* payload to `out`
+    /// (a convenience over [`read_with`](Shard::read_with) with growing
+    /// buffers, for tests and tools).
     pub fn read(&self, entry: u64, out: &mut Vec<u8>) -> Result<EntryRef, Error<S::Error>> {
-        let first = self.first_entry();
-        let end = self.durable_end();
-        let unavailable = || Error::EntryUnavailable { entry, first, end };
-        if entry < first || entry >= end {
-            return Err(unavailable());
+        let mut rb = ReadBuf::growing();
+        let pos = self.locate(entry, &mut rb)?;
+        let start = out.len();
+        out.resize(start + usize::try_from(pos.len()).unwrap_or(usize::MAX), 0);
+        let r = self.read_with(entry, &mut rb, &mut out[start..]);
+        match &r {
+            Ok(e) => out.truncate(start + e.header.len as usize),
+            Err(_) => out.truncate(start),
         }
-        let interval = self.interval();
-        let max = self.cfg.max_stored();
-        if entry >= self.active_base() {
-            let (from, offset) =
-                locate_active(&self.chunks, self.active_base(), entry, interval).ok_or_else(unavailable)?;
-            return read_entry_at(&self.file, self.active_base(), (from, offset), entry, self.durable.bytes, max, out);
-        }
-        let seg: &SegmentMeta = self.manifest.find_sealed(entry).ok_or_else(unavailable)?;
-        let (_, from, offset) = seg.chunk_for(entry, interval).ok_or_else(unavailable)?;
-        let name = segment_file_name(seg.base);
-        let file = self.storage.open(&name, OpenMode::Read).ctx(IoOp::Open, &name)?;
-        read_entry_at(&file, seg.base, (from, offset), entry, seg.bytes, max, out)
+        r
     }
-}
-
-fn locate_active(chunks: &ChunkState, base: u64, entry: u64, interval: u32) -> Option<(u64, u64)> {
-    let k = usize::try_from((entry - base) / u64::from(interval)).ok()?;
-    Some((base + k as u64 * u64::from(interval), u64::from(chunks.offset(k)?)))
 }

@@ -309,11 +309,18 @@ pub enum Counter {
     ReadErrors,
     /// Reader mappings replaced because a file grew.
     ReaderRemaps,
+    /// Failed writes of the active segment's chunk-table journal (retried
+    /// at the next sync; readers fall back to the segment's bytes).
+    JournalErrors,
+    /// Chunks recorded as lost by recovery or repair.
+    LostChunks,
+    /// Segment files nothing accounts for, set aside by recovery or repair.
+    StraysSetAside,
 }
 
 impl Counter {
     /// Every counter, in layout order.
-    pub const ALL: [Counter; 36] = [
+    pub const ALL: [Counter; 39] = [
         Counter::ManifestGeneration,
         Counter::EntriesAppended,
         Counter::Batches,
@@ -350,6 +357,9 @@ impl Counter {
         Counter::Acks,
         Counter::ReadErrors,
         Counter::ReaderRemaps,
+        Counter::JournalErrors,
+        Counter::LostChunks,
+        Counter::StraysSetAside,
     ];
 
     /// Byte offset of the counter in `comet.state` (8-aligned).
@@ -401,13 +411,16 @@ impl Counter {
             Counter::Acks => "acks",
             Counter::ReadErrors => "read_errors",
             Counter::ReaderRemaps => "reader_remaps",
+            Counter::JournalErrors => "journal_errors",
+            Counter::LostChunks => "lost_chunks",
+            Counter::StraysSetAside => "strays_set_aside",
         }
     }
 }
 
 const _: () = {
-    assert!(Counter::ReaderRemaps.offset() + 8 <= STATE_SIZE);
-    assert!(Counter::ALL.len() == Counter::ReaderRemaps as usize + 1);
+    assert!(Counter::StraysSetAside.offset() + 8 <= STATE_SIZE);
+    assert!(Counter::ALL.len() == Counter::StraysSetAside as usize + 1);
     assert!(field::LINE_CRC + 4 == STATE_LINE);
 };
 

@@ -123,6 +123,7 @@ impl core::fmt::Display for FileName {
 
 const SEG_PREFIX: &str = "log-";
 const SEG_SUFFIX: &str = ".comet";
+const TABLE_SUFFIX: &str = ".chunks";
 
 /// `log-<base entry, 20 digits>.comet`.
 pub fn segment_file_name(base: u64) -> FileName {
@@ -132,6 +133,25 @@ pub fn segment_file_name(base: u64) -> FileName {
     let _ = n.push_decimal(base, 20);
     let _ = n.push(SEG_SUFFIX);
     n
+}
+
+/// `log-<base entry, 20 digits>.chunks`: the segment's chunk table.
+pub fn chunk_table_file_name(base: u64) -> FileName {
+    let mut n = FileName { buf: [0; 48], len: 0 };
+    // 4 + 20 + 7 = 31 bytes always fit.
+    let _ = n.push(SEG_PREFIX);
+    let _ = n.push_decimal(base, 20);
+    let _ = n.push(TABLE_SUFFIX);
+    n
+}
+
+/// Parses a chunk table's name, returning its segment's base entry.
+pub fn parse_chunk_table_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(SEG_PREFIX)?.strip_suffix(TABLE_SUFFIX)?;
+    if digits.len() != 20 {
+        return None;
+    }
+    parse_digits(digits)
 }
 
 fn parse_digits(s: &str) -> Option<u64> {

@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::index::{MANIFEST_FILE, Manifest};
 use crate::shard::EngineConfig;
 use crate::sim::{CrashMode, FailingStorage, Faults, MemDir, MemError};
-use crate::state::{DurableHead, STATE_FILE, STATE_LINE};
+use crate::state::{Counter, DurableHead, STATE_FILE, STATE_LINE};
 use crate::storage::ErrorKind;
 use crate::wire::{StoredPayload, encode_payload, parse_segment_file_name, raw_frame_len};
 
@@ -138,6 +138,8 @@ struct World {
     /// A fault was armed and not healed since.
     armed: bool,
     injected_total: u64,
+    /// The shard's journal-error count when the current op started.
+    journal_seen: u64,
     stats: Stats,
 }
 
@@ -160,6 +162,7 @@ impl World {
             pending_crash: None,
             armed: false,
             injected_total: 0,
+            journal_seen: 0,
             stats: Stats::default(),
         }
     }
@@ -185,6 +188,7 @@ impl World {
 
     fn step(&mut self, op: &Op) -> Result<(), String> {
         let failures = self.faults.failures();
+        self.journal_seen = self.shard.as_ref().map_or(0, |s| s.pending_counter(Counter::JournalErrors));
         let poisoned = self.shard.as_ref().is_some_and(|s| s.is_poisoned());
         match op {
             Op::Append { payloads, back } => self.append(payloads, *back, failures, poisoned)?,
@@ -256,8 +260,11 @@ impl World {
     /// succeeded, `Ok(false)` if it failed for an injected reason.
     fn judge<T>(&self, r: &Result<T, Error<MemError>>, failures: u64, poisoned: bool) -> Result<bool, String> {
         let injected = self.faults.failures() > failures;
+        // A failed journal write is counted and retried, never reported.
+        let journal = self.shard.as_ref().map_or(0, |s| s.pending_counter(Counter::JournalErrors));
+        let journal_failed = journal > self.journal_seen;
         match r {
-            Ok(_) if injected && !self.mem.crashed() => {
+            Ok(_) if injected && !self.mem.crashed() && !journal_failed => {
                 Err("an injected failure was not reported to the caller".into())
             }
             Ok(_) => Ok(!self.mem.crashed()),
@@ -595,7 +602,7 @@ impl World {
             return Err(format!("durable end went back from {} to {}", m.durable, s.durable_end()));
         }
         m.durable = m.durable.max(s.durable_end());
-        m.flushed = m.flushed.max(s.active_base() + s.active_meta().entries);
+        m.flushed = m.flushed.max(s.active_base() + s.active_written_entries());
         let active = s.active_base();
         for t in &mut m.taints {
             if t.1 == u64::MAX && t.0 < active {

@@ -1,0 +1,640 @@
+//! The read path, shared by every platform: find an entry's chunk, check
+//! the chunk against the checksum on record, walk the chunk's entries.
+//!
+//! No read returns bytes whose checksum was not verified:
+//!
+//! * a sealed segment's chunk is checked against its chunk table, which the
+//!   manifest record vouches for with a CRC-32 over the table;
+//! * an active segment's closed chunk is checked against its journal
+//!   record, which the durable head vouches for (its `closed_hash` is a
+//!   CRC-32 over the closed chunks' CRCs, see [`ActiveTable`]);
+//! * the active segment's open chunk is checked against the head's
+//!   `open_crc` over exactly the durable bytes.
+//!
+//! A check covers the chunk's CRC-32 and its framing (exactly the expected
+//! number of valid entries, ending at the chunk's end), so the entries
+//! walked afterwards are exactly what was appended. Platforms cache the
+//! outcome per chunk and mapping (or per buffer), so a sequential reader
+//! checks each chunk once and a random read checks only the chunk it lands
+//! in.
+//!
+//! The platform supplies the bytes: `comet` hands in slices of a memory
+//! map (zero-copy), `comet-embedded` a buffer filled with one `pread` per
+//! chunk ([`load_chunk`]), or streams a chunk larger than its buffer
+//! ([`read_streaming`]).
+
+use alloc::vec::Vec;
+use core::ops::Range;
+
+use crate::error::ChunkDamage;
+use crate::index::table::TABLE_RECORD;
+use crate::index::{ChunkRec, SegmentMeta, Table};
+use crate::state::DurableHead;
+use crate::storage::{StorageFile, read_exact_at};
+use crate::wire::{EntryHeader, EntryStatus, HEADER_LEN, WireError, classify_entry};
+
+/// Where a chunk lies and what its bytes must hash to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChunkPos {
+    /// Base entry of the segment.
+    pub segment: u64,
+    /// Index of the chunk in the segment.
+    pub index: u32,
+    /// First entry of the chunk.
+    pub first: u64,
+    /// Entries in the chunk.
+    pub entries: u32,
+    /// Byte offset of the chunk in the segment.
+    pub start: u64,
+    /// One past its last byte.
+    pub end: u64,
+    /// CRC-32 of its bytes.
+    pub crc: u32,
+}
+
+impl ChunkPos {
+    /// Chunk `k` of sealed segment `seg`, from its chunk table (checked
+    /// against `seg` by the caller, see [`SegmentMeta::check_table`]).
+    pub fn sealed(seg: &SegmentMeta, interval: u32, table: &Table<'_>, k: u32) -> Option<ChunkPos> {
+        let rec = table.get(k as usize)?;
+        let (start, end) = table.range(k as usize)?;
+        let entries = seg.chunk_entries(k, interval);
+        Some(ChunkPos {
+            segment: seg.base,
+            index: k,
+            first: entries.start,
+            entries: u32::try_from(entries.end - entries.start).ok()?,
+            start,
+            end,
+            crc: rec.crc,
+        })
+    }
+
+    /// Chunk `k` of the active segment `head` describes, from the closed
+    /// chunks' records `closed` (at least `head.entries / interval` of them,
+    /// checked against the head, see [`ActiveTable`]); the open chunk
+    /// comes from the head itself.
+    pub fn active(head: &DurableHead, interval: u32, closed: &Table<'_>, k: u32) -> Option<ChunkPos> {
+        let step = u64::from(interval.max(1));
+        let n_closed = head.entries / step;
+        let first = head.base.checked_add(u64::from(k).checked_mul(step)?)?;
+        if u64::from(k) < n_closed {
+            let rec = closed.get(k as usize)?;
+            let (start, end) = closed.range(k as usize)?;
+            return Some(ChunkPos {
+                segment: head.base,
+                index: k,
+                first,
+                entries: interval,
+                start,
+                end,
+                crc: rec.crc,
+            });
+        }
+        let open = head.entries % step;
+        if u64::from(k) != n_closed || open == 0 {
+            return None;
+        }
+        let start = match usize::try_from(n_closed).ok()?.checked_sub(1) {
+            Some(last) => u64::from(closed.get(last)?.end),
+            None => 0,
+        };
+        Some(ChunkPos {
+            segment: head.base,
+            index: k,
+            first,
+            entries: u32::try_from(open).ok()?,
+            start,
+            end: head.bytes,
+            crc: head.open_crc,
+        })
+    }
+
+    /// The chunk's entry numbers.
+    pub fn entry_range(&self) -> Range<u64> {
+        self.first..self.first + u64::from(self.entries)
+    }
+
+    /// The chunk's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.end.saturating_sub(self.start)
+    }
+
+    /// True for a chunk of no bytes (never for a chunk of a valid table).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The damage report for a problem at segment byte `offset`.
+    pub fn damage(&self, offset: u64, error: WireError) -> ChunkDamage {
+        ChunkDamage {
+            segment: self.segment,
+            chunk: self.index,
+            first: self.first,
+            end: self.first + u64::from(self.entries),
+            offset,
+            error,
+        }
+    }
+}
+
+/// Checks a chunk's bytes (exactly `pos.start..pos.end` of its segment):
+/// their CRC-32, then that they hold exactly `pos.entries` valid entries
+/// ending at the chunk's end.
+pub fn check_chunk(bytes: &[u8], pos: &ChunkPos, max_stored: u32) -> Result<(), ChunkDamage> {
+    if bytes.len() as u64 != pos.len() {
+        let e = WireError::Truncated { needed: pos.len(), available: bytes.len() as u64 };
+        return Err(pos.damage(pos.start + bytes.len() as u64, e));
+    }
+    let actual = crc32fast::hash(bytes);
+    if actual != pos.crc {
+        return Err(pos.damage(pos.start, WireError::ChecksumMismatch { expected: pos.crc, actual }));
+    }
+    check_framing(bytes, pos, max_stored)
+}
+
+/// The framing half of [`check_chunk`].
+fn check_framing(bytes: &[u8], pos: &ChunkPos, max_stored: u32) -> Result<(), ChunkDamage> {
+    let mut at = 0usize;
+    for _ in 0..pos.entries {
+        let rest = bytes.get(at..).unwrap_or_default();
+        let head = rest.get(..HEADER_LEN).unwrap_or(rest);
+        match classify_entry(head, rest.len() as u64, max_stored) {
+            EntryStatus::Valid(h) => at += HEADER_LEN + h.len as usize,
+            EntryStatus::Invalid(e) => return Err(pos.damage(pos.start + at as u64, e)),
+            _ => {
+                let e = WireError::Truncated { needed: HEADER_LEN as u64, available: rest.len() as u64 };
+                return Err(pos.damage(pos.start + at as u64, e));
+            }
+        }
+    }
+    if at != bytes.len() {
+        let e = WireError::InvalidField { offset: u32::try_from(at).unwrap_or(u32::MAX) };
+        return Err(pos.damage(pos.start + at as u64, e));
+    }
+    Ok(())
+}
+
+/// One entry inside a checked chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryView<'a> {
+    /// Its entry number.
+    pub entry: u64,
+    /// Its timestamp.
+    pub timestamp: u64,
+    /// The stored payload (raw bytes, or a zstd frame).
+    pub stored: &'a [u8],
+    /// Byte offset of the entry's header within the chunk.
+    pub at: usize,
+}
+
+/// The entries of a checked chunk, in order (see [`check_chunk`]). Stops
+/// early, without panicking, on bytes that were not checked.
+#[derive(Debug, Clone)]
+pub struct ChunkEntries<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    entry: u64,
+}
+
+impl<'a> ChunkEntries<'a> {
+    /// The entries of `bytes`, a checked chunk whose first entry is `first`.
+    pub fn new(bytes: &'a [u8], first: u64) -> ChunkEntries<'a> {
+        ChunkEntries { bytes, at: 0, entry: first }
+    }
+
+    /// Resumes at byte `at` of the chunk, where entry `entry` starts (a
+    /// position an earlier [`EntryView`] reported).
+    pub fn resume(bytes: &'a [u8], at: usize, entry: u64) -> ChunkEntries<'a> {
+        ChunkEntries { bytes, at, entry }
+    }
+
+    /// The number of the entry the next call returns.
+    pub fn next_entry(&self) -> u64 {
+        self.entry
+    }
+
+    /// Byte offset in the chunk of the entry the next call returns.
+    pub fn position(&self) -> usize {
+        self.at
+    }
+
+    /// Skips to entry `target` (hopping over headers only); false if the
+    /// chunk ends first.
+    pub fn skip_to(&mut self, target: u64) -> bool {
+        while self.entry < target {
+            let Some(len) = self.bytes.get(self.at..).and_then(<[u8]>::first_chunk::<4>) else {
+                return false;
+            };
+            self.at = self.at.saturating_add(HEADER_LEN + u32::from_le_bytes(*len) as usize);
+            self.entry += 1;
+        }
+        self.at < self.bytes.len()
+    }
+}
+
+impl<'a> Iterator for ChunkEntries<'a> {
+    type Item = EntryView<'a>;
+
+    fn next(&mut self) -> Option<EntryView<'a>> {
+        let head = self.bytes.get(self.at..self.at.checked_add(HEADER_LEN)?)?;
+        let h = EntryHeader::parse(head).ok()?;
+        let start = self.at + HEADER_LEN;
+        let stored = self.bytes.get(start..start.checked_add(h.len as usize)?)?;
+        let view = EntryView { entry: self.entry, timestamp: h.timestamp, stored, at: self.at };
+        self.at = start + stored.len();
+        self.entry += 1;
+        Some(view)
+    }
+}
+
+/// The closed chunks of an active segment as a reader knows them: records
+/// taken from the segment's journal (or rebuilt from its bytes) and
+/// accepted only when their CRCs fold to a durable head's `closed_hash`.
+#[derive(Debug, Clone)]
+pub struct ActiveTable {
+    base: u64,
+    interval: u32,
+    recs: Vec<u8>,
+    fold: crc32fast::Hasher,
+}
+
+impl ActiveTable {
+    /// An empty table for the active segment starting at `base`.
+    pub fn new(base: u64, interval: u32) -> ActiveTable {
+        ActiveTable { base, interval: interval.max(1), recs: Vec::new(), fold: crc32fast::Hasher::new() }
+    }
+
+    /// The segment's base entry.
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// The accepted records.
+    pub fn table(&self) -> Table<'_> {
+        Table::new(&self.recs)
+    }
+
+    /// Records accepted so far.
+    pub fn len(&self) -> usize {
+        self.recs.len() / TABLE_RECORD
+    }
+
+    /// True before any record was accepted.
+    pub fn is_empty(&self) -> bool {
+        self.recs.is_empty()
+    }
+
+    /// How many more records `head` needs (its closed chunks beyond those
+    /// accepted).
+    pub fn missing(&self, head: &DurableHead) -> usize {
+        let want = usize::try_from(head.entries / u64::from(self.interval)).unwrap_or(usize::MAX);
+        want.saturating_sub(self.len())
+    }
+
+    /// Accepts `more` (the journal's records from index
+    /// [`len`](ActiveTable::len) on; extra ones are ignored) so that the
+    /// table covers `head`: their ends must increase and stay within the
+    /// head's bytes, and the CRCs of all accepted records must fold to the
+    /// head's `closed_hash`. On error nothing is accepted.
+    pub fn accept(&mut self, head: &DurableHead, more: &[u8]) -> Result<(), WireError> {
+        if head.base != self.base {
+            return Err(WireError::InvalidField { offset: 8 });
+        }
+        let need = self.missing(head);
+        let have = self.len();
+        let take = need.checked_mul(TABLE_RECORD).filter(|&n| n <= more.len()).ok_or(WireError::Truncated {
+            needed: (need * TABLE_RECORD) as u64,
+            available: more.len() as u64,
+        })?;
+        let new = Table::new(&more[..take]);
+        let mut prev = self.table().get(have.wrapping_sub(1)).map_or(0, |r| u64::from(r.end));
+        let mut fold = self.fold.clone();
+        for k in 0..new.len() {
+            let Some(r) = new.get(k) else { break };
+            if u64::from(r.end) <= prev || u64::from(r.end) > head.bytes {
+                let at = crate::index::table::TABLE_HEADER + (have + k) * TABLE_RECORD;
+                return Err(WireError::InvalidField { offset: u32::try_from(at).unwrap_or(u32::MAX) });
+            }
+            prev = u64::from(r.end);
+            fold.update(&r.crc.to_le_bytes());
+        }
+        // All chunks closed: the last one ends at the head's bytes.
+        let whole = head.entries.is_multiple_of(u64::from(self.interval));
+        if whole && head.entries > 0 && prev != head.bytes {
+            return Err(WireError::InvalidField { offset: 0 });
+        }
+        let actual = fold.clone().finalize();
+        if actual != head.closed_hash {
+            return Err(WireError::ChecksumMismatch { expected: head.closed_hash, actual });
+        }
+        self.recs.extend_from_slice(new.as_bytes());
+        self.fold = fold;
+        Ok(())
+    }
+
+    /// Rebuilds the table from the segment's bytes (`segment`, at least the
+    /// head's bytes) when the journal cannot vouch for them (missing,
+    /// damaged, or written by an older comet): the framing and chunk CRCs
+    /// of `[0, head.bytes)` must reproduce the head exactly.
+    pub fn rebuild(&mut self, head: &DurableHead, segment: &[u8], max_stored: u32) -> Result<(), WireError> {
+        let bytes = usize::try_from(head.bytes).ok().and_then(|n| segment.get(..n)).ok_or(WireError::Truncated {
+            needed: head.bytes,
+            available: segment.len() as u64,
+        })?;
+        let mut recs = Vec::new();
+        let mut fold = crc32fast::Hasher::new();
+        let (mut at, mut start, mut entries) = (0usize, 0usize, 0u64);
+        while at < bytes.len() {
+            let rest = &bytes[at..];
+            let h = match classify_entry(rest.get(..HEADER_LEN).unwrap_or(rest), rest.len() as u64, max_stored) {
+                EntryStatus::Valid(h) => h,
+                EntryStatus::Invalid(e) => return Err(e),
+                _ => return Err(WireError::Truncated { needed: HEADER_LEN as u64, available: rest.len() as u64 }),
+            };
+            at += HEADER_LEN + h.len as usize;
+            entries += 1;
+            if entries.is_multiple_of(u64::from(self.interval)) {
+                let crc = crc32fast::hash(&bytes[start..at]);
+                fold.update(&crc.to_le_bytes());
+                let end = u32::try_from(at).map_err(|_| WireError::TooLarge { len: at as u64, max: u32::MAX.into() })?;
+                recs.extend_from_slice(&ChunkRec { end, crc }.to_bytes());
+                start = at;
+            }
+        }
+        let open = if start < at { crc32fast::hash(&bytes[start..at]) } else { 0 };
+        let closed = fold.clone().finalize();
+        if entries != head.entries || closed != head.closed_hash || open != head.open_crc {
+            return Err(WireError::ChecksumMismatch { expected: head.closed_hash, actual: closed });
+        }
+        self.recs = recs;
+        self.fold = fold;
+        Ok(())
+    }
+}
+
+/// Reads chunk `pos` of `file` into `buf` (which must hold it) and checks
+/// it: one `pread` (looped over short reads). `Ok(Ok(n))`: `buf[..n]` is
+/// the checked chunk.
+pub fn load_chunk<F: StorageFile>(
+    file: &F,
+    pos: &ChunkPos,
+    max_stored: u32,
+    buf: &mut [u8],
+) -> Result<Result<usize, ChunkDamage>, F::Error> {
+    let n = usize::try_from(pos.len()).unwrap_or(usize::MAX);
+    let Some(dst) = buf.get_mut(..n) else {
+        let e = WireError::TooLarge { len: pos.len(), max: buf.len() as u64 };
+        return Ok(Err(pos.damage(pos.start, e)));
+    };
+    let got = read_exact_at(file, pos.start, dst)?;
+    Ok(check_chunk(&dst[..got], pos, max_stored).map(|()| n))
+}
+
+/// Reads entry `target` of chunk `pos` without holding the whole chunk:
+/// every byte of the chunk is hashed as it streams through `buf` (at least
+/// [`HEADER_LEN`] bytes), the target's stored payload is read straight into
+/// `out`, and only if the chunk's CRC and framing check out is its header
+/// returned (the payload is then `out[..header.len]`). For chunks larger
+/// than a platform's read buffer; `Ok(Err(None))` means `out` is too small
+/// (nothing else was wrong up to the target).
+#[allow(clippy::type_complexity)]
+pub fn read_streaming<F: StorageFile>(
+    file: &F,
+    pos: &ChunkPos,
+    max_stored: u32,
+    target: u64,
+    buf: &mut [u8],
+    out: &mut [u8],
+) -> Result<Result<EntryHeader, Option<ChunkDamage>>, F::Error> {
+    let mut h = crc32fast::Hasher::new();
+    let mut at = pos.start;
+    let mut found = None;
+    for entry in pos.entry_range() {
+        let mut head = [0u8; HEADER_LEN];
+        let n = read_exact_at(file, at, &mut head)?;
+        let header = match classify_entry(&head[..n], pos.end.saturating_sub(at), max_stored) {
+            EntryStatus::Valid(x) => x,
+            EntryStatus::Invalid(e) => return Ok(Err(Some(pos.damage(at, e)))),
+            _ => {
+                let e = WireError::Truncated { needed: HEADER_LEN as u64, available: pos.end.saturating_sub(at) };
+                return Ok(Err(Some(pos.damage(at, e))));
+            }
+        };
+        h.update(&head);
+        let body = at + HEADER_LEN as u64;
+        let len = header.len as usize;
+        if entry == target {
+            let Some(dst) = out.get_mut(..len) else {
+                return Ok(Err(None));
+            };
+            if read_exact_at(file, body, dst)? < len {
+                let e = WireError::Truncated { needed: u64::from(header.len), available: 0 };
+                return Ok(Err(Some(pos.damage(body, e))));
+            }
+            h.update(dst);
+            found = Some(header);
+        } else {
+            let mut done = 0usize;
+            while done < len {
+                let take = (len - done).min(buf.len().max(1));
+                let got = read_exact_at(file, body + done as u64, &mut buf[..take])?;
+                if got == 0 {
+                    let e = WireError::Truncated { needed: u64::from(header.len), available: done as u64 };
+                    return Ok(Err(Some(pos.damage(body, e))));
+                }
+                h.update(&buf[..got]);
+                done += got;
+            }
+        }
+        at = body + len as u64;
+    }
+    if at != pos.end {
+        let e = WireError::InvalidField { offset: u32::try_from(at - pos.start).unwrap_or(u32::MAX) };
+        return Ok(Err(Some(pos.damage(at, e))));
+    }
+    let actual = h.finalize();
+    if actual != pos.crc {
+        return Ok(Err(Some(pos.damage(pos.start, WireError::ChecksumMismatch { expected: pos.crc, actual }))));
+    }
+    Ok(found.ok_or(None))
+}
+
+/// What a probe of [`seek_time`] found at an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// The entry's timestamp.
+    Stamped(u64),
+    /// The entry lies in a lost range ending (exclusive) here.
+    LostUntil(u64),
+}
+
+/// The first entry of `first..end` stamped at or after `ts` (timestamps
+/// never decrease within a shard), or `end`. Entries of a lost range count
+/// as stamped like the first entry after it, so a time inside such a range
+/// finds that entry. `probe` reads one entry's timestamp; O(log n) probes.
+pub fn seek_time<E>(first: u64, end: u64, ts: u64, mut probe: impl FnMut(u64) -> Result<Probe, E>) -> Result<u64, E> {
+    let readable = |e: u64, probe: &mut dyn FnMut(u64) -> Result<Probe, E>| -> Result<(u64, Option<u64>), E> {
+        let mut e = e;
+        while e < end {
+            match probe(e)? {
+                Probe::Stamped(t) => return Ok((e, Some(t))),
+                Probe::LostUntil(next) => e = next.max(e + 1),
+            }
+        }
+        Ok((end, None))
+    };
+    let (mut lo, mut hi) = (first, end);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match readable(mid, &mut probe)? {
+            (at, Some(t)) if t < ts => lo = at + 1,
+            _ => hi = mid,
+        }
+    }
+    Ok(readable(lo, &mut probe)?.0.min(end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::ChunkRec;
+    use alloc::vec;
+
+    fn entry(ts: u64, payload: &[u8]) -> Vec<u8> {
+        let mut v = EntryHeader { len: payload.len() as u32, timestamp: ts }.to_bytes().to_vec();
+        v.extend_from_slice(payload);
+        v
+    }
+
+    /// A segment of `n` entries in chunks of `interval`: bytes and table.
+    fn segment(n: u64, interval: u32) -> (Vec<u8>, Vec<u8>) {
+        let mut data = Vec::new();
+        let mut recs = Vec::new();
+        let mut start = 0;
+        for i in 0..n {
+            data.extend_from_slice(&entry(100 + i, format!("e{i}").as_bytes()));
+            if (i + 1) % u64::from(interval) == 0 || i + 1 == n {
+                let crc = crc32fast::hash(&data[start..]);
+                recs.extend_from_slice(&ChunkRec { end: data.len() as u32, crc }.to_bytes());
+                start = data.len();
+            }
+        }
+        (data, recs)
+    }
+
+    use alloc::format;
+
+    fn meta(n: u64, _interval: u32, data: &[u8], recs: &[u8]) -> SegmentMeta {
+        SegmentMeta {
+            base: 1000,
+            entries: n,
+            bytes: data.len() as u64,
+            first_ts: 100,
+            last_ts: 100 + n - 1,
+            chunks: (recs.len() / 8) as u32,
+            table_crc: crc32fast::hash(recs),
+            lost: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_checked_chunk_serves_its_entries_and_a_flip_anywhere_fails_it() {
+        let (data, recs) = segment(23, 5);
+        let seg = meta(23, 5, &data, &recs);
+        let table = Table::new(&recs);
+        seg.check_table(&table).unwrap();
+        for k in 0..seg.chunks {
+            let pos = ChunkPos::sealed(&seg, 5, &table, k).unwrap();
+            let bytes = &data[pos.start as usize..pos.end as usize];
+            check_chunk(bytes, &pos, 1 << 20).unwrap();
+            let got: Vec<_> = ChunkEntries::new(bytes, pos.first).map(|e| (e.entry, e.stored.to_vec())).collect();
+            let want: Vec<_> = pos.entry_range().map(|e| (e, format!("e{}", e - 1000).into_bytes())).collect();
+            assert_eq!(got, want);
+            for i in 0..bytes.len() {
+                let mut bad = bytes.to_vec();
+                bad[i] ^= 0x40;
+                let d = check_chunk(&bad, &pos, 1 << 20).unwrap_err();
+                assert_eq!((d.segment, d.chunk, d.first, d.end), (1000, k, pos.first, pos.first + u64::from(pos.entries)));
+            }
+        }
+    }
+
+    #[test]
+    fn active_chunks_come_from_the_journal_and_the_head() {
+        let (data, recs) = segment(23, 5);
+        let (closed_bytes, open_start) = (&recs[..4 * 8], 4);
+        let table = Table::new(closed_bytes);
+        let open_from = table.get(open_start - 1).unwrap().end as usize;
+        let head = DurableHead {
+            base: 1000,
+            entries: 23,
+            bytes: data.len() as u64,
+            open_crc: crc32fast::hash(&data[open_from..]),
+            closed_hash: table.fold(),
+            last_ts: 122,
+            clean: false,
+            interval: 5,
+        };
+        let mut at = ActiveTable::new(1000, 5);
+        assert_eq!(at.missing(&head), 4);
+        // a wrong record is refused and nothing is taken
+        let mut bad = closed_bytes.to_vec();
+        bad[13] ^= 1;
+        assert!(at.accept(&head, &bad).is_err());
+        assert_eq!(at.len(), 0);
+        at.accept(&head, &recs).unwrap();
+        assert_eq!(at.len(), 4);
+        for k in 0..5 {
+            let pos = ChunkPos::active(&head, 5, &at.table(), k).unwrap();
+            check_chunk(&data[pos.start as usize..pos.end as usize], &pos, 1 << 20).unwrap();
+        }
+        assert!(ChunkPos::active(&head, 5, &at.table(), 5).is_none());
+        let mut rebuilt = ActiveTable::new(1000, 5);
+        rebuilt.rebuild(&head, &data, 1 << 20).unwrap();
+        assert_eq!(rebuilt.table(), at.table());
+        let mut flipped = data.clone();
+        flipped[40] ^= 1;
+        assert!(ActiveTable::new(1000, 5).rebuild(&head, &flipped, 1 << 20).is_err());
+    }
+
+    #[test]
+    fn seek_time_steps_over_lost_ranges() {
+        // entries 0..100 stamped 10*e; 30..50 lost
+        let probe = |e: u64| -> Result<Probe, ()> {
+            Ok(if (30..50).contains(&e) { Probe::LostUntil(50) } else { Probe::Stamped(10 * e) })
+        };
+        assert_eq!(seek_time(0, 100, 0, probe), Ok(0));
+        assert_eq!(seek_time(0, 100, 105, probe), Ok(11));
+        assert_eq!(seek_time(0, 100, 350, probe), Ok(50), "inside the lost range");
+        assert_eq!(seek_time(0, 100, 5000, probe), Ok(100));
+        assert_eq!(seek_time(40, 100, 0, probe), Ok(50));
+    }
+
+    #[test]
+    fn streaming_reads_match_and_fail_like_loaded_chunks() {
+        use crate::sim::MemDir;
+        use crate::storage::{OpenMode, Storage};
+        let (data, recs) = segment(23, 5);
+        let seg = meta(23, 5, &data, &recs);
+        let table = Table::new(&recs);
+        let d = MemDir::new();
+        d.set_file_bytes("s", &data);
+        let f = d.open("s", OpenMode::Read).unwrap();
+        let pos = ChunkPos::sealed(&seg, 5, &table, 2).unwrap();
+        let mut buf = vec![0u8; 13];
+        let mut out = vec![0u8; 64];
+        let h = read_streaming(&f, &pos, 1 << 20, 1012, &mut buf, &mut out).unwrap().unwrap();
+        assert_eq!(&out[..h.len as usize], b"e12");
+        let mut big = vec![0u8; 4096];
+        let n = load_chunk(&f, &pos, 1 << 20, &mut big).unwrap().unwrap();
+        assert_eq!(n as u64, pos.len());
+        assert!(matches!(read_streaming(&f, &pos, 1 << 20, 1012, &mut buf, &mut out[..1]).unwrap(), Err(None)));
+        let mut bad = data.clone();
+        bad[pos.end as usize - 1] ^= 1;
+        d.set_file_bytes("s", &bad);
+        let f = d.open("s", OpenMode::Read).unwrap();
+        assert!(matches!(read_streaming(&f, &pos, 1 << 20, 1012, &mut buf, &mut out).unwrap(), Err(Some(_))));
+        assert!(load_chunk(&f, &pos, 1 << 20, &mut big).unwrap().is_err());
+    }
+}
