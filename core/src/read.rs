@@ -394,10 +394,10 @@ pub fn load_chunk<F: StorageFile>(
 /// Reads entry `target` of chunk `pos` without holding the whole chunk:
 /// every byte of the chunk is hashed as it streams through `buf` (at least
 /// [`HEADER_LEN`] bytes), the target's stored payload is read straight into
-/// `out`, and only if the chunk's CRC and framing check out is its header
-/// returned (the payload is then `out[..header.len]`). For chunks larger
-/// than a platform's read buffer; `Ok(Err(None))` means `out` is too small
-/// (nothing else was wrong up to the target).
+/// `out`, and only if the chunk's CRC and framing check out are its header
+/// and byte offset returned (the payload is then `out[..header.len]`). For
+/// chunks larger than a platform's read buffer; `Ok(Err(None))` means
+/// `out` is too small (nothing else was wrong up to the target).
 #[allow(clippy::type_complexity)]
 pub fn read_streaming<F: StorageFile>(
     file: &F,
@@ -406,7 +406,7 @@ pub fn read_streaming<F: StorageFile>(
     target: u64,
     buf: &mut [u8],
     out: &mut [u8],
-) -> Result<Result<EntryHeader, Option<ChunkDamage>>, F::Error> {
+) -> Result<Result<(EntryHeader, u64), Option<ChunkDamage>>, F::Error> {
     let mut h = crc32fast::Hasher::new();
     let mut at = pos.start;
     let mut found = None;
@@ -433,7 +433,7 @@ pub fn read_streaming<F: StorageFile>(
                 return Ok(Err(Some(pos.damage(body, e))));
             }
             h.update(dst);
-            found = Some(header);
+            found = Some((header, at));
         } else {
             let mut done = 0usize;
             while done < len {
@@ -624,7 +624,7 @@ mod tests {
         let pos = ChunkPos::sealed(&seg, 5, &table, 2).unwrap();
         let mut buf = vec![0u8; 13];
         let mut out = vec![0u8; 64];
-        let h = read_streaming(&f, &pos, 1 << 20, 1012, &mut buf, &mut out).unwrap().unwrap();
+        let (h, _) = read_streaming(&f, &pos, 1 << 20, 1012, &mut buf, &mut out).unwrap().unwrap();
         assert_eq!(&out[..h.len as usize], b"e12");
         let mut big = vec![0u8; 4096];
         let n = load_chunk(&f, &pos, 1 << 20, &mut big).unwrap().unwrap();

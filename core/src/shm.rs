@@ -22,7 +22,7 @@ use core::sync::atomic::{AtomicU64, Ordering, fence};
 use crate::error::NameError;
 use crate::state::offsets::{
     self, CLAIMED, FILE_SIZE, HEADER_SIZE, MAGIC, NAME_FIELD, SLOT_SIZE, SLOTS, VERSION, VERSION_GO, name_check,
-    name_field, probe_order, slot, validate_group,
+    name_field, probe_order, safe_offset, slot, validate_group,
 };
 use crate::state::{Counter, DurableHead, HEAD_LINE, SEQ_OFFSET, STATE_LINE, STATE_SIZE};
 use crate::wire::WireError;
@@ -199,16 +199,14 @@ impl GroupSlot {
     /// `None` (nothing written) if the slot no longer holds the group.
     pub fn advance(&self, words: &[AtomicU64], offset: u64, now_ns: u64) -> Option<u64> {
         let s = self.words(words)?;
-        let prev = s[W_OFFSET].fetch_max(offset, Ordering::AcqRel);
-        touch(s, now_ns);
-        Some(prev.max(offset))
+        Some(advance_slot(s, offset, now_ns))
     }
 
     /// [`OffsetsTable::get`] at this slot: `Some(None)` if the group has
     /// claimed the slot but set no offset yet, `None` if the slot no longer
     /// holds the group.
     pub fn get(&self, words: &[AtomicU64]) -> Option<Option<GroupOffset>> {
-        self.words(words).map(read_slot)
+        self.words(words).map(|s| read_slot(s, VERSION))
     }
 }
 
@@ -220,6 +218,9 @@ pub struct OffsetsTable<'a> {
     /// A Go-written (version 1) table read without upgrading it: its slots
     /// have no stored name checks, so they are computed from the names.
     go: bool,
+    /// The table's version (an older one is read as it is, never upgraded
+    /// by a lookup).
+    version: u32,
 }
 
 const SLOT_WORDS: usize = SLOT_SIZE / 8;
@@ -227,6 +228,7 @@ const W_OFFSET: usize = slot::OFFSET / 8;
 const W_LAST: usize = slot::LAST_UPDATE / 8;
 const W_ACKS: usize = slot::ACK_COUNT / 8;
 const W_CHECK: usize = slot::NAME_CHECK / 8;
+const W_OFFSET_CHECK: usize = slot::OFFSET_CHECK / 8;
 const NAME_WORDS: usize = NAME_FIELD / 8;
 /// How long to wait for another process to finish claiming a slot.
 const CLAIM_WAIT: u32 = 20_000;
@@ -249,13 +251,12 @@ impl<'a> OffsetsTable<'a> {
             // Only one opener may initialise; others see the header.
             let _ = words[0].compare_exchange(0, fresh, Ordering::AcqRel, Ordering::Acquire);
         }
-        let header = words[0].load(Ordering::Acquire).to_le_bytes();
-        let version = offsets::check_header(&header, FILE_SIZE as u64).map_err(OffsetsError::Layout)?;
-        let t = OffsetsTable { words, pause, go: false };
-        if version == VERSION_GO {
-            t.upgrade_go();
-            let go = u64::from(VERSION_GO) | u64::from(MAGIC) << 32;
-            let _ = words[0].compare_exchange(go, fresh, Ordering::AcqRel, Ordering::Acquire);
+        let header = words[0].load(Ordering::Acquire);
+        let version = offsets::check_header(&header.to_le_bytes(), FILE_SIZE as u64).map_err(OffsetsError::Layout)?;
+        let t = OffsetsTable { words, pause, go: false, version: VERSION };
+        if version < VERSION {
+            t.upgrade(version);
+            let _ = words[0].compare_exchange(header, fresh, Ordering::AcqRel, Ordering::Acquire);
         }
         Ok(t)
     }
@@ -279,7 +280,7 @@ impl<'a> OffsetsTable<'a> {
             return Ok(None);
         }
         let version = offsets::check_header(&header.to_le_bytes(), FILE_SIZE as u64).map_err(OffsetsError::Layout)?;
-        Ok(Some(OffsetsTable { words, pause, go: version == VERSION_GO }))
+        Ok(Some(OffsetsTable { words, pause, go: version == VERSION_GO, version }))
     }
 
     /// The name check of a slot: stored, or for a Go table computed from
@@ -293,17 +294,22 @@ impl<'a> OffsetsTable<'a> {
         if len > 0 && len < NAME_FIELD { name_check(&name) } else { 0 }
     }
 
-    /// Adds name checks to the named slots of a Go-written table.
-    fn upgrade_go(&self) {
+    /// Adds name checks to the named slots of a Go-written table (version
+    /// 1) and offset checks to every named slot of an older one.
+    fn upgrade(&self, from: u32) {
         for i in 0..SLOTS {
             let s = self.slot(i);
             let name = read_name(s);
             let len = name.iter().position(|&b| b == 0).unwrap_or(NAME_FIELD);
-            if len > 0 && len < NAME_FIELD && load_check(s) != name_check(&name) {
+            if from == VERSION_GO && len > 0 && len < NAME_FIELD && load_check(s) != name_check(&name) {
                 if s[W_LAST].load(Ordering::Acquire) == 0 {
                     s[W_LAST].store(CLAIMED as u64, Ordering::Release);
                 }
                 s[W_CHECK].store(u64::from(name_check(&name)), Ordering::Release);
+            }
+            if s[W_LAST].load(Ordering::Acquire) != 0 {
+                let o = s[W_OFFSET].load(Ordering::Acquire);
+                s[W_OFFSET_CHECK].store(!o, Ordering::Release);
             }
         }
     }
@@ -368,7 +374,7 @@ impl<'a> OffsetsTable<'a> {
     }
 
     fn read_slot(&self, i: usize) -> Option<GroupOffset> {
-        read_slot(self.slot(i))
+        read_slot(self.slot(i), self.version)
     }
 
     /// `group`'s slot if it has one. Never claims.
@@ -402,6 +408,8 @@ impl<'a> OffsetsTable<'a> {
                 for (k, w) in s[..NAME_WORDS].iter().enumerate() {
                     w.store(word(&field, k), Ordering::Relaxed);
                 }
+                // A fresh slot's offset is 0: its check is !0.
+                s[W_OFFSET_CHECK].store(!s[W_OFFSET].load(Ordering::Acquire), Ordering::Release);
                 s[W_CHECK].store(u64::from(name_check(&field)), Ordering::Release);
                 return Ok(i);
             }
@@ -413,17 +421,58 @@ impl<'a> OffsetsTable<'a> {
     /// offset now stored.
     pub fn advance(&self, group: &str, offset: u64, now_ns: u64) -> Result<u64, OffsetsError> {
         let s = self.slot(self.claim(group)?);
-        let prev = s[W_OFFSET].fetch_max(offset, Ordering::AcqRel);
-        touch(s, now_ns);
-        Ok(prev.max(offset))
+        Ok(advance_slot(s, offset, now_ns))
     }
 
     /// Sets `group`'s offset to `offset`, backwards if need be (replay).
     pub fn set(&self, group: &str, offset: u64, now_ns: u64) -> Result<(), OffsetsError> {
         let s = self.slot(self.claim(group)?);
         s[W_OFFSET].store(offset, Ordering::Release);
+        heal(s);
         touch(s, now_ns);
         Ok(())
+    }
+
+    /// Slots whose offset does not match its check (damage, or a writer
+    /// killed between its two stores): `(slot, group, stored offset, the
+    /// offset read instead)`. Tables before version 3 have no checks.
+    pub fn damaged_offsets(&self, mut f: impl FnMut(usize, &str, u64, u64)) {
+        if self.version < VERSION {
+            return;
+        }
+        for i in 0..SLOTS {
+            let s = self.slot(i);
+            let name = read_name(s);
+            let stored = self.check(s);
+            if stored == 0 || stored != name_check(&name) || load_acquire(&s[W_LAST]) <= CLAIMED as u64 {
+                continue;
+            }
+            let (o, c) = settled_offset(s);
+            if c != !o {
+                let len = name.iter().position(|&b| b == 0).unwrap_or(NAME_FIELD);
+                let group = core::str::from_utf8(&name[..len]).unwrap_or("");
+                f(i, group, o, safe_offset(o, c, VERSION));
+            }
+        }
+    }
+
+    /// Stores the safe value ([`safe_offset`]) in every slot whose offset
+    /// does not match its check; returns how many were fixed. For repairs.
+    pub fn heal_damaged(&self) -> usize {
+        let mut n = 0;
+        for i in 0..SLOTS {
+            let s = self.slot(i);
+            if load_acquire(&s[W_LAST]) <= CLAIMED as u64 {
+                continue;
+            }
+            let (o, c) = settled_offset(s);
+            if c != !o {
+                s[W_OFFSET].store(safe_offset(o, c, VERSION), Ordering::Release);
+                heal(s);
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Calls `f` for every group that has an offset.
@@ -475,13 +524,63 @@ fn touch(s: &[AtomicU64], now_ns: u64) {
     s[W_ACKS].fetch_add(1, Ordering::Relaxed);
 }
 
-fn read_slot(s: &[AtomicU64]) -> Option<GroupOffset> {
+fn read_slot(s: &[AtomicU64], version: u32) -> Option<GroupOffset> {
     let last = load_acquire(&s[W_LAST]);
-    (last > CLAIMED as u64).then(|| GroupOffset {
-        offset: load_acquire(&s[W_OFFSET]),
-        last_update: last,
-        updates: s[W_ACKS].load(Ordering::Relaxed),
+    (last > CLAIMED as u64).then(|| {
+        let (o, c) = if version < VERSION { (load_acquire(&s[W_OFFSET]), 0) } else { settled_offset(s) };
+        GroupOffset { offset: safe_offset(o, c, version), last_update: last, updates: s[W_ACKS].load(Ordering::Relaxed) }
     })
+}
+
+/// Reads `(offset, offset check)`, waiting out a concurrent update (a
+/// writer stores the offset, then its check): a mismatch that outlasts a
+/// few re-reads is damage or a writer killed in between.
+fn settled_offset(s: &[AtomicU64]) -> (u64, u64) {
+    let mut pair = (0, 0);
+    for _ in 0..64 {
+        let o = load_acquire(&s[W_OFFSET]);
+        let c = load_acquire(&s[W_OFFSET_CHECK]);
+        pair = (o, c);
+        if c == !o {
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    pair
+}
+
+/// Raises a slot's offset to `offset` and updates its check. A mismatch
+/// found first (damage) is replaced by the safe value before the raise, so
+/// a flipped-up offset is never made to look valid.
+fn advance_slot(s: &[AtomicU64], offset: u64, now_ns: u64) -> u64 {
+    let o = s[W_OFFSET].load(Ordering::Acquire);
+    if s[W_OFFSET_CHECK].load(Ordering::Acquire) != !o {
+        let (o, c) = settled_offset(s);
+        if c != !o {
+            let _ = s[W_OFFSET].compare_exchange(o, safe_offset(o, c, VERSION), Ordering::AcqRel, Ordering::Acquire);
+            heal(s);
+        }
+    }
+    let prev = s[W_OFFSET].fetch_max(offset, Ordering::AcqRel);
+    if prev < offset {
+        heal(s);
+    }
+    touch(s, now_ns);
+    prev.max(offset)
+}
+
+/// Makes the offset check match the offset as it is now. Concurrent
+/// healers converge: each stops only after seeing the two agree, and every
+/// store is followed by another look.
+fn heal(s: &[AtomicU64]) {
+    loop {
+        let o = s[W_OFFSET].load(Ordering::Acquire);
+        let c = s[W_OFFSET_CHECK].load(Ordering::Acquire);
+        if c == !o {
+            return;
+        }
+        let _ = s[W_OFFSET_CHECK].compare_exchange(c, !o, Ordering::AcqRel, Ordering::Acquire);
+    }
 }
 
 enum Settled {
@@ -710,6 +809,77 @@ mod tests {
         let t = OffsetsTable::open(&w, noop).unwrap();
         assert_eq!(t.get("billing").unwrap().unwrap().offset, 250);
         assert_eq!(w[0].load(Ordering::Relaxed) as u32, VERSION);
+    }
+
+    #[test]
+    fn a_flipped_offset_bit_never_makes_a_group_skip() {
+        let w = words(OFFSETS_WORDS);
+        let t = OffsetsTable::open(&w, noop).unwrap();
+        t.advance("billing", 500, 10).unwrap();
+        let slot = t.find_slot("billing").unwrap().unwrap();
+        let s = t.slot(slot.index());
+        // a bit flipped up at rest: read as the value before
+        s[W_OFFSET].fetch_xor(1 << 3, Ordering::Relaxed); // 500 -> 508
+        let r = OffsetsTable::open_read(&w, noop).unwrap().unwrap();
+        assert_eq!(r.get("billing").unwrap().unwrap().offset, 500);
+        assert_eq!(slot.get(&w).unwrap().unwrap().offset, 500);
+        let mut found = Vec::new();
+        r.damaged_offsets(|i, g, stored, safe| found.push((i, String::from(g), stored, safe)));
+        assert_eq!(found, [(slot.index(), "billing".into(), 508, 500)]);
+        // an ack does not make the flipped value look valid
+        assert_eq!(t.advance("billing", 501, 11).unwrap(), 501);
+        assert_eq!(r.get("billing").unwrap().unwrap().offset, 501);
+        let mut again = 0;
+        r.damaged_offsets(|_, _, _, _| again += 1);
+        assert_eq!(again, 0);
+        // a flipped check bit, healed by a repair
+        s[W_OFFSET_CHECK].fetch_xor(1 << 40, Ordering::Relaxed);
+        assert_eq!(r.get("billing").unwrap().unwrap().offset, 501);
+        assert_eq!(t.heal_damaged(), 1);
+        assert_eq!(t.heal_damaged(), 0);
+        assert_eq!(r.get("billing").unwrap().unwrap().offset, 501);
+    }
+
+    #[test]
+    fn concurrent_acks_and_seeks_leave_every_check_matching() {
+        let w = words(OFFSETS_WORDS);
+        let t = OffsetsTable::open(&w, std::thread::yield_now).unwrap();
+        std::thread::scope(|sc| {
+            for k in 0..4u64 {
+                sc.spawn(move || {
+                    for i in 0..300u64 {
+                        if k == 3 && i % 50 == 0 {
+                            t.set("g", i, 5).unwrap();
+                        } else {
+                            t.advance("g", i * 4 + k, 5).unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        let mut bad = 0;
+        t.damaged_offsets(|_, _, _, _| bad += 1);
+        assert_eq!(bad, 0);
+    }
+
+    #[test]
+    fn older_comet_tables_get_offset_checks_on_the_first_write() {
+        let w = words(OFFSETS_WORDS);
+        let t = OffsetsTable::open(&w, noop).unwrap();
+        t.advance("billing", 42, 10).unwrap();
+        // as an earlier comet wrote it: version 2, no offset checks
+        let s = t.slot(t.find_slot("billing").unwrap().unwrap().index());
+        s[W_OFFSET_CHECK].store(0, Ordering::Relaxed);
+        w[0].store(2 | u64::from(MAGIC) << 32, Ordering::Relaxed);
+        let r = OffsetsTable::open_read(&w, noop).unwrap().unwrap();
+        assert_eq!(r.get("billing").unwrap().unwrap().offset, 42);
+        let mut bad = 0;
+        r.damaged_offsets(|_, _, _, _| bad += 1);
+        assert_eq!(bad, 0, "no checks to fail");
+        let t = OffsetsTable::open(&w, noop).unwrap();
+        assert_eq!(w[0].load(Ordering::Relaxed) as u32, VERSION);
+        assert_eq!(s[W_OFFSET_CHECK].load(Ordering::Relaxed), !42);
+        assert_eq!(t.get("billing").unwrap().unwrap().offset, 42);
     }
 
     #[test]

@@ -30,9 +30,11 @@ pub struct EmbeddedConfig {
     /// (header plus the raw-frame wrapping of a payload that starts with the
     /// zstd magic).
     pub write_buffer_bytes: u32,
-    /// Scratch for stored zstd frames while reading, one per log (default
-    /// 64 KiB; at least the stored size of a maximal entry, so every entry
-    /// is readable).
+    /// The read buffer, one per log (default 64 KiB; at least the stored
+    /// size of a maximal entry, so every entry is readable): a chunk that
+    /// fits is read whole with one `pread` and checked once, then served
+    /// from here; a larger chunk streams through it (lower
+    /// `boundary_interval` for large entries).
     pub read_buffer_bytes: u32,
     /// Checkpoint chunks the active segment may hold (default 1024,
     /// `2..=1_000_000`); the segment rotates when it is full. Sets the
@@ -95,8 +97,9 @@ pub struct HeapBudget {
     /// shard state. The manifest (48 + 8 per chunk bytes per *sealed*
     /// segment) comes on top and is bounded by retention.
     pub per_shard: usize,
-    /// Per log: read scratch, decoder window and tables, compressor
-    /// (if enabled) including its transient per-call scratch.
+    /// Per log: read buffer, a sealed segment's chunk table
+    /// (`checkpoint_capacity` records), decoder window and tables,
+    /// compressor (if enabled) including its transient per-call scratch.
     pub shared: usize,
 }
 
@@ -181,7 +184,8 @@ impl EmbeddedConfig {
         // plus per-call scratch (about 130 KiB output and tables).
         let compressor =
             if self.min_compress_size.is_some() { 8 * crate::compress::COMPRESS_WINDOW + (512 << 10) } else { 0 };
-        HeapBudget { per_shard, shared: self.read_buffer_bytes as usize + decoder + compressor + (16 << 10) }
+        let reads = self.read_buffer_bytes as usize + chunks;
+        HeapBudget { per_shard, shared: reads + decoder + compressor + (16 << 10) }
     }
 }
 

@@ -4,9 +4,7 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | [`storage`] | the core's `Storage` over a directory: `openat`, `pread`, `pwrite(v)`, `fdatasync`, directory `fsync` |
-//! | `mmap` | the only `unsafe`: `MAP_SHARED` views of `comet.state` / `offsets.state` as `&[AtomicU64]` |
-//! | [`lock`] | `writer.lock` with `flock`, holder pid inside |
+//! | [`storage`], [`lock`] | from `comet-linux`, the Linux layer the std crate shares: the core's `Storage` over a directory (`openat`, `pread`, `pwrite(v)`, `fdatasync`), `writer.lock`, the state files' rules |
 //! | [`compress`] | `ruzstd` compressor and decoder |
 //! | [`config`] | [`EmbeddedConfig`], validation, the heap budget |
 //! | [`Log`] | shards, append, sync, `tick`, close |
@@ -41,13 +39,12 @@ pub mod compress;
 pub mod config;
 mod error;
 pub mod helper;
-pub mod lock;
 mod log;
-mod mmap;
 mod read;
 pub mod retention;
 mod shard;
-pub mod storage;
+
+pub use comet_linux::{lock, storage};
 
 pub use comet_core::config::RetentionConfig;
 pub use comet_core::shard::RecoveryReport;
@@ -60,10 +57,4 @@ pub use read::{Consumer, Entry};
 pub use retention::RetentionReport;
 pub use shard::{MappedHead, OFFSETS_QUARANTINE};
 
-/// Nanoseconds since the Unix epoch from the system clock (0 if the clock
-/// is before 1970) — the `now` the log's methods take.
-pub fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
+pub use comet_linux::now_ns;

@@ -12,7 +12,8 @@ use crate::compress::{SharedCompressor, ZstdDecompressor};
 use crate::config::{EmbeddedConfig, MAX_SHARDS};
 use crate::error::{Error, Op};
 use crate::shard::OpenShard;
-use crate::storage::DirStorage;
+use comet_core::shard::ReadBuf;
+use comet_linux::{DirStorage, FsFile};
 
 /// What one [`Log::tick`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,7 +41,10 @@ pub struct Log {
     pub(crate) shards: heapless::Vec<Box<OpenShard>, MAX_SHARDS>,
     pub(crate) compressor: SharedCompressor,
     pub(crate) decoder: ZstdDecompressor,
-    pub(crate) read_buf: Box<[u8]>,
+    /// The last chunk read (checked), its segment's file and chunk table.
+    pub(crate) reads: ReadBuf<FsFile>,
+    /// The shard `reads` holds data of.
+    pub(crate) read_of: Option<ShardId>,
     pub(crate) last_retention: u64,
     pub(crate) scratch: crate::retention::Scratch,
 }
@@ -71,7 +75,8 @@ impl Log {
             shards: heapless::Vec::new(),
             compressor: SharedCompressor::new(cfg.min_compress_size.is_some().then_some(cfg.max_entry_size as usize)),
             decoder,
-            read_buf: vec![0u8; cfg.read_buffer_bytes as usize].into_boxed_slice(),
+            reads: ReadBuf::fixed(cfg.read_buffer_bytes as usize, cfg.checkpoint_capacity as usize),
+            read_of: None,
             last_retention: now,
             scratch: crate::retention::Scratch::default(),
         };
@@ -133,10 +138,11 @@ impl Log {
         Ok(&self.shard(id)?.report)
     }
 
-    /// True if `offsets.state` of shard `id` was invalid at open and was
-    /// replaced (kept as `offsets.state.corrupt`).
+    /// True if `offsets.state` of shard `id` was damaged at open and was
+    /// replaced by the slots that still checked out (the damaged file is
+    /// kept as `offsets.state.corrupt`).
     pub fn offsets_were_reset(&self, id: ShardId) -> Result<bool, Error> {
-        Ok(self.shard(id)?.offsets_reset)
+        Ok(self.shard(id)?.offsets_settled.replaced.is_some())
     }
 
     /// Appends `entries` to shard `id` as one batch stamped `now` (ns since

@@ -1,10 +1,12 @@
 //! Reading into caller buffers, and consumer groups over `offsets.state`.
 //!
-//! Reads never allocate: the stored payload is copied with `pread` into the
-//! caller's buffer; a zstd frame is moved to the log's preallocated read
-//! scratch and decoded back into the caller's buffer. Only durable entries
-//! are readable. A read that meets a damaged entry fails with an error
-//! naming it and never skips it.
+//! Reads never allocate: the entry's chunk is read with one `pread` into
+//! the log's preallocated read buffer and checked against its CRC-32 (the
+//! core's read path, `comet_core::read`), then the payload is copied into
+//! the caller's buffer, or decoded into it from a zstd frame. A chunk
+//! larger than the read buffer streams through it. Only durable entries
+//! are readable. A read that meets a damaged chunk fails with an error
+//! naming its entries and never skips it.
 //!
 //! Consumer groups keep a cumulative offset per shard — the next entry to
 //! read — in the shard's `offsets.state`, shared with every process (and
@@ -13,16 +15,13 @@
 //! restart.
 
 use comet_core::ShardId;
-use comet_core::shard::{EntryLocation, read_entry_into};
 use comet_core::state::Counter;
 use comet_core::state::offsets::{MAX_GROUP_LEN, validate_group};
-use comet_core::storage::{OpenMode, Storage};
-use comet_core::wire::{Decompressor, is_frame, segment_file_name};
+use comet_core::wire::{Decompressor, is_frame};
 
 use crate::config::MAX_SHARDS;
 use crate::error::{EngineError, Error};
 use crate::log::Log;
-use crate::shard::OpenShard;
 
 /// An entry read into a caller's buffer: the payload is `buf[..len]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,50 +40,22 @@ pub struct Entry {
 
 fn engine_err(shard: ShardId) -> impl Fn(EngineError) -> Error {
     move |source| match source {
-        comet_core::Error::Capacity { needed, available, .. } => Error::BufferTooSmall { needed, available },
+        comet_core::Error::Capacity { needed, available, what: "read buffer" } => {
+            Error::BufferTooSmall { needed, available }
+        }
         source => Error::Engine { shard, source },
-    }
-}
-
-/// Reads the stored payload of `entry` into `out`, keeping the sealed
-/// segment's file open for the next read.
-fn read_stored(
-    s: &mut OpenShard,
-    loc: &EntryLocation,
-    entry: u64,
-    out: &mut [u8],
-) -> Result<comet_core::shard::EntryRef, EngineError> {
-    let go =
-        |file: &_, out: &mut [u8]| read_entry_into(file, loc.base, loc.from, entry, loc.limit, loc.max_stored, out);
-    if loc.active {
-        return go(s.engine.active_file(), out);
-    }
-    if s.reader.as_ref().is_none_or(|(base, _)| *base != loc.base) {
-        s.reader = None;
-        let name = segment_file_name(loc.base);
-        let f = s.engine.storage().open(&name, OpenMode::Read).map_err(|e| comet_core::Error::Storage {
-            op: comet_core::error::IoOp::Open,
-            file: name,
-            source: e,
-        })?;
-        s.reader = Some((loc.base, f));
-    }
-    match &s.reader {
-        Some((_, f)) => go(f, out),
-        None => Err(comet_core::Error::EntryUnavailable {
-            entry,
-            first: s.engine.first_entry(),
-            end: s.engine.durable_end(),
-        }),
     }
 }
 
 impl Log {
     /// Reads durable entry `entry` of shard `id` into `buf` (decoding a
     /// compressed payload) without allocating. The payload is
-    /// `buf[..returned.len]`. Errors: [`Error::BufferTooSmall`],
-    /// [`Error::Engine`] with `EntryUnavailable` (not durable, retained or
-    /// present) or `Corrupt`, [`Error::Decompress`].
+    /// `buf[..returned.len]`. The entry's chunk is checked against its
+    /// checksum first (one `pread` per chunk: sequential reads are served
+    /// from the checked chunk). Errors: [`Error::BufferTooSmall`],
+    /// [`Error::Engine`] with `Damaged` (the chunk fails its checksum),
+    /// `Lost` (a range recorded as lost), `EntryUnavailable` (not durable
+    /// or retained), [`Error::Decompress`].
     pub fn read_into(&mut self, id: ShardId, entry: u64, buf: &mut [u8]) -> Result<Entry, Error> {
         let i = self.index(id).ok_or(Error::ShardNotOpen(id))?;
         let r = self.read_in(i, entry, buf);
@@ -97,42 +68,28 @@ impl Log {
     }
 
     fn read_in(&mut self, i: usize, entry: u64, buf: &mut [u8]) -> Result<Entry, Error> {
-        let s = &mut *self.shards[i];
+        let s = &*self.shards[i];
         let id = s.id;
-        let loc = s.engine.locate(entry).map_err(engine_err(id))?;
-        let stored = match read_stored(s, &loc, entry, buf) {
-            Ok(r) => (r, false),
-            // A payload with the zstd magic is stored in a raw frame a few
-            // bytes longer than itself: read it into the scratch instead.
-            Err(comet_core::Error::Capacity { .. }) => {
-                let r = read_stored(s, &loc, entry, &mut self.read_buf).map_err(engine_err(id))?;
-                (r, true)
-            }
-            Err(e) => return Err(engine_err(id)(e)),
-        };
-        let (r, in_scratch) = stored;
-        let n = r.header.len as usize;
-        let frame: &[u8] = if in_scratch {
-            if !is_frame(&self.read_buf[..n]) {
-                return Err(Error::BufferTooSmall { needed: n as u64, available: buf.len() as u64 });
-            }
-            &self.read_buf[..n]
-        } else if is_frame(&buf[..n]) {
-            let Some(dst) = self.read_buf.get_mut(..n) else {
-                return Err(Error::BufferTooSmall { needed: n as u64, available: self.read_buf.len() as u64 });
+        if self.read_of != Some(id) {
+            self.reads.clear();
+            self.read_of = Some(id);
+        }
+        let (header, stored) = s.engine.read_stored(entry, &mut self.reads).map_err(engine_err(id))?;
+        let timestamp = header.timestamp;
+        if !is_frame(stored) {
+            let Some(dst) = buf.get_mut(..stored.len()) else {
+                return Err(Error::BufferTooSmall { needed: stored.len() as u64, available: buf.len() as u64 });
             };
-            dst.copy_from_slice(&buf[..n]);
-            &self.read_buf[..n]
-        } else {
-            return Ok(Entry { shard: id, entry, timestamp: r.header.timestamp, len: n, compressed: false });
-        };
-        let len = self.decoder.decompress(frame, buf).map_err(|error| match error {
+            dst.copy_from_slice(stored);
+            return Ok(Entry { shard: id, entry, timestamp, len: stored.len(), compressed: false });
+        }
+        let len = self.decoder.decompress(stored, buf).map_err(|error| match error {
             comet_core::wire::WireError::OutputTooSmall { needed } => {
                 Error::BufferTooSmall { needed, available: buf.len() as u64 }
             }
             error => Error::Decompress { shard: id, entry, error },
         })?;
-        Ok(Entry { shard: id, entry, timestamp: r.header.timestamp, len, compressed: true })
+        Ok(Entry { shard: id, entry, timestamp, len, compressed: true })
     }
 
     /// The stored offset (next entry to read) of `group` on shard `id`, or

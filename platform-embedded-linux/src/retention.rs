@@ -73,10 +73,6 @@ fn delete(s: &mut OpenShard, n: usize, report: &mut RetentionReport) -> Result<(
     report.segments += d.segments;
     report.bytes += d.bytes;
     report.entries += d.entries;
-    // A kept read handle would pin a deleted file's space.
-    if s.reader.as_ref().is_some_and(|(base, _)| *base < s.engine.first_entry()) {
-        s.reader = None;
-    }
     Ok(())
 }
 
@@ -125,6 +121,10 @@ impl Log {
             s.bump(Counter::ProtectedSkips, plan.protected as u64);
             report.protected += plan.protected as u64;
             delete(s, plan.delete, &mut report)?;
+            if self.read_of == Some(s.id) {
+                // A kept read handle would pin a deleted file's space.
+                self.reads.forget_below(s.engine.first_entry());
+            }
             let oldest = s.engine.manifest().sealed.first().map_or(0, |seg| seg.first_ts);
             s.bump(Counter::OldestEntryNs, oldest);
             s.drain_counters();
@@ -170,6 +170,9 @@ impl Log {
             report.protected += p.protected as u64;
             s.bump(Counter::ProtectedSkips, p.protected as u64);
             delete(s, p.delete, report)?;
+            if self.read_of == Some(s.id) {
+                self.reads.forget_below(s.engine.first_entry());
+            }
             if p.forced > 0 {
                 report.forced += p.forced as u64;
                 s.bump(Counter::ForcedDeletions, p.forced as u64);

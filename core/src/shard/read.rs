@@ -25,13 +25,24 @@ pub struct EntryRef {
     pub header: EntryHeader,
 }
 
+/// What a [`ReadBuf`] remembers about the last chunk it read.
+#[derive(Debug, Clone, Copy)]
+enum Held {
+    Nothing,
+    /// `chunk[..len]` holds this chunk, checked.
+    Chunk(ChunkPos, usize),
+    /// This chunk (too large for the buffer) was streamed and checked up
+    /// to entry `next`, which starts at byte `at`: a sequential read of
+    /// `next` reads it straight from the file.
+    Streamed { pos: ChunkPos, next: u64, at: u64 },
+}
+
 /// Buffers of a reader over [`Storage`]: the last checked chunk, the last
 /// sealed segment's file and its checked chunk table.
 #[derive(Debug)]
 pub struct ReadBuf<F> {
     chunk: Vec<u8>,
-    /// The chunk `chunk[..len]` holds, checked.
-    held: Option<(ChunkPos, usize)>,
+    held: Held,
     /// May `chunk` grow to hold a chunk (else larger chunks stream).
     grow: bool,
     /// Records of the last sealed segment's chunk table, checked.
@@ -49,7 +60,7 @@ impl<F> ReadBuf<F> {
     pub fn fixed(chunk_bytes: usize, table_records: usize) -> ReadBuf<F> {
         ReadBuf {
             chunk: vec![0u8; chunk_bytes.max(crate::wire::HEADER_LEN)],
-            held: None,
+            held: Held::Nothing,
             grow: false,
             table: Vec::with_capacity(table_records * 8),
             table_cap: table_records * 8,
@@ -62,7 +73,7 @@ impl<F> ReadBuf<F> {
     pub fn growing() -> ReadBuf<F> {
         ReadBuf {
             chunk: Vec::new(),
-            held: None,
+            held: Held::Nothing,
             grow: true,
             table: Vec::new(),
             table_cap: usize::MAX,
@@ -80,9 +91,15 @@ impl<F> ReadBuf<F> {
         if self.table_of.is_some_and(|b| b < first) {
             self.table_of = None;
         }
-        if self.held.is_some_and(|(p, _)| p.segment < first) {
-            self.held = None;
-        }
+        self.held = Held::Nothing;
+    }
+
+    /// Forgets everything (e.g. before reading another shard with the same
+    /// buffers).
+    pub fn clear(&mut self) {
+        self.held = Held::Nothing;
+        self.table_of = None;
+        self.file = None;
     }
 
     /// Bytes allocated.
@@ -107,6 +124,17 @@ fn sealed_file<'a, S: Storage>(
         Some((_, f)) => Ok(f),
         None => Err(Error::Capacity { what: "open segment", needed: 1, available: 0 }),
     }
+}
+
+/// The stored payload of `entry` in a checked chunk's bytes.
+fn serve<'a, E>(bytes: &'a [u8], pos: &ChunkPos, entry: u64) -> Result<(EntryHeader, &'a [u8]), Error<E>> {
+    let mut it = ChunkEntries::new(bytes, pos.first);
+    it.skip_to(entry);
+    let Some(e) = it.next() else {
+        return Err(damaged(pos.damage(pos.start, WireError::Truncated { needed: 1, available: 0 })));
+    };
+    let len = u32::try_from(e.stored.len()).unwrap_or(u32::MAX);
+    Ok((EntryHeader { len, timestamp: e.timestamp }, e.stored))
 }
 
 fn damaged<E>(d: ChunkDamage) -> Error<E> {
@@ -231,73 +259,104 @@ where
         ChunkPos::sealed(seg, interval, &Table::new(&rb.table), k).ok_or_else(unavailable)
     }
 
-    /// Reads durable entry `entry` into `out` (the *stored* payload: raw
-    /// bytes, or a zstd frame when it starts with the magic, is
-    /// `out[..header.len]`), checking its chunk first (see [`crate::read`]):
+    /// Reads durable entry `entry`, checking its chunk first (see
+    /// [`crate::read`]), and returns its header and *stored* payload (raw
+    /// bytes, or a zstd frame when it starts with the magic), held in `rb`:
     /// [`Error::Damaged`] if the chunk fails its CRC or framing,
     /// [`Error::Lost`] / [`Error::EntryUnavailable`] as
-    /// [`locate`](Shard::locate), [`Error::Capacity`] if `out` is too small.
-    pub fn read_with(&self, entry: u64, rb: &mut ReadBuf<S::File>, out: &mut [u8]) -> Result<EntryRef, Error<S::Error>> {
+    /// [`locate`](Shard::locate), [`Error::Capacity`] if a payload does not
+    /// fit a fixed buffer.
+    pub fn read_stored<'a>(
+        &self,
+        entry: u64,
+        rb: &'a mut ReadBuf<S::File>,
+    ) -> Result<(EntryHeader, &'a [u8]), Error<S::Error>> {
         let pos = self.locate(entry, rb)?;
         let max_stored = self.cfg.max_stored();
-        let held = rb.held.filter(|(p, _)| *p == pos).map(|(_, n)| n);
-        let n = match held {
-            Some(n) => n,
-            None => {
-                rb.held = None;
-                let need = usize::try_from(pos.len()).unwrap_or(usize::MAX);
-                if need > rb.chunk.len() && rb.grow {
-                    rb.chunk.resize(need, 0);
-                }
-                if need > rb.chunk.len() {
-                    return self.read_large(&pos, entry, rb, out);
-                }
-                let name = segment_file_name(pos.segment);
-                let loaded = if pos.segment == self.base {
-                    load_chunk(&self.file, &pos, max_stored, &mut rb.chunk)
-                } else {
-                    let file = sealed_file(&self.storage, pos.segment, &mut rb.file)?;
-                    load_chunk(file, &pos, max_stored, &mut rb.chunk)
-                };
-                let n = loaded.ctx(IoOp::Read, &name)?.map_err(damaged)?;
-                rb.held = Some((pos, n));
-                n
+        let name = segment_file_name(pos.segment);
+        match rb.held {
+            Held::Chunk(p, n) if p == pos => return serve(&rb.chunk[..n], &pos, entry),
+            Held::Streamed { pos: p, next, at } if p == pos && next == entry => {
+                // The chunk was streamed and checked a moment ago: read on.
+                return self.read_on(pos, entry, at, rb);
             }
+            _ => {}
+        }
+        rb.held = Held::Nothing;
+        let need = usize::try_from(pos.len()).unwrap_or(usize::MAX);
+        if need > rb.chunk.len() && rb.grow {
+            rb.chunk.resize(need, 0);
+        }
+        let file = if pos.segment == self.base {
+            &self.file
+        } else {
+            sealed_file(&self.storage, pos.segment, &mut rb.file)?
         };
-        let mut it = ChunkEntries::new(&rb.chunk[..n], pos.first);
-        it.skip_to(entry);
-        let Some(e) = it.next() else {
-            return Err(damaged(pos.damage(pos.start, WireError::Truncated { needed: 1, available: 0 })));
-        };
-        let Some(dst) = out.get_mut(..e.stored.len()) else {
-            return Err(Error::Capacity { what: "read buffer", needed: e.stored.len() as u64, available: out.len() as u64 });
-        };
-        dst.copy_from_slice(e.stored);
-        let len = u32::try_from(e.stored.len()).unwrap_or(u32::MAX);
-        Ok(EntryRef { header: EntryHeader { len, timestamp: e.timestamp } })
+        if need <= rb.chunk.len() {
+            let n = load_chunk(file, &pos, max_stored, &mut rb.chunk).ctx(IoOp::Read, &name)?.map_err(damaged)?;
+            rb.held = Held::Chunk(pos, n);
+            return serve(&rb.chunk[..n], &pos, entry);
+        }
+        // Larger than the buffer: stream it, the target's payload into the
+        // buffer, the rest through a small window.
+        let mut window = [0u8; 4096];
+        match read_streaming(file, &pos, max_stored, entry, &mut window, &mut rb.chunk).ctx(IoOp::Read, &name)? {
+            Ok((h, at)) => {
+                let len = h.len as usize;
+                rb.held = Held::Streamed { pos, next: entry + 1, at: at + (crate::wire::HEADER_LEN + len) as u64 };
+                Ok((h, &rb.chunk[..len]))
+            }
+            Err(Some(d)) => Err(damaged(d)),
+            Err(None) => Err(Error::Capacity { what: "read buffer", needed: pos.len(), available: rb.chunk.len() as u64 }),
+        }
     }
 
-    /// [`read_with`](Shard::read_with) for a chunk larger than the buffer.
-    fn read_large(
+    /// The next entry of a chunk streamed (and checked) by the previous
+    /// read, straight from the file at byte `at`.
+    fn read_on<'a>(
         &self,
-        pos: &ChunkPos,
+        pos: ChunkPos,
         entry: u64,
-        rb: &mut ReadBuf<S::File>,
-        out: &mut [u8],
-    ) -> Result<EntryRef, Error<S::Error>> {
+        at: u64,
+        rb: &'a mut ReadBuf<S::File>,
+    ) -> Result<(EntryHeader, &'a [u8]), Error<S::Error>> {
         let name = segment_file_name(pos.segment);
-        let max_stored = self.cfg.max_stored();
-        let r = if pos.segment == self.base {
-            read_streaming(&self.file, pos, max_stored, entry, &mut rb.chunk, out)
+        let file = if pos.segment == self.base {
+            &self.file
         } else {
-            let file = sealed_file(&self.storage, pos.segment, &mut rb.file)?;
-            read_streaming(file, pos, max_stored, entry, &mut rb.chunk, out)
+            sealed_file(&self.storage, pos.segment, &mut rb.file)?
         };
-        match r.ctx(IoOp::Read, &name)? {
-            Ok(header) => Ok(EntryRef { header }),
-            Err(Some(d)) => Err(damaged(d)),
-            Err(None) => Err(Error::Capacity { what: "read buffer", needed: pos.len(), available: out.len() as u64 }),
+        let mut head = [0u8; crate::wire::HEADER_LEN];
+        let got = read_exact_at(file, at, &mut head).ctx(IoOp::Read, &name)?;
+        let h = EntryHeader::parse(&head[..got]).map_err(|e| damaged(pos.damage(at, e)))?;
+        let len = h.len as usize;
+        if len > rb.chunk.len() {
+            if !rb.grow {
+                let available = rb.chunk.len() as u64;
+                return Err(Error::Capacity { what: "read buffer", needed: len as u64, available });
+            }
+            rb.chunk.resize(len, 0);
         }
+        let body = at + crate::wire::HEADER_LEN as u64;
+        let got = read_exact_at(file, body, &mut rb.chunk[..len]).ctx(IoOp::Read, &name)?;
+        if got < len {
+            rb.held = Held::Nothing;
+            let e = WireError::Truncated { needed: len as u64, available: got as u64 };
+            return Err(damaged(pos.damage(body, e)));
+        }
+        rb.held = Held::Streamed { pos, next: entry + 1, at: body + len as u64 };
+        Ok((h, &rb.chunk[..len]))
+    }
+
+    /// Reads durable entry `entry` like [`read_stored`](Shard::read_stored)
+    /// and copies its stored payload into `out` (`out[..header.len]`).
+    pub fn read_with(&self, entry: u64, rb: &mut ReadBuf<S::File>, out: &mut [u8]) -> Result<EntryRef, Error<S::Error>> {
+        let (header, stored) = self.read_stored(entry, rb)?;
+        let Some(dst) = out.get_mut(..stored.len()) else {
+            return Err(Error::Capacity { what: "read buffer", needed: stored.len() as u64, available: out.len() as u64 });
+        };
+        dst.copy_from_slice(stored);
+        Ok(EntryRef { header })
     }
 
     /// Reads durable entry `entry`, appending its *stored* payload to `out`
@@ -305,14 +364,8 @@ where
     /// buffers, for tests and tools).
     pub fn read(&self, entry: u64, out: &mut Vec<u8>) -> Result<EntryRef, Error<S::Error>> {
         let mut rb = ReadBuf::growing();
-        let pos = self.locate(entry, &mut rb)?;
-        let start = out.len();
-        out.resize(start + usize::try_from(pos.len()).unwrap_or(usize::MAX), 0);
-        let r = self.read_with(entry, &mut rb, &mut out[start..]);
-        match &r {
-            Ok(e) => out.truncate(start + e.header.len as usize),
-            Err(_) => out.truncate(start),
-        }
-        r
+        let (header, stored) = self.read_stored(entry, &mut rb)?;
+        out.extend_from_slice(stored);
+        Ok(EntryRef { header })
     }
 }

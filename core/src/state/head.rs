@@ -159,6 +159,19 @@ impl DurableHead {
     }
 }
 
+/// The full `comet.state` image a new file is created with: `head` in the
+/// head line (sequence 2), every counter 0; all zeros without a head (a
+/// head line of zeros means "no valid head": recovery scans). Files are
+/// written whole from such an image, never created sparse, so mapping
+/// them can never hit an unallocated page on a full disk.
+pub fn state_image(head: Option<&DurableHead>) -> [u8; STATE_SIZE] {
+    let mut b = [0u8; STATE_SIZE];
+    if let Some(h) = head {
+        b[HEAD_LINE..HEAD_LINE + STATE_LINE].copy_from_slice(&h.encode(2));
+    }
+    b
+}
+
 /// Where the shard engine publishes its durable head.
 ///
 /// `comet` implements it over the shared mapping with a seqlock of atomics,

@@ -12,7 +12,7 @@ pub mod offsets;
 #[cfg(feature = "alloc")]
 pub use head::FileHeadStore;
 pub use head::{
-    Counter, DurableHead, HEAD_LINE, HeadStore, MAX_HEAD_INTERVAL, SEQ_OFFSET, STATE_FILE, STATE_LINE, STATE_MAGIC,
+    Counter, DurableHead, state_image, HEAD_LINE, HeadStore, MAX_HEAD_INTERVAL, SEQ_OFFSET, STATE_FILE, STATE_LINE, STATE_MAGIC,
     STATE_SIZE, STATE_VERSION,
 };
 

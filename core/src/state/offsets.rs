@@ -8,15 +8,26 @@
 //!         56  last update i64: 0 free, 1 claimed, >1 unix ns of last set
 //!         64  ack count u64
 //!         72  name check u32: CRC-32 of the 48 name bytes, | 1 (never 0)
-//!         76  reserved (52 bytes)
+//!         76  reserved u32
+//!         80  offset check u64: the offset's bitwise complement (version 3)
+//!         88  reserved (40 bytes)
 //! ```
 //!
-//! Version 1 is the Go package's file. Version 2 (ours) adds the name
-//! check: a slot is claimed by a compare-and-swap of `last update` from 0 to
-//! 1, then the name is written, then the name check; a slot whose check
-//! does not match its name is a claim in progress (or one torn by a crash)
-//! and never matches a lookup. Lookups never claim. Platforms perform the
-//! atomics; this module defines offsets and pure helpers.
+//! Version 1 is the Go package's file. Version 2 (earlier comet builds)
+//! adds the name check: a slot is claimed by a compare-and-swap of `last
+//! update` from 0 to 1, then the name is written, then the name check; a
+//! slot whose check does not match its name is a claim in progress (or one
+//! torn by a crash) and never matches a lookup. Lookups never claim.
+//!
+//! Version 3 (ours) adds the offset check, so a flipped bit in an offset is
+//! found instead of making a group skip or repeat entries. An offset whose
+//! check does not match (a bit flip at rest, or a writer killed between
+//! its two stores) is read as the smaller of the offset and the check's
+//! complement: damage never makes a group skip entries, at worst it
+//! redelivers some, and `verify` reports it. Writers that find a mismatch
+//! (after waiting out a concurrent update) store that safe value first.
+//! Platforms perform the atomics (`comet_core::shm`); this module defines
+//! offsets and pure helpers.
 
 use crate::error::NameError;
 use crate::wire::{WireError, fnv1a32, le};
@@ -37,8 +48,10 @@ pub const FILE_SIZE: usize = HEADER_SIZE + SLOTS * SLOT_SIZE;
 pub const MAGIC: u32 = 0xC0FE_0FF5;
 /// The Go package's version.
 pub const VERSION_GO: u32 = 1;
-/// Our version (slots carry a name check).
-pub const VERSION: u32 = 2;
+/// Earlier comet builds (slots carry a name check).
+pub const VERSION_NAME_CHECK: u32 = 2;
+/// Our version (slots carry a name check and an offset check).
+pub const VERSION: u32 = 3;
 /// Size of the name field.
 pub const NAME_FIELD: usize = 48;
 /// Longest group name in bytes.
@@ -56,6 +69,8 @@ pub mod slot {
     pub const ACK_COUNT: usize = 64;
     /// Name check (u32).
     pub const NAME_CHECK: usize = 72;
+    /// Offset check (u64): the offset's complement (version 3).
+    pub const OFFSET_CHECK: usize = 80;
 }
 
 /// `last update` of a free slot.
@@ -115,7 +130,8 @@ pub fn new_header() -> [u8; HEADER_SIZE] {
     h
 }
 
-/// Validates a header; returns its version (1 = Go, needs upgrading; 2).
+/// Validates a header; returns its version (1 = Go and 2 = earlier comet,
+/// both upgraded by the first write; 3).
 pub fn check_header(header: &[u8], file_len: u64) -> Result<u32, WireError> {
     if file_len != FILE_SIZE as u64 {
         return Err(WireError::Truncated { needed: FILE_SIZE as u64, available: file_len });
@@ -126,7 +142,7 @@ pub fn check_header(header: &[u8], file_len: u64) -> Result<u32, WireError> {
     if magic != MAGIC {
         return Err(WireError::BadMagic);
     }
-    if version != VERSION && version != VERSION_GO {
+    if !(VERSION_GO..=VERSION).contains(&version) {
         return Err(WireError::UnsupportedVersion(version));
     }
     Ok(version)
@@ -146,6 +162,8 @@ pub struct SlotView<'a> {
     pub ack_count: u64,
     /// Stored name check.
     pub check: u32,
+    /// Stored offset check (version 3: the offset's complement).
+    pub offset_check: u64,
 }
 
 /// The state of a slot as a lookup sees it.
@@ -174,15 +192,22 @@ impl<'a> SlotView<'a> {
         let Some(name) = bytes.get(..NAME_FIELD).and_then(|n| n.try_into().ok()) else {
             return Err(WireError::Truncated { needed: SLOT_SIZE as u64, available: bytes.len() as u64 });
         };
-        let (Some(offset), Some(last), Some(acks), Some(check)) = (
+        let (Some(offset), Some(last), Some(acks), Some(check), Some(offset_check)) = (
             le::u64_at(bytes, slot::OFFSET),
             le::u64_at(bytes, slot::LAST_UPDATE),
             le::u64_at(bytes, slot::ACK_COUNT),
             le::u32_at(bytes, slot::NAME_CHECK),
+            le::u64_at(bytes, slot::OFFSET_CHECK),
         ) else {
             return Err(WireError::Truncated { needed: SLOT_SIZE as u64, available: bytes.len() as u64 });
         };
-        Ok(SlotView { name, offset: offset as i64, last_update: last as i64, ack_count: acks, check })
+        Ok(SlotView { name, offset: offset as i64, last_update: last as i64, ack_count: acks, check, offset_check })
+    }
+
+    /// True if the stored offset matches its check (always for tables
+    /// before version 3, which have none).
+    pub fn offset_intact(&self, version: u32) -> bool {
+        version < VERSION || self.offset_check == !(self.offset as u64)
     }
 
     /// Interprets the slot. `version` is the file's header version: Go's
@@ -200,9 +225,59 @@ impl<'a> SlotView<'a> {
         if !settled {
             return SlotState::Unsettled;
         }
-        let offset = (self.last_update > CLAIMED && self.offset >= 0).then_some(self.offset);
+        let stored = safe_offset(self.offset as u64, self.offset_check, version);
+        let offset = (self.last_update > CLAIMED).then_some(stored as i64).filter(|&o| o >= 0);
         SlotState::Named { name: &self.name[..len], offset }
     }
+}
+
+/// The offset to use for a slot: the stored one when it matches its check
+/// (or the table has no checks), else the smaller of it and the check's
+/// complement, so damage never makes a group skip entries.
+pub fn safe_offset(offset: u64, check: u64, version: u32) -> u64 {
+    if version < VERSION || check == !offset { offset } else { offset.min(!check) }
+}
+
+/// Builds a fresh table image from the bytes of a damaged `offsets.state`
+/// (wrong size, bad header): every slot whose name check matches a valid
+/// group name keeps its offset ([`safe_offset`]) and last update; anything
+/// else is dropped (those groups restart from the first retained entry:
+/// redelivery, never loss). Writes the image into `out` (all
+/// [`FILE_SIZE`] bytes); returns `(groups kept, slots dropped)`.
+pub fn salvage(bytes: &[u8], out: &mut [u8; FILE_SIZE]) -> (usize, usize) {
+    out.fill(0);
+    out[..HEADER_SIZE].copy_from_slice(&new_header());
+    let version = check_header(bytes.get(..HEADER_SIZE).unwrap_or(&[]), FILE_SIZE as u64).unwrap_or(VERSION);
+    let (mut kept, mut dropped) = (0, 0);
+    for i in 0..SLOTS {
+        let Some(view) = bytes.get(slot_offset(i)..).and_then(|b| SlotView::parse(b).ok()) else {
+            continue;
+        };
+        if view.last_update == FREE && view.name.iter().all(|&b| b == 0) {
+            continue;
+        }
+        let len = view.name.iter().position(|&b| b == 0).unwrap_or(NAME_FIELD);
+        let name = core::str::from_utf8(&view.name[..len]).ok().filter(|g| validate_group(g).is_ok());
+        let (Some(name), true) = (name, view.check == name_check(view.name)) else {
+            dropped += 1;
+            continue;
+        };
+        let Some(home) = probe_order(name).find(|&k| le::u64_at(out, slot_offset(k) + slot::LAST_UPDATE) == Some(0))
+        else {
+            dropped += 1;
+            continue;
+        };
+        let at = slot_offset(home);
+        let offset = safe_offset(view.offset as u64, view.offset_check, version.max(VERSION_NAME_CHECK));
+        out[at..at + NAME_FIELD].copy_from_slice(view.name);
+        le::put_u64(out, at + slot::OFFSET, offset);
+        le::put_u64(out, at + slot::LAST_UPDATE, (view.last_update as u64).max(CLAIMED as u64));
+        le::put_u64(out, at + slot::ACK_COUNT, view.ack_count);
+        le::put_u32(out, at + slot::NAME_CHECK, view.check);
+        le::put_u64(out, at + slot::OFFSET_CHECK, !offset);
+        kept += 1;
+    }
+    (kept, dropped)
 }
 
 /// Parses a legacy `offsets.bin`: `[u8 version=1][u32 LE count]` then
@@ -251,8 +326,8 @@ mod tests {
     #[test]
     fn header_checks() {
         let h = new_header();
-        assert_eq!(&h[..8], &[2, 0, 0, 0, 0xF5, 0x0F, 0xFE, 0xC0]);
-        assert_eq!(check_header(&h, FILE_SIZE as u64), Ok(2));
+        assert_eq!(&h[..8], &[3, 0, 0, 0, 0xF5, 0x0F, 0xFE, 0xC0]);
+        assert_eq!(check_header(&h, FILE_SIZE as u64), Ok(3));
         let mut go = h;
         go[0] = 1;
         assert_eq!(check_header(&go, FILE_SIZE as u64), Ok(1));
@@ -261,8 +336,8 @@ mod tests {
         bad[4] ^= 1;
         assert_eq!(check_header(&bad, FILE_SIZE as u64), Err(WireError::BadMagic));
         let mut newer = h;
-        newer[0] = 3;
-        assert_eq!(check_header(&newer, FILE_SIZE as u64), Err(WireError::UnsupportedVersion(3)));
+        newer[0] = 4;
+        assert_eq!(check_header(&newer, FILE_SIZE as u64), Err(WireError::UnsupportedVersion(4)));
     }
 
     #[test]
@@ -278,14 +353,55 @@ mod tests {
         le::put_u32(&mut s, slot::NAME_CHECK, name_check(&field));
         assert_eq!(SlotView::parse(&s).unwrap().state(VERSION), SlotState::Named { name: b"billing", offset: None });
         le::put_u64(&mut s, slot::OFFSET, 250);
+        le::put_u64(&mut s, slot::OFFSET_CHECK, !250);
         le::put_u64(&mut s, slot::LAST_UPDATE, 1_700_000_000_000_000_000);
         assert_eq!(
             SlotView::parse(&s).unwrap().state(VERSION),
             SlotState::Named { name: b"billing", offset: Some(250) }
         );
+        // a flipped offset bit: found, and read as the lower value
+        let mut flipped = s;
+        flipped[slot::OFFSET + 1] ^= 0x04; // 250 + 1024
+        let v = SlotView::parse(&flipped).unwrap();
+        assert!(!v.offset_intact(VERSION));
+        assert_eq!(v.state(VERSION), SlotState::Named { name: b"billing", offset: Some(250) });
+        let mut lowered = s;
+        lowered[slot::OFFSET] ^= 0x02; // 248
+        assert_eq!(SlotView::parse(&lowered).unwrap().state(VERSION), SlotState::Named { name: b"billing", offset: Some(248) });
+        assert!(SlotView::parse(&s).unwrap().offset_intact(VERSION));
         s[3] ^= 0x20; // torn name
         assert_eq!(SlotView::parse(&s).unwrap().state(VERSION), SlotState::Unsettled);
         assert!(SlotView::parse(&s[..100]).is_err());
+    }
+
+    #[test]
+    fn salvage_keeps_every_slot_that_checks_out() {
+        let mut table = vec![0u8; FILE_SIZE];
+        table[..HEADER_SIZE].copy_from_slice(&new_header());
+        for (g, off) in [("billing", 10u64), ("audit", 20), ("torn", 30)] {
+            let home = probe_order(g).next().unwrap();
+            let at = slot_offset(home);
+            let field = name_field(g);
+            table[at..at + NAME_FIELD].copy_from_slice(&field);
+            le::put_u64(&mut table, at + slot::OFFSET, off);
+            le::put_u64(&mut table, at + slot::OFFSET_CHECK, !off);
+            le::put_u64(&mut table, at + slot::LAST_UPDATE, 99);
+            le::put_u32(&mut table, at + slot::NAME_CHECK, name_check(&field) ^ u32::from(g == "torn") * 2);
+        }
+        // truncated, header gone
+        table[..HEADER_SIZE].fill(0xEE);
+        let cut = slot_offset(probe_order("billing").next().unwrap().max(probe_order("audit").next().unwrap())) + SLOT_SIZE;
+        let mut out = [0u8; FILE_SIZE];
+        let (kept, dropped) = salvage(&table[..cut.max(HEADER_SIZE + SLOT_SIZE)], &mut out);
+        assert_eq!((kept, dropped), (2, usize::from(slot_offset(probe_order("torn").next().unwrap()) < cut)));
+        assert_eq!(check_header(&out, FILE_SIZE as u64), Ok(VERSION));
+        let find = |g: &str| {
+            (0..SLOTS).find_map(|i| match SlotView::parse(&out[slot_offset(i)..]).unwrap().state(VERSION) {
+                SlotState::Named { name, offset } if name == g.as_bytes() => offset,
+                _ => None,
+            })
+        };
+        assert_eq!((find("billing"), find("audit"), find("torn")), (Some(10), Some(20), None));
     }
 
     #[test]

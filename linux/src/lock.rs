@@ -8,9 +8,13 @@
 //! too), so a second writer — in this process or any other, linking either
 //! crate — fails fast with [`Error::Locked`](crate::Error::Locked) naming
 //! the holder. The pid is informational only: liveness is the kernel lock.
+//! A writer that loses a race reads the pid a moment after the winner took
+//! the lock, before the winner wrote it: the loser then waits briefly
+//! (up to [`PID_WAIT`]) for it to appear, so the error names the holder.
 
 use std::io;
 use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
 
 use rustix::fs::{FlockOperation, flock};
 
@@ -18,6 +22,9 @@ use crate::storage::DirStorage;
 
 /// File name of the per-shard writer lock.
 pub const WRITER_LOCK: &str = "writer.lock";
+
+/// How long a refused writer waits for the holder's pid to appear.
+pub const PID_WAIT: Duration = Duration::from_millis(250);
 
 /// A held writer lock; released when dropped.
 #[derive(Debug)]
@@ -41,11 +48,17 @@ pub enum LockError {
 impl WriterLock {
     /// Takes the writer lock of the shard directory `dir` without blocking.
     pub fn acquire(dir: &DirStorage) -> Result<WriterLock, LockError> {
-        let fd = dir.open_raw(WRITER_LOCK).map_err(LockError::Io)?;
+        let fd = dir.open_raw(WRITER_LOCK, true, true).map_err(LockError::Io)?;
         match flock(&fd, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(rustix::io::Errno::WOULDBLOCK) => {
-                return Err(LockError::Held { pid: read_pid(&fd) });
+                let start = Instant::now();
+                let mut pid = read_pid(&fd);
+                while pid.is_none() && start.elapsed() < PID_WAIT {
+                    std::thread::sleep(Duration::from_millis(2));
+                    pid = read_pid(&fd);
+                }
+                return Err(LockError::Held { pid });
             }
             Err(e) => return Err(LockError::Io(e.into())),
         }
@@ -120,7 +133,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::write(tmp.path().join(WRITER_LOCK), b"\xff\xfe not a pid").unwrap();
         let dir = DirStorage::open_path(tmp.path()).unwrap();
-        let fd = dir.open_raw(WRITER_LOCK).unwrap();
+        let fd = dir.open_raw(WRITER_LOCK, true, false).unwrap();
         assert_eq!(read_pid(&fd), None);
     }
 }

@@ -88,3 +88,26 @@ fn list_rename_remove_and_sync_dir() {
     let (_, created) = d.open_subdir("sub", true).unwrap();
     assert!(!created);
 }
+
+#[test]
+fn fifos_devices_and_directories_are_refused_without_blocking() {
+    let (t, d) = dir();
+    rustix::fs::mknodat(rustix::fs::CWD, t.path().join("fifo"), rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o644), 0)
+        .unwrap();
+    std::os::unix::fs::symlink("/dev/zero", t.path().join("zero")).unwrap();
+    std::fs::create_dir(t.path().join("sub")).unwrap();
+    for (name, what) in [("fifo", "a FIFO"), ("zero", "a character device"), ("sub", "a directory")] {
+        for mode in [OpenMode::Read, OpenMode::ReadWrite, OpenMode::Create, OpenMode::Truncate] {
+            let e = d.open(name, mode).unwrap_err();
+            assert_eq!(StorageError::kind(&e), ErrorKind::InvalidInput, "{name} {mode:?}: {e}");
+            assert!(e.to_string().contains(what), "{e}");
+        }
+        assert!(d.open_raw(name, false, false).is_err());
+        assert!(d.open_raw(name, true, true).is_err());
+    }
+    // the directory entry list skips subdirectories but names the others
+    let mut names = Vec::new();
+    d.list(&mut |n| names.push(n.to_string())).unwrap();
+    names.sort();
+    assert_eq!(names, ["fifo", "zero"]);
+}

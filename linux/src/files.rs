@@ -1,0 +1,370 @@
+//! The lifecycle of a shard's state files and of shard directories, one
+//! set of rules for both platforms (`docs/FORMAT.md`, "Damaged and missing
+//! files"):
+//!
+//! * **Created fully written, never sparse.** `comet.state` (1 KiB) and
+//!   `offsets.state` (65,600 bytes) are written in full from an image and
+//!   synced before anything maps them, so a full disk fails the write with
+//!   `ENOSPC` instead of raising `SIGBUS` on the first store into an
+//!   unallocated page.
+//! * **Checked before mapped.** A map is made only of a file of exactly
+//!   its layout's size ([`WrongSize`] otherwise, a typed error).
+//! * **`comet.state`** of the wrong size is renamed to `comet.state.corrupt`
+//!   (never truncated in place) and replaced by the shard's writer; readers
+//!   report it. Its head is then rebuilt by recovery.
+//! * **`offsets.state`** that is missing, empty or all zero means "no
+//!   groups". One of the wrong size or with a bad header fails lookups and
+//!   acks of that shard only; the shard's writer (at open) and `repair`
+//!   rename it to `offsets.state.corrupt` and replace it with a table of
+//!   every slot that still checks out ([`comet_core::state::offsets::salvage`]);
+//!   a legacy `offsets.bin` is merged (offsets only move forward) and
+//!   removed.
+//! * **Shard directories are created atomically**: built as
+//!   `.shard-NNNN.tmp.<pid>` (manifest, segment 0, its journal,
+//!   `comet.state`), synced, then renamed into place, so a crash leaves
+//!   either no shard or a valid empty one.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+
+use comet_core::shard::create_shard_files;
+use comet_core::shm::{OFFSETS_WORDS, OffsetsTable, STATE_WORDS};
+use comet_core::state::offsets::{
+    FILE_SIZE as OFFSETS_SIZE, HEADER_SIZE, LEGACY_OFFSETS_FILE, OFFSETS_FILE, check_header, parse_legacy_offsets,
+    salvage,
+};
+use comet_core::state::{DurableHead, STATE_FILE, STATE_SIZE, state_image};
+use comet_core::storage::{OpenMode, Storage, StorageFile, read_exact_at, write_all_at};
+use rustix::fs::{FlockOperation, flock};
+
+use crate::map::{SharedWords, WrongSize};
+use crate::storage::{DirStorage, FsFile, file_len};
+
+/// Where a `comet.state` of the wrong size is kept.
+pub const STATE_QUARANTINE: &str = "comet.state.corrupt";
+/// Where a damaged `offsets.state` is kept.
+pub const OFFSETS_QUARANTINE: &str = "offsets.state.corrupt";
+
+/// How long to wait for another process initialising the same file.
+const INIT_WAIT: Duration = Duration::from_secs(2);
+
+/// Takes `flock(LOCK_EX)` on `fd` without blocking for longer than
+/// [`INIT_WAIT`] (a process holding it longer is not a comet process
+/// initialising the file).
+fn lock_briefly(fd: &OwnedFd) -> io::Result<()> {
+    let start = Instant::now();
+    loop {
+        match flock(fd, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(()),
+            Err(rustix::io::Errno::WOULDBLOCK) if start.elapsed() < INIT_WAIT => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Opens `name` read-write (created if missing) and, under an exclusive
+/// `flock`, writes `image` in full and syncs it if the file is empty or a
+/// shorter run of zeros (a creation cut short). Returns the descriptor.
+fn open_initialised(dir: &DirStorage, name: &'static str, image: &[u8]) -> io::Result<OwnedFd> {
+    let fd = dir.open_raw(name, true, true)?;
+    lock_briefly(&fd)?;
+    let len = file_len(&fd)?;
+    if len < image.len() as u64 && only_zeros(&fd, len)? {
+        let f = FsFile::from_fd(fd);
+        write_all_at(&f, 0, &[image])?;
+        f.sync()?;
+        drop(f);
+        let fd = dir.open_raw(name, true, false)?;
+        return Ok(fd);
+    }
+    let _ = flock(&fd, FlockOperation::Unlock);
+    Ok(fd)
+}
+
+/// True if the first `len` bytes of `fd` are all zero.
+fn only_zeros(fd: &OwnedFd, len: u64) -> io::Result<bool> {
+    let mut buf = [0u8; 4096];
+    let mut at = 0u64;
+    while at < len {
+        let n = rustix::io::pread(fd, &mut buf, at)?;
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
+}
+
+/// `comet.state` mapped read-only, for readers; `None` if it does not
+/// exist. A file of the wrong size is a [`WrongSize`] error (readers never
+/// change it).
+pub fn map_state_read(dir: &DirStorage) -> io::Result<Option<SharedWords>> {
+    let fd = match dir.open_raw(STATE_FILE, false, false) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    SharedWords::map_read_only(&fd, STATE_WORDS, STATE_FILE).map(Some)
+}
+
+/// `comet.state` mapped read-write, for the shard's writer and repairs:
+/// created fully written (zeros: no head yet) if missing or empty; one of
+/// the wrong size is renamed to [`STATE_QUARANTINE`] and replaced. Returns
+/// the map, its descriptor (for `fdatasync`) and whether a damaged file was
+/// set aside.
+pub fn map_state_write(dir: &DirStorage) -> io::Result<(SharedWords, OwnedFd, bool)> {
+    let image = state_image(None);
+    let mut replaced = false;
+    loop {
+        let fd = open_initialised(dir, STATE_FILE, &image)?;
+        match SharedWords::map(&fd, STATE_WORDS, STATE_FILE) {
+            Ok(w) => return Ok((w, fd, replaced)),
+            Err(e) if WrongSize::of(&e).is_some() && !replaced => {
+                drop(fd);
+                dir.rename(STATE_FILE, STATE_QUARANTINE)?;
+                dir.sync_dir()?;
+                replaced = true;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `offsets.state` mapped read-only, for lookups: `None` if it does not
+/// exist or is empty (no group has acked yet). A file of the wrong size is
+/// a [`WrongSize`] error.
+pub fn map_offsets_read(dir: &DirStorage) -> io::Result<Option<SharedWords>> {
+    let fd = match dir.open_raw(OFFSETS_FILE, false, false) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if file_len(&fd)? == 0 {
+        return Ok(None);
+    }
+    SharedWords::map_read_only(&fd, OFFSETS_WORDS, OFFSETS_FILE).map(Some)
+}
+
+/// `offsets.state` mapped read-write, for acks and seeks: created fully
+/// written if missing or empty. A file of the wrong size is a [`WrongSize`]
+/// error (the shard's writer and `repair` replace it, see
+/// [`settle_offsets`]).
+pub fn map_offsets_write(dir: &DirStorage) -> io::Result<SharedWords> {
+    let mut image = vec![0u8; OFFSETS_SIZE];
+    image[..HEADER_SIZE].copy_from_slice(&comet_core::state::offsets::new_header());
+    let fd = open_initialised(dir, OFFSETS_FILE, &image)?;
+    SharedWords::map(&fd, OFFSETS_WORDS, OFFSETS_FILE)
+}
+
+/// What [`settle_offsets`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OffsetsSettled {
+    /// The file was damaged and replaced; `(groups kept, slots dropped)`.
+    pub replaced: Option<(usize, usize)>,
+    /// Groups merged from a legacy `offsets.bin`.
+    pub migrated: usize,
+    /// Offsets whose check did not match, set to their safe value.
+    pub healed: usize,
+}
+
+/// Puts a shard's `offsets.state` in order, for its writer at open and for
+/// `repair` (the caller holds `writer.lock`): a damaged file (wrong size,
+/// bad header) is renamed to [`OFFSETS_QUARANTINE`] and replaced by a
+/// salvaged table; with `heal`, offsets whose check does not match get
+/// their safe value (repair only: a writer at open leaves them to
+/// `verify`); a legacy `offsets.bin` is merged and removed. A missing file
+/// stays missing.
+pub fn settle_offsets(dir: &DirStorage, heal: bool, now_ns: u64) -> io::Result<OffsetsSettled> {
+    let mut done = OffsetsSettled::default();
+    let file = match dir.open(OFFSETS_FILE, OpenMode::Read) {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    if let Some(f) = file {
+        let len = f.len()?;
+        let mut head = [0u8; HEADER_SIZE];
+        let n = read_exact_at(&f, 0, &mut head)?;
+        let all_zero_header = head[..n].iter().all(|&b| b == 0);
+        let bad = len != OFFSETS_SIZE as u64 && len != 0 || (!all_zero_header && check_header(&head, len).is_err());
+        if bad {
+            let keep = usize::try_from(len.min(OFFSETS_SIZE as u64)).unwrap_or(0);
+            let mut old = vec![0u8; keep];
+            let got = read_exact_at(&f, 0, &mut old)?;
+            old.truncate(got);
+            drop(f);
+            let mut image = Box::new([0u8; OFFSETS_SIZE]);
+            done.replaced = Some(salvage(&old, &mut image));
+            let tmp = "offsets.state.tmp";
+            let t = dir.open(tmp, OpenMode::Truncate)?;
+            write_all_at(&t, 0, &[&image[..]])?;
+            t.sync()?;
+            dir.rename(OFFSETS_FILE, OFFSETS_QUARANTINE)?;
+            dir.rename(tmp, OFFSETS_FILE)?;
+            dir.sync_dir()?;
+        }
+    }
+    let legacy = match dir.open(LEGACY_OFFSETS_FILE, OpenMode::Read) {
+        Ok(f) => {
+            let len = f.len()?.min(1 << 20);
+            let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(0)];
+            let n = read_exact_at(&f, 0, &mut bytes)?;
+            bytes.truncate(n);
+            Some(bytes)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let exists = dir.open(OFFSETS_FILE, OpenMode::Read).is_ok();
+    if !(exists && heal) && legacy.is_none() {
+        return Ok(done);
+    }
+    let words = map_offsets_write(dir)?;
+    let Some(w) = words.writable() else { return Ok(done) };
+    let table = OffsetsTable::open(w, std::thread::yield_now)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    if heal {
+        done.healed = table.heal_damaged();
+    }
+    if let Some(bytes) = legacy {
+        let mut n = 0;
+        if parse_legacy_offsets(&bytes, |group, off| {
+            n += usize::from(table.advance(group, off, now_ns).is_ok());
+        })
+        .is_ok()
+        {
+            dir.remove(LEGACY_OFFSETS_FILE)?;
+            dir.sync_dir()?;
+        }
+        done.migrated = n;
+    }
+    Ok(done)
+}
+
+/// Creates shard directory `name` under `root` atomically with an empty
+/// shard of chunk interval `interval` (see the module docs). Returns
+/// `false` if it already existed (nothing changed). Leftovers of creations
+/// cut short by a crash (`.<name>.tmp.<pid>` of a dead process) are
+/// removed on the way.
+pub fn create_shard_dir(root: &DirStorage, name: &str, interval: u32) -> io::Result<bool> {
+    if root.open_subdir(name, false).is_ok() {
+        return Ok(false);
+    }
+    let prefix = format!(".{name}.tmp.");
+    for stale in root.subdirs()?.into_iter().filter(|d| d.starts_with(&prefix)) {
+        let pid = stale[prefix.len()..].parse::<i32>().ok().and_then(rustix::process::Pid::from_raw);
+        let dead = pid.is_some_and(|p| rustix::process::test_kill_process(p) == Err(rustix::io::Errno::SRCH));
+        if dead {
+            root.remove_dir_all(&stale)?;
+        }
+    }
+    let tmp = format!("{prefix}{}", std::process::id());
+    if root.open_subdir(&tmp, false).is_ok() {
+        root.remove_dir_all(&tmp)?;
+    }
+    let (dir, _) = root.open_subdir(&tmp, true)?;
+    create_shard_files(&dir, interval).map_err(|e| io::Error::other(e.to_string()))?;
+    let head = DurableHead { interval, ..DurableHead::default() };
+    let state = dir.open(STATE_FILE, OpenMode::CreateNew)?;
+    write_all_at(&state, 0, &[&state_image(Some(&head))[..]])?;
+    state.sync()?;
+    debug_assert_eq!(state.len()?, STATE_SIZE as u64);
+    dir.sync_dir()?;
+    match root.rename_dir_to(&tmp, root, name) {
+        Ok(()) => {
+            root.sync_dir()?;
+            Ok(true)
+        }
+        // Another process created it first: theirs stands.
+        Err(e) if [rustix::io::Errno::EXIST, rustix::io::Errno::NOTEMPTY].iter().any(|x| e.raw_os_error() == Some(x.raw_os_error())) => {
+            root.remove_dir_all(&tmp)?;
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> (tempfile::TempDir, DirStorage) {
+        let t = tempfile::tempdir().unwrap();
+        let d = DirStorage::open_path(t.path()).unwrap();
+        (t, d)
+    }
+
+    #[test]
+    fn state_files_are_created_whole_and_checked_before_mapping() {
+        let (t, d) = dir();
+        assert!(map_state_read(&d).unwrap().is_none());
+        let (_, _, replaced) = map_state_write(&d).unwrap();
+        assert!(!replaced);
+        let meta = std::fs::metadata(t.path().join(STATE_FILE)).unwrap();
+        assert_eq!(meta.len(), STATE_SIZE as u64);
+        assert!(std::os::unix::fs::MetadataExt::blocks(&meta) * 512 >= STATE_SIZE as u64, "not sparse");
+        // wrong size: readers are told, the writer sets it aside
+        std::fs::write(t.path().join(STATE_FILE), [7u8; 100]).unwrap();
+        let e = map_state_read(&d).unwrap_err();
+        assert_eq!(WrongSize::of(&e).map(|w| w.len), Some(100));
+        let (_, _, replaced) = map_state_write(&d).unwrap();
+        assert!(replaced);
+        assert_eq!(std::fs::read(t.path().join(STATE_QUARANTINE)).unwrap(), [7u8; 100]);
+    }
+
+    #[test]
+    fn offsets_are_salvaged_and_legacy_offsets_merged() {
+        let (t, d) = dir();
+        assert!(map_offsets_read(&d).unwrap().is_none());
+        std::fs::write(t.path().join(OFFSETS_FILE), b"").unwrap();
+        assert!(map_offsets_read(&d).unwrap().is_none(), "empty: no groups");
+        {
+            let w = map_offsets_write(&d).unwrap();
+            let table = OffsetsTable::open(w.writable().unwrap(), std::thread::yield_now).unwrap();
+            table.advance("billing", 40, 5).unwrap();
+        }
+        // truncated: lookups fail for this shard, the writer salvages it
+        let path = t.path().join(OFFSETS_FILE);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..40_000]).unwrap();
+        assert!(map_offsets_read(&d).is_err());
+        let mut legacy = vec![1u8, 1, 0, 0, 0, 5];
+        legacy.extend_from_slice(b"audit");
+        legacy.extend_from_slice(&9u64.to_le_bytes());
+        std::fs::write(t.path().join(LEGACY_OFFSETS_FILE), &legacy).unwrap();
+        let done = settle_offsets(&d, true, 7).unwrap();
+        assert_eq!(done.migrated, 1);
+        assert!(done.replaced.is_some());
+        let w = map_offsets_read(&d).unwrap().unwrap();
+        let r = OffsetsTable::open_read(w.words(), std::thread::yield_now).unwrap().unwrap();
+        assert_eq!(r.get("audit").unwrap().unwrap().offset, 9);
+        let kept = r.get("billing").unwrap().map(|o| o.offset);
+        assert!(kept == Some(40) || kept.is_none(), "salvaged if its slot survived the cut: {kept:?}");
+        assert!(t.path().join(OFFSETS_QUARANTINE).exists());
+        assert!(!t.path().join(LEGACY_OFFSETS_FILE).exists());
+    }
+
+    #[test]
+    fn a_shard_directory_appears_whole_or_not_at_all() {
+        let (t, d) = dir();
+        // a creation cut short by a dead process is cleaned up
+        std::fs::create_dir(t.path().join(".shard-0001.tmp.999999999")).unwrap();
+        assert!(create_shard_dir(&d, "shard-0001", 100).unwrap());
+        assert!(!create_shard_dir(&d, "shard-0001", 100).unwrap(), "exists");
+        let mut names: Vec<String> =
+            std::fs::read_dir(t.path().join("shard-0001")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["comet.state", "index.bin", "log-00000000000000000000.chunks", "log-00000000000000000000.comet"]
+        );
+        let dirs: Vec<_> = std::fs::read_dir(t.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(dirs, ["shard-0001"]);
+    }
+}

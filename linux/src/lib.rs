@@ -1,0 +1,47 @@
+//! # comet-linux
+//!
+//! The Linux layer both comet platforms share (the std crate `comet` and
+//! `comet-embedded`), so that the rules for files on disk are written once:
+//!
+//! | module | role |
+//! |---|---|
+//! | [`storage`] | the core's `Storage` over a directory: `openat`, `pread`, `pwrite(v)`, `fdatasync`, directory `fsync`; non-blocking opens that refuse anything but regular files |
+//! | [`map`] | the only `unsafe`: shared maps of the state files as `&[AtomicU64]`, read-only segment views, each made only after `fstat` checked the length |
+//! | [`lock`] | `writer.lock` with `flock`, holder pid inside |
+//! | [`files`] | state files created fully written and validated before mapping, damaged ones set aside, atomic shard creation |
+//!
+//! Policy (what a damaged file means, which rule applies) lives in
+//! `comet-core`; this crate only makes the system calls.
+//!
+//! MSRV: Rust 1.88.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg(target_os = "linux")]
+
+pub mod files;
+pub mod lock;
+pub mod map;
+pub mod storage;
+
+pub use files::{
+    OFFSETS_QUARANTINE, OffsetsSettled, STATE_QUARANTINE, create_shard_dir, map_offsets_read, map_offsets_write,
+    map_state_read, map_state_write, settle_offsets,
+};
+pub use lock::{LockError, WRITER_LOCK, WriterLock};
+pub use map::{SegmentMap, SharedWords, WrongSize};
+pub use storage::{DirStorage, FsFile, file_len};
+
+/// Nanoseconds since the Unix epoch from the system clock, at least 1 (a
+/// clock before 1970 reads as 1: timestamps are never 0). The `now` both
+/// platforms hand the core.
+///
+/// `SystemTime::now()` (`clock_gettime(CLOCK_REALTIME)` through libc's
+/// vDSO) with 64-bit arithmetic instead of `Duration::as_nanos`'s 128-bit
+/// one. Not rustix's `clock_gettime`: its own vDSO lookup crashes programs
+/// run under valgrind (rustix issue #1559).
+pub fn now_ns() -> u64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_secs().saturating_mul(1_000_000_000).saturating_add(u64::from(d.subsec_nanos())).max(1),
+        Err(_) => 1,
+    }
+}
