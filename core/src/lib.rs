@@ -36,6 +36,8 @@ extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+#[cfg(feature = "alloc")]
+pub mod check;
 pub mod config;
 pub mod error;
 #[cfg(feature = "alloc")]

@@ -342,35 +342,102 @@ impl ActiveTable {
             needed: head.bytes,
             available: segment.len() as u64,
         })?;
-        let mut recs = Vec::new();
-        let mut fold = crc32fast::Hasher::new();
-        let (mut at, mut start, mut entries) = (0usize, 0usize, 0u64);
-        while at < bytes.len() {
-            let rest = &bytes[at..];
-            let h = match classify_entry(rest.get(..HEADER_LEN).unwrap_or(rest), rest.len() as u64, max_stored) {
-                EntryStatus::Valid(h) => h,
-                EntryStatus::Invalid(e) => return Err(e),
-                _ => return Err(WireError::Truncated { needed: HEADER_LEN as u64, available: rest.len() as u64 }),
-            };
-            at += HEADER_LEN + h.len as usize;
-            entries += 1;
-            if entries.is_multiple_of(u64::from(self.interval)) {
-                let crc = crc32fast::hash(&bytes[start..at]);
-                fold.update(&crc.to_le_bytes());
-                let end = u32::try_from(at).map_err(|_| WireError::TooLarge { len: at as u64, max: u32::MAX.into() })?;
-                recs.extend_from_slice(&ChunkRec { end, crc }.to_bytes());
-                start = at;
-            }
-        }
-        let open = if start < at { crc32fast::hash(&bytes[start..at]) } else { 0 };
-        let closed = fold.clone().finalize();
-        if entries != head.entries || closed != head.closed_hash || open != head.open_crc {
+        let t = scan_table(bytes, self.interval, max_stored)?;
+        let closed = Table::new(&t.closed).fold();
+        if t.entries != head.entries || closed != head.closed_hash || t.open_crc != head.open_crc {
             return Err(WireError::ChecksumMismatch { expected: head.closed_hash, actual: closed });
         }
-        self.recs = recs;
+        let mut fold = crc32fast::Hasher::new();
+        for k in 0..Table::new(&t.closed).len() {
+            if let Some(r) = Table::new(&t.closed).get(k) {
+                fold.update(&r.crc.to_le_bytes());
+            }
+        }
+        self.recs = t.closed;
         self.fold = fold;
         Ok(())
     }
+}
+
+/// What [`scan_table`] found in a segment's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannedTable {
+    /// Records of the closed chunks (`interval` entries each).
+    pub closed: Vec<u8>,
+    /// CRC-32 of the last, open chunk (0 if there is none).
+    pub open_crc: u32,
+    /// Entries found.
+    pub entries: u64,
+}
+
+impl ScannedTable {
+    /// Every chunk's records with the open chunk closed at the end (the
+    /// table of a sealed segment of exactly these bytes).
+    pub fn sealed(&self, bytes: u64) -> Vec<u8> {
+        let mut out = self.closed.clone();
+        let last = Table::new(&self.closed).get(Table::new(&self.closed).len().wrapping_sub(1)).map_or(0, |r| r.end);
+        if u64::from(last) < bytes {
+            let end = u32::try_from(bytes).unwrap_or(u32::MAX);
+            out.extend_from_slice(&ChunkRec { end, crc: self.open_crc }.to_bytes());
+        }
+        out
+    }
+}
+
+/// Computes a segment's chunk table from its bytes (framing from the
+/// start; every byte must belong to a valid entry).
+pub fn scan_table(bytes: &[u8], interval: u32, max_stored: u32) -> Result<ScannedTable, WireError> {
+    let interval = u64::from(interval.max(1));
+    let mut closed = Vec::new();
+    let (mut at, mut start, mut entries) = (0usize, 0usize, 0u64);
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        let h = match classify_entry(rest.get(..HEADER_LEN).unwrap_or(rest), rest.len() as u64, max_stored) {
+            EntryStatus::Valid(h) => h,
+            EntryStatus::Invalid(e) => return Err(e),
+            _ => return Err(WireError::Truncated { needed: HEADER_LEN as u64, available: rest.len() as u64 }),
+        };
+        at += HEADER_LEN + h.len as usize;
+        entries += 1;
+        if entries.is_multiple_of(interval) {
+            let crc = crc32fast::hash(&bytes[start..at]);
+            let end = u32::try_from(at).map_err(|_| WireError::TooLarge { len: at as u64, max: u32::MAX.into() })?;
+            closed.extend_from_slice(&ChunkRec { end, crc }.to_bytes());
+            start = at;
+        }
+    }
+    let open_crc = if start < at { crc32fast::hash(&bytes[start..at]) } else { 0 };
+    Ok(ScannedTable { closed, open_crc, entries })
+}
+
+/// The checked chunk table of sealed segment `seg`: the records of its
+/// table file (`file`, the bytes after the header, as read), or, when they
+/// are missing or do not match the manifest record, the table rebuilt
+/// from the segment's bytes (`segment`, its first `seg.bytes` at least),
+/// which must then reproduce the record's CRC of the table. Either way
+/// the result matches `seg` ([`SegmentMeta::check_table`]).
+pub fn sealed_table(
+    seg: &SegmentMeta,
+    interval: u32,
+    file: Option<&[u8]>,
+    segment: &[u8],
+    max_stored: u32,
+) -> Result<Vec<u8>, WireError> {
+    if let Some(recs) = file {
+        let n = usize::try_from(seg.chunks).unwrap_or(usize::MAX).saturating_mul(TABLE_RECORD);
+        if let Some(recs) = recs.get(..n)
+            && seg.check_table(&Table::new(recs)).is_ok()
+        {
+            return Ok(recs.to_vec());
+        }
+    }
+    let bytes = usize::try_from(seg.bytes).ok().and_then(|n| segment.get(..n)).ok_or(WireError::Truncated {
+        needed: seg.bytes,
+        available: segment.len() as u64,
+    })?;
+    let table = scan_table(bytes, interval, max_stored)?.sealed(seg.bytes);
+    seg.check_table(&Table::new(&table))?;
+    Ok(table)
 }
 
 /// Reads chunk `pos` of `file` into `buf` (which must hold it) and checks

@@ -48,7 +48,13 @@ pub enum LockError {
 impl WriterLock {
     /// Takes the writer lock of the shard directory `dir` without blocking.
     pub fn acquire(dir: &DirStorage) -> Result<WriterLock, LockError> {
-        let fd = dir.open_raw(WRITER_LOCK, true, true).map_err(LockError::Io)?;
+        WriterLock::acquire_named(dir, WRITER_LOCK)
+    }
+
+    /// Takes the lock file `name` of `dir` (created if missing) without
+    /// blocking, the same way (process slots use it too).
+    pub fn acquire_named(dir: &DirStorage, name: &str) -> Result<WriterLock, LockError> {
+        let fd = dir.open_raw(name, true, true).map_err(LockError::Io)?;
         match flock(&fd, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(rustix::io::Errno::WOULDBLOCK) => {

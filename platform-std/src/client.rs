@@ -6,12 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use comet_core::ShardId;
 use comet_core::config::{Config, LogLevel};
 use comet_core::error::IoOp;
-use comet_core::index::{MANIFEST_FILE, Manifest};
 use comet_core::shard::{EngineConfig, RecoveryReport};
 use comet_core::shm;
 use comet_core::state::Counter;
@@ -22,19 +21,7 @@ use crate::metrics::{Counters, ShardStats, Stats, ratio};
 use crate::reader::{Message, MessageId, Reader, shard_dir};
 use crate::shard::ShardSlot;
 
-/// Nanoseconds since the Unix epoch (1 if the clock is before 1970).
-///
-/// `SystemTime::now()` (`clock_gettime(CLOCK_REALTIME)` through libc's
-/// vDSO) with 64-bit arithmetic instead of `Duration::as_nanos`'s 128-bit
-/// one. Not rustix's `clock_gettime`: its own vDSO lookup crashes programs
-/// run under valgrind (rustix issue #1559), which the profiles in
-/// BENCHMARKS.md rely on (D-22).
-pub(crate) fn now_ns() -> u64 {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs().saturating_mul(1_000_000_000).saturating_add(u64::from(d.subsec_nanos())).max(1),
-        Err(_) => 1,
-    }
-}
+pub(crate) use comet_linux::now_ns;
 
 /// The entries one append produced: consecutive numbers in one shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -376,13 +363,13 @@ impl Client {
     }
 
     /// The shard's mapped `comet.state`, if the shard exists.
-    pub(crate) fn shard_state(&self, shard: ShardId) -> Result<Option<Arc<crate::mmap::SharedWords>>> {
+    pub(crate) fn shard_state(&self, shard: ShardId) -> Result<Option<Arc<comet_linux::SharedWords>>> {
         self.inner.slot(shard).state()
     }
 
     /// The shard's writable `comet.state` if this client writes the shard
     /// (counters are written only there: reads never write a file).
-    pub(crate) fn shard_writer_state(&self, shard: ShardId) -> Option<Arc<crate::mmap::SharedWords>> {
+    pub(crate) fn shard_writer_state(&self, shard: ShardId) -> Option<Arc<comet_linux::SharedWords>> {
         self.inner.existing_slot(shard)?.writer_state()
     }
 
@@ -428,6 +415,30 @@ impl Client {
         let mut g = slot.writer();
         slot.ensure_writer(&mut g, &inner.engine, inner.config.compression.level)?;
         g.as_ref().map(|w| w.report.clone()).ok_or(Error::Closed)
+    }
+
+    /// Repairs one shard (see [`crate::repair`]): opens it for writing
+    /// (recovery), records every damaged chunk as lost, rewrites damaged
+    /// chunk tables, sets aside bytes past a sealed segment's end, and
+    /// salvages `offsets.state` and heals its offset checks.
+    pub fn repair_shard(&self, shard: ShardId) -> Result<crate::verify::ShardRepair> {
+        let inner = &*self.inner;
+        if inner.read_only {
+            return Err(Error::ReadOnly);
+        }
+        inner.check_owner(shard)?;
+        let slot = inner.slot(shard);
+        let mut g = slot.writer();
+        slot.ensure_writer(&mut g, &inner.engine, inner.config.compression.level)?;
+        let w = g.as_mut().ok_or(Error::Closed)?;
+        let recovery = w.report.clone();
+        let repair = w.engine.repair().map_err(|e| Error::from_core(shard, &slot.dir, e))?;
+        slot.publish_counters(&mut w.engine);
+        drop(g);
+        let storage = comet_linux::DirStorage::open_path(&slot.dir).map_err(|e| Error::io(IoOp::Open, &slot.dir, e))?;
+        let offsets = comet_linux::settle_offsets(&storage, true, now_ns())
+            .map_err(|e| Error::io(IoOp::Open, slot.dir.join("offsets.state"), e))?;
+        Ok(crate::verify::ShardRepair { shard, recovery, repair, offsets })
     }
 
     /// What recovery did when this client opened the shard for writing.
@@ -597,10 +608,8 @@ impl Inner {
         let slot = self.slot(shard);
         let state = slot.state()?;
         let head = state.as_ref().and_then(|s| crate::shard::read_head(s));
-        let manifest = match fs::read(slot.dir.join(MANIFEST_FILE)) {
-            Ok(b) => Manifest::decode(&b).ok(),
-            Err(_) => None,
-        };
+        let manifest = crate::shard::open_dir(&slot.dir)?
+            .and_then(|d| comet_core::shard::load_manifest(&d).ok().flatten());
         let mut counters = Counters::default();
         if let Some(s) = &state {
             counters.0 = Counter::ALL.iter().map(|&c| (c, shm::load_counter(s.words(), c))).collect();
@@ -610,7 +619,7 @@ impl Inner {
         let sealed = manifest.as_ref().map_or(&[][..], |m| &m.sealed[..]);
         let first_entry = manifest.as_ref().map_or(head.map_or(0, |h| h.base), |m| m.first_entry);
         let active_bytes = head.map_or(0, |h| h.bytes);
-        let groups = crate::consumer::group_stats(&slot.dir, durable_end)?;
+        let groups = crate::consumer::group_stats(&slot.dir, shard, durable_end)?;
         Ok(ShardStats {
             shard,
             first_entry,

@@ -9,99 +9,45 @@
 //! effects.
 
 use std::collections::HashMap;
-use std::fs::{self, OpenOptions};
-use std::io;
-use std::os::unix::fs::OpenOptionsExt;
+
+
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use comet_core::ShardId;
-use comet_core::error::IoOp;
-use comet_core::shm::{GroupSlot, OFFSETS_WORDS, OffsetsTable};
+use comet_core::error::{FileKind, IoOp};
+use comet_core::shm::{GroupSlot, OffsetsTable};
 use comet_core::state::Counter;
-use comet_core::state::offsets::{FILE_SIZE, LEGACY_OFFSETS_FILE, OFFSETS_FILE, parse_legacy_offsets, validate_group};
+use comet_core::state::offsets::{OFFSETS_FILE, validate_group};
 
 use crate::client::{Client, now_ns};
 use crate::error::{Error, Result};
 use crate::metrics::GroupStats;
-use crate::mmap::SharedWords;
+use comet_linux::SharedWords;
 use crate::reader::{Message, MessageId, Reader};
 
-/// Maps a shard's `offsets.state`; `None` if it does not exist and `create`
-/// is false. With `create`, a legacy `offsets.bin` is migrated and removed.
-pub(crate) fn map_offsets(dir: &Path, create: bool) -> Result<Option<SharedWords>> {
-    let path = dir.join(OFFSETS_FILE);
-    let file = match OpenOptions::new().read(true).write(true).create(create).truncate(false).mode(0o644).open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound && !create => return Ok(None),
-        Err(e) => return Err(Error::io(IoOp::Open, &path, e)),
-    };
-    let len = file.metadata().map_err(|e| Error::io(IoOp::Len, &path, e))?.len();
-    if len == 0 {
-        // Fresh (or being created by another process right now): an empty
-        // file reads as "no groups".
-        if !create {
-            return Ok(None);
-        }
-        file.set_len(FILE_SIZE as u64).map_err(|e| Error::io(IoOp::SetLen, &path, e))?;
-    } else if len != FILE_SIZE as u64 {
-        return Err(Error::io(
-            IoOp::Open,
-            &path,
-            io::Error::new(io::ErrorKind::InvalidData, format!("offsets.state is {len} bytes, expected {FILE_SIZE}")),
-        ));
-    }
-    debug_assert_eq!(OFFSETS_WORDS * 8, FILE_SIZE);
-    let words = SharedWords::map(&file, FILE_SIZE).map_err(|e| Error::io(IoOp::Open, &path, e))?;
-    if create {
-        migrate_legacy(dir, &words)?;
-    }
-    Ok(Some(words))
-}
-
-/// Maps a shard's `offsets.state` read-only, for lookups: opens it
-/// read-only and never creates, sizes or initialises it. `None` if it does
-/// not exist or is still empty (no group has acked yet).
-pub(crate) fn map_offsets_read(dir: &Path) -> Result<Option<SharedWords>> {
-    let path = dir.join(OFFSETS_FILE);
-    let file = match fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(IoOp::Open, &path, e)),
-    };
-    let len = file.metadata().map_err(|e| Error::io(IoOp::Len, &path, e))?.len();
-    if len == 0 {
+/// Maps a shard's `offsets.state` for acks and seeks (`create`: created
+/// fully written if missing or empty), or read-only for lookups (`None` if
+/// missing or empty: no group has acked yet). A file of the wrong size is
+/// [`Error::Corrupt`] for this shard only; its writer or `repair` salvages
+/// it.
+pub(crate) fn map_offsets(dir: &Path, shard: ShardId, create: bool) -> Result<Option<SharedWords>> {
+    let Some(storage) = crate::shard::open_dir(dir)? else {
         return Ok(None);
-    }
-    if len != FILE_SIZE as u64 {
-        return Err(Error::io(
-            IoOp::Open,
-            &path,
-            io::Error::new(io::ErrorKind::InvalidData, format!("offsets.state is {len} bytes, expected {FILE_SIZE}")),
-        ));
-    }
-    SharedWords::map_read_only(&file, FILE_SIZE).map(Some).map_err(|e| Error::io(IoOp::Open, &path, e))
+    };
+    let r = if create { comet_linux::map_offsets_write(&storage).map(Some) } else { comet_linux::map_offsets_read(&storage) };
+    r.map_err(|e| {
+        crate::shard::wrong_size(shard, FileKind::Offsets, &e)
+            .unwrap_or_else(|| Error::io(IoOp::Open, dir.join(OFFSETS_FILE), e))
+    })
 }
 
-fn migrate_legacy(dir: &Path, words: &SharedWords) -> Result<()> {
-    let legacy = dir.join(LEGACY_OFFSETS_FILE);
-    let Ok(bytes) = fs::read(&legacy) else {
-        return Ok(());
-    };
-    let Some(Ok(table)) = words.writable().map(|w| OffsetsTable::open(w, std::thread::yield_now)) else {
-        return Ok(());
-    };
-    if parse_legacy_offsets(&bytes, |group, off| {
-        let _ = table.advance(group, off, now_ns());
-    })
-    .is_ok()
-    {
-        fs::remove_file(&legacy).map_err(|e| Error::io(IoOp::Remove, &legacy, e))?;
-        tracing::info!(dir = %dir.display(), "migrated legacy offsets.bin");
-    }
-    Ok(())
+/// [`map_offsets`] for lookups.
+pub(crate) fn map_offsets_read(dir: &Path, shard: ShardId) -> Result<Option<SharedWords>> {
+    map_offsets(dir, shard, false)
 }
 
 /// The table for acks and seeks (initialising or upgrading it).
@@ -116,8 +62,8 @@ fn table_read<'a>(shard: ShardId, words: &'a SharedWords) -> Result<Option<Offse
 }
 
 /// Every group of a shard with its offset and lag against `durable_end`.
-pub(crate) fn group_stats(dir: &Path, durable_end: u64) -> Result<Vec<GroupStats>> {
-    let Some(words) = map_offsets_read(dir)? else {
+pub(crate) fn group_stats(dir: &Path, shard: ShardId, durable_end: u64) -> Result<Vec<GroupStats>> {
+    let Some(words) = map_offsets_read(dir, shard)? else {
         return Ok(Vec::new());
     };
     let Ok(Some(table)) = OffsetsTable::open_read(words.words(), std::thread::yield_now) else {
@@ -138,8 +84,8 @@ pub(crate) fn group_stats(dir: &Path, durable_end: u64) -> Result<Vec<GroupStats
 
 /// The lowest offset any group holds in a shard (retention's low-water
 /// mark), or `None` if no group has acked anything there.
-pub(crate) fn low_water(dir: &Path) -> Result<Option<u64>> {
-    let Some(words) = map_offsets_read(dir)? else {
+pub(crate) fn low_water(dir: &Path, shard: ShardId) -> Result<Option<u64>> {
+    let Some(words) = map_offsets_read(dir, shard)? else {
         return Ok(None);
     };
     Ok(OffsetsTable::open_read(words.words(), std::thread::yield_now).ok().flatten().and_then(|t| t.min_offset()))
@@ -285,7 +231,7 @@ impl Consumer {
             let (first, end) = self.links[i].reader.bounds()?;
             return Err(Error::Unavailable { shard, entry: 0, first, end });
         }
-        let w = if create { map_offsets(&dir, true)? } else { map_offsets_read(&dir)? };
+        let w = map_offsets(&dir, shard, create)?;
         let Some(w) = w else {
             return Ok(None);
         };
@@ -514,7 +460,7 @@ impl Consumer {
     /// Stats of every group in `shard`.
     pub fn groups(&mut self, shard: ShardId) -> Result<Vec<GroupStats>> {
         let (_, end) = self.reader(shard)?.bounds()?;
-        group_stats(&self.client.shard_dir(shard), end)
+        group_stats(&self.client.shard_dir(shard), shard, end)
     }
 }
 

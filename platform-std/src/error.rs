@@ -4,7 +4,7 @@ use std::io;
 use std::path::PathBuf;
 
 use comet_core::ShardId;
-use comet_core::error::{ConfigError, Corruption, IoOp, NameError};
+use comet_core::error::{ChunkDamage, ConfigError, Corruption, IoOp, NameError};
 use comet_core::shm::OffsetsError;
 use comet_core::wire::FileName;
 
@@ -85,8 +85,29 @@ pub enum Error {
         /// The shard.
         shard: ShardId,
     },
-    /// The entry is not readable: below the first retained entry, not yet
-    /// durable, or in a lost or quarantined segment.
+    /// The entry's chunk fails its checksum or framing: nothing of it is
+    /// returned (run `comet repair` to record the chunk as lost).
+    Damaged {
+        /// The shard.
+        shard: ShardId,
+        /// Which entries, where and what.
+        damage: ChunkDamage,
+    },
+    /// The entry lies in a range recorded as lost (a missing or set-aside
+    /// segment, or chunks recovery or repair set aside). A consumer stops
+    /// here until its offset is moved past the range.
+    Lost {
+        /// The shard.
+        shard: ShardId,
+        /// The entry.
+        entry: u64,
+        /// First entry of the lost range.
+        start: u64,
+        /// One past its last entry.
+        end: u64,
+    },
+    /// The entry is not readable: below the first retained entry or not yet
+    /// durable.
     Unavailable {
         /// The shard.
         shard: ShardId,
@@ -174,8 +195,12 @@ impl std::fmt::Display for Error {
             Error::Poisoned { shard } => {
                 write!(f, "shard {shard}: an earlier sync failed; reopen to recover")
             }
+            Error::Damaged { shard, damage } => write!(f, "shard {shard}: {damage}"),
+            Error::Lost { shard, entry, start, end } => {
+                write!(f, "shard {shard}: entry {entry} lies in lost range {start}..{end}")
+            }
             Error::Unavailable { shard, entry, first, end } => {
-                write!(f, "shard {shard}: entry {entry} is not readable (readable: {first}..{end})")
+                write!(f, "shard {shard}: entry {entry} is not readable (retained and durable: {first}..{end})")
             }
             Error::ForeignFormat { shard } => {
                 write!(f, "shard {shard} was written by the Go comet package; run `comet import` first")
@@ -225,6 +250,8 @@ impl Error {
             E::Name(n) => Error::InvalidStream(n),
             E::Poisoned => Error::Poisoned { shard },
             E::EntryUnavailable { entry, first, end } => Error::Unavailable { shard, entry, first, end },
+            E::Damaged(damage) => Error::Damaged { shard, damage },
+            E::Lost { entry, start, end } => Error::Lost { shard, entry, start, end },
             E::BatchTooLarge { bytes, max } => Error::BatchTooLarge { bytes, max },
             E::ForeignFormat => Error::ForeignFormat { shard },
             E::Capacity { what, needed, available } => Error::Io {

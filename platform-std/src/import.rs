@@ -13,9 +13,8 @@ use crate::client::{discover, now_ns};
 use crate::config::Config;
 use crate::consumer::map_offsets;
 use crate::error::{Error, Result};
-use crate::lock::{Acquire, FileLock, WRITER_LOCK};
 use crate::reader::shard_dir;
-use crate::storage::DirStorage;
+use comet_linux::{DirStorage, LockError, WriterLock};
 
 /// What importing one shard did.
 #[derive(Debug, Clone)]
@@ -41,7 +40,7 @@ pub fn import_go(dir: impl AsRef<Path>, config: &Config) -> Result<Vec<ShardImpo
     let mut out = Vec::new();
     for shard in discover(root)? {
         let sd = shard_dir(root, shard);
-        let storage = DirStorage::new(&sd);
+        let storage = DirStorage::open_path(&sd).map_err(|e| Error::io(IoOp::Open, &sd, e))?;
         if !is_go_shard(&storage).map_err(|e| Error::from_core(shard, &sd, e))? {
             out.push(ShardImport {
                 shard,
@@ -50,17 +49,22 @@ pub fn import_go(dir: impl AsRef<Path>, config: &Config) -> Result<Vec<ShardImpo
             });
             continue;
         }
-        let lock_path = sd.join(WRITER_LOCK);
-        let _lock = match FileLock::try_acquire(&lock_path).map_err(|e| Error::io(IoOp::Open, &lock_path, e))? {
-            Acquire::Held(l) => l,
-            Acquire::Busy(pid) => return Err(Error::Locked { shard, pid }),
+        let _lock = match WriterLock::acquire(&storage) {
+            Ok(l) => l,
+            Err(LockError::Held { pid }) => return Err(Error::Locked { shard, pid }),
+            Err(LockError::Io(e)) => return Err(Error::io(IoOp::Open, sd.join(comet_linux::WRITER_LOCK), e)),
         };
         let report = import_go_shard(&storage, &cfg).map_err(|e| Error::from_core(shard, &sd, e))?;
         let mut groups = Vec::new();
         let exists = sd.join(comet_core::state::offsets::OFFSETS_FILE).exists()
             || sd.join(comet_core::state::offsets::LEGACY_OFFSETS_FILE).exists()
             || !report.legacy_offsets.is_empty();
-        if exists && let Some(words) = map_offsets(&sd, true)? {
+        if exists {
+            // A legacy offsets.bin is merged (and removed) here.
+            comet_linux::settle_offsets(&storage, false, now_ns())
+                .map_err(|e| Error::io(IoOp::Open, sd.join("offsets.state"), e))?;
+        }
+        if exists && let Some(words) = map_offsets(&sd, shard, true)? {
             let table = OffsetsTable::open(words.writable().ok_or(Error::ReadOnly)?, std::thread::yield_now)
                 .map_err(|source| Error::Offsets { shard, source })?;
             for (g, off) in &report.legacy_offsets {
@@ -69,7 +73,9 @@ pub fn import_go(dir: impl AsRef<Path>, config: &Config) -> Result<Vec<ShardImpo
                 }
             }
             table.for_each(|g, o| groups.push((g.to_string(), o.offset)));
-            words.flush().map_err(|e| Error::io(IoOp::Sync, &sd, e))?;
+            let f = comet_core::storage::Storage::open(&storage, comet_core::state::offsets::OFFSETS_FILE, comet_core::storage::OpenMode::ReadWrite)
+                .map_err(|e| Error::io(IoOp::Open, &sd, e))?;
+            comet_core::storage::StorageFile::sync(&f).map_err(|e| Error::io(IoOp::Sync, &sd, e))?;
         }
         groups.sort();
         tracing::info!(shard = %shard, segments = report.segments.len(), end = report.end, problems = report.problems.len(), "imported Go shard");

@@ -43,14 +43,11 @@ mod compress;
 mod consumer;
 mod error;
 mod import;
-mod lock;
 mod metrics;
-mod mmap;
 mod process;
 mod reader;
 mod retention;
 mod shard;
-mod storage;
 mod verify;
 
 pub use client::{Appended, Client};
@@ -60,6 +57,7 @@ pub use comet_core::import::{ImportProblem, ImportReport, ImportedSegment};
 pub use comet_core::retention::ShardPlan;
 pub use comet_core::segment::ScanEnd;
 pub use comet_core::shard::{Quarantine, QuarantineReason, RecoveryReport, TornTail};
+pub use comet_core::ChunkDamage;
 pub use comet_core::shm::OffsetsError;
 pub use comet_core::state::{Counter, DurableHead};
 pub use comet_core::wire::{ShardCount, WireError, all_shard_streams, fnv1a32, parse_stream, shard_stream_name};
@@ -70,14 +68,14 @@ pub use consumer::{
 };
 pub use error::{Error, Result};
 pub use import::{ShardImport, import_go};
-pub use lock::WRITER_LOCK;
+pub use comet_linux::WRITER_LOCK;
 pub use metrics::{Counters, GroupStats, Latency, ShardStats, Stats};
 pub use process::{PROCESS_DIR, ProcessSlot};
 pub use reader::{Message, MessageId, Reader, max_stored};
 pub use retention::{RetentionReport, ShardRetention, ShardRetentionStats};
-pub use verify::{
-    Finding, Problem, QuarantinedSegment, Severity, ShardCheck, VerifyReport, quarantine_damaged, verify,
-};
+pub use comet_core::shard::RepairReport;
+pub use comet_linux::OffsetsSettled;
+pub use verify::{Finding, Problem, Severity, ShardCheck, ShardRepair, VerifyReport, repair, verify};
 
 /// Picks the shard for `key` among `count` shards (32-bit FNV-1a modulo
 /// the count, as the Go package does).

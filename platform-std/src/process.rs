@@ -15,8 +15,9 @@ use std::sync::{Mutex, OnceLock};
 use comet_core::error::IoOp;
 use comet_core::state::offsets::validate_group;
 
+use comet_linux::{DirStorage, LockError, WriterLock};
+
 use crate::error::{Error, Result};
-use crate::lock::{Acquire, FileLock};
 
 /// Directory under the data root that holds the slot files.
 pub const PROCESS_DIR: &str = "processes";
@@ -32,7 +33,7 @@ pub struct ProcessSlot {
     index: u32,
     count: u32,
     key: (PathBuf, String),
-    _lock: FileLock,
+    _lock: WriterLock,
 }
 
 impl ProcessSlot {
@@ -61,17 +62,24 @@ impl ProcessSlot {
                 return Err(Error::SlotHeld { role: role.to_string() });
             }
         }
+        let slots = match DirStorage::open_path(&dir) {
+            Ok(d) => d,
+            Err(e) => {
+                held().lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+                return Err(Error::io(IoOp::Open, &dir, e));
+            }
+        };
         for index in 0..count {
-            let path = dir.join(format!("{role}-{index:04}.lock"));
-            match FileLock::try_acquire(&path) {
-                Ok(Acquire::Held(lock)) => {
+            let name = format!("{role}-{index:04}.lock");
+            match WriterLock::acquire_named(&slots, &name) {
+                Ok(lock) => {
                     tracing::debug!(role, index, count, "acquired process slot");
                     return Ok(ProcessSlot { index, count, key, _lock: lock });
                 }
-                Ok(Acquire::Busy(_)) => {}
-                Err(e) => {
+                Err(LockError::Held { .. }) => {}
+                Err(LockError::Io(e)) => {
                     held().lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
-                    return Err(Error::io(IoOp::Open, &path, e));
+                    return Err(Error::io(IoOp::Open, dir.join(name), e));
                 }
             }
         }

@@ -1,31 +1,39 @@
-//! Lock-free, zero-copy reads of one shard through memory maps.
+//! Lock-free, zero-copy reads of one shard through memory maps, over the
+//! core's read path (`comet_core::read`): every entry a [`Reader`] hands
+//! out comes from a chunk whose CRC-32 and framing it checked, once per
+//! reader and mapping.
 //!
-//! A [`Reader`] never touches writer state: it learns what is durable from
+//! A reader never touches writer state: it learns what is durable from
 //! the seqlocked head in `comet.state` (shared by every process), finds
-//! sealed segments through `index.bin` (reloaded when it changes), and
-//! indexes the active segment itself by hopping over entry headers. The
-//! same code serves readers in the writer's process and in any other.
+//! sealed segments through `index.bin` (reloaded when it changes) and
+//! their chunks through their chunk tables, and the active segment's
+//! closed chunks through its journal, accepted only when it folds to the
+//! head's `closed_hash` (or, without a usable journal, by rebuilding the
+//! table from the bytes). The same code serves readers in the writer's
+//! process and in any other.
 //!
 //! Payloads of uncompressed entries are borrowed from the mapping
-//! ([`Message::data`] points into it); the [`Message`] holds an `Arc` of the
-//! mapping, so a remap (when the file grows) never unmaps memory a message
-//! still uses. Compressed entries are decompressed into owned bytes.
+//! ([`Message::data`] points into it); the [`Message`] holds an `Arc` of
+//! the mapping, so a remap (when the file grows) never unmaps memory a
+//! message still uses. Compressed entries are decompressed into owned
+//! bytes. A map never covers more than its file holds (`fstat` first), and
+//! bytes a truncated file no longer has are reported as damage, never read.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use comet_core::ShardId;
 use comet_core::error::{Corruption, FileKind, IoOp};
-use comet_core::index::{MANIFEST_FILE, Manifest};
+use comet_core::index::table::{TABLE_HEADER, TABLE_RECORD, parse_table_header};
+use comet_core::index::{Manifest, SegmentMeta, Table};
+use comet_core::read::{ActiveTable, ChunkEntries, ChunkPos, Probe, check_chunk, sealed_table};
 use comet_core::shm;
 use comet_core::state::{Counter, DurableHead};
-use comet_core::wire::{
-    EntryStatus, HEADER_LEN, WireError, classify_entry, is_frame, raw_frame_len, segment_file_name,
-};
+use comet_core::storage::{OpenMode, Storage, StorageFile, read_exact_at};
+use comet_core::wire::{HEADER_LEN, WireError, chunk_table_file_name, is_frame, raw_frame_len, segment_file_name};
+use comet_linux::{DirStorage, FsFile, SegmentMap, SharedWords};
 
 use crate::error::{Error, Result};
-use crate::mmap::{SegmentMap, SharedWords};
 use crate::shard::{check_native, map_state_read, read_head_seq};
 
 /// Where an entry lives: shard and entry number. Displays as
@@ -81,7 +89,7 @@ impl Message {
     /// The payload as appended (decompressed if it was stored compressed).
     pub fn data(&self) -> &[u8] {
         match &self.payload {
-            Payload::Mapped { map, start, len } => &map.bytes()[*start..*start + *len],
+            Payload::Mapped { map, start, len } => map.bytes().get(*start..*start + *len).unwrap_or_default(),
             Payload::Owned(v) => v,
         }
     }
@@ -106,81 +114,67 @@ impl AsRef<[u8]> for Message {
     }
 }
 
-/// Entries between reader-side checkpoints of the active segment.
-/// (A `u32` per 8 entries: 0.5 bytes per indexed entry, e.g. 1.3 MiB for
-/// a fully indexed 256 MiB segment of 100-byte entries, built only by
-/// random reads; they hop 3.5 entries on average. Measured against 16 and
-/// 64 in `benches/benches/reader.rs`: the hops' cache misses dominate.)
-const STRIDE: u64 = 8;
 /// Sealed segment maps kept open per reader: on 64-bit enough that a
 /// shard's sealed segments are rarely unmapped (address space is cheap; an
 /// idle reader maps nothing), few on 32-bit.
 const SEALED_CACHE: usize = if cfg!(target_pointer_width = "64") { 256 } else { 8 };
 
-struct ActiveView {
-    base: u64,
-    file: File,
-    map: Arc<SegmentMap>,
-    mapped: u64,
-    /// Byte offset of every STRIDE-th entry indexed so far (as long as
-    /// offsets fit 32 bits; entries past the last mark hop from it).
-    marks: Vec<u32>,
-    /// Entries and bytes indexed so far.
-    indexed: (u64, u64),
+/// A bit per chunk: checked against its CRC in this mapping.
+#[derive(Debug, Default)]
+struct Checked(Vec<u64>);
+
+impl Checked {
+    fn get(&self, k: u32) -> bool {
+        self.0.get(k as usize / 64).is_some_and(|w| w & (1 << (k % 64)) != 0)
+    }
+
+    fn set(&mut self, k: u32) {
+        let i = k as usize / 64;
+        if self.0.len() <= i {
+            self.0.resize(i + 1, 0);
+        }
+        self.0[i] |= 1 << (k % 64);
+    }
 }
 
-/// Where the next entry is, after a read (sequential reads skip lookups).
-#[derive(Clone)]
-struct Cursor {
-    entry: u64,
-    base: u64,
-    offset: u64,
-    /// For a sealed segment: its map, valid bytes and end entry.
-    sealed: Option<(Arc<SegmentMap>, u64, u64)>,
-}
-
+/// A sealed segment: its map, its checked chunk table, the chunks checked.
 struct SealedMap {
     base: u64,
     map: Arc<SegmentMap>,
+    table: Vec<u8>,
+    checked: Checked,
     used: u64,
-    /// Offsets of every STRIDE-th entry within each manifest checkpoint
-    /// interval (`per` marks per chunk, 0 = not found yet), filled as
-    /// random reads pass them. Allocated zeroed on first use, so only the
-    /// pages of chunks actually read become resident.
-    sub: Vec<u32>,
 }
 
-/// A sealed entry's segment (base, valid bytes, end entry) and checkpoint
-/// (first entry, byte offset).
-#[derive(Clone, Copy)]
-struct SealedPos {
+/// The active segment: its file, map, journal and checked chunks.
+struct ActiveView {
     base: u64,
-    bytes: u64,
-    end: u64,
-    from: u64,
-    off: u64,
-    /// The checkpoint's index, the segment's number of checkpoints and the
-    /// checkpoint interval.
-    chunk: usize,
-    chunks: usize,
-    interval: u32,
-}
-
-/// Where `Reader::locate` found an entry.
-struct Located {
-    base: u64,
+    file: FsFile,
+    journal: Option<FsFile>,
     map: Arc<SegmentMap>,
-    offset: u64,
-    /// Valid bytes of the segment.
-    limit: u64,
-    /// One past the segment's last entry, for a sealed segment.
-    sealed_end: Option<u64>,
+    /// Bytes the map was asked to cover (the head's bytes at the time).
+    mapped: u64,
+    table: ActiveTable,
+    checked: Checked,
+    /// The open chunk, checked up to this end (it grows with each sync).
+    open_checked: Option<(u32, u64)>,
+}
+
+/// A checked chunk a sequential read is working through.
+#[derive(Clone)]
+struct Cursor {
+    pos: ChunkPos,
+    map: Arc<SegmentMap>,
+    /// Next entry and its byte offset within the chunk.
+    entry: u64,
+    at: usize,
 }
 
 /// Reads one shard. Cheap to create; keep one per consuming thread.
 pub struct Reader {
     shard: ShardId,
     dir: PathBuf,
+    storage: Option<DirStorage>,
     state: Option<Arc<SharedWords>>,
     manifest: Option<Arc<Manifest>>,
     manifest_gen: u64,
@@ -208,6 +202,10 @@ impl std::fmt::Debug for Reader {
     }
 }
 
+fn corrupt(shard: ShardId, file: FileKind, offset: u64, error: WireError) -> Error {
+    Error::Corrupt { shard, corruption: Corruption { file, offset, error } }
+}
+
 impl Reader {
     /// A reader of the shard stored in `dir` (its `shard-NNNN` directory).
     /// Creates nothing; a shard that does not exist yet reads as empty.
@@ -215,6 +213,7 @@ impl Reader {
         Reader {
             shard,
             dir: dir.into(),
+            storage: None,
             state: None,
             manifest: None,
             manifest_gen: 0,
@@ -246,10 +245,19 @@ impl Reader {
         self.remaps
     }
 
+    /// The shard directory, opened once it exists.
+    fn storage(&mut self) -> Result<&DirStorage> {
+        if self.storage.is_none() {
+            let d = DirStorage::open_path(&self.dir).map_err(|e| Error::io(IoOp::Open, &self.dir, e))?;
+            self.storage = Some(d);
+        }
+        self.storage.as_ref().ok_or(Error::Closed)
+    }
+
     fn state(&mut self) -> Result<Option<&Arc<SharedWords>>> {
         if self.state.is_none() {
             check_native(&self.dir, self.shard)?;
-            self.state = map_state_read(&self.dir)?.map(Arc::new);
+            self.state = map_state_read(&self.dir, self.shard)?.map(Arc::new);
         }
         Ok(self.state.as_ref())
     }
@@ -279,41 +287,20 @@ impl Reader {
     fn manifest(&mut self, force: bool) -> Result<()> {
         let gen_now = self.state()?.map_or(0, |s| shm::load_counter(s.words(), Counter::ManifestGeneration));
         if self.manifest.is_none() || force || gen_now != self.manifest_gen {
-            let path = self.dir.join(MANIFEST_FILE);
-            match std::fs::read(&path) {
-                Ok(bytes) => {
-                    let m = Manifest::decode(&bytes).map_err(|error| Error::Corrupt {
-                        shard: self.shard,
-                        corruption: Corruption { file: FileKind::Manifest, offset: 0, error },
-                    })?;
+            let shard = self.shard;
+            let dir = self.dir.clone();
+            let storage = self.storage()?;
+            match comet_core::shard::load_manifest(storage) {
+                Ok(Some(m)) => {
                     self.manifest = Some(Arc::new(m));
                     self.manifest_gen = gen_now;
                     self.sealed.clear();
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(IoOp::Read, path, e)),
+                Ok(None) => {}
+                Err(e) => return Err(Error::from_core(shard, &dir, e)),
             }
         }
         Ok(())
-    }
-
-    /// For a sealed `entry`: its segment's base, bytes and end, and the
-    /// first entry and byte offset of its checkpoint. `None` if the loaded
-    /// manifest has no such segment; `Some(None)` if it has no checkpoint.
-    #[allow(clippy::option_option)]
-    fn find_sealed(&self, entry: u64) -> Option<Option<SealedPos>> {
-        let m = self.manifest.as_ref()?;
-        let seg = m.find_sealed(entry)?;
-        Some(seg.chunk_for(entry, m.interval).map(|(chunk, from, off)| SealedPos {
-            base: seg.base,
-            bytes: seg.bytes,
-            end: seg.end(),
-            from,
-            off,
-            chunk,
-            chunks: seg.chunks.len(),
-            interval: m.interval,
-        }))
     }
 
     /// `(first retained entry, one past the last durable entry)`.
@@ -326,33 +313,39 @@ impl Reader {
         Ok((first.min(head.end()), head.end()))
     }
 
-    fn unavailable(&mut self, entry: u64, head: Option<&DurableHead>) -> Error {
+    fn interval(&self, head: &DurableHead) -> u32 {
+        match self.manifest.as_ref() {
+            Some(m) => m.interval,
+            None => head.interval.max(1),
+        }
+    }
+
+    fn unavailable(&self, entry: u64, head: Option<&DurableHead>) -> Error {
         let end = head.map_or(0, DurableHead::end);
         let first = self.manifest.as_ref().map_or(0, |m| m.first_entry);
         Error::Unavailable { shard: self.shard, entry, first, end }
     }
 
-    fn open_segment(&self, base: u64) -> Result<File> {
-        let path = self.dir.join(segment_file_name(base).as_str());
-        File::open(&path).map_err(|e| Error::io(IoOp::Open, path, e))
-    }
-
-    fn sealed_map(&mut self, base: u64, bytes: u64) -> Result<Arc<SegmentMap>> {
+    /// The map and checked table of sealed segment `seg`.
+    fn sealed_map(&mut self, seg: &SegmentMeta, interval: u32) -> Result<usize> {
         self.sealed_tick += 1;
-        let at = match self.sealed.binary_search_by_key(&base, |s| s.base) {
+        let at = match self.sealed.binary_search_by_key(&seg.base, |s| s.base) {
             Ok(i) => {
-                let hit = &mut self.sealed[i];
-                hit.used = self.sealed_tick;
-                return Ok(hit.map.clone());
+                self.sealed[i].used = self.sealed_tick;
+                return Ok(i);
             }
             Err(i) => i,
         };
-        let file = self.open_segment(base)?;
-        let len = file.metadata().map_err(|e| Error::io(IoOp::Len, &self.dir, e))?.len();
-        if len < bytes {
-            return Err(corrupt(self.shard, base, len, WireError::Truncated { needed: bytes, available: len }));
-        }
-        let map = Arc::new(SegmentMap::map(&file, bytes).map_err(|e| Error::io(IoOp::Read, &self.dir, e))?);
+        let (shard, max_stored) = (self.shard, self.max_stored);
+        let storage = self.storage()?.clone();
+        let name = segment_file_name(seg.base);
+        let path = self.dir.join(name.as_str());
+        let file = storage.open(&name, OpenMode::Read).map_err(|e| Error::io(IoOp::Open, &path, e))?;
+        let map = Arc::new(SegmentMap::map(&file, seg.bytes).map_err(|e| Error::io(IoOp::Read, &path, e))?);
+        let from_file = read_records(&storage, seg.base, interval, u64::from(seg.chunks))
+            .map_err(|e| Error::io(IoOp::Read, self.dir.join(chunk_table_file_name(seg.base).as_str()), e))?;
+        let table = sealed_table(seg, interval, from_file.as_deref(), map.bytes(), max_stored)
+            .map_err(|e| corrupt(shard, FileKind::ChunkTable { base: seg.base }, TABLE_HEADER as u64, e))?;
         let mut at = at;
         if self.sealed.len() >= self.sealed_cap.max(1) {
             // Evict the least recently used. A message still holding that
@@ -363,100 +356,102 @@ impl Reader {
                 at -= 1;
             }
         }
-        self.sealed.insert(at, SealedMap { base, map: map.clone(), used: self.sealed_tick, sub: Vec::new() });
-        Ok(map)
+        self.sealed.insert(at, SealedMap { base: seg.base, map, table, checked: Checked::default(), used: self.sealed_tick });
+        Ok(at)
     }
 
-    /// Makes the active view cover `head` (opening or remapping).
-    fn active_view(&mut self, head: &DurableHead) -> Result<&mut ActiveView> {
+    /// Makes the active view cover `head`: opened or remapped, its closed
+    /// chunks' table accepted from the journal (or rebuilt from the bytes).
+    fn active_view(&mut self, head: &DurableHead, interval: u32) -> Result<()> {
+        let shard = self.shard;
         if self.active.as_ref().is_none_or(|a| a.base != head.base) {
-            let file = self.open_segment(head.base)?;
-            self.active = None;
+            let storage = self.storage()?.clone();
+            let name = segment_file_name(head.base);
+            let path = self.dir.join(name.as_str());
+            let file = storage.open(&name, OpenMode::Read).map_err(|e| Error::io(IoOp::Open, &path, e))?;
+            let journal = storage.open(&chunk_table_file_name(head.base), OpenMode::Read).ok();
             self.cursor = None;
             self.active = Some(ActiveView {
                 base: head.base,
                 file,
+                journal,
                 map: Arc::new(SegmentMap::empty()),
                 mapped: 0,
-                marks: vec![0u32],
-                indexed: (0, 0),
+                table: ActiveTable::new(head.base, interval),
+                checked: Checked::default(),
+                open_checked: None,
             });
         }
-        let Some(view) = self.active.as_mut() else {
-            return Err(corrupt(self.shard, head.base, 0, WireError::Truncated { needed: head.bytes, available: 0 }));
-        };
+        let max_stored = self.max_stored;
+        let Some(view) = self.active.as_mut() else { return Err(Error::Closed) };
         if view.mapped < head.bytes {
-            view.map =
-                Arc::new(SegmentMap::map(&view.file, head.bytes).map_err(|e| Error::io(IoOp::Read, &self.dir, e))?);
+            let path = self.dir.join(segment_file_name(head.base).as_str());
+            view.map = Arc::new(SegmentMap::map(&view.file, head.bytes).map_err(|e| Error::io(IoOp::Read, &path, e))?);
             view.mapped = head.bytes;
             self.remaps += 1;
         }
-        Ok(view)
+        if view.table.missing(head) > 0 {
+            let have = view.table.len();
+            let more = view.journal.as_ref().and_then(|j| journal_records(j, head.base, interval, have, view.table.missing(head)));
+            let accepted = more.is_some_and(|m| view.table.accept(head, &m).is_ok());
+            if !accepted {
+                let mut rebuilt = ActiveTable::new(head.base, interval);
+                rebuilt.rebuild(head, view.map.bytes(), max_stored).map_err(|e| {
+                    corrupt(shard, FileKind::ChunkTable { base: head.base }, TABLE_HEADER as u64, e)
+                })?;
+                view.table = rebuilt;
+            }
+        }
+        Ok(())
     }
 
-    /// Finds `entry`.
-    fn locate(&mut self, entry: u64, head: Option<&DurableHead>) -> Result<Located> {
+    /// The checked chunk holding `entry` and its segment's map.
+    fn chunk(&mut self, entry: u64, head: Option<&DurableHead>) -> Result<(ChunkPos, Arc<SegmentMap>)> {
         let Some(head) = head.filter(|h| entry < h.end()).copied() else {
             return Err(self.unavailable(entry, head));
         };
-        if let Some(Cursor { base, offset, sealed: Some((map, limit, end)), .. }) =
-            self.cursor.as_ref().filter(|c| c.entry == entry)
-            && entry < *end
-        {
-            return Ok(Located {
-                base: *base,
-                map: map.clone(),
-                offset: *offset,
-                limit: *limit,
-                sealed_end: Some(*end),
-            });
-        }
-        let (shard, max) = (self.shard, self.max_stored);
+        let shard = self.shard;
+        let max_stored = self.max_stored;
         if entry >= head.base {
-            let cursor = self.cursor.as_ref().filter(|c| c.entry == entry && c.base == head.base).map(|c| c.offset);
-            let limit = head.bytes;
-            let view = self.active_view(&head)?;
-            let (base, map) = (view.base, view.map.clone());
-            if let Some(offset) = cursor {
-                return Ok(Located { base, map, offset, limit, sealed_end: None });
-            }
-            let idx = entry - base;
-            // Extend this reader's own checkpoints far enough.
-            while view.indexed.0 <= idx && view.indexed.1 < limit {
-                let next = step(shard, max, base, map.bytes(), view.indexed.1, limit)?;
-                view.indexed = (view.indexed.0 + 1, next);
-                if view.indexed.0 % STRIDE == 0
-                    && view.indexed.0 / STRIDE == view.marks.len() as u64
-                    && let Ok(mark) = u32::try_from(next)
-                {
-                    view.marks.push(mark);
+            self.manifest(false)?;
+            let interval = self.interval(&head);
+            self.active_view(&head, interval)?;
+            let Some(view) = self.active.as_mut() else { return Err(Error::Closed) };
+            let k = u32::try_from((entry - head.base) / u64::from(interval)).unwrap_or(u32::MAX);
+            let pos = ChunkPos::active(&head, interval, &view.table.table(), k)
+                .ok_or_else(|| corrupt(shard, FileKind::ChunkTable { base: head.base }, 0, WireError::InvalidField { offset: 0 }))?;
+            let is_open = pos.end == head.bytes && !head.entries.is_multiple_of(u64::from(interval));
+            let done = if is_open { view.open_checked == Some((k, pos.end)) } else { view.checked.get(k) };
+            if !done {
+                check(view.map.bytes(), &pos, max_stored).map_err(|damage| Error::Damaged { shard, damage })?;
+                if is_open {
+                    view.open_checked = Some((k, pos.end));
+                } else {
+                    view.checked.set(k);
                 }
             }
-            let k = usize::try_from(idx / STRIDE).unwrap_or(usize::MAX).min(view.marks.len().saturating_sub(1));
-            let Some(&mark) = view.marks.get(k) else {
-                return Err(corrupt(
-                    shard,
-                    base,
-                    view.indexed.1,
-                    WireError::Truncated { needed: limit, available: view.indexed.1 },
-                ));
-            };
-            let skip = idx - k as u64 * STRIDE;
-            let offset = hop(shard, max, base, map.bytes(), u64::from(mark), skip, limit)?;
-            return Ok(Located { base, map, offset, limit, sealed_end: None });
+            return Ok((pos, view.map.clone()));
         }
         self.manifest(false)?;
-        let mut found = self.find_sealed(entry);
-        if found.is_none() {
+        let mut m = self.manifest.clone();
+        if m.as_ref().and_then(|m| m.find_sealed(entry)).is_none() {
             self.manifest(true)?;
-            found = self.find_sealed(entry);
+            m = self.manifest.clone();
         }
-        let Some(Some(pos)) = found else {
-            return Err(self.unavailable(entry, Some(&head)));
+        let Some(m) = m else { return Err(self.unavailable(entry, Some(&head))) };
+        let Some(seg) = m.find_sealed(entry) else {
+            return match m.lost_range(entry, head.base) {
+                Some(r) => Err(Error::Lost { shard, entry, start: r.start, end: r.end }),
+                None => Err(self.unavailable(entry, Some(&head))),
+            };
         };
-        let SealedPos { base: seg_base, bytes: seg_bytes, end: seg_end, .. } = pos;
-        let map = match self.sealed_map(seg_base, seg_bytes) {
-            Ok(m) => m,
+        let k = seg.chunk_of(entry, m.interval).unwrap_or(u32::MAX);
+        if seg.is_lost(k) {
+            let r = m.lost_range(entry, head.base).unwrap_or_else(|| seg.chunk_entries(k, m.interval));
+            return Err(Error::Lost { shard, entry, start: r.start, end: r.end });
+        }
+        let i = match self.sealed_map(seg, m.interval) {
+            Ok(i) => i,
             // Retention deleted it after our manifest was loaded.
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 self.manifest(true)?;
@@ -464,65 +459,39 @@ impl Reader {
             }
             Err(e) => return Err(e),
         };
-        let (start, skip) = self.sealed_mark(&pos, &map, entry)?;
-        let offset = hop(shard, max, seg_base, map.bytes(), start, skip, seg_bytes)?;
-        Ok(Located { base: seg_base, map, offset, limit: seg_bytes, sealed_end: Some(seg_end) })
-    }
-
-    /// Where to start hopping to sealed `entry` and how many entries to
-    /// hop: from the nearest STRIDE mark within its checkpoint interval,
-    /// found (and kept) by hopping from the checkpoint, never past `entry`.
-    fn sealed_mark(&mut self, pos: &SealedPos, map: &SegmentMap, entry: u64) -> Result<(u64, u64)> {
-        let p = entry - pos.from;
-        let per = usize::try_from(u64::from(pos.interval.saturating_sub(1)) / STRIDE).unwrap_or(0);
-        let q = usize::try_from(p / STRIDE).unwrap_or(usize::MAX);
-        let plain = (pos.off, p);
-        if q == 0 || q > per {
-            return Ok(plain);
-        }
-        let Ok(i) = self.sealed.binary_search_by_key(&pos.base, |s| s.base) else {
-            return Ok(plain);
-        };
-        let (shard, max) = (self.shard, self.max_stored);
         let s = &mut self.sealed[i];
-        if s.sub.is_empty() {
-            s.sub = vec![0u32; pos.chunks.saturating_mul(per)];
+        let pos = ChunkPos::sealed(seg, m.interval, &Table::new(&s.table), k).ok_or_else(|| {
+            corrupt(shard, FileKind::ChunkTable { base: seg.base }, 0, WireError::InvalidField { offset: 0 })
+        })?;
+        if !s.checked.get(k) {
+            check(s.map.bytes(), &pos, max_stored).map_err(|damage| Error::Damaged { shard, damage })?;
+            s.checked.set(k);
         }
-        let first = pos.chunk * per;
-        let Some(marks) = s.sub.get_mut(first..first + q) else {
-            return Ok(plain);
-        };
-        let mut at = pos.off;
-        for mark in marks.iter_mut() {
-            if *mark == 0 {
-                at = hop(shard, max, pos.base, map.bytes(), at, STRIDE, pos.bytes)?;
-                let Ok(v) = u32::try_from(at) else {
-                    return Ok(plain);
-                };
-                *mark = v;
-            } else {
-                at = u64::from(*mark);
-            }
-        }
-        Ok((at, p % STRIDE))
+        Ok((pos, s.map.clone()))
     }
 
     /// Reads durable entry `entry`.
     pub fn read(&mut self, entry: u64) -> Result<Message> {
         let head = self.head()?;
-        self.read_at(entry, head.as_ref())
+        let (pos, map) = self.chunk(entry, head.as_ref())?;
+        let bytes = chunk_bytes(&map, &pos);
+        let mut it = ChunkEntries::new(bytes, pos.first);
+        it.skip_to(entry);
+        let at = it.position();
+        let msg = match it.next() {
+            Some(e) => self.message(&map, &pos, e.entry, e.timestamp, e.at, e.stored.len())?,
+            None => return Err(Error::Damaged { shard: self.shard, damage: pos.damage(pos.start, WireError::InvalidField { offset: 0 }) }),
+        };
+        let next = at + HEADER_LEN + stored_len(bytes, at);
+        self.cursor = Some(Cursor { pos, map, entry: entry + 1, at: next });
+        Ok(msg)
     }
 
-    fn read_at(&mut self, entry: u64, head: Option<&DurableHead>) -> Result<Message> {
-        let Located { base, map, offset: off, limit, sealed_end } = self.locate(entry, head)?;
-        let (timestamp, len) = header(self.shard, self.max_stored, base, map.bytes(), off, limit)?;
-        let start = usize::try_from(off).unwrap_or(usize::MAX) + HEADER_LEN;
-        let len = len as usize;
-        let next = off + (HEADER_LEN + len) as u64;
-        let sealed = sealed_end.map(|end| (map.clone(), limit, end));
-        self.cursor = Some(Cursor { entry: entry + 1, base, offset: next, sealed });
+    /// The message for the entry at byte `at` of a checked chunk.
+    fn message(&mut self, map: &Arc<SegmentMap>, pos: &ChunkPos, entry: u64, timestamp: u64, at: usize, len: usize) -> Result<Message> {
+        let start = usize::try_from(pos.start).unwrap_or(usize::MAX) + at + HEADER_LEN;
         let id = MessageId { shard: self.shard, entry };
-        let stored = &map.bytes()[start..start + len];
+        let stored = map.bytes().get(start..start + len).unwrap_or_default();
         let payload = if is_frame(stored) {
             let data = self.unzstd.decompress(stored, self.max_entry as usize).map_err(|source| Error::Decompress {
                 shard: self.shard,
@@ -531,7 +500,7 @@ impl Reader {
             })?;
             Payload::Owned(data)
         } else {
-            Payload::Mapped { map, start, len }
+            Payload::Mapped { map: map.clone(), start, len }
         };
         Ok(Message { id, timestamp, payload })
     }
@@ -546,174 +515,130 @@ impl Reader {
         let mut n = 0;
         let mut entry = from;
         while n < max && entry < end {
-            out.push(self.read_at(entry, head.as_ref())?);
-            entry += 1;
-            n += 1;
-            if let Some(head) = &head {
-                self.run(head, &mut entry, end, max - n, out)?;
-                n = usize::try_from(entry - from).unwrap_or(max);
+            let cursor = self.cursor.take().filter(|c| c.entry == entry && entry < c.pos.entry_range().end);
+            let (pos, map, mut at) = match cursor {
+                Some(c) => (c.pos, c.map, c.at),
+                None => {
+                    let (pos, map) = self.chunk(entry, head.as_ref())?;
+                    let mut it = ChunkEntries::new(chunk_bytes(&map, &pos), pos.first);
+                    it.skip_to(entry);
+                    let at = it.position();
+                    (pos, map, at)
+                }
+            };
+            let stop = pos.entry_range().end.min(end).min(entry.saturating_add((max - n) as u64));
+            let mut result = Ok(());
+            {
+                let bytes = chunk_bytes(&map, &pos);
+                let mut it = ChunkEntries::resume(bytes, at, entry);
+                while entry < stop {
+                    let Some(e) = it.next() else { break };
+                    match self.message(&map, &pos, e.entry, e.timestamp, e.at, e.stored.len()) {
+                        Ok(m) => out.push(m),
+                        Err(err) => {
+                            result = Err(err);
+                            break;
+                        }
+                    }
+                    entry += 1;
+                    n += 1;
+                    at = it.position();
+                }
             }
+            self.cursor = Some(Cursor { pos, map, entry, at });
+            result?;
         }
         Ok(n)
     }
 
-    /// Reads on from the cursor while the entries are raw and in the
-    /// cursor's segment: the same checks as [`read_at`](Reader::read_at)
-    /// (each entry's header is validated) without locating each entry
-    /// again. Stops before a compressed entry (left to `read_at`) and at
-    /// `end` or after `max` entries; `entry` is moved past what was read.
-    fn run(&mut self, head: &DurableHead, entry: &mut u64, end: u64, max: usize, out: &mut Vec<Message>) -> Result<()> {
-        let Some(c) = self.cursor.as_mut().filter(|c| c.entry == *entry) else {
-            return Ok(());
-        };
-        let (map, limit, seg_end) = match &c.sealed {
-            Some((map, limit, seg_end)) => (map.clone(), *limit, *seg_end),
-            None => match &self.active {
-                Some(v) if v.base == c.base && c.base == head.base && v.mapped >= head.bytes => {
-                    (v.map.clone(), head.bytes, head.end())
-                }
-                _ => return Ok(()),
-            },
-        };
-        let stop = end.min(seg_end).min(entry.saturating_add(max as u64));
-        let bytes = map.bytes();
-        let mut off = c.offset;
-        let mut result = Ok(());
-        while *entry < stop {
-            let (timestamp, len) = match header(self.shard, self.max_stored, c.base, bytes, off, limit) {
-                Ok(h) => h,
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            };
-            let start = usize::try_from(off).unwrap_or(usize::MAX) + HEADER_LEN;
-            let len = len as usize;
-            let Some(stored) = bytes.get(start..start + len) else {
-                break;
-            };
-            if is_frame(stored) {
-                break;
-            }
-            out.push(Message {
-                id: MessageId { shard: self.shard, entry: *entry },
-                timestamp,
-                payload: Payload::Mapped { map: map.clone(), start, len },
-            });
-            off += (HEADER_LEN + len) as u64;
-            *entry += 1;
-        }
-        c.entry = *entry;
-        c.offset = off;
-        result
-    }
-
     /// The first readable entry whose timestamp is at or after `ts_ns`
     /// (entry timestamps never decrease within a shard), or the durable end.
-    /// Entries lost to damage (a range recovery reported missing) count as
-    /// stamped like the first entry after them, so a time inside such a
-    /// range finds the first entry after it.
+    /// Entries in a lost range count as stamped like the first entry after
+    /// it, so a time inside such a range finds the first entry after it.
     pub fn seek_time(&mut self, ts_ns: u64) -> Result<u64> {
         let (first, end) = self.bounds()?;
-        // Binary search over entry numbers using reads (O(log n) reads, each
-        // an O(1) checkpoint lookup plus a short hop).
-        let (mut lo, mut hi) = (first, end);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
+        comet_core::read::seek_time(first, end, ts_ns, |e| {
             let head = self.head()?;
-            let probe = self.after_gap(mid, head.as_ref());
-            if probe >= end {
-                hi = mid;
-                continue;
+            if let Some(r) = self.lost(e, head.as_ref()) {
+                return Ok(Probe::LostUntil(r.end));
             }
-            let at = self.locate(probe, head.as_ref())?;
-            let (ts, _) = header(self.shard, self.max_stored, at.base, at.map.bytes(), at.offset, at.limit)?;
-            if ts < ts_ns { lo = probe + 1 } else { hi = mid }
-        }
-        let head = self.head()?;
-        Ok(self.after_gap(lo, head.as_ref()).min(end))
+            let (pos, map) = self.chunk(e, head.as_ref())?;
+            let mut it = ChunkEntries::new(chunk_bytes(&map, &pos), pos.first);
+            it.skip_to(e);
+            Ok(Probe::Stamped(it.next().map_or(u64::MAX, |v| v.timestamp)))
+        })
     }
 
-    /// The first entry at or after `entry` that is not in a lost range (a
-    /// range recovery reported missing), clamped to the retained range
-    /// `first..=end`.
+    /// The first entry at or after `entry` that is not in a lost range,
+    /// clamped to the retained range `first..=end`.
     pub fn readable_from(&mut self, entry: u64) -> Result<u64> {
         let (first, end) = self.bounds()?;
         let head = self.head()?;
-        Ok(self.after_gap(entry.clamp(first, end), head.as_ref()).min(end))
+        let mut e = entry.clamp(first, end);
+        while let Some(r) = self.lost(e, head.as_ref()) {
+            e = r.end.max(e + 1);
+        }
+        Ok(e.min(end))
     }
 
-    /// `entry` if it is not in a lost range, else the first entry after
-    /// that range: a range between sealed segments, or between the last
-    /// sealed segment and the active one, that no segment holds.
-    fn after_gap(&self, entry: u64, head: Option<&DurableHead>) -> u64 {
-        let Some(head) = head else { return entry };
-        if entry >= head.base {
-            return entry;
-        }
-        let Some(m) = self.manifest.as_ref() else { return entry };
-        if entry < m.first_entry || m.find_sealed(entry).is_some() {
-            return entry;
-        }
-        m.sealed.iter().map(|s| s.base).find(|&b| b > entry).unwrap_or(head.base)
+    /// The lost range `entry` lies in, per the loaded manifest.
+    fn lost(&self, entry: u64, head: Option<&DurableHead>) -> Option<std::ops::Range<u64>> {
+        let head = head?;
+        self.manifest.as_ref()?.lost_range(entry, head.base)
     }
 }
 
-fn corrupt(shard: ShardId, base: u64, offset: u64, error: WireError) -> Error {
-    Error::Corrupt { shard, corruption: Corruption { file: FileKind::Segment { base }, offset, error } }
+/// The bytes of checked chunk `pos` in `map` (empty if the map is shorter:
+/// never the case for a chunk that passed its check).
+fn chunk_bytes<'a>(map: &'a SegmentMap, pos: &ChunkPos) -> &'a [u8] {
+    let (a, b) = (usize::try_from(pos.start).unwrap_or(usize::MAX), usize::try_from(pos.end).unwrap_or(usize::MAX));
+    map.bytes().get(a..b).unwrap_or_default()
 }
 
-/// Validates the header at `offset` of a segment's `bytes` (valid data ends
-/// at `limit`) and returns `(timestamp, stored payload length)`.
-fn header(shard: ShardId, max_stored: u32, base: u64, bytes: &[u8], offset: u64, limit: u64) -> Result<(u64, u32)> {
-    let at = usize::try_from(offset).unwrap_or(usize::MAX);
-    let head = bytes.get(at..bytes.len().min(at.saturating_add(HEADER_LEN))).unwrap_or(&[]);
-    let remaining = limit.min(bytes.len() as u64).saturating_sub(offset);
-    match classify_entry(head, remaining, max_stored) {
-        EntryStatus::Valid(h) => Ok((h.timestamp, h.len)),
-        EntryStatus::Invalid(e) => Err(corrupt(shard, base, offset, e)),
-        _ => {
-            Err(corrupt(shard, base, offset, WireError::Truncated { needed: HEADER_LEN as u64, available: remaining }))
-        }
-    }
+/// The stored length of the entry at byte `at` of checked chunk bytes.
+fn stored_len(bytes: &[u8], at: usize) -> usize {
+    bytes.get(at..).and_then(<[u8]>::first_chunk::<4>).map_or(0, |b| u32::from_le_bytes(*b) as usize)
 }
 
-/// The offset of the entry after the one at `offset`, from its length
-/// field alone (the entry a read returns is validated by [`header`]): the
-/// length must be within `max_stored` and the entry within `limit`,
-/// otherwise the full check reports what is wrong.
-fn step(shard: ShardId, max_stored: u32, base: u64, bytes: &[u8], offset: u64, limit: u64) -> Result<u64> {
-    let end = limit.min(bytes.len() as u64);
-    let at = usize::try_from(offset).unwrap_or(usize::MAX);
-    if let Some(&[a, b, c, d]) = bytes.get(at..at.saturating_add(4)) {
-        let len = u32::from_le_bytes([a, b, c, d]);
-        let next = offset + HEADER_LEN as u64 + u64::from(len);
-        if len <= max_stored && next <= end {
-            return Ok(next);
-        }
-    }
-    let (_, len) = header(shard, max_stored, base, bytes, offset, limit)?;
-    Ok(offset + HEADER_LEN as u64 + u64::from(len))
+/// Checks chunk `pos` in the segment's mapped bytes (a map shorter than
+/// the chunk — the file was truncated — is damage).
+fn check(bytes: &[u8], pos: &ChunkPos, max_stored: u32) -> std::result::Result<(), comet_core::ChunkDamage> {
+    let (a, b) = (usize::try_from(pos.start).unwrap_or(usize::MAX), usize::try_from(pos.end).unwrap_or(usize::MAX));
+    let chunk = bytes.get(a..b.min(bytes.len())).unwrap_or_default();
+    check_chunk(chunk, pos, max_stored)
 }
 
-/// Hops `n` entries forward from `offset` (see [`step`]; this is its loop
-/// with the fast path inlined).
-fn hop(shard: ShardId, max_stored: u32, base: u64, bytes: &[u8], offset: u64, n: u64, limit: u64) -> Result<u64> {
-    let end = limit.min(bytes.len() as u64);
-    let max = u64::from(max_stored);
-    let mut off = offset;
-    for _ in 0..n {
-        let len = usize::try_from(off)
-            .ok()
-            .and_then(|at| bytes.get(at..))
-            .and_then(<[u8]>::first_chunk::<4>)
-            .map(|b| u64::from(u32::from_le_bytes(*b)));
-        off = match len {
-            Some(len) if len <= max && off + HEADER_LEN as u64 + len <= end => off + HEADER_LEN as u64 + len,
-            _ => step(shard, max_stored, base, bytes, off, limit)?,
-        };
+/// The records of segment `base`'s chunk table file (header checked),
+/// at most `max` of them; `None` if it is missing or its header is wrong.
+fn read_records(storage: &DirStorage, base: u64, interval: u32, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let f = match storage.open(&chunk_table_file_name(base), OpenMode::Read) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut h = [0u8; TABLE_HEADER];
+    let n = read_exact_at(&f, 0, &mut h)?;
+    if !matches!(parse_table_header(&h[..n]), Ok((b, i)) if b == base && i == interval) {
+        return Ok(None);
     }
-    Ok(off)
+    let len = f.len()?.saturating_sub(TABLE_HEADER as u64).min(max.saturating_mul(TABLE_RECORD as u64));
+    let mut recs = vec![0u8; usize::try_from(len).unwrap_or(0)];
+    let got = read_exact_at(&f, TABLE_HEADER as u64, &mut recs)?;
+    recs.truncate(got);
+    Ok(Some(recs))
+}
+
+/// Records `have..have + want` of an active segment's journal, if its
+/// header names the segment and they are all there.
+fn journal_records(f: &FsFile, base: u64, interval: u32, have: usize, want: usize) -> Option<Vec<u8>> {
+    let mut h = [0u8; TABLE_HEADER];
+    let n = read_exact_at(f, 0, &mut h).ok()?;
+    if !matches!(parse_table_header(&h[..n]), Ok((b, i)) if b == base && i == interval) {
+        return None;
+    }
+    let mut recs = vec![0u8; want.checked_mul(TABLE_RECORD)?];
+    let got = read_exact_at(f, (TABLE_HEADER + have * TABLE_RECORD) as u64, &mut recs).ok()?;
+    (got == recs.len()).then_some(recs)
 }
 
 /// The maximum stored size for a maximum raw size (for tools).
@@ -834,7 +759,7 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_stops_at_a_damaged_entry_and_never_skips_it() {
+    fn a_batch_stops_at_a_damaged_chunk_and_never_skips_it() {
         let dir = tempfile::tempdir().unwrap();
         let c = Client::open(dir.path(), Config::default()).unwrap();
         for i in 0..300u64 {
@@ -847,61 +772,18 @@ mod tests {
         for _ in 0..150 {
             off += HEADER_LEN + u32::from_le_bytes(bytes[off..off + 4].try_into().unwrap()) as usize;
         }
-        bytes[off + 4..off + 12].fill(0); // entry 150: timestamp 0
+        bytes[off + HEADER_LEN] ^= 0x01; // a payload bit of entry 150 (chunk 1: entries 100..200)
         std::fs::write(&seg, &bytes).unwrap();
         let mut r = c.reader(ShardId::new(1).unwrap()).unwrap();
         let mut out = Vec::new();
-        assert!(matches!(r.read_batch(100, 100, &mut out), Err(Error::Corrupt { .. })));
-        assert_eq!(out.len(), 50);
-        assert_eq!(out.last().unwrap().data(), b"e149");
+        let e = r.read_batch(50, 100, &mut out).unwrap_err();
+        assert!(matches!(e, Error::Damaged { damage, .. } if (damage.first, damage.end) == (100, 200)), "{e}");
+        assert_eq!(out.len(), 50, "entries before the damaged chunk");
+        assert_eq!(out.last().unwrap().data(), b"e99");
         out.clear();
-        assert!(matches!(r.read_batch(150, 10, &mut out), Err(Error::Corrupt { .. })));
-        assert!(out.is_empty(), "never skipped");
-        assert_eq!(r.read(151).unwrap().data(), b"e151", "later entries still read");
-    }
-
-    #[test]
-    fn random_sealed_reads_use_marks_within_checkpoint_intervals() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = Config::default();
-        cfg.storage.max_file_size = 8 * 1024;
-        cfg.indexing.boundary_interval = 100;
-        cfg.compression.min_compress_size = 1 << 20;
-        let c = Client::open(dir.path(), cfg).unwrap();
-        for i in 0..4000u64 {
-            c.append("events:v1:shard:0001", &[format!("e{i}").into_bytes()]).unwrap();
-        }
-        c.sync().unwrap();
-        let mut r = c.reader(ShardId::new(1).unwrap()).unwrap();
-        let mut k = 11u64;
-        for _ in 0..3000 {
-            k = (k * 1_103_515_245 + 12_345) % 4000;
-            assert_eq!(r.read(k).unwrap().data(), format!("e{k}").as_bytes(), "entry {k}");
-        }
-        assert!(r.sealed.len() > 3);
-        let marks: usize = r.sealed.iter().map(|s| s.sub.iter().filter(|&&m| m != 0).count()).sum();
-        assert!(marks > 50, "{marks}");
-        // Every mark is the offset of the entry it stands for.
-        let head = r.head().unwrap().unwrap();
-        for e in (0..head.base).step_by(7) {
-            assert_eq!(r.read(e).unwrap().data(), format!("e{e}").as_bytes());
-        }
-    }
-
-    #[test]
-    fn hops_stop_at_a_bad_length_with_an_error() {
-        // Three entries of 4 bytes, the second with a length past the end.
-        let mut bytes = Vec::new();
-        for (len, ts) in [(4u32, 1u64), (400, 2), (4, 3)] {
-            bytes.extend_from_slice(&len.to_le_bytes());
-            bytes.extend_from_slice(&ts.to_le_bytes());
-            bytes.extend_from_slice(b"abcd");
-        }
-        let shard = ShardId::MIN;
-        let limit = bytes.len() as u64;
-        assert_eq!(hop(shard, 100, 0, &bytes, 0, 1, limit).unwrap(), 16);
-        assert!(matches!(hop(shard, 100, 0, &bytes, 0, 2, limit), Err(Error::Corrupt { .. })));
-        assert!(matches!(hop(shard, 1000, 0, &bytes, 0, 2, limit), Err(Error::Corrupt { .. })));
-        assert!(matches!(hop(shard, 100, 0, &bytes, 0, 1, 10), Err(Error::Corrupt { .. })), "limit");
+        assert!(matches!(r.read(150), Err(Error::Damaged { .. })), "never served");
+        assert!(matches!(r.read(120), Err(Error::Damaged { .. })), "nothing of the chunk");
+        assert_eq!(r.read(200).unwrap().data(), b"e200", "later chunks still read");
+        assert_eq!(r.read(99).unwrap().data(), b"e99");
     }
 }

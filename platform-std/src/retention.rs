@@ -104,7 +104,7 @@ impl Client {
         if !self.config().retention.protect_unconsumed {
             return Ok(None);
         }
-        crate::consumer::low_water(&self.shard_dir(shard))
+        crate::consumer::low_water(&self.shard_dir(shard), shard)
     }
 
     /// Snapshot of what retention sees in a shard this client writes.
@@ -124,14 +124,15 @@ impl Client {
             .map(|s| SegmentInfo { base: s.base, end: s.end(), bytes: s.bytes, last_ts: s.last_ts })
             .collect();
         let first_ts = m.sealed.iter().map(|s| s.first_ts).collect();
-        let active = w.engine.active_meta();
+        let active_bytes = w.engine.active_bytes();
+        let active_first_ts = w.engine.active_first_ts();
         drop(g);
         Ok(Some(ShardView {
             shard,
             sealed,
             first_ts,
-            active_bytes: active.bytes,
-            active_first_ts: active.first_ts,
+            active_bytes,
+            active_first_ts,
             low_water: self.low_water(shard)?,
         }))
     }
@@ -239,7 +240,7 @@ impl Client {
     /// Moves every group whose offset is below `first` up to it; returns
     /// what each lost.
     fn move_groups_past(&self, shard: ShardId, first: u64, now: u64) -> Result<Vec<(String, u64)>> {
-        let Some(words) = map_offsets(&self.shard_dir(shard), false)? else { return Ok(Vec::new()) };
+        let Some(words) = map_offsets(&self.shard_dir(shard), shard, true)? else { return Ok(Vec::new()) };
         let table = OffsetsTable::open(words.writable().ok_or(Error::ReadOnly)?, std::thread::yield_now)
             .map_err(|source| Error::Offsets { shard, source })?;
         let mut behind = Vec::new();

@@ -2,33 +2,31 @@
 //! shared state mapping, sync without holding the append lock, and the
 //! wake-up of blocked readers.
 
-use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use comet_core::ShardId;
-use comet_core::error::IoOp;
+use comet_core::error::{Corruption, FileKind, IoOp};
 use comet_core::shard::{EngineConfig, RecoveryReport, Shard};
 use comet_core::shm;
-use comet_core::state::{Counter, DurableHead, HeadStore, STATE_FILE, STATE_LINE, STATE_SIZE};
+use comet_core::state::{Counter, DurableHead, HeadStore, STATE_LINE};
 use comet_core::storage::StorageFile;
+use comet_core::wire::{WireError, shard_dir_name};
+use comet_linux::{DirStorage, LockError, SharedWords, WriterLock, WrongSize};
 
 use crate::compress::Zstd;
 use crate::error::{Error, Result};
-use crate::lock::{Acquire, FileLock, WRITER_LOCK};
 use crate::metrics::Histogram;
-use crate::mmap::SharedWords;
-use crate::storage::{DirStorage, sync_dir};
 
 pub(crate) type Engine = Shard<DirStorage, ShmHead, Zstd>;
 
 /// The engine's head store: the seqlock in the shared `comet.state` map.
 #[derive(Debug)]
-pub(crate) struct ShmHead(pub(crate) Arc<SharedWords>);
+pub(crate) struct ShmHead(pub(crate) Arc<SharedWords>, pub(crate) Arc<OwnedFd>);
 
 impl HeadStore for ShmHead {
     type Error = io::Error;
@@ -44,7 +42,28 @@ impl HeadStore for ShmHead {
     }
 
     fn sync(&self) -> io::Result<()> {
-        self.0.flush()
+        // fdatasync also writes back pages dirtied through the mapping.
+        Ok(rustix::fs::fdatasync(&*self.1)?)
+    }
+}
+
+/// A state file of the wrong size, as the typed error readers report.
+pub(crate) fn wrong_size(shard: ShardId, file: FileKind, e: &io::Error) -> Option<Error> {
+    let w = WrongSize::of(e)?;
+    let error = if w.len < w.expected {
+        WireError::Truncated { needed: w.expected, available: w.len }
+    } else {
+        WireError::TooLarge { len: w.len, max: w.expected }
+    };
+    Some(Error::Corrupt { shard, corruption: Corruption { file, offset: 0, error } })
+}
+
+/// Opens a shard directory that exists (`None` if it does not).
+pub(crate) fn open_dir(dir: &Path) -> Result<Option<DirStorage>> {
+    match DirStorage::open_path(dir) {
+        Ok(d) => Ok(Some(d)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(IoOp::Open, dir, e)),
     }
 }
 
@@ -69,10 +88,10 @@ pub(crate) fn read_head_seq(state: &SharedWords) -> Option<(DurableHead, u64)> {
 /// head of ours it would otherwise read as an empty shard. A directory that
 /// does not exist is not foreign.
 pub(crate) fn check_native(dir: &Path, shard: ShardId) -> Result<()> {
-    if !dir.is_dir() {
+    let Some(storage) = open_dir(dir)? else {
         return Ok(());
-    }
-    match comet_core::import::is_go_shard(&DirStorage::new(dir)) {
+    };
+    match comet_core::import::is_go_shard(&storage) {
         Ok(false) => Ok(()),
         Ok(true) => Err(Error::ForeignFormat { shard }),
         Err(e) => Err(Error::from_core(shard, dir, e)),
@@ -80,60 +99,16 @@ pub(crate) fn check_native(dir: &Path, shard: ShardId) -> Result<()> {
 }
 
 /// Maps `comet.state` of a shard read-only, for readers: opens it
-/// read-only and never creates, extends or initialises it. `None` if it
-/// does not exist or does not have the state block's size (being created
-/// right now, or damaged: the writer's recovery deals with it).
-pub(crate) fn map_state_read(dir: &Path) -> Result<Option<SharedWords>> {
-    let path = dir.join(STATE_FILE);
-    let file = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(IoOp::Open, &path, e)),
-    };
-    let len = file.metadata().map_err(|e| Error::io(IoOp::Len, &path, e))?.len();
-    if len != STATE_SIZE as u64 {
+/// read-only and never creates, extends or initialises it. `None` if the
+/// shard or the file does not exist; a file of the wrong size is
+/// [`Error::Corrupt`] (the shard's writer sets it aside and recovers).
+pub(crate) fn map_state_read(dir: &Path, shard: ShardId) -> Result<Option<SharedWords>> {
+    let Some(storage) = open_dir(dir)? else {
         return Ok(None);
-    }
-    SharedWords::map_read_only(&file, STATE_SIZE).map(Some).map_err(|e| Error::io(IoOp::Open, &path, e))
-}
-
-/// Opens (creating when `create`) and maps `comet.state` of a shard
-/// read-write (for its writer and repairs).
-pub(crate) fn map_state(dir: &Path, create: bool) -> Result<Option<SharedWords>> {
-    let path = dir.join(STATE_FILE);
-    let file = match OpenOptions::new().read(true).write(true).create(create).truncate(false).mode(0o644).open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound && !create => return Ok(None),
-        Err(e) => return Err(Error::io(IoOp::Open, &path, e)),
     };
-    let len = file.metadata().map_err(|e| Error::io(IoOp::Len, &path, e))?.len();
-    if len != STATE_SIZE as u64 {
-        if !create {
-            return Ok(None);
-        }
-        let file = if len == 0 {
-            file
-        } else {
-            // Wrong size: keep it aside and start a fresh block.
-            drop(file);
-            let aside = dir.join("comet.state.corrupt");
-            fs::rename(&path, &aside).map_err(|e| Error::io(IoOp::Rename, &path, e))?;
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .mode(0o644)
-                .open(&path)
-                .map_err(|e| Error::io(IoOp::Open, &path, e))?
-        };
-        file.set_len(STATE_SIZE as u64).map_err(|e| Error::io(IoOp::SetLen, &path, e))?;
-        return map_file(&file, &path).map(Some);
-    }
-    map_file(&file, &path).map(Some)
-}
-
-fn map_file(file: &File, path: &Path) -> Result<SharedWords> {
-    SharedWords::map(file, STATE_SIZE).map_err(|e| Error::io(IoOp::Open, path, e))
+    comet_linux::map_state_read(&storage).map_err(|e| {
+        wrong_size(shard, FileKind::State, &e).unwrap_or_else(|| Error::io(IoOp::Open, dir.join("comet.state"), e))
+    })
 }
 
 /// Threads blocked in `tail`/`wait_for` on this shard. Syncs wake them only
@@ -181,7 +156,7 @@ impl Waiters {
 /// A shard's writer: the engine and the lock that makes it the only one.
 pub(crate) struct Writer {
     pub(crate) engine: Engine,
-    _lock: FileLock,
+    _lock: WriterLock,
     pub(crate) report: RecoveryReport,
 }
 
@@ -202,6 +177,8 @@ pub(crate) struct ShardSlot {
     state: OnceLock<Arc<SharedWords>>,
     /// `comet.state` mapped read-write, once this client opened the writer.
     state_rw: OnceLock<Arc<SharedWords>>,
+    /// Its descriptor (for `fdatasync` at close).
+    state_fd: OnceLock<Arc<OwnedFd>>,
     pub(crate) waiters: Waiters,
     /// The client-wide waiters (consumers waiting on any shard).
     any: Arc<Waiters>,
@@ -223,6 +200,7 @@ impl ShardSlot {
             writer: Mutex::new(None),
             state: OnceLock::new(),
             state_rw: OnceLock::new(),
+            state_fd: OnceLock::new(),
             waiters: Waiters::default(),
             any,
             sync_wanted: AtomicBool::new(false),
@@ -244,7 +222,7 @@ impl ShardSlot {
             return Ok(Some(s.clone()));
         }
         check_native(&self.dir, self.id)?;
-        Ok(map_state_read(&self.dir)?.map(|m| self.state.get_or_init(|| Arc::new(m)).clone()))
+        Ok(map_state_read(&self.dir, self.id)?.map(|m| self.state.get_or_init(|| Arc::new(m)).clone()))
     }
 
     /// The writable state map, if this client opened the shard's writer
@@ -254,12 +232,17 @@ impl ShardSlot {
         self.state_rw.get().cloned()
     }
 
-    fn state_create(&self) -> Result<Arc<SharedWords>> {
-        if let Some(s) = self.state_rw.get() {
-            return Ok(s.clone());
+    fn state_create(&self, dir: &DirStorage) -> Result<(Arc<SharedWords>, Arc<OwnedFd>)> {
+        if let (Some(s), Some(fd)) = (self.state_rw.get(), self.state_fd.get()) {
+            return Ok((s.clone(), fd.clone()));
         }
-        let m = map_state(&self.dir, true)?.ok_or(Error::Closed)?;
-        Ok(self.state_rw.get_or_init(|| Arc::new(m)).clone())
+        let (m, fd, replaced) =
+            comet_linux::map_state_write(dir).map_err(|e| Error::io(IoOp::Open, self.dir.join("comet.state"), e))?;
+        if replaced {
+            tracing::warn!(shard = %self.id, "comet.state had the wrong size; kept as comet.state.corrupt");
+        }
+        let fd = self.state_fd.get_or_init(|| Arc::new(fd)).clone();
+        Ok((self.state_rw.get_or_init(|| Arc::new(m)).clone(), fd))
     }
 
     /// The durable head as published in `comet.state` (any process).
@@ -279,22 +262,23 @@ impl ShardSlot {
         if guard.is_some() {
             return Ok(());
         }
-        if !self.dir.exists() {
-            fs::create_dir_all(&self.dir).map_err(|e| Error::io(IoOp::Open, &self.dir, e))?;
-            if let Some(parent) = self.dir.parent() {
-                sync_dir(parent).map_err(|e| Error::io(IoOp::SyncDir, parent, e))?;
-            }
-        }
-        let lock_path = self.dir.join(WRITER_LOCK);
-        let lock = match FileLock::try_acquire(&lock_path).map_err(|e| Error::io(IoOp::Open, &lock_path, e))? {
-            Acquire::Held(l) => l,
-            Acquire::Busy(pid) => {
-                return Err(Error::Locked { shard: self.id, pid });
-            }
+        let root_path = self.dir.parent().unwrap_or(Path::new("."));
+        let root = DirStorage::open_path(root_path).map_err(|e| Error::io(IoOp::Open, root_path, e))?;
+        let name = shard_dir_name(self.id);
+        comet_linux::create_shard_dir(&root, &name, cfg.interval).map_err(|e| Error::io(IoOp::Open, &self.dir, e))?;
+        let (storage, _) = root.open_subdir(&name, false).map_err(|e| Error::io(IoOp::Open, &self.dir, e))?;
+        let lock = match WriterLock::acquire(&storage) {
+            Ok(l) => l,
+            Err(LockError::Held { pid }) => return Err(Error::Locked { shard: self.id, pid }),
+            Err(LockError::Io(e)) => return Err(Error::io(IoOp::Open, self.dir.join(comet_linux::WRITER_LOCK), e)),
         };
-        let state = self.state_create()?;
-        let storage = DirStorage::new(&self.dir);
-        let (mut engine, report) = Shard::open(storage, ShmHead(state.clone()), Zstd::new(level), *cfg)
+        let (state, state_fd) = self.state_create(&storage)?;
+        let settled = comet_linux::settle_offsets(&storage, false, comet_linux::now_ns())
+            .map_err(|e| Error::io(IoOp::Open, self.dir.join("offsets.state"), e))?;
+        if let Some((kept, dropped)) = settled.replaced {
+            tracing::warn!(shard = %self.id, kept, dropped, "offsets.state was damaged; kept as offsets.state.corrupt, salvaged what checked out");
+        }
+        let (mut engine, report) = Shard::open(storage, ShmHead(state.clone(), state_fd), Zstd::new(level), *cfg)
             .map_err(|e| Error::from_core(self.id, &self.dir, e))?;
         let words = state.writable().ok_or(Error::Closed)?;
         if report.state_reset {

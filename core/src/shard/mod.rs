@@ -20,8 +20,9 @@
 //!   the OS may have dropped the data, so only a reopen (which recovers from
 //!   what is on disk) may continue.
 
-mod open;
+pub(crate) mod open;
 mod read;
+mod repair;
 #[cfg(test)]
 mod tests;
 
@@ -35,6 +36,7 @@ pub use open::{Quarantine, QuarantineReason, RecoveryReport, TornTail, create_sh
 pub use open::load_manifest;
 pub(crate) use open::write_table;
 pub use read::{EntryRef, ReadBuf};
+pub use repair::RepairReport;
 
 use crate::config::Config;
 use crate::error::{ConfigError, Error, IoOp};
@@ -229,6 +231,11 @@ where
     /// Bytes of the active segment, including buffered ones.
     pub fn active_bytes(&self) -> u64 {
         self.written + self.buf_len as u64
+    }
+
+    /// Timestamp of the active segment's first entry (0 if it has none).
+    pub fn active_first_ts(&self) -> u64 {
+        self.first_ts
     }
 
     /// Entries of the active segment handed to storage (not buffered).

@@ -178,7 +178,7 @@ impl Listing {
         Ok(l)
     }
 
-    fn has_table(&self, base: u64) -> bool {
+    pub(crate) fn has_table(&self, base: u64) -> bool {
         self.tables.binary_search(&base).is_ok()
     }
 }
@@ -296,7 +296,7 @@ impl Loaded {
 }
 
 /// Renames a segment aside as `<name>.<suffix>[.N]`.
-fn set_aside<S: Storage>(storage: &S, base: u64, suffix: &str) -> Result<(), Error<S::Error>> {
+pub(crate) fn set_aside<S: Storage>(storage: &S, base: u64, suffix: &str) -> Result<(), Error<S::Error>> {
     let name = segment_file_name(base);
     let mut taken = Vec::new();
     storage

@@ -1,13 +1,14 @@
-//! What [`verify`](super::verify) reports: findings, their severity and
-//! the problems they describe.
+//! What [`check_shard`](super::check_shard) reports: findings, their
+//! severity and the problems they describe.
 
-use std::fmt;
-use std::ops::Range;
+use alloc::format;
+use alloc::string::String;
+use core::fmt;
+use core::ops::Range;
 
-use comet_core::ShardId;
-use comet_core::segment::ScanEnd;
-use comet_core::state::STATE_SIZE;
-use comet_core::wire::{WireError, segment_file_name};
+use crate::segment::ScanEnd;
+use crate::state::STATE_SIZE;
+use crate::wire::{WireError, segment_file_name};
 
 /// How serious a [`Finding`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -136,10 +137,6 @@ pub enum Problem {
     /// The durable head describes a segment the manifest already sealed (a
     /// crash between rotation and the next sync).
     StaleHead,
-    /// The head is older than the clean-close snapshot of the active
-    /// segment (the state block was not written back before power loss);
-    /// the snapshot's checksums vouch for the segment.
-    HeadBehindSnapshot,
     /// A slot of `offsets.state` whose claim never completed (a process
     /// killed while claiming it); lookups skip it.
     DeadClaim {
@@ -165,6 +162,57 @@ pub enum Problem {
     },
     /// The shard was written by the Go package: run `comet import` first.
     ForeignFormat,
+    /// Chunks recorded as lost by recovery or repair (their entries read
+    /// as lost).
+    LostChunks {
+        /// How many chunks.
+        chunks: u32,
+    },
+    /// A segment's chunk table (`log-<base>.chunks`) is missing or does
+    /// not match the manifest. `Damage` when the file is there but wrong
+    /// (checked bytes changed); either way `repair` rewrites it from the
+    /// segment when the segment's bytes reproduce the manifest's checksum
+    /// of the table.
+    ChunkTable {
+        /// Why it was rejected, if the file exists.
+        error: Option<WireError>,
+        /// The segment's bytes reproduce the manifest's checksum of the
+        /// table: nothing is lost.
+        rebuildable: bool,
+    },
+    /// The active segment's journal does not match the durable head
+    /// (`Damage`: checked bytes changed) or is behind it (a note: the next
+    /// open rebuilds it from the segment).
+    Journal {
+        /// Why it was rejected.
+        error: WireError,
+    },
+    /// A sealed segment holds bytes past the end the manifest records
+    /// (appended by something other than comet); readers ignore them,
+    /// `repair` moves them to `<segment>.tail`.
+    Oversized {
+        /// Recorded length.
+        expected: u64,
+        /// Length of the file.
+        actual: u64,
+    },
+    /// A segment file that no manifest record, durable head or rotation
+    /// accounts for (e.g. a stray copy); the next open or `repair` sets it
+    /// aside as `*.stray`, never adopting it.
+    Stray,
+    /// A consumer group's offset does not match its check in
+    /// `offsets.state` (a flipped bit, or a consumer killed between its two
+    /// stores): the group reads on from the safe value; `repair` stores it.
+    OffsetCheck {
+        /// Slot index.
+        slot: usize,
+        /// The group.
+        group: String,
+        /// The offset stored.
+        stored: u64,
+        /// The offset used instead (never past the stored one).
+        safe: u64,
+    },
 }
 
 impl Problem {
@@ -195,16 +243,21 @@ impl Problem {
             Problem::SetAside { .. } => "set_aside",
             Problem::TempManifest => "temp_manifest",
             Problem::StaleHead => "stale_head",
-            Problem::HeadBehindSnapshot => "head_behind_snapshot",
             Problem::DeadClaim { .. } => "dead_claim",
             Problem::DuplicateGroup { .. } => "duplicate_group",
             Problem::OffsetAhead { .. } => "offset_ahead",
             Problem::ForeignFormat => "foreign_format",
+            Problem::LostChunks { .. } => "lost_chunks",
+            Problem::ChunkTable { .. } => "chunk_table",
+            Problem::Journal { .. } => "journal",
+            Problem::Oversized { .. } => "oversized_segment",
+            Problem::Stray => "stray_segment",
+            Problem::OffsetCheck { .. } => "offset_check",
         }
     }
 
-    /// True for damage inside a segment's checked bytes, which
-    /// [`quarantine_damaged`](super::quarantine_damaged) sets aside.
+    /// True for damage inside a segment's checked bytes (what `repair`
+    /// records as lost chunks).
     pub fn is_segment_damage(&self) -> bool {
         matches!(
             self,
@@ -277,9 +330,6 @@ impl fmt::Display for Problem {
             Problem::SetAside { file } => write!(f, "{file} was set aside by an earlier recovery or repair"),
             Problem::TempManifest => f.write_str("leftover index.bin.tmp; the next open removes it"),
             Problem::StaleHead => f.write_str("durable head names a segment the manifest already sealed"),
-            Problem::HeadBehindSnapshot => {
-                f.write_str("durable head is older than the clean-close snapshot, which vouches for the segment")
-            }
             Problem::DeadClaim { slot } => write!(f, "offsets.state slot {slot} holds an unfinished claim"),
             Problem::DuplicateGroup { slot, group } => {
                 write!(f, "offsets.state slot {slot} duplicates group {group:?}")
@@ -288,15 +338,33 @@ impl fmt::Display for Problem {
                 write!(f, "group {group:?} is at entry {offset}, past the durable end {end}")
             }
             Problem::ForeignFormat => f.write_str("written by the Go comet package; run `comet import` first"),
+            Problem::LostChunks { chunks } => write!(f, "{chunks} chunk(s) recorded as lost earlier"),
+            Problem::ChunkTable { error: None, rebuildable: true } => {
+                f.write_str("chunk table missing; repair rebuilds it from the segment")
+            }
+            Problem::ChunkTable { error: Some(e), rebuildable: true } => {
+                write!(f, "chunk table does not match the manifest ({e}); repair rebuilds it from the segment")
+            }
+            Problem::ChunkTable { error, rebuildable: false } => match error {
+                Some(e) => write!(f, "chunk table does not match the manifest ({e}) and neither do the segment's bytes"),
+                None => f.write_str("chunk table missing and the segment's bytes do not match the manifest"),
+            },
+            Problem::Journal { error } => write!(f, "the active segment's chunk journal does not match the durable head: {error}"),
+            Problem::Oversized { expected, actual } => {
+                write!(f, "segment is {actual} bytes, the manifest records {expected}; the extra bytes are not comet's")
+            }
+            Problem::Stray => f.write_str("no manifest record, durable head or rotation accounts for this segment"),
+            Problem::OffsetCheck { slot, group, stored, safe } => write!(
+                f,
+                "offsets.state slot {slot} (group {group:?}): offset {stored} fails its check; the group resumes at {safe}"
+            ),
         }
     }
 }
 
-/// One problem [`verify`](super::verify) found.
+/// One problem [`check_shard`](super::check_shard) found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    /// The shard.
-    pub shard: ShardId,
     /// Damage or note.
     pub severity: Severity,
     /// The segment (by base entry), if the problem is in or about one.
@@ -309,13 +377,18 @@ pub struct Finding {
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "shard {}", self.shard)?;
+        let mut sep = "";
         if let Some(base) = self.segment {
-            write!(f, " segment {}", segment_file_name(base))?;
+            write!(f, "segment {}", segment_file_name(base))?;
+            sep = " ";
         }
         if let Some(r) = &self.entries {
-            write!(f, " entries {}..{}", r.start, r.end)?;
+            write!(f, "{sep}entries {}..{}", r.start, r.end)?;
+            sep = " ";
         }
-        write!(f, ": {}", self.problem)
+        if !sep.is_empty() {
+            f.write_str(": ")?;
+        }
+        write!(f, "{}", self.problem)
     }
 }

@@ -1,0 +1,605 @@
+//! Read-only verification of one shard directory: every byte that carries
+//! a checksum or a structure, checked the way the read path checks it.
+//!
+//! [`check_shard`] checks `index.bin` (decoded, size-bounded), every sealed
+//! segment chunk by chunk against its chunk table (and the table against
+//! the manifest's CRC of it), the durable head in `comet.state`, the active
+//! segment's closed chunks against its journal (and the journal against
+//! the head's `closed_hash`) and its open chunk against the head's
+//! `open_crc`, and every slot of `offsets.state` (header, name checks,
+//! offset checks, probe reachability). It never writes, never creates a
+//! file and never takes a lock, so it can run beside a live writer (whose
+//! unsynced tail it reports as a note).
+//!
+//! Every problem is a [`Finding`] with a [`Severity`]: `Damage` when bytes
+//! that a checksum or structure covers no longer check out (`comet verify`
+//! exits 1), `Note` for states a crash or an earlier repair legitimately
+//! leaves behind, which the next open or `repair` tidies up without loss.
+//! Platforms run it per shard directory (`comet::verify`).
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::ops::Range;
+
+use crate::index::table::{TABLE_HEADER, TABLE_RECORD, parse_table_header};
+use crate::index::{GO_INDEX_MAGIC, MANIFEST_FILE, MANIFEST_TMP, Manifest, SegmentMeta, Table};
+use crate::read::{ActiveTable, ChunkPos, check_chunk};
+use crate::segment::{ScanEnd, Scanner};
+use crate::shard::open::{Listing, manifest_bound, read_bounded};
+use crate::state::offsets::{
+    self, CLAIMED, FILE_SIZE as OFFSETS_SIZE, OFFSETS_FILE, SLOTS, SlotState, SlotView, slot_offset,
+};
+use crate::state::{DurableHead, STATE_FILE, STATE_LINE, STATE_SIZE};
+use crate::storage::{ErrorKind, OpenMode, Storage, StorageError, StorageFile, read_exact_at};
+use crate::wire::{WireError, chunk_table_file_name, segment_file_name};
+
+mod problem;
+pub use problem::{Finding, Problem, Severity};
+
+/// What [`check_shard`] checked in one shard.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardCheck {
+    /// Segment files checked.
+    pub segments: u64,
+    /// Entries whose bytes passed their checksums.
+    pub entries: u64,
+    /// Bytes that passed their checksums.
+    pub bytes: u64,
+    /// First retained entry (from the manifest).
+    pub first_entry: u64,
+    /// One past the last durable entry (from the head, else the manifest).
+    pub durable_end: u64,
+    /// Consumer groups with an offset in `offsets.state`.
+    pub groups: u64,
+    /// The directory held any comet file at all (a manifest, a head or a
+    /// segment): tools refuse to call a directory of something else "ok".
+    pub has_data: bool,
+}
+
+/// Largest `storage.max_entry_size` a writer may be configured with; the
+/// checker accepts entries up to it so it never misreads a configured log.
+const MAX_ENTRY_CEILING: usize = 1 << 30;
+
+/// Collects the findings of one shard.
+struct Checker<'a, S: Storage> {
+    storage: &'a S,
+    out: &'a mut Vec<Finding>,
+    check: ShardCheck,
+    max_stored: u32,
+    buf: Vec<u8>,
+    pause: fn(),
+}
+
+/// Checks the shard directory `storage` (see the module documentation),
+/// appending what it finds to `out`. `pause` is called between re-reads of
+/// a head a live writer is updating (e.g. a 1 ms sleep). Never fails:
+/// unreadable files are findings.
+pub fn check_shard<S: Storage>(storage: &S, out: &mut Vec<Finding>, pause: fn()) -> ShardCheck {
+    let mut c = Checker {
+        storage,
+        out,
+        check: ShardCheck::default(),
+        max_stored: u32::try_from(crate::wire::raw_frame_len(MAX_ENTRY_CEILING)).unwrap_or(u32::MAX),
+        buf: vec![0u8; 256 * 1024],
+        pause,
+    };
+    c.run();
+    c.check
+}
+
+impl<S: Storage> Checker<'_, S> {
+    fn add(&mut self, severity: Severity, segment: Option<u64>, entries: Option<Range<u64>>, problem: Problem) {
+        self.out.push(Finding { severity, segment, entries, problem });
+    }
+
+    fn damage(&mut self, segment: Option<u64>, entries: Option<Range<u64>>, problem: Problem) {
+        self.add(Severity::Damage, segment, entries, problem);
+    }
+
+    fn note(&mut self, segment: Option<u64>, entries: Option<Range<u64>>, problem: Problem) {
+        self.add(Severity::Note, segment, entries, problem);
+    }
+
+    fn unreadable(&mut self, segment: Option<u64>, file: &str, e: &S::Error) {
+        self.damage(segment, None, Problem::Unreadable { file: file.to_string(), error: format!("{e}") });
+    }
+
+    /// Opens a file read-only: `None` (with a finding unless it is missing)
+    /// if it cannot be opened.
+    fn open(&mut self, name: &str, segment: Option<u64>) -> Option<(S::File, u64)> {
+        match self.storage.open(name, OpenMode::Read).and_then(|f| f.len().map(|len| (f, len))) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                if e.kind() != ErrorKind::NotFound {
+                    self.unreadable(segment, name, &e);
+                }
+                None
+            }
+        }
+    }
+
+    fn run(&mut self) {
+        let listing = match Listing::read(self.storage) {
+            Ok(l) => l,
+            Err(e) => {
+                self.damage(None, None, Problem::Unreadable { file: ".".into(), error: format!("{e}") });
+                return;
+            }
+        };
+        let mut set_aside = Vec::new();
+        let mut go_kept = false;
+        let _ = self.storage.list(&mut |n| {
+            if n.contains(".quarantined") || n.contains(".stray") || n.ends_with(".corrupt") || n.ends_with(".rejected") || n.ends_with(".tail") {
+                set_aside.push(n.to_string());
+            }
+            go_kept |= n == crate::import::GO_INDEX_KEPT;
+        });
+        set_aside.sort();
+        let has_segments = !listing.segments.is_empty();
+        let manifest = match self.manifest(&listing) {
+            Ok(m) => m,
+            Err(()) => {
+                self.check.has_data = true;
+                self.note(None, None, Problem::ForeignFormat);
+                return;
+            }
+        };
+        if listing.go || go_kept {
+            self.check.has_data = true;
+            self.note(None, None, Problem::ForeignFormat);
+            return;
+        }
+        for file in set_aside {
+            self.note(None, None, Problem::SetAside { file });
+        }
+        if listing.tmp {
+            self.note(None, None, Problem::TempManifest);
+        }
+        let head = self.head(has_segments);
+        self.check.has_data = has_segments || manifest.is_some() || head.is_some();
+        let (first_entry, interval) = manifest.as_ref().map_or((0, head.map_or(1, |h| h.interval.max(1))), |m| (m.first_entry, m.interval));
+        self.check.first_entry = first_entry;
+
+        // Sealed segments, and gaps between them.
+        let mut expect = first_entry;
+        if let Some(m) = &manifest {
+            for seg in &m.sealed {
+                if seg.base > expect {
+                    self.note(None, Some(expect..seg.base), Problem::Lost);
+                }
+                expect = seg.end();
+                self.sealed(seg, interval, &listing);
+            }
+        }
+        let sealed_end = expect;
+
+        // Files the manifest does not list.
+        let sealed_bases: Vec<u64> = manifest.as_ref().map_or_else(Vec::new, |m| m.sealed.iter().map(|x| x.base).collect());
+        let active = head.filter(|h| h.base >= sealed_end).map(|h| h.base);
+        if head.is_some() && active.is_none() {
+            self.note(head.map(|h| h.base), None, Problem::StaleHead);
+        }
+        for &base in &listing.segments {
+            if sealed_bases.binary_search(&base).is_ok() || Some(base) == active {
+                continue;
+            }
+            if base < first_entry {
+                self.note(Some(base), None, Problem::Orphan);
+            } else if base < sealed_end {
+                self.damage(Some(base), None, Problem::Overlap);
+            } else if active.is_none_or(|a| base < a) {
+                if base > expect {
+                    self.note(None, Some(expect..base), Problem::Lost);
+                }
+                expect = self.unsealed(base, interval);
+            } else if head.is_some_and(|h| base < h.end()) {
+                // Starts inside the active segment's durable entries.
+                self.damage(Some(base), None, Problem::Overlap);
+            } else {
+                // After the active segment: an interrupted rotation leaves
+                // an empty file; anything else is a stray.
+                match self.open(&segment_file_name(base), Some(base)) {
+                    Some((_, 0)) => {}
+                    Some(_) => self.damage(Some(base), None, Problem::Stray),
+                    None => {}
+                }
+            }
+        }
+
+        // The active segment.
+        if let Some(h) = head.filter(|h| h.base >= sealed_end) {
+            if h.base > expect {
+                self.note(None, Some(expect..h.base), Problem::Lost);
+            }
+            self.active(&h, interval);
+        }
+        self.check.durable_end = head.map_or(sealed_end, |h| h.end().max(sealed_end));
+        let end = self.check.durable_end;
+        self.offsets(end);
+    }
+
+    /// Reads the manifest: `Ok(None)` if missing or damaged (a finding);
+    /// `Err(())` if Go-written.
+    fn manifest(&mut self, listing: &Listing) -> Result<Option<Manifest>, ()> {
+        let has_segments = !listing.segments.is_empty();
+        let bound = match manifest_bound(self.storage, &listing.segments) {
+            Ok(b) => b,
+            Err(e) => {
+                self.damage(None, None, Problem::Unreadable { file: MANIFEST_FILE.into(), error: format!("{e}") });
+                return Ok(None);
+            }
+        };
+        match read_bounded(self.storage, MANIFEST_FILE, bound) {
+            Ok(Some(b)) if b.starts_with(&GO_INDEX_MAGIC) => Err(()),
+            Ok(Some(b)) => match Manifest::decode(&b) {
+                Ok(m) => Ok(Some(m)),
+                Err(e) => {
+                    self.damage(None, None, Problem::ManifestCorrupt(e));
+                    Ok(None)
+                }
+            },
+            Ok(None) => {
+                if has_segments {
+                    self.damage(None, None, Problem::ManifestMissing);
+                }
+                Ok(None)
+            }
+            Err(crate::Error::Capacity { needed, available, .. }) => {
+                self.damage(None, None, Problem::ManifestCorrupt(WireError::TooLarge { len: needed, max: available }));
+                Ok(None)
+            }
+            Err(e) => {
+                self.damage(None, None, Problem::Unreadable { file: MANIFEST_FILE.into(), error: format!("{e}") });
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads the durable head, retrying while a live writer is mid-update.
+    fn head(&mut self, has_segments: bool) -> Option<DurableHead> {
+        let Some((file, len)) = self.open(STATE_FILE, None) else {
+            if has_segments {
+                self.damage(None, None, Problem::StateMissing);
+            }
+            return None;
+        };
+        if len != STATE_SIZE as u64 {
+            self.damage(None, None, Problem::StateSize { len });
+            return None;
+        }
+        let mut last = None;
+        for attempt in 0..50 {
+            let mut line = [0u8; STATE_LINE];
+            match read_exact_at(&file, 0, &mut line) {
+                Ok(_) => {}
+                Err(e) => {
+                    self.unreadable(None, STATE_FILE, &e);
+                    return None;
+                }
+            }
+            if line.iter().all(|&b| b == 0) && !has_segments {
+                return None;
+            }
+            match DurableHead::decode(&line) {
+                Ok((h, _)) => return Some(h),
+                Err(e) => last = Some(e),
+            }
+            if attempt < 49 {
+                (self.pause)();
+            }
+        }
+        if let Some(e) = last {
+            self.damage(None, None, Problem::HeadCorrupt(e));
+        }
+        None
+    }
+
+    /// The records of segment `base`'s chunk table file (at most `max`):
+    /// `Ok(None)` if it is missing, `Err` with what is wrong with it.
+    fn table_file(&mut self, base: u64, interval: u32, max: u64) -> Result<Option<Vec<u8>>, WireError> {
+        let name = chunk_table_file_name(base);
+        let Some((file, len)) = self.open(&name, Some(base)) else {
+            return Ok(None);
+        };
+        let mut h = [0u8; TABLE_HEADER];
+        let n = read_exact_at(&file, 0, &mut h).map_err(|_| WireError::Truncated { needed: TABLE_HEADER as u64, available: 0 })?;
+        let (b, i) = parse_table_header(&h[..n])?;
+        if b != base || i != interval {
+            return Err(WireError::InvalidField { offset: 8 });
+        }
+        let want = len.saturating_sub(TABLE_HEADER as u64).min(max.saturating_mul(TABLE_RECORD as u64));
+        let mut recs = vec![0u8; usize::try_from(want).unwrap_or(0)];
+        let got = read_exact_at(&file, TABLE_HEADER as u64, &mut recs)
+            .map_err(|_| WireError::Truncated { needed: want, available: 0 })?;
+        recs.truncate(got);
+        Ok(Some(recs))
+    }
+
+    /// Checks a sealed segment: its table against the manifest record, then
+    /// every chunk against the table.
+    fn sealed(&mut self, seg: &SegmentMeta, interval: u32, listing: &Listing) {
+        let name = segment_file_name(seg.base);
+        let Some((file, len)) = self.open(&name, Some(seg.base)) else {
+            self.damage(Some(seg.base), Some(seg.base..seg.end()), Problem::MissingSegment);
+            return;
+        };
+        self.check.segments += 1;
+        if !seg.lost.is_empty() {
+            let chunks = u32::try_from(seg.lost.len()).unwrap_or(u32::MAX);
+            self.note(Some(seg.base), None, Problem::LostChunks { chunks });
+        }
+        // The table: from its file, or rebuilt from the bytes.
+        let from_file = self.table_file(seg.base, interval, u64::from(seg.chunks));
+        let table = match from_file {
+            Ok(Some(recs)) if seg.check_table(&Table::new(&recs)).is_ok() => Some(recs),
+            other => {
+                let error = match other {
+                    Ok(Some(recs)) => seg.check_table(&Table::new(&recs)).err(),
+                    Ok(None) => None,
+                    Err(e) => Some(e),
+                };
+                let mut sc = Scanner::new(seg.base, interval, self.max_stored);
+                let scanned = sc.run(&file, seg.bytes.min(len), &mut self.buf).ok().map(|_| sc.seal());
+                let rebuilt = scanned.filter(|(m, _)| m.table_crc == seg.table_crc && m.chunks == seg.chunks);
+                let rebuildable = rebuilt.is_some();
+                let missing = error.is_none() && !listing.has_table(seg.base);
+                let severity = if missing && rebuildable { Severity::Note } else { Severity::Damage };
+                let entries = (!rebuildable).then(|| seg.base..seg.end());
+                self.add(severity, Some(seg.base), entries, Problem::ChunkTable { error, rebuildable });
+                rebuilt.map(|(_, t)| t.iter().flat_map(crate::index::ChunkRec::to_bytes).collect())
+            }
+        };
+        if len > seg.bytes {
+            self.damage(Some(seg.base), None, Problem::Oversized { expected: seg.bytes, actual: len });
+        }
+        let Some(table) = table else { return };
+        let t = Table::new(&table);
+        let mut ok = 0u64;
+        for k in 0..seg.chunks {
+            if seg.is_lost(k) {
+                continue;
+            }
+            let Some(pos) = ChunkPos::sealed(seg, interval, &t, k) else { continue };
+            if pos.end > len {
+                self.damage(Some(seg.base), Some(pos.entry_range()), Problem::Length { expected: seg.bytes, actual: len });
+                continue;
+            }
+            match self.chunk_ok(&file, &pos) {
+                Ok(true) => ok += u64::from(pos.entries),
+                Ok(false) => self.damage(Some(seg.base), Some(pos.entry_range()), Problem::Checksum { chunk: k as usize }),
+                Err(e) => return self.unreadable(Some(seg.base), &name, &e),
+            }
+        }
+        self.check.entries += ok;
+        if ok == seg.entries {
+            self.check.bytes += seg.bytes;
+        }
+    }
+
+    /// Reads and checks one chunk.
+    fn chunk_ok(&mut self, file: &S::File, pos: &ChunkPos) -> Result<bool, S::Error> {
+        let n = usize::try_from(pos.len()).unwrap_or(usize::MAX);
+        if self.buf.len() < n {
+            self.buf.resize(n, 0);
+        }
+        let got = read_exact_at(file, pos.start, &mut self.buf[..n])?;
+        Ok(check_chunk(&self.buf[..got], pos, self.max_stored).is_ok())
+    }
+
+    /// Scans a segment the manifest does not list (not the active one).
+    fn unsealed(&mut self, base: u64, interval: u32) -> u64 {
+        let name = segment_file_name(base);
+        let Some((file, len)) = self.open(&name, Some(base)) else { return base };
+        self.check.segments += 1;
+        let mut sc = Scanner::new(base, interval, self.max_stored);
+        match sc.run(&file, len, &mut self.buf) {
+            Ok(end) => {
+                let severity = if matches!(end, ScanEnd::Invalid(_)) { Severity::Damage } else { Severity::Note };
+                self.add(severity, Some(base), Some(base..base + sc.entries), Problem::Unsealed { entries: sc.entries, end });
+            }
+            Err(e) => self.unreadable(Some(base), &name, &e),
+        }
+        base + sc.entries
+    }
+
+    /// Checks the active segment against its journal and the durable head.
+    fn active(&mut self, h: &DurableHead, interval: u32) {
+        let base = h.base;
+        let name = segment_file_name(base);
+        let Some((file, len)) = self.open(&name, Some(base)) else {
+            if h.entries > 0 {
+                self.damage(Some(base), Some(base..h.end()), Problem::ActiveMissing);
+            }
+            return;
+        };
+        self.check.segments += 1;
+        if len < h.bytes {
+            let problem = Problem::HeadBeyondFile { head_bytes: h.bytes, file_len: len };
+            self.damage(Some(base), Some(base..h.end()), problem);
+        }
+        let mut table = ActiveTable::new(base, interval);
+        let need = h.entries / u64::from(interval);
+        let journal = self.table_file(base, interval, need);
+        let accepted = match &journal {
+            Ok(Some(recs)) => table.accept(h, recs),
+            Ok(None) => Err(WireError::Truncated { needed: need * TABLE_RECORD as u64, available: 0 }),
+            Err(e) => Err(*e),
+        };
+        if let Err(error) = accepted {
+            // A journal behind the head (power loss, a failed write) is
+            // rebuilt by the next open; one that disagrees was changed.
+            let behind = matches!(&journal, Ok(Some(r)) if (r.len() as u64) < need * TABLE_RECORD as u64) || matches!(journal, Ok(None));
+            let severity = if behind { Severity::Note } else { Severity::Damage };
+            self.add(severity, Some(base), None, Problem::Journal { error });
+            // Without a journal, the bytes must reproduce the head.
+            let mut sc = Scanner::new(base, interval, self.max_stored);
+            let end = match sc.run(&file, h.bytes.min(len), &mut self.buf) {
+                Ok(end) => end,
+                Err(e) => return self.unreadable(Some(base), &name, &e),
+            };
+            if end != ScanEnd::Clean {
+                let at = base + sc.entries;
+                self.damage(Some(base), Some(at..h.end().max(at + 1)), Problem::Framing { offset: sc.pos, end });
+                return;
+            }
+            if sc.entries != h.entries {
+                let problem = Problem::EntryCount { expected: h.entries, found: sc.entries };
+                self.damage(Some(base), Some(base..h.end().max(base + sc.entries)), problem);
+                return;
+            }
+            let (open, closed) = sc.chunks.head_crcs();
+            let closed_end = base + need * u64::from(interval);
+            if closed != h.closed_hash {
+                self.damage(Some(base), Some(base..closed_end), Problem::HeadChecksum { closed: true });
+            }
+            if open != h.open_crc {
+                self.damage(Some(base), Some(closed_end..h.end()), Problem::HeadChecksum { closed: false });
+            }
+            if closed == h.closed_hash && open == h.open_crc {
+                self.check.entries += h.entries;
+                self.check.bytes += h.bytes;
+            }
+        } else {
+            let t = table.table();
+            let chunks = need + u64::from(!h.entries.is_multiple_of(u64::from(interval)));
+            for k in 0..u32::try_from(chunks).unwrap_or(u32::MAX) {
+                let Some(pos) = ChunkPos::active(h, interval, &t, k) else { continue };
+                if pos.end > len {
+                    continue; // reported as HeadBeyondFile
+                }
+                match self.chunk_ok(&file, &pos) {
+                    Ok(true) => {
+                        self.check.entries += u64::from(pos.entries);
+                        self.check.bytes += pos.len();
+                    }
+                    Ok(false) => {
+                        let problem = if pos.end == h.bytes && k as u64 == need {
+                            Problem::HeadChecksum { closed: false }
+                        } else {
+                            Problem::Checksum { chunk: k as usize }
+                        };
+                        self.damage(Some(base), Some(pos.entry_range()), problem);
+                    }
+                    Err(e) => return self.unreadable(Some(base), &name, &e),
+                }
+            }
+        }
+        // Bytes after the durable head: not synced yet.
+        if len > h.bytes {
+            let mut sc = Scanner::new(base, interval, self.max_stored);
+            sc.pos = h.bytes;
+            sc.entries = h.entries;
+            match sc.run(&file, len, &mut self.buf) {
+                Ok(end) => {
+                    let problem = Problem::UnsyncedTail { bytes: len - h.bytes, entries: sc.entries - h.entries, end };
+                    self.note(Some(base), Some(h.end()..base + sc.entries), problem);
+                }
+                Err(e) => self.unreadable(Some(base), &name, &e),
+            }
+        }
+    }
+
+    /// Checks every slot of `offsets.state` against the durable end.
+    fn offsets(&mut self, durable_end: u64) {
+        let Some((file, len)) = self.open(OFFSETS_FILE, None) else { return };
+        if len == 0 {
+            return; // no group has acked yet
+        }
+        if len != OFFSETS_SIZE as u64 {
+            let e = if len < OFFSETS_SIZE as u64 {
+                WireError::Truncated { needed: OFFSETS_SIZE as u64, available: len }
+            } else {
+                WireError::TooLarge { len, max: OFFSETS_SIZE as u64 }
+            };
+            return self.damage(None, None, Problem::OffsetsCorrupt(e));
+        }
+        let mut bytes = vec![0u8; OFFSETS_SIZE];
+        match read_exact_at(&file, 0, &mut bytes) {
+            Ok(n) if n == OFFSETS_SIZE => {}
+            Ok(n) => {
+                let e = WireError::Truncated { needed: OFFSETS_SIZE as u64, available: n as u64 };
+                return self.damage(None, None, Problem::OffsetsCorrupt(e));
+            }
+            Err(e) => return self.unreadable(None, OFFSETS_FILE, &e),
+        }
+        if bytes.iter().all(|&b| b == 0) {
+            return; // allocated, no group yet
+        }
+        let version = match offsets::check_header(&bytes, bytes.len() as u64) {
+            Ok(v) => v,
+            Err(e) => return self.damage(None, None, Problem::OffsetsCorrupt(e)),
+        };
+        let views: Vec<Option<SlotView<'_>>> = (0..SLOTS).map(|i| bytes.get(slot_offset(i)..).and_then(|s| SlotView::parse(s).ok())).collect();
+        let states: Vec<Option<SlotState<'_>>> = views.iter().map(|v| v.map(|v| v.state(version))).collect();
+        let mut seen: Vec<&[u8]> = Vec::new();
+        let mut groups = 0u64;
+        let mut findings = Vec::new();
+        for (i, st) in states.iter().enumerate() {
+            let view = views[i];
+            match st {
+                Some(SlotState::Free) => {}
+                None | Some(SlotState::Unsettled) => {
+                    // A claim never completes after an offset was set: a
+                    // slot with an offset whose name check fails was changed.
+                    let set = view.is_some_and(|v| v.last_update > CLAIMED);
+                    let name = view.map_or(String::new(), |v| String::from_utf8_lossy(v.name.split(|&b| b == 0).next().unwrap_or_default()).into_owned());
+                    if set {
+                        findings.push((Severity::Damage, Problem::OffsetsSlot { slot: i, group: name }));
+                    } else {
+                        findings.push((Severity::Note, Problem::DeadClaim { slot: i }));
+                    }
+                }
+                Some(SlotState::Named { name, offset }) => {
+                    let group = String::from_utf8_lossy(name).into_owned();
+                    // Lenient on purpose: names from before the printable-only
+                    // rule, or from the Go package, still probe the same way.
+                    let valid = core::str::from_utf8(name).ok().filter(|g| !g.is_empty() && g.len() <= offsets::MAX_GROUP_LEN);
+                    let reachable = valid.is_some_and(|g| {
+                        offsets::probe_order(g).take_while(|&k| k != i).all(|k| !matches!(states.get(k), Some(Some(SlotState::Free))))
+                    });
+                    let last = view.map_or(0, |v| v.last_update);
+                    if !reachable || offset.is_some_and(|o| o < 0) || last == 0 {
+                        findings.push((Severity::Damage, Problem::OffsetsSlot { slot: i, group }));
+                        continue;
+                    }
+                    if let Some(v) = view
+                        && last > CLAIMED
+                        && !v.offset_intact(version)
+                    {
+                        let stored = v.offset as u64;
+                        let safe = offsets::safe_offset(stored, v.offset_check, version);
+                        findings.push((Severity::Damage, Problem::OffsetCheck { slot: i, group: group.clone(), stored, safe }));
+                    }
+                    if seen.contains(name) {
+                        findings.push((Severity::Note, Problem::DuplicateGroup { slot: i, group }));
+                        continue;
+                    }
+                    seen.push(name);
+                    groups += u64::from(offset.is_some());
+                    if let Some(o) = offset.and_then(|o| u64::try_from(o).ok())
+                        && o > durable_end
+                    {
+                        findings.push((Severity::Note, Problem::OffsetAhead { group, offset: o, end: durable_end }));
+                    }
+                }
+            }
+        }
+        self.check.groups = groups;
+        for (severity, problem) in findings {
+            self.add(severity, None, None, problem);
+        }
+    }
+}
+
+/// True if `name` is a file [`check_shard`] recognises as comet's (for
+/// tools deciding whether a directory holds comet data at all).
+pub fn is_comet_file(name: &str) -> bool {
+    name == MANIFEST_FILE
+        || name == STATE_FILE
+        || name == OFFSETS_FILE
+        || name == MANIFEST_TMP
+        || crate::wire::parse_segment_file_name(name).is_some()
+        || crate::wire::parse_chunk_table_file_name(name).is_some()
+}
