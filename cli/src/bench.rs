@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use comet::{Client, Config, ShardId};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
 use crate::CmdResult;
 use crate::demo::Rng;
@@ -46,7 +46,11 @@ pub(crate) fn run(dir: Option<PathBuf>, entries: u64, size: usize, batch: u64, s
 
     let bar = ProgressBar::new(entries);
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} entries {per_sec} eta {eta}").map_err(|e| e.to_string())?,
+        ProgressStyle::with_template("{bar:40} {human_pos}/{human_len} entries {rate} eta {eta}")
+            .map_err(|e| e.to_string())?
+            .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = w.write_str(&out::rate(s.per_sec()));
+            }),
     );
     let mut latencies = Vec::with_capacity(usize::try_from(entries / batch + 1).unwrap_or(0).min(1 << 20));
     let mut done = 0u64;
