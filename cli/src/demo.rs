@@ -258,22 +258,23 @@ pub(crate) fn run(dir: Option<PathBuf>, n: u64) -> CmdResult {
     let stored = c.get(comet::Counter::StoredBytes);
     writeln!(
         w,
-        "wrote      {n} events (logs {}, metrics {}, spans {}, large error logs {}) to {} shards in {wrote:.2}s: {:.0} events/s, {}/s",
+        "wrote      {} (logs {}, metrics {}, spans {}, large error logs {}) to {} in {wrote:.2}s: {:.0} events/s, {}/s",
+        out::count(n, "event", "events"),
         counts[Kind::Log as usize],
         counts[Kind::Metric as usize],
         counts[Kind::Span as usize],
         counts[Kind::Large as usize],
-        stats.shards.len(),
+        out::count(stats.shards.len() as u64, "shard", "shards"),
         per_sec(n, wrote),
         out::bytes_f64(per_sec(raw, wrote))
     )?;
     writeln!(
         w,
-        "bytes      raw {} ({raw}), stored {} ({stored}); compression ratio {:.2}, {} entries compressed",
+        "bytes      raw {} ({raw}), stored {} ({stored}); compression ratio {:.2}, {} compressed",
         out::bytes(raw),
         out::bytes(stored),
         stats.compression_ratio,
-        c.get(comet::Counter::CompressedEntries)
+        out::count(c.get(comet::Counter::CompressedEntries), "entry", "entries")
     )?;
 
     // What an event looks like, read back from the log.
@@ -306,9 +307,10 @@ pub(crate) fn run(dir: Option<PathBuf>, n: u64) -> CmdResult {
     let (consumed, consumed_bytes) = seen.get();
     writeln!(
         w,
-        "consumed   {consumed} events ({}) as group \"demo\" in {} batches, {took:.2}s: {:.0} events/s",
+        "consumed   {} ({}) as group \"demo\" in {}, {took:.2}s: {:.0} events/s",
+        out::count(consumed, "event", "events"),
         out::bytes(consumed_bytes),
-        summary.batches,
+        out::count(summary.batches, "batch", "batches"),
         per_sec(consumed, took)
     )?;
     let mut lag = 0;

@@ -438,10 +438,10 @@ fn recovery_actions(r: &RecoveryReport) -> Vec<String> {
     }
     for t in &r.torn {
         out.push(format!(
-            "truncated log-{:020}.comet at byte {} (removed {} bytes: {})",
+            "truncated log-{:020}.comet at byte {} (removed {}: {})",
             t.base,
             t.offset,
-            t.removed,
+            n_of(t.removed, "byte", "bytes"),
             scan_end(&t.end)
         ));
     }

@@ -112,6 +112,25 @@ fn demo_keeps_a_given_directory_which_then_verifies_and_stats() {
 }
 
 #[test]
+fn demo_and_bench_count_one_in_the_singular() {
+    let r = run(["demo", "--entries", "1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("wrote      1 event (logs 1, metrics 0, spans 0, large error logs 0) to 1 shard in"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("consumed   1 event ("), "{r:?}");
+    assert!(r.stdout.contains("as group \"demo\" in 1 batch,"), "{r:?}");
+    assert!(r.stdout.contains("lag        0 entries behind across 1 shard\n"), "{r:?}");
+    assert!(r.stdout.contains("files      1 shard directory, 1 segment file,"), "{r:?}");
+    let r = run(["bench", "--entries", "1", "--batch", "1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("bench      1 entry of 100 B in batches of 1 over 1 shard in"), "{r:?}");
+    assert!(r.stdout.contains("read       1 entry in"), "{r:?}");
+    assert!(r.stdout.contains("in 1 segment\n"), "{r:?}");
+}
+
+#[test]
 fn demo_with_no_events() {
     let r = run(["demo", "--entries", "0"]);
     assert_eq!(r.code, 0, "{r:?}");
