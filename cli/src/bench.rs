@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use comet::{Client, Config, ShardId};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
 use crate::CmdResult;
 use crate::demo::Rng;
@@ -46,7 +46,11 @@ pub(crate) fn run(dir: Option<PathBuf>, entries: u64, size: usize, batch: u64, s
 
     let bar = ProgressBar::new(entries);
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} entries {per_sec} eta {eta}").map_err(|e| e.to_string())?,
+        ProgressStyle::with_template("{bar:40} {human_pos}/{human_len} entries {rate} eta {eta}")
+            .map_err(|e| e.to_string())?
+            .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = w.write_str(&out::rate(s.per_sec()));
+            }),
     );
     let mut latencies = Vec::with_capacity(usize::try_from(entries / batch + 1).unwrap_or(0).min(1 << 20));
     let mut done = 0u64;
@@ -97,7 +101,9 @@ pub(crate) fn run(dir: Option<PathBuf>, entries: u64, size: usize, batch: u64, s
     let mut w = stdout.lock();
     writeln!(
         w,
-        "bench      {entries} entries of {size} B in batches of {batch} over {shards} shards in {}",
+        "bench      {} of {size} B in batches of {batch} over {} in {}",
+        out::count(entries, "entry", "entries"),
+        out::count(u64::from(shards), "shard", "shards"),
         dir.display()
     )?;
     let secs = appended.as_secs_f64();
@@ -124,12 +130,17 @@ pub(crate) fn run(dir: Option<PathBuf>, entries: u64, size: usize, batch: u64, s
         out::nanos(u64::try_from(sync.as_nanos()).unwrap_or(u64::MAX)),
         rate(entries, total)
     )?;
-    writeln!(w, "read       {read} entries in {read_secs:.3}s: {:.0} entries/s", rate(read, read_secs))?;
     writeln!(
         w,
-        "stored     {} in {} segments",
+        "read       {} in {read_secs:.3}s: {:.0} entries/s",
+        out::count(read, "entry", "entries"),
+        rate(read, read_secs)
+    )?;
+    writeln!(
+        w,
+        "stored     {} in {}",
         out::bytes(stats.bytes),
-        stats.shards.iter().map(|s| s.segments).sum::<u64>()
+        out::count(stats.shards.iter().map(|s| s.segments).sum::<u64>(), "segment", "segments")
     )?;
     w.flush()?;
     Ok(0)

@@ -1,6 +1,5 @@
 //! `groups`, `stat`, `verify` and `repair`.
 
-use std::fmt::Write as _;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
@@ -8,42 +7,122 @@ use comet::{Client, Config, Counters, Finding, RecoveryReport, Severity, ShardSt
 use comet_core::import::ImportProblem;
 use comet_core::segment::ScanEnd;
 use comet_core::shard::QuarantineReason;
+use serde::Serialize;
+use serde::ser::SerializeMap;
 
-use crate::CmdResult;
-use crate::out::{self, json, require_dir};
+use crate::out::{self, count as n_of, printable, require_dir};
+use crate::{CmdResult, StatFormat};
 
-fn open(dir: &Path) -> Result<Client, Box<dyn std::error::Error>> {
-    require_dir(dir)?;
-    Ok(Client::open_read_only(dir, Config::default())?)
+/// The error for a directory that holds no shard: an operator who typed
+/// the wrong path must not get a green result.
+fn no_data(dir: &Path) -> Box<dyn std::error::Error> {
+    format!(
+        "{}: no comet data here (expected shard-NNNN directories); pass --allow-empty if an empty directory is fine",
+        dir.display()
+    )
+    .into()
 }
 
-/// Lists consumer groups: offset and lag per shard.
-pub(crate) fn groups(dir: &Path) -> CmdResult {
-    let client = open(dir)?;
+/// Opens `dir` read-only; fails on a directory without shards unless
+/// `allow_empty`.
+fn open(dir: &Path, allow_empty: bool) -> Result<Client, Box<dyn std::error::Error>> {
+    require_dir(dir)?;
+    let client = Client::open_read_only(dir, Config::default())?;
+    if !allow_empty && client.shards()?.is_empty() {
+        return Err(no_data(dir));
+    }
+    Ok(client)
+}
+
+/// One group's position on one shard, as `groups` prints it.
+#[derive(Serialize)]
+struct GroupShard {
+    shard: u32,
+    /// The next entry the group reads (the first retained one if it never
+    /// acked here).
+    offset: u64,
+    lag: u64,
+    /// False if the group never acked on this shard.
+    acked: bool,
+    /// Unix ns of the last ack (0 if never).
+    last_ack_ns: u64,
+}
+
+/// One group over every shard.
+#[derive(Serialize)]
+struct GroupJson<'a> {
+    group: &'a str,
+    total_lag: u64,
+    shards_acked: usize,
+    shards: Vec<GroupShard>,
+}
+
+#[derive(Serialize)]
+struct GroupsJson<'a> {
+    dir: String,
+    groups: Vec<GroupJson<'a>>,
+}
+
+/// Every group's position on every shard of `stats`.
+fn group_rows(stats: &Stats) -> Vec<GroupJson<'_>> {
+    stats
+        .group_names()
+        .into_iter()
+        .map(|name| {
+            let shards: Vec<GroupShard> = stats
+                .shards
+                .iter()
+                .map(|st| {
+                    let slot = st.groups.iter().find(|g| g.group == name);
+                    GroupShard {
+                        shard: st.shard.get(),
+                        offset: st.group_offset(name),
+                        lag: st.group_lag(name),
+                        acked: slot.is_some(),
+                        last_ack_ns: slot.map_or(0, |g| g.last_ack_ns),
+                    }
+                })
+                .collect();
+            GroupJson {
+                group: name,
+                total_lag: shards.iter().map(|s| s.lag).sum(),
+                shards_acked: shards.iter().filter(|s| s.acked).count(),
+                shards,
+            }
+        })
+        .collect()
+}
+
+/// Lists consumer groups: offset and lag on every shard.
+pub(crate) fn groups(dir: &Path, as_json: bool, allow_empty: bool) -> CmdResult {
+    let client = open(dir, allow_empty)?;
+    let stats = client.stats()?;
+    let groups = group_rows(&stats);
     let stdout = io::stdout();
     let mut w = BufWriter::new(stdout.lock());
-    let mut rows = Vec::new();
-    for shard in client.shards()? {
-        let st = client.shard_stats(shard)?;
-        for g in st.groups {
-            rows.push((g.group, shard, g.offset, g.lag, g.last_ack_ns));
-        }
-    }
-    if rows.is_empty() {
+    if as_json {
+        out::json_line(&mut w, &GroupsJson { dir: dir.display().to_string(), groups })?;
+    } else if groups.is_empty() {
         writeln!(w, "no consumer groups")?;
     } else {
-        rows.sort();
-        let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(5).max(5);
+        // Names read back from old files may hold any byte: print them escaped.
+        let names: Vec<String> = groups.iter().map(|g| printable(g.group)).collect();
+        let width = names.iter().map(String::len).max().unwrap_or(5).max(5);
         writeln!(w, "{:<width$}  SHARD  {:>12}  {:>12}  LAST ACK", "GROUP", "OFFSET", "LAG")?;
-        for (group, shard, offset, lag, last) in &rows {
-            writeln!(w, "{group:<width$}  {shard}   {offset:>12}  {lag:>12}  {}", out::time(*last))?;
+        for (g, name) in groups.iter().zip(&names) {
+            for s in &g.shards {
+                let last = if s.acked { out::time(s.last_ack_ns) } else { "never".into() };
+                writeln!(w, "{name:<width$}  {:04}   {:>12}  {:>12}  {last}", s.shard, s.offset, s.lag)?;
+            }
         }
-        let mut names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
-        names.dedup();
-        for name in names {
-            let lag: u64 = rows.iter().filter(|r| r.0 == name).map(|r| r.3).sum();
-            let shards = rows.iter().filter(|r| r.0 == name).count();
-            writeln!(w, "group {name:?}: {shards} shards, total lag {lag}")?;
+        for (g, name) in groups.iter().zip(&names) {
+            writeln!(
+                w,
+                "group \"{name}\": acked on {} of {}, total lag {}",
+                g.shards_acked,
+                n_of(g.shards.len() as u64, "shard", "shards"),
+                g.total_lag
+            )?;
         }
     }
     w.flush()?;
@@ -58,67 +137,119 @@ fn oldest(client: &Client, st: &ShardStats) -> u64 {
     client.reader(st.shard).and_then(|mut r| r.read(st.first_entry)).map_or(st.oldest_ns, |m| m.timestamp)
 }
 
-fn counters_json(c: &Counters) -> String {
-    let fields: Vec<String> = c.iter().map(|(name, v)| format!("{}:{v}", json(name))).collect();
-    format!("{{{}}}", fields.join(","))
+/// Counters as a JSON object, in the order of `comet.state`.
+struct CountersJson<'a>(&'a Counters);
+
+impl Serialize for CountersJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        for (name, v) in self.0.iter() {
+            map.serialize_entry(name, &v)?;
+        }
+        map.end()
+    }
 }
 
+#[derive(Serialize)]
+struct StatGroupJson<'a> {
+    group: &'a str,
+    offset: u64,
+    lag: u64,
+    last_ack_ns: u64,
+}
+
+#[derive(Serialize)]
+struct StatShardJson<'a> {
+    shard: u32,
+    first_entry: u64,
+    durable_end: u64,
+    entries: u64,
+    segments: u64,
+    bytes: u64,
+    oldest_ns: u64,
+    newest_ns: u64,
+    compression_ratio: out::Ratio4,
+    counters: CountersJson<'a>,
+    groups: Vec<StatGroupJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct StatTotalsJson<'a> {
+    shards: usize,
+    segments: u64,
+    entries: u64,
+    bytes: u64,
+    oldest_ns: u64,
+    newest_ns: u64,
+    compression_ratio: out::Ratio4,
+    counters: CountersJson<'a>,
+}
+
+#[derive(Serialize)]
+struct StatJson<'a> {
+    dir: String,
+    shards: Vec<StatShardJson<'a>>,
+    totals: StatTotalsJson<'a>,
+}
+
+/// Counters that only the shard's writer process adds to (docs/DECISIONS.md
+/// D-21): reads and acks in other processes never write `comet.state`.
+const WRITER_PROCESS_ONLY: [&str; 2] = ["entries_read", "acks"];
+
 /// Shards, segments, entries, bytes, age span and metrics.
-pub(crate) fn stat(dir: &Path, as_json: bool) -> CmdResult {
-    let client = open(dir)?;
+pub(crate) fn stat(dir: &Path, format: StatFormat, allow_empty: bool) -> CmdResult {
+    let client = open(dir, allow_empty)?;
     let stats: Stats = client.stats()?;
+    let stdout = io::stdout();
+    let mut w = BufWriter::new(stdout.lock());
+    if format == StatFormat::Prometheus {
+        w.write_all(stats.to_openmetrics().as_bytes())?;
+        w.flush()?;
+        return Ok(0);
+    }
     let oldest: Vec<u64> = stats.shards.iter().map(|s| oldest(&client, s)).collect();
     let first_ts = oldest.iter().copied().filter(|&t| t > 0).min().unwrap_or(0);
     let last_ts = stats.shards.iter().map(|s| s.newest_ns).max().unwrap_or(0);
     let segments: u64 = stats.shards.iter().map(|s| s.segments).sum();
-    let stdout = io::stdout();
-    let mut w = BufWriter::new(stdout.lock());
-    if as_json {
-        let mut s = format!("{{\"dir\":{},\"shards\":[", json(&dir.display().to_string()));
-        for (i, (st, old)) in stats.shards.iter().zip(&oldest).enumerate() {
-            if i > 0 {
-                s.push(',');
-            }
-            let groups: Vec<String> = st
-                .groups
-                .iter()
-                .map(|g| {
-                    format!(
-                        "{{\"group\":{},\"offset\":{},\"lag\":{},\"last_ack_ns\":{}}}",
-                        json(&g.group),
-                        g.offset,
-                        g.lag,
-                        g.last_ack_ns
-                    )
-                })
-                .collect();
-            let _ = write!(
-                s,
-                "{{\"shard\":{},\"first_entry\":{},\"durable_end\":{},\"entries\":{},\"segments\":{},\"bytes\":{},\
-                 \"oldest_ns\":{old},\"newest_ns\":{},\"compression_ratio\":{:.4},\"counters\":{},\"groups\":[{}]}}",
-                st.shard.get(),
-                st.first_entry,
-                st.durable_end,
-                st.durable_end - st.first_entry,
-                st.segments,
-                st.bytes,
-                st.newest_ns,
-                st.compression_ratio,
-                counters_json(&st.counters),
-                groups.join(",")
-            );
-        }
-        let _ = write!(
-            s,
-            "],\"totals\":{{\"shards\":{},\"segments\":{segments},\"entries\":{},\"bytes\":{},\"oldest_ns\":{first_ts},\
-             \"newest_ns\":{last_ts},\"compression_ratio\":{:.4},\"counters\":{}}}}}",
-            stats.shards.len(),
-            stats.entries,
-            stats.bytes,
-            stats.compression_ratio,
-            counters_json(&stats.counters)
-        );
-        writeln!(w, "{s}")?;
+    if format == StatFormat::Json {
+        let shards = stats
+            .shards
+            .iter()
+            .zip(&oldest)
+            .map(|(st, &old)| StatShardJson {
+                shard: st.shard.get(),
+                first_entry: st.first_entry,
+                durable_end: st.durable_end,
+                entries: st.durable_end - st.first_entry,
+                segments: st.segments,
+                bytes: st.bytes,
+                oldest_ns: old,
+                newest_ns: st.newest_ns,
+                compression_ratio: out::Ratio4(st.compression_ratio),
+                counters: CountersJson(&st.counters),
+                groups: st
+                    .groups
+                    .iter()
+                    .map(|g| StatGroupJson {
+                        group: &g.group,
+                        offset: g.offset,
+                        lag: g.lag,
+                        last_ack_ns: g.last_ack_ns,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let totals = StatTotalsJson {
+            shards: stats.shards.len(),
+            segments,
+            entries: stats.entries,
+            bytes: stats.bytes,
+            oldest_ns: first_ts,
+            newest_ns: last_ts,
+            compression_ratio: out::Ratio4(stats.compression_ratio),
+            counters: CountersJson(&stats.counters),
+        };
+        out::json_line(&mut w, &StatJson { dir: dir.display().to_string(), shards, totals })?;
         w.flush()?;
         return Ok(0);
     }
@@ -156,6 +287,8 @@ pub(crate) fn stat(dir: &Path, as_json: bool) -> CmdResult {
         for (name, v) in stats.counters.iter() {
             if name.ends_with("_ns") {
                 writeln!(w, "  {name:<22} {}", out::time(v))?;
+            } else if WRITER_PROCESS_ONLY.contains(&name) {
+                writeln!(w, "  {name:<22} {v} (writer processes only; see `comet groups` for every consumer)")?;
             } else {
                 writeln!(w, "  {name:<22} {v}")?;
             }
@@ -165,46 +298,69 @@ pub(crate) fn stat(dir: &Path, as_json: bool) -> CmdResult {
     Ok(0)
 }
 
-fn finding_json(f: &Finding) -> String {
-    let severity = if f.severity == Severity::Damage { "damage" } else { "note" };
-    let segment = f.segment.map_or("null".into(), |b| json(&format!("log-{b:020}.comet")));
-    let entries = f.entries.as_ref().map_or("null".into(), |r| format!("[{},{}]", r.start, r.end));
-    format!(
-        "{{\"shard\":{},\"severity\":\"{severity}\",\"kind\":\"{}\",\"segment\":{segment},\"entries\":{entries},\
-         \"message\":{}}}",
-        f.shard.get(),
-        f.problem.name(),
-        json(&f.problem.to_string())
-    )
+#[derive(Serialize)]
+struct FindingJson {
+    shard: u32,
+    severity: &'static str,
+    kind: &'static str,
+    segment: Option<String>,
+    entries: Option<[u64; 2]>,
+    message: String,
 }
 
-fn verify_json(r: &VerifyReport) -> String {
-    let shards: Vec<String> = r
-        .shards
-        .iter()
-        .map(|s| {
-            format!(
-                "{{\"shard\":{},\"segments\":{},\"entries\":{},\"bytes\":{},\"first_entry\":{},\"durable_end\":{},\
-                 \"groups\":{}}}",
-                s.shard.get(),
-                s.segments,
-                s.entries,
-                s.bytes,
-                s.first_entry,
-                s.durable_end,
-                s.groups
-            )
-        })
-        .collect();
-    let findings: Vec<String> = r.findings.iter().map(finding_json).collect();
-    format!(
-        "{{\"ok\":{},\"damage\":{},\"notes\":{},\"shards\":[{}],\"findings\":[{}]}}",
-        r.is_ok(),
-        r.damage().count(),
-        r.notes().count(),
-        shards.join(","),
-        findings.join(",")
-    )
+impl From<&Finding> for FindingJson {
+    fn from(f: &Finding) -> FindingJson {
+        FindingJson {
+            shard: f.shard.get(),
+            severity: if f.severity == Severity::Damage { "damage" } else { "note" },
+            kind: f.problem.name(),
+            segment: f.segment.map(|b| format!("log-{b:020}.comet")),
+            entries: f.entries.as_ref().map(|r| [r.start, r.end]),
+            message: f.problem.to_string(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct VerifyShardJson {
+    shard: u32,
+    segments: u64,
+    entries: u64,
+    bytes: u64,
+    first_entry: u64,
+    durable_end: u64,
+    groups: u64,
+}
+
+#[derive(Serialize)]
+struct VerifyJson {
+    ok: bool,
+    damage: usize,
+    notes: usize,
+    shards: Vec<VerifyShardJson>,
+    findings: Vec<FindingJson>,
+}
+
+fn verify_json(r: &VerifyReport) -> VerifyJson {
+    VerifyJson {
+        ok: r.is_ok(),
+        damage: r.damage().count(),
+        notes: r.notes().count(),
+        shards: r
+            .shards
+            .iter()
+            .map(|s| VerifyShardJson {
+                shard: s.shard.get(),
+                segments: s.segments,
+                entries: s.entries,
+                bytes: s.bytes,
+                first_entry: s.first_entry,
+                durable_end: s.durable_end,
+                groups: s.groups,
+            })
+            .collect(),
+        findings: r.findings.iter().map(FindingJson::from).collect(),
+    }
 }
 
 /// Prints a verification report as text; returns the exit code.
@@ -212,33 +368,44 @@ fn print_verify(w: &mut impl Write, r: &VerifyReport) -> io::Result<u8> {
     for s in &r.shards {
         writeln!(
             w,
-            "shard {}: {} segments, {} entries ({} bytes) checked, entries {}..{}, {} groups",
-            s.shard, s.segments, s.entries, s.bytes, s.first_entry, s.durable_end, s.groups
+            "shard {}: {}, {} ({}) checked, entries {}..{}, {}",
+            s.shard,
+            n_of(s.segments, "segment", "segments"),
+            n_of(s.entries, "entry", "entries"),
+            n_of(s.bytes, "byte", "bytes"),
+            s.first_entry,
+            s.durable_end,
+            n_of(s.groups, "group", "groups")
         )?;
     }
     for f in &r.findings {
         let tag = if f.severity == Severity::Damage { "DAMAGE" } else { "note  " };
-        writeln!(w, "{tag} {f}")?;
+        writeln!(w, "{tag} {}", out::line_safe(&f.to_string()))?;
     }
-    let (damage, notes) = (r.damage().count(), r.notes().count());
+    let (damage, notes) = (r.damage().count() as u64, r.notes().count() as u64);
     let entries: u64 = r.shards.iter().map(|s| s.entries).sum();
+    let shards = n_of(r.shards.len() as u64, "shard", "shards");
+    let notes = n_of(notes, "note", "notes");
     if damage == 0 {
-        writeln!(w, "verify: ok: {} shards, {entries} entries checked, {notes} notes", r.shards.len())?;
+        writeln!(w, "verify: ok: {shards}, {} checked, {notes}", n_of(entries, "entry", "entries"))?;
         Ok(0)
     } else {
-        writeln!(w, "verify: DAMAGED: {damage} problems, {notes} notes in {} shards", r.shards.len())?;
+        writeln!(w, "verify: DAMAGED: {}, {notes} in {shards}", n_of(damage, "problem", "problems"))?;
         Ok(1)
     }
 }
 
 /// Checks everything, read-only.
-pub(crate) fn verify(dir: &Path, as_json: bool) -> CmdResult {
+pub(crate) fn verify(dir: &Path, as_json: bool, allow_empty: bool) -> CmdResult {
     require_dir(dir)?;
     let report = comet::verify(dir)?;
+    if report.shards.is_empty() && report.findings.is_empty() && !allow_empty {
+        return Err(no_data(dir));
+    }
     let stdout = io::stdout();
     let mut w = BufWriter::new(stdout.lock());
     let code = if as_json {
-        writeln!(w, "{}", verify_json(&report))?;
+        out::json_line(&mut w, &verify_json(&report))?;
         u8::from(!report.is_ok())
     } else {
         print_verify(&mut w, &report)?
@@ -271,10 +438,10 @@ fn recovery_actions(r: &RecoveryReport) -> Vec<String> {
     }
     for t in &r.torn {
         out.push(format!(
-            "truncated log-{:020}.comet at byte {} (removed {} bytes: {})",
+            "truncated log-{:020}.comet at byte {} (removed {}: {})",
             t.base,
             t.offset,
-            t.removed,
+            n_of(t.removed, "byte", "bytes"),
             scan_end(&t.end)
         ));
     }
@@ -290,14 +457,17 @@ fn recovery_actions(r: &RecoveryReport) -> Vec<String> {
         out.push(format!("recorded entries {}..{} as lost", m.start, m.end));
     }
     if r.orphans_removed > 0 {
-        out.push(format!("removed {} orphan segments left by an interrupted retention pass", r.orphans_removed));
+        out.push(format!(
+            "removed {} left by an interrupted retention pass",
+            n_of(r.orphans_removed, "orphan segment", "orphan segments")
+        ));
     }
     out
 }
 
 /// Quarantines damaged segments, runs recovery on every shard, verifies.
 pub(crate) fn repair(dir: &Path) -> CmdResult {
-    require_dir(dir)?;
+    open(dir, false)?;
     let stdout = io::stdout();
     let mut w = BufWriter::new(stdout.lock());
     for q in comet::quarantine_damaged(dir)? {
@@ -305,11 +475,12 @@ pub(crate) fn repair(dir: &Path) -> CmdResult {
         let entries = q.finding.entries.as_ref().map_or(String::new(), |r| format!(" entries {}..{}:", r.start, r.end));
         writeln!(
             w,
-            "shard {}: quarantined log-{:020}.comet as {name} ({}{entries} {})",
+            "shard {}: quarantined log-{:020}.comet as {} ({}{entries} {})",
             q.shard,
             q.base,
+            out::line_safe(&name),
             q.finding.problem.name(),
-            q.finding.problem
+            out::line_safe(&q.finding.problem.to_string())
         )?;
     }
     let mut config = Config::default();
@@ -372,9 +543,9 @@ pub(crate) fn import(dir: &Path) -> CmdResult {
         let first = r.segments.first().map_or(r.end, |g| g.base);
         writeln!(
             w,
-            "shard {}: imported {} segments, entries {first}..{} (numbering continues at {})",
+            "shard {}: imported {}, entries {first}..{} (numbering continues at {})",
             s.shard,
-            r.segments.len(),
+            n_of(r.segments.len() as u64, "segment", "segments"),
             r.end,
             r.end
         )?;
@@ -382,7 +553,7 @@ pub(crate) fn import(dir: &Path) -> CmdResult {
             writeln!(w, "shard {}: {}", s.shard, import_problem(p))?;
         }
         for (group, offset) in &s.groups {
-            writeln!(w, "shard {}: group {group:?} at entry {offset}", s.shard)?;
+            writeln!(w, "shard {}: group \"{}\" at entry {offset}", s.shard, printable(group))?;
         }
     }
     w.flush()?;

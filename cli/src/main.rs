@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 mod bench;
 mod demo;
@@ -16,6 +16,7 @@ mod forward;
 mod inspect;
 mod out;
 mod rw;
+mod select;
 
 /// The result of a command: the exit code on success.
 type CmdResult = Result<u8, Box<dyn std::error::Error>>;
@@ -25,6 +26,17 @@ type CmdResult = Result<u8, Box<dyn std::error::Error>>;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// How `stat` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum StatFormat {
+    /// A summary, a table per shard and every counter.
+    Text,
+    /// One JSON object (what `--json` prints).
+    Json,
+    /// OpenMetrics text exposition, for a Prometheus scrape.
+    Prometheus,
 }
 
 /// How `read`, `tail` and `consume` print entries.
@@ -142,18 +154,33 @@ enum Command {
         #[command(flatten)]
         to: SeekArgs,
     },
-    /// List consumer groups with their offset and lag per shard.
+    /// List consumer groups with their offset and lag on every shard
+    /// (a shard a group never acked counts from its first retained entry).
     Groups {
-        /// Data directory.
-        dir: PathBuf,
-    },
-    /// Shards, segments, entries, bytes, age span and metrics.
-    Stat {
         /// Data directory.
         dir: PathBuf,
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Accept a directory without comet data (no shard-NNNN
+        /// directories) instead of failing.
+        #[arg(long)]
+        allow_empty: bool,
+    },
+    /// Shards, segments, entries, bytes, age span and metrics.
+    Stat {
+        /// Data directory.
+        dir: PathBuf,
+        /// Print JSON (same as --format json).
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = StatFormat::Text)]
+        format: StatFormat,
+        /// Accept a directory without comet data (no shard-NNNN
+        /// directories) instead of failing.
+        #[arg(long)]
+        allow_empty: bool,
     },
     /// Check every checksum, framing, manifest, durable head and offsets
     /// slot without changing anything. Exits 1 if anything is damaged.
@@ -163,6 +190,10 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Accept a directory without comet data (no shard-NNNN
+        /// directories) instead of failing.
+        #[arg(long)]
+        allow_empty: bool,
     },
     /// Quarantine damaged segments, truncate torn tails, rebuild manifests,
     /// report each action, then verify again (exit 1 if damage remains).
@@ -236,7 +267,10 @@ impl SeekArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     let r = match cli.command {
         Command::Demo { dir, entries } => demo::run(dir, entries),
         Command::Append { dir, stream, sync, sync_every } => rw::append(&dir, &stream, sync, sync_every),
@@ -246,9 +280,11 @@ fn main() -> ExitCode {
             rw::consume(&dir, &group, stream.as_deref(), count, no_ack, format)
         }
         Command::Seek { dir, group, stream, to } => rw::seek(&dir, &group, stream.as_deref(), to.target()),
-        Command::Groups { dir } => inspect::groups(&dir),
-        Command::Stat { dir, json } => inspect::stat(&dir, json),
-        Command::Verify { dir, json } => inspect::verify(&dir, json),
+        Command::Groups { dir, json, allow_empty } => inspect::groups(&dir, json, allow_empty),
+        Command::Stat { dir, json, format, allow_empty } => {
+            inspect::stat(&dir, if json { StatFormat::Json } else { format }, allow_empty)
+        }
+        Command::Verify { dir, json, allow_empty } => inspect::verify(&dir, json, allow_empty),
         Command::Repair { dir } => inspect::repair(&dir),
         Command::Import { dir } => inspect::import(&dir),
         Command::Forward(args) => forward::run(&args),
@@ -265,6 +301,62 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Prints a command-line error as one `comet: ` line with a hint to
+/// `--help` (exit 2); help and version go to stdout (exit 0).
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        // `comet` alone: the help, as a usage error.
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
+        _ => {}
+    }
+    // Which help to point at: the subcommand's, if one was named.
+    let names: Vec<String> = Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect();
+    let command = match std::env::args().skip(1).find(|a| names.contains(a)) {
+        Some(sub) => format!("comet {sub}"),
+        None => "comet".into(),
+    };
+    let _ = writeln!(io::stderr(), "comet: {}", usage_line(&e.render().to_string(), &command));
+    ExitCode::from(2)
+}
+
+/// Folds clap's multi-line error text into one line: the message with
+/// the lines that continue it (missing arguments, possible values), its
+/// tips, and which `--help` to read.
+fn usage_line(text: &str, command: &str) -> String {
+    let mut message = Vec::new();
+    let mut tips = Vec::new();
+    let mut in_message = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if let Some(m) = trimmed.strip_prefix("error: ") {
+            message.push(m.to_string());
+            in_message = true;
+        } else if let Some(t) = trimmed.strip_prefix("tip: ") {
+            tips.push(format!(" ({t})"));
+            in_message = false;
+        } else if trimmed.is_empty() {
+            in_message = false;
+        } else if in_message && line.starts_with(' ') {
+            message.push(trimmed.to_string());
+        }
+    }
+    let message = match message.split_first() {
+        Some((first, rest)) if !rest.is_empty() => format!("{first} {}", rest.join(", ")),
+        Some((first, _)) => first.clone(),
+        None => text.to_string(),
+    };
+    let message = one_line(&message);
+    format!("{message}{}; see '{command} --help'", tips.concat())
 }
 
 /// Keeps an error message on one line.

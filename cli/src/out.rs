@@ -1,9 +1,11 @@
-//! Output helpers: entry formats, JSON strings, base64, times and sizes.
+//! Output helpers: entry formats, JSON, times, sizes, plurals and escaping.
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::Path;
 
+use base64::Engine as _;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::Format;
@@ -20,6 +22,20 @@ pub(crate) fn require_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// One entry as a `jsonl` line: `payload` when it is UTF-8, else
+/// `payload_base64` (standard alphabet, padded).
+#[derive(Serialize)]
+struct JsonEntry<'a> {
+    shard: u32,
+    entry: u64,
+    timestamp: u64,
+    length: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload_base64: Option<String>,
+}
+
 /// Writes one entry in `format`.
 pub(crate) fn entry(w: &mut impl Write, format: Format, msg: &comet::Message) -> io::Result<()> {
     let data = msg.data();
@@ -29,26 +45,16 @@ pub(crate) fn entry(w: &mut impl Write, format: Format, msg: &comet::Message) ->
             w.write_all(b"\n")
         }
         Format::Jsonl => {
-            let mut line = format!(
-                r#"{{"shard":{},"entry":{},"timestamp":{},"length":{},"#,
-                msg.id.shard.get(),
-                msg.id.entry,
-                msg.timestamp,
-                data.len()
-            );
-            match std::str::from_utf8(data) {
-                Ok(s) => {
-                    line.push_str(r#""payload":"#);
-                    json_str(&mut line, s);
-                }
-                Err(_) => {
-                    line.push_str(r#""payload_base64":""#);
-                    base64(&mut line, data);
-                    line.push('"');
-                }
-            }
-            line.push_str("}\n");
-            w.write_all(line.as_bytes())
+            let text = std::str::from_utf8(data).ok();
+            let line = JsonEntry {
+                shard: msg.id.shard.get(),
+                entry: msg.id.entry,
+                timestamp: msg.timestamp,
+                length: data.len(),
+                payload: text,
+                payload_base64: text.is_none().then(|| base64::engine::general_purpose::STANDARD.encode(data)),
+            };
+            json_line(w, &line)
         }
         Format::Hex => {
             let mut line = format!("{}\t", msg.id.entry);
@@ -65,45 +71,20 @@ pub(crate) fn entry(w: &mut impl Write, format: Format, msg: &comet::Message) ->
     }
 }
 
-/// Appends `s` as a JSON string literal.
-pub(crate) fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+/// Writes `value` as one line of compact JSON.
+pub(crate) fn json_line(w: &mut impl Write, value: &impl Serialize) -> io::Result<()> {
+    serde_json::to_writer(&mut *w, value)?;
+    w.write_all(b"\n")
 }
 
-/// A JSON string literal.
-pub(crate) fn json(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    json_str(&mut out, s);
-    out
-}
+/// A ratio serialized as a JSON number with exactly 4 decimals (`1.0000`),
+/// as the JSON output has always printed it (`null` if not finite).
+pub(crate) struct Ratio4(pub(crate) f64);
 
-/// Appends standard base64 (RFC 4648, with padding).
-pub(crate) fn base64(out: &mut String, data: &[u8]) {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
+impl Serialize for Ratio4 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let text = if self.0.is_finite() { format!("{:.4}", self.0) } else { "null".into() };
+        serde_json::value::RawValue::from_string(text).map_err(serde::ser::Error::custom)?.serialize(s)
     }
 }
 
@@ -114,71 +95,43 @@ pub(crate) fn hex(out: &mut String, data: &[u8]) {
     }
 }
 
-/// Unix nanoseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC); `-` for 0.
+/// Unix nanoseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC, milliseconds
+/// truncated); `-` for 0.
 pub(crate) fn time(ns: u64) -> String {
     if ns == 0 {
         return "-".into();
     }
-    let secs = ns / 1_000_000_000;
-    let millis = ns / 1_000_000 % 1000;
-    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    match jiff::Timestamp::from_nanosecond(i128::from(ns)) {
+        Ok(t) => t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        // Above jiff's range (year 9999): show the raw number.
+        Err(_) => format!("{ns}ns"),
+    }
 }
 
 /// Parses a time given on the command line: nanoseconds since the Unix
-/// epoch, or UTC as `YYYY-MM-DDTHH:MM:SS[.fraction]Z` (what [`time`]
-/// prints).
+/// epoch, or an RFC 3339 time such as `2026-11-28T10:00:00Z` or
+/// `2026-11-28T11:00:00.5+01:00` (what [`time`] prints reads back).
+/// Impossible dates and times (February 31, second 60) are refused.
 pub(crate) fn parse_time(s: &str) -> Result<u64, String> {
     if let Ok(ns) = s.parse::<u64>() {
         return Ok(ns);
     }
-    let bad = || format!("invalid time {s:?}: want nanoseconds since the epoch or YYYY-MM-DDTHH:MM:SS[.fff]Z");
-    let rest = s.strip_suffix(['Z', 'z']).ok_or_else(bad)?;
-    let (date, clock) = rest.split_once(['T', 't', ' ']).ok_or_else(bad)?;
-    let (clock, frac) = clock.split_once('.').unwrap_or((clock, ""));
-    let num = |part: &str, len: usize| -> Result<i64, String> {
-        if part.len() != len || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        part.parse::<i64>().map_err(|_| bad())
-    };
-    let d: Vec<&str> = date.split('-').collect();
-    let c: Vec<&str> = clock.split(':').collect();
-    let ([y, mo, da], [h, mi, se]) = (d.as_slice(), c.as_slice()) else { return Err(bad()) };
-    let (year, month, day) = (num(y, 4)?, num(mo, 2)?, num(da, 2)?);
-    let (hour, min, sec) = (num(h, 2)?, num(mi, 2)?, num(se, 2)?);
-    if year < 1970 || !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
-        return Err(bad());
+    let want = "want nanoseconds since the epoch or UTC as YYYY-MM-DDTHH:MM:SS[.fff]Z";
+    let bad = |why: &dyn std::fmt::Display| format!("invalid time {s:?}: {why}; {want}");
+    let t: jiff::Timestamp = s.parse().map_err(|e: jiff::Error| bad(&e))?;
+    // jiff reads a leap second (`:60`) as `:59`; refuse it, since no clock
+    // comet stamps with shows one and a typo should not pass as a time.
+    if leap_second(s) {
+        return Err(bad(&"second 60 (a leap second) is not a time comet stamps"));
     }
-    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let nanos = if frac.is_empty() { 0 } else { format!("{frac:0<9}").parse::<i64>().map_err(|_| bad())? };
-    // Howard Hinnant's days_from_civil.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = if month > 2 { month - 3 } else { month + 9 };
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hour * 3600 + min * 60 + sec;
-    u64::try_from(secs)
-        .ok()
-        .and_then(|s| s.checked_mul(1_000_000_000))
-        .and_then(|ns| ns.checked_add(u64::try_from(nanos).ok()?))
-        .ok_or_else(bad)
+    let ns = t.as_nanosecond();
+    u64::try_from(ns).map_err(|_| bad(&"before 1970-01-01T00:00:00Z"))
+}
+
+/// True if the seconds field of an RFC 3339 time is `60`.
+fn leap_second(s: &str) -> bool {
+    let Some((_, clock)) = s.split_once(['T', 't', ' ']) else { return false };
+    clock.split(':').nth(2).is_some_and(|sec| sec.starts_with("60"))
 }
 
 /// A byte count for people: `512 B`, `1.5 KiB`, `12.3 MiB`.
@@ -211,44 +164,96 @@ pub(crate) fn nanos(ns: u64) -> String {
     }
 }
 
-/// Matches `name` against a glob with `*` (any run) and `?` (one byte).
-pub(crate) fn glob(pattern: &[u8], name: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some((b'*', rest)) => (0..=name.len()).any(|i| glob(rest, &name[i..])),
-        Some((b'?', rest)) => !name.is_empty() && glob(rest, &name[1..]),
-        Some((c, rest)) => name.first() == Some(c) && glob(rest, &name[1..]),
+/// A whole number with thousands separators: `1,234,567`.
+pub(crate) fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
     }
+    out
+}
+
+/// A rate for a progress line: `9,911/s` (whole units, separators).
+pub(crate) fn rate(per_sec: f64) -> String {
+    // A float-to-integer `as` saturates; NaN and negatives give 0.
+    #[allow(clippy::cast_possible_truncation)]
+    let n = if per_sec.is_finite() && per_sec > 0.0 { per_sec.round() as u64 } else { 0 };
+    format!("{}/s", thousands(n))
+}
+
+/// `1 entry`, `2 entries`: `n` with the singular or plural noun.
+pub(crate) fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// A name read back from a file, safe to print: bytes outside printable
+/// ASCII (`!`..=`~`) and the backslash are written as `\xNN`, so a name
+/// can neither move the cursor nor fake a line or a column.
+pub(crate) fn printable(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if (0x21..=0x7e).contains(&b) && b != b'\\' {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+/// A message that may quote bytes read from a file, safe to print as one
+/// line: control characters (newlines and escape sequences included) and
+/// bidirectional-text overrides become `\u{..}` escapes; the rest, spaces
+/// included, is kept.
+pub(crate) fn line_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        let cases = [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ];
-        for (raw, want) in cases {
-            let mut s = String::new();
-            base64(&mut s, raw.as_bytes());
-            assert_eq!(s, want, "{raw:?}");
-        }
-        let mut s = String::new();
-        base64(&mut s, &[0xff, 0xfe, 0x00]);
-        assert_eq!(s, "//4A");
+    /// The `jsonl` line of an entry, through a real client.
+    fn jsonl(payload: &[u8]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let client = comet::Client::open(dir.path(), comet::Config::default()).unwrap();
+        client.append("t:shard:0002", &[payload]).unwrap();
+        client.sync().unwrap();
+        let m = client.reader(comet::ShardId::new(2).unwrap()).unwrap().read(0).unwrap();
+        let mut out = Vec::new();
+        entry(&mut out, Format::Jsonl, &m).unwrap();
+        let line = String::from_utf8(out).unwrap();
+        line.replace(&format!("\"timestamp\":{},", m.timestamp), "\"timestamp\":T,")
     }
 
     #[test]
-    fn json_strings_escape_quotes_backslashes_and_controls() {
-        assert_eq!(json("a\"b\\c\nd\u{1}é"), r#""a\"b\\c\nd\u0001é""#);
+    fn jsonl_lines_keep_the_documented_shape() {
+        // Field order and spelling as README.md documents them.
+        assert_eq!(
+            jsonl(b"hi \"x\"\n"),
+            "{\"shard\":2,\"entry\":0,\"timestamp\":T,\"length\":7,\"payload\":\"hi \\\"x\\\"\\n\"}\n"
+        );
+        assert_eq!(
+            jsonl(b"\x01\\"),
+            "{\"shard\":2,\"entry\":0,\"timestamp\":T,\"length\":2,\"payload\":\"\\u0001\\\\\"}\n"
+        );
+        // Not UTF-8: RFC 4648 base64 with padding.
+        assert_eq!(
+            jsonl(&[0xff, 0xfe, 0x00, b'f']),
+            "{\"shard\":2,\"entry\":0,\"timestamp\":T,\"length\":4,\"payload_base64\":\"//4AZg==\"}\n"
+        );
     }
 
     #[test]
@@ -260,38 +265,73 @@ mod tests {
         assert_eq!(parse_time("2023-11-14T22:13:20Z"), Ok(1_700_000_000_000_000_000));
         assert_eq!(parse_time("2023-11-14T22:13:20.5Z"), Ok(1_700_000_000_500_000_000));
         assert_eq!(parse_time("2023-11-14T22:13:20.000000001Z"), Ok(1_700_000_000_000_000_001));
-        for bad in
-            ["", "yesterday", "2023-11-14", "2023-11-14T22:13:20", "2023-13-01T00:00:00Z", "1969-12-31T23:59:59Z"]
-        {
-            assert!(parse_time(bad).is_err(), "{bad:?}");
-        }
-        for bad in ["2023-11-14T22:13:20.0000000001Z", "23-11-14T22:13:20Z", "2023-11-14T25:00:00Z", "-5"] {
-            assert!(parse_time(bad).is_err(), "{bad:?}");
+        assert_eq!(parse_time("2023-11-14T23:13:20+01:00"), Ok(1_700_000_000_000_000_000));
+        assert_eq!(parse_time("2024-02-29T00:00:00Z"), Ok(1_709_164_800_000_000_000));
+    }
+
+    #[test]
+    fn parse_time_refuses_impossible_and_malformed_times() {
+        for bad in [
+            "",
+            "yesterday",
+            "2023-11-14",
+            "2023-11-14T22:13:20",
+            "2023-13-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2026-02-31T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-01-01T00:00:60Z",
+            "2026-12-31T23:59:60Z",
+            "2026-01-01T00:00:00.Z",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01T00:60:00Z",
+            "2023-11-14T22:13:20.0000000001Z",
+            "23-11-14T22:13:20Z",
+            "-5",
+        ] {
+            let e = parse_time(bad).expect_err(bad);
+            assert!(e.contains("want nanoseconds"), "{bad:?}: {e}");
+            assert!(!e.contains('\n'), "{bad:?}: {e}");
         }
     }
 
     #[test]
-    fn times_are_utc_iso8601() {
+    fn times_are_utc_iso8601_with_milliseconds() {
         assert_eq!(time(0), "-");
         assert_eq!(time(1), "1970-01-01T00:00:00.000Z");
         assert_eq!(time(1_700_000_000_123_000_000), "2023-11-14T22:13:20.123Z");
+        assert_eq!(time(1_700_000_000_123_999_999), "2023-11-14T22:13:20.123Z");
         assert_eq!(time(951_782_400_000_000_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(time(u64::MAX), "2554-07-21T23:34:33.709Z");
     }
 
     #[test]
-    fn globs() {
-        assert!(glob(b"*", b"0003"));
-        assert!(glob(b"000?", b"0003"));
-        assert!(glob(b"00*3", b"0003"));
-        assert!(!glob(b"001*", b"0003"));
-        assert!(!glob(b"000", b"0003"));
-    }
-
-    #[test]
-    fn sizes() {
+    fn sizes_rates_and_plurals() {
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(nanos(850), "850ns");
         assert_eq!(nanos(12_345), "12.3µs");
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(rate(9_910.888_7), "9,911/s");
+        assert_eq!(rate(f64::NAN), "0/s");
+        assert_eq!(count(1, "entry", "entries"), "1 entry");
+        assert_eq!(count(0, "entry", "entries"), "0 entries");
+        assert_eq!(count(2, "shard", "shards"), "2 shards");
+    }
+
+    #[test]
+    fn line_safe_keeps_text_and_escapes_controls() {
+        assert_eq!(line_safe("slot 3: group \"a b\" é"), "slot 3: group \"a b\" é");
+        assert_eq!(line_safe("x\ny\u{1b}[31m\u{202e}"), "x\\u{a}y\\u{1b}[31m\\u{202e}");
+    }
+
+    #[test]
+    fn printable_escapes_everything_but_visible_ascii() {
+        assert_eq!(printable("demo-1.x"), "demo-1.x");
+        assert_eq!(printable("a b\n\u{1b}[2J\\é\u{7f}"), "a\\x20b\\x0a\\x1b[2J\\x5c\\xc3\\xa9\\x7f");
     }
 }

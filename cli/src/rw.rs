@@ -4,18 +4,37 @@ use std::io::{self, BufRead, BufWriter, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use comet::{Client, Config, Consumer, Message, Reader, SeekTo, ShardId, parse_stream};
+use comet::{Client, Config, Consumer, Message, NameError, Reader, SeekTo, ShardId, parse_stream};
 use comet_core::wire::parse_go_segment_file_name;
 
-use crate::out::{self, require_dir};
+use crate::out::{self, count as n_of, require_dir};
+use crate::select::ShardPattern;
 use crate::{CmdResult, Format};
 
 /// Entries read per batch.
 const BATCH: usize = 1000;
 
+/// The shard a stream name selects; the error says how to name one.
+pub(crate) fn stream_shard(stream: &str) -> Result<ShardId, String> {
+    parse_stream(stream).map_err(|e| {
+        let hint = match e {
+            NameError::MissingShard | NameError::BadShardDigits => {
+                let prefix = stream.split(':').next().filter(|p| !p.is_empty()).unwrap_or("events");
+                let prefix = if parse_stream(&format!("{prefix}:shard:0000")).is_ok() { prefix } else { "events" };
+                format!(
+                    "; a stream name ends with its shard number, which alone selects the shard: \
+                     use e.g. \"{prefix}:shard:0000\" (shards 0 to 9999)"
+                )
+            }
+            _ => String::new(),
+        };
+        format!("invalid stream name {stream:?}: {e}{hint}")
+    })
+}
+
 /// Appends stdin lines to `stream`.
 pub(crate) fn append(dir: &Path, stream: &str, sync: bool, sync_every: Option<u64>) -> CmdResult {
-    let shard = parse_stream(stream).map_err(|e| format!("invalid stream name {stream:?}: {e}"))?;
+    let shard = stream_shard(stream)?;
     let mut config = Config::default();
     config.storage.durable_appends = sync;
     config.retention.cleanup_interval = None;
@@ -53,7 +72,9 @@ pub(crate) fn append(dir: &Path, stream: &str, sync: bool, sync_every: Option<u6
     match first {
         Some(a) => writeln!(
             w,
-            "appended {count} entries ({bytes} bytes) to shard {shard} as entries {a}..{next}; {durable} durable"
+            "appended {} ({}) to shard {shard} as entries {a}..{next}; {durable} durable",
+            n_of(count, "entry", "entries"),
+            n_of(bytes, "byte", "bytes")
         )?,
         None => writeln!(w, "appended 0 entries to shard {shard}; {durable} durable")?,
     }
@@ -80,7 +101,7 @@ fn open_stream(
     stream: &str,
     may_be_missing: bool,
 ) -> Result<(Client, ShardId), Box<dyn std::error::Error>> {
-    let shard = parse_stream(stream).map_err(|e| format!("invalid stream name {stream:?}: {e}"))?;
+    let shard = stream_shard(stream)?;
     require_dir(dir)?;
     let client = Client::open_read_only(dir, Config::default())?;
     if !may_be_missing && !client.shards()?.contains(&shard) {
@@ -91,7 +112,13 @@ fn open_stream(
 }
 
 /// Prints entries `from..to` of a reader.
-fn print_range(reader: &mut Reader, from: u64, to: u64, format: Format, w: &mut impl Write) -> CmdResult {
+fn print_range(
+    reader: &mut Reader,
+    from: u64,
+    to: u64,
+    format: Format,
+    w: &mut impl Write,
+) -> Result<u64, Box<dyn std::error::Error>> {
     let mut batch: Vec<Message> = Vec::with_capacity(BATCH);
     let mut at = from;
     while at < to {
@@ -107,7 +134,7 @@ fn print_range(reader: &mut Reader, from: u64, to: u64, format: Format, w: &mut 
             break;
         }
     }
-    Ok(0)
+    Ok(at - from)
 }
 
 /// Prints durable entries of `stream`.
@@ -115,13 +142,24 @@ pub(crate) fn read(dir: &Path, stream: &str, from: Option<u64>, count: Option<u6
     let (client, shard) = open_stream(dir, stream, false)?;
     let mut reader = client.reader(shard)?;
     let (first, end) = reader.bounds()?;
-    let from = from.unwrap_or(first);
-    let to = count.map_or(end, |c| from.saturating_add(c).min(end));
+    let start = from.unwrap_or(first);
+    let to = count.map_or(end, |c| start.saturating_add(c).min(end));
     let stdout = io::stdout();
     let mut w = BufWriter::new(stdout.lock());
-    let r = print_range(&mut reader, from, to, format, &mut w);
+    let r = print_range(&mut reader, start, to, format, &mut w);
     w.flush()?;
-    r
+    r?;
+    // Say why nothing came out, on stderr (stdout stays the entries).
+    if start >= end && count != Some(0) {
+        let what = if first == end {
+            format!("shard {shard} holds no durable entries")
+        } else {
+            format!("shard {shard} holds entries {first}..{end}")
+        };
+        let from = from.map_or(String::new(), |f| format!(", --from {f} is past the end"));
+        let _ = writeln!(io::stderr(), "comet: nothing to read: {what}{from}");
+    }
+    Ok(0)
 }
 
 /// Prints the last `lines` entries, then follows new ones.
@@ -155,22 +193,8 @@ pub(crate) fn tail(dir: &Path, stream: &str, follow: bool, lines: u64, format: F
 fn select_shards(client: &Client, pattern: Option<&str>) -> Result<Vec<ShardId>, Box<dyn std::error::Error>> {
     let all = client.shards()?;
     let Some(p) = pattern else { return Ok(all) };
-    let (prefix, digits) = p.rsplit_once(':').unwrap_or(("", p));
-    if !digits.contains(['*', '?']) {
-        let shard = parse_stream(p).map_err(|e| format!("invalid stream name {p:?}: {e}"))?;
-        return Ok(all.into_iter().filter(|&s| s == shard).collect());
-    }
-    // Validate the prefix as part of a real stream name.
-    let probe = format!("{prefix}:0000");
-    parse_stream(&probe).map_err(|e| format!("invalid stream pattern {p:?}: {e}"))?;
-    Ok(all
-        .into_iter()
-        .filter(|s| {
-            let padded = s.to_string();
-            out::glob(digits.as_bytes(), padded.as_bytes())
-                || out::glob(digits.as_bytes(), s.get().to_string().as_bytes())
-        })
-        .collect())
+    let pattern = ShardPattern::parse(p)?;
+    Ok(all.into_iter().filter(|&s| pattern.matches(s)).collect())
 }
 
 /// Reads as a consumer group.
@@ -236,8 +260,10 @@ pub(crate) fn consume(
     let acked = if no_ack { "not acked" } else { "acked" };
     let _ = writeln!(
         io::stderr(),
-        "consumed {read} entries from {} shards as group {group:?} ({acked}); lag {lag}",
-        shards.len()
+        "consumed {} from {} as group \"{}\" ({acked}); lag {lag}",
+        n_of(read, "entry", "entries"),
+        n_of(shards.len() as u64, "shard", "shards"),
+        out::printable(group)
     );
     Ok(0)
 }

@@ -28,6 +28,24 @@ fn append_numbers_lines_and_read_prints_them_back() {
     assert_eq!(r.stdout, "fourth\nfifth\n", "{r:?}");
     let r = run(["read", s(&dir), "events:v1:shard:3", "--from", "9"]);
     assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{r:?}");
+    // Nothing printed: stderr says why.
+    assert_eq!(r.stderr, "comet: nothing to read: shard 0003 holds entries 0..5, --from 9 is past the end\n");
+    let r = run(["read", s(&dir), "events:v1:shard:3", "--from", "5"]);
+    assert_eq!(r.stderr, "comet: nothing to read: shard 0003 holds entries 0..5, --from 5 is past the end\n");
+    let r = run(["read", s(&dir), "events:v1:shard:3", "--from", "4"]);
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("fifth\n", ""), "{r:?}");
+    let r = run(["read", s(&dir), "events:v1:shard:3", "--from", "9", "--count", "0"]);
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (0, "", ""), "asked for nothing: {r:?}");
+}
+
+#[test]
+fn counts_are_singular_for_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let r = run_with_stdin(["append", s(&dir), "e:shard:0001"], b"x\n");
+    assert_eq!(r.stdout, "appended 1 entry (1 byte) to shard 0001 as entries 0..1; 1 durable\n", "{r:?}");
+    let r = run(["consume", s(&dir), "--group", "g"]);
+    assert!(r.stderr.contains("consumed 1 entry from 1 shard as group \"g\" (acked); lag 0"), "{r:?}");
 }
 
 #[test]
@@ -168,7 +186,13 @@ fn bad_stream_names_are_rejected_before_touching_the_disk() {
         assert_error(&run_with_stdin(["append", s(&dir), bad], b"x\n"), "invalid stream name");
         assert!(!dir.exists(), "append with {bad:?} created the directory");
     }
+    // A name without a shard number says what to call instead.
+    let r = run_with_stdin(["append", s(&dir), "events"], b"x\n");
+    assert_error(&r, "invalid stream name \"events\": stream name has no `:<shard>` suffix");
+    assert_error(&r, "ends with its shard number, which alone selects the shard: use e.g. \"events:shard:0000\"");
+    assert_error(&run_with_stdin(["append", s(&dir), "logs:v2:x7"], b"x\n"), "use e.g. \"logs:shard:0000\"");
     std::fs::create_dir(&dir).unwrap();
+    assert_error(&run(["read", s(&dir), "events"]), "use e.g. \"events:shard:0000\"");
     assert_error(&run(["read", s(&dir), "x:shard:99999"]), "invalid stream name");
     assert_error(&run(["tail", s(&dir), "a\\b:0001"]), "invalid stream name");
 }
@@ -207,12 +231,60 @@ fn oversized_lines_are_rejected_with_a_clear_error() {
 }
 
 #[test]
-fn usage_errors_exit_2() {
-    assert_eq!(run(["read"]).code, 2);
-    assert_eq!(run(["read", "/tmp", "s:0001", "--format", "xml"]).code, 2);
-    assert_eq!(run(["append", "/tmp", "s:0001", "--sync-every", "0"]).code, 2);
-    assert_eq!(run(["frobnicate"]).code, 2);
-    assert_eq!(run(["--help"]).code, 0);
+fn usage_errors_are_one_comet_line_with_a_hint_to_help() {
+    let cases: [(&[&str], &[&str]); 8] = [
+        (
+            &["read"],
+            &["the following required arguments were not provided: <DIR>, <STREAM>", "see 'comet read --help'"],
+        ),
+        (
+            &["read", "/tmp", "s:0001", "--format", "xml"],
+            &[
+                "invalid value 'xml' for '--format <FORMAT>'",
+                "[possible values: text, jsonl, hex, sha256]",
+                "see 'comet read --help'",
+            ],
+        ),
+        (
+            &["append", "/tmp", "s:0001", "--sync-every", "0"],
+            &["invalid value '0' for '--sync-every <N>'", "see 'comet append --help'"],
+        ),
+        (&["frobnicate"], &["unrecognized subcommand 'frobnicate'", "see 'comet --help'"]),
+        (
+            &["read", "/tmp", "s:0001", "--frm", "3"],
+            &["unexpected argument '--frm' found (a similar argument exists: '--from')", "see 'comet read --help'"],
+        ),
+        (
+            &["seek", "/tmp", "--group", "g", "--start", "--end"],
+            &["the argument '--start' cannot be used with '--end'", "see 'comet seek --help'"],
+        ),
+        (
+            &["seek", "/tmp", "--group", "g", "--time", "2026-02-31T00:00:00Z"],
+            &["invalid time \"2026-02-31T00:00:00Z\"", "see 'comet seek --help'"],
+        ),
+        (
+            &["stat", "--format", "yaml", "/tmp"],
+            &["[possible values: text, json, prometheus]", "see 'comet stat --help'"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let r = run(args);
+        for needle in needles {
+            assert_error(&r, needle);
+        }
+        assert!(!r.stderr.contains("error:") && !r.stderr.contains("Usage:"), "{r:?}");
+    }
+    // Impossible times: February 31, a leap second, a fraction without digits.
+    for time in ["2026-02-31T00:00:00Z", "2026-01-01T00:00:60Z", "2026-01-01T00:00:00.Z", "2026-13-01T00:00:00Z"] {
+        assert_error(&run(["seek", "/tmp", "--group", "g", "--time", time]), "invalid time");
+    }
+    // Help and version still print to stdout and succeed.
+    for args in [&["--help"][..], &["-h"], &["read", "--help"], &["help", "seek"], &["--version"], &["-V"]] {
+        let r = run(args);
+        assert_eq!(r.code, 0, "{args:?}: {r:?}");
+        assert!(!r.stdout.is_empty() && r.stderr.is_empty(), "{args:?}: {r:?}");
+    }
+    assert!(run(["--version"]).stdout.starts_with("comet "));
 }
 
 #[test]

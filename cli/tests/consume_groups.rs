@@ -66,7 +66,14 @@ fn stream_patterns_select_shards() {
     let r = run(["consume", s(tmp.path()), "--group", "e", "--stream", "m:shard:0007"]);
     assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{r:?}");
     assert_error(&run(["consume", s(tmp.path()), "--group", "f", "--stream", "m/x:shard:*"]), "invalid stream");
-    assert_error(&run(["consume", s(tmp.path()), "--group", "f", "--stream", "nonsense"]), "invalid stream name");
+    assert_error(&run(["consume", s(tmp.path()), "--group", "f", "--stream", "nonsense"]), "is not a stream name");
+    // Ids, ranges and lists, as `comet forward --stream` takes them.
+    let r = run(["consume", s(tmp.path()), "--group", "g", "--stream", "0-1,12", "--format", "sha256"]);
+    assert_eq!(r.stdout.lines().count(), 9, "shards 1 and 12: {r:?}");
+    // A long pattern is matched in linear time (the old matcher was exponential).
+    let long = format!("m:shard:{}2", "*".repeat(64));
+    let r = run(["consume", s(tmp.path()), "--group", "h", "--stream", &long, "--format", "sha256"]);
+    assert_eq!(r.stdout.lines().count(), 7, "shards 2 and 12: {r:?}");
 }
 
 #[test]
@@ -81,11 +88,85 @@ fn groups_lists_offset_and_lag_per_shard() {
     assert_eq!(r.code, 0, "{r:?}");
     let rows: Vec<Vec<&str>> = r.stdout.lines().map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(rows[0][..5], ["GROUP", "SHARD", "OFFSET", "LAG", "LAST"]);
-    assert_eq!(rows[1][..4], ["audit", "0012", "1", "3"]);
-    assert_eq!(rows[2][..4], ["billing", "0001", "5", "0"]);
-    assert_eq!(rows[3][..4], ["billing", "0002", "1", "2"]);
-    assert!(r.stdout.contains("group \"billing\": 2 shards, total lag 2"), "{}", r.stdout);
-    assert!(r.stdout.contains("group \"audit\": 1 shards, total lag 3"), "{}", r.stdout);
+    // A shard the group never acked counts from its first retained entry.
+    assert_eq!(rows[1][..5], ["audit", "0001", "0", "5", "never"]);
+    assert_eq!(rows[2][..5], ["audit", "0002", "0", "3", "never"]);
+    assert_eq!(rows[3][..4], ["audit", "0012", "1", "3"]);
+    assert_eq!(rows[4][..4], ["billing", "0001", "5", "0"]);
+    assert_eq!(rows[5][..4], ["billing", "0002", "1", "2"]);
+    assert_eq!(rows[6][..5], ["billing", "0012", "0", "4", "never"]);
+    assert!(r.stdout.contains("group \"audit\": acked on 1 of 3 shards, total lag 11\n"), "{}", r.stdout);
+    assert!(r.stdout.contains("group \"billing\": acked on 2 of 3 shards, total lag 6\n"), "{}", r.stdout);
+    // The lag is what a consumer of the group still gets.
+    let r = run(["consume", s(tmp.path()), "--group", "audit", "--no-ack", "--format", "sha256"]);
+    assert_eq!(r.stdout.lines().count(), 11, "{r:?}");
+}
+
+#[test]
+fn groups_json_lists_every_shard_of_every_group() {
+    let tmp = tempfile::tempdir().unwrap();
+    three_shards(tmp.path());
+    let r = run(["groups", "--json", s(tmp.path())]);
+    assert_eq!(r.stdout, format!("{{\"dir\":{},\"groups\":[]}}\n", serde_json::json!(s(tmp.path()))), "{r:?}");
+    run(["consume", s(tmp.path()), "--group", "billing", "--count", "6"]);
+    let r = run(["groups", "--json", s(tmp.path())]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout.lines().count(), 1, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let g = &v["groups"][0];
+    assert_eq!(g["group"], "billing");
+    assert_eq!(g["total_lag"], 6);
+    assert_eq!(g["shards_acked"], 2);
+    let shards = g["shards"].as_array().unwrap();
+    let row = |i: usize| {
+        let s = &shards[i];
+        (s["shard"].as_u64().unwrap(), s["offset"].as_u64().unwrap(), s["lag"].as_u64().unwrap(), s["acked"].clone())
+    };
+    assert_eq!(row(0), (1, 5, 0, true.into()));
+    assert_eq!(row(1), (2, 1, 2, true.into()));
+    assert_eq!(row(2), (12, 0, 4, false.into()));
+    assert!(shards[0]["last_ack_ns"].as_u64().unwrap() > 1);
+    assert_eq!(shards[2]["last_ack_ns"], 0);
+}
+
+/// Renames group `from` to `to` (same length) in a shard's offsets.state,
+/// as an older version or the Go package could have stored it.
+fn rename_group(offsets: &std::path::Path, from: &[u8], to: &[u8]) {
+    use comet_core::state::offsets::{NAME_FIELD, SLOTS, name_check, slot, slot_offset};
+    let mut b = std::fs::read(offsets).unwrap();
+    let i = (0..SLOTS).find(|&i| b[slot_offset(i)..].starts_with(from)).expect("slot");
+    let at = slot_offset(i);
+    let mut field = [0u8; NAME_FIELD];
+    field[..to.len()].copy_from_slice(to);
+    b[at..at + NAME_FIELD].copy_from_slice(&field);
+    b[at + slot::NAME_CHECK..at + slot::NAME_CHECK + 4].copy_from_slice(&name_check(&field).to_le_bytes());
+    std::fs::write(offsets, b).unwrap();
+}
+
+#[test]
+fn group_names_read_back_from_old_files_are_printed_escaped() {
+    let tmp = tempfile::tempdir().unwrap();
+    three_shards(tmp.path());
+    run(["consume", s(tmp.path()), "--group", "zzzzzzzzzzzz", "--stream", "m:shard:0001", "--count", "2"]);
+    // A name that would inject a fake row and clear the screen.
+    let evil = b"x\nfake 1\x1b[2J";
+    rename_group(&tmp.path().join("shard-0001/offsets.state"), b"zzzzzzzzzzzz", evil);
+    let r = run(["groups", s(tmp.path())]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stdout.contains('\x1b'), "{r:?}");
+    let rows: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(rows.len(), 1 + 3 + 1, "header, one row per shard, one summary: {r:?}");
+    assert!(rows[1].starts_with("x\\x0afake\\x201\\x1b[2J  0001"), "{r:?}");
+    assert!(rows[4].starts_with("group \"x\\x0afake\\x201\\x1b[2J\": acked on 1 of 3"), "{r:?}");
+    // JSON carries the exact name, escaped by the JSON encoder.
+    let r = run(["groups", "--json", s(tmp.path())]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["groups"][0]["group"].as_str().unwrap().as_bytes(), evil);
+    assert!(!r.stdout.contains('\x1b') && r.stdout.lines().count() == 1, "{r:?}");
+    let r = run(["stat", "--json", s(tmp.path())]);
+    assert!(!r.stdout.contains('\x1b') && r.stdout.lines().count() == 1, "{r:?}");
+    let r = run(["stat", "--format", "prometheus", s(tmp.path())]);
+    assert!(r.stdout.contains("comet_group_lag{group=\"x\\nfake 1\x1b[2J\",shard=\"0001\"} 3\n"), "{r:?}");
 }
 
 #[test]
@@ -98,6 +179,29 @@ fn bad_group_names_are_rejected() {
     let ok = "g".repeat(47);
     assert_eq!(run(["consume", s(tmp.path()), "--group", &ok, "--count", "1"]).code, 0);
     assert_eq!(run(["consume", s(tmp.path())]).code, 2, "--group is required");
+    // Printable ASCII only: nothing that could fake a row, move the cursor
+    // or look like a path.
+    for (bad, byte) in [
+        ("a\nb", "0x0a"),
+        ("\u{1b}[31mred", "0x1b"),
+        ("a b", "0x20"),
+        ("a/b", "0x2f"),
+        ("a\\b", "0x5c"),
+        ("tab\t", "0x09"),
+        ("café", "0xc3"),
+        ("del\u{7f}", "0x7f"),
+    ] {
+        for cmd in ["consume", "seek"] {
+            let mut args = vec![cmd, s(tmp.path()), "--group", bad];
+            if cmd == "seek" {
+                args.push("--start");
+            }
+            assert_error(&run(&args), &format!("forbidden byte {byte}"));
+        }
+    }
+    assert_error(&run(["consume", s(tmp.path()), "--group", "a..b"]), "..");
+    let r = run(["groups", s(tmp.path())]);
+    assert_eq!(r.stdout.lines().filter(|l| l.starts_with("group ")).count(), 1, "only the 47-g group: {r:?}");
 }
 
 #[test]

@@ -23,6 +23,29 @@ fn demo_writes_consumes_and_cleans_up_a_temporary_directory() {
     assert!(r.stdout.contains("lag        0 entries behind"), "{}", r.stdout);
     let dir = r.stdout.lines().next().unwrap().split_whitespace().nth(1).unwrap().to_string();
     assert!(r.stdout.contains("(temporary, removed on exit)"), "{}", r.stdout);
+    // What an event looks like: one sample line of each kind, as stored.
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    let at = lines.iter().position(|l| l.starts_with("events     one of each kind")).expect("samples");
+    let samples = &lines[at + 1..at + 5];
+    assert!(samples.iter().any(|l| l.contains("\"level\":")), "a log line: {samples:?}");
+    assert!(samples.iter().any(|l| l.contains(" value=")), "a metric: {samples:?}");
+    assert!(samples.iter().any(|l| l.contains("\"span_id\":")), "a span: {samples:?}");
+    assert!(
+        samples.iter().any(|l| l.contains("panic in worker") && l.ends_with('…')),
+        "a clipped error log: {samples:?}"
+    );
+    // Retention's figures are labelled as the demo's settings.
+    assert!(r.stdout.contains("demo settings: 64.0 KiB segments, 256.0 KiB kept per shard"), "{}", r.stdout);
+    assert!(r.stdout.contains("never deletes what a consumer group has not acked\n"), "{}", r.stdout);
+    // What to try next: keep the data with --dir.
+    assert!(
+        r.stdout.contains("next       keep the data with `comet demo --dir DIR`, then look at it:"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("comet stat DIR"), "{}", r.stdout);
+    // Not a terminal: no progress bar.
+    assert!(r.stderr.is_empty(), "{r:?}");
     assert!(!std::path::Path::new(&dir).exists(), "temporary directory {dir} left behind");
 }
 
@@ -38,6 +61,28 @@ fn demo_keeps_a_given_directory_which_then_verifies_and_stats() {
     assert!(deleted > 0, "{}", r.stdout);
     let retained = number_after(&r.stdout, "entries    ");
     assert!(retained < 40_000, "{}", r.stdout);
+    let gone = 40_000 - retained;
+    assert!(
+        r.stdout.contains(&format!(
+            "of 40000 written (the other {gone} were consumed and acked, then deleted by the demo's cap)"
+        )),
+        "{}",
+        r.stdout
+    );
+    // The suggested commands name the kept directory and work as printed.
+    assert!(r.stdout.contains(&format!("next       look at what the demo left in {}:", dir.display())), "{}", r.stdout);
+    let suggested: Vec<Vec<String>> = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("comet "))
+        .map(|l| l.split("  # ").next().unwrap().split_whitespace().map(String::from).collect())
+        .collect();
+    assert_eq!(suggested.len(), 5, "{}", r.stdout);
+    for args in suggested {
+        let out = run(&args);
+        assert_eq!(out.code, 0, "{args:?}: {out:?}");
+        assert!(!out.stdout.is_empty(), "{args:?}: {out:?}");
+    }
 
     let v = run(["verify", s(&dir)]);
     assert_eq!(v.code, 0, "{v:?}");
@@ -63,7 +108,26 @@ fn demo_keeps_a_given_directory_which_then_verifies_and_stats() {
     assert_eq!(shard0["groups"][0]["lag"], 0);
 
     let g = run(["groups", s(&dir)]);
-    assert!(g.stdout.contains("group \"demo\": 16 shards, total lag 0"), "{g:?}");
+    assert!(g.stdout.contains("group \"demo\": acked on 16 of 16 shards, total lag 0"), "{g:?}");
+}
+
+#[test]
+fn demo_and_bench_count_one_in_the_singular() {
+    let r = run(["demo", "--entries", "1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("wrote      1 event (logs 1, metrics 0, spans 0, large error logs 0) to 1 shard in"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("consumed   1 event ("), "{r:?}");
+    assert!(r.stdout.contains("as group \"demo\" in 1 batch,"), "{r:?}");
+    assert!(r.stdout.contains("lag        0 entries behind across 1 shard\n"), "{r:?}");
+    assert!(r.stdout.contains("files      1 shard directory, 1 segment file,"), "{r:?}");
+    let r = run(["bench", "--entries", "1", "--batch", "1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("bench      1 entry of 100 B in batches of 1 over 1 shard in"), "{r:?}");
+    assert!(r.stdout.contains("read       1 entry in"), "{r:?}");
+    assert!(r.stdout.contains("in 1 segment\n"), "{r:?}");
 }
 
 #[test]
@@ -74,16 +138,83 @@ fn demo_with_no_events() {
 }
 
 #[test]
-fn stat_of_an_empty_directory_and_errors() {
+fn stat_of_a_directory_without_comet_data_is_a_usage_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let r = run(["stat", s(tmp.path())]);
+    // A typo'd path (here an empty directory, or /etc) must not look healthy.
+    for args in [vec!["stat"], vec!["stat", "--json"], vec!["stat", "--format", "prometheus"], vec!["groups"]] {
+        let mut a = args.clone();
+        a.push(s(tmp.path()));
+        assert_error(&run(&a), "no comet data here (expected shard-NNNN directories)");
+        let mut a = args.clone();
+        a.push("/etc");
+        assert_error(&run(&a), "/etc: no comet data here");
+    }
+    // Unless the caller says an empty directory is fine.
+    let r = run(["stat", "--allow-empty", s(tmp.path())]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(number_after(&r.stdout, "shards:"), 0);
-    let r = run(["stat", "--json", s(tmp.path())]);
+    let r = run(["stat", "--json", "--allow-empty", s(tmp.path())]);
     let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
     assert_eq!(v["totals"]["entries"], 0);
+    let r = run(["groups", "--allow-empty", s(tmp.path())]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "no consumer groups\n"), "{r:?}");
     assert_error(&run(["stat", s(&tmp.path().join("nope"))]), "no such directory");
     assert_error(&run(["stat", "--json", s(&tmp.path().join("nope"))]), "no such directory");
+    assert_error(&run(["stat", "--json", "--format", "json", s(tmp.path())]), "cannot be used with");
+}
+
+#[test]
+fn stat_labels_the_counters_only_writer_processes_add_to() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let r = common::run_with_stdin(["append", s(&dir), "x:shard:0003"], b"a\nb\nc\n");
+    assert_eq!(r.code, 0, "{r:?}");
+    // Another process consumes and acks: the shared offsets move, the
+    // writer's counters do not (docs/DECISIONS.md D-21).
+    assert_eq!(run(["consume", s(&dir), "--group", "g"]).code, 0);
+    let r = run(["stat", s(&dir)]);
+    let line = |name: &str| r.stdout.lines().find(|l| l.trim_start().starts_with(name)).unwrap().to_string();
+    assert!(line("entries_read ").contains("0 (writer processes only; see `comet groups`"), "{r:?}");
+    assert!(line("acks ").contains("0 (writer processes only"), "{r:?}");
+    assert!(!line("entries_appended ").contains("writer processes only"), "{r:?}");
+    let g = run(["groups", s(&dir)]);
+    assert!(g.stdout.contains("group \"g\": acked on 1 of 1 shard, total lag 0"), "{g:?}");
+}
+
+#[test]
+fn stat_prints_openmetrics_for_a_scrape() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    for (stream, input) in [("x:shard:0003", &b"a\nb\nc\n"[..]), ("x:shard:0010", b"d\n")] {
+        assert_eq!(common::run_with_stdin(["append", s(&dir), stream], input).code, 0);
+    }
+    assert_eq!(run(["consume", s(&dir), "--group", "g", "--count", "1"]).code, 0);
+    let r = run(["stat", "--format", "prometheus", s(&dir)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.ends_with("\n# EOF\n"), "{}", r.stdout);
+    // What an operator's dashboard needs, one sample each.
+    for sample in [
+        "comet_shard_entries{shard=\"0003\"} 3\n",
+        "comet_shard_entries{shard=\"0010\"} 1\n",
+        "comet_shard_segments{shard=\"0003\"} 1\n",
+        "comet_group_lag{group=\"g\",shard=\"0003\"} 2\n",
+        "comet_group_lag{group=\"g\",shard=\"0010\"} 1\n",
+        "comet_entries_appended_total{shard=\"0003\"} 3\n",
+        "comet_append_errors_total{shard=\"0003\"} 0\n",
+        "comet_sync_errors_total{shard=\"0010\"} 0\n",
+    ] {
+        assert!(r.stdout.contains(sample), "{sample:?} in\n{}", r.stdout);
+    }
+    assert!(r.stdout.contains("# TYPE comet_shard_bytes gauge\n"), "{}", r.stdout);
+    assert!(r.stdout.contains("# TYPE comet_entries_appended counter\n"), "{}", r.stdout);
+    // Every line is a family header, a sample or the final # EOF.
+    for line in r.stdout.lines() {
+        let ok = line.starts_with("# TYPE comet_")
+            || line.starts_with("# HELP comet_")
+            || line == "# EOF"
+            || (line.starts_with("comet_") && line.rsplit_once(' ').is_some_and(|(_, v)| v.parse::<f64>().is_ok()));
+        assert!(ok, "{line:?}");
+    }
 }
 
 #[test]

@@ -21,12 +21,51 @@ fn verify_passes_on_an_intact_log_and_counts_what_it_checked() {
 
     let r = run(["verify", "--json", s(&dir)]);
     assert_eq!(r.code, 0, "{r:?}");
+    // The documented shape, key order included.
+    assert!(
+        r.stdout
+            .starts_with(r#"{"ok":true,"damage":0,"notes":0,"shards":[{"shard":1,"segments":3,"entries":100,"bytes":"#)
+    );
+    assert!(r.stdout.ends_with(",\"first_entry\":0,\"durable_end\":100,\"groups\":0}],\"findings\":[]}\n"), "{r:?}");
     let v = json(&r.stdout);
     assert_eq!(v["ok"], true);
     assert_eq!(v["damage"], 0);
     assert_eq!(v["shards"][0]["shard"], 1);
     assert_eq!(v["shards"][0]["entries"], 100);
     assert_eq!(v["shards"][0]["durable_end"], 100);
+}
+
+#[test]
+fn verify_counts_in_words_that_agree_with_the_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_log(tmp.path(), 1);
+    let r = run(["verify", s(&dir)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.starts_with("shard 0001: 1 segment, 1 entry (100 bytes) checked, entries 0..1, 0 groups\n"),
+        "{r:?}"
+    );
+    assert!(r.stdout.ends_with("verify: ok: 1 shard, 1 entry checked, 0 notes\n"), "{r:?}");
+}
+
+#[test]
+fn verify_of_a_directory_without_comet_data_is_a_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    for dir in [s(tmp.path()), "/etc"] {
+        for json in [false, true] {
+            let mut args = vec!["verify", dir];
+            if json {
+                args.push("--json");
+            }
+            let r = run(&args);
+            assert_error(&r, "no comet data here (expected shard-NNNN directories); pass --allow-empty");
+            assert!(r.stdout.is_empty(), "{r:?}");
+        }
+    }
+    assert_error(&run(["repair", s(tmp.path())]), "no comet data here");
+    assert!(std::fs::read_dir(tmp.path()).unwrap().next().is_none(), "repair created nothing");
+    let r = run(["verify", "--allow-empty", s(tmp.path())]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "verify: ok: 0 shards, 0 entries checked, 0 notes\n"), "{r:?}");
 }
 
 #[test]
@@ -42,7 +81,7 @@ fn flipped_byte_in_a_sealed_segment_is_named_by_shard_segment_and_entry_range() 
         "{}",
         r.stdout
     );
-    assert!(r.stdout.contains("verify: DAMAGED: 1 problems"), "{}", r.stdout);
+    assert!(r.stdout.contains("verify: DAMAGED: 1 problem, 0 notes in 1 shard\n"), "{}", r.stdout);
 
     let r = run(["verify", "--json", s(&dir)]);
     assert_eq!(r.code, 1, "{r:?}");
@@ -196,7 +235,7 @@ fn damaged_offsets_table_is_damage() {
     let dir = small_log(tmp.path(), 100);
     assert_eq!(run(["consume", s(&dir), "--group", "billing", "--count", "5"]).code, 0);
     let r = run(["verify", s(&dir)]);
-    assert!(r.stdout.contains("1 groups"), "{r:?}");
+    assert!(r.stdout.contains(", 1 group\n"), "{r:?}");
     flip(&dir.join("shard-0001/offsets.state"), 5); // the magic
     let r = run(["verify", s(&dir)]);
     assert_eq!(r.code, 1, "{r:?}");
@@ -249,8 +288,9 @@ fn missing_or_invalid_directories_are_errors() {
     let file = tmp.path().join("file");
     std::fs::write(&file, b"x").unwrap();
     assert_error(&run(["verify", s(&file)]), "not a directory");
-    // An empty directory is an empty, intact log.
-    let r = run(["verify", s(tmp.path())]);
+    // A directory without shards is a usage error unless --allow-empty.
+    assert_error(&run(["verify", s(tmp.path())]), "no comet data here");
+    let r = run(["verify", "--allow-empty", s(tmp.path())]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("verify: ok: 0 shards"), "{}", r.stdout);
     assert_eq!(run(["verify"]).code, 2, "usage error");

@@ -1,5 +1,6 @@
 //! Metrics: latency histograms and the snapshot types of DESIGN.md §7.
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -152,6 +153,157 @@ pub struct Stats {
     pub compression_ratio: f64,
 }
 
+impl ShardStats {
+    /// The next entry `group` reads in this shard: its stored offset, or the
+    /// first retained entry if it never acked here (or its offset fell
+    /// behind retention), as [`Consumer::offset`](crate::Consumer::offset)
+    /// returns it.
+    pub fn group_offset(&self, group: &str) -> u64 {
+        let stored = self.groups.iter().find(|g| g.group == group).map_or(0, |g| g.offset);
+        stored.max(self.first_entry)
+    }
+
+    /// Durable entries `group` has still to read in this shard, counted from
+    /// [`group_offset`](ShardStats::group_offset): a shard the group never
+    /// acked counts from its first retained entry, not as 0.
+    pub fn group_lag(&self, group: &str) -> u64 {
+        self.durable_end.saturating_sub(self.group_offset(group))
+    }
+}
+
+impl Stats {
+    /// Every consumer group that acked in any shard, sorted, once each.
+    pub fn group_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.shards.iter().flat_map(|s| s.groups.iter().map(|g| g.group.as_str())).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// `group`'s lag summed over every shard, including shards it never
+    /// acked (see [`ShardStats::group_lag`]).
+    pub fn group_lag(&self, group: &str) -> u64 {
+        self.shards.iter().map(|s| s.group_lag(group)).sum()
+    }
+
+    /// The snapshot in the OpenMetrics text exposition format (what a
+    /// Prometheus scrape of `application/openmetrics-text` expects), ending
+    /// with `# EOF`. See [`write_openmetrics`](Stats::write_openmetrics).
+    pub fn to_openmetrics(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = self.write_openmetrics(&mut out);
+        out
+    }
+
+    /// Writes the snapshot as OpenMetrics text: per shard (label
+    /// `shard="NNNN"`) the retained entries, first entry, durable end,
+    /// segment files and bytes; per group and shard (labels `group`,
+    /// `shard`) the offset and lag (as [`ShardStats::group_lag`] counts it);
+    /// and every persistent counter of `comet.state` per shard, as a
+    /// `comet_<name>_total` counter (errors included:
+    /// `comet_append_errors_total`, `comet_sync_errors_total`, …) or, for
+    /// the two timestamps, a `comet_<name>_timestamp_seconds` gauge. Ends
+    /// with `# EOF`.
+    ///
+    /// `entries_read` and `acks` count only what consumers in a shard's
+    /// writer process did (reads never write `comet.state`); the group
+    /// offsets and lags are shared by every process.
+    pub fn write_openmetrics(&self, out: &mut impl fmt::Write) -> fmt::Result {
+        let shard_gauges: [ShardGauge; 5] = [
+            ("comet_shard_entries", "Durable entries retained in the shard.", |s| {
+                s.durable_end.saturating_sub(s.first_entry)
+            }),
+            ("comet_shard_first_entry", "Number of the first retained entry.", |s| s.first_entry),
+            ("comet_shard_durable_end", "One past the last durable entry.", |s| s.durable_end),
+            ("comet_shard_segments", "Segment files (sealed and active).", |s| s.segments),
+            ("comet_shard_bytes", "Bytes of segment files on disk.", |s| s.bytes),
+        ];
+        for (name, help, value) in shard_gauges {
+            family(out, name, "gauge", help)?;
+            for s in &self.shards {
+                writeln!(out, "{name}{{shard=\"{}\"}} {}", s.shard, value(s))?;
+            }
+        }
+        let groups = self.group_names();
+        let group_gauges: [GroupGauge; 2] = [
+            ("comet_group_offset", "Next entry the consumer group reads in the shard.", ShardStats::group_offset),
+            (
+                "comet_group_lag",
+                "Durable entries the consumer group has still to read in the shard.",
+                ShardStats::group_lag,
+            ),
+        ];
+        for (name, help, value) in group_gauges {
+            family(out, name, "gauge", help)?;
+            for g in &groups {
+                for s in &self.shards {
+                    out.write_str(name)?;
+                    out.write_str("{group=\"")?;
+                    label_value(out, g)?;
+                    writeln!(out, "\",shard=\"{}\"}} {}", s.shard, value(s, g))?;
+                }
+            }
+        }
+        for c in Counter::ALL {
+            let per_process = matches!(c, Counter::EntriesRead | Counter::Acks);
+            let help = if per_process {
+                "comet.state counter (counts only the shard's writer process)."
+            } else {
+                "comet.state counter."
+            };
+            let name = c.name();
+            if c.is_gauge() {
+                let base = name.strip_suffix("_ns").unwrap_or(name);
+                let metric = format!("comet_{base}_timestamp_seconds");
+                family(out, &metric, "gauge", "comet.state timestamp, seconds since the Unix epoch.")?;
+                for s in &self.shards {
+                    let ns = s.counters.get(c);
+                    writeln!(
+                        out,
+                        "{metric}{{shard=\"{}\"}} {}.{:09}",
+                        s.shard,
+                        ns / 1_000_000_000,
+                        ns % 1_000_000_000
+                    )?;
+                }
+            } else {
+                let metric = format!("comet_{name}");
+                family(out, &metric, "counter", help)?;
+                for s in &self.shards {
+                    writeln!(out, "{metric}_total{{shard=\"{}\"}} {}", s.shard, s.counters.get(c))?;
+                }
+            }
+        }
+        out.write_str("# EOF\n")
+    }
+}
+
+/// A per-shard gauge: name, help text, value.
+type ShardGauge = (&'static str, &'static str, fn(&ShardStats) -> u64);
+
+/// A per-group-and-shard gauge: name, help text, value.
+type GroupGauge = (&'static str, &'static str, fn(&ShardStats, &str) -> u64);
+
+/// The `# TYPE` and `# HELP` lines of a metric family.
+fn family(out: &mut impl fmt::Write, name: &str, kind: &str, help: &str) -> fmt::Result {
+    writeln!(out, "# TYPE {name} {kind}")?;
+    writeln!(out, "# HELP {name} {help}")
+}
+
+/// A label value with `\`, `"` and newlines escaped as OpenMetrics requires.
+fn label_value(out: &mut impl fmt::Write, v: &str) -> fmt::Result {
+    for c in v.chars() {
+        match c {
+            '\\' => out.write_str("\\\\")?,
+            '"' => out.write_str("\\\"")?,
+            '\n' => out.write_str("\\n")?,
+            c => out.write_char(c)?,
+        }
+    }
+    Ok(())
+}
+
 /// raw/stored, 1.0 when nothing was stored.
 pub(crate) fn ratio(c: &Counters) -> f64 {
     let stored = c.get(Counter::StoredBytes);
@@ -174,5 +326,181 @@ mod tests {
         assert!(s.p50_ns >= 100 && s.p50_ns < 256, "{s:?}");
         assert!(s.p99_ns < 256, "{s:?}");
         assert_eq!(s.max_ns, 50_000);
+    }
+
+    fn shard(id: u32, first: u64, end: u64, groups: &[(&str, u64)]) -> ShardStats {
+        ShardStats {
+            shard: ShardId::new(id).unwrap(),
+            first_entry: first,
+            durable_end: end,
+            next_entry: end,
+            segments: 2,
+            bytes: 4096,
+            oldest_ns: 0,
+            newest_ns: 0,
+            compression_ratio: 1.0,
+            counters: Counters(Counter::ALL.iter().enumerate().map(|(i, &c)| (c, i as u64 * 1_000_000_007)).collect()),
+            append_latency: Latency::default(),
+            sync_latency: Latency::default(),
+            groups: groups
+                .iter()
+                .map(|&(g, offset)| GroupStats {
+                    group: g.into(),
+                    offset,
+                    lag: end.saturating_sub(offset),
+                    last_ack_ns: 5,
+                })
+                .collect(),
+        }
+    }
+
+    fn stats() -> Stats {
+        Stats {
+            shards: vec![
+                shard(1, 0, 100, &[("demo", 60), ("we\"ird\\name", 100)]),
+                shard(7, 40, 90, &[("demo", 10)]),
+                shard(9, 5, 50, &[]),
+            ],
+            entries: 195,
+            bytes: 3 * 4096,
+            counters: Counters::default(),
+            compression_ratio: 1.0,
+        }
+    }
+
+    #[test]
+    fn group_lag_counts_shards_a_group_never_acked() {
+        let st = stats();
+        assert_eq!(st.group_names(), ["demo", "we\"ird\\name"]);
+        // Shard 7: the stored offset 10 fell behind retention (first 40).
+        assert_eq!(st.shards[1].group_offset("demo"), 40);
+        assert_eq!(st.shards[1].group_lag("demo"), 50);
+        // Shard 9: never acked, so everything retained is still to read.
+        assert_eq!(st.shards[2].group_offset("demo"), 5);
+        assert_eq!(st.shards[2].group_lag("demo"), 45);
+        assert_eq!(st.group_lag("demo"), 40 + 50 + 45);
+        assert_eq!(st.group_lag("we\"ird\\name"), 50 + 45);
+    }
+
+    /// A parsed sample: name, labels, value.
+    type Sample = (String, Vec<(String, String)>, f64);
+
+    /// Checks `text` against the OpenMetrics text grammar: metric families
+    /// announced by `# TYPE` (once each, before their samples, so the
+    /// samples of a family are contiguous), `# HELP` for the current family, sample names of
+    /// the family (`_total` for counters), well-formed labels and escapes,
+    /// numeric values, `# EOF` last. Returns the samples.
+    fn check_openmetrics(text: &str) -> Vec<Sample> {
+        fn name_ok(n: &str, first_colon: bool) -> bool {
+            let mut b = n.bytes();
+            b.next().is_some_and(|c| c.is_ascii_alphabetic() || c == b'_' || (first_colon && c == b':'))
+                && b.all(|c| c.is_ascii_alphanumeric() || c == b'_' || (first_colon && c == b':'))
+        }
+        assert!(text.ends_with("# EOF\n"), "must end with # EOF and a newline");
+        let lines: Vec<&str> = text.strip_suffix('\n').unwrap().split('\n').collect();
+        assert_eq!(lines.iter().filter(|l| **l == "# EOF").count(), 1);
+        let mut families: Vec<String> = Vec::new();
+        let mut current: Option<(String, String)> = None;
+        let mut samples = Vec::new();
+        for line in &lines[..lines.len() - 1] {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').expect("TYPE name type");
+                assert!(name_ok(name, true), "{line}");
+                assert!(["counter", "gauge", "unknown"].contains(&kind), "{line}");
+                assert!(!families.contains(&name.to_string()), "family {name} announced twice");
+                families.push(name.into());
+                current = Some((name.into(), kind.into()));
+            } else if let Some(rest) = line.strip_prefix("# HELP ") {
+                let (name, _help) = rest.split_once(' ').expect("HELP name text");
+                assert_eq!(Some(name), current.as_ref().map(|c| c.0.as_str()), "{line}");
+            } else {
+                assert!(!line.starts_with('#') && !line.is_empty(), "unexpected line {line:?}");
+                let (family, kind) = current.as_ref().expect("sample before any # TYPE");
+                let (name, rest) = line.split_at(line.find(['{', ' ']).expect("sample value"));
+                let want = if kind == "counter" { format!("{family}_total") } else { family.clone() };
+                assert_eq!(name, want, "{line}");
+                let mut labels = Vec::new();
+                let value = if let Some(mut r) = rest.strip_prefix('{') {
+                    loop {
+                        let (lname, after) = r.split_once("=\"").expect("label=\"value\"");
+                        assert!(name_ok(lname, false), "{line}");
+                        let mut value = String::new();
+                        let mut chars = after.char_indices();
+                        let end = loop {
+                            match chars.next().expect("unterminated label value") {
+                                (i, '"') => break i,
+                                (_, '\\') => match chars.next().expect("escape").1 {
+                                    'n' => value.push('\n'),
+                                    c @ ('\\' | '"') => value.push(c),
+                                    c => panic!("bad escape \\{c} in {line}"),
+                                },
+                                (_, '\n') => panic!("raw newline in {line}"),
+                                (_, c) => value.push(c),
+                            }
+                        };
+                        labels.push((lname.to_string(), value));
+                        r = &after[end + 1..];
+                        if let Some(more) = r.strip_prefix(',') {
+                            r = more;
+                        } else {
+                            break r.strip_prefix("} ").expect("} value");
+                        }
+                    }
+                } else {
+                    rest.strip_prefix(' ').expect("space before value")
+                };
+                let v: f64 = value.parse().unwrap_or_else(|_| panic!("value {value:?} in {line}"));
+                samples.push((name.to_string(), labels, v));
+            }
+        }
+        samples
+    }
+
+    #[test]
+    fn openmetrics_parses_and_carries_every_figure() {
+        let st = stats();
+        let text = st.to_openmetrics();
+        let samples = check_openmetrics(&text);
+        let get = |name: &str, labels: &[(&str, &str)]| -> f64 {
+            let want: Vec<(String, String)> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let hits: Vec<f64> = samples.iter().filter(|s| s.0 == name && s.1 == want).map(|s| s.2).collect();
+            assert_eq!(hits.len(), 1, "{name} {labels:?} in\n{text}");
+            hits[0]
+        };
+        assert_eq!(get("comet_shard_entries", &[("shard", "0001")]), 100.0);
+        assert_eq!(get("comet_shard_entries", &[("shard", "0007")]), 50.0);
+        assert_eq!(get("comet_shard_first_entry", &[("shard", "0009")]), 5.0);
+        assert_eq!(get("comet_shard_durable_end", &[("shard", "0009")]), 50.0);
+        assert_eq!(get("comet_shard_segments", &[("shard", "0007")]), 2.0);
+        assert_eq!(get("comet_shard_bytes", &[("shard", "0007")]), 4096.0);
+        assert_eq!(get("comet_group_lag", &[("group", "demo"), ("shard", "0001")]), 40.0);
+        assert_eq!(get("comet_group_lag", &[("group", "demo"), ("shard", "0009")]), 45.0);
+        assert_eq!(get("comet_group_offset", &[("group", "we\"ird\\name"), ("shard", "0001")]), 100.0);
+        assert_eq!(get("comet_group_lag", &[("group", "we\"ird\\name"), ("shard", "0007")]), 50.0);
+        // Every counter, per shard; the two timestamps in seconds.
+        for (i, c) in Counter::ALL.iter().enumerate() {
+            let v = i as u64 * 1_000_000_007;
+            if c.is_gauge() {
+                let base = c.name().strip_suffix("_ns").unwrap();
+                let got = get(&format!("comet_{base}_timestamp_seconds"), &[("shard", "0007")]);
+                assert!((got - v as f64 / 1e9).abs() < 1e-6, "{c:?}");
+            } else {
+                assert_eq!(get(&format!("comet_{}_total", c.name()), &[("shard", "0007")]), v as f64, "{c:?}");
+            }
+        }
+        assert!(text.contains("comet_append_errors_total{shard=\"0001\"}"));
+        assert!(text.contains("comet_read_errors_total{shard=\"0001\"}"));
+    }
+
+    #[test]
+    fn openmetrics_of_an_empty_directory_is_just_the_families() {
+        let st = Stats { shards: vec![], entries: 0, bytes: 0, counters: Counters::default(), compression_ratio: 1.0 };
+        assert!(check_openmetrics(&st.to_openmetrics()).is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "bad escape")]
+    fn the_openmetrics_checker_rejects_a_bad_escape() {
+        check_openmetrics("# TYPE a gauge\na{g=\"x\\y\"} 1\n# EOF\n");
     }
 }

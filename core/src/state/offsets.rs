@@ -84,7 +84,12 @@ const _: () = {
     assert!(HEADER_SIZE.is_multiple_of(8) && SLOT_SIZE.is_multiple_of(8));
 };
 
-/// Validates a consumer group name: 1..=47 bytes, no NUL.
+/// Validates a consumer group name: 1..=47 bytes of printable ASCII
+/// (`!` 0x21 to `~` 0x7E), without `/`, `\\` or `..`. Space, control
+/// bytes, DEL and non-ASCII bytes are refused, so a name prints as itself
+/// and can never fake a line, a column or a path (docs/FORMAT.md,
+/// `offsets.state`). Names already stored in a file are read back as they
+/// are; tools escape them when printing.
 pub fn validate_group(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
@@ -92,8 +97,13 @@ pub fn validate_group(name: &str) -> Result<(), NameError> {
     if name.len() > MAX_GROUP_LEN {
         return Err(NameError::TooLong { len: name.len(), max: MAX_GROUP_LEN });
     }
-    if let Some(at) = name.bytes().position(|b| b == 0) {
-        return Err(NameError::ForbiddenByte { byte: 0, at });
+    if let Some((at, byte)) =
+        name.bytes().enumerate().find(|&(_, b)| !(0x21..=0x7e).contains(&b) || b == b'/' || b == b'\\')
+    {
+        return Err(NameError::ForbiddenByte { byte, at });
+    }
+    if name.contains("..") {
+        return Err(NameError::DotDot);
     }
     Ok(())
 }
@@ -321,6 +331,33 @@ mod tests {
         assert_eq!(validate_group(&"g".repeat(49)), Err(NameError::TooLong { len: 49, max: 47 }));
         assert_eq!(validate_group(""), Err(NameError::Empty));
         assert_eq!(validate_group("a\0b"), Err(NameError::ForbiddenByte { byte: 0, at: 1 }));
+    }
+
+    #[test]
+    fn group_names_are_printable_ascii() {
+        for ok in ["demo", "a", "billing-v2", "team.svc_1", "x:y@z", "!~", "~", "a.b.c"] {
+            assert_eq!(validate_group(ok), Ok(()), "{ok:?}");
+        }
+        let bad = |name: &str, byte: u8, at: usize| {
+            assert_eq!(validate_group(name), Err(NameError::ForbiddenByte { byte, at }), "{name:?}");
+        };
+        bad("a b", b' ', 1);
+        bad("a\nb", b'\n', 1);
+        bad("\u{1b}[2J", 0x1b, 0);
+        bad("a\tb", b'\t', 1);
+        bad("a\x7f", 0x7f, 1);
+        bad("a/b", b'/', 1);
+        bad("a\\b", b'\\', 1);
+        bad("café", 0xc3, 3);
+        bad("\u{202e}x", 0xe2, 0);
+        assert_eq!(validate_group(".."), Err(NameError::DotDot));
+        assert_eq!(validate_group("a..b"), Err(NameError::DotDot));
+        // Every single byte: exactly `!`..=`~` less `/` and `\`.
+        for b in 0u8..=0x7f {
+            let name = std::string::String::from(char::from(b));
+            let ok = (0x21..=0x7e).contains(&b) && b != b'/' && b != b'\\';
+            assert_eq!(validate_group(&name).is_ok(), ok, "byte {b:#04x}");
+        }
     }
 
     #[test]
