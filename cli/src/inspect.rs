@@ -446,12 +446,18 @@ fn recovery_actions(r: &RecoveryReport) -> Vec<String> {
         ));
     }
     for q in &r.quarantined {
-        let why = match q.reason {
-            QuarantineReason::Length { expected, actual } => format!("{actual} bytes, expected {expected}"),
-            QuarantineReason::Checksum => "synced bytes fail their checksum".into(),
-            QuarantineReason::Overlap => "overlaps another segment".into(),
+        let (what, why) = match q.reason {
+            QuarantineReason::Unverifiable => {
+                ("quarantined", "its chunk table is gone and its bytes do not match the manifest")
+            }
+            QuarantineReason::Checksum => ("quarantined", "synced bytes fail their checksum"),
+            QuarantineReason::Overlap => ("quarantined", "overlaps another segment"),
+            QuarantineReason::Stray => ("set aside", "no manifest record or durable head accounts for it"),
         };
-        out.push(format!("quarantined log-{:020}.comet ({why})", q.base));
+        out.push(format!("{what} log-{:020}.comet ({why})", q.base));
+    }
+    for (base, chunk) in &r.lost_chunks {
+        out.push(format!("recorded chunk {chunk} of log-{base:020}.comet as lost (it fails its checksum)"));
     }
     for m in &r.missing {
         out.push(format!("recorded entries {}..{} as lost", m.start, m.end));
@@ -465,47 +471,71 @@ fn recovery_actions(r: &RecoveryReport) -> Vec<String> {
     out
 }
 
-/// Quarantines damaged segments, runs recovery on every shard, verifies.
+/// Repairs every shard (recovery, damaged chunks recorded as lost, chunk
+/// tables rewritten, offsets salvaged), then verifies.
 pub(crate) fn repair(dir: &Path) -> CmdResult {
     open(dir, false)?;
     let stdout = io::stdout();
     let mut w = BufWriter::new(stdout.lock());
-    for q in comet::quarantine_damaged(dir)? {
-        let name = q.path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        let entries = q.finding.entries.as_ref().map_or(String::new(), |r| format!(" entries {}..{}:", r.start, r.end));
-        writeln!(
-            w,
-            "shard {}: quarantined log-{:020}.comet as {} ({}{entries} {})",
-            q.shard,
-            q.base,
-            out::line_safe(&name),
-            q.finding.problem.name(),
-            out::line_safe(&q.finding.problem.to_string())
-        )?;
-    }
-    let mut config = Config::default();
-    config.retention.cleanup_interval = None;
-    let client = Client::open(dir, config)?;
+    let repaired = comet::repair(dir);
     let mut failed = Vec::new();
-    for shard in client.shards()? {
-        match client.recover_shard(shard) {
-            Ok(r) => {
-                let actions = recovery_actions(&r);
+    match &repaired {
+        Ok(shards) => {
+            for s in shards {
+                let mut actions = recovery_actions(&s.recovery);
+                actions.extend(repair_actions(s));
                 if actions.is_empty() {
-                    writeln!(w, "shard {shard}: ok")?;
+                    writeln!(w, "shard {}: ok", s.shard)?;
                 }
                 for a in actions {
-                    writeln!(w, "shard {shard}: {a}")?;
+                    writeln!(w, "shard {}: {}", s.shard, out::line_safe(&a))?;
                 }
             }
-            Err(e) => failed.push(format!("shard {shard}: {e}")),
         }
+        Err(e) => failed.push(e.to_string()),
     }
-    client.close()?;
     let report = comet::verify(dir)?;
     let code = print_verify(&mut w, &report)?;
     w.flush()?;
     if failed.is_empty() { Ok(code) } else { Err(format!("repair incomplete: {}", failed.join("; ")).into()) }
+}
+
+/// What a repair did beyond recovery, one line per action.
+fn repair_actions(s: &comet::ShardRepair) -> Vec<String> {
+    let mut out = Vec::new();
+    let r = &s.repair;
+    for (base, chunk) in &r.lost_chunks {
+        out.push(format!("recorded chunk {chunk} of log-{base:020}.comet as lost (it fails its checksum)"));
+    }
+    if r.tables_rebuilt > 0 {
+        out.push(format!("rewrote {} from the segments", n_of(r.tables_rebuilt, "chunk table", "chunk tables")));
+    }
+    for base in &r.tails_set_aside {
+        out.push(format!("moved bytes past the recorded end of log-{base:020}.comet to log-{base:020}.comet.tail"));
+    }
+    for base in &r.set_aside {
+        out.push(format!("quarantined log-{base:020}.comet (no chunk of it can be vouched for)"));
+    }
+    if r.sealed_active {
+        out.push("sealed the active segment (new entries go to a fresh one)".into());
+    }
+    if let Some((kept, dropped)) = s.offsets.replaced {
+        out.push(format!(
+            "replaced the damaged offsets.state (kept as offsets.state.corrupt): {} kept, {} dropped",
+            n_of(kept as u64, "group", "groups"),
+            n_of(dropped as u64, "slot", "slots")
+        ));
+    }
+    if s.offsets.healed > 0 {
+        out.push(format!(
+            "set {} that failed their checks to the safe value",
+            n_of(s.offsets.healed as u64, "group offset", "group offsets")
+        ));
+    }
+    if s.offsets.migrated > 0 {
+        out.push(format!("merged {} from offsets.bin", n_of(s.offsets.migrated as u64, "group", "groups")));
+    }
+    out
 }
 
 fn import_problem(p: &ImportProblem) -> String {

@@ -239,9 +239,16 @@ pub(crate) fn consume(
             read += n;
             if let Err(e) = r {
                 return Err(match e {
-                    comet::Error::Unavailable { entry, first, end, .. } if (first..end).contains(&entry) => format!(
-                        "{e}; the group {group:?} stops here: after repair, move it past the lost entries \
-                         with `comet seek --group {group} --entry N`"
+                    comet::Error::Lost { end, .. } => format!(
+                        "{e}; the group {group:?} stops here: move it past the lost entries \
+                         with `comet seek {dir} --group {group} --entry {end}`",
+                        dir = dir.display()
+                    )
+                    .into(),
+                    comet::Error::Damaged { .. } => format!(
+                        "{e}; the group {group:?} stops here: run `comet repair {dir}` to record the damaged \
+                         entries as lost, then move the group past them with `comet seek`",
+                        dir = dir.display()
                     )
                     .into(),
                     e => e.into(),

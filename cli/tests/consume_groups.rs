@@ -293,26 +293,28 @@ fn seek_rejects_bad_arguments() {
 }
 
 #[test]
-fn a_group_stopped_at_a_lost_segment_resumes_after_seek() {
+fn a_group_stopped_at_a_lost_chunk_resumes_after_seek() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = small_log(tmp.path(), 100);
-    // Damage the middle segment (entries 40..80) and let repair quarantine it.
-    flip(&segment(&dir, 40), 5 * 100 + 50);
+    // Damage the first chunk (entries 40..50) of the middle segment and let
+    // repair record that chunk, and only it, as lost.
+    flip(&segment(&dir, 40), 5 * 10 + 3);
     let r = run(["repair", s(&dir)]);
-    assert!(r.stdout.contains("quarantined log-00000000000000000040.comet"), "{r:?}");
+    assert!(r.stdout.contains("recorded chunk 0 of log-00000000000000000040.comet as lost"), "{r:?}");
+    assert!(r.stdout.contains("90 entries"), "the other chunks of the segment stay: {r:?}");
 
     let r = run(["consume", s(&dir), "--group", "g", "--format", "sha256"]);
     assert_eq!(r.code, 2, "{r:?}");
-    assert_eq!(r.stdout.lines().count(), 40, "entries 0..40, then the gap: {r:?}");
-    assert!(r.stderr.contains("entry 40 is not readable"), "{r:?}");
-    assert!(r.stderr.contains("comet seek --group g --entry N"), "{r:?}");
+    assert_eq!(r.stdout.lines().count(), 40, "entries 0..40, then the lost chunk: {r:?}");
+    assert!(r.stderr.contains("entry 40 lies in lost range 40..50"), "{r:?}");
+    assert!(r.stderr.contains("--group g --entry 50"), "{r:?}");
     let r = run(["consume", s(&dir), "--group", "g"]);
-    assert_eq!((r.code, r.stdout.as_str()), (2, ""), "still stopped at the gap, nothing skipped: {r:?}");
+    assert_eq!((r.code, r.stdout.as_str()), (2, ""), "still stopped at the lost chunk, nothing skipped: {r:?}");
 
     // An entry inside the lost range moves the group to the first entry after it.
-    let r = run(["seek", s(&dir), "--group", "g", "--entry", "55"]);
-    assert_eq!(r.stdout, "shard 0001: group \"g\" offset 40 -> 80 (retained 0..100)\n", "{r:?}");
+    let r = run(["seek", s(&dir), "--group", "g", "--entry", "45"]);
+    assert_eq!(r.stdout, "shard 0001: group \"g\" offset 40 -> 50 (retained 0..100)\n", "{r:?}");
     let r = run(["consume", s(&dir), "--group", "g", "--format", "jsonl"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(jsonl_ids(&r.stdout), (80..100).map(|e| (1, e)).collect::<Vec<_>>());
+    assert_eq!(jsonl_ids(&r.stdout), (50..100).map(|e| (1, e)).collect::<Vec<_>>());
 }

@@ -109,32 +109,39 @@ fn verify_changes_nothing_on_disk() {
 }
 
 #[test]
-fn repair_quarantines_a_damaged_sealed_segment_and_verify_then_passes() {
+fn repair_records_only_the_damaged_chunk_as_lost_and_verify_then_passes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = small_log(tmp.path(), 100);
     flip(&segment(&dir, 0), 25 * 100 + 50);
     let r = run(["repair", s(&dir)]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
-        r.stdout.contains(
-            "shard 0001: quarantined log-00000000000000000000.comet as log-00000000000000000000.comet.quarantined"
-        ),
+        r.stdout.contains("shard 0001: recorded chunk 2 of log-00000000000000000000.comet as lost"),
         "{}",
         r.stdout
     );
-    assert!(r.stdout.contains("shard 0001: recorded entries 0..40 as lost"), "{}", r.stdout);
     assert!(r.stdout.contains("verify: ok"), "{}", r.stdout);
-    assert!(!segment(&dir, 0).exists());
-    assert!(dir.join("shard-0001/log-00000000000000000000.comet.quarantined").exists());
+    assert!(segment(&dir, 0).exists(), "the segment stays: its other chunks are intact");
+    assert!(
+        !std::fs::read_dir(dir.join("shard-0001"))
+            .unwrap()
+            .any(|e| { e.unwrap().file_name().to_string_lossy().contains("quarantined") })
+    );
 
     let r = run(["verify", s(&dir)]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stdout.contains("note   shard 0001 entries 0..40: entries no longer held"), "{}", r.stdout);
-    // The rest is intact and readable under the same numbers.
-    let r = run(["read", s(&dir), "test:shard:0001", "--from", "40", "--count", "60", "--format", "hex"]);
+    assert!(r.stdout.contains("1 chunk(s) recorded as lost earlier"), "{}", r.stdout);
+    // Every other entry is intact and readable under its number, also in
+    // the damaged segment.
+    let r = run(["read", s(&dir), "test:shard:0001", "--from", "0", "--count", "20", "--format", "hex"]);
+    assert_eq!((r.code, r.stdout.lines().count()), (0, 20), "{r:?}");
+    let r = run(["read", s(&dir), "test:shard:0001", "--from", "20", "--count", "1"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("entry 20 lies in lost range 20..30"), "{r:?}");
+    let r = run(["read", s(&dir), "test:shard:0001", "--from", "30", "--count", "70", "--format", "hex"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(r.stdout.lines().count(), 60);
-    assert!(r.stdout.starts_with("40\t"), "{}", r.stdout);
+    assert_eq!(r.stdout.lines().count(), 70);
+    assert!(r.stdout.starts_with("30\t"), "{}", r.stdout);
     // A second repair has nothing left to do.
     let r = run(["repair", s(&dir)]);
     assert_eq!(r.code, 0, "{r:?}");
@@ -156,10 +163,15 @@ fn flipped_byte_in_the_active_segment_after_a_clean_close_is_found_and_repaired(
     );
     let r = run(["repair", s(&dir)]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stdout.contains("quarantined log-00000000000000000080.comet"), "{}", r.stdout);
-    assert!(r.stdout.contains("recorded entries 80..100 as lost"), "{}", r.stdout);
+    assert!(r.stdout.contains("recorded chunk 0 of log-00000000000000000080.comet as lost"), "{}", r.stdout);
+    assert!(r.stdout.contains("sealed the active segment"), "{}", r.stdout);
     let r = run(["verify", s(&dir)]);
     assert_eq!(r.code, 0, "{r:?}");
+    let r = run(["read", s(&dir), "test:shard:0001", "--from", "90", "--format", "hex"]);
+    assert_eq!((r.code, r.stdout.lines().count()), (0, 10), "the rest of the segment: {r:?}");
+    // Appends continue after the sealed segment, numbers never reused.
+    let r = common::run_with_stdin(["append", s(&dir), "test:shard:0001", "--sync"], b"next\n");
+    assert!(r.stdout.contains("as entries 100..101"), "{r:?}");
 }
 
 #[test]

@@ -131,7 +131,12 @@ impl<S: Storage> Checker<'_, S> {
         let mut set_aside = Vec::new();
         let mut go_kept = false;
         let _ = self.storage.list(&mut |n| {
-            if n.contains(".quarantined") || n.contains(".stray") || n.ends_with(".corrupt") || n.ends_with(".rejected") || n.ends_with(".tail") {
+            if n.contains(".quarantined")
+                || n.contains(".stray")
+                || n.ends_with(".corrupt")
+                || n.ends_with(".rejected")
+                || n.ends_with(".tail")
+            {
                 set_aside.push(n.to_string());
             }
             go_kept |= n == crate::import::GO_INDEX_KEPT;
@@ -159,7 +164,8 @@ impl<S: Storage> Checker<'_, S> {
         }
         let head = self.head(has_segments);
         self.check.has_data = has_segments || manifest.is_some() || head.is_some();
-        let (first_entry, interval) = manifest.as_ref().map_or((0, head.map_or(1, |h| h.interval.max(1))), |m| (m.first_entry, m.interval));
+        let (first_entry, interval) =
+            manifest.as_ref().map_or((0, head.map_or(1, |h| h.interval.max(1))), |m| (m.first_entry, m.interval));
         self.check.first_entry = first_entry;
 
         // Sealed segments, and gaps between them.
@@ -176,7 +182,8 @@ impl<S: Storage> Checker<'_, S> {
         let sealed_end = expect;
 
         // Files the manifest does not list.
-        let sealed_bases: Vec<u64> = manifest.as_ref().map_or_else(Vec::new, |m| m.sealed.iter().map(|x| x.base).collect());
+        let sealed_bases: Vec<u64> =
+            manifest.as_ref().map_or_else(Vec::new, |m| m.sealed.iter().map(|x| x.base).collect());
         let active = head.filter(|h| h.base >= sealed_end).map(|h| h.base);
         if head.is_some() && active.is_none() {
             self.note(head.map(|h| h.base), None, Problem::StaleHead);
@@ -199,9 +206,20 @@ impl<S: Storage> Checker<'_, S> {
                 self.damage(Some(base), None, Problem::Overlap);
             } else {
                 // After the active segment: an interrupted rotation leaves
-                // an empty file; anything else is a stray.
+                // an empty file; anything else is a stray, unless a live
+                // writer rotated into it since the head was read.
+                let rotated = || {
+                    let mut line = [0u8; STATE_LINE];
+                    self.storage
+                        .open(STATE_FILE, OpenMode::Read)
+                        .ok()
+                        .and_then(|f| read_exact_at(&f, 0, &mut line).ok())
+                        .and_then(|_| DurableHead::decode(&line).ok())
+                        .is_some_and(|(now, _)| now.base >= base)
+                };
                 match self.open(&segment_file_name(base), Some(base)) {
                     Some((_, 0)) => {}
+                    Some(_) if head.is_some_and(|h| base == h.end()) && rotated() => {}
                     Some(_) => self.damage(Some(base), None, Problem::Stray),
                     None => {}
                 }
@@ -304,7 +322,8 @@ impl<S: Storage> Checker<'_, S> {
             return Ok(None);
         };
         let mut h = [0u8; TABLE_HEADER];
-        let n = read_exact_at(&file, 0, &mut h).map_err(|_| WireError::Truncated { needed: TABLE_HEADER as u64, available: 0 })?;
+        let n = read_exact_at(&file, 0, &mut h)
+            .map_err(|_| WireError::Truncated { needed: TABLE_HEADER as u64, available: 0 })?;
         let (b, i) = parse_table_header(&h[..n])?;
         if b != base || i != interval {
             return Err(WireError::InvalidField { offset: 8 });
@@ -363,12 +382,18 @@ impl<S: Storage> Checker<'_, S> {
             }
             let Some(pos) = ChunkPos::sealed(seg, interval, &t, k) else { continue };
             if pos.end > len {
-                self.damage(Some(seg.base), Some(pos.entry_range()), Problem::Length { expected: seg.bytes, actual: len });
+                self.damage(
+                    Some(seg.base),
+                    Some(pos.entry_range()),
+                    Problem::Length { expected: seg.bytes, actual: len },
+                );
                 continue;
             }
             match self.chunk_ok(&file, &pos) {
                 Ok(true) => ok += u64::from(pos.entries),
-                Ok(false) => self.damage(Some(seg.base), Some(pos.entry_range()), Problem::Checksum { chunk: k as usize }),
+                Ok(false) => {
+                    self.damage(Some(seg.base), Some(pos.entry_range()), Problem::Checksum { chunk: k as usize })
+                }
                 Err(e) => return self.unreadable(Some(seg.base), &name, &e),
             }
         }
@@ -397,7 +422,12 @@ impl<S: Storage> Checker<'_, S> {
         match sc.run(&file, len, &mut self.buf) {
             Ok(end) => {
                 let severity = if matches!(end, ScanEnd::Invalid(_)) { Severity::Damage } else { Severity::Note };
-                self.add(severity, Some(base), Some(base..base + sc.entries), Problem::Unsealed { entries: sc.entries, end });
+                self.add(
+                    severity,
+                    Some(base),
+                    Some(base..base + sc.entries),
+                    Problem::Unsealed { entries: sc.entries, end },
+                );
             }
             Err(e) => self.unreadable(Some(base), &name, &e),
         }
@@ -430,7 +460,8 @@ impl<S: Storage> Checker<'_, S> {
         if let Err(error) = accepted {
             // A journal behind the head (power loss, a failed write) is
             // rebuilt by the next open; one that disagrees was changed.
-            let behind = matches!(&journal, Ok(Some(r)) if (r.len() as u64) < need * TABLE_RECORD as u64) || matches!(journal, Ok(None));
+            let behind = matches!(&journal, Ok(Some(r)) if (r.len() as u64) < need * TABLE_RECORD as u64)
+                || matches!(journal, Ok(None));
             let severity = if behind { Severity::Note } else { Severity::Damage };
             self.add(severity, Some(base), None, Problem::Journal { error });
             // Without a journal, the bytes must reproduce the head.
@@ -531,7 +562,8 @@ impl<S: Storage> Checker<'_, S> {
             Ok(v) => v,
             Err(e) => return self.damage(None, None, Problem::OffsetsCorrupt(e)),
         };
-        let views: Vec<Option<SlotView<'_>>> = (0..SLOTS).map(|i| bytes.get(slot_offset(i)..).and_then(|s| SlotView::parse(s).ok())).collect();
+        let views: Vec<Option<SlotView<'_>>> =
+            (0..SLOTS).map(|i| bytes.get(slot_offset(i)..).and_then(|s| SlotView::parse(s).ok())).collect();
         let states: Vec<Option<SlotState<'_>>> = views.iter().map(|v| v.map(|v| v.state(version))).collect();
         let mut seen: Vec<&[u8]> = Vec::new();
         let mut groups = 0u64;
@@ -544,7 +576,9 @@ impl<S: Storage> Checker<'_, S> {
                     // A claim never completes after an offset was set: a
                     // slot with an offset whose name check fails was changed.
                     let set = view.is_some_and(|v| v.last_update > CLAIMED);
-                    let name = view.map_or(String::new(), |v| String::from_utf8_lossy(v.name.split(|&b| b == 0).next().unwrap_or_default()).into_owned());
+                    let name = view.map_or(String::new(), |v| {
+                        String::from_utf8_lossy(v.name.split(|&b| b == 0).next().unwrap_or_default()).into_owned()
+                    });
                     if set {
                         findings.push((Severity::Damage, Problem::OffsetsSlot { slot: i, group: name }));
                     } else {
@@ -555,9 +589,12 @@ impl<S: Storage> Checker<'_, S> {
                     let group = String::from_utf8_lossy(name).into_owned();
                     // Lenient on purpose: names from before the printable-only
                     // rule, or from the Go package, still probe the same way.
-                    let valid = core::str::from_utf8(name).ok().filter(|g| !g.is_empty() && g.len() <= offsets::MAX_GROUP_LEN);
+                    let valid =
+                        core::str::from_utf8(name).ok().filter(|g| !g.is_empty() && g.len() <= offsets::MAX_GROUP_LEN);
                     let reachable = valid.is_some_and(|g| {
-                        offsets::probe_order(g).take_while(|&k| k != i).all(|k| !matches!(states.get(k), Some(Some(SlotState::Free))))
+                        offsets::probe_order(g)
+                            .take_while(|&k| k != i)
+                            .all(|k| !matches!(states.get(k), Some(Some(SlotState::Free))))
                     });
                     let last = view.map_or(0, |v| v.last_update);
                     if !reachable || offset.is_some_and(|o| o < 0) || last == 0 {
@@ -570,7 +607,10 @@ impl<S: Storage> Checker<'_, S> {
                     {
                         let stored = v.offset as u64;
                         let safe = offsets::safe_offset(stored, v.offset_check, version);
-                        findings.push((Severity::Damage, Problem::OffsetCheck { slot: i, group: group.clone(), stored, safe }));
+                        findings.push((
+                            Severity::Damage,
+                            Problem::OffsetCheck { slot: i, group: group.clone(), stored, safe },
+                        ));
                     }
                     if seen.contains(name) {
                         findings.push((Severity::Note, Problem::DuplicateGroup { slot: i, group }));

@@ -81,15 +81,7 @@ impl ChunkPos {
         if u64::from(k) < n_closed {
             let rec = closed.get(k as usize)?;
             let (start, end) = closed.range(k as usize)?;
-            return Some(ChunkPos {
-                segment: head.base,
-                index: k,
-                first,
-                entries: interval,
-                start,
-                end,
-                crc: rec.crc,
-            });
+            return Some(ChunkPos { segment: head.base, index: k, first, entries: interval, start, end, crc: rec.crc });
         }
         let open = head.entries % step;
         if u64::from(k) != n_closed || open == 0 {
@@ -303,10 +295,10 @@ impl ActiveTable {
         }
         let need = self.missing(head);
         let have = self.len();
-        let take = need.checked_mul(TABLE_RECORD).filter(|&n| n <= more.len()).ok_or(WireError::Truncated {
-            needed: (need * TABLE_RECORD) as u64,
-            available: more.len() as u64,
-        })?;
+        let take = need
+            .checked_mul(TABLE_RECORD)
+            .filter(|&n| n <= more.len())
+            .ok_or(WireError::Truncated { needed: (need * TABLE_RECORD) as u64, available: more.len() as u64 })?;
         let new = Table::new(&more[..take]);
         let mut prev = self.table().get(have.wrapping_sub(1)).map_or(0, |r| u64::from(r.end));
         let mut fold = self.fold.clone();
@@ -338,10 +330,10 @@ impl ActiveTable {
     /// damaged, or written by an older comet): the framing and chunk CRCs
     /// of `[0, head.bytes)` must reproduce the head exactly.
     pub fn rebuild(&mut self, head: &DurableHead, segment: &[u8], max_stored: u32) -> Result<(), WireError> {
-        let bytes = usize::try_from(head.bytes).ok().and_then(|n| segment.get(..n)).ok_or(WireError::Truncated {
-            needed: head.bytes,
-            available: segment.len() as u64,
-        })?;
+        let bytes = usize::try_from(head.bytes)
+            .ok()
+            .and_then(|n| segment.get(..n))
+            .ok_or(WireError::Truncated { needed: head.bytes, available: segment.len() as u64 })?;
         let t = scan_table(bytes, self.interval, max_stored)?;
         let closed = Table::new(&t.closed).fold();
         if t.entries != head.entries || closed != head.closed_hash || t.open_crc != head.open_crc {
@@ -431,10 +423,10 @@ pub fn sealed_table(
             return Ok(recs.to_vec());
         }
     }
-    let bytes = usize::try_from(seg.bytes).ok().and_then(|n| segment.get(..n)).ok_or(WireError::Truncated {
-        needed: seg.bytes,
-        available: segment.len() as u64,
-    })?;
+    let bytes = usize::try_from(seg.bytes)
+        .ok()
+        .and_then(|n| segment.get(..n))
+        .ok_or(WireError::Truncated { needed: seg.bytes, available: segment.len() as u64 })?;
     let table = scan_table(bytes, interval, max_stored)?.sealed(seg.bytes);
     seg.check_table(&Table::new(&table))?;
     Ok(table)
@@ -622,7 +614,10 @@ mod tests {
                 let mut bad = bytes.to_vec();
                 bad[i] ^= 0x40;
                 let d = check_chunk(&bad, &pos, 1 << 20).unwrap_err();
-                assert_eq!((d.segment, d.chunk, d.first, d.end), (1000, k, pos.first, pos.first + u64::from(pos.entries)));
+                assert_eq!(
+                    (d.segment, d.chunk, d.first, d.end),
+                    (1000, k, pos.first, pos.first + u64::from(pos.entries))
+                );
             }
         }
     }

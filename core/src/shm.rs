@@ -528,7 +528,11 @@ fn read_slot(s: &[AtomicU64], version: u32) -> Option<GroupOffset> {
     let last = load_acquire(&s[W_LAST]);
     (last > CLAIMED as u64).then(|| {
         let (o, c) = if version < VERSION { (load_acquire(&s[W_OFFSET]), 0) } else { settled_offset(s) };
-        GroupOffset { offset: safe_offset(o, c, version), last_update: last, updates: s[W_ACKS].load(Ordering::Relaxed) }
+        GroupOffset {
+            offset: safe_offset(o, c, version),
+            last_update: last,
+            updates: s[W_ACKS].load(Ordering::Relaxed),
+        }
     })
 }
 

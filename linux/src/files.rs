@@ -282,7 +282,11 @@ pub fn create_shard_dir(root: &DirStorage, name: &str, interval: u32) -> io::Res
             Ok(true)
         }
         // Another process created it first: theirs stands.
-        Err(e) if [rustix::io::Errno::EXIST, rustix::io::Errno::NOTEMPTY].iter().any(|x| e.raw_os_error() == Some(x.raw_os_error())) => {
+        Err(e)
+            if [rustix::io::Errno::EXIST, rustix::io::Errno::NOTEMPTY]
+                .iter()
+                .any(|x| e.raw_os_error() == Some(x.raw_os_error())) =>
+        {
             root.remove_dir_all(&tmp)?;
             Ok(false)
         }
@@ -357,8 +361,10 @@ mod tests {
         std::fs::create_dir(t.path().join(".shard-0001.tmp.999999999")).unwrap();
         assert!(create_shard_dir(&d, "shard-0001", 100).unwrap());
         assert!(!create_shard_dir(&d, "shard-0001", 100).unwrap(), "exists");
-        let mut names: Vec<String> =
-            std::fs::read_dir(t.path().join("shard-0001")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut names: Vec<String> = std::fs::read_dir(t.path().join("shard-0001"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
         names.sort();
         assert_eq!(
             names,

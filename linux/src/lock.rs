@@ -6,7 +6,7 @@
 //! writer never leaves a stale lock. The holder then writes its pid as
 //! decimal ASCII followed by `\n` (the format the std crate `comet` uses
 //! too), so a second writer — in this process or any other, linking either
-//! crate — fails fast with [`Error::Locked`](crate::Error::Locked) naming
+//! crate — fails fast with [`LockError::Held`] naming
 //! the holder. The pid is informational only: liveness is the kernel lock.
 //! A writer that loses a race reads the pid a moment after the winner took
 //! the lock, before the winner wrote it: the loser then waits briefly

@@ -104,17 +104,8 @@ impl OpenShard {
         let head = MappedHead { words: Arc::clone(&state), fd: state_fd };
         let (engine, report) =
             Shard::open(dir.clone(), head, compressor, engine).map_err(|source| Error::Engine { shard: id, source })?;
-        let mut s = OpenShard {
-            id,
-            engine,
-            state,
-            dir,
-            offsets,
-            report,
-            offsets_settled,
-            last_flush: now,
-            _lock: lock,
-        };
+        let mut s =
+            OpenShard { id, engine, state, dir, offsets, report, offsets_settled, last_flush: now, _lock: lock };
         s.drain_counters();
         Ok(s)
     }
@@ -159,7 +150,11 @@ impl OpenShard {
                 }
             })
             .map_err(|source| Error::Engine { shard: id, source });
-        let o = match comet_core::storage::Storage::open(&self.dir, comet_core::state::offsets::OFFSETS_FILE, comet_core::storage::OpenMode::ReadWrite) {
+        let o = match comet_core::storage::Storage::open(
+            &self.dir,
+            comet_core::state::offsets::OFFSETS_FILE,
+            comet_core::storage::OpenMode::ReadWrite,
+        ) {
             Ok(f) => comet_core::storage::StorageFile::sync(&f).map_err(io_err(Op::MapOffsets, id)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err(Op::MapOffsets, id)(e)),

@@ -608,8 +608,8 @@ impl Inner {
         let slot = self.slot(shard);
         let state = slot.state()?;
         let head = state.as_ref().and_then(|s| crate::shard::read_head(s));
-        let manifest = crate::shard::open_dir(&slot.dir)?
-            .and_then(|d| comet_core::shard::load_manifest(&d).ok().flatten());
+        let manifest =
+            crate::shard::open_dir(&slot.dir)?.and_then(|d| comet_core::shard::load_manifest(&d).ok().flatten());
         let mut counters = Counters::default();
         if let Some(s) = &state {
             counters.0 = Counter::ALL.iter().map(|&c| (c, shm::load_counter(s.words(), c))).collect();

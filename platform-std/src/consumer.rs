@@ -10,8 +10,6 @@
 
 use std::collections::HashMap;
 
-
-
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,8 +24,8 @@ use comet_core::state::offsets::{OFFSETS_FILE, validate_group};
 use crate::client::{Client, now_ns};
 use crate::error::{Error, Result};
 use crate::metrics::GroupStats;
-use comet_linux::SharedWords;
 use crate::reader::{Message, MessageId, Reader};
+use comet_linux::SharedWords;
 
 /// Maps a shard's `offsets.state` for acks and seeks (`create`: created
 /// fully written if missing or empty), or read-only for lookups (`None` if
@@ -38,7 +36,11 @@ pub(crate) fn map_offsets(dir: &Path, shard: ShardId, create: bool) -> Result<Op
     let Some(storage) = crate::shard::open_dir(dir)? else {
         return Ok(None);
     };
-    let r = if create { comet_linux::map_offsets_write(&storage).map(Some) } else { comet_linux::map_offsets_read(&storage) };
+    let r = if create {
+        comet_linux::map_offsets_write(&storage).map(Some)
+    } else {
+        comet_linux::map_offsets_read(&storage)
+    };
     r.map_err(|e| {
         crate::shard::wrong_size(shard, FileKind::Offsets, &e)
             .unwrap_or_else(|| Error::io(IoOp::Open, dir.join(OFFSETS_FILE), e))

@@ -73,8 +73,12 @@ pub fn import_go(dir: impl AsRef<Path>, config: &Config) -> Result<Vec<ShardImpo
                 }
             }
             table.for_each(|g, o| groups.push((g.to_string(), o.offset)));
-            let f = comet_core::storage::Storage::open(&storage, comet_core::state::offsets::OFFSETS_FILE, comet_core::storage::OpenMode::ReadWrite)
-                .map_err(|e| Error::io(IoOp::Open, &sd, e))?;
+            let f = comet_core::storage::Storage::open(
+                &storage,
+                comet_core::state::offsets::OFFSETS_FILE,
+                comet_core::storage::OpenMode::ReadWrite,
+            )
+            .map_err(|e| Error::io(IoOp::Open, &sd, e))?;
             comet_core::storage::StorageFile::sync(&f).map_err(|e| Error::io(IoOp::Sync, &sd, e))?;
         }
         groups.sort();

@@ -51,30 +51,30 @@ mod shard;
 mod verify;
 
 pub use client::{Appended, Client};
+pub use comet_core::ChunkDamage;
 pub use comet_core::config::{self, Config};
 pub use comet_core::error::{ConfigError, Corruption, FileKind, IoOp};
 pub use comet_core::import::{ImportProblem, ImportReport, ImportedSegment};
 pub use comet_core::retention::ShardPlan;
 pub use comet_core::segment::ScanEnd;
+pub use comet_core::shard::RepairReport;
 pub use comet_core::shard::{Quarantine, QuarantineReason, RecoveryReport, TornTail};
-pub use comet_core::ChunkDamage;
 pub use comet_core::shm::OffsetsError;
 pub use comet_core::state::{Counter, DurableHead};
 pub use comet_core::wire::{ShardCount, WireError, all_shard_streams, fnv1a32, parse_stream, shard_stream_name};
 pub use comet_core::{NameError, ShardId};
+pub use comet_linux::OffsetsSettled;
+pub use comet_linux::WRITER_LOCK;
 pub use consumer::{
     BatchCallback, BatchInfo, Consumer, Flow, HandlerError, PoisonAction, PoisonBatch, PoisonCallback, ProcessOptions,
     ProcessSummary, ProcessedMarks, ReadBatch, ReadErrorCallback, SeekTo, Shards,
 };
 pub use error::{Error, Result};
 pub use import::{ShardImport, import_go};
-pub use comet_linux::WRITER_LOCK;
 pub use metrics::{Counters, GroupStats, Latency, ShardStats, Stats};
 pub use process::{PROCESS_DIR, ProcessSlot};
 pub use reader::{Message, MessageId, Reader, max_stored};
 pub use retention::{RetentionReport, ShardRetention, ShardRetentionStats};
-pub use comet_core::shard::RepairReport;
-pub use comet_linux::OffsetsSettled;
 pub use verify::{Finding, Problem, Severity, ShardCheck, ShardRepair, VerifyReport, repair, verify};
 
 /// Picks the shard for `key` among `count` shards (32-bit FNV-1a modulo

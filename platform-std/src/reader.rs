@@ -356,7 +356,8 @@ impl Reader {
                 at -= 1;
             }
         }
-        self.sealed.insert(at, SealedMap { base: seg.base, map, table, checked: Checked::default(), used: self.sealed_tick });
+        self.sealed
+            .insert(at, SealedMap { base: seg.base, map, table, checked: Checked::default(), used: self.sealed_tick });
         Ok(at)
     }
 
@@ -392,13 +393,16 @@ impl Reader {
         }
         if view.table.missing(head) > 0 {
             let have = view.table.len();
-            let more = view.journal.as_ref().and_then(|j| journal_records(j, head.base, interval, have, view.table.missing(head)));
+            let more = view
+                .journal
+                .as_ref()
+                .and_then(|j| journal_records(j, head.base, interval, have, view.table.missing(head)));
             let accepted = more.is_some_and(|m| view.table.accept(head, &m).is_ok());
             if !accepted {
                 let mut rebuilt = ActiveTable::new(head.base, interval);
-                rebuilt.rebuild(head, view.map.bytes(), max_stored).map_err(|e| {
-                    corrupt(shard, FileKind::ChunkTable { base: head.base }, TABLE_HEADER as u64, e)
-                })?;
+                rebuilt
+                    .rebuild(head, view.map.bytes(), max_stored)
+                    .map_err(|e| corrupt(shard, FileKind::ChunkTable { base: head.base }, TABLE_HEADER as u64, e))?;
                 view.table = rebuilt;
             }
         }
@@ -418,8 +422,9 @@ impl Reader {
             self.active_view(&head, interval)?;
             let Some(view) = self.active.as_mut() else { return Err(Error::Closed) };
             let k = u32::try_from((entry - head.base) / u64::from(interval)).unwrap_or(u32::MAX);
-            let pos = ChunkPos::active(&head, interval, &view.table.table(), k)
-                .ok_or_else(|| corrupt(shard, FileKind::ChunkTable { base: head.base }, 0, WireError::InvalidField { offset: 0 }))?;
+            let pos = ChunkPos::active(&head, interval, &view.table.table(), k).ok_or_else(|| {
+                corrupt(shard, FileKind::ChunkTable { base: head.base }, 0, WireError::InvalidField { offset: 0 })
+            })?;
             let is_open = pos.end == head.bytes && !head.entries.is_multiple_of(u64::from(interval));
             let done = if is_open { view.open_checked == Some((k, pos.end)) } else { view.checked.get(k) };
             if !done {
@@ -480,7 +485,12 @@ impl Reader {
         let at = it.position();
         let msg = match it.next() {
             Some(e) => self.message(&map, &pos, e.entry, e.timestamp, e.at, e.stored.len())?,
-            None => return Err(Error::Damaged { shard: self.shard, damage: pos.damage(pos.start, WireError::InvalidField { offset: 0 }) }),
+            None => {
+                return Err(Error::Damaged {
+                    shard: self.shard,
+                    damage: pos.damage(pos.start, WireError::InvalidField { offset: 0 }),
+                });
+            }
         };
         let next = at + HEADER_LEN + stored_len(bytes, at);
         self.cursor = Some(Cursor { pos, map, entry: entry + 1, at: next });
@@ -488,7 +498,15 @@ impl Reader {
     }
 
     /// The message for the entry at byte `at` of a checked chunk.
-    fn message(&mut self, map: &Arc<SegmentMap>, pos: &ChunkPos, entry: u64, timestamp: u64, at: usize, len: usize) -> Result<Message> {
+    fn message(
+        &mut self,
+        map: &Arc<SegmentMap>,
+        pos: &ChunkPos,
+        entry: u64,
+        timestamp: u64,
+        at: usize,
+        len: usize,
+    ) -> Result<Message> {
         let start = usize::try_from(pos.start).unwrap_or(usize::MAX) + at + HEADER_LEN;
         let id = MessageId { shard: self.shard, entry };
         let stored = map.bytes().get(start..start + len).unwrap_or_default();

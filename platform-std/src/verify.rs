@@ -40,13 +40,14 @@ pub struct Finding {
 
 impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let inner = comet_core::check::Finding {
-            severity: self.severity,
-            segment: self.segment,
-            entries: self.entries.clone(),
-            problem: self.problem.clone(),
-        };
-        write!(f, "shard {}: {inner}", self.shard)
+        write!(f, "shard {}", self.shard)?;
+        if let Some(base) = self.segment {
+            write!(f, " segment {}", comet_core::wire::segment_file_name(base))?;
+        }
+        if let Some(r) = &self.entries {
+            write!(f, " entries {}..{}", r.start, r.end)?;
+        }
+        write!(f, ": {}", self.problem)
     }
 }
 

@@ -129,7 +129,7 @@ fn damaged_go_directories_import_their_valid_part_with_a_report() {
     assert!(s1.report.problems.iter().any(|p| matches!(p, ImportProblem::MissingFile { first: 209, end: 436, .. })));
     let c = Client::open(dir.path(), Config::default()).unwrap();
     let mut rd = c.reader(ShardId::new(1).unwrap()).unwrap();
-    assert!(matches!(rd.read(300), Err(Error::Unavailable { .. })));
+    assert!(matches!(rd.read(300), Err(Error::Lost { start: 209, end: 436, .. })));
     assert_eq!(hex(&Sha256::digest(rd.read(500).unwrap().data())), want[&(1, 500)].1);
 
     // index removed

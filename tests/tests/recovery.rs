@@ -57,7 +57,9 @@ fn reopen_after_clean_close_needs_no_scan_and_continues_numbering() {
     write(&c, 500..510);
     let report = c.recovery_report(one()).unwrap();
     assert!(report.clean, "{report:?}");
-    assert_eq!(report.scanned_bytes, 0);
+    // Only the open chunk (which new entries join) was read: at most 8
+    // entries of at most 1 KiB here.
+    assert!(report.scanned_bytes <= 8 * 1024, "{report:?}");
     c.sync().unwrap();
     check(&c, 0..510);
     let st = c.shard_stats(one()).unwrap();
@@ -135,7 +137,7 @@ fn torn_tail_is_truncated_and_appends_continue_cleanly() {
 }
 
 #[test]
-fn damaged_synced_data_is_quarantined_and_numbers_are_never_reused() {
+fn damaged_synced_data_costs_its_chunk_and_numbers_are_never_reused() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = small_config();
     cfg.storage.max_file_size = 1 << 20;
@@ -148,16 +150,18 @@ fn damaged_synced_data_is_quarantined_and_numbers_are_never_reused() {
     let c = Client::open(dir.path(), cfg).unwrap();
     assert_eq!(c.append(S1, &[b"next"]).unwrap().entries, 3..4);
     let report = c.recovery_report(one()).unwrap();
-    assert_eq!(report.quarantined.len(), 1, "{report:?}");
+    // The chopped bytes were in the open chunk (entries 0..3): that chunk
+    // is recorded as lost, nothing is renamed.
+    assert_eq!(report.lost_chunks, [(0, 0)], "{report:?}");
     c.sync().unwrap();
     let mut r = c.reader(one()).unwrap();
-    assert!(matches!(r.read(0), Err(Error::Unavailable { .. })));
+    assert!(matches!(r.read(0), Err(Error::Lost { start: 0, end: 3, .. })));
     assert_eq!(r.read(3).unwrap().data(), b"next");
-    assert!(files(&shard_dir(dir.path())).iter().any(|f| f.ends_with(".quarantined")));
+    assert!(!files(&shard_dir(dir.path())).iter().any(|f| f.ends_with(".quarantined")));
 }
 
 #[test]
-fn flipped_bit_in_synced_data_is_detected() {
+fn flipped_bit_in_synced_data_is_detected_by_reads_and_costs_only_its_chunk() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = small_config();
     cfg.storage.max_file_size = 1 << 20;
@@ -175,9 +179,22 @@ fn flipped_bit_in_synced_data_is_detected() {
     let report = c.recovery_report(one());
     assert!(report.is_none(), "opened lazily");
     c.append(S1, &[b"after"]).unwrap();
-    let report = c.recovery_report(one()).unwrap();
-    assert_eq!(report.quarantined.len(), 1, "{report:?}");
     assert_eq!(c.len(S1).unwrap(), 51);
+    c.sync().unwrap();
+    // Reads check every chunk they serve: the damaged one (8 entries) is
+    // refused whole, every other entry reads back exactly.
+    let mut r = c.reader(one()).unwrap();
+    let mut damaged = Vec::new();
+    for i in 0..50 {
+        match r.read(i) {
+            Ok(m) => assert_eq!(m.data(), &payload(i)[..], "entry {i}"),
+            Err(Error::Damaged { damage, .. }) => damaged.push((i, damage.first, damage.end)),
+            Err(e) => panic!("entry {i}: {e}"),
+        }
+    }
+    assert_eq!(damaged.len(), 8, "{damaged:?}");
+    assert!(damaged.iter().all(|&(i, a, b)| a <= i && i < b && b - a == 8), "{damaged:?}");
+    assert_eq!(r.read(50).unwrap().data(), b"after");
 }
 
 #[test]

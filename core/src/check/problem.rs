@@ -346,10 +346,14 @@ impl fmt::Display for Problem {
                 write!(f, "chunk table does not match the manifest ({e}); repair rebuilds it from the segment")
             }
             Problem::ChunkTable { error, rebuildable: false } => match error {
-                Some(e) => write!(f, "chunk table does not match the manifest ({e}) and neither do the segment's bytes"),
+                Some(e) => {
+                    write!(f, "chunk table does not match the manifest ({e}) and neither do the segment's bytes")
+                }
                 None => f.write_str("chunk table missing and the segment's bytes do not match the manifest"),
             },
-            Problem::Journal { error } => write!(f, "the active segment's chunk journal does not match the durable head: {error}"),
+            Problem::Journal { error } => {
+                write!(f, "the active segment's chunk journal does not match the durable head: {error}")
+            }
             Problem::Oversized { expected, actual } => {
                 write!(f, "segment is {actual} bytes, the manifest records {expected}; the extra bytes are not comet's")
             }

@@ -360,7 +360,8 @@ impl Manifest {
                 if end > body {
                     return Err(trunc(end + 4));
                 }
-                let lost = bytes[at + RECORD..end].chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+                let lost =
+                    bytes[at + RECORD..end].chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
                 let seg = SegmentMeta {
                     base: u64_at(at)?,
                     entries: u64_at(at + 8)?,

@@ -74,7 +74,9 @@ fn v1_bytes() -> Vec<u8> {
     out.extend_from_slice(&1u32.to_le_bytes()); // one sealed
     out.extend_from_slice(&0u32.to_le_bytes());
     // sealed: 6 entries, 100 bytes, chunks at 0 and 60
-    for (base, entries, bytes, chunks) in [(0u64, 6u64, 100u64, vec![(0u32, 11u32), (60, 22)]), (6, 1, 20, vec![(0, 33)])] {
+    for (base, entries, bytes, chunks) in
+        [(0u64, 6u64, 100u64, vec![(0u32, 11u32), (60, 22)]), (6, 1, 20, vec![(0, 33)])]
+    {
         for v in [base, entries, bytes, 1, 2] {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -143,7 +145,14 @@ fn overlapping_segments_and_bad_lost_lists_are_rejected() {
 }
 
 fn arb_segment() -> impl Strategy<Value = (u64, u64, u64, u64, u32, Vec<bool>)> {
-    (0u64..1000, 0u64..2000, 0u64..u64::MAX / 4, 0u64..1000, any::<u32>(), proptest::collection::vec(any::<bool>(), 0..40))
+    (
+        0u64..1000,
+        0u64..2000,
+        0u64..u64::MAX / 4,
+        0u64..1000,
+        any::<u32>(),
+        proptest::collection::vec(any::<bool>(), 0..40),
+    )
 }
 
 proptest! {

@@ -32,9 +32,9 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::ops::Range;
 
-pub use open::{Quarantine, QuarantineReason, RecoveryReport, TornTail, create_shard_files};
 pub use open::load_manifest;
 pub(crate) use open::write_table;
+pub use open::{Quarantine, QuarantineReason, RecoveryReport, TornTail, create_shard_files};
 pub use read::{EntryRef, ReadBuf};
 pub use repair::RepairReport;
 
@@ -46,8 +46,8 @@ use crate::segment::{ChunkState, offset32, seal};
 use crate::state::{Counter, DurableHead, HeadStore};
 use crate::storage::{Context, OpenMode, Storage, StorageError, StorageFile, write_all_at};
 use crate::wire::{
-    Compressor, EntryHeader, HEADER_LEN, StoredPayload, chunk_table_file_name, encode_payload, is_frame,
-    raw_frame_len, segment_file_name,
+    Compressor, EntryHeader, HEADER_LEN, StoredPayload, chunk_table_file_name, encode_payload, is_frame, raw_frame_len,
+    segment_file_name,
 };
 
 /// Largest segment the 32-bit chunk offsets allow.

@@ -52,8 +52,8 @@ use crate::segment::{ChunkState, ScanEnd, Scanner, offset32};
 use crate::state::{Counter, DurableHead, HeadStore};
 use crate::storage::{Context, ErrorKind, OpenMode, Storage, StorageError, StorageFile, read_exact_at, write_all_at};
 use crate::wire::{
-    Compressor, HEADER_LEN, WireError, chunk_table_file_name, parse_chunk_table_file_name,
-    parse_go_segment_file_name, parse_segment_file_name, segment_file_name,
+    Compressor, HEADER_LEN, WireError, chunk_table_file_name, parse_chunk_table_file_name, parse_go_segment_file_name,
+    parse_segment_file_name, segment_file_name,
 };
 
 /// A torn tail that recovery cut off.
@@ -493,7 +493,15 @@ where
                 if base > expected {
                     note_missing(&mut report, expected..base);
                 }
-                match recover_active(&storage, base, head.filter(|h| h.base == base), m.interval, &cfg, &mut buf, &mut report)? {
+                match recover_active(
+                    &storage,
+                    base,
+                    head.filter(|h| h.base == base),
+                    m.interval,
+                    &cfg,
+                    &mut buf,
+                    &mut report,
+                )? {
                     Recovered::Ready(a) => {
                         durable_end = durable_end.max(a.sc.base + a.sc.entries);
                         active = Some(a);
@@ -589,7 +597,8 @@ where
         report.created = true;
         let m = Manifest::new(cfg.interval);
         let sc = Scanner::new(0, cfg.interval, cfg.max_stored());
-        let mut shard = Self::assemble(storage, head_store, compressor, cfg, m, Active { file, journal, journaled: 0, sc });
+        let mut shard =
+            Self::assemble(storage, head_store, compressor, cfg, m, Active { file, journal, journaled: 0, sc });
         shard.bump(Counter::Opens, 1);
         shard.bump(Counter::SegmentsCreated, 1);
         shard.bump(Counter::ManifestGeneration, 1);
@@ -662,7 +671,7 @@ fn reconcile_sealed<S: Storage>(
     m: &mut Manifest,
     listing: &mut Listing,
     cfg: &EngineConfig,
-    buf: &mut Vec<u8>,
+    buf: &mut [u8],
     report: &mut RecoveryReport,
 ) -> Result<bool, Error<S::Error>> {
     let interval = m.interval;
@@ -792,7 +801,11 @@ fn classify_unsealed<S: Storage>(
 /// Removes an empty segment file (and its journal: an interrupted
 /// rotation's leftovers hold nothing) or sets a non-empty one aside as a
 /// stray.
-fn set_aside_stray_or_empty<S: Storage>(storage: &S, base: u64, report: &mut RecoveryReport) -> Result<(), Error<S::Error>> {
+fn set_aside_stray_or_empty<S: Storage>(
+    storage: &S,
+    base: u64,
+    report: &mut RecoveryReport,
+) -> Result<(), Error<S::Error>> {
     let name = segment_file_name(base);
     let len = storage.open(&name, OpenMode::Read).and_then(|f| f.len()).ctx(IoOp::Len, &name)?;
     if len == 0 {
@@ -820,7 +833,7 @@ fn seal_unsealed<S: Storage>(
     base: u64,
     interval: u32,
     cfg: &EngineConfig,
-    buf: &mut Vec<u8>,
+    buf: &mut [u8],
     report: &mut RecoveryReport,
 ) -> Result<Option<SegmentMeta>, Error<S::Error>> {
     let name = segment_file_name(base);

@@ -34,7 +34,11 @@ enum Held {
     /// This chunk (too large for the buffer) was streamed and checked up
     /// to entry `next`, which starts at byte `at`: a sequential read of
     /// `next` reads it straight from the file.
-    Streamed { pos: ChunkPos, next: u64, at: u64 },
+    Streamed {
+        pos: ChunkPos,
+        next: u64,
+        at: u64,
+    },
 }
 
 /// Buffers of a reader over [`Storage`]: the last checked chunk, the last
@@ -158,11 +162,16 @@ fn load_table<S: Storage>(
     rb.table_of = None;
     let want = usize::try_from(seg.chunks).unwrap_or(usize::MAX).saturating_mul(8);
     if want > rb.table_cap {
-        return Err(Error::Capacity { what: "chunk table buffer", needed: want as u64, available: rb.table_cap as u64 });
+        return Err(Error::Capacity {
+            what: "chunk table buffer",
+            needed: want as u64,
+            available: rb.table_cap as u64,
+        });
     }
     let name = chunk_table_file_name(seg.base);
-    let corrupt =
-        |offset: u64, error: WireError| Error::Corrupt(Corruption { file: FileKind::ChunkTable { base: seg.base }, offset, error });
+    let corrupt = |offset: u64, error: WireError| {
+        Error::Corrupt(Corruption { file: FileKind::ChunkTable { base: seg.base }, offset, error })
+    };
     let from_file = match storage.open(&name, OpenMode::Read) {
         Ok(file) => {
             let mut header = [0u8; TABLE_HEADER];
@@ -287,11 +296,8 @@ where
         if need > rb.chunk.len() && rb.grow {
             rb.chunk.resize(need, 0);
         }
-        let file = if pos.segment == self.base {
-            &self.file
-        } else {
-            sealed_file(&self.storage, pos.segment, &mut rb.file)?
-        };
+        let file =
+            if pos.segment == self.base { &self.file } else { sealed_file(&self.storage, pos.segment, &mut rb.file)? };
         if need <= rb.chunk.len() {
             let n = load_chunk(file, &pos, max_stored, &mut rb.chunk).ctx(IoOp::Read, &name)?.map_err(damaged)?;
             rb.held = Held::Chunk(pos, n);
@@ -307,7 +313,9 @@ where
                 Ok((h, &rb.chunk[..len]))
             }
             Err(Some(d)) => Err(damaged(d)),
-            Err(None) => Err(Error::Capacity { what: "read buffer", needed: pos.len(), available: rb.chunk.len() as u64 }),
+            Err(None) => {
+                Err(Error::Capacity { what: "read buffer", needed: pos.len(), available: rb.chunk.len() as u64 })
+            }
         }
     }
 
@@ -321,11 +329,8 @@ where
         rb: &'a mut ReadBuf<S::File>,
     ) -> Result<(EntryHeader, &'a [u8]), Error<S::Error>> {
         let name = segment_file_name(pos.segment);
-        let file = if pos.segment == self.base {
-            &self.file
-        } else {
-            sealed_file(&self.storage, pos.segment, &mut rb.file)?
-        };
+        let file =
+            if pos.segment == self.base { &self.file } else { sealed_file(&self.storage, pos.segment, &mut rb.file)? };
         let mut head = [0u8; crate::wire::HEADER_LEN];
         let got = read_exact_at(file, at, &mut head).ctx(IoOp::Read, &name)?;
         let h = EntryHeader::parse(&head[..got]).map_err(|e| damaged(pos.damage(at, e)))?;
@@ -350,10 +355,19 @@ where
 
     /// Reads durable entry `entry` like [`read_stored`](Shard::read_stored)
     /// and copies its stored payload into `out` (`out[..header.len]`).
-    pub fn read_with(&self, entry: u64, rb: &mut ReadBuf<S::File>, out: &mut [u8]) -> Result<EntryRef, Error<S::Error>> {
+    pub fn read_with(
+        &self,
+        entry: u64,
+        rb: &mut ReadBuf<S::File>,
+        out: &mut [u8],
+    ) -> Result<EntryRef, Error<S::Error>> {
         let (header, stored) = self.read_stored(entry, rb)?;
         let Some(dst) = out.get_mut(..stored.len()) else {
-            return Err(Error::Capacity { what: "read buffer", needed: stored.len() as u64, available: out.len() as u64 });
+            return Err(Error::Capacity {
+                what: "read buffer",
+                needed: stored.len() as u64,
+                available: out.len() as u64,
+            });
         };
         dst.copy_from_slice(stored);
         Ok(EntryRef { header })

@@ -151,8 +151,17 @@ where
             let k32 = u32::try_from(k).unwrap_or(u32::MAX);
             let start = if k == 0 { 0 } else { u64::from(table[k - 1].end) };
             let first = self.base + k as u64 * u64::from(interval);
-            let entries = u32::try_from((self.written_entries - (first - self.base)).min(u64::from(interval))).unwrap_or(interval);
-            let pos = ChunkPos { segment: self.base, index: k32, first, entries, start, end: u64::from(rec.end), crc: rec.crc };
+            let entries = u32::try_from((self.written_entries - (first - self.base)).min(u64::from(interval)))
+                .unwrap_or(interval);
+            let pos = ChunkPos {
+                segment: self.base,
+                index: k32,
+                first,
+                entries,
+                start,
+                end: u64::from(rec.end),
+                crc: rec.crc,
+            };
             let n = usize::try_from(pos.len()).unwrap_or(usize::MAX);
             if buf.len() < n {
                 buf.resize(n, 0);

@@ -565,7 +565,9 @@ fn missing_sealed_segment_is_a_reported_gap() {
     let (s, report) = open(&dir);
     assert_eq!(report.missing, vec![Range { start: lost.base, end: lost.end() }]);
     let (start, end) = (lost.base, lost.end());
-    assert!(matches!(s.read(lost.base, &mut Vec::new()), Err(Error::Lost { start: a, end: b, .. }) if (a, b) == (start, end)));
+    assert!(
+        matches!(s.read(lost.base, &mut Vec::new()), Err(Error::Lost { start: a, end: b, .. }) if (a, b) == (start, end))
+    );
     check_all(&s, 0..lost.base);
     check_all(&s, lost.end()..100);
 }

@@ -12,8 +12,8 @@ pub mod offsets;
 #[cfg(feature = "alloc")]
 pub use head::FileHeadStore;
 pub use head::{
-    Counter, DurableHead, state_image, HEAD_LINE, HeadStore, MAX_HEAD_INTERVAL, SEQ_OFFSET, STATE_FILE, STATE_LINE, STATE_MAGIC,
-    STATE_SIZE, STATE_VERSION,
+    Counter, DurableHead, HEAD_LINE, HeadStore, MAX_HEAD_INTERVAL, SEQ_OFFSET, STATE_FILE, STATE_LINE, STATE_MAGIC,
+    STATE_SIZE, STATE_VERSION, state_image,
 };
 
 #[cfg(test)]

@@ -404,7 +404,10 @@ mod tests {
         assert_eq!(v.state(VERSION), SlotState::Named { name: b"billing", offset: Some(250) });
         let mut lowered = s;
         lowered[slot::OFFSET] ^= 0x02; // 248
-        assert_eq!(SlotView::parse(&lowered).unwrap().state(VERSION), SlotState::Named { name: b"billing", offset: Some(248) });
+        assert_eq!(
+            SlotView::parse(&lowered).unwrap().state(VERSION),
+            SlotState::Named { name: b"billing", offset: Some(248) }
+        );
         assert!(SlotView::parse(&s).unwrap().offset_intact(VERSION));
         s[3] ^= 0x20; // torn name
         assert_eq!(SlotView::parse(&s).unwrap().state(VERSION), SlotState::Unsettled);
@@ -423,11 +426,12 @@ mod tests {
             le::put_u64(&mut table, at + slot::OFFSET, off);
             le::put_u64(&mut table, at + slot::OFFSET_CHECK, !off);
             le::put_u64(&mut table, at + slot::LAST_UPDATE, 99);
-            le::put_u32(&mut table, at + slot::NAME_CHECK, name_check(&field) ^ u32::from(g == "torn") * 2);
+            le::put_u32(&mut table, at + slot::NAME_CHECK, name_check(&field) ^ (u32::from(g == "torn") * 2));
         }
         // truncated, header gone
         table[..HEADER_SIZE].fill(0xEE);
-        let cut = slot_offset(probe_order("billing").next().unwrap().max(probe_order("audit").next().unwrap())) + SLOT_SIZE;
+        let cut =
+            slot_offset(probe_order("billing").next().unwrap().max(probe_order("audit").next().unwrap())) + SLOT_SIZE;
         let mut out = [0u8; FILE_SIZE];
         let (kept, dropped) = salvage(&table[..cut.max(HEADER_SIZE + SLOT_SIZE)], &mut out);
         assert_eq!((kept, dropped), (2, usize::from(slot_offset(probe_order("torn").next().unwrap()) < cut)));

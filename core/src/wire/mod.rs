@@ -30,8 +30,9 @@ mod zstd;
 pub use entry::{EntryHeader, EntryStatus, HEADER_LEN, classify_entry};
 pub use fnv::{ShardCount, fnv1a32, pick_shard};
 pub use name::{
-    FileName, ShardId, chunk_table_file_name, parse_chunk_table_file_name, parse_go_segment_file_name, parse_segment_file_name, parse_shard_dir_name, parse_stream,
-    segment_file_name, shard_dir_name, validate_stream_prefix,
+    FileName, ShardId, chunk_table_file_name, parse_chunk_table_file_name, parse_go_segment_file_name,
+    parse_segment_file_name, parse_shard_dir_name, parse_stream, segment_file_name, shard_dir_name,
+    validate_stream_prefix,
 };
 #[cfg(feature = "alloc")]
 pub use name::{all_shard_streams, shard_stream_name};

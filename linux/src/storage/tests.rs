@@ -92,8 +92,14 @@ fn list_rename_remove_and_sync_dir() {
 #[test]
 fn fifos_devices_and_directories_are_refused_without_blocking() {
     let (t, d) = dir();
-    rustix::fs::mknodat(rustix::fs::CWD, t.path().join("fifo"), rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o644), 0)
-        .unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        t.path().join("fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
     std::os::unix::fs::symlink("/dev/zero", t.path().join("zero")).unwrap();
     std::fs::create_dir(t.path().join("sub")).unwrap();
     for (name, what) in [("fifo", "a FIFO"), ("zero", "a character device"), ("sub", "a directory")] {
