@@ -205,23 +205,20 @@ impl<S: Storage> Checker<'_, S> {
                 // Starts inside the active segment's durable entries.
                 self.damage(Some(base), None, Problem::Overlap);
             } else {
-                // After the active segment: an interrupted rotation leaves
-                // an empty file; anything else is a stray, unless a live
-                // writer rotated into it since the head was read.
-                let rotated = || {
-                    let mut line = [0u8; STATE_LINE];
-                    self.storage
-                        .open(STATE_FILE, OpenMode::Read)
-                        .ok()
-                        .and_then(|f| read_exact_at(&f, 0, &mut line).ok())
-                        .and_then(|_| DurableHead::decode(&line).ok())
-                        .is_some_and(|(now, _)| now.base >= base)
-                };
-                match self.open(&segment_file_name(base), Some(base)) {
-                    Some((_, 0)) => {}
-                    Some(_) if head.is_some_and(|h| base == h.end()) && rotated() => {}
-                    Some(_) => self.damage(Some(base), None, Problem::Stray),
-                    None => {}
+                // After the active segment: a rotation's new file (empty,
+                // or written after the head was read or after a power loss
+                // kept an older head: its journal names it), or a stray
+                // (no table names it, and it does not start where the
+                // durable entries end).
+                let name = segment_file_name(base);
+                if let Some((_, len)) = self.open(&name, Some(base)) {
+                    let journal = matches!(self.table_file(base, interval, 0), Ok(Some(_)));
+                    let at_end = head.is_some_and(|h| base == h.end());
+                    if len > 0 && !journal && !at_end {
+                        self.damage(Some(base), None, Problem::Stray);
+                    } else if len > 0 {
+                        self.unsealed(base, interval);
+                    }
                 }
             }
         }

@@ -1,9 +1,12 @@
-//! The recovery scanner and `verify_segment` over arbitrary segment bytes:
-//! no panic, results independent of the read-buffer size, and a scanned
-//! prefix always verifies against its own summary.
+//! The recovery scanner and the read path's chunk checks over arbitrary
+//! segment bytes: no panic, results independent of the read-buffer size,
+//! and every chunk of a scanned prefix checks out against the table the
+//! scan sealed (and its entries walk back exactly).
 #![no_main]
 
-use comet_core::segment::{ScanEnd, Scanner, verify_segment};
+use comet_core::index::Table;
+use comet_core::read::{ChunkEntries, ChunkPos, check_chunk};
+use comet_core::segment::{ScanEnd, Scanner};
 use comet_core::sim::{MemDir, ShortIo};
 use comet_core::storage::{OpenMode, Storage, StorageFile};
 use libfuzzer_sys::fuzz_target;
@@ -38,21 +41,36 @@ fuzz_target!(|data: &[u8]| {
     let (b, end_b) = scan(&sfile, base, interval, max, len, 12);
     assert_eq!((a.pos, a.entries, a.first_ts, a.last_ts), (b.pos, b.entries, b.first_ts, b.last_ts));
     assert_eq!(end, end_b);
-    assert_eq!(a.meta(), b.meta());
+    assert_eq!(a.seal(), b.seal());
     // A shorter limit stops at or before it.
     let limit = len / 2;
     let (c, _) = scan(&file, base, interval, max, limit, buf);
     assert!(c.pos <= limit && c.entries <= a.entries);
 
-    // The scanned prefix verifies against its own summary.
-    let meta = a.meta();
-    assert!(meta.validate(interval).is_ok() || meta.bytes > u64::from(u32::MAX));
-    dir.set_file_bytes("prefix", &bytes[..a.pos as usize]);
-    let prefix = dir.open("prefix", OpenMode::Read).expect("exists");
-    let mut vbuf = vec![0u8; buf];
-    let damage = verify_segment(&prefix, &meta, interval, max, &mut vbuf).expect("reads");
-    assert!(damage.is_empty(), "{damage:?}");
-    // ... and the whole file too, when the scan reached its end.
-    let damage = verify_segment(&file, &meta, interval, max, &mut vbuf).expect("reads");
-    assert_eq!(damage.is_empty(), a.pos == len, "{damage:?}");
+    // Every chunk of the scanned prefix checks out against the sealed table,
+    // and walks back exactly its entries.
+    let (meta, table) = a.seal();
+    if meta.bytes > u64::from(u32::MAX) {
+        return;
+    }
+    assert!(meta.validate(interval).is_ok());
+    let recs: Vec<u8> = table.iter().flat_map(|r| r.to_bytes()).collect();
+    let t = Table::new(&recs);
+    meta.check_table(&t).expect("the sealed table matches its record");
+    let mut walked = 0u64;
+    for k in 0..meta.chunks {
+        let pos = ChunkPos::sealed(&meta, interval, &t, k).expect("chunk");
+        let chunk = &bytes[pos.start as usize..pos.end as usize];
+        check_chunk(chunk, &pos, max).expect("checks out");
+        let n = ChunkEntries::new(chunk, pos.first).count() as u64;
+        assert_eq!(n, u64::from(pos.entries));
+        walked += n;
+        // A flipped byte fails the chunk.
+        if !chunk.is_empty() {
+            let mut bad = chunk.to_vec();
+            bad[chunk.len() / 2] ^= 1;
+            assert!(check_chunk(&bad, &pos, max).is_err());
+        }
+    }
+    assert_eq!(walked, meta.entries);
 });

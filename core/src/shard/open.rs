@@ -460,7 +460,7 @@ where
         changed |= reconcile_sealed(&storage, &mut m, &mut listing, &cfg, &mut buf, &mut report)?;
         // 4. segments the manifest does not know yet, strays
         let mut expected = m.sealed_end();
-        let active_base = classify_unsealed(&storage, &m, &mut listing, head.as_ref(), &mut report)?;
+        let active_base = classify_unsealed(&storage, &m, &mut listing, head.as_ref(), &cfg, &mut buf, &mut report)?;
         for base in core::mem::take(&mut listing.segments) {
             if m.sealed.binary_search_by_key(&base, |s| s.base).is_ok() || Some(base) == active_base {
                 continue;
@@ -710,7 +710,9 @@ fn reconcile_sealed<S: Storage>(
                 },
             };
             let Some(table) = table else {
+                drop(file);
                 set_aside(storage, seg.base, "quarantined")?;
+                listing.segments.retain(|&b| b != seg.base);
                 report.quarantined.push(Quarantine { base: seg.base, reason: QuarantineReason::Unverifiable });
                 note_missing(report, seg.base..seg.end());
                 changed = true;
@@ -765,62 +767,63 @@ fn reconcile_sealed<S: Storage>(
 }
 
 /// Phase 4a: which file past the manifest's segments is the active one,
-/// setting aside strays. With a valid head whose segment exists, that
-/// segment is active; a later file is a stray unless it is the empty
-/// file of an interrupted rotation (removed: it holds nothing). Without a
-/// head the last file is active (nothing can tell a stray apart).
+/// setting aside strays. comet creates a segment file only with its chunk
+/// table (the journal) and only where the previous segment ends, so a file
+/// past the manifest's last segment is accounted for when the durable head
+/// names it, when its own table names it, or when it starts exactly where
+/// the files before it end. A file that is none of these (a copy placed
+/// past the durable end, say) is a stray: set aside as `*.stray`, never
+/// adopted or renumbered. The last file accepted is the active segment.
+/// (Not a rule on the head alone: after a power loss the head in
+/// `comet.state` may be older than segments whose data was synced, and
+/// those must be kept.)
 fn classify_unsealed<S: Storage>(
     storage: &S,
     m: &Manifest,
     listing: &mut Listing,
     head: Option<&DurableHead>,
+    cfg: &EngineConfig,
+    buf: &mut [u8],
     report: &mut RecoveryReport,
 ) -> Result<Option<u64>, Error<S::Error>> {
     let sealed_end = m.sealed_end();
     let known = |b: u64| m.sealed.binary_search_by_key(&b, |s| s.base).is_ok();
-    let unsealed: Vec<u64> = listing.segments.iter().copied().filter(|&b| !known(b) && b >= sealed_end).collect();
-    let Some(h) = head.filter(|h| h.base >= sealed_end && unsealed.contains(&h.base)) else {
-        if let Some(h) = head.filter(|h| h.base >= sealed_end) {
-            // The head's segment is gone: files past its durable end are
-            // strays, files before it are unsealed segments.
-            for &b in unsealed.iter().filter(|&&b| b >= h.end()) {
-                set_aside_stray_or_empty(storage, b, report)?;
-                listing.segments.retain(|&x| x != b);
-            }
-            return Ok(None);
+    let candidates: Vec<u64> = listing.segments.iter().copied().filter(|&b| !known(b) && b >= sealed_end).collect();
+    // Where the next file must start to be contiguous (unknown after a
+    // rebuilt manifest until the first file).
+    let mut expected = (!m.sealed.is_empty() || m.first_entry > 0).then_some(sealed_end);
+    let mut active = None;
+    for (i, &base) in candidates.iter().enumerate() {
+        let named = head.is_some_and(|h| h.base == base) || table_names(storage, base, m.interval);
+        let contiguous = expected.is_none_or(|e| e == base);
+        if !named && !contiguous {
+            set_aside(storage, base, "stray")?;
+            listing.segments.retain(|&b| b != base);
+            report.quarantined.push(Quarantine { base, reason: QuarantineReason::Stray });
+            continue;
         }
-        return Ok(unsealed.last().copied());
-    };
-    for &b in unsealed.iter().filter(|&&b| b > h.base) {
-        set_aside_stray_or_empty(storage, b, report)?;
-        listing.segments.retain(|&x| x != b);
+        if i + 1 < candidates.len() {
+            // Another file follows: where does this one end?
+            let name = segment_file_name(base);
+            let file = storage.open(&name, OpenMode::Read).ctx(IoOp::Open, &name)?;
+            let len = file.len().ctx(IoOp::Len, &name)?;
+            let (sc, _) = scan_file(&file, base, m.interval, cfg.max_stored(), len, buf).ctx(IoOp::Read, &name)?;
+            expected = Some(base.saturating_add(sc.entries));
+        }
+        active = Some(base);
     }
-    Ok(Some(h.base))
+    Ok(active)
 }
 
-/// Removes an empty segment file (and its journal: an interrupted
-/// rotation's leftovers hold nothing) or sets a non-empty one aside as a
-/// stray.
-fn set_aside_stray_or_empty<S: Storage>(
-    storage: &S,
-    base: u64,
-    report: &mut RecoveryReport,
-) -> Result<(), Error<S::Error>> {
-    let name = segment_file_name(base);
-    let len = storage.open(&name, OpenMode::Read).and_then(|f| f.len()).ctx(IoOp::Len, &name)?;
-    if len == 0 {
-        for n in [name, chunk_table_file_name(base)] {
-            match storage.remove(&n) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::storage(IoOp::Remove, &n, e)),
-            }
-        }
-        return Ok(());
-    }
-    set_aside(storage, base, "stray")?;
-    report.quarantined.push(Quarantine { base, reason: QuarantineReason::Stray });
-    Ok(())
+/// True if segment `base`'s chunk table (or journal) exists and its header
+/// names that segment.
+fn table_names<S: Storage>(storage: &S, base: u64, interval: u32) -> bool {
+    let Ok(f) = storage.open(&chunk_table_file_name(base), OpenMode::Read) else {
+        return false;
+    };
+    let mut h = [0u8; TABLE_HEADER];
+    let n = read_exact_at(&f, 0, &mut h).unwrap_or(0);
+    matches!(parse_table_header(&h[..n]), Ok((b, i)) if b == base && i == interval)
 }
 
 /// Phase 4b: seals a segment written before the active one but not yet in
