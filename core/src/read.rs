@@ -293,6 +293,10 @@ impl ActiveTable {
         if head.base != self.base {
             return Err(WireError::InvalidField { offset: 8 });
         }
+        // No entries, no bytes (the engine never publishes anything else).
+        if head.entries == 0 && head.bytes != 0 {
+            return Err(WireError::InvalidField { offset: 24 });
+        }
         let need = self.missing(head);
         let have = self.len();
         let take = need

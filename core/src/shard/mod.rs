@@ -944,11 +944,14 @@ pub fn write_manifest_file<S: Storage>(storage: &S, m: &Manifest) -> Result<(), 
 }
 
 /// Creates (or truncates) the journal of a new active segment at `base`
-/// and writes its header.
+/// and writes and syncs its header: a segment file with no journal naming
+/// it is one comet did not create (recovery sets such strays aside), so
+/// the header must survive a power loss with the segment's name.
 fn new_journal<S: Storage>(storage: &S, base: u64, interval: u32) -> Result<S::File, Error<S::Error>> {
     let name = chunk_table_file_name(base);
     let f = storage.open(&name, OpenMode::Truncate).ctx(IoOp::Open, &name)?;
     write_all_at(&f, 0, &[&table_header(base, interval)]).ctx(IoOp::Write, &name)?;
+    f.sync().ctx(IoOp::Sync, &name)?;
     Ok(f)
 }
 

@@ -47,6 +47,7 @@ use crate::storage::{ErrorKind, OpenMode, Storage};
 use crate::wire::{Compressor, Decompressor, RawFrameDecoder, ZSTD_MAGIC, frame_content_size, is_frame};
 
 mod world;
+pub use world::reject_unchecked_metadata;
 
 /// Most payloads in one [`Op::Append`].
 pub const MAX_BATCH: usize = 8;

@@ -46,7 +46,7 @@ fn stored_form(payload: &[u8], min_compress: usize) -> Vec<u8> {
 /// rejects. Spoil such a file the way its checksum would (zero the head
 /// line, break the manifest's magic) so recovery sees what it would see in
 /// production. A no-op in other builds.
-fn reject_unchecked_metadata(mem: &MemDir) {
+pub fn reject_unchecked_metadata(mem: &MemDir) {
     if !cfg!(fuzzing) {
         return;
     }
@@ -392,7 +392,10 @@ impl World {
         }
         self.stats.corruptions += 1;
         self.m.corrupted = true;
-        if let Some(base) = parse_segment_file_name(name) {
+        // A segment, or its chunk table (with the manifest lost too, a
+        // chunk its table records differently is lost, whichever was hit).
+        let segment = parse_segment_file_name(name).or_else(|| crate::wire::parse_chunk_table_file_name(name));
+        if let Some(base) = segment {
             // A sealed segment ends where the manifest says; without an open
             // shard, where the next segment file starts. Only the active
             // segment's range is open-ended (until it is sealed).
