@@ -60,15 +60,18 @@ mod config;
 mod error;
 mod forwarder;
 mod metrics;
+mod publish;
 mod servers;
+mod stream;
 
 pub use config::{
     Auth, Backoff, ForwardConfig, MAX_BATCH_SIZE, MAX_SUBJECT_PREFIX, Secret, ShardSelect, StreamSetup, StreamStorage,
     TlsOptions, redact_urls, validate_subject_prefix,
 };
-pub use error::{ConfigError, ForwardError};
-pub use forwarder::{Forwarder, HEADER_BYTES, HEADER_ENTRY, HEADER_SHARD, HEADER_TIMESTAMP, shutdown_signal};
+pub use error::{ConfigError, ForwardError, SizeLimit};
+pub use forwarder::{Forwarder, shutdown_signal};
 pub use metrics::{LatencySnapshot, Metrics, MetricsSnapshot};
+pub use publish::{HEADER_DIR, HEADER_ENTRY, HEADER_SHARD, HEADER_TIMESTAMP, message_id, wire_size};
 
 /// Sends `tracing` events to stderr, for command-line tools: `info` and
 /// above (`debug` with `COMET_DEBUG=1`), or what `RUST_LOG` says. The NATS
