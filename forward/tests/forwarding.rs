@@ -4,60 +4,11 @@
 
 mod common;
 
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use comet::Client;
-use comet_forward::{Backoff, ForwardConfig, ForwardError, Forwarder, Metrics, MetricsSnapshot, StreamSetup};
+use comet_forward::{ForwardConfig, ForwardError, Forwarder};
 
 use common::*;
-
-const GROUP: &str = "jetstream";
-
-fn config(url: &str, prefix: &str) -> ForwardConfig {
-    let mut c = ForwardConfig::new(GROUP, url, prefix);
-    c.stream = Some(StreamSetup::new(STREAM));
-    c.batch_size = 100;
-    c.poll_interval = Duration::from_millis(10);
-    c.publish_timeout = Duration::from_secs(2);
-    c.connect_timeout = Duration::from_secs(1);
-    c.backoff = Backoff { initial: Duration::from_millis(50), max: Duration::from_millis(500) };
-    c
-}
-
-/// A forwarder running on its own thread.
-struct Running {
-    stop: tokio::sync::oneshot::Sender<()>,
-    handle: JoinHandle<Result<MetricsSnapshot, ForwardError>>,
-    metrics: Metrics,
-}
-
-fn spawn(client: &Client, config: ForwardConfig) -> Running {
-    let _ =
-        tracing_subscriber::fmt().with_env_filter("info,comet_forward=trace").with_writer(std::io::stderr).try_init();
-    let mut forwarder = Forwarder::new(client, config).expect("forwarder");
-    let metrics = forwarder.metrics();
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = std::thread::spawn(move || {
-        forwarder.run_blocking(async move {
-            let _ = rx.await;
-        })
-    });
-    Running { stop, handle, metrics }
-}
-
-impl Running {
-    fn stop(self) -> MetricsSnapshot {
-        let _ = self.stop.send(());
-        wait_until(Duration::from_secs(30), "the forwarder to stop", || self.handle.is_finished());
-        self.handle.join().expect("forwarder thread").expect("forwarder run")
-    }
-
-    /// Waits until the forwarder has forwarded everything durable.
-    fn wait_caught_up(&self, client: &Client, timeout: Duration) {
-        wait_until(timeout, "the group to catch up", || group_lag(client, GROUP) == 0);
-    }
-}
 
 #[test]
 fn every_entry_arrives_once_with_its_headers() {

@@ -13,9 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::thread::JoinHandle;
+
 use async_nats::jetstream;
 use async_nats::jetstream::consumer::pull::OrderedConfig;
 use comet::{Client, Config, MessageId};
+use comet_forward::{Backoff, ForwardConfig, ForwardError, Forwarder, Metrics, MetricsSnapshot, StreamSetup};
 use futures_util::StreamExt;
 
 /// The JetStream stream every test forwards into.
@@ -360,4 +363,132 @@ impl Captured {
             .with_writer(move || writer.clone())
             .finish()
     }
+}
+
+/// The consumer group the tests forward as.
+pub const GROUP: &str = "jetstream";
+
+/// A config for a test: stream `STREAM` created if missing, batches of
+/// 100, short timeouts and backoff.
+pub fn config(url: &str, prefix: &str) -> ForwardConfig {
+    let mut c = ForwardConfig::new(GROUP, url, prefix);
+    c.stream = Some(StreamSetup::new(STREAM));
+    c.batch_size = 100;
+    c.poll_interval = Duration::from_millis(10);
+    c.publish_timeout = Duration::from_secs(2);
+    c.connect_timeout = Duration::from_secs(1);
+    c.backoff = Backoff { initial: Duration::from_millis(50), max: Duration::from_millis(500) };
+    c
+}
+
+/// A forwarder running on its own thread.
+pub struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    handle: JoinHandle<(Forwarder, Result<MetricsSnapshot, ForwardError>)>,
+    /// The forwarder's metrics.
+    pub metrics: Metrics,
+}
+
+/// Starts a forwarder on its own thread.
+pub fn spawn(client: &Client, config: ForwardConfig) -> Running {
+    let mut forwarder = Forwarder::new(client, config).expect("forwarder");
+    let metrics = forwarder.metrics();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = std::thread::spawn(move || {
+        let r = forwarder.run_blocking(async move {
+            let _ = rx.await;
+        });
+        (forwarder, r)
+    });
+    Running { stop, handle, metrics }
+}
+
+impl Running {
+    /// Stops it; its final metrics.
+    pub fn stop(self) -> MetricsSnapshot {
+        self.finish().1.expect("forwarder run")
+    }
+
+    /// Stops it; the forwarder and what `run` returned.
+    pub fn finish(self) -> (Forwarder, Result<MetricsSnapshot, ForwardError>) {
+        let _ = self.stop.send(());
+        wait_until(Duration::from_secs(30), "the forwarder to stop", || self.handle.is_finished());
+        self.handle.join().expect("forwarder thread")
+    }
+
+    /// Waits up to 30 s for the forwarder to end by itself (it is never
+    /// asked to stop); what `run` returned.
+    pub fn ended(self) -> Result<MetricsSnapshot, ForwardError> {
+        wait_until(Duration::from_secs(30), "the forwarder to end by itself", || self.handle.is_finished());
+        self.handle.join().expect("forwarder thread").1
+    }
+
+    /// Waits until the forwarder has forwarded everything durable.
+    pub fn wait_caught_up(&self, client: &Client, timeout: Duration) {
+        wait_until(timeout, "the group to catch up", || group_lag(client, GROUP) == 0);
+    }
+}
+
+/// Runs `f` with a JetStream context on the server at `url` (to set up
+/// streams as an operator would).
+pub fn with_js<F: std::future::Future>(url: &str, f: impl FnOnce(jetstream::Context) -> F) -> F::Output {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let client = tokio::time::timeout(Duration::from_secs(10), async_nats::connect(url))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        f(jetstream::new(client)).await
+    })
+}
+
+/// Runs a forwarder on this thread, capturing its `tracing` events, until
+/// it ends by itself or `done` holds (checked every 20 ms; at most
+/// `for_at_most`).
+pub fn run_captured(
+    client: &Client,
+    config: ForwardConfig,
+    for_at_most: Duration,
+    done: impl Fn(&MetricsSnapshot) -> bool + 'static,
+) -> (Result<MetricsSnapshot, ForwardError>, String) {
+    let logs = Captured::default();
+    let mut forwarder = Forwarder::new(client, config).expect("forwarder");
+    let metrics = forwarder.metrics();
+    let r = tracing::subscriber::with_default(logs.subscriber(), || {
+        forwarder.run_blocking(async move {
+            let deadline = tokio::time::Instant::now() + for_at_most;
+            while !done(&metrics.snapshot()) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    });
+    (r, logs.text())
+}
+
+/// The header block the forwarder sends with an entry, as the server
+/// counts it (`NATS/1.0\r\n`, `Key: Value\r\n` each, `\r\n`), written out
+/// independently of the forwarder's own computation.
+pub fn header_block_len(dir: &comet::DirId, shard: u32, entry: u64, timestamp: u64) -> usize {
+    let lines = [
+        format!("Nats-Msg-Id: {dir}-{shard}-{entry}\r\n"),
+        format!("Comet-Dir: {dir}\r\n"),
+        format!("Comet-Shard: {shard}\r\n"),
+        format!("Comet-Entry: {entry}\r\n"),
+        format!("Comet-Timestamp: {timestamp}\r\n"),
+    ];
+    "NATS/1.0\r\n".len() + lines.iter().map(String::len).sum::<usize>() + 2
+}
+
+/// Appends `entries` to `shard` and syncs.
+pub fn append_raw(client: &Client, shard: u32, entries: &[Vec<u8>]) {
+    client.append_shard(comet::ShardId::new(shard).expect("shard id"), entries).expect("append");
+    client.sync().expect("sync");
+}
+
+/// The group's offset in `shard`.
+pub fn group_offset(client: &Client, group: &str, shard: u32) -> u64 {
+    comet::Consumer::new(client, group)
+        .expect("consumer")
+        .offset(comet::ShardId::new(shard).expect("id"))
+        .expect("offset")
 }
