@@ -340,7 +340,7 @@ impl Forwarder {
             }
             let readable: Vec<ShardId> = shards.iter().copied().filter(|s| !self.stopped.contains_key(s)).collect();
             let batch = self.consumer.read(&readable, self.config.batch_size);
-            self.note_read_errors(batch.errors);
+            self.note_read_errors(batch.errors, &batch.messages);
             if batch.messages.is_empty() {
                 self.update_lag(&shards);
                 if !stop.sleep(self.config.poll_interval).await {
@@ -357,7 +357,11 @@ impl Forwarder {
                         state.probed = false;
                     }
                     self.update_lag(&shards);
-                    self.metrics.publish_error();
+                    if matches!(f, Failure::Probe(_)) {
+                        self.metrics.stream_error();
+                    } else {
+                        self.metrics.publish_error();
+                    }
                     if !self.back_off(stop, &mut failures, &f.to_string()).await {
                         return Ok(());
                     }
@@ -393,13 +397,19 @@ impl Forwarder {
         self.stopped.insert(shard, why);
     }
 
-    fn note_read_errors(&mut self, errors: Vec<(ShardId, comet::Error)>) {
+    /// Counts and logs read errors. A damaged entry stops its shard once
+    /// it is the first entry the group has not acked (no message of the
+    /// shard before it in this batch): the entries before it are forwarded
+    /// and acked first.
+    fn note_read_errors(&mut self, errors: Vec<(ShardId, comet::Error)>, read: &[comet::Message]) {
         for (shard, e) in errors {
             self.metrics.read_error();
             if matches!(e, comet::Error::Corrupt { .. } | comet::Error::Decompress { .. }) {
-                // Damage does not heal: forwarding past it would ack an
-                // entry JetStream never got.
-                self.stop_shard(shard, ForwardError::Damaged { shard, source: e });
+                if !read.iter().any(|m| m.id.shard == shard) {
+                    // Damage does not heal: forwarding past it would ack
+                    // an entry JetStream never got.
+                    self.stop_shard(shard, ForwardError::Damaged { shard, source: e });
+                }
                 continue;
             }
             let text = e.to_string();

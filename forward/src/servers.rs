@@ -47,14 +47,11 @@ pub(crate) fn resolve_servers(config: &ForwardConfig) -> Result<(Vec<ServerAddr>
 pub(crate) async fn no_server_offers_tls(servers: &[ServerAddr], timeout: Duration) -> bool {
     let mut answered = false;
     for s in servers {
-        match tokio::time::timeout(timeout, info_line(s.host(), s.port())).await {
-            Ok(Some(info)) => {
-                if info.contains("\"tls_required\":true") || info.contains("\"tls_available\":true") {
-                    return false;
-                }
-                answered = true;
+        if let Ok(Some(info)) = tokio::time::timeout(timeout, info_line(s.host(), s.port())).await {
+            if info.contains("\"tls_required\":true") || info.contains("\"tls_available\":true") {
+                return false;
             }
-            Ok(None) | Err(_) => {}
+            answered = true;
         }
     }
     answered

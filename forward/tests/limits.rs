@@ -207,3 +207,49 @@ fn a_damaged_entry_is_neither_forwarded_nor_acked() {
     let entries: Vec<u64> = stored.iter().map(|s| s.entry).collect();
     assert_eq!(entries, (0..12).collect::<Vec<_>>(), "nothing from the damaged entry on is forwarded");
 }
+
+#[test]
+fn an_entry_that_fails_to_decode_stops_its_shard_before_it() {
+    let server = NatsServer::start();
+    let dir = data_dir();
+    let client = writer(dir.path());
+    // Entry 12 begins with the zstd magic, so comet stores it inside a zstd
+    // frame of raw blocks and decodes it on every read (docs/FORMAT.md).
+    let marker = b"<entry twelve, stored in a raw zstd frame>";
+    let mut entries: Vec<Vec<u8>> = (0..12).map(|i| format!("entry {i}").into_bytes()).collect();
+    entries.push([&[0x28, 0xB5, 0x2F, 0xFD][..], &marker[..]].concat());
+    entries.extend((13..20).map(|i| format!("entry {i}").into_bytes()));
+    append_raw(&client, 5, &entries);
+    append(&client, &[6], 30);
+    client.close().expect("close");
+    // Make its block header name the reserved block type: it no longer
+    // decodes.
+    let mut damaged = false;
+    for file in std::fs::read_dir(dir.path().join("shard-0005")).expect("list") {
+        let path = file.expect("entry").path();
+        let mut bytes = std::fs::read(&path).expect("read");
+        if let Some(at) = bytes.windows(marker.len()).position(|w| w == marker) {
+            // block header (3 bytes), then the payload's own 4-byte magic
+            bytes[at - 4 - 3] |= 0b110;
+            std::fs::write(&path, &bytes).expect("write");
+            damaged = true;
+        }
+    }
+    assert!(damaged, "entry 12 was not found in a segment file");
+    let client = comet::Client::open_read_only(dir.path(), comet::Config::default()).expect("open");
+
+    let f = spawn(&client, config(&server.url(), "site.decode"));
+    wait_until(Duration::from_secs(60), "shard 5 to stop and the rest to be forwarded", || {
+        let m = f.metrics.snapshot();
+        m.shards_stopped == 1 && m.entries_forwarded == 42
+    });
+    let (forwarder, r) = f.finish();
+    let m = r.expect("shard 6 keeps the forwarder running");
+    assert_eq!(m.entries_forwarded, 42, "{m}");
+    let stopped: Vec<_> = forwarder.stopped_shards().collect();
+    assert!(matches!(stopped.as_slice(), [(s, ForwardError::Damaged { .. })] if s.get() == 5), "{stopped:?}");
+    assert_eq!(group_offset(&client, GROUP, 5), 12, "acked up to the damaged entry, not past it");
+    let stored = stream_contents(&server.url(), STREAM);
+    let shard5: Vec<u64> = stored.iter().filter(|s| s.shard == 5).map(|s| s.entry).collect();
+    assert_eq!(shard5, (0..12).collect::<Vec<_>>(), "nothing from the damaged entry on is forwarded");
+}
