@@ -127,7 +127,7 @@ pub enum ForwardError {
         source: io::Error,
     },
     /// The server refused the credentials (authorization violation, or a
-    /// failed nonce signature).
+    /// failed nonce signature), or a publish permission.
     Unauthorized {
         /// The server URLs, redacted.
         servers: String,
@@ -204,7 +204,7 @@ impl fmt::Display for ForwardError {
                 write!(f, "cannot read credentials file {}: {source}", path.display())
             }
             ForwardError::Unauthorized { servers, reason } => {
-                write!(f, "{servers} refused the credentials ({reason}); fix them and restart")
+                write!(f, "{servers} refused the credentials or a permission ({reason}); fix them and restart")
             }
             ForwardError::TlsUnavailable { servers } => {
                 write!(f, "TLS is required but {servers} does not offer it")

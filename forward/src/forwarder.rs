@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
@@ -67,6 +68,24 @@ pub struct Forwarder {
     pub(crate) stream_limit: Option<u64>,
     /// The last read error logged per shard (to log each once).
     read_errors: HashMap<ShardId, String>,
+    /// Set by the client's event callback when the server refuses the
+    /// credentials or a publish permission.
+    refused: Refused,
+}
+
+/// What the server refused, from the client's event callback.
+#[derive(Clone, Default)]
+struct Refused(Arc<Mutex<Option<String>>>);
+
+impl Refused {
+    fn set(&self, why: String) {
+        let mut r = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        r.get_or_insert(why);
+    }
+
+    fn take(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -152,6 +171,7 @@ impl Forwarder {
             stopped: BTreeMap::new(),
             stream_limit: None,
             read_errors: HashMap::new(),
+            refused: Refused::default(),
         })
     }
 
@@ -263,6 +283,7 @@ impl Forwarder {
         let cfg = &self.config;
         let backoff = cfg.backoff;
         let metrics = self.metrics.clone();
+        let refused = self.refused.clone();
         let mut o = ConnectOptions::new()
             .name(&cfg.client_name)
             .connection_timeout(cfg.connect_timeout)
@@ -270,8 +291,8 @@ impl Forwarder {
             .max_reconnects(None)
             .reconnect_delay_callback(move |attempts| backoff.delay(u32::try_from(attempts).unwrap_or(u32::MAX)))
             .event_callback(move |event| {
-                let metrics = metrics.clone();
-                async move { on_event(&metrics, &event) }
+                let (metrics, refused) = (metrics.clone(), refused.clone());
+                async move { on_event(&metrics, &refused, &event) }
             });
         o = match &self.auth {
             Auth::None => o,
@@ -314,6 +335,9 @@ impl Forwarder {
         let mut failures: u32 = 0;
         let mut need_setup = true;
         while !stop.check() {
+            if let Some(reason) = self.refused.take() {
+                return Err(ForwardError::Unauthorized { servers: redact_urls(&self.config.nats_url), reason });
+            }
             if discovered.is_none_or(|t| t.elapsed() >= DISCOVER_EVERY) {
                 shards = self.selected_shards();
                 discovered = Some(Instant::now());
@@ -449,8 +473,16 @@ impl Forwarder {
     }
 }
 
-fn on_event(metrics: &Metrics, event: &async_nats::Event) {
+fn on_event(metrics: &Metrics, refused: &Refused, event: &async_nats::Event) {
     match event {
+        // Permanent: credentials revoked (seen on a reconnect), or no
+        // permission to publish to the subjects. `pump` stops on it.
+        async_nats::Event::ServerError(e @ async_nats::ServerError::AuthorizationViolation) => {
+            refused.set(e.to_string());
+        }
+        async_nats::Event::ServerError(async_nats::ServerError::Other(e)) if e.contains("Permissions Violation") => {
+            refused.set(e.clone());
+        }
         async_nats::Event::Connected => {
             if metrics.connected() {
                 tracing::info!("reconnected to NATS");

@@ -117,3 +117,22 @@ fn tls_required_against_a_plain_server_stops() {
     assert!(matches!(err, ForwardError::TlsUnavailable { .. }), "{err}");
     assert_eq!(group_lag(&client, "jetstream"), 10);
 }
+
+#[test]
+fn a_publish_permission_the_server_denies_stops() {
+    let server = NatsServer::start_with_config(
+        "authorization { users = [ { user: pub, password: pub, permissions: { publish: { deny: [\"site.denied.>\"] } } } ] }\n",
+    );
+    let dir = data_dir();
+    let client = writer(dir.path());
+    append(&client, &[0], 10);
+    let mut c = ForwardConfig::new("jetstream", server.url(), "site.denied");
+    c.stream = Some(StreamSetup::new(STREAM));
+    c.auth = Auth::UserPassword { user: "pub".into(), password: "pub".into() };
+    c.backoff = Backoff { initial: Duration::from_millis(50), max: Duration::from_millis(200) };
+    let (r, _) = run_captured(&client, c, Duration::from_secs(30), |_| false);
+    let err = r.expect_err("a denied publish stops the forwarder");
+    assert!(matches!(err, ForwardError::Unauthorized { .. }), "{err}");
+    assert!(err.to_string().contains("Permissions Violation"), "{err}");
+    assert_eq!(group_lag(&client, "jetstream"), 10, "nothing acked");
+}
