@@ -194,7 +194,8 @@ impl Forwarder {
     /// forwarded ([`ForwardError::EntryTooLarge`],
     /// [`ForwardError::Damaged`]), in shard order. The other shards go on;
     /// once every selected shard is stopped, [`run`](Forwarder::run)
-    /// returns [`ForwardError::ShardsStopped`].
+    /// returns [`ForwardError::ShardsStopped`], which then holds them
+    /// (and this list is empty).
     pub fn stopped_shards(&self) -> impl Iterator<Item = (ShardId, &ForwardError)> + '_ {
         self.stopped.iter().map(|(s, e)| (*s, e))
     }
