@@ -2,8 +2,7 @@
 # comet-forward's tests against a real `nats-server -js` (Debian package
 # nats-server; the tests start and stop their own servers on free ports on
 # 127.0.0.1), and `comet forward`'s. Installs the server if missing, then
-# runs the tests with
-# COMET_REQUIRE_NATS=1 so that a missing server fails instead of skipping.
+# runs the tests (which fail, rather than pass unrun, without a server).
 # With --install-only it installs the server if needed and prints its path
 # (what .ci/run uses before `cargo test --workspace`).
 set -euo pipefail
@@ -31,6 +30,5 @@ fi
 echo "using $server ($("$server" --version))"
 
 export NATS_SERVER="$server"
-export COMET_REQUIRE_NATS=1
 cargo test -p comet-forward
-cargo test -p comet-cli --test forward
+cargo test -p comet-cli --features forward --test forward

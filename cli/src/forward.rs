@@ -26,8 +26,8 @@ pub(crate) struct ForwardArgs {
     /// Server URL(s), comma-separated: nats://host:4222, tls://host:4222.
     #[arg(long, value_name = "URL")]
     nats: String,
-    /// Subject prefix: entries of shard N go to PREFIX.N. Use one prefix per
-    /// device.
+    /// Subject prefix: entries of shard N go to PREFIX.N. Message ids carry
+    /// the data directory's identity (comet.id), so prefixes may be shared.
     #[arg(long, value_name = "PREFIX")]
     subject: String,
     /// Streams to forward: a stream name, a pattern with `*`/`?` in the
@@ -45,7 +45,7 @@ pub(crate) struct ForwardArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=5))]
     replicas: u64,
     /// Entries published before waiting for their acknowledgements.
-    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=comet_forward::MAX_BATCH_SIZE as u64))]
     batch: u64,
     /// Longest wait between retries while the server is unreachable, in
     /// seconds.
@@ -155,5 +155,12 @@ pub(crate) fn run(args: &ForwardArgs) -> Result<u8, Box<dyn std::error::Error>> 
     }
     let last = result?;
     eprintln!("comet forward: stopped; {last}");
-    Ok(0)
+    // Shards that stopped at an entry that cannot be forwarded while others
+    // went on: the run did not do everything it was asked.
+    let mut code = 0;
+    for (shard, why) in forwarder.stopped_shards() {
+        eprintln!("comet forward: shard {} stopped: {why}", shard.get());
+        code = 1;
+    }
+    Ok(code)
 }

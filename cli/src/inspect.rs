@@ -254,6 +254,11 @@ pub(crate) fn stat(dir: &Path, format: StatFormat, allow_empty: bool) -> CmdResu
         return Ok(0);
     }
     writeln!(w, "dir:         {}", dir.display())?;
+    writeln!(
+        w,
+        "identity:    {}",
+        comet::dir_identity(dir, false).map_or_else(|e| e.to_string(), |id| id.to_string())
+    )?;
     writeln!(w, "shards:      {}", stats.shards.len())?;
     writeln!(w, "segments:    {segments}")?;
     writeln!(w, "entries:     {}", stats.entries)?;

@@ -12,6 +12,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 mod bench;
 mod demo;
+#[cfg(feature = "forward")]
 mod forward;
 mod inspect;
 mod out;
@@ -208,8 +209,9 @@ enum Command {
         dir: PathBuf,
     },
     /// Ship durable entries to NATS JetStream as a consumer group (subject
-    /// PREFIX.SHARD, Nats-Msg-Id SHARD-ENTRY), acking each after its
+    /// PREFIX.SHARD, Nats-Msg-Id DIR-SHARD-ENTRY), acking each after its
     /// PubAck, until SIGINT or SIGTERM.
+    #[cfg(feature = "forward")]
     Forward(Box<forward::ForwardArgs>),
     /// Measure append throughput and latency, then read everything back.
     Bench {
@@ -287,6 +289,7 @@ fn main() -> ExitCode {
         Command::Verify { dir, json, allow_empty } => inspect::verify(&dir, json, allow_empty),
         Command::Repair { dir } => inspect::repair(&dir),
         Command::Import { dir } => inspect::import(&dir),
+        #[cfg(feature = "forward")]
         Command::Forward(args) => forward::run(&args),
         Command::Bench { dir, entries, size, batch, shards } => bench::run(dir, entries, size as usize, batch, shards),
     };

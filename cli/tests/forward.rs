@@ -1,7 +1,10 @@
 //! `comet forward` against a real `nats-server -js`: forwards everything,
-//! stops cleanly on SIGINT with its metrics, refuses bad arguments without
-//! echoing secrets. Skipped without a `nats-server` binary unless
-//! `COMET_REQUIRE_NATS=1`.
+//! stops cleanly on SIGINT with its metrics, shows the directory identity
+//! in `comet stat`, accepts the largest batch, stops on an error retrying
+//! cannot fix, refuses bad arguments without echoing secrets. Needs the
+//! binary built with `--features forward` (this test target requires it)
+//! and a `nats-server` binary: without one the tests fail
+//! (`.ci/nats.sh --install-only` installs Debian's).
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -10,20 +13,36 @@ use std::time::{Duration, Instant};
 
 use comet::{Client, Config, Consumer, ShardId};
 
-fn nats_server() -> Option<PathBuf> {
-    let found = std::env::var_os("NATS_SERVER").map(PathBuf::from).or_else(|| {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        std::env::split_paths(&path)
-            .chain(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from))
-            .map(|d| d.join("nats-server"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        let required = std::env::var("COMET_REQUIRE_NATS").is_ok_and(|v| v == "1");
-        assert!(!required, "COMET_REQUIRE_NATS=1 but no nats-server binary");
-        eprintln!("SKIP: no nats-server binary");
+fn nats_server() -> PathBuf {
+    std::env::var_os("NATS_SERVER")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            std::env::split_paths(&path)
+                .chain(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from))
+                .map(|d| d.join("nats-server"))
+                .find(|p| p.is_file())
+        })
+        .expect("no nats-server binary: install it with `.ci/nats.sh --install-only` or set NATS_SERVER")
+}
+
+/// A `nats-server -js` on a free port; killed on drop.
+fn start_server(store: &std::path::Path) -> (Reaped, String) {
+    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let server = Command::new(nats_server())
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nats-server");
+    let server = Reaped(server);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
     }
-    found
+    (server, format!("nats://127.0.0.1:{port}"))
 }
 
 /// Kills the child on drop.
@@ -55,22 +74,8 @@ fn comet(args: &[&str]) -> Command {
 
 #[test]
 fn forward_ships_everything_and_stops_cleanly_on_sigint() {
-    let Some(binary) = nats_server() else { return };
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
     let store = tempfile::tempdir().expect("store");
-    let server = Command::new(binary)
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(store.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nats-server");
-    let _server = Reaped(server);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nats-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (_server, url) = start_server(store.path());
 
     let dir = tempfile::tempdir().expect("data dir");
     let client = Client::open(dir.path(), Config::default()).expect("open");
@@ -80,9 +85,21 @@ fn forward_ships_everything_and_stops_cleanly_on_sigint() {
     }
     client.sync().expect("sync");
 
-    let url = format!("nats://127.0.0.1:{port}");
     let data = dir.path().to_str().expect("utf-8 path");
-    let args = ["forward", data, "--group", "jetstream", "--nats", &url, "--subject", "t.dev", "--create-stream", "T"];
+    let args = [
+        "forward",
+        data,
+        "--group",
+        "jetstream",
+        "--nats",
+        &url,
+        "--subject",
+        "t.dev",
+        "--create-stream",
+        "T",
+        "--batch",
+        "100000",
+    ];
     let child = comet(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("comet forward");
     let mut child = Reaped(child);
     let mut consumer = Consumer::new(&client, "jetstream").expect("consumer");
@@ -106,6 +123,31 @@ fn forward_ships_everything_and_stops_cleanly_on_sigint() {
     }
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("stopped; forwarded 300 entries"), "{stderr}");
+
+    // `comet stat` shows the identity the forwarder gave the directory.
+    let id = comet::dir_identity(dir.path(), false).expect("identity");
+    let out = comet(&["stat", data]).output().expect("comet stat");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().any(|l| l == format!("identity:    {id}")), "{text}");
+}
+
+#[test]
+fn forward_stops_on_an_error_retrying_cannot_fix() {
+    let store = tempfile::tempdir().expect("store");
+    let (_server, url) = start_server(store.path());
+    let dir = tempfile::tempdir().expect("data dir");
+    let data = dir.path().to_str().expect("utf-8 path");
+    let args =
+        ["forward", data, "--group", "g", "--nats", &url, "--subject", "p", "--tls-required", "--stats-every", "0"];
+    let mut child = Reaped(comet(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("comet forward"));
+    let status = wait_exit(&mut child.0, Duration::from_secs(30)).expect("comet forward stops by itself");
+    let mut stderr = String::new();
+    if let Some(mut e) = child.0.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("comet: TLS is required but"), "{stderr}");
 }
 
 #[test]
@@ -130,4 +172,16 @@ fn forward_refuses_bad_arguments_without_echoing_secrets() {
     let (code, err) = run(&["--nats", "nats://127.0.0.1:1", "--subject", "p", "--stream", "5-3"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("invalid stream pattern"), "{err}");
+    let (code, err) = run(&["--nats", "nats://127.0.0.1:1", "--subject", "p", "--batch", "100001"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("100001"), "{err}");
+
+    // One `comet: ` prefix, not two.
+    let out = comet(&["forward", data, "--group", "", "--nats", "nats://127.0.0.1:1", "--subject", "p"])
+        .output()
+        .expect("run comet");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.starts_with("comet: invalid consumer group name"), "{err}");
+    assert!(!err.contains("comet: comet:"), "{err}");
 }

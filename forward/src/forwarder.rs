@@ -7,74 +7,94 @@
 //! JetStream; what was published but not acked is published again from
 //! the group's offset, and the server drops it as a duplicate by its
 //! `Nats-Msg-Id` (within the stream's duplicate window).
+//!
+//! A shard stops (and only that shard) at an entry that cannot be
+//! forwarded as it is: above a size limit, or damaged. Nothing of the
+//! shard from that entry on is published or acked.
 
-use std::collections::{HashMap, HashSet};
-use std::future::{Future, IntoFuture};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, stream};
-use async_nats::{ConnectOptions, HeaderMap, ServerAddr};
-use bytes::Bytes;
-use comet::{Client, Consumer, Message, MessageId, ShardId};
+use async_nats::jetstream;
+use async_nats::{ConnectErrorKind, ConnectOptions, ServerAddr};
+use comet::{Client, Consumer, DirId, ShardId};
 
-use crate::config::{Auth, ForwardConfig, StreamStorage, redact_urls};
-use crate::error::ForwardError;
+use crate::config::{Auth, ForwardConfig, redact_urls};
+use crate::error::{ConfigError, ForwardError};
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::servers::resolve_servers;
-
-/// Header with the entry's shard id (decimal).
-pub const HEADER_SHARD: &str = "Comet-Shard";
-/// Header with the entry's number within its shard (decimal).
-pub const HEADER_ENTRY: &str = "Comet-Entry";
-/// Header with the entry's append time, ns since the Unix epoch.
-pub const HEADER_TIMESTAMP: &str = "Comet-Timestamp";
-/// Upper bound of the header bytes a published entry carries (checked
-/// against the server's `max_payload` together with the payload).
-pub const HEADER_BYTES: u64 = 160;
+use crate::publish::Failure;
+use crate::servers::{no_server_offers_tls, resolve_servers};
+use crate::stream::{Setup, check_jetstream, ensure_stream};
 
 /// How often the shard list is re-read from disk.
 const DISCOVER_EVERY: Duration = Duration::from_secs(1);
 
+/// What the forwarder keeps per shard.
+pub(crate) struct ShardState {
+    /// `<prefix>.<shard>`.
+    pub subject: String,
+    /// The highest entry published at least once (by this forwarder, or
+    /// found as the subject's last message when the shard was probed):
+    /// publishing an entry at or below it is a re-publish.
+    pub published: Option<u64>,
+    /// The stream's `max_msg_size` for the subject.
+    pub max_msg_size: Option<u64>,
+    /// Whether the subject's stream was looked up since the last failure.
+    pub probed: bool,
+    /// Whether the "foreign last message" warning was logged.
+    pub warned_foreign: bool,
+}
+
 /// Ships one comet consumer group's entries to JetStream.
 pub struct Forwarder {
     client: Client,
-    consumer: Consumer,
-    config: ForwardConfig,
+    pub(crate) consumer: Consumer,
+    pub(crate) config: ForwardConfig,
     /// Server addresses, without user-info.
     servers: Vec<ServerAddr>,
     /// `config.auth`, or the credentials the URLs carried.
     auth: Auth,
-    metrics: Metrics,
-    subjects: HashMap<ShardId, String>,
+    pub(crate) metrics: Metrics,
+    /// The data directory's identity (in every message id).
+    pub(crate) dir_id: DirId,
+    shards: HashMap<ShardId, ShardState>,
+    /// Shards stopped at an entry that cannot be forwarded, with why.
+    pub(crate) stopped: BTreeMap<ShardId, ForwardError>,
+    /// The configured stream's `max_msg_size`.
+    pub(crate) stream_limit: Option<u64>,
     /// The last read error logged per shard (to log each once).
     read_errors: HashMap<ShardId, String>,
+    /// Set by the client's event callback when the server refuses the
+    /// credentials or a publish permission.
+    refused: Refused,
+}
+
+/// What the server refused, from the client's event callback.
+#[derive(Clone, Default)]
+struct Refused(Arc<Mutex<Option<String>>>);
+
+impl Refused {
+    fn set(&self, why: String) {
+        let mut r = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        r.get_or_insert(why);
+    }
+
+    fn take(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
 }
 
 impl std::fmt::Debug for Forwarder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Forwarder").field("config", &self.config).field("metrics", &self.metrics).finish()
-    }
-}
-
-/// A failed publish round, retried after a backoff.
-enum Failure {
-    /// The client refused the publish (e.g. its buffer is full).
-    Publish(String),
-    /// No PubAck in time.
-    TimedOut,
-    /// The server answered with an error (e.g. no stream for the subject).
-    Ack(String),
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Publish(e) => write!(f, "publish: {e}"),
-            Failure::TimedOut => f.write_str("no PubAck within the publish timeout"),
-            Failure::Ack(e) => write!(f, "server: {e}"),
-        }
+        f.debug_struct("Forwarder")
+            .field("config", &self.config)
+            .field("dir_id", &self.dir_id)
+            .field("metrics", &self.metrics)
+            .finish_non_exhaustive()
     }
 }
 
@@ -126,11 +146,19 @@ impl<S: Future<Output = ()>> Stop<S> {
 impl Forwarder {
     /// A forwarder reading through `client` (which may be read-only, or
     /// the writer itself) as consumer group `config.group`. Validates the
-    /// config; connects only in [`run`](Forwarder::run).
+    /// config, and reads the data directory's identity (`comet.id`),
+    /// creating it if the directory has none yet; connects only in
+    /// [`run`](Forwarder::run).
     pub fn new(client: &Client, config: ForwardConfig) -> Result<Forwarder, ForwardError> {
         config.validate()?;
         let (servers, auth) = resolve_servers(&config)?;
+        if let Auth::NKey(seed) = &auth
+            && nkeys::KeyPair::from_seed(seed.expose().trim()).is_err()
+        {
+            return Err(ConfigError::InvalidNKeySeed.into());
+        }
         let consumer = Consumer::new(client, &config.group)?;
+        let dir_id = comet::dir_identity(client.dir(), true).map_err(ForwardError::Identity)?;
         Ok(Forwarder {
             client: client.clone(),
             consumer,
@@ -138,8 +166,12 @@ impl Forwarder {
             servers,
             auth,
             metrics: Metrics::default(),
-            subjects: HashMap::new(),
+            dir_id,
+            shards: HashMap::new(),
+            stopped: BTreeMap::new(),
+            stream_limit: None,
             read_errors: HashMap::new(),
+            refused: Refused::default(),
         })
     }
 
@@ -153,18 +185,38 @@ impl Forwarder {
         &self.config
     }
 
+    /// The data directory's identity, part of every `Nats-Msg-Id`.
+    pub fn dir_id(&self) -> DirId {
+        self.dir_id
+    }
+
+    /// Shards whose forwarding stopped at an entry that cannot be
+    /// forwarded ([`ForwardError::EntryTooLarge`],
+    /// [`ForwardError::Damaged`]), in shard order. The other shards go on;
+    /// once every selected shard is stopped, [`run`](Forwarder::run)
+    /// returns [`ForwardError::ShardsStopped`], which then holds them
+    /// (and this list is empty).
+    pub fn stopped_shards(&self) -> impl Iterator<Item = (ShardId, &ForwardError)> + '_ {
+        self.stopped.iter().map(|(s, e)| (*s, e))
+    }
+
     /// Forwards until `stop` completes; returns the final metrics.
     ///
     /// Connects (retrying with backoff while the server is unreachable),
-    /// creates the configured stream if missing, then reads batches from
-    /// the group's offsets, publishes each entry and acks it in comet once
-    /// JetStream acknowledged it. Publish failures are retried after a
-    /// capped exponential backoff while comet keeps buffering. A stop lets
-    /// the batch in flight finish (bounded by `publish_timeout`), so a
-    /// clean stop redelivers nothing.
+    /// checks that JetStream is there, creates the configured stream if
+    /// missing, then reads batches from the group's offsets, publishes each
+    /// entry and acks it in comet once JetStream acknowledged it. Transient
+    /// failures (an unreachable server, a timed-out publish or PubAck, a
+    /// stream that cannot be created yet) are retried after a capped
+    /// exponential backoff while comet keeps buffering. A stop lets the
+    /// batch in flight finish (each PubAck bounded by `publish_timeout`),
+    /// so a clean stop redelivers nothing.
     ///
-    /// Errors only on what retrying cannot fix: an unreadable credentials
-    /// file, an entry above the server's `max_payload`, a failed comet ack.
+    /// Errors on what retrying cannot fix: refused credentials, TLS
+    /// required but not offered, no JetStream, a stream the server refuses
+    /// to create or that does not capture the prefix, an unreadable
+    /// credentials file, a failed comet ack, and every selected shard
+    /// stopped (see [`stopped_shards`](Forwarder::stopped_shards)).
     pub async fn run<S: Future<Output = ()>>(&mut self, stop: S) -> Result<MetricsSnapshot, ForwardError> {
         let mut stop = Stop { fut: Box::pin(stop), done: false };
         let servers = redact_urls(&self.config.nats_url);
@@ -176,8 +228,24 @@ impl Forwarder {
             };
             match r {
                 Ok(c) => break c,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication
+                    ) =>
+                {
+                    self.metrics.connect_failure();
+                    return Err(ForwardError::Unauthorized { servers, reason: e.to_string() });
+                }
                 Err(e) => {
                     self.metrics.connect_failure();
+                    let tls = &self.config.tls;
+                    if tls.required
+                        && !tls.handshake_first
+                        && no_server_offers_tls(&self.servers, self.config.connect_timeout).await
+                    {
+                        return Err(ForwardError::TlsUnavailable { servers });
+                    }
                     // Lag keeps growing while the server is away: show it.
                     let shards = self.selected_shards();
                     self.update_lag(&shards);
@@ -190,8 +258,14 @@ impl Forwarder {
                 }
             }
         };
-        tracing::info!(servers = %servers, group = %self.config.group, prefix = %self.config.subject_prefix, "forwarding");
-        let js = jetstream::ContextBuilder::new().timeout(self.config.publish_timeout).build(nats.clone());
+        tracing::info!(servers = %servers, group = %self.config.group, prefix = %self.config.subject_prefix, dir = %self.dir_id, "forwarding");
+        // The client allows `max_ack_inflight` publishes awaiting their
+        // PubAck (5,000 by default) and makes the next one wait: a round
+        // publishes a whole batch before awaiting any, so allow a batch.
+        let js = jetstream::ContextBuilder::new()
+            .timeout(self.config.publish_timeout)
+            .max_ack_inflight(self.config.batch_size)
+            .build(nats.clone());
         let r = self.pump(&nats, &js, &mut stop).await;
         // Everything published was awaited; nothing is left to flush.
         drop(js);
@@ -210,6 +284,7 @@ impl Forwarder {
         let cfg = &self.config;
         let backoff = cfg.backoff;
         let metrics = self.metrics.clone();
+        let refused = self.refused.clone();
         let mut o = ConnectOptions::new()
             .name(&cfg.client_name)
             .connection_timeout(cfg.connect_timeout)
@@ -217,14 +292,14 @@ impl Forwarder {
             .max_reconnects(None)
             .reconnect_delay_callback(move |attempts| backoff.delay(u32::try_from(attempts).unwrap_or(u32::MAX)))
             .event_callback(move |event| {
-                let metrics = metrics.clone();
-                async move { on_event(&metrics, &event) }
+                let (metrics, refused) = (metrics.clone(), refused.clone());
+                async move { on_event(&metrics, &refused, &event) }
             });
         o = match &self.auth {
             Auth::None => o,
             Auth::Token(t) => o.token(t.expose().to_string()),
             Auth::UserPassword { user, password } => o.user_and_password(user.clone(), password.expose().to_string()),
-            Auth::NKey(seed) => o.nkey(seed.expose().to_string()),
+            Auth::NKey(seed) => o.nkey(seed.expose().trim().to_string()),
             Auth::CredentialsFile(path) => o
                 .credentials_file(path)
                 .await
@@ -259,25 +334,38 @@ impl Forwarder {
         let mut shards: Vec<ShardId> = Vec::new();
         let mut discovered: Option<Instant> = None;
         let mut failures: u32 = 0;
-        let mut need_stream = self.config.stream.is_some();
+        let mut need_setup = true;
         while !stop.check() {
-            if need_stream {
-                match self.ensure_stream(js).await {
-                    Ok(()) => need_stream = false,
-                    Err(e) => {
-                        if !self.back_off(stop, &mut failures, &Failure::Ack(e)).await {
+            if let Some(reason) = self.refused.take() {
+                return Err(ForwardError::Unauthorized { servers: redact_urls(&self.config.nats_url), reason });
+            }
+            if discovered.is_none_or(|t| t.elapsed() >= DISCOVER_EVERY) {
+                shards = self.selected_shards();
+                discovered = Some(Instant::now());
+            }
+            if need_setup {
+                match self.setup(nats, js).await {
+                    Ok(()) => need_setup = false,
+                    Err(Setup::Stop(e)) => return Err(e),
+                    Err(Setup::Retry(e)) => {
+                        // Entries pend meanwhile: the lag says how many.
+                        self.update_lag(&shards);
+                        self.metrics.stream_error();
+                        if !self.back_off(stop, &mut failures, &e).await {
                             return Ok(());
                         }
                         continue;
                     }
                 }
             }
-            if discovered.is_none_or(|t| t.elapsed() >= DISCOVER_EVERY) {
-                shards = self.selected_shards();
-                discovered = Some(Instant::now());
+            if !shards.is_empty() && shards.iter().all(|s| self.stopped.contains_key(s)) {
+                self.update_lag(&shards);
+                let stopped = std::mem::take(&mut self.stopped).into_iter().collect();
+                return Err(ForwardError::ShardsStopped(stopped));
             }
-            let batch = self.consumer.read(&shards, self.config.batch_size);
-            self.note_read_errors(&batch.errors);
+            let readable: Vec<ShardId> = shards.iter().copied().filter(|s| !self.stopped.contains_key(s)).collect();
+            let batch = self.consumer.read(&readable, self.config.batch_size);
+            self.note_read_errors(batch.errors, &batch.messages);
             if batch.messages.is_empty() {
                 self.update_lag(&shards);
                 if !stop.sleep(self.config.poll_interval).await {
@@ -288,9 +376,18 @@ impl Forwarder {
             match self.publish(nats, js, &batch.messages).await? {
                 None => failures = 0,
                 Some(f) => {
-                    need_stream = self.config.stream.is_some() && matches!(f, Failure::Ack(_));
+                    // The stream may have gone or changed: look again.
+                    need_setup = matches!(f, Failure::Ack(_));
+                    for state in self.shards.values_mut() {
+                        state.probed = false;
+                    }
                     self.update_lag(&shards);
-                    if !self.back_off(stop, &mut failures, &f).await {
+                    if matches!(f, Failure::Probe(_)) {
+                        self.metrics.stream_error();
+                    } else {
+                        self.metrics.publish_error();
+                    }
+                    if !self.back_off(stop, &mut failures, &f.to_string()).await {
                         return Ok(());
                     }
                     continue;
@@ -301,53 +398,52 @@ impl Forwarder {
         Ok(())
     }
 
-    /// Logs `failure`, counts it and sleeps the next backoff delay; false
-    /// if stopped meanwhile.
-    async fn back_off<S: Future<Output = ()>>(
-        &self,
-        stop: &mut Stop<S>,
-        failures: &mut u32,
-        failure: &Failure,
-    ) -> bool {
-        self.metrics.publish_error();
+    /// Checks JetStream and the configured stream.
+    async fn setup(&mut self, nats: &async_nats::Client, js: &jetstream::Context) -> Result<(), Setup> {
+        check_jetstream(nats, &self.config).await?;
+        let facts = ensure_stream(js, &self.config).await?;
+        self.stream_limit = facts.max_msg_size;
+        Ok(())
+    }
+
+    /// Logs `failure` and sleeps the next backoff delay; false if stopped
+    /// meanwhile.
+    async fn back_off<S: Future<Output = ()>>(&self, stop: &mut Stop<S>, failures: &mut u32, failure: &str) -> bool {
         let delay = self.config.backoff.delay(*failures);
         *failures = failures.saturating_add(1);
         tracing::warn!(error = %failure, retry_in = ?delay, attempt = *failures, "forwarding paused; comet keeps buffering");
         stop.sleep(delay).await
     }
 
-    async fn ensure_stream(&self, js: &jetstream::Context) -> Result<(), String> {
-        let Some(setup) = &self.config.stream else {
-            return Ok(());
-        };
-        let config = stream::Config {
-            name: setup.name.clone(),
-            subjects: vec![format!("{}.>", self.config.subject_prefix)],
-            duplicate_window: setup.duplicate_window,
-            storage: match setup.storage {
-                StreamStorage::File => stream::StorageType::File,
-                StreamStorage::Memory => stream::StorageType::Memory,
-            },
-            num_replicas: setup.replicas,
-            ..Default::default()
-        };
-        match tokio::time::timeout(self.config.publish_timeout, js.get_or_create_stream(config)).await {
-            Ok(Ok(_)) => {
-                tracing::info!(stream = %setup.name, "JetStream stream ready");
-                Ok(())
-            }
-            Ok(Err(e)) => Err(format!("cannot create stream {}: {e}", setup.name)),
-            Err(_) => Err(format!("cannot create stream {}: timed out", setup.name)),
-        }
+    /// Stops forwarding `shard` at an entry that cannot be forwarded.
+    pub(crate) fn stop_shard(&mut self, shard: ShardId, why: ForwardError) {
+        tracing::error!(shard = shard.get(), error = %why, "forwarding of this shard stopped; the others go on");
+        self.metrics.shard_stopped();
+        self.stopped.insert(shard, why);
     }
 
-    fn note_read_errors(&mut self, errors: &[(ShardId, comet::Error)]) {
+    /// Counts and logs read errors. A damaged entry stops its shard once
+    /// it is the first entry the group has not acked (no message of the
+    /// shard before it in this batch): the entries before it are forwarded
+    /// and acked first.
+    fn note_read_errors(&mut self, errors: Vec<(ShardId, comet::Error)>, read: &[comet::Message]) {
         for (shard, e) in errors {
             self.metrics.read_error();
+            if matches!(
+                e,
+                comet::Error::Corrupt { .. } | comet::Error::Damaged { .. } | comet::Error::Decompress { .. }
+            ) {
+                if !read.iter().any(|m| m.id.shard == shard) {
+                    // Damage does not heal: forwarding past it would ack
+                    // an entry JetStream never got.
+                    self.stop_shard(shard, ForwardError::Damaged { shard, source: e });
+                }
+                continue;
+            }
             let text = e.to_string();
-            if self.read_errors.get(shard) != Some(&text) {
+            if self.read_errors.get(&shard) != Some(&text) {
                 tracing::warn!(shard = shard.get(), error = %text, "read stopped at an unreadable entry; forwarding of this shard waits");
-                self.read_errors.insert(*shard, text);
+                self.read_errors.insert(shard, text);
             }
         }
     }
@@ -368,98 +464,29 @@ impl Forwarder {
         self.metrics.set_lag(lag);
     }
 
-    fn subject(&mut self, shard: ShardId) -> String {
+    /// The state of `shard`, made on first use.
+    pub(crate) fn shard_state(&mut self, shard: ShardId) -> &mut ShardState {
         let config = &self.config;
-        self.subjects.entry(shard).or_insert_with(|| config.subject(shard)).clone()
-    }
-
-    /// Publishes `messages` (grouped by shard, in entry order), waits for
-    /// their PubAcks and acks in comet, per shard, the longest prefix that
-    /// JetStream acknowledged. Returns the failure that cut a round short.
-    async fn publish(
-        &mut self,
-        nats: &async_nats::Client,
-        js: &jetstream::Context,
-        messages: &[Message],
-    ) -> Result<Option<Failure>, ForwardError> {
-        let timeout = self.config.publish_timeout;
-        let max_payload = nats.server_info().max_payload as u64;
-        let mut failure = None;
-        let mut pending = Vec::with_capacity(messages.len());
-        for m in messages {
-            let data = m.data();
-            let bytes = data.len() as u64 + HEADER_BYTES;
-            if max_payload > 0 && bytes > max_payload {
-                return Err(ForwardError::EntryTooLarge { id: m.id, bytes, max_payload });
-            }
-            let subject = self.subject(m.id.shard);
-            let started = Instant::now();
-            let publish = js.publish_with_headers(subject, headers(m), Bytes::copy_from_slice(data));
-            match tokio::time::timeout(timeout, publish).await {
-                Ok(Ok(ack)) => pending.push((m, started, ack)),
-                Ok(Err(e)) => {
-                    failure = Some(Failure::Publish(e.to_string()));
-                    break;
-                }
-                Err(_) => {
-                    failure = Some(Failure::TimedOut);
-                    break;
-                }
-            }
-        }
-        // One deadline for the whole round: PubAcks arrive concurrently.
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut high: HashMap<ShardId, u64> = HashMap::new();
-        let mut broken: HashSet<ShardId> = HashSet::new();
-        for (m, started, ack) in pending {
-            let shard = m.id.shard;
-            match tokio::time::timeout_at(deadline, ack.into_future()).await {
-                Ok(Ok(ack)) => {
-                    self.metrics.latency(started.elapsed());
-                    if ack.duplicate {
-                        self.metrics.duplicate();
-                    } else {
-                        self.metrics.forwarded(m.data().len() as u64);
-                    }
-                    if !broken.contains(&shard) {
-                        high.insert(shard, m.id.entry);
-                    }
-                }
-                Ok(Err(e)) => {
-                    broken.insert(shard);
-                    failure.get_or_insert(Failure::Ack(e.to_string()));
-                }
-                Err(_) => {
-                    broken.insert(shard);
-                    failure.get_or_insert(Failure::TimedOut);
-                }
-            }
-        }
-        // A shard cut off mid-round acks only what precedes the cut.
-        let ids: Vec<MessageId> = high.into_iter().map(|(shard, entry)| MessageId { shard, entry }).collect();
-        if !ids.is_empty() {
-            self.consumer.ack(&ids)?;
-        }
-        if failure.is_none() {
-            self.metrics.batch();
-        }
-        Ok(failure)
+        self.shards.entry(shard).or_insert_with(|| ShardState {
+            subject: config.subject(shard),
+            published: None,
+            max_msg_size: None,
+            probed: false,
+            warned_foreign: false,
+        })
     }
 }
 
-/// The headers of an entry: `Nats-Msg-Id` for deduplication, shard,
-/// entry number and timestamp.
-fn headers(m: &Message) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.insert(async_nats::header::NATS_MESSAGE_ID, m.id.to_string());
-    h.insert(HEADER_SHARD, m.id.shard.get().to_string());
-    h.insert(HEADER_ENTRY, m.id.entry.to_string());
-    h.insert(HEADER_TIMESTAMP, m.timestamp.to_string());
-    h
-}
-
-fn on_event(metrics: &Metrics, event: &async_nats::Event) {
+fn on_event(metrics: &Metrics, refused: &Refused, event: &async_nats::Event) {
     match event {
+        // Permanent: credentials revoked (seen on a reconnect), or no
+        // permission to publish to the subjects. `pump` stops on it.
+        async_nats::Event::ServerError(e @ async_nats::ServerError::AuthorizationViolation) => {
+            refused.set(e.to_string());
+        }
+        async_nats::Event::ServerError(async_nats::ServerError::Other(e)) if e.contains("Permissions Violation") => {
+            refused.set(e.clone());
+        }
         async_nats::Event::Connected => {
             if metrics.connected() {
                 tracing::info!("reconnected to NATS");

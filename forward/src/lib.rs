@@ -10,7 +10,8 @@
 //!
 //! | header | value |
 //! |---|---|
-//! | `Nats-Msg-Id` | `<shard>-<entry>` (comet's [`MessageId`](comet::MessageId) display) |
+//! | `Nats-Msg-Id` | `<dir>-<shard>-<entry>` ([`message_id`]: the data directory's identity, then comet's [`MessageId`](comet::MessageId) display) |
+//! | `Comet-Dir` | the data directory's identity ([`comet::dir_identity`], `comet.id`) |
 //! | `Comet-Shard` | the shard id, decimal |
 //! | `Comet-Entry` | the entry number, decimal |
 //! | `Comet-Timestamp` | the append time, ns since the Unix epoch |
@@ -23,9 +24,18 @@
 //!   `Nats-Msg-Id`, so the stream's duplicate window drops it: entries
 //!   arrive once as long as a redelivery comes within that window
 //!   (JetStream's default is 2 minutes);
+//! * message ids never collide between data directories: each has a
+//!   random identity (`comet.id`, created by [`Forwarder::new`] if
+//!   missing, never replaced when damaged);
 //! * while the server is unreachable, the forwarder retries with capped
 //!   exponential backoff, comet keeps buffering (bounded by its retention),
-//!   and forwarding resumes exactly at the group's offset.
+//!   and forwarding resumes exactly at the group's offset;
+//! * what retrying cannot fix stops it with a typed [`ForwardError`]
+//!   (refused credentials, no JetStream, a stream the server refuses or
+//!   that does not capture the prefix); an entry that cannot be forwarded
+//!   (above `max_payload` or the stream's `max_msg_size`, or damaged)
+//!   stops only its shard, before that entry
+//!   ([`Forwarder::stopped_shards`]).
 //!
 //! Within a subject, messages are normally in entry order; after a failed
 //! round an entry may land after a later one that was stored before the
@@ -60,15 +70,18 @@ mod config;
 mod error;
 mod forwarder;
 mod metrics;
+mod publish;
 mod servers;
+mod stream;
 
 pub use config::{
     Auth, Backoff, ForwardConfig, MAX_BATCH_SIZE, MAX_SUBJECT_PREFIX, Secret, ShardSelect, StreamSetup, StreamStorage,
     TlsOptions, redact_urls, validate_subject_prefix,
 };
-pub use error::{ConfigError, ForwardError};
-pub use forwarder::{Forwarder, HEADER_BYTES, HEADER_ENTRY, HEADER_SHARD, HEADER_TIMESTAMP, shutdown_signal};
+pub use error::{ConfigError, ForwardError, SizeLimit};
+pub use forwarder::{Forwarder, shutdown_signal};
 pub use metrics::{LatencySnapshot, Metrics, MetricsSnapshot};
+pub use publish::{HEADER_DIR, HEADER_ENTRY, HEADER_SHARD, HEADER_TIMESTAMP, message_id, wire_size};
 
 /// Sends `tracing` events to stderr, for command-line tools: `info` and
 /// above (`debug` with `COMET_DEBUG=1`), or what `RUST_LOG` says. The NATS

@@ -105,8 +105,11 @@ struct Inner {
     entries: AtomicU64,
     bytes: AtomicU64,
     duplicates: AtomicU64,
+    republished: AtomicU64,
     batches: AtomicU64,
     publish_errors: AtomicU64,
+    stream_errors: AtomicU64,
+    shards_stopped: AtomicU64,
     read_errors: AtomicU64,
     connect_failures: AtomicU64,
     reconnects: AtomicU64,
@@ -138,11 +141,22 @@ pub struct MetricsSnapshot {
     /// Entries JetStream acknowledged as duplicates (already stored: a
     /// redelivery after a crash or a lost PubAck); acked in comet too.
     pub duplicates: u64,
+    /// Publishes of entries this forwarder knows were published before
+    /// (re-sent after a failed round, or found as their subject's last
+    /// message after a restart). Within the stream's duplicate window they
+    /// come back as `duplicates`; after it, JetStream stores them again.
+    pub republished: u64,
     /// Batches published and acked.
     pub batches: u64,
-    /// Batches that failed (publish error or PubAck timeout) and were
-    /// retried after a backoff.
+    /// Publish rounds that failed (publish error or PubAck timeout) and
+    /// were retried after a backoff.
     pub publish_errors: u64,
+    /// Failed JetStream checks or stream creations, retried after a
+    /// backoff.
+    pub stream_errors: u64,
+    /// Shards whose forwarding stopped at an entry that cannot be
+    /// forwarded (see `Forwarder::stopped_shards`).
+    pub shards_stopped: u64,
     /// Shard reads that stopped at an unreadable entry.
     pub read_errors: u64,
     /// Failed connection attempts before the first connection.
@@ -165,14 +179,18 @@ impl fmt::Display for MetricsSnapshot {
         let l = &self.publish_latency;
         write!(
             f,
-            "forwarded {} entries ({} bytes), {} duplicates, lag {}, {} publish errors, {} read errors, \
-             {} reconnects, connected {}, publish latency p50 {:.1?} p99 {:.1?} max {:.1?}",
+            "forwarded {} entries ({} bytes), {} duplicates, {} re-published, lag {}, {} publish errors, \
+             {} stream errors, {} read errors, {} shards stopped, {} reconnects, connected {}, \
+             publish latency p50 {:.1?} p99 {:.1?} max {:.1?}",
             self.entries_forwarded,
             self.bytes_forwarded,
             self.duplicates,
+            self.republished,
             self.lag,
             self.publish_errors,
+            self.stream_errors,
             self.read_errors,
+            self.shards_stopped,
             self.reconnects,
             self.connected,
             l.p50,
@@ -192,8 +210,11 @@ impl Metrics {
             entries_forwarded: get(&i.entries),
             bytes_forwarded: get(&i.bytes),
             duplicates: get(&i.duplicates),
+            republished: get(&i.republished),
             batches: get(&i.batches),
             publish_errors: get(&i.publish_errors),
+            stream_errors: get(&i.stream_errors),
+            shards_stopped: get(&i.shards_stopped),
             read_errors: get(&i.read_errors),
             connect_failures: get(&i.connect_failures),
             reconnects: get(&i.reconnects),
@@ -211,6 +232,18 @@ impl Metrics {
 
     pub(crate) fn duplicate(&self) {
         self.0.duplicates.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn republished(&self) {
+        self.0.republished.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stream_error(&self) {
+        self.0.stream_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn shard_stopped(&self) {
+        self.0.shards_stopped.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn batch(&self) {

@@ -1,6 +1,8 @@
 //! Server URLs: parsed for the NATS client, with any user-info moved into
 //! the credentials (the client ignores credentials in URLs).
 
+use std::time::Duration;
+
 use async_nats::ServerAddr;
 
 use crate::config::{Auth, ForwardConfig, Secret, redact_urls};
@@ -36,6 +38,40 @@ pub(crate) fn resolve_servers(config: &ForwardConfig) -> Result<(Vec<ServerAddr>
         (_, Some(_)) => return Err(ConfigError::ConflictingCredentials),
     };
     Ok((servers, auth))
+}
+
+/// True if at least one of `servers` answered with its INFO line and none
+/// that answered offers TLS (`tls_required` or `tls_available`): then a
+/// connection that requires TLS can never succeed. Servers that start TLS
+/// first (`handshake_first`) send no INFO and count as not answering.
+pub(crate) async fn no_server_offers_tls(servers: &[ServerAddr], timeout: Duration) -> bool {
+    let mut answered = false;
+    for s in servers {
+        if let Ok(Some(info)) = tokio::time::timeout(timeout, info_line(s.host(), s.port())).await {
+            if info.contains("\"tls_required\":true") || info.contains("\"tls_available\":true") {
+                return false;
+            }
+            answered = true;
+        }
+    }
+    answered
+}
+
+/// The server's greeting (`INFO {...}`), if it sends one.
+async fn info_line(host: &str, port: u16) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut stream = tokio::net::TcpStream::connect((host, port)).await.ok()?;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(2).any(|w| w == b"\r\n") && buf.len() < 16 * 1024 {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    text.starts_with("INFO ").then_some(text)
 }
 
 /// `url` without its user-info, and the user-info (still percent-encoded).

@@ -4,62 +4,15 @@
 
 mod common;
 
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use comet::Client;
-use comet_forward::{Backoff, ForwardConfig, ForwardError, Forwarder, Metrics, MetricsSnapshot, StreamSetup};
+use comet_forward::{ForwardConfig, ForwardError, Forwarder};
 
 use common::*;
 
-const GROUP: &str = "jetstream";
-
-fn config(url: &str, prefix: &str) -> ForwardConfig {
-    let mut c = ForwardConfig::new(GROUP, url, prefix);
-    c.stream = Some(StreamSetup::new(STREAM));
-    c.batch_size = 100;
-    c.poll_interval = Duration::from_millis(10);
-    c.publish_timeout = Duration::from_secs(2);
-    c.connect_timeout = Duration::from_secs(1);
-    c.backoff = Backoff { initial: Duration::from_millis(50), max: Duration::from_millis(500) };
-    c
-}
-
-/// A forwarder running on its own thread.
-struct Running {
-    stop: tokio::sync::oneshot::Sender<()>,
-    handle: JoinHandle<Result<MetricsSnapshot, ForwardError>>,
-    metrics: Metrics,
-}
-
-fn spawn(client: &Client, config: ForwardConfig) -> Running {
-    let mut forwarder = Forwarder::new(client, config).expect("forwarder");
-    let metrics = forwarder.metrics();
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = std::thread::spawn(move || {
-        forwarder.run_blocking(async move {
-            let _ = rx.await;
-        })
-    });
-    Running { stop, handle, metrics }
-}
-
-impl Running {
-    fn stop(self) -> MetricsSnapshot {
-        let _ = self.stop.send(());
-        wait_until(Duration::from_secs(30), "the forwarder to stop", || self.handle.is_finished());
-        self.handle.join().expect("forwarder thread").expect("forwarder run")
-    }
-
-    /// Waits until the forwarder has forwarded everything durable.
-    fn wait_caught_up(&self, client: &Client, timeout: Duration) {
-        wait_until(timeout, "the group to catch up", || group_lag(client, GROUP) == 0);
-    }
-}
-
 #[test]
 fn every_entry_arrives_once_with_its_headers() {
-    let Some(server) = NatsServer::start() else { return };
+    let server = NatsServer::start();
     let dir = data_dir();
     let client = writer(dir.path());
     append(&client, &[0, 1, 7], 400);
@@ -85,7 +38,7 @@ fn every_entry_arrives_once_with_its_headers() {
 
 #[test]
 fn a_restarted_forwarder_resumes_where_it_acked() {
-    let Some(server) = NatsServer::start() else { return };
+    let server = NatsServer::start();
     let dir = data_dir();
     let client = writer(dir.path());
     append(&client, &[0, 1], 150);
@@ -105,7 +58,7 @@ fn a_restarted_forwarder_resumes_where_it_acked() {
 
 #[test]
 fn only_the_selected_shards_are_forwarded() {
-    let Some(server) = NatsServer::start() else { return };
+    let server = NatsServer::start();
     let dir = data_dir();
     let client = writer(dir.path());
     append(&client, &[0, 1, 2, 3], 20);
@@ -126,9 +79,7 @@ fn only_the_selected_shards_are_forwarded() {
 
 #[test]
 fn an_unreachable_server_is_retried_while_comet_keeps_buffering() {
-    if available_binary().is_none() {
-        return;
-    }
+    available_binary();
     let port = free_port();
     let dir = data_dir();
     let client = writer(dir.path());
@@ -142,7 +93,7 @@ fn an_unreachable_server_is_retried_while_comet_keeps_buffering() {
     assert_eq!(group_lag(&client, GROUP), 400, "nothing is acked while the server is away");
     wait_until(Duration::from_secs(10), "the lag metric to show the backlog", || f.metrics.snapshot().lag == 400);
 
-    let server = NatsServer::start_on(port).expect("nats-server");
+    let server = NatsServer::start_on(port);
     f.wait_caught_up(&client, Duration::from_secs(60));
     let m = f.stop();
     assert_eq!(m.entries_forwarded, 400);
@@ -152,7 +103,7 @@ fn an_unreachable_server_is_retried_while_comet_keeps_buffering() {
 
 #[test]
 fn a_server_stopped_and_restarted_mid_stream_loses_and_duplicates_nothing() {
-    let Some(mut server) = NatsServer::start() else { return };
+    let mut server = NatsServer::start();
     let dir = data_dir();
     let client = writer(dir.path());
     append(&client, &[0, 1, 2], 200);

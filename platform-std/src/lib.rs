@@ -42,6 +42,7 @@ mod client;
 mod compress;
 mod consumer;
 mod error;
+mod identity;
 mod import;
 mod metrics;
 mod process;
@@ -70,6 +71,7 @@ pub use consumer::{
     ProcessSummary, ProcessedMarks, ReadBatch, ReadErrorCallback, SeekTo, Shards,
 };
 pub use error::{Error, Result};
+pub use identity::{DirId, IDENTITY_FILE, IdentityDamage, IdentityError, dir_identity};
 pub use import::{ShardImport, import_go};
 pub use metrics::{Counters, GroupStats, Latency, ShardStats, Stats};
 pub use process::{PROCESS_DIR, ProcessSlot};

@@ -1,8 +1,9 @@
 //! Shared test helpers: a real `nats-server -js` on 127.0.0.1 with a
 //! temporary store, comet data, and a reader of everything a stream holds.
 //!
-//! Without a `nats-server` binary the tests print `SKIP` and pass, unless
-//! `COMET_REQUIRE_NATS=1` (as `.ci/nats.sh` sets), which makes them fail.
+//! Without a `nats-server` binary the tests fail (a test that did not run
+//! must not pass): `.ci/nats.sh --install-only` installs Debian's, or set
+//! `NATS_SERVER` to one.
 
 #![allow(dead_code, clippy::missing_panics_doc)]
 
@@ -12,9 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::thread::JoinHandle;
+
 use async_nats::jetstream;
 use async_nats::jetstream::consumer::pull::OrderedConfig;
 use comet::{Client, Config, MessageId};
+use comet_forward::{Backoff, ForwardConfig, ForwardError, Forwarder, Metrics, MetricsSnapshot, StreamSetup};
 use futures_util::StreamExt;
 
 /// The JetStream stream every test forwards into.
@@ -33,16 +37,12 @@ pub fn nats_server_binary() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The `nats-server` binary, or `None` after printing `SKIP`; panics
-/// instead when `COMET_REQUIRE_NATS=1`.
-pub fn available_binary() -> Option<PathBuf> {
-    let found = nats_server_binary();
-    if found.is_none() {
-        let required = std::env::var("COMET_REQUIRE_NATS").is_ok_and(|v| v == "1");
-        assert!(!required, "COMET_REQUIRE_NATS=1 but no nats-server binary (install the Debian package nats-server)");
-        eprintln!("SKIP: no nats-server binary (apt-get install nats-server, or set NATS_SERVER)");
-    }
-    found
+/// The `nats-server` binary; fails the test if there is none.
+pub fn available_binary() -> PathBuf {
+    nats_server_binary().expect(
+        "no nats-server binary: these tests run a real `nats-server -js`; install it with \
+         `.ci/nats.sh --install-only` (Debian package nats-server) or set NATS_SERVER",
+    )
 }
 
 /// A port nothing listens on right now.
@@ -61,29 +61,48 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
-    /// Starts a server on a free port, or `None` (test skipped) if there
-    /// is no `nats-server` and `COMET_REQUIRE_NATS` is not set.
-    pub fn start() -> Option<NatsServer> {
+    /// Starts a server on a free port.
+    pub fn start() -> NatsServer {
         NatsServer::start_on(free_port())
     }
 
-    /// Starts a server on `port` (see [`NatsServer::start`]).
-    pub fn start_on(port: u16) -> Option<NatsServer> {
-        NatsServer::start_full(port, &[])
+    /// Starts a server on `port`.
+    pub fn start_on(port: u16) -> NatsServer {
+        NatsServer::start_full(port, &["-js"])
     }
 
     /// Starts a server on a free port with extra command-line arguments.
-    pub fn start_with(extra: &[&str]) -> Option<NatsServer> {
-        NatsServer::start_full(free_port(), extra)
+    pub fn start_with(extra: &[&str]) -> NatsServer {
+        let mut args = vec!["-js"];
+        args.extend_from_slice(extra);
+        NatsServer::start_full(free_port(), &args)
     }
 
-    fn start_full(port: u16, extra: &[&str]) -> Option<NatsServer> {
-        let binary = available_binary()?;
+    /// Starts a server without JetStream.
+    pub fn start_without_jetstream() -> NatsServer {
+        NatsServer::start_full(free_port(), &[])
+    }
+
+    /// Starts a server with JetStream and this configuration file text
+    /// (the port, store and log still come from the command line).
+    pub fn start_with_config(config: &str) -> NatsServer {
         let store = tempfile::tempdir().expect("store dir");
+        let path = store.path().join("server.conf");
+        std::fs::write(&path, config).expect("write config");
+        let path = path.to_str().expect("utf-8 path").to_string();
+        NatsServer::launch_new(free_port(), store, &["-js", "-c", &path])
+    }
+
+    fn start_full(port: u16, extra: &[&str]) -> NatsServer {
+        NatsServer::launch_new(port, tempfile::tempdir().expect("store dir"), extra)
+    }
+
+    fn launch_new(port: u16, store: tempfile::TempDir, extra: &[&str]) -> NatsServer {
+        let binary = available_binary();
         let extra = extra.iter().map(|a| (*a).to_string()).collect();
         let mut s = NatsServer { binary, port, store, child: None, extra };
         s.launch();
-        Some(s)
+        s
     }
 
     /// `nats://127.0.0.1:<port>`.
@@ -100,7 +119,7 @@ impl NatsServer {
         assert!(self.child.is_none(), "server already running");
         let log = self.store.path().join("server.log");
         let child = Command::new(&self.binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
             .arg(self.store.path().join("js"))
             .arg("-l")
             .arg(&log)
@@ -221,6 +240,8 @@ pub struct Stored {
     pub subject: String,
     /// `Nats-Msg-Id`.
     pub msg_id: String,
+    /// `Comet-Dir`.
+    pub dir: String,
     /// `Comet-Shard` and `Comet-Entry`.
     pub shard: u32,
     /// The entry number.
@@ -259,6 +280,7 @@ pub fn stream_contents_with(url: &str, stream: &str, options: async_nats::Connec
             out.push(Stored {
                 subject: m.subject.to_string(),
                 msg_id: get("Nats-Msg-Id"),
+                dir: get(comet_forward::HEADER_DIR),
                 shard: get(comet_forward::HEADER_SHARD).parse().expect("Comet-Shard"),
                 entry: get(comet_forward::HEADER_ENTRY).parse().expect("Comet-Entry"),
                 payload: m.payload.to_vec(),
@@ -272,12 +294,14 @@ pub fn stream_contents_with(url: &str, stream: &str, options: async_nats::Connec
 /// under the right subject, headers and bytes. Returns the count.
 pub fn assert_exactly_once(dir: &Path, stored: &[Stored], prefix: &str) -> u64 {
     let client = Client::open_read_only(dir, Config::default()).expect("open read-only");
+    let dir_id = comet::dir_identity(dir, false).expect("the forwarder gave the directory an identity");
     let mut seen: BTreeMap<(u32, u64), usize> = BTreeMap::new();
     for (i, m) in stored.iter().enumerate() {
         if let Some(first) = seen.insert((m.shard, m.entry), i) {
             panic!("entry {}-{} stored twice (stream positions {first} and {i})", m.shard, m.entry);
         }
-        assert_eq!(m.msg_id, format!("{}-{}", m.shard, m.entry), "Nats-Msg-Id");
+        assert_eq!(m.msg_id, format!("{dir_id}-{}-{}", m.shard, m.entry), "Nats-Msg-Id");
+        assert_eq!(m.dir, dir_id.to_string(), "Comet-Dir");
         assert_eq!(m.subject, format!("{prefix}.{}", m.shard), "subject");
     }
     let mut total = 0;
@@ -305,4 +329,174 @@ pub fn data_dir() -> tempfile::TempDir {
 /// Opens a writer client on `dir` with a short flush interval.
 pub fn writer(dir: &Path) -> Client {
     Client::open(dir, Config::default()).expect("open comet")
+}
+
+/// A writer whose checksum chunks hold 4 entries: damage costs (and stops
+/// forwarding at) the 4-entry chunk it lands in.
+pub fn writer_small_chunks(dir: &Path) -> Client {
+    let mut cfg = Config::default();
+    cfg.indexing.boundary_interval = 4;
+    Client::open(dir, cfg).expect("open comet")
+}
+
+/// A `tracing` writer that keeps everything written to it.
+#[derive(Clone, Default)]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+
+    /// A subscriber writing into this, everything at TRACE except the NATS
+    /// client, held at INFO as `log_to_stderr` does (at TRACE it logs its
+    /// CONNECT line, password included).
+    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + use<> {
+        let writer = self.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("trace,async_nats=info"))
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish()
+    }
+}
+
+/// The consumer group the tests forward as.
+pub const GROUP: &str = "jetstream";
+
+/// A config for a test: stream `STREAM` created if missing, batches of
+/// 100, short timeouts and backoff.
+pub fn config(url: &str, prefix: &str) -> ForwardConfig {
+    let mut c = ForwardConfig::new(GROUP, url, prefix);
+    c.stream = Some(StreamSetup::new(STREAM));
+    c.batch_size = 100;
+    c.poll_interval = Duration::from_millis(10);
+    c.publish_timeout = Duration::from_secs(2);
+    c.connect_timeout = Duration::from_secs(1);
+    c.backoff = Backoff { initial: Duration::from_millis(50), max: Duration::from_millis(500) };
+    c
+}
+
+/// A forwarder running on its own thread.
+pub struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    handle: JoinHandle<(Forwarder, Result<MetricsSnapshot, ForwardError>)>,
+    /// The forwarder's metrics.
+    pub metrics: Metrics,
+}
+
+/// Starts a forwarder on its own thread.
+pub fn spawn(client: &Client, config: ForwardConfig) -> Running {
+    let mut forwarder = Forwarder::new(client, config).expect("forwarder");
+    let metrics = forwarder.metrics();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = std::thread::spawn(move || {
+        let r = forwarder.run_blocking(async move {
+            let _ = rx.await;
+        });
+        (forwarder, r)
+    });
+    Running { stop, handle, metrics }
+}
+
+impl Running {
+    /// Stops it; its final metrics.
+    pub fn stop(self) -> MetricsSnapshot {
+        self.finish().1.expect("forwarder run")
+    }
+
+    /// Stops it; the forwarder and what `run` returned.
+    pub fn finish(self) -> (Forwarder, Result<MetricsSnapshot, ForwardError>) {
+        let _ = self.stop.send(());
+        wait_until(Duration::from_secs(30), "the forwarder to stop", || self.handle.is_finished());
+        self.handle.join().expect("forwarder thread")
+    }
+
+    /// Waits up to 30 s for the forwarder to end by itself (it is never
+    /// asked to stop); what `run` returned.
+    pub fn ended(self) -> Result<MetricsSnapshot, ForwardError> {
+        wait_until(Duration::from_secs(30), "the forwarder to end by itself", || self.handle.is_finished());
+        self.handle.join().expect("forwarder thread").1
+    }
+
+    /// Waits until the forwarder has forwarded everything durable.
+    pub fn wait_caught_up(&self, client: &Client, timeout: Duration) {
+        wait_until(timeout, "the group to catch up", || group_lag(client, GROUP) == 0);
+    }
+}
+
+/// Runs `f` with a JetStream context on the server at `url` (to set up
+/// streams as an operator would).
+pub fn with_js<F: std::future::Future>(url: &str, f: impl FnOnce(jetstream::Context) -> F) -> F::Output {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let client = tokio::time::timeout(Duration::from_secs(10), async_nats::connect(url))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        f(jetstream::new(client)).await
+    })
+}
+
+/// Runs a forwarder on this thread, capturing its `tracing` events, until
+/// it ends by itself or `done` holds (checked every 20 ms; at most
+/// `for_at_most`).
+pub fn run_captured(
+    client: &Client,
+    config: ForwardConfig,
+    for_at_most: Duration,
+    done: impl Fn(&MetricsSnapshot) -> bool + 'static,
+) -> (Result<MetricsSnapshot, ForwardError>, String) {
+    let logs = Captured::default();
+    let mut forwarder = Forwarder::new(client, config).expect("forwarder");
+    let metrics = forwarder.metrics();
+    let r = tracing::subscriber::with_default(logs.subscriber(), || {
+        forwarder.run_blocking(async move {
+            let deadline = tokio::time::Instant::now() + for_at_most;
+            while !done(&metrics.snapshot()) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    });
+    (r, logs.text())
+}
+
+/// The header block the forwarder sends with an entry, as the server
+/// counts it (`NATS/1.0\r\n`, `Key: Value\r\n` each, `\r\n`), written out
+/// independently of the forwarder's own computation.
+pub fn header_block_len(dir: &comet::DirId, shard: u32, entry: u64, timestamp: u64) -> usize {
+    let lines = [
+        format!("Nats-Msg-Id: {dir}-{shard}-{entry}\r\n"),
+        format!("Comet-Dir: {dir}\r\n"),
+        format!("Comet-Shard: {shard}\r\n"),
+        format!("Comet-Entry: {entry}\r\n"),
+        format!("Comet-Timestamp: {timestamp}\r\n"),
+    ];
+    "NATS/1.0\r\n".len() + lines.iter().map(String::len).sum::<usize>() + 2
+}
+
+/// Appends `entries` to `shard` and syncs.
+pub fn append_raw(client: &Client, shard: u32, entries: &[Vec<u8>]) {
+    client.append_shard(comet::ShardId::new(shard).expect("shard id"), entries).expect("append");
+    client.sync().expect("sync");
+}
+
+/// The group's offset in `shard`.
+pub fn group_offset(client: &Client, group: &str, shard: u32) -> u64 {
+    comet::Consumer::new(client, group)
+        .expect("consumer")
+        .offset(comet::ShardId::new(shard).expect("id"))
+        .expect("offset")
 }
