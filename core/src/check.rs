@@ -492,6 +492,8 @@ impl<S: Storage> Checker<'_, S> {
         } else {
             let t = table.table();
             let chunks = need + u64::from(!h.entries.is_multiple_of(u64::from(interval)));
+            let mut failed = Vec::new();
+            let (mut ok_entries, mut ok_bytes) = (0, 0);
             for k in 0..u32::try_from(chunks).unwrap_or(u32::MAX) {
                 let Some(pos) = ChunkPos::active(h, interval, &t, k) else { continue };
                 if pos.end > len {
@@ -499,18 +501,36 @@ impl<S: Storage> Checker<'_, S> {
                 }
                 match self.chunk_ok(&file, &pos) {
                     Ok(true) => {
-                        self.check.entries += u64::from(pos.entries);
-                        self.check.bytes += pos.len();
+                        ok_entries += u64::from(pos.entries);
+                        ok_bytes += pos.len();
                     }
-                    Ok(false) => {
-                        let problem = if pos.end == h.bytes && k as u64 == need {
-                            Problem::HeadChecksum { closed: false }
-                        } else {
-                            Problem::Checksum { chunk: k as usize }
-                        };
-                        self.damage(Some(base), Some(pos.entry_range()), problem);
-                    }
+                    Ok(false) => failed.push((k, pos)),
                     Err(e) => return self.unreadable(Some(base), &name, &e),
+                }
+            }
+            // The journal's end offsets are not covered by the head: when
+            // the bytes reproduce the head on their own, the journal is
+            // what changed.
+            let mut sc = Scanner::new(base, interval, self.max_stored);
+            let journal_wrong = !failed.is_empty()
+                && len >= h.bytes
+                && sc.run(&file, h.bytes, &mut self.buf).is_ok_and(|end| end == ScanEnd::Clean)
+                && sc.entries == h.entries
+                && sc.chunks.head_crcs() == (h.open_crc, h.closed_hash);
+            if journal_wrong {
+                self.damage(Some(base), None, Problem::Journal { error: WireError::InvalidField { offset: 0 } });
+                self.check.entries += h.entries;
+                self.check.bytes += h.bytes;
+            } else {
+                self.check.entries += ok_entries;
+                self.check.bytes += ok_bytes;
+                for (k, pos) in failed {
+                    let problem = if pos.end == h.bytes && u64::from(k) == need {
+                        Problem::HeadChecksum { closed: false }
+                    } else {
+                        Problem::Checksum { chunk: k as usize }
+                    };
+                    self.damage(Some(base), Some(pos.entry_range()), problem);
                 }
             }
         }

@@ -456,6 +456,54 @@ impl<'a> OffsetsTable<'a> {
         }
     }
 
+    /// Repairs damaged slots in place, for `repair` (a table opened for
+    /// writing, its writer lock held): a slot that holds an offset but whose
+    /// name no longer matches its name check becomes a dead claim (the
+    /// group's offset is gone: it restarts from the first retained entry,
+    /// redelivery, never loss); a free-looking slot on the probe chain of
+    /// a named group (zeroed by damage) becomes a dead claim, so lookups
+    /// reach past it again; a named slot whose last-update word was zeroed
+    /// gets it back when its offset still matches its check. Returns how
+    /// many slots were changed.
+    pub fn repair_slots(&self) -> usize {
+        let mut fixed = 0;
+        for i in 0..SLOTS {
+            let s = self.slot(i);
+            let last = load_acquire(&s[W_LAST]);
+            let name = read_name(s);
+            let len = name.iter().position(|&b| b == 0).unwrap_or(NAME_FIELD);
+            let check = load_check(s);
+            let settled = len > 0 && len < NAME_FIELD && check == name_check(&name);
+            if last > CLAIMED as u64 && !settled {
+                s[W_CHECK].store(0, Ordering::Release);
+                s[W_LAST].store(CLAIMED as u64, Ordering::Release);
+                fixed += 1;
+            } else if last == 0 && settled {
+                let (o, c) = settled_offset(s);
+                s[W_LAST].store(if c == !o { CLAIMED as u64 + 1 } else { CLAIMED as u64 }, Ordering::Release);
+                fixed += 1;
+            }
+        }
+        // Reachability: no free slot before a named one on its probe chain.
+        for i in 0..SLOTS {
+            let s = self.slot(i);
+            let name = read_name(s);
+            let len = name.iter().position(|&b| b == 0).unwrap_or(NAME_FIELD);
+            if load_check(s) == 0 || load_check(s) != name_check(&name) {
+                continue;
+            }
+            let Ok(group) = core::str::from_utf8(&name[..len]) else { continue };
+            for k in probe_order(group).take_while(|&k| k != i) {
+                let other = self.slot(k);
+                if load_acquire(&other[W_LAST]) == 0 && read_name(other).iter().all(|&b| b == 0) {
+                    other[W_LAST].store(CLAIMED as u64, Ordering::Release);
+                    fixed += 1;
+                }
+            }
+        }
+        fixed
+    }
+
     /// Stores the safe value ([`safe_offset`]) in every slot whose offset
     /// does not match its check; returns how many were fixed. For repairs.
     pub fn heal_damaged(&self) -> usize {
@@ -842,6 +890,39 @@ mod tests {
         assert_eq!(t.heal_damaged(), 1);
         assert_eq!(t.heal_damaged(), 0);
         assert_eq!(r.get("billing").unwrap().unwrap().offset, 501);
+    }
+
+    #[test]
+    fn repair_turns_damaged_slots_into_dead_claims_and_restores_reachability() {
+        let w = words(OFFSETS_WORDS);
+        let t = OffsetsTable::open(&w, noop).unwrap();
+        // two groups on one probe chain: find a name whose home is taken
+        t.advance("billing", 40, 10).unwrap();
+        let home = probe_order("billing").next().unwrap();
+        let mut other = None;
+        for k in 0..10_000 {
+            let g = std::format!("g{k}");
+            if probe_order(&g).next() == Some(home) {
+                other = Some(g);
+                break;
+            }
+        }
+        let other = other.unwrap();
+        t.advance(&other, 7, 10).unwrap();
+        // zero billing's slot: other is unreachable behind a free slot
+        for word in t.slot(home) {
+            word.store(0, Ordering::Relaxed);
+        }
+        assert_eq!(t.get(&other).unwrap(), None);
+        assert!(t.repair_slots() >= 1);
+        assert_eq!(t.get(&other).unwrap().unwrap().offset, 7, "reachable again");
+        assert_eq!(t.get("billing").unwrap(), None, "its offset is gone: it restarts");
+        // a flipped name byte: the slot becomes a dead claim
+        let s = t.slot(t.find_slot(&other).unwrap().unwrap().index());
+        s[0].fetch_xor(1 << 9, Ordering::Relaxed);
+        assert_eq!(t.repair_slots(), 1);
+        assert_eq!(t.repair_slots(), 0);
+        assert!(t.dead_claims() >= 2);
     }
 
     #[test]

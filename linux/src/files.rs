@@ -169,7 +169,8 @@ pub struct OffsetsSettled {
     pub replaced: Option<(usize, usize)>,
     /// Groups merged from a legacy `offsets.bin`.
     pub migrated: usize,
-    /// Offsets whose check did not match, set to their safe value.
+    /// Offsets whose check did not match, set to their safe value, and
+    /// damaged slots made dead claims (their groups restart).
     pub healed: usize,
 }
 
@@ -230,7 +231,7 @@ pub fn settle_offsets(dir: &DirStorage, heal: bool, now_ns: u64) -> io::Result<O
     let table = OffsetsTable::open(w, std::thread::yield_now)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     if heal {
-        done.healed = table.heal_damaged();
+        done.healed = table.heal_damaged() + table.repair_slots();
     }
     if let Some(bytes) = legacy {
         let mut n = 0;

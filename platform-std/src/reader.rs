@@ -158,6 +158,9 @@ struct ActiveView {
     checked: Checked,
     /// The open chunk, checked up to this end (it grows with each sync).
     open_checked: Option<(u32, u64)>,
+    /// The table was rebuilt from the bytes (after a chunk failed against
+    /// the journal's boundaries, which the head does not cover).
+    rebuilt: bool,
 }
 
 /// A checked chunk a sequential read is working through.
@@ -381,6 +384,7 @@ impl Reader {
                 table: ActiveTable::new(head.base, interval),
                 checked: Checked::default(),
                 open_checked: None,
+                rebuilt: false,
             });
         }
         let max_stored = self.max_stored;
@@ -428,7 +432,20 @@ impl Reader {
             let is_open = pos.end == head.bytes && !head.entries.is_multiple_of(u64::from(interval));
             let done = if is_open { view.open_checked == Some((k, pos.end)) } else { view.checked.get(k) };
             if !done {
-                check(view.map.bytes(), &pos, max_stored).map_err(|damage| Error::Damaged { shard, damage })?;
+                if let Err(damage) = check(view.map.bytes(), &pos, max_stored) {
+                    // The journal's end offsets are not covered by the head:
+                    // when the bytes reproduce the head on their own, the
+                    // journal was wrong, not the data.
+                    let mut rebuilt = ActiveTable::new(head.base, interval);
+                    if view.rebuilt || rebuilt.rebuild(&head, view.map.bytes(), max_stored).is_err() {
+                        return Err(Error::Damaged { shard, damage });
+                    }
+                    view.table = rebuilt;
+                    view.rebuilt = true;
+                    view.checked = Checked::default();
+                    view.open_checked = None;
+                    return self.chunk(entry, Some(&head));
+                }
                 if is_open {
                     view.open_checked = Some((k, pos.end));
                 } else {

@@ -912,10 +912,25 @@ fn recover_active<S: Storage>(
     // The journal's records for the head's closed chunks.
     let mut closed = ActiveTable::new(base, interval);
     let max_records = h.entries / u64::from(interval) + 1;
-    let journal_ok = match read_table(storage, base, interval, max_records.saturating_add(1 << 16))? {
+    let mut journal_ok = match read_table(storage, base, interval, max_records.saturating_add(1 << 16))? {
         Some(recs) => closed.accept(&h, &recs).is_ok(),
         None => false,
     };
+    if journal_ok
+        && !short_or_open_chunk_ok(&file, &h, interval, &closed, len, max_stored, buf).ctx(IoOp::Read, &name)?
+    {
+        // The journal's CRCs fold to the head, but its end offsets are not
+        // covered by the head: when the bytes reproduce the head on their
+        // own, the journal was wrong, not the data.
+        let (sc, end) = scan_file(&file, base, interval, max_stored, h.bytes.min(len), buf).ctx(IoOp::Read, &name)?;
+        if len >= h.bytes
+            && end == ScanEnd::Clean
+            && sc.entries == h.entries
+            && sc.chunks.head_crcs() == (h.open_crc, h.closed_hash)
+        {
+            journal_ok = false;
+        }
+    }
     if journal_ok {
         // The open chunk must match the head (new entries join it).
         let table = closed.table();
@@ -1004,6 +1019,32 @@ fn recover_active<S: Storage>(
     let end = sc.run(&file, len, buf).ctx(IoOp::Read, &name)?;
     report.scanned_bytes += sc.pos - vouched;
     ready(storage, file, base, interval, len, sc, end, report)
+}
+
+/// True if the head's synced bytes are all in the file and its open chunk
+/// (at the start the journal puts it) matches the head.
+fn short_or_open_chunk_ok<F: StorageFile>(
+    file: &F,
+    h: &DurableHead,
+    interval: u32,
+    closed: &ActiveTable,
+    len: u64,
+    max_stored: u32,
+    buf: &mut Vec<u8>,
+) -> Result<bool, F::Error> {
+    if len < h.bytes {
+        return Ok(false);
+    }
+    let table = closed.table();
+    let Some(pos) = ChunkPos::active(h, interval, &table, u32::try_from(closed.len()).unwrap_or(u32::MAX)) else {
+        return Ok(true);
+    };
+    let n = usize::try_from(pos.len()).unwrap_or(usize::MAX);
+    if buf.len() < n {
+        buf.resize(n, 0);
+    }
+    let got = read_exact_at(file, pos.start, &mut buf[..n])?;
+    Ok(check_chunk(&buf[..got], &pos, max_stored).is_ok())
 }
 
 /// The active segment after a scan: torn tail cut, journal rewritten from
