@@ -34,6 +34,16 @@ fn open(dir: &Path, allow_empty: bool) -> Result<Client, Box<dyn std::error::Err
     Ok(client)
 }
 
+/// Warns on stderr about shards whose consumer offsets could not be read
+/// (the other shards' figures are still printed).
+fn warn_groups(stats: &Stats) {
+    for st in &stats.shards {
+        if let Some(e) = &st.groups_error {
+            eprintln!("comet: warning: {}; run `comet repair`", out::line_safe(e));
+        }
+    }
+}
+
 /// One group's position on one shard, as `groups` prints it.
 #[derive(Serialize)]
 struct GroupShard {
@@ -97,6 +107,7 @@ fn group_rows(stats: &Stats) -> Vec<GroupJson<'_>> {
 pub(crate) fn groups(dir: &Path, as_json: bool, allow_empty: bool) -> CmdResult {
     let client = open(dir, allow_empty)?;
     let stats = client.stats()?;
+    warn_groups(&stats);
     let groups = group_rows(&stats);
     let stdout = io::stdout();
     let mut w = BufWriter::new(stdout.lock());
@@ -200,6 +211,7 @@ const WRITER_PROCESS_ONLY: [&str; 2] = ["entries_read", "acks"];
 pub(crate) fn stat(dir: &Path, format: StatFormat, allow_empty: bool) -> CmdResult {
     let client = open(dir, allow_empty)?;
     let stats: Stats = client.stats()?;
+    warn_groups(&stats);
     let stdout = io::stdout();
     let mut w = BufWriter::new(stdout.lock());
     if format == StatFormat::Prometheus {

@@ -252,11 +252,16 @@ impl<'a> OffsetsTable<'a> {
             let _ = words[0].compare_exchange(0, fresh, Ordering::AcqRel, Ordering::Acquire);
         }
         let header = words[0].load(Ordering::Acquire);
-        let version = offsets::check_header(&header.to_le_bytes(), FILE_SIZE as u64).map_err(OffsetsError::Layout)?;
+        let version = offsets::check_header(&header_bytes(words), FILE_SIZE as u64).map_err(OffsetsError::Layout)?;
         let t = OffsetsTable { words, pause, go: false, version: VERSION };
         if version < VERSION {
             t.upgrade(version);
             let _ = words[0].compare_exchange(header, fresh, Ordering::AcqRel, Ordering::Acquire);
+        }
+        // The header check (low half of word 1; the high half is reserved).
+        let check = u64::from(offsets::header_check(&fresh.to_le_bytes()));
+        if words[1].load(Ordering::Acquire) & 0xFFFF_FFFF != check {
+            words[1].store(check, Ordering::Release);
         }
         Ok(t)
     }
@@ -279,7 +284,7 @@ impl<'a> OffsetsTable<'a> {
         if header == 0 {
             return Ok(None);
         }
-        let version = offsets::check_header(&header.to_le_bytes(), FILE_SIZE as u64).map_err(OffsetsError::Layout)?;
+        let version = offsets::check_header(&header_bytes(words), FILE_SIZE as u64).map_err(OffsetsError::Layout)?;
         Ok(Some(OffsetsTable { words, pause, go: version == VERSION_GO, version }))
     }
 
@@ -560,6 +565,15 @@ impl<'a> OffsetsTable<'a> {
             })
             .count()
     }
+}
+
+/// The first 16 bytes of a table (version, magic, header check), read
+/// with loads only.
+fn header_bytes(words: &[AtomicU64]) -> [u8; 16] {
+    let mut h = [0u8; 16];
+    h[..8].copy_from_slice(&load_acquire(&words[0]).to_le_bytes());
+    h[8..].copy_from_slice(&load_acquire(&words[1]).to_le_bytes());
+    h
 }
 
 fn touch(s: &[AtomicU64], now_ns: u64) {
@@ -956,6 +970,7 @@ mod tests {
         let s = t.slot(t.find_slot("billing").unwrap().unwrap().index());
         s[W_OFFSET_CHECK].store(0, Ordering::Relaxed);
         w[0].store(2 | u64::from(MAGIC) << 32, Ordering::Relaxed);
+        w[1].store(0, Ordering::Relaxed); // no header check before version 3
         let r = OffsetsTable::open_read(&w, noop).unwrap().unwrap();
         assert_eq!(r.get("billing").unwrap().unwrap().offset, 42);
         let mut bad = 0;

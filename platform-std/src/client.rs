@@ -501,10 +501,19 @@ fn oldest_ns(
     }
     let Some(h) = head.filter(|h| h.entries > 0) else { return 0 };
     let mut header = [0u8; wire::HEADER_LEN];
-    let read = fs::File::open(dir.join(wire::segment_file_name(h.base).as_str()))
-        .and_then(|f| std::os::unix::fs::FileExt::read_exact_at(&f, &mut header, 0));
+    // Through the storage layer: a FIFO or device in place of the segment
+    // is refused, never blocked on.
+    let read = comet_linux::DirStorage::open_path(dir)
+        .and_then(|d| {
+            comet_core::storage::Storage::open(
+                &d,
+                &wire::segment_file_name(h.base),
+                comet_core::storage::OpenMode::Read,
+            )
+        })
+        .and_then(|f| comet_core::storage::read_exact_at(&f, 0, &mut header));
     match (read, wire::EntryHeader::parse(&header)) {
-        (Ok(()), Ok(e)) => e.timestamp,
+        (Ok(n), Ok(e)) if n == wire::HEADER_LEN => e.timestamp,
         _ => 0,
     }
 }
@@ -619,7 +628,11 @@ impl Inner {
         let sealed = manifest.as_ref().map_or(&[][..], |m| &m.sealed[..]);
         let first_entry = manifest.as_ref().map_or(head.map_or(0, |h| h.base), |m| m.first_entry);
         let active_bytes = head.map_or(0, |h| h.bytes);
-        let groups = crate::consumer::group_stats(&slot.dir, shard, durable_end)?;
+        // Damage to this shard's offsets stays in this shard.
+        let (groups, groups_error) = match crate::consumer::group_stats(&slot.dir, shard, durable_end) {
+            Ok(g) => (g, None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
         Ok(ShardStats {
             shard,
             first_entry,
@@ -634,6 +647,7 @@ impl Inner {
             append_latency: slot.metrics.append.summary(),
             sync_latency: slot.metrics.sync.summary(),
             groups,
+            groups_error,
         })
     }
 

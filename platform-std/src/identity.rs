@@ -206,7 +206,12 @@ pub fn dir_identity(root: impl AsRef<Path>, create: bool) -> Result<DirId, Ident
 /// Reads and checks `path`.
 fn read_id(path: &Path) -> Result<DirId, IdentityError> {
     let io = |op: IoOp| move |source| IdentityError::Io { op, path: path.to_path_buf(), source };
-    let mut file = File::open(path).map_err(io(IoOp::Open))?;
+    // Non-blocking, regular files only: a FIFO or a device named comet.id
+    // must not hang or feed a read.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let storage = comet_linux::DirStorage::open_path(dir).map_err(io(IoOp::Open))?;
+    let fd = storage.open_raw(IDENTITY_FILE, false, false).map_err(io(IoOp::Open))?;
+    let mut file = File::from(fd);
     let mut bytes = Vec::with_capacity(LEN + 1);
     // One byte more than the format, to tell a long file from a full one.
     Read::by_ref(&mut file).take(LEN as u64 + 1).read_to_end(&mut bytes).map_err(io(IoOp::Read))?;

@@ -136,6 +136,10 @@ pub struct ShardStats {
     pub sync_latency: Latency,
     /// Consumer groups.
     pub groups: Vec<GroupStats>,
+    /// Why the groups could not be read (a damaged `offsets.state`: this
+    /// shard's consumers fail until `repair`; other shards are not
+    /// affected).
+    pub groups_error: Option<String>,
 }
 
 /// A snapshot of every shard plus totals.
@@ -330,6 +334,7 @@ mod tests {
 
     fn shard(id: u32, first: u64, end: u64, groups: &[(&str, u64)]) -> ShardStats {
         ShardStats {
+            groups_error: None,
             shard: ShardId::new(id).unwrap(),
             first_entry: first,
             durable_end: end,

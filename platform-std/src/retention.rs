@@ -264,9 +264,7 @@ impl Client {
         for shard in self.shards()? {
             let st = self.shard_stats(shard)?;
             let dir = self.shard_dir(shard);
-            let m = std::fs::read(dir.join(comet_core::index::MANIFEST_FILE))
-                .ok()
-                .and_then(|b| comet_core::index::Manifest::decode(&b).ok());
+            let m = crate::shard::open_dir(&dir)?.and_then(|d| comet_core::shard::load_manifest(&d).ok().flatten());
             let sealed: Vec<SegmentInfo> = m
                 .as_ref()
                 .map(|m| {

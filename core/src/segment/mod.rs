@@ -354,7 +354,9 @@ pub fn seal(base: u64, entries: u64, bytes: u64, ts: (u64, u64), chunks: &ChunkS
         base,
         entries,
         bytes,
-        first_ts: ts.0,
+        // A first timestamp read from an unverified header (a damaged first
+        // chunk) must not make the record invalid.
+        first_ts: ts.0.min(ts.1),
         last_ts: ts.1,
         chunks: u32::try_from(table.len()).unwrap_or(u32::MAX),
         table_crc: crc32fast::hash(&recs),

@@ -958,7 +958,7 @@ fn recover_active<S: Storage>(
         if lost.is_empty() {
             let open_state = open.map(|p| (offset32(p.start), h.open_crc));
             let recs: Vec<ChunkRec> = (0..table.len()).filter_map(|k| table.get(k)).collect();
-            let first_ts = first_timestamp(&file, h.entries).ctx(IoOp::Read, &name)?;
+            let first_ts = first_timestamp(&file, h.entries).ctx(IoOp::Read, &name)?.min(h.last_ts);
             let mut sc = Scanner::new(base, interval, max_stored);
             sc.pos = h.bytes;
             sc.entries = h.entries;

@@ -132,12 +132,22 @@ pub fn name_check(field: &[u8; NAME_FIELD]) -> u32 {
     crc32fast::hash(field) | 1
 }
 
-/// The 64-byte header of a new file.
+/// The 64-byte header of a new file: version, magic, and (version 3) a
+/// header check at byte 8, `crc32(bytes 0..8) | 1`, so a flipped version
+/// byte is found rather than read as an older table.
 pub fn new_header() -> [u8; HEADER_SIZE] {
     let mut h = [0u8; HEADER_SIZE];
     le::put_u32(&mut h, 0, VERSION);
     le::put_u32(&mut h, 4, MAGIC);
+    let check = header_check(&h);
+    le::put_u32(&mut h, 8, check);
     h
+}
+
+/// The header check of a header's first 8 bytes (never 0: 0 means "not
+/// written", as in tables before version 3).
+pub fn header_check(header: &[u8]) -> u32 {
+    crc32fast::hash(header.get(..8).unwrap_or_default()) | 1
 }
 
 /// Validates a header; returns its version (1 = Go and 2 = earlier comet,
@@ -154,6 +164,13 @@ pub fn check_header(header: &[u8], file_len: u64) -> Result<u32, WireError> {
     }
     if !(VERSION_GO..=VERSION).contains(&version) {
         return Err(WireError::UnsupportedVersion(version));
+    }
+    // Only version 3 writes the check; one present must match (a version
+    // byte flipped to an older version would otherwise pass).
+    let stored = le::u32_at(header, 8).unwrap_or(0);
+    let actual = header_check(header);
+    if stored != 0 && stored != actual && !cfg!(fuzzing) {
+        return Err(WireError::ChecksumMismatch { expected: stored, actual });
     }
     Ok(version)
 }
@@ -365,8 +382,18 @@ mod tests {
         let h = new_header();
         assert_eq!(&h[..8], &[3, 0, 0, 0, 0xF5, 0x0F, 0xFE, 0xC0]);
         assert_eq!(check_header(&h, FILE_SIZE as u64), Ok(3));
+        for byte in 0..12 {
+            let mut bad = h;
+            bad[byte] ^= 0x02;
+            assert!(check_header(&bad, FILE_SIZE as u64).is_err(), "flip at {byte}");
+        }
+        let mut older = h;
+        older[8..12].fill(0);
+        older[0] = 2;
+        assert_eq!(check_header(&older, FILE_SIZE as u64), Ok(2), "an earlier comet's table");
         let mut go = h;
         go[0] = 1;
+        go[8..12].fill(0);
         assert_eq!(check_header(&go, FILE_SIZE as u64), Ok(1));
         assert!(check_header(&h, 100).is_err());
         let mut bad = h;
@@ -374,6 +401,7 @@ mod tests {
         assert_eq!(check_header(&bad, FILE_SIZE as u64), Err(WireError::BadMagic));
         let mut newer = h;
         newer[0] = 4;
+        newer[8..12].fill(0);
         assert_eq!(check_header(&newer, FILE_SIZE as u64), Err(WireError::UnsupportedVersion(4)));
     }
 
