@@ -45,28 +45,46 @@ pub(crate) fn append(dir: &Path, stream: &str, sync: bool, sync_every: Option<u6
     let mut w = stdout.lock();
     let (mut count, mut bytes, mut first, mut next) = (0u64, 0u64, None, 0u64);
     let mut line = Vec::new();
-    loop {
-        line.clear();
-        if input.read_until(b'\n', &mut line)? == 0 {
-            break;
+    let mut run = || -> CmdResult {
+        loop {
+            line.clear();
+            if input.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            let ids = client.append_shard(shard, &[&line])?;
+            first.get_or_insert(ids.entries.start);
+            next = ids.entries.end;
+            count += 1;
+            bytes += line.len() as u64;
+            if let Some(n) = sync_every
+                && count % n == 0
+            {
+                client.sync_shard(shard)?;
+                writeln!(w, "synced {}", client.durable_len(shard)?)?;
+                w.flush()?;
+            }
         }
-        if line.last() == Some(&b'\n') {
-            line.pop();
+        client.sync()?;
+        Ok(0)
+    };
+    if let Err(e) = run() {
+        // Say what stands, so that a retry does not duplicate entries that
+        // are already durable (or give up on ones that are not).
+        let durable = client.durable_len(shard).map_or_else(|e| format!("unknown ({e})"), |d| d.to_string());
+        match first {
+            Some(a) => writeln!(
+                w,
+                "stopped: appended {} to shard {shard} as entries {a}..{next} before the error; {durable} durable",
+                n_of(count, "entry", "entries")
+            )?,
+            None => writeln!(w, "stopped: appended 0 entries to shard {shard}; {durable} durable")?,
         }
-        let ids = client.append_shard(shard, &[&line])?;
-        first.get_or_insert(ids.entries.start);
-        next = ids.entries.end;
-        count += 1;
-        bytes += line.len() as u64;
-        if let Some(n) = sync_every
-            && count % n == 0
-        {
-            client.sync_shard(shard)?;
-            writeln!(w, "synced {}", client.durable_len(shard)?)?;
-            w.flush()?;
-        }
+        w.flush()?;
+        return Err(e);
     }
-    client.sync()?;
     let durable = client.durable_len(shard)?;
     client.close()?;
     match first {

@@ -270,13 +270,26 @@ pub fn create_shard_dir(root: &DirStorage, name: &str, interval: u32) -> io::Res
         root.remove_dir_all(&tmp)?;
     }
     let (dir, _) = root.open_subdir(&tmp, true)?;
-    create_shard_files(&dir, interval).map_err(|e| io::Error::other(e.to_string()))?;
-    let head = DurableHead { interval, ..DurableHead::default() };
-    let state = dir.open(STATE_FILE, OpenMode::CreateNew)?;
-    write_all_at(&state, 0, &[&state_image(Some(&head))[..]])?;
-    state.sync()?;
-    debug_assert_eq!(state.len()?, STATE_SIZE as u64);
-    dir.sync_dir()?;
+    let built = (|| {
+        create_shard_files(&dir, interval).map_err(|e| match e {
+            comet_core::Error::Storage { op, file, source } => {
+                io::Error::new(source.kind(), format!("{op:?} {file}: {source}"))
+            }
+            other => io::Error::other(other.to_string()),
+        })?;
+        let head = DurableHead { interval, ..DurableHead::default() };
+        let state = dir.open(STATE_FILE, OpenMode::CreateNew)?;
+        write_all_at(&state, 0, &[&state_image(Some(&head))[..]])?;
+        state.sync()?;
+        debug_assert_eq!(state.len()?, STATE_SIZE as u64);
+        dir.sync_dir()
+    })();
+    if let Err(e) = built {
+        // Give back the space (a full disk is the usual cause); a leftover
+        // is removed by the next attempt anyway.
+        let _ = root.remove_dir_all(&tmp);
+        return Err(e);
+    }
     match root.rename_dir_to(&tmp, root, name) {
         Ok(()) => {
             root.sync_dir()?;

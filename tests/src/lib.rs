@@ -109,3 +109,65 @@ pub fn assert_unchanged(before: &Snapshot, after: &Snapshot, what: &str) {
         panic!("{what}: {} was created", p.display());
     }
 }
+
+/// A small tmpfs mounted on a fresh temporary directory for one test, so
+/// that the test can fill a real file system. Unmounted on drop. Mounting
+/// needs root: tests that use it are `#[ignore]`d with that reason and
+/// `.ci/run` (which runs as root) runs them with `--ignored`; run without
+/// root, they fail rather than pass untested.
+#[derive(Debug)]
+pub struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `bytes` bytes. Panics if that is impossible.
+    pub fn mount(bytes: u64) -> Tmpfs {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "comet-test"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount(8)");
+        assert!(status.success(), "mounting a tmpfs failed ({status}): this test must run as root");
+        Tmpfs { dir }
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `filler` until the file system is full (a write fails with
+    /// `ENOSPC`), then gives back `slack` bytes of it (rounded by the file
+    /// system to whole pages). Panics on any other error.
+    pub fn fill(&self, filler: &str, slack: u64) -> std::path::PathBuf {
+        use std::io::Write as _;
+        let path = self.path().join(filler);
+        let mut f = fs::File::create(&path).expect("create filler");
+        for size in [64 * 1024, 4096, 512, 1] {
+            let block = vec![0xA5u8; size];
+            loop {
+                match f.write(&block) {
+                    Ok(n) if n == size => {}
+                    Ok(_) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+                    Err(e) => panic!("filling the file system: {e}"),
+                }
+            }
+        }
+        let len = f.metadata().expect("filler metadata").len();
+        f.set_len(len.saturating_sub(slack)).expect("shrink filler");
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = std::process::Command::new("umount").arg(self.dir.path()).status().is_ok_and(|s| s.success());
+        if !ok {
+            // Something still holds a file open: detach it anyway.
+            let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        }
+    }
+}
