@@ -9,7 +9,7 @@
 //! Mounting needs root, so the tests are ignored by default and `.ci/run`
 //! (which runs as root) runs them with `--ignored`.
 
-#![allow(clippy::cast_possible_truncation)]
+#![allow(clippy::cast_possible_truncation, clippy::field_reassign_with_default)]
 
 use std::fs;
 use std::path::Path;
