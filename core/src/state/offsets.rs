@@ -165,12 +165,14 @@ pub fn check_header(header: &[u8], file_len: u64) -> Result<u32, WireError> {
     if !(VERSION_GO..=VERSION).contains(&version) {
         return Err(WireError::UnsupportedVersion(version));
     }
-    // Version 3 writes the check and must match it; older versions leave
-    // it 0, and one present must match too (a version byte flipped from 3
-    // to an older version would otherwise pass).
+    // Only version 3 writes the check; one present must match (a version
+    // byte flipped to an older version would otherwise pass). A version 3
+    // header without it is the moment between an upgrade's two stores (the
+    // header word first, then the check), and harmless otherwise: version
+    // and magic are still validated.
     let stored = le::u32_at(header, 8).unwrap_or(0);
     let actual = header_check(header);
-    if (stored != 0 || version == VERSION) && stored != actual && !cfg!(fuzzing) {
+    if stored != 0 && stored != actual && !cfg!(fuzzing) {
         return Err(WireError::ChecksumMismatch { expected: stored, actual });
     }
     Ok(version)
@@ -398,7 +400,7 @@ mod tests {
         assert_eq!(check_header(&go, FILE_SIZE as u64), Ok(1));
         let mut unchecked = h;
         unchecked[8..12].fill(0);
-        assert!(check_header(&unchecked, FILE_SIZE as u64).is_err(), "version 3 needs its check");
+        assert_eq!(check_header(&unchecked, FILE_SIZE as u64), Ok(3), "mid-upgrade");
         assert!(check_header(&h, 100).is_err());
         let mut bad = h;
         bad[4] ^= 1;
