@@ -159,7 +159,7 @@ pub(crate) fn run(args: &ForwardArgs) -> Result<u8, Box<dyn std::error::Error>> 
     // went on: the run did not do everything it was asked.
     let mut code = 0;
     for (shard, why) in forwarder.stopped_shards() {
-        eprintln!("comet forward: shard {} stopped: {why}", shard.get());
+        eprintln!("comet forward: shard {} stopped: {}", shard.get(), comet::ErrorChain(why));
         code = 1;
     }
     Ok(code)

@@ -269,7 +269,7 @@ pub(crate) fn stat(dir: &Path, format: StatFormat, allow_empty: bool) -> CmdResu
     writeln!(
         w,
         "identity:    {}",
-        comet::dir_identity(dir, false).map_or_else(|e| e.to_string(), |id| id.to_string())
+        comet::dir_identity(dir, false).map_or_else(|e| comet::ErrorChain(&e).to_string(), |id| id.to_string())
     )?;
     writeln!(w, "shards:      {}", stats.shards.len())?;
     writeln!(w, "segments:    {segments}")?;
@@ -509,7 +509,7 @@ pub(crate) fn repair(dir: &Path) -> CmdResult {
                 }
             }
         }
-        Err(e) => failed.push(e.to_string()),
+        Err(e) => failed.push(e.chain().to_string()),
     }
     let report = comet::verify(dir)?;
     let code = print_verify(&mut w, &report)?;

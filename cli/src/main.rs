@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 on success, 1 when `verify` (or the check after `repair`)
 //! finds damage, 2 on usage or I/O errors. Errors go to stderr as one line
-//! starting with `comet: `.
+//! starting with `comet: `: the error and each of its sources, joined by
+//! `: `.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -300,7 +301,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            let _ = writeln!(io::stderr(), "comet: {}", one_line(&e.to_string()));
+            // The whole chain on one line: comet's messages leave their
+            // source (the OS error) to `source()`.
+            let _ = writeln!(io::stderr(), "comet: {}", one_line(&comet::ErrorChain(&*e).to_string()));
             ExitCode::from(2)
         }
     }

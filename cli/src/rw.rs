@@ -73,7 +73,7 @@ pub(crate) fn append(dir: &Path, stream: &str, sync: bool, sync_every: Option<u6
     if let Err(e) = run() {
         // Say what stands, so that a retry does not duplicate entries that
         // are already durable (or give up on ones that are not).
-        let durable = client.durable_len(shard).map_or_else(|e| format!("unknown ({e})"), |d| d.to_string());
+        let durable = client.durable_len(shard).map_or_else(|e| format!("unknown ({})", e.chain()), |d| d.to_string());
         match first {
             Some(a) => writeln!(
                 w,

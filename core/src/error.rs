@@ -195,8 +195,35 @@ pub enum IoOp {
     Len,
 }
 
+/// Prints the operation as a word or two, as messages use it: `open`,
+/// `read`, `write`, `resize`, `sync`, `sync directory`, `remove`,
+/// `rename`, `list`, `stat`.
+impl core::fmt::Display for IoOp {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            IoOp::Open => "open",
+            IoOp::Read => "read",
+            IoOp::Write => "write",
+            IoOp::SetLen => "resize",
+            IoOp::Sync => "sync",
+            IoOp::SyncDir => "sync directory",
+            IoOp::Remove => "remove",
+            IoOp::Rename => "rename",
+            IoOp::List => "list",
+            IoOp::Len => "stat",
+        })
+    }
+}
+
 /// Errors of the shard engine and the codecs, generic over the storage
 /// error type `E`.
+///
+/// `Display` never repeats the text of the error [`source`] returns
+/// (the storage error, the [`Corruption`], [`ConfigError`] or
+/// [`NameError`]), so chain printers (`anyhow`, `eyre`, or walking
+/// [`source`] and joining with `": "`) show each message once.
+///
+/// [`source`]: core::error::Error::source
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error<E> {
@@ -318,11 +345,14 @@ impl<E> From<NameError> for Error<E> {
 impl<E: core::fmt::Display> core::fmt::Display for Error<E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Error::Storage { op, file, source } => write!(f, "{op:?} {file}: {source}"),
-            Error::Corrupt(c) => write!(f, "corrupt {c}"),
+            // The source (storage error, corruption, config or name error)
+            // is left to `source()`: chains print it once.
+            Error::Storage { op, file, .. } if file.is_empty() => op.fmt(f),
+            Error::Storage { op, file, .. } => write!(f, "{op} {file}"),
+            Error::Corrupt(_) => f.write_str("corrupt file"),
             Error::EntryTooLarge { len, max } => write!(f, "entry of {len} bytes exceeds the maximum entry size {max}"),
-            Error::Config(c) => c.fmt(f),
-            Error::Name(n) => n.fmt(f),
+            Error::Config(_) => f.write_str("invalid configuration"),
+            Error::Name(_) => f.write_str("invalid name"),
             Error::Poisoned => f.write_str("an earlier sync failed; reopen the shard to recover"),
             Error::Capacity { what, needed, available } => {
                 write!(f, "{what} too small: need {needed}, have {available}")

@@ -233,7 +233,7 @@ impl fmt::Display for ForwardError {
                 write!(f, "every selected shard stopped:")?;
                 for (i, (shard, e)) in stopped.iter().enumerate() {
                     let sep = if i == 0 { " " } else { "; " };
-                    write!(f, "{sep}shard {}: {e}", shard.get())?;
+                    write!(f, "{sep}shard {}: {}", shard.get(), comet::ErrorChain(e))?;
                 }
                 Ok(())
             }

@@ -417,7 +417,7 @@ impl Forwarder {
 
     /// Stops forwarding `shard` at an entry that cannot be forwarded.
     pub(crate) fn stop_shard(&mut self, shard: ShardId, why: ForwardError) {
-        tracing::error!(shard = shard.get(), error = %why, "forwarding of this shard stopped; the others go on");
+        tracing::error!(shard = shard.get(), error = %comet::ErrorChain(&why), "forwarding of this shard stopped; the others go on");
         self.metrics.shard_stopped();
         self.stopped.insert(shard, why);
     }
@@ -440,7 +440,7 @@ impl Forwarder {
                 }
                 continue;
             }
-            let text = e.to_string();
+            let text = e.chain().to_string();
             if self.read_errors.get(&shard) != Some(&text) {
                 tracing::warn!(shard = shard.get(), error = %text, "read stopped at an unreadable entry; forwarding of this shard waits");
                 self.read_errors.insert(shard, text);
@@ -453,7 +453,7 @@ impl Forwarder {
         match self.client.shards() {
             Ok(all) => all.into_iter().filter(|s| self.config.shards.matches(*s)).collect(),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot list shards");
+                tracing::warn!(error = %e.chain(), "cannot list shards");
                 Vec::new()
             }
         }

@@ -124,9 +124,13 @@ fn init_logging(config: &Config) {
 impl Client {
     /// Opens (creating if needed) the data directory `dir` for reading and
     /// writing.
+    ///
+    /// A path that exists but is not a directory is [`Error::Io`] whose
+    /// source has [`ErrorKind::NotADirectory`](std::io::ErrorKind::NotADirectory)
+    /// and reads `not a directory`.
     pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Client> {
         let root = dir.as_ref().to_path_buf();
-        fs::create_dir_all(&root).map_err(|e| Error::io(IoOp::Open, &root, e))?;
+        create_root(&root)?;
         Client::start(root, config, false)
     }
 
@@ -137,7 +141,7 @@ impl Client {
         let root = dir.as_ref().to_path_buf();
         let meta = fs::metadata(&root).map_err(|e| Error::io(IoOp::Open, &root, e))?;
         if !meta.is_dir() {
-            return Err(Error::io(IoOp::Open, &root, std::io::Error::other("not a directory")));
+            return Err(not_a_directory(&root));
         }
         Client::start(root, config, true)
     }
@@ -149,7 +153,7 @@ impl Client {
     /// with `shard % process_count == i`.
     pub fn open_process(dir: impl AsRef<Path>, mut config: Config) -> Result<Client> {
         let root = dir.as_ref().to_path_buf();
-        fs::create_dir_all(&root).map_err(|e| Error::io(IoOp::Open, &root, e))?;
+        create_root(&root)?;
         let slot = crate::process::ProcessSlot::acquire(&root, "writers", config.concurrency.process_count)?;
         config.concurrency.process_id = slot.index();
         Client::start_with(root, config, false, Some(slot))
@@ -478,6 +482,23 @@ impl Client {
     }
 }
 
+/// The error for a data directory path that is not a directory.
+fn not_a_directory(root: &Path) -> Error {
+    Error::io(IoOp::Open, root, std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"))
+}
+
+/// Creates the data directory `root` if need be. A path that exists but is
+/// not a directory says so, rather than `create_dir_all`'s `File exists`.
+fn create_root(root: &Path) -> Result<()> {
+    match fs::create_dir_all(root) {
+        Ok(()) => Ok(()),
+        Err(e) => match fs::metadata(root) {
+            Ok(m) if !m.is_dir() => Err(not_a_directory(root)),
+            _ => Err(Error::io(IoOp::Open, root, e)),
+        },
+    }
+}
+
 /// Timestamp of the newest durable entry: the head's, or when the active
 /// segment holds no durable entry yet (right after a rotation or a
 /// recovery that started a fresh segment) the last sealed segment's.
@@ -631,7 +652,7 @@ impl Inner {
         // Damage to this shard's offsets stays in this shard.
         let (groups, groups_error) = match crate::consumer::group_stats(&slot.dir, shard, durable_end) {
             Ok(g) => (g, None),
-            Err(e) => (Vec::new(), Some(e.to_string())),
+            Err(e) => (Vec::new(), Some(e.chain().to_string())),
         };
         Ok(ShardStats {
             shard,
@@ -666,7 +687,7 @@ impl Inner {
         let mut first = None;
         for slot in self.slots() {
             if let Err(e) = slot.close() {
-                tracing::error!(shard = %slot.id, error = %e, "close failed");
+                tracing::error!(shard = %slot.id, error = %e.chain(), "close failed");
                 first.get_or_insert(e);
             }
         }
@@ -679,7 +700,7 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         if let Err(e) = self.close() {
-            tracing::error!(error = %e, "closing comet client on drop");
+            tracing::error!(error = %e.chain(), "closing comet client on drop");
         }
     }
 }
@@ -703,7 +724,7 @@ fn flusher(inner: Weak<Inner>, signal: Arc<Signal>, every: Duration) {
             if (due || slot.sync_wanted.load(Ordering::Acquire))
                 && let Err(e) = slot.sync()
             {
-                tracing::warn!(shard = %slot.id, error = %e, "periodic sync failed");
+                tracing::warn!(shard = %slot.id, error = %e.chain(), "periodic sync failed");
             }
         }
     }

@@ -638,7 +638,7 @@ impl Consumer {
             let start = Instant::now();
             let batch = self.read(&shards, opts.batch_size.max(1));
             for (shard, e) in &batch.errors {
-                tracing::warn!(shard = %shard, error = %e, group = %self.group, "read stopped at an unreadable entry");
+                tracing::warn!(shard = %shard, error = %e.chain(), group = %self.group, "read stopped at an unreadable entry");
                 if let Some(cb) = opts.on_read_error.as_mut() {
                     cb(*shard, e);
                 }
@@ -712,7 +712,7 @@ impl Consumer {
                         return Ok((flow, attempts, opts.auto_ack));
                     }
                     Err(e) => {
-                        tracing::debug!(error = %e, attempt = attempts, "handler failed");
+                        tracing::debug!(error = %crate::ErrorChain(&*e), attempt = attempts, "handler failed");
                         last = Some(e);
                         if retry < opts.max_retries {
                             summary.retries += 1;

@@ -1,4 +1,18 @@
 //! The crate's error type: one enum, every variant carries data.
+//!
+//! # Messages and sources
+//!
+//! Each message is printed once in an error chain (the usual Rust rule):
+//! when [`source`](std::error::Error::source) returns an underlying error
+//! — the OS error of [`Error::Io`], the decoder's error of
+//! [`Error::Decompress`], a handler's error of [`Error::Handler`] —
+//! `Display` does not repeat its text. The checked values a variant
+//! carries ([`Corruption`], [`ChunkDamage`], [`NameError`],
+//! [`ConfigError`], [`OffsetsError`]) are part of the message instead and
+//! are not returned as sources. So `{e}` alone says what failed and where
+//! (`open /data/shard-0001/comet.state`); print the whole chain, e.g. with
+//! [`Error::chain`] or `anyhow`'s `{:#}`, to see why
+//! (`...: Permission denied (os error 13)`).
 
 use std::io;
 use std::path::PathBuf;
@@ -164,7 +178,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Error::Io { op, path, source } => write!(f, "{op:?} {}: {source}", path.display()),
+            // The OS error is the source: not repeated here.
+            Error::Io { op, path, .. } => write!(f, "{op} {}", path.display()),
             Error::Corrupt { shard, corruption } => {
                 write!(f, "shard {shard}: corrupt {corruption}")
             }
@@ -209,31 +224,78 @@ impl std::fmt::Display for Error {
             Error::AckGap { shard, offset, start } => {
                 write!(f, "shard {shard}: ack from {start} would leave a gap after offset {offset}")
             }
-            Error::Handler { attempts, source } => {
-                write!(f, "handler failed {attempts} times: {source}")
+            // The handler's error is the source.
+            Error::Handler { attempts, .. } => {
+                let times = if *attempts == 1 { "time" } else { "times" };
+                write!(f, "handler failed {attempts} {times}")
             }
-            Error::Decompress { shard, entry, source } => {
-                write!(f, "shard {shard}: entry {entry} fails to decompress: {source}")
+            // The decoder's error is the source.
+            Error::Decompress { shard, entry, .. } => {
+                write!(f, "shard {shard}: entry {entry} fails to decompress")
             }
         }
     }
 }
 
 impl std::error::Error for Error {
+    /// The underlying error: the OS error of [`Error::Io`], the decoder's
+    /// of [`Error::Decompress`], the handler's of [`Error::Handler`].
+    /// Values printed in the message (corruption, damage, names, config,
+    /// offsets) are not sources.
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } | Error::Decompress { source, .. } => Some(source),
-            Error::Corrupt { corruption, .. } => Some(corruption),
-            Error::InvalidStream(e) | Error::InvalidGroup(e) => Some(e),
-            Error::Config(e) => Some(e),
-            Error::Offsets { source, .. } => Some(source),
             Error::Handler { source, .. } => Some(&**source),
             _ => None,
         }
     }
 }
 
+/// Displays an error followed by each of its sources, joined by `": "`:
+/// `open /data/shard-0001: Permission denied (os error 13)`. A source whose
+/// text the message already holds (an error type that repeats its source)
+/// is not printed again.
+///
+/// ```
+/// # fn main() {
+/// let file = tempfile::NamedTempFile::new().unwrap();
+/// let e = comet::Client::open(file.path(), comet::Config::default()).unwrap_err();
+/// assert!(e.to_string().starts_with("open "));
+/// assert!(e.chain().to_string().ends_with(": not a directory"));
+/// # }
+/// ```
+#[derive(Clone, Copy)]
+pub struct ErrorChain<'a>(pub &'a dyn std::error::Error);
+
+impl std::fmt::Debug for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = self.0.to_string();
+        let mut next = self.0.source();
+        while let Some(e) = next {
+            let s = e.to_string();
+            if !s.is_empty() && !text.contains(&s) {
+                text.push_str(": ");
+                text.push_str(&s);
+            }
+            next = e.source();
+        }
+        f.write_str(&text)
+    }
+}
+
 impl Error {
+    /// The message with every source's, joined by `": "` (see
+    /// [`ErrorChain`]): what an application prints when it shows one line.
+    pub fn chain(&self) -> ErrorChain<'_> {
+        ErrorChain(self)
+    }
+
     /// An I/O error on `path`.
     pub(crate) fn io(op: IoOp, path: impl Into<PathBuf>, source: io::Error) -> Error {
         Error::Io { op, path: path.into(), source }

@@ -148,7 +148,7 @@ impl fmt::Display for IdentityError {
                  directory a new identity",
                 path.display()
             ),
-            IdentityError::Io { op, path, .. } => write!(f, "{op:?} {}", path.display()),
+            IdentityError::Io { op, path, .. } => write!(f, "{op} {}", path.display()),
         }
     }
 }

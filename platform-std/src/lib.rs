@@ -70,7 +70,7 @@ pub use consumer::{
     BatchCallback, BatchInfo, Consumer, Flow, HandlerError, PoisonAction, PoisonBatch, PoisonCallback, ProcessOptions,
     ProcessSummary, ProcessedMarks, ReadBatch, ReadErrorCallback, SeekTo, Shards,
 };
-pub use error::{Error, Result};
+pub use error::{Error, ErrorChain, Result};
 pub use identity::{DirId, IDENTITY_FILE, IdentityDamage, IdentityError, dir_identity};
 pub use import::{ShardImport, import_go};
 pub use metrics::{Counters, GroupStats, Latency, ShardStats, Stats};

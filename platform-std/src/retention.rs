@@ -310,7 +310,7 @@ pub(crate) fn retention_loop(
                 tracing::info!(segments = r.segments_deleted(), bytes = r.bytes_reclaimed(), "retention pass");
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "retention pass failed"),
+            Err(e) => tracing::warn!(error = %e.chain(), "retention pass failed"),
         }
     }
 }
