@@ -274,6 +274,14 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
+    // `comet forward` installs its own (it caps the NATS client's level).
+    #[cfg(feature = "forward")]
+    let forwarding = matches!(cli.command, Command::Forward(_));
+    #[cfg(not(feature = "forward"))]
+    let forwarding = false;
+    if !forwarding {
+        debug_log_from_env();
+    }
     let r = match cli.command {
         Command::Demo { dir, entries } => demo::run(dir, entries),
         Command::Append { dir, stream, sync, sync_every } => rw::append(&dir, &stream, sync, sync_every),
@@ -306,6 +314,18 @@ fn main() -> ExitCode {
             let _ = writeln!(io::stderr(), "comet: {}", one_line(&comet::ErrorChain(&*e).to_string()));
             ExitCode::from(2)
         }
+    }
+}
+
+/// With `COMET_DEBUG` set (to anything but empty, `0` or `false`), sends
+/// `tracing` events at debug level and above — comet's, under targets
+/// `comet::*` — to stderr. The library never installs a subscriber: this
+/// is the application's (here the CLI's) choice.
+fn debug_log_from_env() {
+    let on = std::env::var("COMET_DEBUG").is_ok_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "" | "0" | "false"));
+    if on {
+        let filter = tracing_subscriber::EnvFilter::new("debug");
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).try_init();
     }
 }
 

@@ -38,3 +38,16 @@ fn os_errors_are_printed_once_after_what_failed() {
     assert_eq!(line.matches("Not a directory").count(), 1, "{line}");
     assert!(line.starts_with(&format!("comet: open {}: ", below.display())), "{line}");
 }
+
+#[test]
+fn comet_debug_turns_on_the_library_debug_events() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let quiet = run_with_stdin(["append", s(&dir), "events:v1:shard:0001"], b"x\n");
+    assert_eq!(quiet.code, 0, "{quiet:?}");
+    assert_eq!(quiet.stderr, "", "no logs without COMET_DEBUG");
+    let out = common::comet(["stat", s(&dir)]).env("COMET_DEBUG", "1").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("DEBUG comet::client: client opened"), "{stderr}");
+}

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use comet_core::ShardId;
-use comet_core::config::{Config, LogLevel};
+use comet_core::config::Config;
 use comet_core::error::IoOp;
 use comet_core::shard::{EngineConfig, RecoveryReport};
 use comet_core::shm;
@@ -114,13 +114,6 @@ pub struct Client {
     inner: Arc<Inner>,
 }
 
-fn init_logging(config: &Config) {
-    let env = std::env::var("COMET_DEBUG").map(|v| !matches!(v.to_ascii_lowercase().as_str(), "" | "0" | "false"));
-    if env.unwrap_or(false) || config.log.level == LogLevel::Debug {
-        let _ = tracing_subscriber::fmt().with_max_level(tracing::Level::DEBUG).with_writer(std::io::stderr).try_init();
-    }
-}
-
 impl Client {
     /// Opens (creating if needed) the data directory `dir` for reading and
     /// writing.
@@ -180,7 +173,6 @@ impl Client {
         slot: Option<crate::process::ProcessSlot>,
     ) -> Result<Client> {
         let engine = EngineConfig::from_config(&config)?;
-        init_logging(&config);
         let inner = Arc::new(Inner {
             root,
             config,

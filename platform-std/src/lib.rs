@@ -13,8 +13,8 @@
 //!   that syncs every `storage.flush_interval`;
 //! * [`Reader`] — lock-free, zero-copy reads through memory maps, in any
 //!   process;
-//! * zstd compression, `comet.state` metrics, `tracing` logs
-//!   (`COMET_DEBUG=1` turns on debug output).
+//! * zstd compression, `comet.state` metrics, `tracing` logs (see
+//!   [Logging](#logging)).
 //!
 //! ```
 //! use comet::{Client, Config};
@@ -32,6 +32,37 @@
 //!
 //! Entries become visible to readers only once durable. Delivery to
 //! consumer groups is at-least-once.
+//!
+//! # Logging
+//!
+//! `comet` reports through the [`tracing`](https://docs.rs/tracing) facade
+//! and never installs a subscriber itself (neither `COMET_DEBUG` nor
+//! `config.log.level` makes the library print anything): the application
+//! decides where events go. Its events carry targets under `comet` (the
+//! module path: `comet::client`, `comet::shard`, `comet::consumer`,
+//! `comet::retention`, `comet::import`, `comet::process`) with fields such
+//! as `shard`, `group` and `error`:
+//!
+//! * `error` and `warn`: what failed where no caller sees a `Result` — a
+//!   periodic sync or retention pass in a background thread, a close on
+//!   drop, a consumer read stopped at an unreadable entry, a damaged file
+//!   set aside or a shard recovered on open;
+//! * `info`: a Go shard imported;
+//! * `debug`: clients and shards opened, process slots taken, retention
+//!   decisions, handler retries.
+//!
+//! To see them, install any subscriber in the application, filtering on
+//! the `comet` target; with `tracing-subscriber` (features `fmt` and
+//! `env-filter`):
+//!
+//! ```ignore
+//! tracing_subscriber::fmt()
+//!     .with_env_filter(tracing_subscriber::EnvFilter::new("info,comet=debug"))
+//!     .with_writer(std::io::stderr)
+//!     .init();
+//! ```
+//!
+//! The `comet` command-line tool does this when `COMET_DEBUG=1` is set.
 //!
 //! MSRV: Rust 1.88.
 #![deny(unsafe_code)]
