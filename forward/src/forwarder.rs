@@ -364,16 +364,16 @@ impl Forwarder {
                 return Err(ForwardError::ShardsStopped(stopped));
             }
             let readable: Vec<ShardId> = shards.iter().copied().filter(|s| !self.stopped.contains_key(s)).collect();
-            let batch = self.consumer.read(&readable, self.config.batch_size);
-            self.note_read_errors(batch.errors, &batch.messages);
-            if batch.messages.is_empty() {
+            let (messages, errors) = self.consumer.read(&readable, self.config.batch_size).into_parts();
+            self.note_read_errors(errors, &messages);
+            if messages.is_empty() {
                 self.update_lag(&shards);
                 if !stop.sleep(self.config.poll_interval).await {
                     return Ok(());
                 }
                 continue;
             }
-            match self.publish(nats, js, &batch.messages).await? {
+            match self.publish(nats, js, &messages).await? {
                 None => failures = 0,
                 Some(f) => {
                     // The stream may have gone or changed: look again.

@@ -108,14 +108,116 @@ pub enum SeekTo {
     Time(u64),
 }
 
-/// Messages from a multi-shard read, and the shards that failed.
+/// What a multi-shard read ([`Consumer::read`]) returned: messages, and
+/// the shards whose read stopped at an error.
+///
+/// The messages are not reachable without the errors: take both with
+/// [`into_result`](ReadBatch::into_result) (any error makes it `Err`,
+/// which carries the messages read before it) or
+/// [`into_parts`](ReadBatch::into_parts). A shard that stopped at an
+/// error stops there on every read until its offset is moved (the
+/// failing entry is never skipped), so a caller that dropped the errors
+/// would wait on that shard forever without knowing why.
+///
+/// ```
+/// # use comet::{Client, Config, Consumer, ShardId};
+/// # let dir = tempfile::tempdir()?;
+/// # let client = Client::open(dir.path(), Config::default())?;
+/// # client.append("events:v1:shard:0001", &[b"a", b"b"])?;
+/// # client.sync()?;
+/// let mut consumer = Consumer::new(&client, "indexer")?;
+/// let shards = client.shards()?;
+/// let messages = consumer.read(&shards, 100).into_result()?;
+/// for m in &messages {
+///     // handle m
+/// }
+/// consumer.ack_batch(&messages)?;
+/// # assert_eq!(messages.len(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Default)]
+#[must_use = "a read may have stopped at errors: take them with `into_result` or `into_parts`"]
 pub struct ReadBatch {
-    /// Messages, grouped by shard, each shard's in entry order.
-    pub messages: Vec<Message>,
-    /// Shards whose read stopped at an error; their messages before the
-    /// error are in `messages`, and the failing entry is never skipped.
-    pub errors: Vec<(ShardId, Error)>,
+    messages: Vec<Message>,
+    errors: Vec<(ShardId, Error)>,
+}
+
+impl ReadBatch {
+    /// The messages if every shard read without error; otherwise the
+    /// error, which holds the messages read before it too.
+    pub fn into_result(self) -> std::result::Result<Vec<Message>, ReadBatchError> {
+        if self.errors.is_empty() {
+            Ok(self.messages)
+        } else {
+            Err(ReadBatchError { messages: self.messages, errors: self.errors })
+        }
+    }
+
+    /// The messages — grouped by shard, each shard's in entry order — and
+    /// the shards whose read stopped at an error. A failing shard's
+    /// messages before its error are among the messages (they can be
+    /// handled and acked); its failing entry is never skipped.
+    pub fn into_parts(self) -> (Vec<Message>, Vec<(ShardId, Error)>) {
+        (self.messages, self.errors)
+    }
+
+    /// The shards whose read stopped at an error, with the errors.
+    pub fn errors(&self) -> &[(ShardId, Error)] {
+        &self.errors
+    }
+
+    /// True if no shard's read stopped at an error.
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// A multi-shard read in which at least one shard stopped at an error
+/// ([`ReadBatch::into_result`]). Holds every shard's error and the
+/// messages read before (from the failing shards and the others), which
+/// may still be handled and acked.
+///
+/// Its message names the shards; [`source`](std::error::Error::source) is
+/// the first shard's error.
+#[derive(Debug)]
+pub struct ReadBatchError {
+    messages: Vec<Message>,
+    errors: Vec<(ShardId, Error)>,
+}
+
+impl ReadBatchError {
+    /// The messages read before the errors (and from the shards that had
+    /// none).
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+
+    /// Each failing shard with its error (at least one).
+    pub fn errors(&self) -> &[(ShardId, Error)] {
+        &self.errors
+    }
+
+    /// The messages and the errors.
+    pub fn into_parts(self) -> (Vec<Message>, Vec<(ShardId, Error)>) {
+        (self.messages, self.errors)
+    }
+}
+
+impl std::fmt::Display for ReadBatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.errors.len();
+        write!(f, "the read of {n} {} stopped at an error (", if n == 1 { "shard" } else { "shards" })?;
+        for (i, (shard, _)) in self.errors.iter().enumerate() {
+            write!(f, "{}{shard}", if i == 0 { "" } else { ", " })?;
+        }
+        f.write_str(")")
+    }
+}
+
+impl std::error::Error for ReadBatchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.errors.first().map(|(_, e)| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 /// What a consumer keeps per shard: its reader, and what acks re-use
@@ -314,7 +416,8 @@ impl Consumer {
 
     /// Reads up to `max` messages across `shards`, starting with a different
     /// shard each call so that no shard starves. A failing shard does not
-    /// fail the others.
+    /// fail the others: its error comes back in the [`ReadBatch`], beside
+    /// the messages.
     pub fn read(&mut self, shards: &[ShardId], max: usize) -> ReadBatch {
         let mut batch = ReadBatch::default();
         if shards.is_empty() {
@@ -340,6 +443,29 @@ impl Consumer {
     /// durable end, and never moves backwards.
     pub fn ack(&mut self, ids: &[MessageId]) -> Result<()> {
         self.ack_ids(ids.iter().copied())
+    }
+
+    /// Acknowledges every entry of `id.shard` up to and including
+    /// `id.entry` (offsets are cumulative): the group's offset there becomes
+    /// `id.entry + 1`, capped at the durable end; it never moves backwards,
+    /// so acking an older id does nothing.
+    pub fn ack_up_to(&mut self, id: MessageId) -> Result<()> {
+        self.advance(id.shard, id.entry.saturating_add(1))
+    }
+
+    /// [`ack_up_to`](Consumer::ack_up_to) the message's id: everything of
+    /// its shard up to and including it.
+    pub fn ack_through(&mut self, message: &Message) -> Result<()> {
+        self.ack_up_to(message.id)
+    }
+
+    /// Acknowledges a batch as read (from [`read`](Consumer::read),
+    /// [`read_shard`](Consumer::read_shard) or [`tail`](Consumer::tail)):
+    /// per shard, up to and including its highest message, as
+    /// [`ack_up_to`](Consumer::ack_up_to) does. The messages may come from
+    /// any number of shards, in any order.
+    pub fn ack_batch(&mut self, messages: &[Message]) -> Result<()> {
+        self.ack_ids(messages.iter().map(|m| m.id))
     }
 
     fn ack_ids(&mut self, ids: impl Iterator<Item = MessageId>) -> Result<()> {
@@ -636,24 +762,24 @@ impl Consumer {
                 discovered = Instant::now();
             }
             let start = Instant::now();
-            let batch = self.read(&shards, opts.batch_size.max(1));
-            for (shard, e) in &batch.errors {
+            let (messages, errors) = self.read(&shards, opts.batch_size.max(1)).into_parts();
+            for (shard, e) in &errors {
                 tracing::warn!(shard = %shard, error = %e.chain(), group = %self.group, "read stopped at an unreadable entry");
                 if let Some(cb) = opts.on_read_error.as_mut() {
                     cb(*shard, e);
                 }
             }
-            if batch.messages.is_empty() {
+            if messages.is_empty() {
                 if opts.until_idle {
                     return Ok(summary);
                 }
                 self.wait_any(&shards, &opts)?;
                 continue;
             }
-            let (flow, attempts, acked) = self.handle(&mut handler, &batch.messages, &mut opts, &mut summary)?;
+            let (flow, attempts, acked) = self.handle(&mut handler, &messages, &mut opts, &mut summary)?;
             summary.batches += 1;
             if let Some(cb) = opts.on_batch.as_mut() {
-                cb(&BatchInfo { size: batch.messages.len(), elapsed: start.elapsed(), attempts, acked });
+                cb(&BatchInfo { size: messages.len(), elapsed: start.elapsed(), attempts, acked });
             }
             if flow == Flow::Stop {
                 return Ok(summary);
@@ -706,7 +832,7 @@ impl Consumer {
                 match handler(messages) {
                     Ok(flow) => {
                         if opts.auto_ack {
-                            self.ack_messages(messages)?;
+                            self.ack_batch(messages)?;
                         }
                         summary.messages += messages.len() as u64;
                         return Ok((flow, attempts, opts.auto_ack));
@@ -731,7 +857,7 @@ impl Consumer {
             match action {
                 PoisonAction::Retry => continue,
                 PoisonAction::Skip => {
-                    self.ack_messages(messages)?;
+                    self.ack_batch(messages)?;
                     summary.skipped += 1;
                     summary.messages += messages.len() as u64;
                     return Ok((Flow::Continue, attempts, true));
@@ -743,9 +869,6 @@ impl Consumer {
         }
     }
 
-    fn ack_messages(&mut self, messages: &[Message]) -> Result<()> {
-        self.ack_ids(messages.iter().map(|m| m.id))
-    }
 }
 
 fn sleep_unless(d: Duration, stop: Option<&AtomicBool>) {

@@ -99,7 +99,7 @@ pub use comet_linux::OffsetsSettled;
 pub use comet_linux::WRITER_LOCK;
 pub use consumer::{
     BatchCallback, BatchInfo, Consumer, Flow, HandlerError, PoisonAction, PoisonBatch, PoisonCallback, ProcessOptions,
-    ProcessSummary, ProcessedMarks, ReadBatch, ReadErrorCallback, SeekTo, Shards,
+    ProcessSummary, ProcessedMarks, ReadBatch, ReadBatchError, ReadErrorCallback, SeekTo, Shards,
 };
 pub use error::{Error, ErrorChain, Result};
 pub use identity::{DirId, IDENTITY_FILE, IdentityDamage, IdentityError, dir_identity};

@@ -222,17 +222,16 @@ fn a_read_stops_at_an_unreadable_entry_and_never_skips_it() {
     let mut g = Consumer::new(&c, "g").unwrap();
     // The damaged header fails its chunk (entries 0..8, interval 8): the
     // chunk is refused whole, never served in part or skipped.
-    let batch = g.read(&[sid(1)], 100);
-    assert!(batch.messages.is_empty(), "{:?}", batch.messages);
-    assert_eq!(batch.errors.len(), 1);
+    let (messages, errors) = g.read(&[sid(1)], 100).into_parts();
+    assert!(messages.is_empty(), "{messages:?}");
+    assert_eq!(errors.len(), 1);
     assert!(
-        matches!(&batch.errors[0].1, Error::Damaged { damage, .. } if (damage.first, damage.end) == (0, 8)),
-        "{:?}",
-        batch.errors
+        matches!(&errors[0].1, Error::Damaged { damage, .. } if (damage.first, damage.end) == (0, 8)),
+        "{errors:?}"
     );
-    let again = g.read(&[sid(1)], 100);
-    assert!(again.messages.is_empty(), "entry 0 is not skipped");
-    assert_eq!(again.errors.len(), 1);
+    let (messages, errors) = g.read(&[sid(1)], 100).into_parts();
+    assert!(messages.is_empty(), "entry 0 is not skipped");
+    assert_eq!(errors.len(), 1);
     assert_eq!(g.offset(sid(1)).unwrap(), 0);
     // Entries of the next chunk read fine on their own.
     assert_eq!(c.reader(sid(1)).unwrap().read(8).unwrap().data(), b"entry-8");
@@ -252,9 +251,9 @@ fn one_failing_shard_does_not_fail_the_read_and_the_callers_list_is_untouched() 
     let shards = vec![sid(1), sid(2), sid(3)];
     let copy = shards.clone();
     let mut g = Consumer::new(&c, "g").unwrap();
-    let batch = g.read(&shards, 100);
+    let (messages, errors) = g.read(&shards, 100).into_parts();
     assert_eq!(shards, copy);
-    assert_eq!(batch.messages.len(), 10, "{:?}", batch.errors);
+    assert_eq!(messages.len(), 10, "{errors:?}");
 }
 
 #[test]

@@ -194,9 +194,9 @@ fn every_read_path_refuses_an_unimported_go_shard_and_changes_nothing() {
         foreign(g.lag(one), "Consumer::lag");
         foreign(g.groups(one), "Consumer::groups");
         foreign(g.read_shard(one, 10, &mut Vec::new()), "Consumer::read_shard");
-        let batch = g.read(&[one], 10);
-        assert!(batch.messages.is_empty());
-        assert!(matches!(batch.errors[..], [(s, Error::ForeignFormat { .. })] if s == one), "{:?}", batch.errors);
+        let (messages, errors) = g.read(&[one], 10).into_parts();
+        assert!(messages.is_empty());
+        assert!(matches!(errors[..], [(s, Error::ForeignFormat { .. })] if s == one), "{errors:?}");
         foreign(g.ack(&[comet::MessageId { shard: one, entry: 0 }]), "Consumer::ack");
         c.close().unwrap();
     }

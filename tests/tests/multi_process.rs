@@ -69,18 +69,18 @@ fn consumer(dir: &Path, group: &str, workers: u32) {
     let mut out = std::io::stdout().lock();
     let mine: Vec<ShardId> = (0..SHARDS).filter(|s| s % workers == slot.index()).filter_map(ShardId::new).collect();
     loop {
-        let batch = g.read(&mine, 10);
-        assert!(batch.errors.is_empty(), "{:?}", batch.errors);
-        if batch.messages.is_empty() {
+        let (messages, errors) = g.read(&mine, 10).into_parts();
+        assert!(errors.is_empty(), "{errors:?}");
+        if messages.is_empty() {
             std::thread::sleep(Duration::from_millis(2));
             continue;
         }
-        for m in &batch.messages {
+        for m in &messages {
             assert_eq!(m.data(), &payload(m.id.shard.get(), m.id.entry)[..]);
             writeln!(out, "handled {} {}", m.id.shard.get(), m.id.entry).expect("stdout");
         }
         out.flush().expect("flush");
-        let ids: Vec<MessageId> = batch.messages.iter().map(|m| m.id).collect();
+        let ids: Vec<MessageId> = messages.iter().map(|m| m.id).collect();
         g.ack(&ids).expect("ack");
         let mut high: BTreeMap<u32, u64> = BTreeMap::new();
         for id in ids {

@@ -69,9 +69,9 @@ fn read_everything(c: &Client) {
             let mut out = Vec::new();
             assert_eq!(con.read_shard(shard, 20, &mut out).unwrap(), 20);
             assert_eq!(out[0].id.entry, at);
-            let batch = con.read(&[shard], 10);
-            assert!(batch.errors.is_empty(), "{:?}", batch.errors);
-            assert_eq!(batch.messages.len(), 10);
+            let (messages, errors) = con.read(&[shard], 10).into_parts();
+            assert!(errors.is_empty(), "{errors:?}");
+            assert_eq!(messages.len(), 10);
             assert_eq!(con.tail(shard, 5, Duration::ZERO).unwrap().len(), 5);
         }
     }
