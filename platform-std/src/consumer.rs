@@ -104,8 +104,18 @@ pub enum SeekTo {
     Entry(u64),
     /// `n` entries before the durable end (replay the last `n`).
     FromEnd(u64),
-    /// The first entry with a timestamp at or after this (ns since epoch).
+    /// The first entry with a timestamp at or after this (ns since epoch;
+    /// [`SeekTo::time`] makes it from a `SystemTime`).
     Time(u64),
+}
+
+impl SeekTo {
+    /// [`SeekTo::Time`] of a [`SystemTime`](std::time::SystemTime): the
+    /// first entry appended at or after `time` (a time before the epoch
+    /// is the first retained entry).
+    pub fn time(time: std::time::SystemTime) -> SeekTo {
+        SeekTo::Time(crate::unix_ns(time))
+    }
 }
 
 /// What a multi-shard read ([`Consumer::read`]) returned: messages, and

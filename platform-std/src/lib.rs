@@ -110,6 +110,25 @@ pub use reader::{Message, MessageId, Reader, max_stored};
 pub use retention::{RetentionReport, ShardRetention, ShardRetentionStats};
 pub use verify::{Finding, Problem, Severity, ShardCheck, ShardRepair, VerifyReport, repair, verify};
 
+/// A timestamp in ns since the Unix epoch (as comet stores them) as a
+/// [`SystemTime`](std::time::SystemTime).
+pub fn system_time(ns: u64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns)
+}
+
+/// A [`SystemTime`](std::time::SystemTime) as ns since the Unix epoch (as
+/// comet stores timestamps): 0 for times before the epoch, `u64::MAX` for
+/// times after 2554.
+pub fn unix_ns(time: std::time::SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// `Some(time)` for a stored timestamp, `None` for 0 (which comet's
+/// snapshots use for "none").
+pub(crate) fn some_time(ns: u64) -> Option<std::time::SystemTime> {
+    (ns != 0).then(|| system_time(ns))
+}
+
 /// Picks the shard for `key` among `count` shards (32-bit FNV-1a modulo
 /// the count, as the Go package does).
 pub fn pick_shard(key: &[u8], count: ShardCount) -> ShardId {

@@ -102,8 +102,15 @@ pub struct GroupStats {
     pub offset: u64,
     /// Durable entries not yet acked.
     pub lag: u64,
-    /// Unix ns of the last ack.
+    /// Unix ns of the last ack (see [`last_ack`](GroupStats::last_ack)).
     pub last_ack_ns: u64,
+}
+
+impl GroupStats {
+    /// When the group last acked in the shard (`None` if `last_ack_ns` is 0).
+    pub fn last_ack(&self) -> Option<std::time::SystemTime> {
+        crate::some_time(self.last_ack_ns)
+    }
 }
 
 /// A snapshot of one shard.
@@ -122,9 +129,11 @@ pub struct ShardStats {
     pub segments: u64,
     /// Bytes on disk in segments.
     pub bytes: u64,
-    /// Timestamp of the oldest retained entry (ns, 0 if none).
+    /// Timestamp of the oldest retained entry (ns, 0 if none; see
+    /// [`oldest`](ShardStats::oldest)).
     pub oldest_ns: u64,
-    /// Timestamp of the newest durable entry (ns, 0 if none).
+    /// Timestamp of the newest durable entry (ns, 0 if none; see
+    /// [`newest`](ShardStats::newest)).
     pub newest_ns: u64,
     /// Raw payload bytes / stored payload bytes (1.0 when nothing written).
     pub compression_ratio: f64,
@@ -158,6 +167,16 @@ pub struct Stats {
 }
 
 impl ShardStats {
+    /// Timestamp of the oldest retained entry (`None` if there is none).
+    pub fn oldest(&self) -> Option<std::time::SystemTime> {
+        crate::some_time(self.oldest_ns)
+    }
+
+    /// Timestamp of the newest durable entry (`None` if there is none).
+    pub fn newest(&self) -> Option<std::time::SystemTime> {
+        crate::some_time(self.newest_ns)
+    }
+
     /// The next entry `group` reads in this shard: its stored offset, or the
     /// first retained entry if it never acked here (or its offset fell
     /// behind retention), as [`Consumer::offset`](crate::Consumer::offset)

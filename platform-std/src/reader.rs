@@ -80,12 +80,20 @@ enum Payload {
 pub struct Message {
     /// Shard and entry number.
     pub id: MessageId,
-    /// Append timestamp, ns since the Unix epoch.
+    /// Append timestamp, ns since the Unix epoch (see
+    /// [`time`](Message::time)).
     pub timestamp: u64,
     payload: Payload,
 }
 
 impl Message {
+    /// The append timestamp as a [`SystemTime`](std::time::SystemTime):
+    /// the writer's wall clock when the entry was appended (never earlier
+    /// than the entry before it in the shard).
+    pub fn time(&self) -> std::time::SystemTime {
+        crate::system_time(self.timestamp)
+    }
+
     /// The payload as appended (decompressed if it was stored compressed).
     pub fn data(&self) -> &[u8] {
         match &self.payload {

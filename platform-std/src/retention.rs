@@ -72,12 +72,26 @@ pub struct ShardRetentionStats {
     pub bytes: u64,
     /// Sealed segments.
     pub sealed_segments: u64,
-    /// Oldest retained entry timestamp (ns, 0 if none).
+    /// Oldest retained entry timestamp (ns, 0 if none; see
+    /// [`oldest`](ShardRetentionStats::oldest)).
     pub oldest_ns: u64,
-    /// Newest durable entry timestamp (ns, 0 if none).
+    /// Newest durable entry timestamp (ns, 0 if none; see
+    /// [`newest`](ShardRetentionStats::newest)).
     pub newest_ns: u64,
     /// What a pass would do now, by this shard's own limits.
     pub next: ShardPlan,
+}
+
+impl ShardRetentionStats {
+    /// Timestamp of the oldest retained entry (`None` if there is none).
+    pub fn oldest(&self) -> Option<std::time::SystemTime> {
+        crate::some_time(self.oldest_ns)
+    }
+
+    /// Timestamp of the newest durable entry (`None` if there is none).
+    pub fn newest(&self) -> Option<std::time::SystemTime> {
+        crate::some_time(self.newest_ns)
+    }
 }
 
 fn limits(client: &Client) -> ShardLimits {
