@@ -878,7 +878,6 @@ impl Consumer {
             }
         }
     }
-
 }
 
 fn sleep_unless(d: Duration, stop: Option<&AtomicBool>) {

@@ -106,7 +106,7 @@ pub use identity::{DirId, IDENTITY_FILE, IdentityDamage, IdentityError, dir_iden
 pub use import::{ShardImport, import_go};
 pub use metrics::{Counters, GroupStats, Latency, ShardStats, Stats};
 pub use process::{PROCESS_DIR, ProcessSlot};
-pub use reader::{Message, MessageId, Reader, max_stored};
+pub use reader::{Entries, Message, MessageId, Reader, max_stored};
 pub use retention::{RetentionReport, ShardRetention, ShardRetentionStats};
 pub use verify::{Finding, Problem, Severity, ShardCheck, ShardRepair, VerifyReport, repair, verify};
 

@@ -594,6 +594,42 @@ impl Reader {
         Ok(n)
     }
 
+    /// Iterates over the durable entries whose numbers lie in `range`,
+    /// reading them in batches through [`read_batch`](Reader::read_batch).
+    ///
+    /// An unbounded start is the first retained entry; an unbounded end,
+    /// or one past the durable end, is the durable end as it is when the
+    /// iteration begins (its first [`next`](Iterator::next)). An
+    /// unreadable entry (damaged, lost, not retained) yields its error,
+    /// after the entries before it, and ends the iteration: an entry is
+    /// never skipped.
+    ///
+    /// ```
+    /// # use comet::{Client, Config, ShardId};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let client = Client::open(dir.path(), Config::default())?;
+    /// # let shard = client.append("events:v1:shard:0001", &[b"a", b"b", b"c"])?.shard;
+    /// # client.sync()?;
+    /// let mut reader = client.reader(shard)?;
+    /// for message in reader.iter(1..) {
+    ///     let message = message?;
+    ///     println!("{}: {:?}", message.id, message.data());
+    /// }
+    /// let all: Vec<_> = reader.iter(..).collect::<Result<_, _>>()?;
+    /// assert_eq!(all.len(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn iter(&mut self, range: impl std::ops::RangeBounds<u64>) -> Entries<'_> {
+        Entries {
+            reader: self,
+            range: (range.start_bound().cloned(), range.end_bound().cloned()),
+            span: None,
+            batch: Vec::new().into_iter(),
+            error: None,
+            done: false,
+        }
+    }
+
     /// The first readable entry whose timestamp is at or after `ts_ns`
     /// (entry timestamps never decrease within a shard), or the durable end.
     /// Entries in a lost range count as stamped like the first entry after
@@ -630,6 +666,96 @@ impl Reader {
         self.manifest.as_ref()?.lost_range(entry, head.base)
     }
 }
+
+/// Entries a [`Reader::iter`] reads at a time.
+const ITER_BATCH: usize = 256;
+
+/// The entries of a range of one shard, in order: [`Reader::iter`].
+///
+/// Yields `Err` at the first unreadable entry, after the entries before
+/// it, and then ends.
+pub struct Entries<'a> {
+    reader: &'a mut Reader,
+    range: (std::ops::Bound<u64>, std::ops::Bound<u64>),
+    /// Next entry and the end, resolved on the first `next`.
+    span: Option<(u64, u64)>,
+    batch: std::vec::IntoIter<Message>,
+    /// The error the last batch stopped at, yielded after its messages.
+    error: Option<Error>,
+    done: bool,
+}
+
+impl std::fmt::Debug for Entries<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entries").field("shard", &self.reader.shard).field("span", &self.span).finish_non_exhaustive()
+    }
+}
+
+impl Entries<'_> {
+    /// `(first entry, end)` of the range, against the retained and
+    /// durable bounds now.
+    fn resolve(&mut self) -> Result<(u64, u64)> {
+        use std::ops::Bound;
+        let (first, end) = self.reader.bounds()?;
+        let from = match self.range.0 {
+            Bound::Included(n) => n,
+            Bound::Excluded(n) => n.saturating_add(1),
+            Bound::Unbounded => first,
+        };
+        let to = match self.range.1 {
+            Bound::Included(n) => n.saturating_add(1),
+            Bound::Excluded(n) => n,
+            Bound::Unbounded => end,
+        };
+        Ok((from, to.min(end)))
+    }
+}
+
+impl Iterator for Entries<'_> {
+    type Item = Result<Message>;
+
+    fn next(&mut self) -> Option<Result<Message>> {
+        loop {
+            if let Some(m) = self.batch.next() {
+                return Some(Ok(m));
+            }
+            if let Some(e) = self.error.take() {
+                self.done = true;
+                return Some(Err(e));
+            }
+            if self.done {
+                return None;
+            }
+            let (next, end) = match self.span {
+                Some(span) => span,
+                None => match self.resolve() {
+                    Ok(span) => *self.span.insert(span),
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                },
+            };
+            if next >= end {
+                self.done = true;
+                return None;
+            }
+            let want = usize::try_from(end - next).unwrap_or(ITER_BATCH).min(ITER_BATCH);
+            let mut out = Vec::with_capacity(want);
+            let r = self.reader.read_batch(next, want, &mut out);
+            self.span = Some((next + out.len() as u64, end));
+            match r {
+                Err(e) => self.error = Some(e),
+                // Nothing more before the durable end.
+                Ok(0) => self.done = true,
+                Ok(_) => {}
+            }
+            self.batch = out.into_iter();
+        }
+    }
+}
+
+impl std::iter::FusedIterator for Entries<'_> {}
 
 /// The bytes of checked chunk `pos` in `map` (empty if the map is shorter:
 /// never the case for a chunk that passed its check).
