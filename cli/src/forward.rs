@@ -105,7 +105,8 @@ fn auth(args: &ForwardArgs) -> Result<Auth, Box<dyn std::error::Error>> {
 fn config(args: &ForwardArgs) -> Result<ForwardConfig, Box<dyn std::error::Error>> {
     let mut c = ForwardConfig::new(&args.group, &args.nats, &args.subject);
     if let Some(p) = &args.stream {
-        c.shards = p.parse()?;
+        // The grammar and messages of the other subcommands' --stream.
+        c.shards = comet_forward::ShardSelect::from(&comet::ShardPattern::parse(p)?);
     }
     if let Some(name) = &args.create_stream {
         let mut s = StreamSetup::new(name);

@@ -18,7 +18,6 @@ mod forward;
 mod inspect;
 mod out;
 mod rw;
-mod select;
 
 /// The result of a command: the exit code on success.
 type CmdResult = Result<u8, Box<dyn std::error::Error>>;

@@ -4,11 +4,10 @@ use std::io::{self, BufRead, BufWriter, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use comet::{Client, Config, Consumer, Message, NameError, Reader, SeekTo, ShardId, parse_stream};
+use comet::{Client, Config, Consumer, Message, NameError, Reader, SeekTo, ShardId, ShardPattern, parse_stream};
 use comet_core::wire::parse_go_segment_file_name;
 
 use crate::out::{self, count as n_of, require_dir};
-use crate::select::ShardPattern;
 use crate::{CmdResult, Format};
 
 /// Entries read per batch.

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use comet::ShardId;
+use comet::{ShardId, ShardPattern};
 
 use crate::error::ConfigError;
 
@@ -119,81 +119,32 @@ impl ShardSelect {
 impl FromStr for ShardSelect {
     type Err = ConfigError;
 
-    /// Parses a stream pattern: comma-separated items, each one of
+    /// Parses a stream pattern with [`comet::ShardPattern`], the grammar
+    /// `comet consume --stream` takes too: comma-separated items, each one
+    /// of
     ///
     /// * `*`, or a stream name whose shard part is `*`
     ///   (`events:v1:shard:*`): every shard, including ones created later;
     /// * a stream name (`events:v1:shard:0007`): that shard;
     /// * a stream name whose shard part has `*`/`?` wildcards
     ///   (`events:v1:shard:00*`), matched against the 4-digit id and the
-    ///   plain number, as `comet consume --stream` does: those shards;
+    ///   plain number: those shards;
     /// * a shard id (`7`) or an inclusive range of ids (`0-15`).
     ///
     /// Stream prefixes are not stored on disk, so `events:v1:shard:*`
     /// selects every shard whatever its prefix.
     fn from_str(pattern: &str) -> Result<ShardSelect, ConfigError> {
-        let bad = |reason: &'static str| ConfigError::InvalidPattern { pattern: pattern.to_string(), reason };
-        if pattern.trim().is_empty() {
-            return Err(bad("empty pattern"));
-        }
-        let mut set = BTreeSet::new();
-        for item in pattern.split(',').map(str::trim) {
-            if item.is_empty() {
-                return Err(bad("empty item"));
-            }
-            if item == "*" {
-                return Ok(ShardSelect::All);
-            }
-            let (prefix, digits) = item.rsplit_once(':').map_or((None, item), |(p, d)| (Some(p), d));
-            if digits.contains(['*', '?']) {
-                // Wildcards in the shard part, as `comet consume --stream`
-                // takes them: matched against `NNNN` and the plain number.
-                if let Some(prefix) = prefix {
-                    comet::parse_stream(&format!("{prefix}:0000")).map_err(|_| bad("invalid stream prefix"))?;
-                }
-                if digits.bytes().all(|b| b == b'*') {
-                    return Ok(ShardSelect::All);
-                }
-                if !digits.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'?') {
-                    return Err(bad("a shard pattern is digits, '*' and '?'"));
-                }
-                let ids = (0..=ShardId::MAX.get()).filter_map(ShardId::new);
-                set.extend(ids.filter(|id| {
-                    glob(digits.as_bytes(), id.to_string().as_bytes())
-                        || glob(digits.as_bytes(), id.get().to_string().as_bytes())
-                }));
-                continue;
-            }
-            if item.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
-                let (a, b) = item.split_once('-').unwrap_or((item, item));
-                let id = |s: &str| {
-                    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
-                        return Err(bad("a shard id is decimal digits"));
-                    }
-                    s.parse::<u32>().ok().and_then(ShardId::new).ok_or_else(|| bad("shard id above 9999"))
-                };
-                let (lo, hi) = (id(a)?, id(b)?);
-                if lo > hi {
-                    return Err(bad("range start above its end"));
-                }
-                for n in lo.get()..=hi.get() {
-                    set.extend(ShardId::new(n));
-                }
-                continue;
-            }
-            set.insert(comet::parse_stream(item).map_err(|_| bad("not a stream name, shard id or range"))?);
-        }
-        Ok(ShardSelect::Only(set))
+        let parsed = ShardPattern::parse(pattern)
+            .map_err(|e| ConfigError::InvalidPattern { pattern: pattern.to_string(), reason: e.reason() })?;
+        Ok(ShardSelect::from(&parsed))
     }
 }
 
-/// Matches `name` against a glob with `*` (any run) and `?` (one byte).
-fn glob(pattern: &[u8], name: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some((b'*', rest)) => (0..=name.len()).any(|i| glob(rest, &name[i..])),
-        Some((b'?', rest)) => !name.is_empty() && glob(rest, &name[1..]),
-        Some((c, rest)) => name.first() == Some(c) && glob(rest, &name[1..]),
+impl From<&ShardPattern> for ShardSelect {
+    /// [`ShardSelect::All`] if the pattern selects every shard id, else
+    /// the ids it selects.
+    fn from(pattern: &ShardPattern) -> ShardSelect {
+        if pattern.is_all() { ShardSelect::All } else { ShardSelect::Only(pattern.shards().collect()) }
     }
 }
 
@@ -457,10 +408,39 @@ mod tests {
     }
 
     #[test]
+    fn the_selection_is_the_shared_patterns() {
+        for p in ["*", "e:shard:*", "e:shard:00*3", "e:shard:1?", "0-3,7", "9999", "logs:v2:0007", "e:shard:*0*"] {
+            let select: ShardSelect = p.parse().unwrap();
+            let pattern = ShardPattern::parse(p).unwrap();
+            for s in (0..=ShardId::MAX.get()).filter_map(ShardId::new) {
+                assert_eq!(select.matches(s), pattern.matches(s), "{p} {s}");
+            }
+        }
+        let e = "e:shard:0a*".parse::<ShardSelect>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid stream pattern \"e:shard:0a*\": the shard part of a pattern is digits, '*' and '?'"
+        );
+    }
+
+    #[test]
     fn bad_stream_patterns_are_errors() {
-        for p in
-            ["", " ", ",", "1,", "10000", "5-3", "1-", "-1", "1-2-3", "x", "a/b:*", "e:1x*", "events:v1:shard:12345"]
-        {
+        for p in [
+            "",
+            " ",
+            ",",
+            "1,",
+            "10000",
+            "5-3",
+            "1-",
+            "-1",
+            "1-2-3",
+            "x",
+            "a/b:*",
+            "e:1x*",
+            "events:v1:shard:12345",
+            "*,x",
+        ] {
             assert!(
                 matches!(p.parse::<ShardSelect>(), Err(ConfigError::InvalidPattern { .. })),
                 "{p:?} should be rejected"
