@@ -595,7 +595,11 @@ impl Consumer {
         Ok(out)
     }
 
-    /// Stats of every group in `shard`.
+    /// The stored slot of every group that acked (or seeked) in `shard`.
+    /// A group that never did is not listed: it reads from the first
+    /// retained entry, and [`lag`](Consumer::lag) (or
+    /// [`ShardStats::group_lag`](crate::ShardStats::group_lag)) counts
+    /// everything retained as its lag.
     pub fn groups(&mut self, shard: ShardId) -> Result<Vec<GroupStats>> {
         let (_, end) = self.reader(shard)?.bounds()?;
         group_stats(&self.client.shard_dir(shard), shard, end)

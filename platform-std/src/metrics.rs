@@ -93,14 +93,24 @@ impl Counters {
     }
 }
 
-/// One consumer group's position in a shard.
+/// One consumer group's slot in a shard's `offsets.state`, as stored.
+///
+/// Only groups that acked (or seeked) in the shard have a slot. For what a
+/// group has still to read — counted from the first retained entry when
+/// retention deleted entries past its offset, and for shards it never
+/// acked — use [`ShardStats::group_offset`] and [`ShardStats::group_lag`]
+/// (or [`Stats::group_lag`] over every shard, or
+/// [`Consumer::lag`](crate::Consumer::lag)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupStats {
     /// Group name.
     pub group: String,
-    /// Next entry the group will read.
+    /// The stored offset: the group acked every entry below it. The next
+    /// entry it reads is this or the first retained entry, whichever is
+    /// higher.
     pub offset: u64,
-    /// Durable entries not yet acked.
+    /// The durable end minus the stored offset (entries retention deleted
+    /// unread included; [`ShardStats::group_lag`] leaves them out).
     pub lag: u64,
     /// Unix ns of the last ack (see [`last_ack`](GroupStats::last_ack)).
     pub last_ack_ns: u64,
