@@ -121,7 +121,7 @@ impl<S: Storage> Checker<'_, S> {
     }
 
     fn run(&mut self) {
-        let listing = match Listing::read(self.storage) {
+        let listing = match Listing::read(self.storage, None) {
             Ok(l) => l,
             Err(e) => {
                 self.damage(None, None, Problem::Unreadable { file: ".".into(), error: format!("{e}") });

@@ -21,7 +21,7 @@
 //! The platform supplies the bytes: `comet` hands in slices of a memory
 //! map (zero-copy), `comet-embedded` a buffer filled with one `pread` per
 //! chunk ([`load_chunk`]), or streams a chunk larger than its buffer
-//! ([`read_streaming`]).
+//! ([`check_streaming`]).
 
 use alloc::vec::Vec;
 use core::ops::Range;
@@ -454,73 +454,76 @@ pub fn load_chunk<F: StorageFile>(
     Ok(check_chunk(&dst[..got], pos, max_stored).map(|()| n))
 }
 
-/// Reads entry `target` of chunk `pos` without holding the whole chunk:
-/// every byte of the chunk is hashed as it streams through `buf` (at least
-/// [`HEADER_LEN`] bytes), the target's stored payload is read straight into
-/// `out`, and only if the chunk's CRC and framing check out are its header
-/// and byte offset returned (the payload is then `out[..header.len]`). For
-/// chunks larger than a platform's read buffer; `Ok(Err(None))` means
-/// `out` is too small (nothing else was wrong up to the target).
-#[allow(clippy::type_complexity)]
-pub fn read_streaming<F: StorageFile>(
+/// `x - base` for a position `x` known to lie within a buffer that starts
+/// at `base` (so the difference fits the buffer's `usize` length).
+pub(crate) fn within(x: u64, base: u64) -> usize {
+    usize::try_from(x - base).unwrap_or(usize::MAX)
+}
+
+/// Checks chunk `pos` of `file` without holding it whole, for chunks
+/// larger than a platform's read buffer: the chunk streams through `buf`
+/// in reads of `buf.len()` bytes (at least [`HEADER_LEN`]), every byte
+/// hashed and every entry's framing checked on the way (exactly
+/// `pos.entries` valid entries, ending at `pos.end`). `Ok(Ok(at))`: the
+/// chunk checks out and entry `target` (in it) starts at byte `at`. A
+/// chunk of `n` bytes costs `ceil(n / buf.len())` reads.
+pub fn check_streaming<F: StorageFile>(
     file: &F,
     pos: &ChunkPos,
     max_stored: u32,
     target: u64,
     buf: &mut [u8],
-    out: &mut [u8],
-) -> Result<Result<(EntryHeader, u64), Option<ChunkDamage>>, F::Error> {
+) -> Result<Result<u64, ChunkDamage>, F::Error> {
     let mut h = crc32fast::Hasher::new();
+    let end_entry = pos.first + u64::from(pos.entries);
+    let (mut entry, mut next_hdr, mut found) = (pos.first, pos.start, None);
+    let mut head = [0u8; HEADER_LEN];
     let mut at = pos.start;
-    let mut found = None;
-    for entry in pos.entry_range() {
-        let mut head = [0u8; HEADER_LEN];
-        let n = read_exact_at(file, at, &mut head)?;
-        let header = match classify_entry(&head[..n], pos.end.saturating_sub(at), max_stored) {
-            EntryStatus::Valid(x) => x,
-            EntryStatus::Invalid(e) => return Ok(Err(Some(pos.damage(at, e)))),
-            _ => {
-                let e = WireError::Truncated { needed: HEADER_LEN as u64, available: pos.end.saturating_sub(at) };
-                return Ok(Err(Some(pos.damage(at, e))));
-            }
-        };
-        h.update(&head);
-        let body = at + HEADER_LEN as u64;
-        let len = header.len as usize;
-        if entry == target {
-            let Some(dst) = out.get_mut(..len) else {
-                return Ok(Err(None));
-            };
-            if read_exact_at(file, body, dst)? < len {
-                let e = WireError::Truncated { needed: u64::from(header.len), available: 0 };
-                return Ok(Err(Some(pos.damage(body, e))));
-            }
-            h.update(dst);
-            found = Some((header, at));
-        } else {
-            let mut done = 0usize;
-            while done < len {
-                let take = (len - done).min(buf.len().max(1));
-                let got = read_exact_at(file, body + done as u64, &mut buf[..take])?;
-                if got == 0 {
-                    let e = WireError::Truncated { needed: u64::from(header.len), available: done as u64 };
-                    return Ok(Err(Some(pos.damage(body, e))));
-                }
-                h.update(&buf[..got]);
-                done += got;
-            }
+    while at < pos.end {
+        let want = usize::try_from(pos.end - at).unwrap_or(usize::MAX).min(buf.len().max(1));
+        let got = read_exact_at(file, at, &mut buf[..want])?;
+        if got < want {
+            let e = WireError::Truncated { needed: (want - got) as u64, available: 0 };
+            return Ok(Err(pos.damage(at + got as u64, e)));
         }
-        at = body + len as u64;
+        h.update(&buf[..got]);
+        let win_end = at + got as u64;
+        // Walk the headers that start (or end) in this window; a header
+        // split across two windows is put together in `head`.
+        while entry < end_entry && next_hdr < win_end {
+            let from = next_hdr.max(at);
+            let to = (next_hdr + HEADER_LEN as u64).min(win_end);
+            let (a, b) = (within(from, at), within(to, at));
+            let (x, y) = (within(from, next_hdr), within(to, next_hdr));
+            head[x..y].copy_from_slice(&buf[a..b]);
+            if y < HEADER_LEN {
+                break;
+            }
+            let header = match classify_entry(&head, pos.end - next_hdr, max_stored) {
+                EntryStatus::Valid(x) => x,
+                EntryStatus::Invalid(e) => return Ok(Err(pos.damage(next_hdr, e))),
+                _ => {
+                    let e = WireError::Truncated { needed: HEADER_LEN as u64, available: pos.end - next_hdr };
+                    return Ok(Err(pos.damage(next_hdr, e)));
+                }
+            };
+            if entry == target {
+                found = Some(next_hdr);
+            }
+            next_hdr += (HEADER_LEN as u64) + u64::from(header.len);
+            entry += 1;
+        }
+        at = win_end;
     }
-    if at != pos.end {
-        let e = WireError::InvalidField { offset: u32::try_from(at - pos.start).unwrap_or(u32::MAX) };
-        return Ok(Err(Some(pos.damage(at, e))));
+    if entry != end_entry || next_hdr != pos.end {
+        let e = WireError::InvalidField { offset: u32::try_from(next_hdr - pos.start).unwrap_or(u32::MAX) };
+        return Ok(Err(pos.damage(next_hdr.min(pos.end), e)));
     }
     let actual = h.finalize();
     if actual != pos.crc {
-        return Ok(Err(Some(pos.damage(pos.start, WireError::ChecksumMismatch { expected: pos.crc, actual }))));
+        return Ok(Err(pos.damage(pos.start, WireError::ChecksumMismatch { expected: pos.crc, actual })));
     }
-    Ok(found.ok_or(None))
+    Ok(found.ok_or_else(|| pos.damage(pos.start, WireError::InvalidField { offset: 0 })))
 }
 
 /// What a probe of [`seek_time`] found at an entry.
@@ -678,7 +681,7 @@ mod tests {
     }
 
     #[test]
-    fn streaming_reads_match_and_fail_like_loaded_chunks() {
+    fn streaming_checks_match_loaded_chunks_with_any_buffer_size() {
         use crate::sim::MemDir;
         use crate::storage::{OpenMode, Storage};
         let (data, recs) = segment(23, 5);
@@ -687,20 +690,41 @@ mod tests {
         let d = MemDir::new();
         d.set_file_bytes("s", &data);
         let f = d.open("s", OpenMode::Read).unwrap();
-        let pos = ChunkPos::sealed(&seg, 5, &table, 2).unwrap();
-        let mut buf = vec![0u8; 13];
-        let mut out = vec![0u8; 64];
-        let (h, _) = read_streaming(&f, &pos, 1 << 20, 1012, &mut buf, &mut out).unwrap().unwrap();
-        assert_eq!(&out[..h.len as usize], b"e12");
-        let mut big = vec![0u8; 4096];
-        let n = load_chunk(&f, &pos, 1 << 20, &mut big).unwrap().unwrap();
-        assert_eq!(n as u64, pos.len());
-        assert!(matches!(read_streaming(&f, &pos, 1 << 20, 1012, &mut buf, &mut out[..1]).unwrap(), Err(None)));
-        let mut bad = data.clone();
-        bad[pos.end as usize - 1] ^= 1;
-        d.set_file_bytes("s", &bad);
-        let f = d.open("s", OpenMode::Read).unwrap();
-        assert!(matches!(read_streaming(&f, &pos, 1 << 20, 1012, &mut buf, &mut out).unwrap(), Err(Some(_))));
-        assert!(load_chunk(&f, &pos, 1 << 20, &mut big).unwrap().is_err());
+        for k in 0..table.len() as u32 {
+            let pos = ChunkPos::sealed(&seg, 5, &table, k).unwrap();
+            let mut big = vec![0u8; 4096];
+            let n = load_chunk(&f, &pos, 1 << 20, &mut big).unwrap().unwrap();
+            let starts: Vec<u64> = {
+                let mut at = pos.start;
+                ChunkEntries::new(&big[..n], pos.first)
+                    .map(|e| {
+                        let here = at;
+                        at += (HEADER_LEN + e.stored.len()) as u64;
+                        here
+                    })
+                    .collect()
+            };
+            // Every buffer size, so headers split across reads at every byte.
+            for size in HEADER_LEN..=n + 1 {
+                let mut buf = vec![0u8; size];
+                for (i, want) in pos.entry_range().zip(&starts) {
+                    let got = check_streaming(&f, &pos, 1 << 20, i, &mut buf).unwrap();
+                    assert_eq!(got, Ok(*want), "chunk {k} entry {i} buffer {size}");
+                }
+            }
+            // Any flipped byte of the chunk is found, with any buffer size.
+            for byte in pos.start..pos.end {
+                let mut bad = data.clone();
+                bad[byte as usize] ^= 0x40;
+                d.set_file_bytes("s", &bad);
+                let g = d.open("s", OpenMode::Read).unwrap();
+                for size in [HEADER_LEN, 13, 31, 4096] {
+                    let mut buf = vec![0u8; size];
+                    assert!(check_streaming(&g, &pos, 1 << 20, pos.first, &mut buf).unwrap().is_err(), "byte {byte}");
+                }
+                assert!(load_chunk(&g, &pos, 1 << 20, &mut big).unwrap().is_err());
+            }
+            d.set_file_bytes("s", &data);
+        }
     }
 }

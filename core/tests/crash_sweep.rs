@@ -28,6 +28,7 @@ fn cfg() -> EngineConfig {
         buffer_size: 256,
         min_compress: 64,
         max_chunks: u32::MAX,
+        max_sealed: u32::MAX,
     }
 }
 

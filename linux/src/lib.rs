@@ -29,7 +29,7 @@ pub use files::{
 };
 pub use lock::{LockError, WRITER_LOCK, WriterLock};
 pub use map::{SegmentMap, SharedWords, WrongSize};
-pub use storage::{DirStorage, FsFile, file_len};
+pub use storage::{DirStorage, FsFile, file_len, pread_calls};
 
 /// Nanoseconds since the Unix epoch from the system clock, at least 1 (a
 /// clock before 1970 reads as 1: timestamps are never 0). The `now` both

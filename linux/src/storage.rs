@@ -25,6 +25,7 @@ use std::io::IoSlice;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use comet_core::storage::{OpenMode, Storage, StorageFile};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
@@ -52,6 +53,16 @@ impl AsFd for FsFile {
     }
 }
 
+/// `pread` calls made through [`FsFile`]s of this process.
+static PREADS: AtomicU64 = AtomicU64::new(0);
+
+/// How many `pread` calls this process has made through comet's files
+/// (every platform's reads, recovery and verification included), for
+/// measuring what a read costs: sample it before and after.
+pub fn pread_calls() -> u64 {
+    PREADS.load(Ordering::Relaxed)
+}
+
 impl StorageFile for FsFile {
     type Error = io::Error;
 
@@ -59,6 +70,7 @@ impl StorageFile for FsFile {
         if buf.is_empty() {
             return Ok(0);
         }
+        PREADS.fetch_add(1, Ordering::Relaxed);
         Ok(rustix::io::pread(&*self.fd, buf, offset)?)
     }
 

@@ -42,6 +42,15 @@ pub struct EmbeddedConfig {
     pub checkpoint_capacity: u32,
     /// Entries per checkpoint chunk (default 100).
     pub boundary_interval: u32,
+    /// Sealed segments a shard may hold (default 1024, `2..=1_000_000`):
+    /// their manifest records (72 bytes each) are reserved at open, so
+    /// with the default 4 MiB segments a shard holds up to 4 GiB in a
+    /// fixed 72 KiB. The append whose rotation would seal one more fails
+    /// with a `Capacity` error (`what: "sealed segments"`), and opening a
+    /// shard that has more fails the same way: let retention
+    /// (`retention.max_shard_size`, `max_total_size`, `max_age`) delete
+    /// old segments before the shard gets there.
+    pub max_segments: u32,
     /// Rotate segments before they grow past this (default 4 MiB: small
     /// segments make retention on SD cards fine-grained).
     pub max_file_size: u64,
@@ -73,6 +82,7 @@ impl Default for EmbeddedConfig {
             read_buffer_bytes: 64 << 10,
             checkpoint_capacity: 1024,
             boundary_interval: 100,
+            max_segments: 1024,
             max_file_size: 4 << 20,
             max_entry_size: 32 << 10,
             min_compress_size: None,
@@ -90,16 +100,23 @@ fn range(field: &'static str, value: u64, min: u64, max: u64) -> Result<(), Conf
     Ok(())
 }
 
-/// What the configured budget reserves on the heap, in bytes.
+/// What the configured budget reserves on the heap, in bytes: an upper
+/// bound of the log's heap high-water mark, checked against a counting
+/// allocator by `tests/budget.rs` (also for a 3 GB shard).
+///
+/// The one thing not counted: the lists of chunks recorded as lost (4
+/// bytes per lost chunk, only after damage was found).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeapBudget {
     /// Per open shard: write buffer, checkpoint table, chunk-start table,
-    /// shard state. The manifest (48 + 8 per chunk bytes per *sealed*
-    /// segment) comes on top and is bounded by retention.
+    /// shard state, the manifest's records (`max_segments`, reserved at
+    /// open) and the retention pass's view of them.
     pub per_shard: usize,
     /// Per log: read buffer, a sealed segment's chunk table
     /// (`checkpoint_capacity` records), decoder window and tables,
-    /// compressor (if enabled) including its transient per-call scratch.
+    /// compressor (if enabled) including its transient per-call scratch,
+    /// and what opening one shard needs while it runs (its directory
+    /// listing, its `index.bin` and a 64 KiB recovery scan buffer).
     pub shared: usize,
 }
 
@@ -133,6 +150,7 @@ impl EmbeddedConfig {
         range("max_shards", u64::from(self.max_shards), 1, MAX_SHARDS as u64)?;
         range("shard_count", u64::from(self.shard_count), 1, u64::from(self.max_shards))?;
         range("checkpoint_capacity", u64::from(self.checkpoint_capacity), 2, 1_000_000)?;
+        range("max_segments", u64::from(self.max_segments), 2, 1_000_000)?;
         self.core_config().validate()?;
         let entry_room = (raw_frame_len(self.max_entry_size as usize) + HEADER_LEN) as u64;
         if entry_room > u64::from(self.write_buffer_bytes) {
@@ -157,6 +175,7 @@ impl EmbeddedConfig {
         self.validate()?;
         let mut e = EngineConfig::from_config(&self.core_config())?;
         e.max_chunks = self.checkpoint_capacity;
+        e.max_sealed = self.max_segments;
         Ok(e)
     }
 
@@ -176,7 +195,15 @@ impl EmbeddedConfig {
         // Shard state, its Box, the Arc'd mapping handles, the empty
         // manifest and directory handles.
         let fixed = 4 << 10;
-        let per_shard = buf + starts + chunks + fixed;
+        let segments = self.max_segments as usize;
+        let manifest = segments * core::mem::size_of::<comet_core::index::SegmentMeta>();
+        // Retention copies the records it plans over into a scratch vector
+        // grown shard by shard (twice while it is reallocated).
+        let retention = 2 * (segments + 8) * core::mem::size_of::<comet_core::retention::SegmentInfo>();
+        let per_shard = buf + starts + chunks + fixed + manifest + retention;
+        // Opening a shard: its listing (segment and table bases), its
+        // index.bin (40 + 56 per record + 4) and the recovery scan buffer.
+        let opening = 2 * 8 * (segments + 2) + 56 * segments + 44 + (64 << 10);
         // ruzstd's decoder keeps its window (up to twice, while draining)
         // plus entropy tables and a block scratch.
         let decoder = 2 * self.decoder_window() + (256 << 10);
@@ -185,7 +212,7 @@ impl EmbeddedConfig {
         let compressor =
             if self.min_compress_size.is_some() { 8 * crate::compress::COMPRESS_WINDOW + (512 << 10) } else { 0 };
         let reads = self.read_buffer_bytes as usize + chunks;
-        HeapBudget { per_shard, shared: reads + decoder + compressor + (16 << 10) }
+        HeapBudget { per_shard, shared: reads + decoder + compressor + opening + (16 << 10) }
     }
 }
 

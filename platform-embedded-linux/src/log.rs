@@ -98,7 +98,7 @@ impl Log {
             return Err(Error::TooManyShards { max: self.cfg.max_shards });
         }
         let s = OpenShard::open(&self.root, id, self.engine, self.compressor.clone(), now)?;
-        self.scratch.reserve_for(&s.engine);
+        self.scratch.reserve_shard(self.cfg.max_segments);
         self.shards.push(Box::new(s)).map_err(|_| Error::TooManyShards { max: self.cfg.max_shards })?;
         let last = self.shards.len() - 1;
         Ok(&self.shards[last].report)

@@ -41,10 +41,10 @@ pub(crate) struct Scratch {
 }
 
 impl Scratch {
-    /// Makes room for the segments `engine` has now.
-    pub(crate) fn reserve_for(&mut self, engine: &Engine) {
-        let want = self.infos.len() + engine.manifest().sealed.len() + 8;
-        self.infos.reserve(want.saturating_sub(self.infos.capacity()));
+    /// Makes room for one more shard of at most `max_segments` sealed
+    /// segments, once (a pass over every shard then never grows it).
+    pub(crate) fn reserve_shard(&mut self, max_segments: u32) {
+        self.infos.reserve_exact(self.infos.capacity() - self.infos.len() + max_segments as usize + 8);
     }
 }
 

@@ -26,6 +26,7 @@ fn cfg() -> EngineConfig {
         buffer_size: 1 << 16,
         min_compress: 4096,
         max_chunks: u32::MAX,
+        max_sealed: u32::MAX,
     }
 }
 

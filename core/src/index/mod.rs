@@ -253,30 +253,12 @@ impl Manifest {
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.clear();
         out.reserve(self.encoded_len());
-        out.extend_from_slice(&MANIFEST_MAGIC);
-        out.extend_from_slice(&MANIFEST_VERSION.to_le_bytes());
-        out.extend_from_slice(&self.interval.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&self.first_entry.to_le_bytes());
-        out.extend_from_slice(&self.generation.to_le_bytes());
-        #[allow(clippy::cast_possible_truncation)]
-        out.extend_from_slice(&(self.sealed.len() as u32).to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        for s in &self.sealed {
-            for v in [s.base, s.entries, s.bytes, s.first_ts, s.last_ts] {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-            out.extend_from_slice(&s.chunks.to_le_bytes());
-            out.extend_from_slice(&s.table_crc.to_le_bytes());
-            #[allow(clippy::cast_possible_truncation)]
-            out.extend_from_slice(&(s.lost.len() as u32).to_le_bytes());
-            out.extend_from_slice(&0u32.to_le_bytes());
-            for k in &s.lost {
-                out.extend_from_slice(&k.to_le_bytes());
-            }
-        }
-        let crc = crc32fast::hash(out);
-        out.extend_from_slice(&crc.to_le_bytes());
+        let r: Result<(), core::convert::Infallible> =
+            encode_parts(self.interval, self.first_entry, self.generation, &self.sealed, &mut |b: &[u8]| {
+                out.extend_from_slice(b);
+                Ok(())
+            });
+        let Ok(()) = r;
     }
 
     /// The interval field of a manifest's header, if the bytes start with a
@@ -296,6 +278,13 @@ impl Manifest {
     /// offset is the byte position in the file. Allocation is bounded by
     /// the input's length.
     pub fn decode(bytes: &[u8]) -> Result<Manifest, WireError> {
+        Manifest::decode_reserving(bytes, 0)
+    }
+
+    /// [`decode`](Manifest::decode), reserving room for at least
+    /// `capacity` sealed segments at once (a writer with a bounded
+    /// manifest reserves it whole at open, so rotations never grow it).
+    pub fn decode_reserving(bytes: &[u8], capacity: usize) -> Result<Manifest, WireError> {
         let trunc = |needed: usize| WireError::Truncated { needed: needed as u64, available: bytes.len() as u64 };
         if bytes.len() < HEADER + 4 {
             return Err(trunc(HEADER + 4));
@@ -335,7 +324,7 @@ impl Manifest {
         let mut m = Manifest::new(interval);
         m.first_entry = first_entry;
         m.generation = generation;
-        m.sealed.reserve(count);
+        m.sealed.reserve_exact(count.max(capacity));
         let mut at = HEADER;
         if version == MANIFEST_VERSION_1 {
             let records = count + usize::from(flags & FLAG_ACTIVE_V1 != 0);
@@ -399,6 +388,50 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// Streams the version 2 encoding of a manifest with these fields and
+/// sealed records to `sink`, piece by piece (the header, each record, each
+/// lost list, the trailer), without allocating: a writer can put a
+/// manifest of any size on disk through a small fixed buffer, and encode
+/// one that differs from its in-memory manifest (retention skips the
+/// records it is deleting) without copying it.
+pub fn encode_parts<E>(
+    interval: u32,
+    first_entry: u64,
+    generation: u64,
+    sealed: &[SegmentMeta],
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut crc = crc32fast::Hasher::new();
+    {
+        let mut put = |b: &[u8]| -> Result<(), E> {
+            crc.update(b);
+            sink(b)
+        };
+        let mut h = [0u8; HEADER];
+        h[..4].copy_from_slice(&MANIFEST_MAGIC);
+        le::put_u32(&mut h, 4, MANIFEST_VERSION);
+        le::put_u32(&mut h, 8, interval);
+        le::put_u64(&mut h, 16, first_entry);
+        le::put_u64(&mut h, 24, generation);
+        le::put_u32(&mut h, 32, u32::try_from(sealed.len()).unwrap_or(u32::MAX));
+        put(&h)?;
+        for s in sealed {
+            let mut r = [0u8; RECORD];
+            for (i, v) in [s.base, s.entries, s.bytes, s.first_ts, s.last_ts].into_iter().enumerate() {
+                le::put_u64(&mut r, 8 * i, v);
+            }
+            le::put_u32(&mut r, 40, s.chunks);
+            le::put_u32(&mut r, 44, s.table_crc);
+            le::put_u32(&mut r, 48, u32::try_from(s.lost.len()).unwrap_or(u32::MAX));
+            put(&r)?;
+            for k in &s.lost {
+                put(&k.to_le_bytes())?;
+            }
+        }
+    }
+    sink(&crc.finalize().to_le_bytes())
 }
 
 fn field_at(rec_at: usize, offset: u32) -> WireError {

@@ -41,7 +41,7 @@ pub use repair::RepairReport;
 use crate::config::Config;
 use crate::error::{ConfigError, Error, IoOp};
 use crate::index::table::{TABLE_HEADER, TABLE_RECORD, table_header};
-use crate::index::{ChunkRec, MANIFEST_FILE, MANIFEST_TMP, Manifest, SegmentMeta};
+use crate::index::{ChunkRec, MANIFEST_FILE, MANIFEST_TMP, Manifest, SegmentMeta, encode_parts};
 use crate::segment::{ChunkState, offset32, seal};
 use crate::state::{Counter, DurableHead, HeadStore};
 use crate::storage::{Context, OpenMode, Storage, StorageError, StorageFile, write_all_at};
@@ -70,6 +70,12 @@ pub struct EngineConfig {
     /// Most chunks the active segment may hold before it rotates (bounds
     /// memory on embedded targets; `u32::MAX` for no limit).
     pub max_chunks: u32,
+    /// Most sealed segments the manifest may hold (bounds memory on
+    /// embedded targets: their records are reserved at open; `u32::MAX`
+    /// for no limit). A rotation past it fails with [`Error::Capacity`]
+    /// (`what: "sealed segments"`), and so does opening a shard that has
+    /// more; retention deletions make room.
+    pub max_sealed: u32,
 }
 
 impl EngineConfig {
@@ -83,6 +89,7 @@ impl EngineConfig {
             buffer_size: config.storage.write_buffer_size as usize,
             min_compress: config.compression.min_compress_size as usize,
             max_chunks: u32::MAX,
+            max_sealed: u32::MAX,
         })
     }
 
@@ -784,6 +791,14 @@ where
         if self.active_bytes() == 0 {
             return Ok(());
         }
+        let sealed_count = self.manifest.sealed.len() as u64;
+        if !self.rotation_pending && sealed_count >= u64::from(self.cfg.max_sealed) {
+            return Err(Error::Capacity {
+                what: "sealed segments",
+                needed: sealed_count + 1,
+                available: u64::from(self.cfg.max_sealed),
+            });
+        }
         self.sync()?;
         let (sealed, table) =
             seal(self.base, self.written_entries, self.written, (self.first_ts, self.last_ts), &self.chunks);
@@ -819,9 +834,15 @@ where
         };
         let journal = new_journal(&self.storage, new_base, self.manifest.interval)?;
         self.storage.sync_dir().ctx(IoOp::SyncDir, "")?;
-        let mut m = (*self.manifest).clone();
+        // In place (a copy only if a reader shares the manifest): with the
+        // capacity reserved at open, a rotation does not allocate for it.
+        let m = Arc::make_mut(&mut self.manifest);
         m.sealed.push(sealed);
-        self.write_manifest(m)?;
+        let r = self.commit_manifest(0);
+        if r.is_err() {
+            Arc::make_mut(&mut self.manifest).sealed.pop();
+        }
+        r?;
         self.file = file;
         self.journal = journal;
         self.journaled = 0;
@@ -841,19 +862,37 @@ where
         self.publish(head)
     }
 
-    /// Replaces `index.bin` with `m` atomically and makes it the current
-    /// manifest.
-    fn write_manifest(&mut self, mut m: Manifest) -> Res<(), S> {
-        m.generation = self.manifest.generation + 1;
-        let r = write_manifest_file(&self.storage, &m);
+    /// Replaces `index.bin` atomically with the current manifest without
+    /// its `skip` oldest segments (which then start at the next one, or at
+    /// the active segment), at the next generation. On success the
+    /// in-memory manifest becomes exactly that; on failure it is left as
+    /// it was.
+    fn commit_manifest(&mut self, skip: usize) -> Res<(), S> {
+        let m = &self.manifest;
+        let first = if skip == 0 { m.first_entry } else { m.sealed.get(skip).map_or(self.base, |s| s.base) };
+        let generation = m.generation + 1;
+        let r = write_manifest_parts(&self.storage, m.interval, first, generation, &m.sealed[skip..]);
         if r.is_err() {
             self.bump(Counter::ManifestWriteErrors, 1);
             return r;
         }
         self.bump(Counter::ManifestWrites, 1);
         self.bump(Counter::ManifestGeneration, 1);
-        self.manifest = Arc::new(m);
+        let m = Arc::make_mut(&mut self.manifest);
+        m.first_entry = first;
+        m.generation = generation;
         Ok(())
+    }
+
+    /// Makes `m` the manifest, on disk (atomically) and in memory, at the
+    /// next generation; on failure nothing changes.
+    fn write_manifest(&mut self, m: Manifest) -> Res<(), S> {
+        let old = core::mem::replace(&mut self.manifest, Arc::new(m));
+        let r = self.commit_manifest(0);
+        if r.is_err() {
+            self.manifest = old;
+        }
+        r
     }
 
     /// Deletes the `count` oldest sealed segments: the manifest is advanced
@@ -864,17 +903,15 @@ where
         if count == 0 {
             return Ok(Deleted::default());
         }
-        let mut m = (*self.manifest).clone();
-        let gone: Vec<SegmentMeta> = m.sealed.drain(..count).collect();
-        m.first_entry = m.sealed.first().map_or(self.base, |s| s.base);
-        self.write_manifest(m)?;
+        self.commit_manifest(count)?;
         let mut d = Deleted::default();
-        for s in &gone {
+        let storage = &self.storage;
+        for s in Arc::make_mut(&mut self.manifest).sealed.drain(..count) {
             d.segments += 1;
             d.bytes += s.bytes;
             d.entries += s.entries;
             for name in [segment_file_name(s.base), chunk_table_file_name(s.base)] {
-                if let Err(e) = self.storage.remove(&name)
+                if let Err(e) = storage.remove(&name)
                     && e.kind() != crate::storage::ErrorKind::NotFound
                 {
                     d.unlink_errors += 1;
@@ -934,10 +971,39 @@ fn entry_bound(payload: &[u8]) -> u64 {
 
 /// Writes `index.bin` atomically: temp file, sync, rename, directory sync.
 pub fn write_manifest_file<S: Storage>(storage: &S, m: &Manifest) -> Result<(), Error<S::Error>> {
-    let mut bytes = Vec::new();
-    m.encode(&mut bytes);
+    write_manifest_parts(storage, m.interval, m.first_entry, m.generation, &m.sealed)
+}
+
+/// [`write_manifest_file`] for a manifest given by its fields, streamed
+/// through a small fixed buffer: writing a manifest allocates nothing,
+/// whatever its size.
+fn write_manifest_parts<S: Storage>(
+    storage: &S,
+    interval: u32,
+    first_entry: u64,
+    generation: u64,
+    sealed: &[SegmentMeta],
+) -> Result<(), Error<S::Error>> {
     let tmp = storage.open(MANIFEST_TMP, OpenMode::Truncate).ctx(IoOp::Open, MANIFEST_TMP)?;
-    write_all_at(&tmp, 0, &[&bytes]).ctx(IoOp::Write, MANIFEST_TMP)?;
+    let mut buf = [0u8; 2048];
+    let (mut held, mut at) = (0usize, 0u64);
+    let mut sink = |b: &[u8]| -> Result<(), S::Error> {
+        if held + b.len() > buf.len() {
+            write_all_at(&tmp, at, &[&buf[..held]])?;
+            at += held as u64;
+            held = 0;
+        }
+        if b.len() > buf.len() {
+            write_all_at(&tmp, at, &[b])?;
+            at += b.len() as u64;
+        } else {
+            buf[held..held + b.len()].copy_from_slice(b);
+            held += b.len();
+        }
+        Ok(())
+    };
+    encode_parts(interval, first_entry, generation, sealed, &mut sink).ctx(IoOp::Write, MANIFEST_TMP)?;
+    write_all_at(&tmp, at, &[&buf[..held]]).ctx(IoOp::Write, MANIFEST_TMP)?;
     tmp.sync().ctx(IoOp::Sync, MANIFEST_TMP)?;
     storage.rename(MANIFEST_TMP, MANIFEST_FILE).ctx(IoOp::Rename, MANIFEST_FILE)?;
     storage.sync_dir().ctx(IoOp::SyncDir, "")

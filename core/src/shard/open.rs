@@ -158,14 +158,31 @@ pub(crate) struct Listing {
 }
 
 impl Listing {
-    pub(crate) fn read<S: Storage>(storage: &S) -> Result<Listing, Error<S::Error>> {
+    /// Lists the directory. With a `limit`, at most that many segment files
+    /// and as many chunk tables are accepted, in vectors reserved once (a
+    /// directory with more is [`Error::Capacity`], not memory growth).
+    pub(crate) fn read<S: Storage>(storage: &S, limit: Option<usize>) -> Result<Listing, Error<S::Error>> {
         let mut l = Listing::default();
+        if let Some(n) = limit {
+            l.segments.reserve_exact(n);
+            l.tables.reserve_exact(n);
+        }
+        let full = |v: &Vec<u64>| limit.is_some_and(|n| v.len() >= n);
+        let mut over = 0u64;
         storage
             .list(&mut |name| {
                 if let Some(base) = parse_segment_file_name(name) {
-                    l.segments.push(base);
+                    if full(&l.segments) {
+                        over += 1;
+                    } else {
+                        l.segments.push(base);
+                    }
                 } else if let Some(base) = parse_chunk_table_file_name(name) {
-                    l.tables.push(base);
+                    if full(&l.tables) {
+                        over += 1;
+                    } else {
+                        l.tables.push(base);
+                    }
                 } else if parse_go_segment_file_name(name).is_some() {
                     l.go = true;
                 } else if name == MANIFEST_TMP {
@@ -173,6 +190,12 @@ impl Listing {
                 }
             })
             .ctx(IoOp::List, "")?;
+        if let Some(n) = limit
+            && over > 0
+        {
+            let n = n as u64;
+            return Err(Error::Capacity { what: "segment files", needed: n + over, available: n });
+        }
         l.segments.sort_unstable();
         l.tables.sort_unstable();
         Ok(l)
@@ -224,7 +247,7 @@ pub(crate) fn read_bounded<S: Storage>(storage: &S, name: &str, max: u64) -> Res
 /// decoded manifest, or a [`Error::Corrupt`] / [`Error::Capacity`] error
 /// (never more memory than the shard's files justify).
 pub fn load_manifest<S: Storage>(storage: &S) -> Result<Option<Manifest>, Error<S::Error>> {
-    let listing = Listing::read(storage)?;
+    let listing = Listing::read(storage, None)?;
     let bound = manifest_bound(storage, &listing.segments)?;
     let Some(bytes) = read_bounded(storage, MANIFEST_FILE, bound)? else {
         return Ok(None);
@@ -247,6 +270,7 @@ impl Loaded {
         storage: &S,
         head_store: &H,
         listing: &Listing,
+        capacity: usize,
         report: &mut RecoveryReport,
     ) -> Result<Loaded, Error<S::Error>> {
         let bound = manifest_bound(storage, &listing.segments)?;
@@ -256,7 +280,7 @@ impl Loaded {
                 if bytes.starts_with(&GO_INDEX_MAGIC) {
                     return Err(Error::ForeignFormat);
                 }
-                Some(Manifest::decode(&bytes).map_err(|e| (e, Manifest::header_interval(&bytes))))
+                Some(Manifest::decode_reserving(&bytes, capacity).map_err(|e| (e, Manifest::header_interval(&bytes))))
             }
             // Larger than the files justify: damaged (or sparse).
             Err(Error::Capacity { needed, available, .. }) => {
@@ -423,7 +447,10 @@ where
     ) -> Result<(Self, RecoveryReport), Error<S::Error>> {
         let mut report = RecoveryReport::default();
         // 1. listing
-        let mut listing = Listing::read(&storage)?;
+        // A bounded manifest also bounds the files worth listing: the sealed
+        // segments, the active one and the next (a rotation in progress).
+        let limit = (cfg.max_sealed != u32::MAX).then(|| cfg.max_sealed as usize + 2);
+        let mut listing = Listing::read(&storage, limit)?;
         if listing.tmp {
             match storage.remove(MANIFEST_TMP) {
                 Ok(()) => {}
@@ -432,7 +459,8 @@ where
             }
         }
         // 2. manifest and head
-        let loaded = Loaded::read(&storage, &head_store, &listing, &mut report)?;
+        let capacity = if limit.is_some() { cfg.max_sealed as usize } else { 0 };
+        let loaded = Loaded::read(&storage, &head_store, &listing, capacity, &mut report)?;
         let head = loaded.head;
         let mut changed = false;
         let mut m = match loaded.manifest {
@@ -552,6 +580,13 @@ where
         }
         // Timestamps never decrease, also when the active segment is new.
         let ts_floor = m.sealed.last().map_or(0, |s| s.last_ts).max(head.map_or(0, |h| h.last_ts));
+        if m.sealed.len() as u64 > u64::from(cfg.max_sealed) {
+            return Err(Error::Capacity {
+                what: "sealed segments",
+                needed: m.sealed.len() as u64,
+                available: u64::from(cfg.max_sealed),
+            });
+        }
         let mut shard = Self::assemble(storage, head_store, compressor, cfg, m, active);
         shard.last_ts = shard.last_ts.max(ts_floor);
         shard.count_recovery(&report, changed);
@@ -607,8 +642,19 @@ where
         Ok((shard, report))
     }
 
-    fn assemble(storage: S, head_store: H, compressor: C, cfg: EngineConfig, m: Manifest, a: Active<S::File>) -> Self {
+    fn assemble(
+        storage: S,
+        head_store: H,
+        compressor: C,
+        cfg: EngineConfig,
+        mut m: Manifest,
+        a: Active<S::File>,
+    ) -> Self {
         let interval = m.interval;
+        // A bounded manifest is reserved whole now, so rotations never grow it.
+        if cfg.max_sealed != u32::MAX {
+            m.sealed.reserve_exact((cfg.max_sealed as usize).saturating_sub(m.sealed.len()));
+        }
         let sc = a.sc;
         let rem = u32::try_from(sc.entries % u64::from(interval)).unwrap_or(0);
         let chunk_cap = cfg.buffer_size / (crate::wire::HEADER_LEN * interval as usize) + 2;

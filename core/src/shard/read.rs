@@ -13,7 +13,7 @@ use super::Shard;
 use crate::error::{ChunkDamage, Corruption, Error, FileKind, IoOp};
 use crate::index::table::{TABLE_HEADER, parse_table_header};
 use crate::index::{SegmentMeta, Table};
-use crate::read::{ChunkEntries, ChunkPos, load_chunk, read_streaming};
+use crate::read::{ChunkEntries, ChunkPos, check_streaming, load_chunk};
 use crate::state::HeadStore;
 use crate::storage::{Context, OpenMode, Storage, read_exact_at};
 use crate::wire::{Compressor, EntryHeader, WireError, chunk_table_file_name, segment_file_name};
@@ -31,11 +31,14 @@ enum Held {
     Nothing,
     /// `chunk[..len]` holds this chunk, checked.
     Chunk(ChunkPos, usize),
-    /// This chunk (too large for the buffer) was streamed and checked up
-    /// to entry `next`, which starts at byte `at`: a sequential read of
-    /// `next` reads it straight from the file.
-    Streamed {
+    /// This chunk (too large for the buffer) was streamed and checked;
+    /// `chunk[..len]` holds its bytes from segment offset `base` on, and
+    /// entry `next` starts at byte `at` (where the next sequential read
+    /// picks up without walking from the chunk's start).
+    Window {
         pos: ChunkPos,
+        base: u64,
+        len: usize,
         next: u64,
         at: u64,
     },
@@ -58,7 +61,8 @@ pub struct ReadBuf<F> {
 
 impl<F> ReadBuf<F> {
     /// Fixed buffers allocated now: chunks up to `chunk_bytes` are read
-    /// whole (larger ones stream entry by entry), chunk tables up to
+    /// whole (larger ones are checked as they stream through the buffer,
+    /// then served from buffer-sized windows), chunk tables up to
     /// `table_records` records are held (larger ones fail with
     /// [`Error::Capacity`]).
     pub fn fixed(chunk_bytes: usize, table_records: usize) -> ReadBuf<F> {
@@ -285,10 +289,8 @@ where
         let name = segment_file_name(pos.segment);
         match rb.held {
             Held::Chunk(p, n) if p == pos => return serve(&rb.chunk[..n], &pos, entry),
-            Held::Streamed { pos: p, next, at } if p == pos && next == entry => {
-                // The chunk was streamed and checked a moment ago: read on.
-                return self.read_on(pos, entry, at, rb);
-            }
+            // Checked a moment ago: serve from (or slide) the window.
+            Held::Window { pos: p, .. } if p == pos => return self.read_window(pos, entry, rb),
             _ => {}
         }
         rb.held = Held::Nothing;
@@ -303,54 +305,86 @@ where
             rb.held = Held::Chunk(pos, n);
             return serve(&rb.chunk[..n], &pos, entry);
         }
-        // Larger than the buffer: stream it, the target's payload into the
-        // buffer, the rest through a small window.
-        let mut window = [0u8; 4096];
-        match read_streaming(file, &pos, max_stored, entry, &mut window, &mut rb.chunk).ctx(IoOp::Read, &name)? {
-            Ok((h, at)) => {
-                let len = h.len as usize;
-                rb.held = Held::Streamed { pos, next: entry + 1, at: at + (crate::wire::HEADER_LEN + len) as u64 };
-                Ok((h, &rb.chunk[..len]))
-            }
-            Err(Some(d)) => Err(damaged(d)),
-            Err(None) => {
-                Err(Error::Capacity { what: "read buffer", needed: pos.len(), available: rb.chunk.len() as u64 })
-            }
-        }
+        // Larger than the buffer: check it as it streams through, then
+        // serve its entries from buffer-sized windows.
+        let at =
+            check_streaming(file, &pos, max_stored, entry, &mut rb.chunk).ctx(IoOp::Read, &name)?.map_err(damaged)?;
+        rb.held = Held::Window { pos, base: at, len: 0, next: entry, at };
+        self.read_window(pos, entry, rb)
     }
 
-    /// The next entry of a chunk streamed (and checked) by the previous
-    /// read, straight from the file at byte `at`.
-    fn read_on<'a>(
+    /// Entry `entry` of chunk `pos`, which `rb` holds a window of (checked
+    /// as a whole before): walks headers from the window's next entry (or
+    /// the chunk's start, for an earlier entry) and slides the window with
+    /// one buffer-sized `pread` whenever the entry it needs is not wholly
+    /// in it, so a sequential read costs a `pread` per buffer of bytes.
+    fn read_window<'a>(
         &self,
         pos: ChunkPos,
         entry: u64,
-        at: u64,
         rb: &'a mut ReadBuf<S::File>,
     ) -> Result<(EntryHeader, &'a [u8]), Error<S::Error>> {
+        let Held::Window { base: mut win, mut len, mut next, mut at, .. } = rb.held else {
+            return Err(damaged(pos.damage(pos.start, WireError::InvalidField { offset: 0 })));
+        };
+        rb.held = Held::Nothing;
+        if entry < next {
+            (next, at) = (pos.first, pos.start);
+        }
         let name = segment_file_name(pos.segment);
         let file =
             if pos.segment == self.base { &self.file } else { sealed_file(&self.storage, pos.segment, &mut rb.file)? };
-        let mut head = [0u8; crate::wire::HEADER_LEN];
-        let got = read_exact_at(file, at, &mut head).ctx(IoOp::Read, &name)?;
-        let h = EntryHeader::parse(&head[..got]).map_err(|e| damaged(pos.damage(at, e)))?;
-        let len = h.len as usize;
-        if len > rb.chunk.len() {
-            if !rb.grow {
-                let available = rb.chunk.len() as u64;
-                return Err(Error::Capacity { what: "read buffer", needed: len as u64, available });
+        let cap = rb.chunk.len();
+        let hl = crate::wire::HEADER_LEN as u64;
+        loop {
+            if next >= pos.first + u64::from(pos.entries) || at >= pos.end {
+                return Err(damaged(pos.damage(at.min(pos.end), WireError::Truncated { needed: 1, available: 0 })));
             }
-            rb.chunk.resize(len, 0);
+            // The header, then the whole entry, must lie in the window.
+            let mut header = None;
+            for _ in 0..2 {
+                let in_window = at >= win && at + hl <= win + len as u64;
+                let parsed = if in_window {
+                    let off = crate::read::within(at, win);
+                    Some(EntryHeader::parse(&rb.chunk[off..len]).map_err(|e| damaged(pos.damage(at, e)))?)
+                } else {
+                    None
+                };
+                if let Some(h) = parsed
+                    && at + hl + u64::from(h.len) <= win + len as u64
+                {
+                    header = Some(h);
+                    break;
+                }
+                if parsed.is_some_and(|h| hl + u64::from(h.len) > cap as u64) {
+                    let needed = hl + parsed.map_or(0, |h| u64::from(h.len));
+                    return Err(Error::Capacity { what: "read buffer", needed, available: cap as u64 });
+                }
+                // Slide: one read of a buffer's worth (or up to the chunk's
+                // end) from the entry on.
+                let want = usize::try_from(pos.end - at).unwrap_or(usize::MAX).min(cap);
+                let got = read_exact_at(file, at, &mut rb.chunk[..want]).ctx(IoOp::Read, &name)?;
+                if got < want {
+                    let e = WireError::Truncated { needed: want as u64, available: got as u64 };
+                    return Err(damaged(pos.damage(at + got as u64, e)));
+                }
+                (win, len) = (at, got);
+            }
+            let Some(h) = header else {
+                return Err(damaged(pos.damage(at, WireError::Truncated { needed: hl, available: 0 })));
+            };
+            let body = at + hl;
+            let end = body + u64::from(h.len);
+            if end > pos.end {
+                return Err(damaged(pos.damage(at, WireError::Truncated { needed: end - pos.end, available: 0 })));
+            }
+            if next == entry {
+                rb.held = Held::Window { pos, base: win, len, next: entry + 1, at: end };
+                let off = crate::read::within(body, win);
+                return Ok((h, &rb.chunk[off..off + h.len as usize]));
+            }
+            (next, at) = (next + 1, end);
         }
-        let body = at + crate::wire::HEADER_LEN as u64;
-        let got = read_exact_at(file, body, &mut rb.chunk[..len]).ctx(IoOp::Read, &name)?;
-        if got < len {
-            rb.held = Held::Nothing;
-            let e = WireError::Truncated { needed: len as u64, available: got as u64 };
-            return Err(damaged(pos.damage(body, e)));
-        }
-        rb.held = Held::Streamed { pos, next: entry + 1, at: body + len as u64 };
-        Ok((h, &rb.chunk[..len]))
     }
 
     /// Reads durable entry `entry` like [`read_stored`](Shard::read_stored)

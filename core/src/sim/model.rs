@@ -265,6 +265,7 @@ pub fn config_from_byte(b: u8) -> EngineConfig {
         buffer_size: 256,
         min_compress: 64,
         max_chunks: u32::MAX,
+        max_sealed: u32::MAX,
     };
     match b % 4 {
         0 => base,
