@@ -6,7 +6,7 @@
 //! Groups are `append_single`, `append_batch_<n>` and
 //! `append_batch_100_buffer_4096KiB` (a 4 MiB write buffer); functions
 //! `comet…` and `write_floor`. The CPU report at the end gives user-space CPU per
-//! entry (DESIGN.md §8: <= 60 ns single, <= 15 ns per entry in batches of
+//! entry (docs/DESIGN.md §8: <= 60 ns single, <= 15 ns per entry in batches of
 //! 100).
 
 use std::hint::black_box;

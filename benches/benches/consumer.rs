@@ -3,7 +3,7 @@
 //! ack in batches of 50 and 100, as the `process` loop does it), and the
 //! lag query, all with the page cache hot.
 //!
-//! DESIGN.md §8: ack <= 20 ns; sequential consume >= 20 M entries/s (a
+//! docs/DESIGN.md §8: ack <= 20 ns; sequential consume >= 20 M entries/s (a
 //! bare mmap scan, `mmap_scan_floor` here, does about 120 M/s).
 
 use std::hint::black_box;

@@ -1,7 +1,7 @@
 //! Durable appends (`storage.durable_appends`: the append returns after
 //! its bytes are synced and visible), one entry and batches of 100, each
 //! beside its floor: one bare `write` + `fdatasync` of the same bytes.
-//! DESIGN.md §8: within 1.1x of the floor.
+//! docs/DESIGN.md §8: within 1.1x of the floor.
 //!
 //! Also `append_then_sync`: a buffered append of 100 followed by
 //! `Client::sync()`, the other way to get the same guarantee.

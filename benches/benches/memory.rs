@@ -1,6 +1,6 @@
 //! Memory (not a criterion bench; `cargo bench` runs it like the others):
 //!
-//! * **per idle shard** (DESIGN.md §8: <= 256 KiB, std): a client opens N
+//! * **per idle shard** (docs/DESIGN.md §8: <= 256 KiB, std): a client opens N
 //!   shards, appends one entry to each and syncs (`touched`); then each
 //!   shard takes a burst that fills its write buffer and goes idle again
 //!   (`after_burst`); then a consumer reads and acks every shard

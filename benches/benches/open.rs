@@ -1,7 +1,7 @@
 //! Opening a large shard of many segments: `Client::open` plus
 //! `Client::recover_shard` (the shard's open for writing, with recovery),
 //!
-//! * `open_clean` — after a clean close (DESIGN.md §8: <= 10 ms for a
+//! * `open_clean` — after a clean close (docs/DESIGN.md §8: <= 10 ms for a
 //!   10 GiB shard; open must cost O(tail), not O(log));
 //! * `open_after_crash` — of a copy of the directory taken while the
 //!   writing client was still open (after its last sync): the state of a

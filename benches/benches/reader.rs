@@ -1,5 +1,5 @@
 //! Random access: 5 reads of random entries through one `Reader`
-//! (DESIGN.md §8: <= 1 µs for the five), page cache hot, in three shapes:
+//! (docs/DESIGN.md §8: <= 1 µs for the five), page cache hot, in three shapes:
 //!
 //! * `active` — the default 256 MiB segments: the shard is one active
 //!   segment, which the reader indexes itself (a mark every 64 entries);

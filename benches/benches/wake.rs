@@ -9,7 +9,7 @@
 //! that includes the flush and the head publish. The lower bound, from
 //! `sync()` returning, is printed beside it. `condvar_floor` is the bare
 //! hand-off through a `Mutex` + `Condvar`, timed from before the lock.
-//! DESIGN.md §8: <= 50 µs median.
+//! docs/DESIGN.md §8: <= 50 µs median.
 //!
 //! Criterion sees only the summed latencies, while each iteration also
 //! sleeps, so the measurement time is set short: the wall time of the

@@ -1,4 +1,4 @@
-//! The floors appends are judged against (DESIGN.md §8): moving the same
+//! The floors appends are judged against (docs/DESIGN.md §8): moving the same
 //! bytes into the page cache with bare `write(2)` calls of the sizes comet
 //! itself issues, and `write` + `fdatasync` for durable appends.
 //!

@@ -1,4 +1,4 @@
-//! Metrics: latency histograms and the snapshot types of DESIGN.md §7.
+//! Metrics: latency histograms and the snapshot types of docs/DESIGN.md §7.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
