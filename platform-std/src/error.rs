@@ -183,6 +183,12 @@ impl std::fmt::Display for Error {
             Error::Corrupt { shard, corruption } => {
                 write!(f, "shard {shard}: corrupt {corruption}")
             }
+            Error::InvalidStream(e @ (NameError::MissingShard | NameError::BadShardDigits)) => write!(
+                f,
+                "invalid stream name: {e}; a stream name ends with its shard number, which alone selects \
+                 the shard (`events:shard:0007`, shards 0 to 9999): name one, or let \
+                 `Client::pick_shard_stream(prefix, key)` pick it"
+            ),
             Error::InvalidStream(e) => write!(f, "invalid stream name: {e}"),
             Error::InvalidGroup(e) => write!(f, "invalid consumer group name: {e}"),
             Error::Config(e) => e.fmt(f),

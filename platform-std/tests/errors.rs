@@ -82,6 +82,11 @@ fn values_a_message_names_are_not_sources() {
     assert!(matches!(e, Error::InvalidStream(_)), "{e:?}");
     assert!(e.source().is_none());
     assert!(e.to_string().contains("no `:<shard>` suffix"), "{e}");
+    // ... and says what to call instead.
+    assert!(e.to_string().contains("`Client::pick_shard_stream(prefix, key)`"), "{e}");
+    assert!(e.to_string().contains("events:shard:0007"), "{e}");
+    let e = c.append("events:shard:12x", &[b"x"]).unwrap_err();
+    assert!(e.to_string().contains("pick_shard_stream"), "{e}");
     assert_eq!(e.chain().to_string(), e.to_string());
 }
 
