@@ -81,7 +81,7 @@ pub fn check_shard<S: Storage>(storage: &S, out: &mut Vec<Finding>, pause: fn())
         storage,
         out,
         check: ShardCheck::default(),
-        max_stored: u32::try_from(crate::wire::raw_frame_len(MAX_ENTRY_CEILING)).unwrap_or(u32::MAX),
+        max_stored: crate::num::len32(crate::wire::raw_frame_len(MAX_ENTRY_CEILING)),
         buf: vec![0u8; 256 * 1024],
         pause,
     };
@@ -343,7 +343,7 @@ impl<S: Storage> Checker<'_, S> {
         };
         self.check.segments += 1;
         if !seg.lost.is_empty() {
-            let chunks = u32::try_from(seg.lost.len()).unwrap_or(u32::MAX);
+            let chunks = crate::num::index32(seg.lost.len());
             self.note(Some(seg.base), None, Problem::LostChunks { chunks });
         }
         // The table: from its file, or rebuilt from the bytes.
@@ -494,7 +494,7 @@ impl<S: Storage> Checker<'_, S> {
             let chunks = need + u64::from(!h.entries.is_multiple_of(u64::from(interval)));
             let mut failed = Vec::new();
             let (mut ok_entries, mut ok_bytes) = (0, 0);
-            for k in 0..u32::try_from(chunks).unwrap_or(u32::MAX) {
+            for k in 0..crate::num::index32(chunks) {
                 let Some(pos) = ChunkPos::active(h, interval, &t, k) else { continue };
                 if pos.end > len {
                     continue; // reported as HeadBeyondFile

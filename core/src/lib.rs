@@ -25,6 +25,16 @@
 //! The core never reads a clock and never learns a process id by itself:
 //! both come in as arguments, as in smoltcp's `Interface::poll(timestamp)`.
 //!
+//! Targets: the parts behind feature `alloc` (the shard engine, `check`,
+//! `read`, `index`, `segment`, `import`) need a global allocator and
+//! `alloc::sync::Arc`, so compare-and-swap atomics. `thumbv7m-none-eabi`
+//! (Cortex-M3) and `thumbv7em-none-eabihf` (Cortex-M4F/M7) build all of it
+//! except `shm`, which needs 64-bit atomics; `thumbv6m-none-eabi`
+//! (Cortex-M0/M0+) has no CAS and builds only without `alloc` (codecs,
+//! layouts, configuration, retention policy, storage traits).
+//! `examples/bare-metal` runs a shard on `thumbv7em-none-eabihf` over its
+//! own RAM storage, with the memory it needs.
+//!
 //! MSRV: Rust 1.88 (see `docs/msrv.md`).
 #![no_std]
 #![forbid(unsafe_code)]
@@ -44,6 +54,7 @@ pub mod error;
 pub mod import;
 #[cfg(feature = "alloc")]
 pub mod index;
+pub mod num;
 #[cfg(feature = "alloc")]
 pub mod read;
 pub mod retention;

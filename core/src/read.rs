@@ -161,7 +161,7 @@ fn check_framing(bytes: &[u8], pos: &ChunkPos, max_stored: u32) -> Result<(), Ch
         }
     }
     if at != bytes.len() {
-        let e = WireError::InvalidField { offset: u32::try_from(at).unwrap_or(u32::MAX) };
+        let e = WireError::InvalidField { offset: crate::num::at32(at) };
         return Err(pos.damage(pos.start + at as u64, e));
     }
     Ok(())
@@ -310,7 +310,7 @@ impl ActiveTable {
             let Some(r) = new.get(k) else { break };
             if u64::from(r.end) <= prev || u64::from(r.end) > head.bytes {
                 let at = crate::index::table::TABLE_HEADER + (have + k) * TABLE_RECORD;
-                return Err(WireError::InvalidField { offset: u32::try_from(at).unwrap_or(u32::MAX) });
+                return Err(WireError::InvalidField { offset: crate::num::at32(at) });
             }
             prev = u64::from(r.end);
             fold.update(&r.crc.to_le_bytes());
@@ -373,7 +373,7 @@ impl ScannedTable {
         let mut out = self.closed.clone();
         let last = Table::new(&self.closed).get(Table::new(&self.closed).len().wrapping_sub(1)).map_or(0, |r| r.end);
         if u64::from(last) < bytes {
-            let end = u32::try_from(bytes).unwrap_or(u32::MAX);
+            let end = crate::num::offset32(bytes);
             out.extend_from_slice(&ChunkRec { end, crc: self.open_crc }.to_bytes());
         }
         out
@@ -516,7 +516,7 @@ pub fn check_streaming<F: StorageFile>(
         at = win_end;
     }
     if entry != end_entry || next_hdr != pos.end {
-        let e = WireError::InvalidField { offset: u32::try_from(next_hdr - pos.start).unwrap_or(u32::MAX) };
+        let e = WireError::InvalidField { offset: crate::num::at32(next_hdr - pos.start) };
         return Ok(Err(pos.damage(next_hdr.min(pos.end), e)));
     }
     let actual = h.finalize();

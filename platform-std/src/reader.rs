@@ -229,7 +229,7 @@ impl Reader {
             manifest: None,
             manifest_gen: 0,
             max_entry: max_entry_size,
-            max_stored: u32::try_from(max_stored(max_entry_size)).unwrap_or(u32::MAX),
+            max_stored: comet_core::num::len32(max_stored(max_entry_size)),
             sealed: Vec::new(),
             sealed_cap: SEALED_CACHE,
             sealed_tick: 0,
@@ -433,7 +433,7 @@ impl Reader {
             let interval = self.interval(&head);
             self.active_view(&head, interval)?;
             let Some(view) = self.active.as_mut() else { return Err(Error::Closed) };
-            let k = u32::try_from((entry - head.base) / u64::from(interval)).unwrap_or(u32::MAX);
+            let k = comet_core::num::index32((entry - head.base) / u64::from(interval));
             let pos = ChunkPos::active(&head, interval, &view.table.table(), k).ok_or_else(|| {
                 corrupt(shard, FileKind::ChunkTable { base: head.base }, 0, WireError::InvalidField { offset: 0 })
             })?;

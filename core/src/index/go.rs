@@ -109,7 +109,7 @@ impl GoIndex {
 }
 
 fn offset32(at: usize) -> u32 {
-    u32::try_from(at).unwrap_or(u32::MAX)
+    crate::num::at32(at)
 }
 
 #[cfg(test)]

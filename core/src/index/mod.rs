@@ -370,7 +370,7 @@ impl Manifest {
             }
         }
         if at != body {
-            return Err(WireError::InvalidField { offset: u32::try_from(at).unwrap_or(u32::MAX) });
+            return Err(WireError::InvalidField { offset: crate::num::at32(at) });
         }
         m.check_order()?;
         Ok(m)
@@ -415,7 +415,7 @@ pub fn encode_parts<E>(
         le::put_u32(&mut h, 8, interval);
         le::put_u64(&mut h, 16, first_entry);
         le::put_u64(&mut h, 24, generation);
-        le::put_u32(&mut h, 32, u32::try_from(sealed.len()).unwrap_or(u32::MAX));
+        le::put_u32(&mut h, 32, crate::num::index32(sealed.len()));
         put(&h)?;
         for s in sealed {
             let mut r = [0u8; RECORD];
@@ -424,7 +424,7 @@ pub fn encode_parts<E>(
             }
             le::put_u32(&mut r, 40, s.chunks);
             le::put_u32(&mut r, 44, s.table_crc);
-            le::put_u32(&mut r, 48, u32::try_from(s.lost.len()).unwrap_or(u32::MAX));
+            le::put_u32(&mut r, 48, crate::num::index32(s.lost.len()));
             put(&r)?;
             for k in &s.lost {
                 put(&k.to_le_bytes())?;
@@ -435,7 +435,7 @@ pub fn encode_parts<E>(
 }
 
 fn field_at(rec_at: usize, offset: u32) -> WireError {
-    WireError::InvalidField { offset: u32::try_from(rec_at).unwrap_or(u32::MAX).saturating_add(offset) }
+    WireError::InvalidField { offset: crate::num::at32(rec_at).saturating_add(offset) }
 }
 
 fn relocate(e: WireError, rec_at: usize) -> WireError {

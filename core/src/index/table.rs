@@ -167,7 +167,7 @@ impl<'a> Table<'a> {
             let end = u64::from(self.get(k).map_or(0, |r| r.end));
             if end <= prev || end > limit {
                 let at = TABLE_HEADER + k * TABLE_RECORD;
-                return Err(WireError::InvalidField { offset: u32::try_from(at).unwrap_or(u32::MAX) });
+                return Err(WireError::InvalidField { offset: crate::num::at32(at) });
             }
             prev = end;
         }

@@ -335,11 +335,7 @@ impl Scanner {
     }
 }
 
-/// A segment offset as the `u32` chunk tables store (segments stay below
-/// 4 GiB, D-4; larger values saturate and fail every later check).
-pub fn offset32(pos: u64) -> u32 {
-    u32::try_from(pos).unwrap_or(u32::MAX)
-}
+pub use crate::num::offset32;
 
 /// The manifest record and chunk table of a segment of `entries` entries
 /// and `bytes` bytes, timestamps `ts` (first, last) and chunk state
@@ -358,7 +354,7 @@ pub fn seal(base: u64, entries: u64, bytes: u64, ts: (u64, u64), chunks: &ChunkS
         // chunk) must not make the record invalid.
         first_ts: ts.0.min(ts.1),
         last_ts: ts.1,
-        chunks: u32::try_from(table.len()).unwrap_or(u32::MAX),
+        chunks: crate::num::index32(table.len()),
         table_crc: crc32fast::hash(&recs),
         lost: Vec::new(),
     };

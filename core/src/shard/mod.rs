@@ -96,7 +96,7 @@ impl EngineConfig {
     /// The largest *stored* payload: a maximal raw payload that starts with
     /// the zstd magic is wrapped in a raw frame. Every scanner uses this.
     pub fn max_stored(&self) -> u32 {
-        u32::try_from(raw_frame_len(self.max_entry as usize)).unwrap_or(u32::MAX)
+        crate::num::len32(raw_frame_len(self.max_entry as usize))
     }
 }
 
@@ -448,10 +448,10 @@ where
             }
         };
         // `stored <= max_stored < 4 GiB` by construction.
-        let len = u32::try_from(stored).unwrap_or(u32::MAX);
+        let len = crate::num::len32(stored);
         self.buf[at..body].copy_from_slice(&EntryHeader { len, timestamp: ts }.to_bytes());
         if self.until_chunk == 0 {
-            self.starts.push(u32::try_from(at).unwrap_or(u32::MAX));
+            self.starts.push(crate::num::offset32(at));
             self.until_chunk = self.manifest.interval;
         }
         self.until_chunk -= 1;
@@ -493,7 +493,7 @@ where
                 };
                 let (header, body) = dst.split_at_mut(HEADER_LEN);
                 // `p.len() <= max_entry <= u32::MAX`.
-                header[..4].copy_from_slice(&u32::try_from(p.len()).unwrap_or(u32::MAX).to_le_bytes());
+                header[..4].copy_from_slice(&crate::num::len32(p.len()).to_le_bytes());
                 header[4..].copy_from_slice(&stamp);
                 body.copy_from_slice(p);
                 at = end;
@@ -503,7 +503,7 @@ where
             if rest.is_empty() {
                 break;
             }
-            self.starts.push(u32::try_from(at).unwrap_or(u32::MAX));
+            self.starts.push(crate::num::offset32(at));
             until = interval;
         }
         self.until_chunk = u32::try_from(until).unwrap_or(0);
@@ -630,13 +630,13 @@ where
                 return Err(Error::Capacity { what: "scratch buffer", needed: need as u64, available: 0 });
             }
         };
-        let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
+        let len = crate::num::len32(body.len());
         let header = EntryHeader { len, timestamp: ts }.to_bytes();
         let res =
             write_all_at(&self.file, self.written, &[&header, body]).ctx(IoOp::Write, &segment_file_name(self.base));
         if res.is_ok() {
             if self.until_chunk == 0 {
-                self.chunks.start_chunk(u32::try_from(self.written).unwrap_or(u32::MAX));
+                self.chunks.start_chunk(crate::num::offset32(self.written));
                 self.until_chunk = self.manifest.interval;
             }
             self.until_chunk -= 1;
@@ -671,7 +671,7 @@ where
         for &s in &self.starts {
             let s = s as usize;
             self.chunks.update(&data[prev..s]);
-            self.chunks.start_chunk(u32::try_from(self.written + s as u64).unwrap_or(u32::MAX));
+            self.chunks.start_chunk(crate::num::offset32(self.written + s as u64));
             prev = s;
         }
         self.chunks.update(&data[prev..]);

@@ -773,7 +773,7 @@ fn reconcile_sealed<S: Storage>(
             // Chunks past the end of a short file are lost.
             if len < seg.bytes {
                 for (k, r) in table.iter().enumerate() {
-                    let k = u32::try_from(k).unwrap_or(u32::MAX);
+                    let k = crate::num::index32(k);
                     if u64::from(r.end) > len && !seg.is_lost(k) {
                         seg.lost.push(k);
                         report.lose(&seg, k, interval);
@@ -912,7 +912,7 @@ fn seal_unsealed<S: Storage>(
         let own = Table::new(&recs);
         for (k, r) in table.iter().enumerate() {
             if own.get(k).is_some_and(|o| o.end == r.end && o.crc != r.crc) {
-                let k = u32::try_from(k).unwrap_or(u32::MAX);
+                let k = crate::num::index32(k);
                 seg.lost.push(k);
                 report.lose(&seg, k, interval);
             }
@@ -980,7 +980,7 @@ fn recover_active<S: Storage>(
     if journal_ok {
         // The open chunk must match the head (new entries join it).
         let table = closed.table();
-        let open = ChunkPos::active(&h, interval, &table, u32::try_from(closed.len()).unwrap_or(u32::MAX));
+        let open = ChunkPos::active(&h, interval, &table, crate::num::index32(closed.len()));
         let mut lost = Vec::new();
         let short = len < h.bytes;
         if let Some(pos) = open {
@@ -997,7 +997,7 @@ fn recover_active<S: Storage>(
         if short {
             for k in 0..table.len() {
                 if table.get(k).is_some_and(|r| u64::from(r.end) > len) {
-                    lost.push(u32::try_from(k).unwrap_or(u32::MAX));
+                    lost.push(crate::num::index32(k));
                 }
             }
         }
@@ -1082,7 +1082,7 @@ fn short_or_open_chunk_ok<F: StorageFile>(
         return Ok(false);
     }
     let table = closed.table();
-    let Some(pos) = ChunkPos::active(h, interval, &table, u32::try_from(closed.len()).unwrap_or(u32::MAX)) else {
+    let Some(pos) = ChunkPos::active(h, interval, &table, crate::num::index32(closed.len())) else {
         return Ok(true);
     };
     let n = usize::try_from(pos.len()).unwrap_or(usize::MAX);
@@ -1124,7 +1124,7 @@ fn seg_record(base: u64, h: &DurableHead, first_ts: u64, recs: &[ChunkRec]) -> S
         bytes: h.bytes,
         first_ts: first_ts.min(h.last_ts),
         last_ts: h.last_ts,
-        chunks: u32::try_from(recs.len()).unwrap_or(u32::MAX),
+        chunks: crate::num::index32(recs.len()),
         table_crc: crc32fast::hash(&bytes),
         lost: Vec::new(),
     }

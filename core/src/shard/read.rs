@@ -141,7 +141,7 @@ fn serve<'a, E>(bytes: &'a [u8], pos: &ChunkPos, entry: u64) -> Result<(EntryHea
     let Some(e) = it.next() else {
         return Err(damaged(pos.damage(pos.start, WireError::Truncated { needed: 1, available: 0 })));
     };
-    let len = u32::try_from(e.stored.len()).unwrap_or(u32::MAX);
+    let len = crate::num::len32(e.stored.len());
     Ok((EntryHeader { len, timestamp: e.timestamp }, e.stored))
 }
 

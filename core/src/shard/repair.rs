@@ -148,7 +148,7 @@ where
         let table = self.active_chunks();
         let mut out = Vec::new();
         for (k, rec) in table.iter().enumerate() {
-            let k32 = u32::try_from(k).unwrap_or(u32::MAX);
+            let k32 = crate::num::index32(k);
             let start = if k == 0 { 0 } else { u64::from(table[k - 1].end) };
             let first = self.base + k as u64 * u64::from(interval);
             let entries = u32::try_from((self.written_entries - (first - self.base)).min(u64::from(interval)))

@@ -195,7 +195,7 @@ impl Decompressor for RawFrameDecoder {
                 }
                 2 => return Err(WireError::UnsupportedFrame),
                 _ => {
-                    return Err(WireError::InvalidField { offset: u32::try_from(at - 3).unwrap_or(u32::MAX) });
+                    return Err(WireError::InvalidField { offset: crate::num::at32(at - 3) });
                 }
             }
             out += size;
@@ -207,7 +207,7 @@ impl Decompressor for RawFrameDecoder {
             at += 4;
         }
         if at != frame.len() {
-            return Err(WireError::InvalidField { offset: u32::try_from(at.min(frame.len())).unwrap_or(u32::MAX) });
+            return Err(WireError::InvalidField { offset: crate::num::at32(at.min(frame.len())) });
         }
         if h.content_size.is_some_and(|c| c != out as u64) {
             return Err(WireError::InvalidField { offset: 5 });
