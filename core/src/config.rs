@@ -98,7 +98,8 @@ pub enum LogLevel {
     Warn,
     /// Informational messages (default).
     Info,
-    /// Debug output (also `COMET_DEBUG=1` in the std platform).
+    /// Debug output (the `comet` tool turns it on with `COMET_DEBUG=1`;
+    /// a library leaves the choice to the application's subscriber).
     Debug,
 }
 

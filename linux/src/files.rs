@@ -272,10 +272,12 @@ pub fn create_shard_dir(root: &DirStorage, name: &str, interval: u32) -> io::Res
     let (dir, _) = root.open_subdir(&tmp, true)?;
     let built = (|| {
         create_shard_files(&dir, interval).map_err(|e| match e {
+            // Keep the OS error's kind (ENOSPC stays StorageFull) and say
+            // which file.
             comet_core::Error::Storage { op, file, source } => {
-                io::Error::new(source.kind(), format!("{op:?} {file}: {source}"))
+                io::Error::new(source.kind(), format!("{op} {file}: {source}"))
             }
-            other => io::Error::other(other.to_string()),
+            other => io::Error::other(other),
         })?;
         let head = DurableHead { interval, ..DurableHead::default() };
         let state = dir.open(STATE_FILE, OpenMode::CreateNew)?;

@@ -97,14 +97,32 @@ pub enum Op {
     SpawnHelper,
 }
 
+impl core::fmt::Display for Op {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Op::OpenRoot => "open the data directory",
+            Op::OpenShardDir => "open the shard directory",
+            Op::SyncDir => "sync a directory",
+            Op::MapState => "map comet.state",
+            Op::MapOffsets => "map offsets.state",
+            Op::Lock => "take writer.lock",
+            Op::SpawnHelper => "start the helper thread",
+        })
+    }
+}
+
+/// `Display` never repeats the text of the error `source()` returns (the
+/// engine's, the OS's, the decoder's ...), so chain printers (`anyhow`,
+/// `eyre`, or walking `source()` and joining with `": "`) show each
+/// message once.
 impl core::fmt::Display for Error {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Error::Config(c) => c.fmt(f),
-            Error::Engine { shard, source } => write!(f, "shard {shard}: {source}"),
-            Error::Io { op, shard, source } => match shard {
-                Some(s) => write!(f, "{op:?} (shard {s}): {source}"),
-                None => write!(f, "{op:?}: {source}"),
+            Error::Config(_) => f.write_str("invalid configuration"),
+            Error::Engine { shard, .. } => write!(f, "shard {shard}"),
+            Error::Io { op, shard, .. } => match shard {
+                Some(s) => write!(f, "{op} (shard {s})"),
+                None => write!(f, "{op}"),
             },
             Error::Locked { shard, pid } => match pid {
                 Some(pid) => write!(f, "shard {shard} is locked by another writer (pid {pid})"),
@@ -112,11 +130,9 @@ impl core::fmt::Display for Error {
             },
             Error::ShardNotOpen(s) => write!(f, "shard {s} is not open in this log"),
             Error::TooManyShards { max } => write!(f, "at most {max} shards may be open"),
-            Error::Offsets { shard, source } => write!(f, "shard {shard}: {source}"),
-            Error::Group(n) => write!(f, "invalid consumer group name: {n}"),
-            Error::Decompress { shard, entry, error } => {
-                write!(f, "shard {shard} entry {entry}: cannot decompress: {error}")
-            }
+            Error::Offsets { shard, .. } => write!(f, "shard {shard} offsets.state"),
+            Error::Group(_) => f.write_str("invalid consumer group name"),
+            Error::Decompress { shard, entry, .. } => write!(f, "shard {shard} entry {entry}: cannot decompress"),
             Error::BufferTooSmall { needed, available } => {
                 write!(f, "buffer too small: the entry needs {needed} bytes, the buffer has {available}")
             }

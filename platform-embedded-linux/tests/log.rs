@@ -309,3 +309,40 @@ fn the_helper_thread_ticks() {
     }
     h.stop();
 }
+
+/// The Display text of `e` and of each of its sources.
+fn chain(e: &dyn std::error::Error) -> Vec<String> {
+    let mut out = vec![e.to_string()];
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push(s.to_string());
+        next = s.source();
+    }
+    out
+}
+
+#[test]
+fn error_chains_print_each_message_once() {
+    let t = tempfile::tempdir().unwrap();
+    let file = t.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let mut errors = vec![Log::open(&file, small(), 1).unwrap_err()];
+    let mut log = Log::open(t.path().join("log"), small(), 1).unwrap();
+    errors.push(log.read_into(S0, 99, &mut [0u8; 16]).unwrap_err());
+    errors.push(Consumer::new("bad name").unwrap_err());
+    let mut bad = small();
+    bad.max_shards = 0;
+    errors.push(Log::open(t.path().join("other"), bad, 1).unwrap_err());
+    for e in &errors {
+        let levels = chain(e);
+        assert!(levels.len() >= 2, "{e:?} has a cause: {levels:?}");
+        for (i, a) in levels.iter().enumerate() {
+            assert!(!a.is_empty(), "{levels:?}");
+            for b in &levels[i + 1..] {
+                assert!(!a.contains(b.as_str()) && !b.contains(a.as_str()), "repeated text in {levels:?}");
+            }
+        }
+    }
+    // I/O operations print as words.
+    assert!(chain(&errors[0])[0].starts_with("open the data directory"), "{:?}", chain(&errors[0]));
+}
