@@ -183,12 +183,7 @@ impl Backoff {
 
 /// A pseudo-random fraction in `[0, 1)`, from the clock (jitter only).
 fn jitter_fraction() -> f64 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    let mut x = u64::from(nanos) ^ 0x9E37_79B9_7F4A_7C15;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    (x >> 11) as f64 / (1u64 << 53) as f64
+    rand::random::<f64>()
 }
 
 /// Storage of a JetStream stream the forwarder creates.
@@ -369,6 +364,10 @@ pub fn validate_subject_prefix(prefix: &str) -> Result<(), ConfigError> {
 
 /// `urls` (comma-separated) with any user-info (`user:pass@`, `token@`)
 /// replaced by `***@`, for logs and errors.
+///
+/// Hand-written rather than through the `url` crate on purpose: it must
+/// also redact what does not parse as a URL (the error for an invalid
+/// server address shows it), and a parser would fail on exactly that.
 pub fn redact_urls(urls: &str) -> String {
     urls.split(',').map(redact_url).collect::<Vec<_>>().join(",")
 }
