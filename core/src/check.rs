@@ -58,10 +58,6 @@ pub struct ShardCheck {
     pub has_data: bool,
 }
 
-/// Largest `storage.max_entry_size` a writer may be configured with; the
-/// checker accepts entries up to it so it never misreads a configured log.
-const MAX_ENTRY_CEILING: usize = 1 << 30;
-
 /// Collects the findings of one shard.
 struct Checker<'a, S: Storage> {
     storage: &'a S,
@@ -81,7 +77,7 @@ pub fn check_shard<S: Storage>(storage: &S, out: &mut Vec<Finding>, pause: fn())
         storage,
         out,
         check: ShardCheck::default(),
-        max_stored: crate::num::len32(crate::wire::raw_frame_len(MAX_ENTRY_CEILING)),
+        max_stored: crate::wire::STORED_LIMIT,
         buf: vec![0u8; 256 * 1024],
         pause,
     };

@@ -200,7 +200,7 @@ impl Config {
         range("indexing.boundary_interval", u64::from(self.indexing.boundary_interval), 1, 1_000_000)?;
         let s = &self.storage;
         range("storage.max_file_size", s.max_file_size, KIB, 2 * GIB)?;
-        range("storage.max_entry_size", u64::from(s.max_entry_size), 1, GIB)?;
+        range("storage.max_entry_size", u64::from(s.max_entry_size), 1, u64::from(crate::wire::ENTRY_SIZE_LIMIT))?;
         range("storage.write_buffer_size", u64::from(s.write_buffer_size), 4 * KIB, 64 * MIB)?;
         range("storage.flush_interval_ms", millis(s.flush_interval), 1, 3_600_000)?;
         let p = &self.concurrency;

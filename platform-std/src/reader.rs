@@ -229,7 +229,9 @@ impl Reader {
             manifest: None,
             manifest_gen: 0,
             max_entry: max_entry_size,
-            max_stored: comet_core::num::len32(max_stored(max_entry_size)),
+            // Chunks are judged by the format's limit: entries stored under a
+            // larger max_entry_size than ours are valid data.
+            max_stored: comet_core::wire::STORED_LIMIT,
             sealed: Vec::new(),
             sealed_cap: SEALED_CACHE,
             sealed_tick: 0,

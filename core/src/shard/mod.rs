@@ -93,10 +93,13 @@ impl EngineConfig {
         })
     }
 
-    /// The largest *stored* payload: a maximal raw payload that starts with
-    /// the zstd magic is wrapped in a raw frame. Every scanner uses this.
+    /// The largest *stored* length scanners, recovery and reads accept:
+    /// the format's ([`STORED_LIMIT`](crate::wire::STORED_LIMIT)), not this
+    /// configuration's. `max_entry` limits what this writer appends; an
+    /// entry another writer stored under a larger limit is valid data, and
+    /// judging it by ours would record its synced chunk as lost.
     pub fn max_stored(&self) -> u32 {
-        crate::num::len32(raw_frame_len(self.max_entry as usize))
+        crate::wire::STORED_LIMIT
     }
 }
 

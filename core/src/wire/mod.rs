@@ -37,8 +37,8 @@ pub use name::{
 #[cfg(feature = "alloc")]
 pub use name::{all_shard_streams, shard_stream_name};
 pub use zstd::{
-    Compressor, Decompressor, NoCompression, RawFrameDecoder, StoredPayload, ZSTD_MAGIC, encode_payload,
-    frame_content_size, is_frame, raw_frame_len, write_raw_frame,
+    Compressor, Decompressor, ENTRY_SIZE_LIMIT, NoCompression, RawFrameDecoder, STORED_LIMIT, StoredPayload,
+    ZSTD_MAGIC, encode_payload, frame_content_size, is_frame, raw_frame_len, write_raw_frame,
 };
 
 /// A problem found while decoding bytes. Small and `Copy`, as in smoltcp's

@@ -70,6 +70,18 @@ pub const fn raw_frame_len(len: usize) -> usize {
     RAW_FRAME_HEADER + 3 * blocks + len
 }
 
+/// The largest payload any configuration accepts: `storage.max_entry_size`
+/// is at most this (1 GiB).
+pub const ENTRY_SIZE_LIMIT: u32 = 1 << 30;
+
+/// The largest stored length (header excluded) that scanners, recovery,
+/// chunk checks and readers accept, whatever their own configuration: a
+/// maximal payload wrapped in a raw frame. An entry written under a larger
+/// `max_entry_size` than the reader's is valid data, never damage; a
+/// platform that cannot hold it says so with a typed error at the read.
+#[allow(clippy::cast_possible_truncation)] // 1 GiB and its frame overhead: far below 4 GiB
+pub const STORED_LIMIT: u32 = raw_frame_len(ENTRY_SIZE_LIMIT as usize) as u32;
+
 /// Writes `payload` into `dst` as a zstd frame of raw (stored) blocks and
 /// returns the frame length. Fails if `dst` is too small or the payload is
 /// 4 GiB or longer.
