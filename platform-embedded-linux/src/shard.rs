@@ -91,7 +91,8 @@ impl OpenShard {
         now: u64,
     ) -> Result<OpenShard, Error> {
         let name = shard_dir_name(id);
-        comet_linux::create_shard_dir(root, &name, engine.interval).map_err(io_err(Op::OpenShardDir, id))?;
+        let created =
+            comet_linux::create_shard_dir(root, &name, engine.interval).map_err(io_err(Op::OpenShardDir, id))?;
         let (dir, _) = root.open_subdir(&name, false).map_err(io_err(Op::OpenShardDir, id))?;
         let lock = WriterLock::acquire(&dir).map_err(|e| match e {
             LockError::Held { pid } => Error::Locked { shard: id, pid },
@@ -102,8 +103,9 @@ impl OpenShard {
         let offsets = comet_linux::map_offsets_write(&dir).map_err(io_err(Op::MapOffsets, id))?;
         let state = Arc::new(state);
         let head = MappedHead { words: Arc::clone(&state), fd: state_fd };
-        let (engine, report) =
+        let (engine, mut report) =
             Shard::open(dir.clone(), head, compressor, engine).map_err(|source| Error::Engine { shard: id, source })?;
+        report.created |= created;
         let mut s =
             OpenShard { id, engine, state, dir, offsets, report, offsets_settled, last_flush: now, _lock: lock };
         s.drain_counters();

@@ -18,6 +18,7 @@ fn read(log: &mut Log, shard: ShardId, n: u64) -> Vec<u8> {
 fn entries_are_visible_only_after_sync_and_read_back_exactly() {
     let t = tempfile::tempdir().unwrap();
     let mut log = Log::open(t.path(), small(), 1).unwrap();
+    assert!(log.recovery(S0).unwrap().created, "a new shard says so");
     let r = log.append(S0, 10, &[b"a".as_slice(), b"", b"ccc"]).unwrap();
     assert_eq!(r, 0..3);
     assert_eq!(log.durable_end(S0).unwrap(), 0);
@@ -51,7 +52,7 @@ fn rotation_reopen_and_numbering_survive_a_clean_close() {
 
     let mut log = Log::open(t.path(), small(), 2).unwrap();
     let rep = log.recovery(S0).unwrap();
-    assert!(rep.clean, "{rep:?}");
+    assert!(rep.clean && !rep.created, "{rep:?}");
     // A clean open reads at most the open chunk (new entries join it).
     let one_chunk = u64::from(small().boundary_interval) * 64;
     assert!(rep.scanned_bytes <= one_chunk, "{rep:?}");

@@ -265,7 +265,8 @@ impl ShardSlot {
         let root_path = self.dir.parent().unwrap_or(Path::new("."));
         let root = DirStorage::open_path(root_path).map_err(|e| Error::io(IoOp::Open, root_path, e))?;
         let name = shard_dir_name(self.id);
-        comet_linux::create_shard_dir(&root, &name, cfg.interval).map_err(|e| Error::io(IoOp::Open, &self.dir, e))?;
+        let created = comet_linux::create_shard_dir(&root, &name, cfg.interval)
+            .map_err(|e| Error::io(IoOp::Open, &self.dir, e))?;
         let (storage, _) = root.open_subdir(&name, false).map_err(|e| Error::io(IoOp::Open, &self.dir, e))?;
         let lock = match WriterLock::acquire(&storage) {
             Ok(l) => l,
@@ -278,8 +279,9 @@ impl ShardSlot {
         if let Some((kept, dropped)) = settled.replaced {
             tracing::warn!(shard = %self.id, kept, dropped, "offsets.state was damaged; kept as offsets.state.corrupt, salvaged what checked out");
         }
-        let (mut engine, report) = Shard::open(storage, ShmHead(state.clone(), state_fd), Zstd::new(level), *cfg)
+        let (mut engine, mut report) = Shard::open(storage, ShmHead(state.clone(), state_fd), Zstd::new(level), *cfg)
             .map_err(|e| Error::from_core(self.id, &self.dir, e))?;
+        report.created |= created;
         let words = state.writable().ok_or(Error::Closed)?;
         if report.state_reset {
             // The counters of an invalid block mean nothing.

@@ -51,12 +51,13 @@ fn reopen_after_clean_close_needs_no_scan_and_continues_numbering() {
     let dir = tempfile::tempdir().unwrap();
     let c = Client::open(dir.path(), small_config()).unwrap();
     write(&c, 0..500);
+    assert!(c.recovery_report(one()).unwrap().created, "a new shard says so");
     c.close().unwrap();
     let c = Client::open(dir.path(), small_config()).unwrap();
     assert_eq!(c.len(S1).unwrap(), 500);
     write(&c, 500..510);
     let report = c.recovery_report(one()).unwrap();
-    assert!(report.clean, "{report:?}");
+    assert!(report.clean && !report.created, "{report:?}");
     // Only the open chunk (which new entries join) was read: at most 8
     // entries of at most 1 KiB here.
     assert!(report.scanned_bytes <= 8 * 1024, "{report:?}");
