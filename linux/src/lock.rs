@@ -1,8 +1,10 @@
 //! `writer.lock`: one writer per shard, enforced with `flock`.
 //!
 //! The writer takes `flock(LOCK_EX | LOCK_NB)` on `shard-NNNN/writer.lock`
-//! and keeps the descriptor open for as long as it writes; the kernel drops
-//! the lock when the descriptor is closed or the process dies, so a killed
+//! and keeps the descriptor open for as long as it writes; dropping the
+//! lock unlocks it explicitly (a child being spawned may hold a copy of the
+//! descriptor for a moment), and the kernel drops it when the process
+//! dies, so a killed
 //! writer never leaves a stale lock. The holder then writes its pid as
 //! decimal ASCII followed by `\n` (the format the std crate `comet` uses
 //! too), so a second writer — in this process or any other, linking either
@@ -29,7 +31,18 @@ pub const PID_WAIT: Duration = Duration::from_millis(250);
 /// A held writer lock; released when dropped.
 #[derive(Debug)]
 pub struct WriterLock {
-    _fd: OwnedFd,
+    fd: OwnedFd,
+}
+
+impl Drop for WriterLock {
+    /// Unlocks before the descriptor closes. Closing alone is not enough:
+    /// a child that another thread is spawning at that moment holds a copy
+    /// of the descriptor until it runs `exec`, and the lock belongs to the
+    /// open file description both copies share, so a writer that closed
+    /// and at once reopened the shard would find it "held" by itself.
+    fn drop(&mut self) {
+        let _ = flock(&self.fd, FlockOperation::Unlock);
+    }
 }
 
 /// Why a lock could not be taken.
@@ -76,7 +89,7 @@ impl WriterLock {
             // The pid is informational; a failed write leaves the lock held.
             _ => {}
         }
-        Ok(WriterLock { _fd: fd })
+        Ok(WriterLock { fd })
     }
 }
 
@@ -132,6 +145,19 @@ mod tests {
         drop(held);
         let again = WriterLock::acquire(&dir);
         assert!(again.is_ok(), "released on drop");
+    }
+
+    #[test]
+    fn a_descriptor_copy_elsewhere_does_not_keep_a_dropped_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DirStorage::open_path(tmp.path()).unwrap();
+        let held = WriterLock::acquire(&dir).unwrap();
+        // What a child being spawned holds until its exec: a copy of the
+        // descriptor, sharing the open file description and its lock.
+        let child_copy = held.fd.try_clone().unwrap();
+        drop(held);
+        assert!(WriterLock::acquire(&dir).is_ok(), "unlocked on drop, not only closed");
+        drop(child_copy);
     }
 
     #[test]
