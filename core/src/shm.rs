@@ -530,6 +530,28 @@ impl<'a> OffsetsTable<'a> {
 
     /// Calls `f` for every group that has an offset.
     pub fn for_each(&self, mut f: impl FnMut(&str, GroupOffset)) {
+        self.each(|_, group, o| f(group, o));
+    }
+
+    /// Raises every group whose offset is below `first` to `first` (after
+    /// retention deleted the entries before it, so the group's reads do not
+    /// fail) and calls `lost` with each such group and how many entries it
+    /// had not read; returns how many groups moved. Never allocates. For a
+    /// table from [`open`](OffsetsTable::open) (it writes).
+    pub fn lift_below(&self, first: u64, now_ns: u64, mut lost: impl FnMut(&str, u64)) -> usize {
+        let mut moved = 0;
+        self.each(|i, group, o| {
+            if o.offset < first {
+                advance_slot(self.slot(i), first, now_ns);
+                lost(group, first - o.offset);
+                moved += 1;
+            }
+        });
+        moved
+    }
+
+    /// [`for_each`](OffsetsTable::for_each) with each group's slot index.
+    fn each(&self, mut f: impl FnMut(usize, &str, GroupOffset)) {
         for i in 0..SLOTS {
             let s = self.slot(i);
             let name = read_name(s);
@@ -541,7 +563,7 @@ impl<'a> OffsetsTable<'a> {
             let (Ok(group), Some(off)) = (core::str::from_utf8(&name[..len]), self.read_slot(i)) else {
                 continue;
             };
-            f(group, off);
+            f(i, group, off);
         }
     }
 
@@ -736,6 +758,23 @@ mod tests {
         // reopening sees the same table
         let t2 = OffsetsTable::open(&w, noop).unwrap();
         assert_eq!(t2.get("audit").unwrap().unwrap().offset, 7);
+    }
+
+    #[test]
+    fn lift_below_moves_only_the_groups_behind() {
+        let w = words(OFFSETS_WORDS);
+        let t = OffsetsTable::open(&w, noop).unwrap();
+        t.advance("slow", 3, 1).unwrap();
+        t.advance("slower", 1, 1).unwrap();
+        t.advance("fast", 20, 1).unwrap();
+        let mut lost = Vec::new();
+        assert_eq!(t.lift_below(10, 5, |g, n| lost.push((String::from(g), n))), 2);
+        lost.sort();
+        assert_eq!(lost, [("slow".into(), 7), ("slower".into(), 9)]);
+        assert_eq!(t.get("slow").unwrap().unwrap().offset, 10);
+        assert_eq!(t.get("slow").unwrap().unwrap().last_update, 5);
+        assert_eq!(t.get("fast").unwrap().unwrap().offset, 20);
+        assert_eq!(t.lift_below(10, 6, |_, _| panic!("nobody is behind")), 0);
     }
 
     #[test]

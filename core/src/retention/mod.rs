@@ -4,8 +4,17 @@
 //! of the sealed list, so numbering stays dense above the first retained
 //! entry), never the active segment. Inputs are plain numbers — segment
 //! summaries, limits, the consumer low-water mark, `now` — and the output
-//! says how many leading segments to delete and why. The platforms execute
-//! the plan (manifest first, unlink second) and count the results.
+//! says how many leading segments to delete and why. [`run_pass`] (feature
+//! `alloc`) executes the plan over the shard engine (manifest first, unlink
+//! second) and counts the results, the same for every platform.
+
+#[cfg(feature = "alloc")]
+mod run;
+
+#[cfg(feature = "alloc")]
+pub use run::{RetentionReport, RetentionShards, Scratch, ShardOutcome, run_pass};
+
+use crate::config::RetentionConfig;
 
 /// What the policy needs to know about one sealed segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +38,18 @@ pub struct ShardLimits {
     pub max_shard_bytes: Option<u64>,
     /// Sealed segments that are never deleted.
     pub min_files_to_keep: u32,
+}
+
+impl ShardLimits {
+    /// The per-shard limits of a retention configuration (an age beyond
+    /// `u64::MAX` ns is no limit in practice and saturates).
+    pub fn from_config(cfg: &RetentionConfig) -> ShardLimits {
+        ShardLimits {
+            max_age_ns: cfg.max_age.map(|a| u64::try_from(a.as_nanos()).unwrap_or(u64::MAX)),
+            max_shard_bytes: cfg.max_shard_size,
+            min_files_to_keep: cfg.min_files_to_keep,
+        }
+    }
 }
 
 /// The lowest offset any known consumer group still needs, if protection
@@ -116,13 +137,31 @@ pub struct TotalPlan {
 /// with it, only the active segments are off limits. `out[i]` receives the
 /// plan for `shards[i]`; `out` must be at least as long as `shards`.
 pub fn plan_total(shards: &[TotalCandidate<'_>], max_total: u64, hard_cap: bool, out: &mut [TotalPlan]) {
-    let mut total: u64 = shards.iter().map(|s| s.active_bytes + s.sealed.iter().map(|g| g.bytes).sum::<u64>()).sum();
+    plan_total_by(shards.len(), |i| shards[i], max_total, hard_cap, out);
+}
+
+/// [`plan_total`] over `n` candidates handed out by `shard(i)` (which is
+/// called often: it should not compute).
+fn plan_total_by<'a>(
+    n: usize,
+    shard: impl Fn(usize) -> TotalCandidate<'a>,
+    max_total: u64,
+    hard_cap: bool,
+    out: &mut [TotalPlan],
+) {
+    let mut total: u64 = (0..n)
+        .map(|i| {
+            let s = shard(i);
+            s.active_bytes + s.sealed.iter().map(|g| g.bytes).sum::<u64>()
+        })
+        .sum();
     for p in out.iter_mut() {
         *p = TotalPlan::default();
     }
     while total > max_total {
         let mut best: Option<(usize, u64)> = None;
-        for (i, s) in shards.iter().enumerate() {
+        for i in 0..n {
+            let s = shard(i);
             let next = out.get(i).map_or(usize::MAX, |p| p.delete);
             let limit = if hard_cap { s.sealed.len() } else { s.allowed.min(s.sealed.len().saturating_sub(s.keep)) };
             if next < limit {
@@ -133,7 +172,7 @@ pub fn plan_total(shards: &[TotalCandidate<'_>], max_total: u64, hard_cap: bool,
             }
         }
         let Some((i, _)) = best else { break };
-        let s = &shards[i];
+        let s = shard(i);
         let p = &mut out[i];
         if p.delete >= s.allowed {
             p.forced += 1;
@@ -144,7 +183,8 @@ pub fn plan_total(shards: &[TotalCandidate<'_>], max_total: u64, hard_cap: bool,
     if total > max_total && !hard_cap {
         // Every deletable segment went; what is left over the limit is
         // protected (or kept by `min_files_to_keep`, which is not counted).
-        for (s, p) in shards.iter().zip(out.iter_mut()) {
+        for (i, p) in out.iter_mut().enumerate().take(n) {
+            let s = shard(i);
             p.protected = s.sealed.len().saturating_sub(s.keep).saturating_sub(p.delete);
         }
     }

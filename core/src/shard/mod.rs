@@ -185,7 +185,13 @@ pub struct Shard<S: Storage, H, C> {
     /// would take a non-empty file past the head's segment for a stray).
     head_stale: bool,
     counters: [u64; Counter::ALL.len()],
+    /// Gauges set since the last drain, one bit per counter (at most 64,
+    /// checked below): a gauge set to 0 is news too (e.g. no entry is
+    /// retained any more).
+    gauges_set: u64,
 }
+
+const _: () = assert!(Counter::ALL.len() <= 64, "Shard::gauges_set has a bit per counter");
 
 impl<S: Storage, H, C> core::fmt::Debug for Shard<S, H, C> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -285,11 +291,13 @@ where
     }
 
     /// Calls `f` with every counter that changed since the last drain (the
-    /// delta for counters, the value for gauges) and resets them.
+    /// delta for counters, the value for gauges, also a gauge set to 0) and
+    /// resets them.
     pub fn drain_counters(&mut self, mut f: impl FnMut(Counter, u64)) {
+        let set = core::mem::take(&mut self.gauges_set);
         for c in Counter::ALL {
             let v = core::mem::take(&mut self.counters[c as usize]);
-            if v != 0 {
+            if v != 0 || set & (1 << c as u32) != 0 {
                 f(c, v);
             }
         }
@@ -301,10 +309,12 @@ where
         self.counters[c as usize]
     }
 
-    fn bump(&mut self, c: Counter, n: u64) {
+    /// Adds `n` to counter `c` (sets it, for a gauge) until the next drain.
+    pub(crate) fn bump(&mut self, c: Counter, n: u64) {
         let slot = &mut self.counters[c as usize];
         if c.is_gauge() {
             *slot = n;
+            self.gauges_set |= 1 << c as u32;
         } else {
             *slot = slot.wrapping_add(n);
         }

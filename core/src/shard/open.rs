@@ -693,6 +693,7 @@ where
             rotation_pending: false,
             head_stale: false,
             counters: [0; Counter::ALL.len()],
+            gauges_set: 0,
         }
     }
 }

@@ -606,6 +606,19 @@ fn counters_drain_as_deltas() {
     let _ = format!("{s:?}");
 }
 
+#[test]
+fn a_gauge_set_to_zero_is_drained() {
+    let dir = MemDir::new();
+    let (mut s, _) = open(&dir);
+    s.drain_counters(|_, _| {});
+    s.bump(Counter::OldestEntryNs, 5);
+    s.bump(Counter::OldestEntryNs, 0);
+    let mut seen = Vec::new();
+    s.drain_counters(|c, v| seen.push((c, v)));
+    assert_eq!(seen, [(Counter::OldestEntryNs, 0)], "no entry retained any more is news");
+    s.drain_counters(|c, v| panic!("drained twice: {c:?} {v}"));
+}
+
 /// A shard type that uses `MemFile` explicitly (keeps the alias honest).
 #[allow(dead_code)]
 type Explicit = Shard<MemDir, FileHeadStore<MemFile>, NoCompression>;
