@@ -197,9 +197,9 @@ impl EmbeddedConfig {
         let fixed = 4 << 10;
         let segments = self.max_segments as usize;
         let manifest = segments * core::mem::size_of::<comet_core::index::SegmentMeta>();
-        // Retention copies the records it plans over into a scratch vector
-        // grown shard by shard (twice while it is reallocated).
-        let retention = 2 * (segments + 8) * core::mem::size_of::<comet_core::retention::SegmentInfo>();
+        // Retention copies the records it plans over into a scratch grown
+        // shard by shard (twice while it is reallocated).
+        let retention = 2 * comet_core::retention::Scratch::bytes_per_shard(self.max_segments);
         let per_shard = buf + starts + chunks + fixed + manifest + retention;
         // Opening a shard: its listing (segment and table bases), its
         // index.bin (40 + 56 per record + 4) and the recovery scan buffer.

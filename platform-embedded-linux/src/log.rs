@@ -46,7 +46,7 @@ pub struct Log {
     /// The shard `reads` holds data of.
     pub(crate) read_of: Option<ShardId>,
     pub(crate) last_retention: u64,
-    pub(crate) scratch: crate::retention::Scratch,
+    pub(crate) scratch: comet_core::retention::Scratch,
 }
 
 impl core::fmt::Debug for Log {
@@ -78,7 +78,7 @@ impl Log {
             reads: ReadBuf::fixed(cfg.read_buffer_bytes as usize, cfg.checkpoint_capacity as usize),
             read_of: None,
             last_retention: now,
-            scratch: crate::retention::Scratch::default(),
+            scratch: comet_core::retention::Scratch::default(),
         };
         for id in 0..u32::from(cfg.shard_count) {
             let id = ShardId::new(id).ok_or(Error::TooManyShards { max: cfg.max_shards })?;

@@ -1,27 +1,29 @@
 //! Retention: keeps disk use bounded without eating unread data by
 //! surprise.
 //!
-//! A pass plans with the core's pure policy (`comet_core::retention`) and
-//! deletes whole sealed segments, oldest first, through the shard engine
-//! (manifest first, unlink second). It runs only on shards this client can
-//! write (it takes their `writer.lock`; a shard locked by another process is
-//! that process's to clean). By default a segment holding entries some
-//! consumer group has not acked is kept; `retention.hard_cap` lets
-//! `max_total_size` override that, and then the loss is counted per group,
-//! logged, and the group's offset is moved to the first surviving entry.
+//! A pass is the core's (`comet_core::retention::run_pass`): it plans with
+//! the pure policy and deletes whole sealed segments, oldest first, through
+//! the shard engine (manifest first, unlink second); this module supplies
+//! the shards, their groups' offsets and the report. It runs only on
+//! shards this client can write (it takes their `writer.lock`; a shard
+//! locked by another process is that process's to clean). By default a
+//! segment holding entries some consumer group has not acked is kept;
+//! `retention.hard_cap` lets `max_total_size` override that, and then the
+//! loss is counted per group, logged, and the group's offset is moved to
+//! the first surviving entry.
 
 use std::time::Duration;
 
 use comet_core::ShardId;
-use comet_core::retention::{
-    SegmentInfo, ShardLimits, ShardPlan, TotalCandidate, TotalPlan, acked_prefix, plan_shard, plan_total,
-};
-use comet_core::shm::{self, OffsetsTable};
-use comet_core::state::Counter;
+use comet_core::retention::{RetentionShards, Scratch, SegmentInfo, ShardLimits, ShardPlan, plan_shard, run_pass};
+use comet_core::shm::OffsetsTable;
+use comet_linux::DirStorage;
 
 use crate::client::{Client, now_ns};
+use crate::compress::Zstd;
 use crate::consumer::map_offsets;
 use crate::error::{Error, Result};
+use crate::shard::{Engine, ShmHead};
 
 /// What one pass did to one shard.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -94,61 +96,67 @@ impl ShardRetentionStats {
     }
 }
 
-fn limits(client: &Client) -> ShardLimits {
-    let r = &client.config().retention;
-    ShardLimits {
-        max_age_ns: r.max_age.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-        max_shard_bytes: r.max_shard_size,
-        min_files_to_keep: r.min_files_to_keep,
-    }
+/// The shards this client writes, as the core's pass sees them.
+struct Shards<'a> {
+    client: &'a Client,
+    ids: Vec<ShardId>,
+    /// Per shard, the groups the hard cap moved and what each lost.
+    losses: Vec<Vec<(String, u64)>>,
 }
 
-struct ShardView {
-    shard: ShardId,
-    sealed: Vec<SegmentInfo>,
-    first_ts: Vec<u64>,
-    active_bytes: u64,
-    active_first_ts: u64,
-    low_water: Option<u64>,
+impl RetentionShards for Shards<'_> {
+    type Storage = DirStorage;
+    type Head = ShmHead;
+    type Compressor = Zstd;
+    type Error = Error;
+
+    fn shard_count(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn with_engine<R>(&mut self, i: usize, f: impl FnOnce(&mut Engine) -> R) -> Result<Option<R>> {
+        let slot = self.client.inner_ref().slot(self.ids[i]);
+        let mut g = slot.writer();
+        let Some(w) = g.as_mut() else { return Ok(None) };
+        let r = f(&mut w.engine);
+        slot.publish_counters(&mut w.engine);
+        Ok(Some(r))
+    }
+
+    fn low_water(&mut self, i: usize) -> Result<Option<u64>> {
+        let shard = self.ids[i];
+        crate::consumer::low_water(&self.client.shard_dir(shard), shard)
+    }
+
+    fn lift_groups(&mut self, i: usize, first: u64, now: u64) -> Result<()> {
+        let shard = self.ids[i];
+        let Some(words) = map_offsets(&self.client.shard_dir(shard), shard, true)? else { return Ok(()) };
+        let table = OffsetsTable::open(words.writable().ok_or(Error::ReadOnly)?, std::thread::yield_now)
+            .map_err(|source| Error::Offsets { shard, source })?;
+        table.lift_below(first, now, |group, lost| {
+            tracing::warn!(%shard, group, lost, "retention hard cap deleted unread entries");
+            self.losses[i].push((group.to_string(), lost));
+        });
+        Ok(())
+    }
+
+    fn engine_error(&self, i: usize, e: comet_core::Error<std::io::Error>) -> Error {
+        let slot = self.client.inner_ref().slot(self.ids[i]);
+        Error::from_core(slot.id, &slot.dir, e)
+    }
 }
 
 impl Client {
-    /// The low-water mark of a shard's groups, if protection applies.
-    fn low_water(&self, shard: ShardId) -> Result<Option<u64>> {
-        if !self.config().retention.protect_unconsumed {
-            return Ok(None);
-        }
-        crate::consumer::low_water(&self.shard_dir(shard), shard)
-    }
-
-    /// Snapshot of what retention sees in a shard this client writes.
-    fn view(&self, shard: ShardId) -> Result<Option<ShardView>> {
+    /// Opens the writer of `shard` if this client may write it (`false`:
+    /// another process does).
+    fn can_write(&self, shard: ShardId) -> Result<bool> {
         let slot = self.inner_ref().slot(shard);
         let mut g = slot.writer();
         match slot.ensure_writer(&mut g, &self.inner_ref().engine, self.config().compression.level) {
-            Ok(()) => {}
-            Err(Error::Locked { .. } | Error::NotOwned { .. } | Error::ForeignFormat { .. }) => return Ok(None),
-            Err(e) => return Err(e),
+            Ok(()) => Ok(true),
+            Err(Error::Locked { .. } | Error::NotOwned { .. } | Error::ForeignFormat { .. }) => Ok(false),
+            Err(e) => Err(e),
         }
-        let Some(w) = g.as_ref() else { return Ok(None) };
-        let m = w.engine.manifest();
-        let sealed = m
-            .sealed
-            .iter()
-            .map(|s| SegmentInfo { base: s.base, end: s.end(), bytes: s.bytes, last_ts: s.last_ts })
-            .collect();
-        let first_ts = m.sealed.iter().map(|s| s.first_ts).collect();
-        let active_bytes = w.engine.active_bytes();
-        let active_first_ts = w.engine.active_first_ts();
-        drop(g);
-        Ok(Some(ShardView {
-            shard,
-            sealed,
-            first_ts,
-            active_bytes,
-            active_first_ts,
-            low_water: self.low_water(shard)?,
-        }))
     }
 
     fn owned_shards(&self) -> Result<Vec<ShardId>> {
@@ -165,131 +173,62 @@ impl Client {
         if self.is_read_only() {
             return Err(Error::ReadOnly);
         }
-        let now = now_ns();
-        let limits = limits(self);
-        let rc = &self.config().retention;
-        let mut views = Vec::new();
         let mut report = RetentionReport::default();
+        let skipped =
+            |shard, why: &str| ShardRetention { shard: Some(shard), skipped: Some(why.into()), ..Default::default() };
+        let mut shards = Shards { client: self, ids: Vec::new(), losses: Vec::new() };
         for shard in self.owned_shards()? {
-            match self.view(shard)? {
-                Some(v) => views.push(v),
-                None => report.shards.push(ShardRetention {
-                    shard: Some(shard),
-                    skipped: Some("written by another process".into()),
-                    ..Default::default()
-                }),
+            if self.can_write(shard)? {
+                shards.ids.push(shard);
+            } else {
+                report.shards.push(skipped(shard, "written by another process"));
             }
         }
-        let plans: Vec<ShardPlan> =
-            views.iter().map(|v| plan_shard(&v.sealed, v.active_bytes, &limits, v.low_water, now)).collect();
-        let mut total = vec![TotalPlan::default(); views.len()];
-        if let Some(max_total) = rc.max_total_size {
-            let cands: Vec<TotalCandidate<'_>> = views
-                .iter()
-                .zip(&plans)
-                .map(|(v, p)| {
-                    let rest = &v.sealed[p.delete..];
-                    TotalCandidate {
-                        sealed: rest,
-                        active_bytes: v.active_bytes,
-                        allowed: acked_prefix(rest, v.low_water),
-                        keep: rc.min_files_to_keep as usize,
-                    }
-                })
-                .collect();
-            plan_total(&cands, max_total, rc.hard_cap, &mut total);
-        }
-        for ((v, p), t) in views.iter().zip(&plans).zip(&total) {
-            report.shards.push(self.execute(v, p, t, now)?);
+        shards.losses = vec![Vec::new(); shards.ids.len()];
+        let mut scratch = Scratch::default();
+        run_pass(&mut shards, &self.config().retention, now_ns(), &mut scratch)?;
+        for ((&shard, o), group_losses) in shards.ids.iter().zip(scratch.outcomes()).zip(shards.losses) {
+            if o.skipped {
+                report.shards.push(skipped(shard, "closed during the pass"));
+                continue;
+            }
+            if o.deleted.unlink_errors > 0 {
+                tracing::warn!(%shard, errors = o.deleted.unlink_errors, "retention could not unlink some segments; the next open removes them");
+            }
+            if o.protected > 0 {
+                tracing::debug!(%shard, protected = o.protected, "retention kept segments with unread entries");
+            }
+            report.shards.push(ShardRetention {
+                shard: Some(shard),
+                segments_deleted: o.deleted.segments,
+                bytes_reclaimed: o.deleted.bytes,
+                entries_deleted: o.deleted.entries,
+                protected: o.protected,
+                forced: o.forced,
+                group_losses,
+                skipped: None,
+            });
         }
         report.shards.sort_by_key(|s| s.shard);
         Ok(report)
-    }
-
-    fn execute(&self, v: &ShardView, p: &ShardPlan, t: &TotalPlan, now: u64) -> Result<ShardRetention> {
-        let count = p.delete + t.delete;
-        let slot = self.inner_ref().slot(v.shard);
-        let mut out = ShardRetention {
-            shard: Some(v.shard),
-            protected: (p.protected + t.protected) as u64,
-            forced: t.forced as u64,
-            ..Default::default()
-        };
-        let new_first = v.sealed.get(count).map_or_else(|| v.sealed.last().map_or(0, |s| s.end), |s| s.base);
-        {
-            let mut g = slot.writer();
-            let Some(w) = g.as_mut() else { return Ok(out) };
-            if count > 0 {
-                let d = w.engine.delete_oldest(count).map_err(|e| Error::from_core(v.shard, &slot.dir, e))?;
-                out.segments_deleted = d.segments;
-                out.bytes_reclaimed = d.bytes;
-                out.entries_deleted = d.entries;
-                if d.unlink_errors > 0 {
-                    tracing::warn!(shard = %v.shard, errors = d.unlink_errors, "retention could not unlink some segments; the next open removes them");
-                }
-            }
-            slot.publish_counters(&mut w.engine);
-        }
-        if let Some(state) = slot.writer_state()
-            && let Some(words) = state.writable()
-        {
-            shm::add_counter(words, Counter::RetentionRuns, 1);
-            shm::add_counter(words, Counter::ProtectedSkips, out.protected);
-            shm::add_counter(words, Counter::ForcedDeletions, out.forced);
-            let oldest = v.first_ts.get(count).copied().unwrap_or(v.active_first_ts);
-            shm::add_counter(words, Counter::OldestEntryNs, oldest);
-        }
-        if out.forced > 0 {
-            out.group_losses = self.move_groups_past(v.shard, new_first, now)?;
-            for (group, lost) in &out.group_losses {
-                tracing::warn!(shard = %v.shard, group, lost, "retention hard cap deleted unread entries");
-            }
-        }
-        if out.protected > 0 {
-            tracing::debug!(shard = %v.shard, protected = out.protected, "retention kept segments with unread entries");
-        }
-        Ok(out)
-    }
-
-    /// Moves every group whose offset is below `first` up to it; returns
-    /// what each lost.
-    fn move_groups_past(&self, shard: ShardId, first: u64, now: u64) -> Result<Vec<(String, u64)>> {
-        let Some(words) = map_offsets(&self.shard_dir(shard), shard, true)? else { return Ok(Vec::new()) };
-        let table = OffsetsTable::open(words.writable().ok_or(Error::ReadOnly)?, std::thread::yield_now)
-            .map_err(|source| Error::Offsets { shard, source })?;
-        let mut behind = Vec::new();
-        table.for_each(|g, o| {
-            if o.offset < first {
-                behind.push((g.to_string(), first - o.offset));
-            }
-        });
-        for (g, _) in &behind {
-            table.advance(g, first, now).map_err(|source| Error::Offsets { shard, source })?;
-        }
-        Ok(behind)
     }
 
     /// Size, age span and the next retention decision of every shard on
     /// disk (computed from files; nothing is locked or changed).
     pub fn retention_stats(&self) -> Result<Vec<ShardRetentionStats>> {
         let now = now_ns();
-        let limits = limits(self);
+        let limits = ShardLimits::from_config(&self.config().retention);
         let mut out = Vec::new();
         for shard in self.shards()? {
             let st = self.shard_stats(shard)?;
             let dir = self.shard_dir(shard);
             let m = crate::shard::open_dir(&dir)?.and_then(|d| comet_core::shard::load_manifest(&d).ok().flatten());
-            let sealed: Vec<SegmentInfo> = m
-                .as_ref()
-                .map(|m| {
-                    m.sealed
-                        .iter()
-                        .map(|s| SegmentInfo { base: s.base, end: s.end(), bytes: s.bytes, last_ts: s.last_ts })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let sealed: Vec<SegmentInfo> =
+                m.as_ref().map(|m| m.sealed.iter().map(SegmentInfo::from).collect()).unwrap_or_default();
             let active = st.bytes - sealed.iter().map(|s| s.bytes).sum::<u64>();
-            let next = plan_shard(&sealed, active, &limits, self.low_water(shard)?, now);
+            let protect = self.config().retention.protect_unconsumed;
+            let low_water = if protect { crate::consumer::low_water(&dir, shard)? } else { None };
+            let next = plan_shard(&sealed, active, &limits, low_water, now);
             out.push(ShardRetentionStats {
                 shard,
                 bytes: st.bytes,
