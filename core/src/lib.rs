@@ -18,6 +18,7 @@
 //! | [`segment`] | scanning a segment: recovery and verification |
 //! | [`retention`] | the pure retention policy |
 //! | [`config`] | the typed configuration tree and its validation |
+//! | `metrics` (feature `alloc`) | snapshot types, their totals and OpenMetrics rendering; the latency histogram (64-bit atomics) |
 //! | `shard` (feature `alloc`) | the shard engine: numbering, buffer, sync, rotation, recovery |
 //! | `sim` (feature `sim`) | in-memory storage and fault-injecting wrappers for tests |
 //! | `shm` (64-bit atomics) | seqlock head and CAS offset slots over a platform's shared mapping |
@@ -54,6 +55,8 @@ pub mod error;
 pub mod import;
 #[cfg(feature = "alloc")]
 pub mod index;
+#[cfg(feature = "alloc")]
+pub mod metrics;
 pub mod num;
 #[cfg(feature = "alloc")]
 pub mod read;

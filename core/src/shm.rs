@@ -114,6 +114,22 @@ pub fn add_counter(words: &[AtomicU64], c: Counter, v: u64) {
     }
 }
 
+/// Zeroes every counter but [`Counter::ManifestGeneration`] (which readers
+/// compare to notice a replaced manifest). A writer calls it when recovery
+/// found the state block invalid
+/// ([`RecoveryReport::state_reset`](crate::shard::RecoveryReport::state_reset)),
+/// before publishing the engine's counters: the counters of an invalid
+/// block mean nothing.
+pub fn clear_counters(words: &[AtomicU64]) {
+    for c in Counter::ALL {
+        if c != Counter::ManifestGeneration
+            && let Some(w) = counter_word(words, c)
+        {
+            w.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Reads a counter.
 pub fn load_counter(words: &[AtomicU64], c: Counter) -> u64 {
     counter_word(words, c).map_or(0, load_acquire)
