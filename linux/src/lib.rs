@@ -9,6 +9,8 @@
 //! | [`map`] | the only `unsafe`: shared maps of the state files as `&[AtomicU64]`, read-only segment views, each made only after `fstat` checked the length |
 //! | [`lock`] | `writer.lock` with `flock`, holder pid inside |
 //! | [`files`] | state files created fully written and validated before mapping, damaged ones set aside, atomic shard creation |
+//! | [`head`] | the engine's head store over the shared `comet.state` mapping |
+//! | [`verify`](mod@verify) | a data directory's shards listed, verified and repaired, with the reports |
 //!
 //! Policy (what a damaged file means, which rule applies) lives in
 //! `comet-core`; this crate only makes the system calls.
@@ -19,17 +21,23 @@
 #![cfg(target_os = "linux")]
 
 pub mod files;
+pub mod head;
 pub mod lock;
 pub mod map;
 pub mod storage;
+pub mod verify;
 
 pub use files::{
     OFFSETS_QUARANTINE, OffsetsSettled, STATE_QUARANTINE, create_shard_dir, map_offsets_read, map_offsets_write,
     map_state_read, map_state_write, settle_offsets,
 };
+pub use head::MappedHead;
 pub use lock::{LockError, WRITER_LOCK, WriterLock};
 pub use map::{SegmentMap, SharedWords, WrongSize};
 pub use storage::{DirStorage, FsFile, file_len, pread_calls};
+pub use verify::{
+    DirError, Finding, RepairOpened, ShardCheck, ShardRepair, VerifyReport, repair, repair_with, shard_dirs, verify,
+};
 
 /// Nanoseconds since the Unix epoch from the system clock, at least 1 (a
 /// clock before 1970 reads as 1: timestamps are never 0). The `now` both

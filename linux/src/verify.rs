@@ -1,0 +1,381 @@
+//! Read-only verification of a data directory and its repair: the core's
+//! checker (`comet_core::check`) and repair (`Shard::repair`), shard by
+//! shard, for both platforms.
+//!
+//! [`verify`] never opens a writer, never takes a lock, never maps a file
+//! and never creates one, so it is safe beside a live writer. [`repair`]
+//! takes every shard's writer lock, runs recovery, records every damaged
+//! chunk as lost (the intact chunks of the same segment stay readable),
+//! rewrites chunk tables, sets aside strays and bytes past a sealed
+//! segment's end, and salvages `offsets.state`.
+
+use std::io;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use comet_core::ShardId;
+use comet_core::check;
+use comet_core::config::Config;
+use comet_core::error::{ConfigError, IoOp};
+use comet_core::shard::{EngineConfig, RecoveryReport, RepairReport, Shard};
+use comet_core::shm;
+use comet_core::wire::{NoCompression, parse_shard_dir_name, segment_file_name, shard_dir_name};
+
+use crate::files::{OffsetsSettled, create_shard_dir, map_state_write, settle_offsets};
+use crate::head::MappedHead;
+use crate::lock::{LockError, WRITER_LOCK, WriterLock};
+use crate::storage::DirStorage;
+
+pub use comet_core::check::{Problem, Severity};
+
+/// Why [`verify`], [`repair`] or [`shard_dirs`] failed as a whole (a
+/// problem inside a file is a [`Finding`] instead).
+///
+/// Deliberately exhaustive: each platform maps every variant to its own
+/// typed error, and a new variant must make them say how.
+#[derive(Debug)]
+pub enum DirError {
+    /// A system call on a file or directory failed.
+    Io {
+        /// The operation.
+        op: IoOp,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Another writer holds the shard's `writer.lock`.
+    Locked {
+        /// The shard.
+        shard: ShardId,
+        /// The holder's pid, as it wrote it into the lock file.
+        pid: Option<u32>,
+    },
+    /// The engine failed on a shard (recovery, repair or close).
+    Engine {
+        /// The shard.
+        shard: ShardId,
+        /// Its directory.
+        dir: PathBuf,
+        /// The core's error.
+        source: comet_core::Error<io::Error>,
+    },
+    /// The configuration repairs run with is invalid.
+    Config(ConfigError),
+}
+
+impl std::fmt::Display for DirError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // The OS error is the source: not repeated here.
+            DirError::Io { op, path, .. } => write!(f, "{op} {}", path.display()),
+            DirError::Locked { shard, pid: Some(pid) } => {
+                write!(f, "shard {shard} is locked by another writer (pid {pid})")
+            }
+            DirError::Locked { shard, pid: None } => write!(f, "shard {shard} is locked by another writer"),
+            DirError::Engine { shard, .. } => write!(f, "shard {shard}"),
+            DirError::Config(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for DirError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DirError::Io { source, .. } => Some(source),
+            DirError::Engine { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// An I/O error on `path`.
+fn io_err(op: IoOp, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> DirError {
+    let path = path.into();
+    move |source| DirError::Io { op, path, source }
+}
+
+/// One problem [`verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The shard.
+    pub shard: ShardId,
+    /// Damage or note.
+    pub severity: Severity,
+    /// The segment (by base entry), if the problem is in or about one.
+    pub segment: Option<u64>,
+    /// The entries affected, if known.
+    pub entries: Option<Range<u64>>,
+    /// What was found.
+    pub problem: Problem,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "shard {}", self.shard)?;
+        if let Some(base) = self.segment {
+            write!(f, " segment {}", segment_file_name(base))?;
+        }
+        if let Some(r) = &self.entries {
+            write!(f, " entries {}..{}", r.start, r.end)?;
+        }
+        write!(f, ": {}", self.problem)
+    }
+}
+
+/// What [`verify`] checked in one shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardCheck {
+    /// The shard.
+    pub shard: ShardId,
+    /// Segment files checked.
+    pub segments: u64,
+    /// Entries whose bytes passed their checksums.
+    pub entries: u64,
+    /// Bytes that passed their checksums.
+    pub bytes: u64,
+    /// First retained entry (from the manifest).
+    pub first_entry: u64,
+    /// One past the last durable entry (from the head, else the manifest).
+    pub durable_end: u64,
+    /// Consumer groups with an offset in `offsets.state`.
+    pub groups: u64,
+    /// The shard directory holds comet data (a manifest, a head or a
+    /// segment).
+    pub has_data: bool,
+}
+
+/// The result of [`verify`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Per shard, by id.
+    pub shards: Vec<ShardCheck>,
+    /// Everything found, shard by shard.
+    pub findings: Vec<Finding>,
+}
+
+impl VerifyReport {
+    /// True if nothing is damaged (notes allowed).
+    pub fn is_ok(&self) -> bool {
+        self.damage().next().is_none()
+    }
+
+    /// The findings of severity [`Severity::Damage`].
+    pub fn damage(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.severity == Severity::Damage)
+    }
+
+    /// The findings of severity [`Severity::Note`].
+    pub fn notes(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.severity == Severity::Note)
+    }
+}
+
+/// What [`repair`] did to one shard.
+#[derive(Debug, Clone)]
+pub struct ShardRepair {
+    /// The shard.
+    pub shard: ShardId,
+    /// What recovery did when the shard was opened for writing.
+    pub recovery: RecoveryReport,
+    /// What the repair itself did.
+    pub repair: RepairReport,
+    /// What was done to `offsets.state`.
+    pub offsets: OffsetsSettled,
+}
+
+/// The shard directories (`shard-NNNN`) under the data directory `root`,
+/// sorted; none if `root` does not exist.
+pub fn shard_dirs(root: &Path) -> Result<Vec<ShardId>, DirError> {
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io_err(IoOp::List, root)(e)),
+    };
+    for e in rd {
+        let e = e.map_err(io_err(IoOp::List, root))?;
+        if let Some(id) = e.file_name().to_str().and_then(parse_shard_dir_name)
+            && e.path().is_dir()
+        {
+            out.push(id);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The directory of shard `shard` under `root` (which may not exist).
+fn shard_path(root: &Path, shard: ShardId) -> PathBuf {
+    root.join(shard_dir_name(shard).as_str())
+}
+
+/// Fails unless `root` is a directory.
+fn check_root(root: &Path) -> Result<(), DirError> {
+    let meta = std::fs::metadata(root).map_err(io_err(IoOp::Open, root))?;
+    if !meta.is_dir() {
+        return Err(io_err(IoOp::Open, root)(io::Error::new(io::ErrorKind::NotADirectory, "not a directory")));
+    }
+    Ok(())
+}
+
+fn pause() {
+    std::thread::sleep(std::time::Duration::from_millis(1));
+}
+
+/// Verifies the data directory `dir` without changing anything (see the
+/// module documentation and `comet_core::check`). Fails only if `dir`
+/// cannot be listed; problems with files are findings.
+pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, DirError> {
+    let root = dir.as_ref();
+    check_root(root)?;
+    let mut report = VerifyReport::default();
+    for shard in shard_dirs(root)? {
+        let mut found = Vec::new();
+        let check = match DirStorage::open_path(&shard_path(root, shard)) {
+            Ok(storage) => check::check_shard(&storage, &mut found, pause),
+            Err(e) => {
+                found.push(check::Finding {
+                    severity: Severity::Damage,
+                    segment: None,
+                    entries: None,
+                    problem: Problem::Unreadable { file: ".".into(), error: e.to_string() },
+                });
+                check::ShardCheck::default()
+            }
+        };
+        report.findings.extend(found.into_iter().map(|f| Finding {
+            shard,
+            severity: f.severity,
+            segment: f.segment,
+            entries: f.entries,
+            problem: f.problem,
+        }));
+        report.shards.push(ShardCheck {
+            shard,
+            segments: check.segments,
+            entries: check.entries,
+            bytes: check.bytes,
+            first_entry: check.first_entry,
+            durable_end: check.durable_end,
+            groups: check.groups,
+            has_data: check.has_data,
+        });
+    }
+    Ok(report)
+}
+
+/// What opening a shard for [`repair_with`] found before the repair
+/// itself, for the platform's logs.
+#[derive(Debug, Clone, Copy)]
+pub struct RepairOpened<'a> {
+    /// The shard.
+    pub shard: ShardId,
+    /// `comet.state` had the wrong size and was set aside
+    /// ([`STATE_QUARANTINE`](crate::STATE_QUARANTINE)) and replaced.
+    pub state_replaced: bool,
+    /// What opening did to `offsets.state` (before the repair heals it).
+    pub offsets: &'a OffsetsSettled,
+    /// What recovery did.
+    pub recovery: &'a RecoveryReport,
+}
+
+/// Repairs every shard of the data directory `dir` (see the module
+/// documentation) with the default configuration. A shard another process
+/// writes fails with [`DirError::Locked`]; the others are repaired first.
+/// Retention does not run.
+pub fn repair(dir: impl AsRef<Path>) -> Result<Vec<ShardRepair>, DirError> {
+    repair_with(dir, |_| {})
+}
+
+/// [`repair`], calling `opened` for each shard once it is open for writing
+/// and recovered, before the repair itself.
+pub fn repair_with(
+    dir: impl AsRef<Path>,
+    mut opened: impl FnMut(RepairOpened<'_>),
+) -> Result<Vec<ShardRepair>, DirError> {
+    let root = dir.as_ref();
+    check_root(root)?;
+    let mut config = Config::default();
+    config.retention.cleanup_interval = None;
+    let engine = EngineConfig::from_config(&config).map_err(DirError::Config)?;
+    let mut out = Vec::new();
+    let mut first_err = None;
+    let mut first_close_err = None;
+    for shard in shard_dirs(root)? {
+        let (repaired, closed) = repair_shard(root, shard, engine, &mut opened);
+        match repaired {
+            Ok(r) => out.push(r),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Err(e) = closed {
+            first_close_err.get_or_insert(e);
+        }
+    }
+    // A failed close is reported first, as the std client's close would.
+    match first_close_err.or(first_err) {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Repairs one shard: opens it for writing (directory, `writer.lock`,
+/// `comet.state`, `offsets.state`, recovery), repairs it, settles
+/// `offsets.state` with healing, and closes it. Returns the repair's result
+/// and the close's (`Ok` if the shard never opened).
+fn repair_shard(
+    root: &Path,
+    shard: ShardId,
+    engine: EngineConfig,
+    opened: &mut impl FnMut(RepairOpened<'_>),
+) -> (Result<ShardRepair, DirError>, Result<(), DirError>) {
+    let path = shard_path(root, shard);
+    let open = (|| {
+        let root_dir = DirStorage::open_path(root).map_err(io_err(IoOp::Open, root))?;
+        let name = shard_dir_name(shard);
+        create_shard_dir(&root_dir, &name, engine.interval).map_err(io_err(IoOp::Open, &path))?;
+        let (storage, _) = root_dir.open_subdir(&name, false).map_err(io_err(IoOp::Open, &path))?;
+        let lock = WriterLock::acquire(&storage).map_err(|e| match e {
+            LockError::Held { pid } => DirError::Locked { shard, pid },
+            LockError::Io(e) => io_err(IoOp::Open, path.join(WRITER_LOCK))(e),
+        })?;
+        let (state, state_fd, state_replaced) =
+            map_state_write(&storage).map_err(io_err(IoOp::Open, path.join("comet.state")))?;
+        let state = Arc::new(state);
+        let settled =
+            settle_offsets(&storage, false, crate::now_ns()).map_err(io_err(IoOp::Open, path.join("offsets.state")))?;
+        let head = MappedHead::new(state.clone(), Arc::new(state_fd));
+        let (mut engine, recovery) = Shard::open(storage.clone(), head, NoCompression, engine)
+            .map_err(|source| DirError::Engine { shard, dir: path.clone(), source })?;
+        let words = state.writable().ok_or_else(|| {
+            io_err(IoOp::Open, path.join("comet.state"))(io::Error::other("comet.state is mapped read-only"))
+        })?;
+        if recovery.state_reset {
+            shm::clear_counters(words);
+        }
+        engine.drain_counters(|c, v| shm::add_counter(words, c, v));
+        opened(RepairOpened { shard, state_replaced, offsets: &settled, recovery: &recovery });
+        Ok((storage, lock, state, engine, recovery))
+    })();
+    let (storage, _lock, state, mut engine, recovery) = match open {
+        Ok(o) => o,
+        Err(e) => return (Err(e), Ok(())),
+    };
+    let engine_err = |source| DirError::Engine { shard, dir: path.clone(), source };
+    let add = |c, v| {
+        if let Some(words) = state.writable() {
+            shm::add_counter(words, c, v);
+        }
+    };
+    let repaired = engine.repair().map_err(engine_err).and_then(|repair| {
+        engine.drain_counters(add);
+        let offsets =
+            settle_offsets(&storage, true, crate::now_ns()).map_err(io_err(IoOp::Open, path.join("offsets.state")))?;
+        Ok(ShardRepair { shard, recovery, repair, offsets })
+    });
+    let closed = engine.close_with(add).map_err(engine_err);
+    (repaired, closed)
+}
