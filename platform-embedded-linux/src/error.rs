@@ -1,9 +1,10 @@
 //! The crate's error type: typed, carrying data, never a string.
 
 use std::io;
+use std::path::PathBuf;
 
 use comet_core::ShardId;
-use comet_core::error::{ConfigError, NameError};
+use comet_core::error::{ConfigError, IoOp, NameError};
 use comet_core::shm::OffsetsError;
 use comet_core::wire::WireError;
 
@@ -31,6 +32,16 @@ pub enum Error {
         op: Op,
         /// The shard, if the operation concerned one.
         shard: Option<ShardId>,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A system call of [`verify`](crate::verify) or
+    /// [`repair`](crate::repair) on a file or directory failed.
+    File {
+        /// The operation.
+        op: IoOp,
+        /// The file or directory.
+        path: PathBuf,
         /// The OS error.
         source: io::Error,
     },
@@ -124,6 +135,7 @@ impl core::fmt::Display for Error {
                 Some(s) => write!(f, "{op} (shard {s})"),
                 None => write!(f, "{op}"),
             },
+            Error::File { op, path, .. } => write!(f, "{op} {}", path.display()),
             Error::Locked { shard, pid } => match pid {
                 Some(pid) => write!(f, "shard {shard} is locked by another writer (pid {pid})"),
                 None => write!(f, "shard {shard} is locked by another writer (pid unknown)"),
@@ -145,11 +157,26 @@ impl std::error::Error for Error {
         match self {
             Error::Config(c) => Some(c),
             Error::Engine { source, .. } => Some(source),
-            Error::Io { source, .. } => Some(source),
+            Error::Io { source, .. } | Error::File { source, .. } => Some(source),
             Error::Offsets { source, .. } => Some(source),
             Error::Group(n) => Some(n),
             Error::Decompress { error, .. } => Some(error),
             _ => None,
+        }
+    }
+}
+
+impl Error {
+    /// Converts an error of the shared Linux layer's directory walks
+    /// ([`verify`](crate::verify), [`repair`](crate::repair)), variant by
+    /// variant.
+    pub(crate) fn from_dir(e: comet_linux::DirError) -> Error {
+        use comet_linux::DirError as D;
+        match e {
+            D::Io { op, path, source } => Error::File { op, path, source },
+            D::Locked { shard, pid } => Error::Locked { shard, pid },
+            D::Engine { shard, source, .. } => Error::Engine { shard, source },
+            D::Config(c) => Error::Config(c),
         }
     }
 }

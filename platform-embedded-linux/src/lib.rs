@@ -11,6 +11,7 @@
 //! | [`Consumer`] | reads into caller buffers, consumer groups |
 //! | [`retention`] | the core's policy, run from `tick` |
 //! | [`helper`] | the optional tick thread |
+//! | [`verify`], [`repair`] | `comet-linux`'s check and repair of a data directory, the std crate's too |
 //!
 //! The shard engine itself — numbering, buffering, sync and the durable
 //! head, rotation, manifest, recovery — is `comet_core::shard`, the same
@@ -47,18 +48,24 @@ mod log;
 mod read;
 pub mod retention;
 mod shard;
+mod verify;
 
 pub use comet_linux::{lock, storage};
 
 pub use comet_core::config::RetentionConfig;
+pub use comet_core::error::IoOp;
 pub use comet_core::shard::RecoveryReport;
+pub use comet_core::shard::RepairReport;
 pub use comet_core::state::Counter;
 pub use comet_core::{NameError, ShardId};
+pub use comet_linux::verify::{Finding, Problem, Severity, ShardCheck, ShardRepair, VerifyReport};
+pub use comet_linux::{MappedHead, OffsetsSettled};
 pub use config::{EmbeddedConfig, HeapBudget, MAX_SHARDS};
 pub use error::{EngineError, Error, Op};
 pub use log::{Log, TickReport};
 pub use read::{Consumer, Entry};
 pub use retention::RetentionReport;
-pub use shard::{MappedHead, OFFSETS_QUARANTINE};
+pub use shard::OFFSETS_QUARANTINE;
+pub use verify::{repair, verify};
 
 pub use comet_linux::now_ns;

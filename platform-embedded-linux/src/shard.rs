@@ -3,52 +3,19 @@
 //! is set aside) are `comet-linux`'s, the same the std crate follows.
 
 use std::io;
-use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use comet_core::ShardId;
 use comet_core::shard::{EngineConfig, RecoveryReport, Shard};
 use comet_core::shm::{self, OffsetsTable};
-use comet_core::state::{Counter, DurableHead, HeadStore, STATE_LINE};
+use comet_core::state::Counter;
 use comet_core::wire::shard_dir_name;
-use comet_linux::{DirStorage, LockError, OffsetsSettled, SharedWords, WriterLock};
+use comet_linux::{DirStorage, LockError, MappedHead, OffsetsSettled, SharedWords, WriterLock};
 
 use crate::compress::SharedCompressor;
 use crate::error::{Error, Op};
 
 pub use comet_linux::OFFSETS_QUARANTINE;
-
-/// Seqlock retries when loading the head (a writer holds it for a few
-/// stores, so this is ample).
-const HEAD_SPINS: u32 = 1000;
-
-/// The durable head published into the shared `comet.state` mapping with
-/// the core's seqlock, so readers in other processes (either crate) see a
-/// consistent head.
-#[derive(Debug)]
-pub struct MappedHead {
-    words: Arc<SharedWords>,
-    fd: OwnedFd,
-}
-
-impl HeadStore for MappedHead {
-    type Error = io::Error;
-
-    fn load(&self) -> io::Result<[u8; STATE_LINE]> {
-        Ok(shm::load_head_line(self.words.words(), HEAD_SPINS))
-    }
-
-    fn store(&mut self, head: &DurableHead) -> io::Result<()> {
-        let words = self.words.writable().ok_or_else(|| io::Error::other("comet.state is mapped read-only"))?;
-        shm::store_head(words, head);
-        Ok(())
-    }
-
-    fn sync(&self) -> io::Result<()> {
-        // fdatasync also writes back pages dirtied through the mapping.
-        Ok(rustix::fs::fdatasync(&self.fd)?)
-    }
-}
 
 /// The engine type of one shard.
 pub(crate) type Engine = Shard<DirStorage, MappedHead, SharedCompressor>;
@@ -102,10 +69,15 @@ impl OpenShard {
         let offsets_settled = comet_linux::settle_offsets(&dir, false, now).map_err(io_err(Op::MapOffsets, id))?;
         let offsets = comet_linux::map_offsets_write(&dir).map_err(io_err(Op::MapOffsets, id))?;
         let state = Arc::new(state);
-        let head = MappedHead { words: Arc::clone(&state), fd: state_fd };
+        let head = MappedHead::new(Arc::clone(&state), Arc::new(state_fd));
         let (engine, mut report) =
             Shard::open(dir.clone(), head, compressor, engine).map_err(|source| Error::Engine { shard: id, source })?;
         report.created |= created;
+        if report.state_reset
+            && let Some(words) = state.writable()
+        {
+            shm::clear_counters(words);
+        }
         let mut s =
             OpenShard { id, engine, state, dir, offsets, report, offsets_settled, last_flush: now, _lock: lock };
         s.drain_counters();

@@ -11,13 +11,12 @@ use std::time::{Duration, Instant};
 use comet_core::ShardId;
 use comet_core::config::Config;
 use comet_core::error::IoOp;
+use comet_core::metrics::{Counters, ShardStats, Stats};
 use comet_core::shard::{EngineConfig, RecoveryReport};
 use comet_core::shm;
-use comet_core::state::Counter;
-use comet_core::wire::{self, ShardCount, parse_shard_dir_name, parse_stream};
+use comet_core::wire::{self, ShardCount, parse_stream};
 
 use crate::error::{Error, Result};
-use crate::metrics::{Counters, ShardStats, Stats, ratio};
 use crate::reader::{Message, MessageId, Reader, shard_dir};
 use crate::shard::ShardSlot;
 
@@ -454,17 +453,7 @@ impl Client {
         for id in self.shards()? {
             shards.push(self.inner.shard_stats(id)?);
         }
-        let mut counters = Counters::default();
-        for s in &shards {
-            counters.add(&s.counters);
-        }
-        Ok(Stats {
-            entries: shards.iter().map(|s| s.durable_end - s.first_entry).sum(),
-            bytes: shards.iter().map(|s| s.bytes).sum(),
-            compression_ratio: ratio(&counters),
-            counters,
-            shards,
-        })
+        Ok(Stats::new(shards))
     }
 
     /// Syncs everything, records clean shutdown and releases the shards'
@@ -491,64 +480,9 @@ fn create_root(root: &Path) -> Result<()> {
     }
 }
 
-/// Timestamp of the newest durable entry: the head's, or when the active
-/// segment holds no durable entry yet (right after a rotation or a
-/// recovery that started a fresh segment) the last sealed segment's.
-fn newest_ns(sealed: &[comet_core::index::SegmentMeta], head: Option<comet_core::state::DurableHead>) -> u64 {
-    match head {
-        Some(h) if h.entries > 0 && h.last_ts > 0 => h.last_ts,
-        _ => sealed.last().map_or(0, |s| s.last_ts),
-    }
-}
-
-/// Timestamp of the oldest retained entry: the first sealed segment's, or
-/// with none the active segment's first durable entry (read from its
-/// header). 0 if there is none or it cannot be read.
-fn oldest_ns(
-    dir: &Path,
-    sealed: &[comet_core::index::SegmentMeta],
-    head: Option<comet_core::state::DurableHead>,
-) -> u64 {
-    if let Some(s) = sealed.first() {
-        return s.first_ts;
-    }
-    let Some(h) = head.filter(|h| h.entries > 0) else { return 0 };
-    let mut header = [0u8; wire::HEADER_LEN];
-    // Through the storage layer: a FIFO or device in place of the segment
-    // is refused, never blocked on.
-    let read = comet_linux::DirStorage::open_path(dir)
-        .and_then(|d| {
-            comet_core::storage::Storage::open(
-                &d,
-                &wire::segment_file_name(h.base),
-                comet_core::storage::OpenMode::Read,
-            )
-        })
-        .and_then(|f| comet_core::storage::read_exact_at(&f, 0, &mut header));
-    match (read, wire::EntryHeader::parse(&header)) {
-        (Ok(n), Ok(e)) if n == wire::HEADER_LEN => e.timestamp,
-        _ => 0,
-    }
-}
-
 /// Shard directories under `root`, sorted.
 pub(crate) fn discover(root: &Path) -> Result<Vec<ShardId>> {
-    let mut out = Vec::new();
-    let rd = match fs::read_dir(root) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(Error::io(IoOp::List, root, e)),
-    };
-    for e in rd {
-        let e = e.map_err(|e| Error::io(IoOp::List, root, e))?;
-        if let Some(id) = e.file_name().to_str().and_then(parse_shard_dir_name)
-            && e.path().is_dir()
-        {
-            out.push(id);
-        }
-    }
-    out.sort();
-    Ok(out)
+    comet_linux::shard_dirs(root).map_err(Error::from_dir)
 }
 
 /// Shard ids per page of [`SlotTable`].
@@ -630,38 +564,22 @@ impl Inner {
         let slot = self.slot(shard);
         let state = slot.state()?;
         let head = state.as_ref().and_then(|s| crate::shard::read_head(s));
-        let manifest =
-            crate::shard::open_dir(&slot.dir)?.and_then(|d| comet_core::shard::load_manifest(&d).ok().flatten());
-        let mut counters = Counters::default();
-        if let Some(s) = &state {
-            counters.0 = Counter::ALL.iter().map(|&c| (c, shm::load_counter(s.words(), c))).collect();
+        let dir = crate::shard::open_dir(&slot.dir)?;
+        let manifest = dir.as_ref().and_then(|d| comet_core::shard::load_manifest(d).ok().flatten());
+        let counters =
+            state.as_ref().map_or_else(Counters::default, |s| Counters::collect(|c| shm::load_counter(s.words(), c)));
+        let mut stats = ShardStats::from_files(shard, dir.as_ref(), manifest.as_ref(), head, counters);
+        if let Some(w) = slot.writer().as_ref() {
+            stats.next_entry = w.engine.next_entry();
         }
-        let durable_end = head.map_or(0, |h| h.end());
-        let next_entry = slot.writer().as_ref().map_or(durable_end, |w| w.engine.next_entry());
-        let sealed = manifest.as_ref().map_or(&[][..], |m| &m.sealed[..]);
-        let first_entry = manifest.as_ref().map_or(head.map_or(0, |h| h.base), |m| m.first_entry);
-        let active_bytes = head.map_or(0, |h| h.bytes);
+        stats.append_latency = slot.metrics.append.summary();
+        stats.sync_latency = slot.metrics.sync.summary();
         // Damage to this shard's offsets stays in this shard.
-        let (groups, groups_error) = match crate::consumer::group_stats(&slot.dir, shard, durable_end) {
-            Ok(g) => (g, None),
-            Err(e) => (Vec::new(), Some(e.chain().to_string())),
-        };
-        Ok(ShardStats {
-            shard,
-            first_entry,
-            durable_end,
-            next_entry,
-            segments: sealed.len() as u64 + u64::from(head.is_some()),
-            bytes: sealed.iter().map(|s| s.bytes).sum::<u64>() + active_bytes,
-            oldest_ns: oldest_ns(&slot.dir, sealed, head),
-            newest_ns: newest_ns(sealed, head),
-            compression_ratio: ratio(&counters),
-            counters,
-            append_latency: slot.metrics.append.summary(),
-            sync_latency: slot.metrics.sync.summary(),
-            groups,
-            groups_error,
-        })
+        match crate::consumer::group_stats(&slot.dir, shard, stats.durable_end) {
+            Ok(g) => stats.groups = g,
+            Err(e) => stats.groups_error = Some(e.chain().to_string()),
+        }
+        Ok(stats)
     }
 
     fn close(&self) -> Result<()> {

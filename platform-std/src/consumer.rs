@@ -23,8 +23,8 @@ use comet_core::state::offsets::{OFFSETS_FILE, validate_group};
 
 use crate::client::{Client, now_ns};
 use crate::error::{Error, Result};
-use crate::metrics::GroupStats;
 use crate::reader::{Message, MessageId, Reader};
+use comet_core::metrics::GroupStats;
 use comet_linux::SharedWords;
 
 /// Maps a shard's `offsets.state` for acks and seeks (`create`: created

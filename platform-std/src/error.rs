@@ -307,6 +307,18 @@ impl Error {
         Error::Io { op, path: path.into(), source }
     }
 
+    /// Converts an error of the shared Linux layer's directory walks
+    /// (`verify`, `repair`, listing shards).
+    pub(crate) fn from_dir(e: comet_linux::DirError) -> Error {
+        use comet_linux::DirError as D;
+        match e {
+            D::Io { op, path, source } => Error::Io { op, path, source },
+            D::Locked { shard, pid } => Error::Locked { shard, pid },
+            D::Engine { shard, dir, source } => Error::from_core(shard, &dir, source),
+            D::Config(c) => Error::Config(c),
+        }
+    }
+
     /// Converts a core error raised for `shard` in directory `dir`.
     pub(crate) fn from_core(shard: ShardId, dir: &std::path::Path, e: comet_core::Error<io::Error>) -> Error {
         use comet_core::Error as E;

@@ -13,39 +13,16 @@ use comet_core::ShardId;
 use comet_core::error::{Corruption, FileKind, IoOp};
 use comet_core::shard::{EngineConfig, RecoveryReport, Shard};
 use comet_core::shm;
-use comet_core::state::{Counter, DurableHead, HeadStore, STATE_LINE};
+use comet_core::state::{Counter, DurableHead};
 use comet_core::storage::StorageFile;
 use comet_core::wire::{WireError, shard_dir_name};
-use comet_linux::{DirStorage, LockError, SharedWords, WriterLock, WrongSize};
+use comet_linux::{DirStorage, LockError, MappedHead, SharedWords, WriterLock, WrongSize};
 
 use crate::compress::Zstd;
 use crate::error::{Error, Result};
-use crate::metrics::Histogram;
+use comet_core::metrics::Histogram;
 
-pub(crate) type Engine = Shard<DirStorage, ShmHead, Zstd>;
-
-/// The engine's head store: the seqlock in the shared `comet.state` map.
-#[derive(Debug)]
-pub(crate) struct ShmHead(pub(crate) Arc<SharedWords>, pub(crate) Arc<OwnedFd>);
-
-impl HeadStore for ShmHead {
-    type Error = io::Error;
-
-    fn load(&self) -> io::Result<[u8; STATE_LINE]> {
-        Ok(shm::load_head_line(self.0.words(), 1000))
-    }
-
-    fn store(&mut self, head: &DurableHead) -> io::Result<()> {
-        let words = self.0.writable().ok_or_else(|| io::Error::other("comet.state is mapped read-only"))?;
-        shm::store_head(words, head);
-        Ok(())
-    }
-
-    fn sync(&self) -> io::Result<()> {
-        // fdatasync also writes back pages dirtied through the mapping.
-        Ok(rustix::fs::fdatasync(&*self.1)?)
-    }
-}
+pub(crate) type Engine = Shard<DirStorage, MappedHead, Zstd>;
 
 /// A state file of the wrong size, as the typed error readers report.
 pub(crate) fn wrong_size(shard: ShardId, file: FileKind, e: &io::Error) -> Option<Error> {
@@ -279,19 +256,13 @@ impl ShardSlot {
         if let Some((kept, dropped)) = settled.replaced {
             tracing::warn!(shard = %self.id, kept, dropped, "offsets.state was damaged; kept as offsets.state.corrupt, salvaged what checked out");
         }
-        let (mut engine, mut report) = Shard::open(storage, ShmHead(state.clone(), state_fd), Zstd::new(level), *cfg)
-            .map_err(|e| Error::from_core(self.id, &self.dir, e))?;
+        let (mut engine, mut report) =
+            Shard::open(storage, MappedHead::new(state.clone(), state_fd), Zstd::new(level), *cfg)
+                .map_err(|e| Error::from_core(self.id, &self.dir, e))?;
         report.created |= created;
         let words = state.writable().ok_or(Error::Closed)?;
         if report.state_reset {
-            // The counters of an invalid block mean nothing.
-            for c in Counter::ALL {
-                if c != Counter::ManifestGeneration
-                    && let Some(w) = words.get(c.offset() / 8)
-                {
-                    w.store(0, Ordering::Relaxed);
-                }
-            }
+            shm::clear_counters(words);
         }
         if report.found_damage() {
             tracing::warn!(shard = %self.id, ?report, "recovered shard on open");
