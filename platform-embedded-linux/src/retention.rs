@@ -20,7 +20,8 @@ use comet_linux::{DirStorage, FsFile};
 use crate::compress::SharedCompressor;
 use crate::error::Error;
 use crate::log::Log;
-use crate::shard::{Engine, MappedHead, OpenShard};
+use crate::shard::{Engine, OpenShard};
+use comet_linux::MappedHead;
 
 pub use comet_core::retention::RetentionReport;
 

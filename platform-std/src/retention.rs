@@ -23,7 +23,7 @@ use crate::client::{Client, now_ns};
 use crate::compress::Zstd;
 use crate::consumer::map_offsets;
 use crate::error::{Error, Result};
-use crate::shard::{Engine, ShmHead};
+use crate::shard::Engine;
 
 /// What one pass did to one shard.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -106,7 +106,7 @@ struct Shards<'a> {
 
 impl RetentionShards for Shards<'_> {
     type Storage = DirStorage;
-    type Head = ShmHead;
+    type Head = comet_linux::MappedHead;
     type Compressor = Zstd;
     type Error = Error;
 
