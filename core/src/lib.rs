@@ -11,10 +11,10 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | [`wire`] | entry framing, zstd frame rules, file and stream names, shard picking |
+//! | [`wire`] | entry framing, zstd frame rules, file and stream names, shard picking, shard patterns |
 //! | [`storage`] | the `Storage`/`StorageFile` traits and error kinds |
 //! | [`index`] | the manifest (`index.bin`): sealed segments and checkpoint chunks |
-//! | [`state`] | byte layouts of `comet.state` and `offsets.state` |
+//! | [`state`] | byte layouts of `comet.state`, `offsets.state` and `comet.id` |
 //! | [`segment`] | scanning a segment: recovery and verification |
 //! | [`retention`] | the pure retention policy |
 //! | [`config`] | the typed configuration tree and its validation |

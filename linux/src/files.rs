@@ -26,8 +26,10 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use comet_core::ShardId;
 use comet_core::shard::create_shard_files;
 use comet_core::shm::{OFFSETS_WORDS, OffsetsTable, STATE_WORDS};
 use comet_core::state::offsets::{
@@ -36,6 +38,7 @@ use comet_core::state::offsets::{
 };
 use comet_core::state::{DurableHead, STATE_FILE, STATE_SIZE, state_image};
 use comet_core::storage::{OpenMode, Storage, StorageFile, read_exact_at, write_all_at};
+use comet_core::wire::parse_shard_dir_name;
 use rustix::fs::{FlockOperation, flock};
 
 use crate::map::{SharedWords, WrongSize};
@@ -248,6 +251,28 @@ pub fn settle_offsets(dir: &DirStorage, heal: bool, now_ns: u64) -> io::Result<O
     Ok(done)
 }
 
+/// The shards under the data directory `root`: entries named `shard-NNNN`
+/// that are directories (or symlinks to directories), sorted. A missing
+/// `root` holds no shard.
+pub fn shard_dirs(root: &Path) -> io::Result<Vec<ShardId>> {
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for e in rd {
+        let e = e?;
+        if let Some(id) = e.file_name().to_str().and_then(parse_shard_dir_name)
+            && e.path().is_dir()
+        {
+            out.push(id);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Creates shard directory `name` under `root` atomically with an empty
 /// shard of chunk interval `interval` (see the module docs). Returns
 /// `false` if it already existed (nothing changed). Leftovers of creations
@@ -368,6 +393,18 @@ mod tests {
         assert!(kept == Some(40) || kept.is_none(), "salvaged if its slot survived the cut: {kept:?}");
         assert!(t.path().join(OFFSETS_QUARANTINE).exists());
         assert!(!t.path().join(LEGACY_OFFSETS_FILE).exists());
+    }
+
+    #[test]
+    fn shard_directories_are_listed_sorted() {
+        let (t, _) = dir();
+        assert!(shard_dirs(&t.path().join("missing")).unwrap().is_empty());
+        for name in ["shard-0012", "shard-0003", "shard-x", "other"] {
+            std::fs::create_dir(t.path().join(name)).unwrap();
+        }
+        std::fs::write(t.path().join("shard-0004"), b"").unwrap();
+        let ids: Vec<u32> = shard_dirs(t.path()).unwrap().into_iter().map(ShardId::get).collect();
+        assert_eq!(ids, [3, 12]);
     }
 
     #[test]

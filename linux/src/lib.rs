@@ -8,9 +8,12 @@
 //! | [`storage`] | the core's `Storage` over a directory: `openat`, `pread`, `pwrite(v)`, `fdatasync`, directory `fsync`; non-blocking opens that refuse anything but regular files |
 //! | [`map`] | the only `unsafe`: shared maps of the state files as `&[AtomicU64]`, read-only segment views, each made only after `fstat` checked the length |
 //! | [`lock`] | `writer.lock` with `flock`, holder pid inside |
-//! | [`files`] | state files created fully written and validated before mapping, damaged ones set aside, atomic shard creation |
+//! | [`files`] | state files created fully written and validated before mapping, damaged ones set aside, atomic shard creation, listing shard directories |
 //! | [`head`] | the engine's head store over the shared `comet.state` mapping |
-//! | [`verify`](mod@verify) | a data directory's shards listed, verified and repaired, with the reports |
+//! | [`identity`] | the data directory's `comet.id`: created once (temporary file, fsync, hard link), read with the regular-file and size checks |
+//! | [`process`] | process slots of a multi-process deployment (`processes/<role>-NNNN.lock`, `flock`) |
+//! | [`import`] | importing a Go-written data directory, shard by shard under `writer.lock` |
+//! | [`verify`](mod@verify) | a data directory's shards verified and repaired, with the reports |
 //!
 //! Policy (what a damaged file means, which rule applies) lives in
 //! `comet-core`; this crate only makes the system calls.
@@ -22,22 +25,26 @@
 
 pub mod files;
 pub mod head;
+pub mod identity;
+pub mod import;
 pub mod lock;
 pub mod map;
+pub mod process;
 pub mod storage;
 pub mod verify;
 
 pub use files::{
     OFFSETS_QUARANTINE, OffsetsSettled, STATE_QUARANTINE, create_shard_dir, map_offsets_read, map_offsets_write,
-    map_state_read, map_state_write, settle_offsets,
+    map_state_read, map_state_write, settle_offsets, shard_dirs,
 };
 pub use head::MappedHead;
+pub use identity::{IdentityError, dir_identity};
+pub use import::{ImportError, ShardImport, import_go};
 pub use lock::{LockError, WRITER_LOCK, WriterLock};
 pub use map::{SegmentMap, SharedWords, WrongSize};
+pub use process::{PROCESS_DIR, ProcessSlot, SlotError};
 pub use storage::{DirStorage, FsFile, file_len, pread_calls};
-pub use verify::{
-    DirError, Finding, RepairOpened, ShardCheck, ShardRepair, VerifyReport, repair, repair_with, shard_dirs, verify,
-};
+pub use verify::{DirError, Finding, RepairOpened, ShardCheck, ShardRepair, VerifyReport, repair, repair_with, verify};
 
 /// Nanoseconds since the Unix epoch from the system clock, at least 1 (a
 /// clock before 1970 reads as 1: timestamps are never 0). The `now` both

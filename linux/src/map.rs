@@ -43,6 +43,8 @@ use std::os::fd::AsFd;
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
 
+use comet_core::error::{Corruption, FileKind};
+use comet_core::wire::WireError;
 use rustix::mm::{MapFlags, ProtFlags};
 
 use crate::storage::file_len;
@@ -76,6 +78,17 @@ impl WrongSize {
     /// carries.
     pub fn of(e: &io::Error) -> Option<&WrongSize> {
         e.get_ref().and_then(|inner| inner.downcast_ref::<WrongSize>())
+    }
+
+    /// What a reader reports for it: `file` (its kind) truncated, or too
+    /// large, at offset 0.
+    pub fn corruption(&self, file: FileKind) -> Corruption {
+        let error = if self.len < self.expected {
+            WireError::Truncated { needed: self.expected, available: self.len }
+        } else {
+            WireError::TooLarge { len: self.len, max: self.expected }
+        };
+        Corruption { file, offset: 0, error }
     }
 }
 

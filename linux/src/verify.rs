@@ -20,7 +20,7 @@ use comet_core::config::Config;
 use comet_core::error::{ConfigError, IoOp};
 use comet_core::shard::{EngineConfig, RecoveryReport, RepairReport, Shard};
 use comet_core::shm;
-use comet_core::wire::{NoCompression, parse_shard_dir_name, segment_file_name, shard_dir_name};
+use comet_core::wire::{NoCompression, segment_file_name, shard_dir_name};
 
 use crate::files::{OffsetsSettled, create_shard_dir, map_state_write, settle_offsets};
 use crate::head::MappedHead;
@@ -29,7 +29,7 @@ use crate::storage::DirStorage;
 
 pub use comet_core::check::{Problem, Severity};
 
-/// Why [`verify`], [`repair`] or [`shard_dirs`] failed as a whole (a
+/// Why [`verify`] or [`repair`] failed as a whole (a
 /// problem inside a file is a [`Finding`] instead).
 ///
 /// Deliberately exhaustive: each platform maps every variant to its own
@@ -185,25 +185,10 @@ pub struct ShardRepair {
     pub offsets: OffsetsSettled,
 }
 
-/// The shard directories (`shard-NNNN`) under the data directory `root`,
-/// sorted; none if `root` does not exist.
-pub fn shard_dirs(root: &Path) -> Result<Vec<ShardId>, DirError> {
-    let mut out = Vec::new();
-    let rd = match std::fs::read_dir(root) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(io_err(IoOp::List, root)(e)),
-    };
-    for e in rd {
-        let e = e.map_err(io_err(IoOp::List, root))?;
-        if let Some(id) = e.file_name().to_str().and_then(parse_shard_dir_name)
-            && e.path().is_dir()
-        {
-            out.push(id);
-        }
-    }
-    out.sort();
-    Ok(out)
+/// [`shard_dirs`](crate::files::shard_dirs) with a listing failure as a
+/// [`DirError`].
+fn list_shards(root: &Path) -> Result<Vec<ShardId>, DirError> {
+    crate::files::shard_dirs(root).map_err(io_err(IoOp::List, root))
 }
 
 /// The directory of shard `shard` under `root` (which may not exist).
@@ -231,7 +216,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, DirError> {
     let root = dir.as_ref();
     check_root(root)?;
     let mut report = VerifyReport::default();
-    for shard in shard_dirs(root)? {
+    for shard in list_shards(root)? {
         let mut found = Vec::new();
         let check = match DirStorage::open_path(&shard_path(root, shard)) {
             Ok(storage) => check::check_shard(&storage, &mut found, pause),
@@ -303,7 +288,7 @@ pub fn repair_with(
     let mut out = Vec::new();
     let mut first_err = None;
     let mut first_close_err = None;
-    for shard in shard_dirs(root)? {
+    for shard in list_shards(root)? {
         let (repaired, closed) = repair_shard(root, shard, engine, &mut opened);
         match repaired {
             Ok(r) => out.push(r),

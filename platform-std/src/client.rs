@@ -482,7 +482,7 @@ fn create_root(root: &Path) -> Result<()> {
 
 /// Shard directories under `root`, sorted.
 pub(crate) fn discover(root: &Path) -> Result<Vec<ShardId>> {
-    comet_linux::shard_dirs(root).map_err(Error::from_dir)
+    comet_linux::shard_dirs(root).map_err(|e| Error::io(IoOp::List, root, e))
 }
 
 /// Shard ids per page of [`SlotTable`].

@@ -363,6 +363,32 @@ fn join(dir: &std::path::Path, file: &FileName) -> PathBuf {
     if file.is_empty() { dir.to_path_buf() } else { dir.join(file.as_str()) }
 }
 
+impl From<comet_linux::SlotError> for Error {
+    fn from(e: comet_linux::SlotError) -> Self {
+        use comet_linux::SlotError as E;
+        match e {
+            E::InvalidRole(e) => Error::InvalidGroup(e),
+            E::Count(e) => Error::Config(e),
+            E::Held { role } => Error::SlotHeld { role },
+            E::NoFreeSlot { role, count } => Error::NoFreeSlot { role, count },
+            E::Io { op, path, source } => Error::Io { op, path, source },
+        }
+    }
+}
+
+impl From<comet_linux::ImportError> for Error {
+    fn from(e: comet_linux::ImportError) -> Self {
+        use comet_linux::ImportError as E;
+        match e {
+            E::Config(e) => Error::Config(e),
+            E::Io { op, path, source } => Error::Io { op, path, source },
+            E::Shard { shard, dir, source } => Error::from_core(shard, &dir, source),
+            E::Locked { shard, pid } => Error::Locked { shard, pid },
+            E::Offsets { shard, source } => Error::Offsets { shard, source },
+        }
+    }
+}
+
 impl From<ConfigError> for Error {
     fn from(e: ConfigError) -> Self {
         Error::Config(e)

@@ -73,9 +73,7 @@ mod client;
 mod compress;
 mod consumer;
 mod error;
-mod identity;
 mod import;
-mod pattern;
 mod process;
 mod reader;
 mod retention;
@@ -93,20 +91,22 @@ pub use comet_core::segment::ScanEnd;
 pub use comet_core::shard::RepairReport;
 pub use comet_core::shard::{Quarantine, QuarantineReason, RecoveryReport, TornTail};
 pub use comet_core::shm::OffsetsError;
-pub use comet_core::state::{Counter, DurableHead};
-pub use comet_core::wire::{ShardCount, WireError, all_shard_streams, fnv1a32, parse_stream, shard_stream_name};
+pub use comet_core::state::{Counter, DirId, DurableHead, IDENTITY_FILE, IdentityDamage};
+pub use comet_core::wire::{
+    PatternError, PatternErrorKind, ShardCount, ShardPattern, WireError, all_shard_streams, fnv1a32, parse_stream,
+    shard_stream_name,
+};
 pub use comet_core::{NameError, ShardId};
 pub use comet_linux::OffsetsSettled;
 pub use comet_linux::WRITER_LOCK;
+pub use comet_linux::{IdentityError, PROCESS_DIR, dir_identity};
 pub use consumer::{
     BatchCallback, BatchInfo, Consumer, Flow, HandlerError, PoisonAction, PoisonBatch, PoisonCallback, ProcessOptions,
     ProcessSummary, ProcessedMarks, ReadBatch, ReadBatchError, ReadErrorCallback, SeekTo, Shards,
 };
 pub use error::{Error, ErrorChain, Result};
-pub use identity::{DirId, IDENTITY_FILE, IdentityDamage, IdentityError, dir_identity};
 pub use import::{ShardImport, import_go};
-pub use pattern::{PatternError, PatternErrorKind, ShardPattern};
-pub use process::{PROCESS_DIR, ProcessSlot};
+pub use process::ProcessSlot;
 pub use reader::{Entries, Message, MessageId, Reader, max_stored};
 pub use retention::{RetentionReport, ShardRetention, ShardRetentionStats};
 pub use verify::{Finding, Problem, Severity, ShardCheck, ShardRepair, VerifyReport, repair, verify};

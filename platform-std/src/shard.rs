@@ -10,12 +10,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use comet_core::ShardId;
-use comet_core::error::{Corruption, FileKind, IoOp};
+use comet_core::error::{FileKind, IoOp};
 use comet_core::shard::{EngineConfig, RecoveryReport, Shard};
 use comet_core::shm;
 use comet_core::state::{Counter, DurableHead};
 use comet_core::storage::StorageFile;
-use comet_core::wire::{WireError, shard_dir_name};
+use comet_core::wire::shard_dir_name;
 use comet_linux::{DirStorage, LockError, MappedHead, SharedWords, WriterLock, WrongSize};
 
 use crate::compress::Zstd;
@@ -26,13 +26,7 @@ pub(crate) type Engine = Shard<DirStorage, MappedHead, Zstd>;
 
 /// A state file of the wrong size, as the typed error readers report.
 pub(crate) fn wrong_size(shard: ShardId, file: FileKind, e: &io::Error) -> Option<Error> {
-    let w = WrongSize::of(e)?;
-    let error = if w.len < w.expected {
-        WireError::Truncated { needed: w.expected, available: w.len }
-    } else {
-        WireError::TooLarge { len: w.len, max: w.expected }
-    };
-    Some(Error::Corrupt { shard, corruption: Corruption { file, offset: 0, error } })
+    WrongSize::of(e).map(|w| Error::Corrupt { shard, corruption: w.corruption(file) })
 }
 
 /// Opens a shard directory that exists (`None` if it does not).

@@ -1,5 +1,6 @@
 //! Byte layouts of the two memory-mapped files: `comet.state` (durable head
-//! and metrics) and `offsets.state` (consumer-group offsets).
+//! and metrics) and `offsets.state` (consumer-group offsets); and of the
+//! data directory's identity file `comet.id` ([`identity`]).
 //!
 //! The core only defines layouts (offsets, plain structs, codecs); it holds
 //! no atomics, because `thumbv7em-none-eabihf` has no 64-bit atomics. The
@@ -7,6 +8,7 @@
 //! offsets. Every multi-byte field is little-endian and naturally aligned.
 
 mod head;
+pub mod identity;
 pub mod offsets;
 
 #[cfg(feature = "alloc")]
@@ -15,6 +17,7 @@ pub use head::{
     Counter, DurableHead, HEAD_LINE, HeadStore, MAX_HEAD_INTERVAL, SEQ_OFFSET, STATE_FILE, STATE_LINE, STATE_MAGIC,
     STATE_SIZE, STATE_VERSION, state_image,
 };
+pub use identity::{DirId, IDENTITY_FILE, IDENTITY_LEN, IdentityDamage};
 
 #[cfg(test)]
 mod props {

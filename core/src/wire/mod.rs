@@ -1,4 +1,5 @@
-//! Wire formats: entry framing, zstd frame rules, names, shard picking.
+//! Wire formats: entry framing, zstd frame rules, names, shard picking and
+//! shard-selection patterns.
 //!
 //! # No-panic contract
 //!
@@ -25,6 +26,8 @@
 mod entry;
 mod fnv;
 mod name;
+#[cfg(feature = "alloc")]
+mod pattern;
 mod zstd;
 
 pub use entry::{EntryHeader, EntryStatus, HEADER_LEN, classify_entry};
@@ -36,6 +39,8 @@ pub use name::{
 };
 #[cfg(feature = "alloc")]
 pub use name::{all_shard_streams, shard_stream_name};
+#[cfg(feature = "alloc")]
+pub use pattern::{PatternError, PatternErrorKind, ShardPattern};
 pub use zstd::{
     Compressor, Decompressor, ENTRY_SIZE_LIMIT, NoCompression, RawFrameDecoder, STORED_LIMIT, StoredPayload,
     ZSTD_MAGIC, encode_payload, frame_content_size, is_frame, raw_frame_len, write_raw_frame,

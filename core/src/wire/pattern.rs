@@ -1,12 +1,16 @@
 //! Shard patterns: one grammar for every tool that selects shards by a
 //! stream pattern (`comet consume`/`seek`/`forward --stream`, the
-//! forwarder's configuration).
+//! forwarder's configuration), re-exported by the `comet` crate.
 
-use std::fmt;
-use std::str::FromStr;
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use core::str::FromStr;
 
-use comet_core::wire::parse_stream;
-use comet_core::{NameError, ShardId};
+use super::name::{ShardId, parse_stream};
+use crate::error::NameError;
 
 /// One item of a pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,14 +40,15 @@ enum Item {
 /// takes time linear in the pattern.
 ///
 /// ```
-/// use comet::{ShardId, ShardPattern};
+/// use comet_core::ShardId;
+/// use comet_core::wire::ShardPattern;
 ///
 /// let p: ShardPattern = "events:v1:shard:000?, 12-14".parse()?;
 /// let ids: Vec<u32> = p.shards().map(ShardId::get).collect();
 /// assert_eq!(ids, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14]);
 /// assert!(p.matches(ShardId::new(13).unwrap()));
 /// assert!("logs:shard:*".parse::<ShardPattern>()?.is_all());
-/// # Ok::<(), comet::PatternError>(())
+/// # Ok::<(), comet_core::wire::PatternError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardPattern {
@@ -124,7 +129,7 @@ impl fmt::Display for PatternError {
     }
 }
 
-impl std::error::Error for PatternError {}
+impl core::error::Error for PatternError {}
 
 impl ShardPattern {
     /// Parses `pattern` (see [`ShardPattern`]); the error says what is
@@ -247,6 +252,7 @@ fn wildcard(glob: &[u8], name: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::vec;
 
     fn selected(pattern: &str) -> Vec<u32> {
         let p = ShardPattern::parse(pattern).unwrap();

@@ -1,15 +1,6 @@
-//! The data directory's identity: a random 128-bit id in `<root>/comet.id`,
-//! created once and never changed, so that anything naming an entry outside
-//! the directory (the forwarder's `Nats-Msg-Id`) can tell two directories
-//! apart even when their shard and entry numbers coincide.
-//!
-//! Layout (28 bytes, little-endian; docs/FORMAT.md, "`comet.id`"):
-//!
-//! ```text
-//!  0       4   5       8                      24         28
-//!  | magic | v | zeros |        id (16)       | crc32 LE |
-//!  "CMID"   1                                   CRC-32 (IEEE) of bytes 0..24
-//! ```
+//! The data directory's identity file `<root>/comet.id` on disk: created
+//! once, read with the same checks as every other file. Its layout and
+//! checks are the core's ([`comet_core::state::identity`]).
 //!
 //! Invariants: the file is only ever created whole (written to a temporary
 //! name, fsynced, hard-linked into place, which fails if another process
@@ -23,90 +14,9 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use comet_core::error::IoOp;
+use comet_core::state::identity::{DirId, IDENTITY_FILE, IDENTITY_LEN, IdentityDamage};
 
-/// The identity file's name inside the data directory.
-pub const IDENTITY_FILE: &str = "comet.id";
-
-/// The file's size in bytes.
-const LEN: usize = 28;
-const MAGIC: [u8; 4] = *b"CMID";
-const VERSION: u8 = 1;
-/// Byte ranges of the fields.
-mod field {
-    use core::ops::Range;
-    pub const MAGIC: Range<usize> = 0..4;
-    pub const VERSION: usize = 4;
-    pub const RESERVED: Range<usize> = 5..8;
-    pub const ID: Range<usize> = 8..24;
-    pub const CRC: Range<usize> = 24..28;
-}
-
-/// A data directory's identity: 128 random bits, shown as 32 lowercase hex
-/// digits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DirId([u8; 16]);
-
-impl DirId {
-    /// The id's bytes.
-    pub fn to_bytes(self) -> [u8; 16] {
-        self.0
-    }
-
-    /// An id from its bytes.
-    pub fn from_bytes(bytes: [u8; 16]) -> DirId {
-        DirId(bytes)
-    }
-}
-
-impl fmt::Display for DirId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for DirId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DirId({self})")
-    }
-}
-
-/// What is wrong with a damaged `comet.id`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum IdentityDamage {
-    /// The file is not 28 bytes long.
-    Length(u64),
-    /// The first 4 bytes are not `CMID`.
-    Magic([u8; 4]),
-    /// A version this build does not know.
-    Version(u8),
-    /// Reserved bytes are not zero.
-    Reserved,
-    /// The checksum does not match.
-    Checksum {
-        /// CRC-32 of bytes 0..24.
-        got: u32,
-        /// The stored CRC-32.
-        expected: u32,
-    },
-}
-
-impl fmt::Display for IdentityDamage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            IdentityDamage::Length(n) => write!(f, "{n} bytes long, expected {LEN}"),
-            IdentityDamage::Magic(m) => write!(f, "bad magic {m:02x?}"),
-            IdentityDamage::Version(v) => write!(f, "unknown version {v}"),
-            IdentityDamage::Reserved => f.write_str("reserved bytes are not zero"),
-            IdentityDamage::Checksum { got, expected } => {
-                write!(f, "checksum mismatch (computed {got:#010x}, stored {expected:#010x})")
-            }
-        }
-    }
-}
+use crate::storage::DirStorage;
 
 /// Why [`dir_identity`] has no id to give.
 #[derive(Debug)]
@@ -178,7 +88,7 @@ pub fn dir_identity(root: impl AsRef<Path>, create: bool) -> Result<DirId, Ident
     if !create {
         return Err(IdentityError::Missing { path });
     }
-    let id = DirId(random_bytes(root)?);
+    let id = DirId::from_bytes(random_bytes(root)?);
     let io = |op: IoOp, p: &Path| {
         let p = p.to_path_buf();
         move |source| IdentityError::Io { op, path: p, source }
@@ -187,7 +97,7 @@ pub fn dir_identity(root: impl AsRef<Path>, create: bool) -> Result<DirId, Ident
     let tmp = root.join(format!("{IDENTITY_FILE}.{}.{id}.tmp", std::process::id()));
     let mut file =
         OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(io(IoOp::Open, &tmp))?;
-    let written = file.write_all(&encode(id)).map_err(io(IoOp::Write, &tmp)).and_then(|()| {
+    let written = file.write_all(&id.encode()).map_err(io(IoOp::Write, &tmp)).and_then(|()| {
         file.sync_all().map_err(io(IoOp::Sync, &tmp))?;
         // A hard link fails if `comet.id` exists: the first creator wins
         // and nobody ever replaces an id another process may be using.
@@ -209,48 +119,14 @@ fn read_id(path: &Path) -> Result<DirId, IdentityError> {
     // Non-blocking, regular files only: a FIFO or a device named comet.id
     // must not hang or feed a read.
     let dir = path.parent().unwrap_or(Path::new("."));
-    let storage = comet_linux::DirStorage::open_path(dir).map_err(io(IoOp::Open))?;
+    let storage = DirStorage::open_path(dir).map_err(io(IoOp::Open))?;
     let fd = storage.open_raw(IDENTITY_FILE, false, false).map_err(io(IoOp::Open))?;
     let mut file = File::from(fd);
-    let mut bytes = Vec::with_capacity(LEN + 1);
+    let mut bytes = Vec::with_capacity(IDENTITY_LEN + 1);
     // One byte more than the format, to tell a long file from a full one.
-    Read::by_ref(&mut file).take(LEN as u64 + 1).read_to_end(&mut bytes).map_err(io(IoOp::Read))?;
+    Read::by_ref(&mut file).take(IDENTITY_LEN as u64 + 1).read_to_end(&mut bytes).map_err(io(IoOp::Read))?;
     let len = file.metadata().map_err(io(IoOp::Len))?.len();
-    decode(&bytes, len).map_err(|damage| IdentityError::Damaged { path: path.to_path_buf(), damage })
-}
-
-/// The file's bytes for `id`.
-fn encode(id: DirId) -> [u8; LEN] {
-    let mut b = [0u8; LEN];
-    b[field::MAGIC].copy_from_slice(&MAGIC);
-    b[field::VERSION] = VERSION;
-    b[field::ID].copy_from_slice(&id.0);
-    let crc = crc32(&b[..field::CRC.start]);
-    b[field::CRC].copy_from_slice(&crc.to_le_bytes());
-    b
-}
-
-/// Checks and decodes the file's bytes (`len` is the file's length).
-fn decode(b: &[u8], len: u64) -> Result<DirId, IdentityDamage> {
-    let b: &[u8; LEN] = b.try_into().map_err(|_| IdentityDamage::Length(len))?;
-    let magic: [u8; 4] = [b[0], b[1], b[2], b[3]];
-    if magic != MAGIC {
-        return Err(IdentityDamage::Magic(magic));
-    }
-    let expected = u32::from_le_bytes([b[24], b[25], b[26], b[27]]);
-    let got = crc32(&b[..field::CRC.start]);
-    if got != expected {
-        return Err(IdentityDamage::Checksum { got, expected });
-    }
-    if b[field::VERSION] != VERSION {
-        return Err(IdentityDamage::Version(b[field::VERSION]));
-    }
-    if b[field::RESERVED].iter().any(|&x| x != 0) {
-        return Err(IdentityDamage::Reserved);
-    }
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&b[field::ID]);
-    Ok(DirId(id))
+    DirId::decode(&bytes, len).map_err(|damage| IdentityError::Damaged { path: path.to_path_buf(), damage })
 }
 
 /// 16 bytes from the kernel's random source.
@@ -273,63 +149,9 @@ fn random_bytes(root: &Path) -> Result<[u8; 16], IdentityError> {
     Ok(b)
 }
 
-/// CRC-32 (IEEE 802.3, reflected, as zlib and `crc32fast` compute it),
-/// bitwise: the file is 24 bytes, read once per open.
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn crc_matches_the_standard_check_value() {
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
-        assert_eq!(crc32(b""), 0);
-    }
-
-    #[test]
-    fn golden_bytes_round_trip() {
-        let id = DirId::from_bytes(*b"\x01\x23\x45\x67\x89\xab\xcd\xef\xfe\xdc\xba\x98\x76\x54\x32\x10");
-        let b = encode(id);
-        assert_eq!(&b[..8], b"CMID\x01\0\0\0");
-        assert_eq!(&b[8..24], &id.to_bytes());
-        assert_eq!(&b[24..], &crc32(&b[..24]).to_le_bytes());
-        assert_eq!(decode(&b, LEN as u64), Ok(id));
-        assert_eq!(id.to_string(), "0123456789abcdeffedcba9876543210");
-    }
-
-    #[test]
-    fn every_damage_is_named() {
-        let good = encode(DirId::from_bytes([7; 16]));
-        assert_eq!(decode(&good[..27], 27), Err(IdentityDamage::Length(27)));
-        let mut b = good;
-        b[0] = b'X';
-        assert!(matches!(decode(&b, 28), Err(IdentityDamage::Magic(_))));
-        for at in 8..28 {
-            let mut b = good;
-            b[at] ^= 0x10;
-            assert!(matches!(decode(&b, 28), Err(IdentityDamage::Checksum { .. })), "flip at {at}");
-        }
-        let mut b = good;
-        b[4] = 2;
-        let crc = crc32(&b[..24]);
-        b[24..].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(decode(&b, 28), Err(IdentityDamage::Version(2)));
-        b[4] = 1;
-        b[6] = 1;
-        let crc = crc32(&b[..24]);
-        b[24..].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(decode(&b, 28), Err(IdentityDamage::Reserved));
-    }
 
     #[test]
     fn created_once_then_read_back_and_never_replaced() {
@@ -343,6 +165,7 @@ mod tests {
         // No temporary file is left behind.
         let names: Vec<_> = fs::read_dir(dir.path()).expect("list").map(|e| e.expect("entry").file_name()).collect();
         assert_eq!(names, [IDENTITY_FILE]);
+        assert_eq!(fs::read(dir.path().join(IDENTITY_FILE)).expect("read"), id.encode());
 
         let path = dir.path().join(IDENTITY_FILE);
         let mut bytes = fs::read(&path).expect("read");

@@ -1,0 +1,169 @@
+//! Importing a data directory written by the Go package, in place: every
+//! shard directory in turn, under its `writer.lock`, with the core's
+//! crash-safe, resumable procedure ([`comet_core::import`]), then the
+//! consumer offsets carried into our `offsets.state`.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use comet_core::ShardId;
+use comet_core::config::Config;
+use comet_core::error::{ConfigError, FileKind, IoOp};
+use comet_core::import::{ImportReport, import_go_shard, is_go_shard};
+use comet_core::shard::EngineConfig;
+use comet_core::shm::{OffsetsError, OffsetsTable};
+use comet_core::state::offsets::{LEGACY_OFFSETS_FILE, OFFSETS_FILE, validate_group};
+use comet_core::storage::{OpenMode, Storage, StorageFile};
+use comet_core::wire::shard_dir_name;
+
+use crate::files::{map_offsets_write, settle_offsets, shard_dirs};
+use crate::lock::{LockError, WRITER_LOCK, WriterLock};
+use crate::map::WrongSize;
+use crate::now_ns;
+use crate::storage::DirStorage;
+
+/// What importing one shard did.
+#[derive(Debug, Clone)]
+pub struct ShardImport {
+    /// The shard.
+    pub shard: ShardId,
+    /// The core's report (segments, problems, where numbering continues).
+    pub report: ImportReport,
+    /// Consumer groups whose offsets are now in our `offsets.state`.
+    pub groups: Vec<(String, u64)>,
+}
+
+/// Why [`import_go`] stopped.
+#[derive(Debug)]
+pub enum ImportError {
+    /// An invalid configuration.
+    Config(ConfigError),
+    /// An I/O operation failed.
+    Io {
+        /// The operation.
+        op: IoOp,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The core failed on a shard: a file it read or wrote, or bytes that
+    /// fail validation.
+    Shard {
+        /// The shard.
+        shard: ShardId,
+        /// Its directory.
+        dir: PathBuf,
+        /// The core's error.
+        source: comet_core::Error<io::Error>,
+    },
+    /// Another writer holds the shard's `writer.lock`.
+    Locked {
+        /// The shard.
+        shard: ShardId,
+        /// The holder's pid, as it wrote it into the lock file.
+        pid: Option<u32>,
+    },
+    /// The consumer-offset table refused an operation.
+    Offsets {
+        /// The shard.
+        shard: ShardId,
+        /// Why.
+        source: OffsetsError,
+    },
+}
+
+impl fmt::Display for ImportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImportError::Config(e) => e.fmt(f),
+            // The OS error is the source: not repeated here.
+            ImportError::Io { op, path, .. } => write!(f, "{op} {}", path.display()),
+            ImportError::Shard { shard, source, .. } => write!(f, "shard {shard}: {source}"),
+            ImportError::Locked { shard, pid: Some(pid) } => {
+                write!(f, "shard {shard} is locked by another writer (pid {pid})")
+            }
+            ImportError::Locked { shard, pid: None } => write!(f, "shard {shard} is locked by another writer"),
+            ImportError::Offsets { shard, source } => write!(f, "shard {shard}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for ImportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ImportError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Imports every Go-written shard under `root` in place: segments renamed
+/// to our naming (bytes unchanged), our manifest and state written,
+/// consumer offsets carried over (`offsets.state` upgraded in place, a
+/// legacy `offsets.bin` and the Go index's legacy map merged, never moving
+/// an offset backwards). Shards already in our format are reported with
+/// `already_native`. Crash-safe and resumable: run it again after any
+/// interruption. Takes each shard's `writer.lock` while it works, and
+/// calls `imported` after each Go shard it imported.
+pub fn import_go(
+    root: &Path,
+    config: &Config,
+    mut imported: impl FnMut(&ShardImport),
+) -> Result<Vec<ShardImport>, ImportError> {
+    let cfg = EngineConfig::from_config(config).map_err(ImportError::Config)?;
+    let mut out = Vec::new();
+    let shards =
+        shard_dirs(root).map_err(|source| ImportError::Io { op: IoOp::List, path: root.to_path_buf(), source })?;
+    for shard in shards {
+        let sd = root.join(shard_dir_name(shard).as_str());
+        let io = |op: IoOp, path: PathBuf| move |source| ImportError::Io { op, path, source };
+        let engine_err = |source| ImportError::Shard { shard, dir: sd.clone(), source };
+        let storage = DirStorage::open_path(&sd).map_err(io(IoOp::Open, sd.clone()))?;
+        if !is_go_shard(&storage).map_err(engine_err)? {
+            out.push(ShardImport {
+                shard,
+                report: ImportReport { already_native: true, ..Default::default() },
+                groups: Vec::new(),
+            });
+            continue;
+        }
+        let _lock = match WriterLock::acquire(&storage) {
+            Ok(l) => l,
+            Err(LockError::Held { pid }) => return Err(ImportError::Locked { shard, pid }),
+            Err(LockError::Io(e)) => return Err(io(IoOp::Open, sd.join(WRITER_LOCK))(e)),
+        };
+        let report = import_go_shard(&storage, &cfg).map_err(engine_err)?;
+        let mut groups = Vec::new();
+        let exists = sd.join(OFFSETS_FILE).exists()
+            || sd.join(LEGACY_OFFSETS_FILE).exists()
+            || !report.legacy_offsets.is_empty();
+        if exists {
+            // A legacy offsets.bin is merged (and removed) here.
+            settle_offsets(&storage, false, now_ns()).map_err(io(IoOp::Open, sd.join(OFFSETS_FILE)))?;
+            let words = map_offsets_write(&storage).map_err(|e| match WrongSize::of(&e) {
+                Some(w) => engine_err(comet_core::Error::Corrupt(w.corruption(FileKind::Offsets))),
+                None => io(IoOp::Open, sd.join(OFFSETS_FILE))(e),
+            })?;
+            let offsets = |source| ImportError::Offsets { shard, source };
+            let w = words.writable().ok_or_else(|| {
+                io(IoOp::Open, sd.join(OFFSETS_FILE))(io::Error::other("offsets.state is mapped read-only"))
+            })?;
+            let table = OffsetsTable::open(w, std::thread::yield_now).map_err(offsets)?;
+            for (g, off) in &report.legacy_offsets {
+                if validate_group(g).is_ok() {
+                    table.advance(g, *off, now_ns()).map_err(offsets)?;
+                }
+            }
+            table.for_each(|g, o| groups.push((g.to_string(), o.offset)));
+            let f = storage.open(OFFSETS_FILE, OpenMode::ReadWrite).map_err(io(IoOp::Open, sd.clone()))?;
+            f.sync().map_err(io(IoOp::Sync, sd.clone()))?;
+        }
+        groups.sort();
+        let done = ShardImport { shard, report, groups };
+        imported(&done);
+        out.push(done);
+    }
+    Ok(out)
+}
