@@ -25,6 +25,7 @@ use core::ops::Range;
 
 use crate::index::table::{TABLE_HEADER, TABLE_RECORD, parse_table_header};
 use crate::index::{GO_INDEX_MAGIC, MANIFEST_FILE, MANIFEST_TMP, Manifest, SegmentMeta, Table};
+use crate::naming::{chunk_table_file_name, segment_file_name};
 use crate::read::{ActiveTable, ChunkPos, check_chunk};
 use crate::segment::{ScanEnd, Scanner};
 use crate::shard::open::{Listing, manifest_bound, read_bounded};
@@ -33,7 +34,7 @@ use crate::state::offsets::{
 };
 use crate::state::{DurableHead, STATE_FILE, STATE_LINE, STATE_SIZE};
 use crate::storage::{ErrorKind, OpenMode, Storage, StorageError, StorageFile, read_exact_at};
-use crate::wire::{WireError, chunk_table_file_name, segment_file_name};
+use crate::wire::WireError;
 
 mod problem;
 pub use problem::{Finding, Problem, Severity};
@@ -653,6 +654,6 @@ pub fn is_comet_file(name: &str) -> bool {
         || name == STATE_FILE
         || name == OFFSETS_FILE
         || name == MANIFEST_TMP
-        || crate::wire::parse_segment_file_name(name).is_some()
-        || crate::wire::parse_chunk_table_file_name(name).is_some()
+        || crate::naming::parse_segment_file_name(name).is_some()
+        || crate::naming::parse_chunk_table_file_name(name).is_some()
 }

@@ -1,7 +1,8 @@
 //! Errors, written by hand as in redb: small `Copy` leaf errors that carry
 //! data, wrapped by [`Error`], which is generic over the storage error.
 
-use crate::wire::{FileName, WireError};
+use crate::naming::FileName;
+use crate::wire::WireError;
 
 /// A name (stream, group, file) that fails validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,8 +106,8 @@ pub enum FileKind {
 impl core::fmt::Display for FileKind {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            FileKind::Segment { base } => write!(f, "{}", crate::wire::segment_file_name(*base)),
-            FileKind::ChunkTable { base } => write!(f, "{}", crate::wire::chunk_table_file_name(*base)),
+            FileKind::Segment { base } => write!(f, "{}", crate::naming::segment_file_name(*base)),
+            FileKind::ChunkTable { base } => write!(f, "{}", crate::naming::chunk_table_file_name(*base)),
             FileKind::Manifest => f.write_str("index.bin"),
             FileKind::State => f.write_str("comet.state"),
             FileKind::Offsets => f.write_str("offsets.state"),
@@ -160,7 +161,7 @@ impl core::fmt::Display for ChunkDamage {
             self.first,
             self.end,
             self.chunk,
-            crate::wire::segment_file_name(self.segment),
+            crate::naming::segment_file_name(self.segment),
             self.offset,
             self.error
         )

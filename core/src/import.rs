@@ -28,11 +28,12 @@ use alloc::vec::Vec;
 
 use crate::error::{Error, IoOp};
 use crate::index::{GO_INDEX_MAGIC, GoIndex, MANIFEST_FILE, Manifest, SegmentMeta};
+use crate::naming::{parse_go_segment_file_name, parse_segment_file_name, segment_file_name};
 use crate::segment::{ScanEnd, Scanner};
 use crate::shard::{EngineConfig, write_manifest_file};
 use crate::state::{Counter, DurableHead, STATE_FILE, STATE_SIZE};
 use crate::storage::{Context, ErrorKind, OpenMode, Storage, StorageError, StorageFile, read_exact_at, write_all_at};
-use crate::wire::{WireError, le, parse_go_segment_file_name, parse_segment_file_name, segment_file_name};
+use crate::wire::{WireError, le};
 
 /// Where the Go index was kept during an import.
 pub const GO_INDEX_KEPT: &str = "index.go.bin";

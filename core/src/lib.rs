@@ -11,7 +11,8 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | [`wire`] | entry framing, zstd frame rules, file and stream names, shard picking, shard patterns |
+//! | [`wire`] | entry framing, zstd frame rules, shard picking (the Go key hash) |
+//! | [`naming`] | shard ids; segment, chunk-table, shard-directory and stream names; shard patterns |
 //! | [`storage`] | the `Storage`/`StorageFile` traits and error kinds |
 //! | [`index`] | the manifest (`index.bin`): sealed segments and checkpoint chunks |
 //! | [`state`] | byte layouts of `comet.state`, `offsets.state` and `comet.id` |
@@ -57,6 +58,7 @@ pub mod import;
 pub mod index;
 #[cfg(feature = "alloc")]
 pub mod metrics;
+pub mod naming;
 pub mod num;
 #[cfg(feature = "alloc")]
 pub mod read;
@@ -77,4 +79,5 @@ pub mod sim;
 pub mod shm;
 
 pub use error::{ChunkDamage, Corruption, Error, NameError};
-pub use wire::{EntryHeader, ShardId};
+pub use naming::ShardId;
+pub use wire::EntryHeader;

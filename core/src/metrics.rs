@@ -22,9 +22,10 @@ use core::time::Duration;
 
 use crate::ShardId;
 use crate::index::{Manifest, SegmentMeta};
+use crate::naming::segment_file_name;
 use crate::state::{Counter, DurableHead};
 use crate::storage::{OpenMode, Storage, read_exact_at};
-use crate::wire::{EntryHeader, HEADER_LEN, segment_file_name};
+use crate::wire::{EntryHeader, HEADER_LEN};
 
 /// A lock-free latency histogram with power-of-two nanosecond buckets
 /// (only where 64-bit atomics exist).

@@ -2,11 +2,11 @@
 //! writer's encodings round-trip.
 #![no_main]
 
+use comet_core::naming::{parse_segment_file_name, parse_shard_dir_name, parse_stream, segment_file_name};
 use comet_core::sim::model::RunLengthCompressor;
 use comet_core::wire::{
     Decompressor, EntryHeader, EntryStatus, HEADER_LEN, NoCompression, RawFrameDecoder, StoredPayload, classify_entry,
-    encode_payload, frame_content_size, is_frame, parse_segment_file_name, parse_shard_dir_name, parse_stream,
-    raw_frame_len, segment_file_name,
+    encode_payload, frame_content_size, is_frame, raw_frame_len,
 };
 use libfuzzer_sys::fuzz_target;
 

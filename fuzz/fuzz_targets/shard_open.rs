@@ -12,10 +12,11 @@
 #![no_main]
 
 use comet_core::error::Error;
+use comet_core::naming::segment_file_name;
 use comet_core::shard::EngineConfig;
 use comet_core::sim::MemDir;
 use comet_core::sim::model::{RunLengthCompressor, config_from_byte, open_shard, read_payload};
-use comet_core::wire::{ZSTD_MAGIC, segment_file_name};
+use comet_core::wire::ZSTD_MAGIC;
 use libfuzzer_sys::fuzz_target;
 
 fn take(input: &mut &[u8]) -> u8 {

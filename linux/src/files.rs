@@ -30,6 +30,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use comet_core::ShardId;
+use comet_core::naming::parse_shard_dir_name;
 use comet_core::shard::create_shard_files;
 use comet_core::shm::{OFFSETS_WORDS, OffsetsTable, STATE_WORDS};
 use comet_core::state::offsets::{
@@ -38,7 +39,6 @@ use comet_core::state::offsets::{
 };
 use comet_core::state::{DurableHead, STATE_FILE, STATE_SIZE, state_image};
 use comet_core::storage::{OpenMode, Storage, StorageFile, read_exact_at, write_all_at};
-use comet_core::wire::parse_shard_dir_name;
 use rustix::fs::{FlockOperation, flock};
 
 use crate::map::{SharedWords, WrongSize};

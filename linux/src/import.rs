@@ -11,11 +11,11 @@ use comet_core::ShardId;
 use comet_core::config::Config;
 use comet_core::error::{ConfigError, FileKind, IoOp};
 use comet_core::import::{ImportReport, import_go_shard, is_go_shard};
+use comet_core::naming::shard_dir_name;
 use comet_core::shard::EngineConfig;
 use comet_core::shm::{OffsetsError, OffsetsTable};
 use comet_core::state::offsets::{LEGACY_OFFSETS_FILE, OFFSETS_FILE, validate_group};
 use comet_core::storage::{OpenMode, Storage, StorageFile};
-use comet_core::wire::shard_dir_name;
 
 use crate::files::{map_offsets_write, settle_offsets, shard_dirs};
 use crate::lock::{LockError, WRITER_LOCK, WriterLock};

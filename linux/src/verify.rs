@@ -18,9 +18,10 @@ use comet_core::ShardId;
 use comet_core::check;
 use comet_core::config::Config;
 use comet_core::error::{ConfigError, IoOp};
+use comet_core::naming::{segment_file_name, shard_dir_name};
 use comet_core::shard::{EngineConfig, RecoveryReport, RepairReport, Shard};
 use comet_core::shm;
-use comet_core::wire::{NoCompression, segment_file_name, shard_dir_name};
+use comet_core::wire::NoCompression;
 
 use crate::files::{OffsetsSettled, create_shard_dir, map_state_write, settle_offsets};
 use crate::head::MappedHead;

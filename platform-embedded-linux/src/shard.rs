@@ -6,10 +6,10 @@ use std::io;
 use std::sync::Arc;
 
 use comet_core::ShardId;
+use comet_core::naming::shard_dir_name;
 use comet_core::shard::{EngineConfig, RecoveryReport, Shard};
 use comet_core::shm::{self, OffsetsTable};
 use comet_core::state::Counter;
-use comet_core::wire::shard_dir_name;
 use comet_linux::{DirStorage, LockError, MappedHead, OffsetsSettled, SharedWords, WriterLock};
 
 use crate::compress::SharedCompressor;

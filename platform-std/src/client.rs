@@ -12,9 +12,10 @@ use comet_core::ShardId;
 use comet_core::config::Config;
 use comet_core::error::IoOp;
 use comet_core::metrics::{Counters, ShardStats, Stats};
+use comet_core::naming::{self, parse_stream};
 use comet_core::shard::{EngineConfig, RecoveryReport};
 use comet_core::shm;
-use comet_core::wire::{self, ShardCount, parse_stream};
+use comet_core::wire::{self, ShardCount};
 
 use crate::error::{Error, Result};
 use crate::reader::{Message, MessageId, Reader, shard_dir};
@@ -388,7 +389,7 @@ impl Client {
 
     /// `<prefix>:shard:NNNN` for [`pick_shard`](Client::pick_shard).
     pub fn pick_shard_stream(&self, prefix: &str, key: &[u8]) -> Result<String> {
-        wire::shard_stream_name(prefix, self.pick_shard(key)).map_err(Error::InvalidStream)
+        naming::shard_stream_name(prefix, self.pick_shard(key)).map_err(Error::InvalidStream)
     }
 
     /// Shard directories present on disk, sorted.

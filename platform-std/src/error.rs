@@ -19,8 +19,8 @@ use std::path::PathBuf;
 
 use comet_core::ShardId;
 use comet_core::error::{ChunkDamage, ConfigError, Corruption, IoOp, NameError};
+use comet_core::naming::FileName;
 use comet_core::shm::OffsetsError;
-use comet_core::wire::FileName;
 
 /// Everything that can go wrong in `comet`.
 #[derive(Debug)]

@@ -86,16 +86,16 @@ pub use comet_core::config::{self, Config};
 pub use comet_core::error::{ConfigError, Corruption, FileKind, IoOp};
 pub use comet_core::import::{ImportProblem, ImportReport, ImportedSegment};
 pub use comet_core::metrics::{Counters, GroupStats, Latency, ShardStats, Stats};
+pub use comet_core::naming::{
+    PatternError, PatternErrorKind, ShardPattern, all_shard_streams, parse_stream, shard_stream_name,
+};
 pub use comet_core::retention::ShardPlan;
 pub use comet_core::segment::ScanEnd;
 pub use comet_core::shard::RepairReport;
 pub use comet_core::shard::{Quarantine, QuarantineReason, RecoveryReport, TornTail};
 pub use comet_core::shm::OffsetsError;
 pub use comet_core::state::{Counter, DirId, DurableHead, IDENTITY_FILE, IdentityDamage};
-pub use comet_core::wire::{
-    PatternError, PatternErrorKind, ShardCount, ShardPattern, WireError, all_shard_streams, fnv1a32, parse_stream,
-    shard_stream_name,
-};
+pub use comet_core::wire::{ShardCount, WireError, fnv1a32};
 pub use comet_core::{NameError, ShardId};
 pub use comet_linux::OffsetsSettled;
 pub use comet_linux::WRITER_LOCK;

@@ -26,11 +26,12 @@ use comet_core::ShardId;
 use comet_core::error::{Corruption, FileKind, IoOp};
 use comet_core::index::table::{TABLE_HEADER, TABLE_RECORD, parse_table_header};
 use comet_core::index::{Manifest, SegmentMeta, Table};
+use comet_core::naming::{chunk_table_file_name, segment_file_name};
 use comet_core::read::{ActiveTable, ChunkEntries, ChunkPos, Probe, check_chunk, sealed_table};
 use comet_core::shm;
 use comet_core::state::{Counter, DurableHead};
 use comet_core::storage::{OpenMode, Storage, StorageFile, read_exact_at};
-use comet_core::wire::{HEADER_LEN, WireError, chunk_table_file_name, is_frame, raw_frame_len, segment_file_name};
+use comet_core::wire::{HEADER_LEN, WireError, is_frame, raw_frame_len};
 use comet_linux::{DirStorage, FsFile, SegmentMap, SharedWords};
 
 use crate::error::{Error, Result};
@@ -819,7 +820,7 @@ pub fn max_stored(max_entry_size: u32) -> u64 {
 
 /// The shard directory of `shard` under `root`.
 pub(crate) fn shard_dir(root: &Path, shard: ShardId) -> PathBuf {
-    root.join(comet_core::wire::shard_dir_name(shard).as_str())
+    root.join(comet_core::naming::shard_dir_name(shard).as_str())
 }
 
 #[cfg(test)]

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use comet_core::ShardId;
 use comet_core::error::{FileKind, IoOp};
+use comet_core::naming::shard_dir_name;
 use comet_core::shard::{EngineConfig, RecoveryReport, Shard};
 use comet_core::shm;
 use comet_core::state::{Counter, DurableHead};
 use comet_core::storage::StorageFile;
-use comet_core::wire::shard_dir_name;
 use comet_linux::{DirStorage, LockError, MappedHead, SharedWords, WriterLock, WrongSize};
 
 use crate::compress::Zstd;

@@ -58,7 +58,7 @@ fn core_error_chains_print_each_message_once() {
     use comet_core::error::{ConfigError, Error as CoreError};
     let storage: CoreError<io::Error> = CoreError::Storage {
         op: IoOp::Sync,
-        file: comet_core::wire::FileName::lossy("comet.state"),
+        file: comet_core::naming::FileName::lossy("comet.state"),
         source: io::Error::from_raw_os_error(5), // EIO
     };
     let levels = chain(&storage);

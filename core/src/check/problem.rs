@@ -6,9 +6,10 @@ use alloc::string::String;
 use core::fmt;
 use core::ops::Range;
 
+use crate::naming::segment_file_name;
 use crate::segment::ScanEnd;
 use crate::state::STATE_SIZE;
-use crate::wire::{WireError, segment_file_name};
+use crate::wire::WireError;
 
 /// How serious a [`Finding`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

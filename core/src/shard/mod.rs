@@ -42,13 +42,11 @@ use crate::config::Config;
 use crate::error::{ConfigError, Error, IoOp};
 use crate::index::table::{TABLE_HEADER, TABLE_RECORD, table_header};
 use crate::index::{ChunkRec, MANIFEST_FILE, MANIFEST_TMP, Manifest, SegmentMeta, encode_parts};
+use crate::naming::{chunk_table_file_name, segment_file_name};
 use crate::segment::{ChunkState, offset32, seal};
 use crate::state::{Counter, DurableHead, HeadStore};
 use crate::storage::{Context, OpenMode, Storage, StorageError, StorageFile, write_all_at};
-use crate::wire::{
-    Compressor, EntryHeader, HEADER_LEN, StoredPayload, chunk_table_file_name, encode_payload, is_frame, raw_frame_len,
-    segment_file_name,
-};
+use crate::wire::{Compressor, EntryHeader, HEADER_LEN, StoredPayload, encode_payload, is_frame, raw_frame_len};
 
 /// Largest segment the 32-bit chunk offsets allow.
 pub const MAX_SEGMENT_BYTES: u64 = u32::MAX as u64;

@@ -13,10 +13,11 @@ use super::Shard;
 use crate::error::{ChunkDamage, Corruption, Error, FileKind, IoOp};
 use crate::index::table::{TABLE_HEADER, parse_table_header};
 use crate::index::{SegmentMeta, Table};
+use crate::naming::{chunk_table_file_name, segment_file_name};
 use crate::read::{ChunkEntries, ChunkPos, check_streaming, load_chunk};
 use crate::state::HeadStore;
 use crate::storage::{Context, OpenMode, Storage, read_exact_at};
-use crate::wire::{Compressor, EntryHeader, WireError, chunk_table_file_name, segment_file_name};
+use crate::wire::{Compressor, EntryHeader, WireError};
 
 /// An entry read from a segment: its header (`len` is the stored length).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

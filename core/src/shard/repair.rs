@@ -14,11 +14,12 @@ use super::Shard;
 use super::open::{damaged_chunks, read_table, set_aside, write_table};
 use crate::error::{Error, IoOp};
 use crate::index::{ChunkRec, Table};
+use crate::naming::segment_file_name;
 use crate::read::{ChunkPos, check_chunk};
 use crate::segment::Scanner;
 use crate::state::{Counter, HeadStore};
 use crate::storage::{Context, ErrorKind, OpenMode, Storage, StorageError, StorageFile, read_exact_at, write_all_at};
-use crate::wire::{Compressor, segment_file_name};
+use crate::wire::Compressor;
 
 /// What [`Shard::repair`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

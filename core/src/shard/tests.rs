@@ -110,7 +110,7 @@ fn rotation_names_segments_by_base_and_keeps_numbers() {
     let (mut s, _) = open(&dir);
     append_n(&mut s, 0, 200);
     s.sync().unwrap();
-    let segs: Vec<u64> = dir.names().iter().filter_map(|n| crate::wire::parse_segment_file_name(n)).collect();
+    let segs: Vec<u64> = dir.names().iter().filter_map(|n| crate::naming::parse_segment_file_name(n)).collect();
     assert!(segs.len() > 5, "{segs:?}");
     assert_eq!(segs[0], 0);
     for w in s.manifest().sealed.windows(2) {

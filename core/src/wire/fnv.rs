@@ -1,7 +1,7 @@
 //! Shard picking: 32-bit FNV-1a of the key modulo the shard count, the same
 //! function as the Go package (reference §1.4), so keys route identically.
 
-use super::ShardId;
+use crate::naming::ShardId;
 
 const FNV_OFFSET: u32 = 0x811C_9DC5;
 const FNV_PRIME: u32 = 0x0100_0193;

@@ -1,5 +1,6 @@
-//! Wire formats: entry framing, zstd frame rules, names, shard picking and
-//! shard-selection patterns.
+//! Wire formats: entry framing, zstd frame rules, and shard picking (the Go
+//! package's key hash). Names and shard patterns are not wire format: they
+//! are [`crate::naming`].
 //!
 //! # No-panic contract
 //!
@@ -25,22 +26,10 @@
 
 mod entry;
 mod fnv;
-mod name;
-#[cfg(feature = "alloc")]
-mod pattern;
 mod zstd;
 
 pub use entry::{EntryHeader, EntryStatus, HEADER_LEN, classify_entry};
 pub use fnv::{ShardCount, fnv1a32, pick_shard};
-pub use name::{
-    FileName, ShardId, chunk_table_file_name, parse_chunk_table_file_name, parse_go_segment_file_name,
-    parse_segment_file_name, parse_shard_dir_name, parse_stream, segment_file_name, shard_dir_name,
-    validate_stream_prefix,
-};
-#[cfg(feature = "alloc")]
-pub use name::{all_shard_streams, shard_stream_name};
-#[cfg(feature = "alloc")]
-pub use pattern::{PatternError, PatternErrorKind, ShardPattern};
 pub use zstd::{
     Compressor, Decompressor, ENTRY_SIZE_LIMIT, NoCompression, RawFrameDecoder, STORED_LIMIT, StoredPayload,
     ZSTD_MAGIC, encode_payload, frame_content_size, is_frame, raw_frame_len, write_raw_frame,
@@ -150,65 +139,8 @@ pub(crate) mod le {
 #[cfg(test)]
 mod props {
     use super::*;
-    use crate::error::NameError;
     use proptest::prelude::*;
     use std::vec;
-
-    /// The stream-name rules written out plainly (the parser before it was
-    /// made single-pass): `name::parse_stream` must agree with it on every
-    /// input, errors included.
-    fn reference_check(s: &str) -> Result<(), NameError> {
-        if s.is_empty() {
-            return Err(NameError::Empty);
-        }
-        if s.len() > 255 {
-            return Err(NameError::TooLong { len: s.len(), max: 255 });
-        }
-        if let Some((at, b)) =
-            s.bytes().enumerate().find(|&(_, b)| b == 0 || b == b'/' || b == b'\\' || b.is_ascii_control())
-        {
-            return Err(NameError::ForbiddenByte { byte: b, at });
-        }
-        if s.contains("..") {
-            return Err(NameError::DotDot);
-        }
-        Ok(())
-    }
-
-    fn reference_digits(s: &str) -> Option<u64> {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        s.bytes().try_fold(0u64, |acc, b| acc.checked_mul(10)?.checked_add(u64::from(b - b'0')))
-    }
-
-    fn reference_parse(stream: &str) -> Result<ShardId, NameError> {
-        reference_check(stream)?;
-        let Some(colon) = stream.rfind(':') else {
-            return Err(NameError::MissingShard);
-        };
-        let (head, tail) = (&stream[..colon], &stream[colon + 1..]);
-        if tail.is_empty() {
-            return Err(NameError::MissingShard);
-        }
-        let legacy = head.ends_with(":shard") || head == "shard";
-        let ok_width = if legacy { (1..=4).contains(&tail.len()) } else { tail.len() == 4 };
-        let value = reference_digits(tail).ok_or(NameError::BadShardDigits)?;
-        if !ok_width {
-            return Err(if value > 9999 { NameError::ShardOutOfRange { value } } else { NameError::BadShardDigits });
-        }
-        u32::try_from(value).ok().and_then(ShardId::new).ok_or(NameError::ShardOutOfRange { value })
-    }
-
-    /// Stream-like strings: the pieces the rules care about, so that valid
-    /// names, every error and their combinations all come up often.
-    fn stream_like() -> impl Strategy<Value = std::string::String> {
-        prop_oneof![
-            ".{0,300}",
-            "(shard|:shard:|:|[0-9]{1,6}|[0-9]{4}|[0-9]{20,21}|[.]|/|\\\\|a|é|\\x7f|\\x00|\\x1f| |-){0,12}",
-            "[a-z:.]{240,260}:shard:[0-9]{1,5}",
-        ]
-    }
 
     proptest! {
         #[test]
@@ -260,26 +192,6 @@ mod props {
                     prop_assert_eq!(out, p);
                 }
             }
-        }
-
-        #[test]
-        fn stream_names_roundtrip(id in 0u32..10_000, prefix in "[a-z][a-z0-9:._-]{0,30}") {
-            prop_assume!(!prefix.contains(".."));
-            let s = shard_stream_name(&prefix, ShardId::new(id).unwrap()).unwrap();
-            prop_assert_eq!(parse_stream(&s).unwrap().get(), id);
-        }
-
-        #[test]
-        fn stream_parsing_matches_the_reference(s in stream_like()) {
-            prop_assert_eq!(parse_stream(&s), reference_parse(&s), "{:?}", s);
-            prop_assert_eq!(validate_stream_prefix(&s), reference_check(&s), "{:?}", s);
-        }
-
-        #[test]
-        fn stream_parsing_never_panics(s in ".{0,300}") {
-            let _ = parse_stream(&s);
-            let _ = parse_shard_dir_name(&s);
-            let _ = parse_segment_file_name(&s);
         }
     }
 }

@@ -11,11 +11,12 @@ use alloc::vec::Vec;
 use super::{FileShard, Fill, MAX_BATCH, Op, Payload, RunLengthCompressor, Stats, open_shard, read_payload};
 use crate::error::Error;
 use crate::index::{MANIFEST_FILE, Manifest};
+use crate::naming::parse_segment_file_name;
 use crate::shard::EngineConfig;
 use crate::sim::{CrashMode, FailingStorage, Faults, MemDir, MemError};
 use crate::state::{Counter, DurableHead, STATE_FILE, STATE_LINE};
 use crate::storage::ErrorKind;
-use crate::wire::{StoredPayload, encode_payload, parse_segment_file_name, raw_frame_len};
+use crate::wire::{StoredPayload, encode_payload, raw_frame_len};
 
 pub(super) fn run_with(cfg: EngineConfig, ops: &[Op]) -> Result<Stats, String> {
     let mut w = World::new(cfg);
@@ -394,7 +395,7 @@ impl World {
         self.m.corrupted = true;
         // A segment, or its chunk table (with the manifest lost too, a
         // chunk its table records differently is lost, whichever was hit).
-        let segment = parse_segment_file_name(name).or_else(|| crate::wire::parse_chunk_table_file_name(name));
+        let segment = parse_segment_file_name(name).or_else(|| crate::naming::parse_chunk_table_file_name(name));
         if let Some(base) = segment {
             // A sealed segment ends where the manifest says; without an open
             // shard, where the next segment file starts. Only the active

@@ -1,12 +1,23 @@
-//! File, directory and stream names, validated.
+//! Names: what shards, files, directories and streams are called, and the
+//! patterns that select shards by stream name. None of this is wire format:
+//! stream names are never stored (only the number selects the shard,
+//! docs/DECISIONS.md D-2), and file and directory names are the platform's
+//! view of a data directory.
 //!
 //! * segments: `log-<20-digit base entry>.comet` (ours) and
 //!   `log-<16-digit sequence>.comet` (written by the Go package);
 //! * shard directories: `shard-NNNN`, exactly four digits, ids `0..=9999`;
 //! * stream names: `<prefix>:shard:<digits>` or `<prefix>:<4 digits>` as in
-//!   the Go package (reference §1.3); only the number selects the shard.
+//!   the Go package (reference §1.3); only the number selects the shard;
+//! * shard patterns ([`ShardPattern`], feature `alloc`): the one grammar of
+//!   every tool that selects shards by stream pattern.
 
 use crate::error::NameError;
+
+#[cfg(feature = "alloc")]
+mod pattern;
+#[cfg(feature = "alloc")]
+pub use pattern::{PatternError, PatternErrorKind, ShardPattern};
 
 /// A shard id, `0..=9999` (so directory names are always `shard-NNNN`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -316,7 +327,7 @@ pub fn shard_stream_name(prefix: &str, id: ShardId) -> Result<alloc::string::Str
 #[cfg(feature = "alloc")]
 pub fn all_shard_streams(
     prefix: &str,
-    count: super::ShardCount,
+    count: crate::wire::ShardCount,
 ) -> Result<alloc::vec::Vec<alloc::string::String>, NameError> {
     count.ids().map(|id| shard_stream_name(prefix, id)).collect()
 }
@@ -393,5 +404,89 @@ mod tests {
         let all = all_shard_streams("m", crate::wire::ShardCount::new(3).unwrap()).unwrap();
         assert_eq!(all, ["m:shard:0000", "m:shard:0001", "m:shard:0002"]);
         assert!(shard_stream_name("a/b", ShardId::MIN).is_err());
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The stream-name rules written out plainly (the parser before it was
+    /// made single-pass): `parse_stream` must agree with it on every
+    /// input, errors included.
+    fn reference_check(s: &str) -> Result<(), NameError> {
+        if s.is_empty() {
+            return Err(NameError::Empty);
+        }
+        if s.len() > 255 {
+            return Err(NameError::TooLong { len: s.len(), max: 255 });
+        }
+        if let Some((at, b)) =
+            s.bytes().enumerate().find(|&(_, b)| b == 0 || b == b'/' || b == b'\\' || b.is_ascii_control())
+        {
+            return Err(NameError::ForbiddenByte { byte: b, at });
+        }
+        if s.contains("..") {
+            return Err(NameError::DotDot);
+        }
+        Ok(())
+    }
+
+    fn reference_digits(s: &str) -> Option<u64> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.bytes().try_fold(0u64, |acc, b| acc.checked_mul(10)?.checked_add(u64::from(b - b'0')))
+    }
+
+    fn reference_parse(stream: &str) -> Result<ShardId, NameError> {
+        reference_check(stream)?;
+        let Some(colon) = stream.rfind(':') else {
+            return Err(NameError::MissingShard);
+        };
+        let (head, tail) = (&stream[..colon], &stream[colon + 1..]);
+        if tail.is_empty() {
+            return Err(NameError::MissingShard);
+        }
+        let legacy = head.ends_with(":shard") || head == "shard";
+        let ok_width = if legacy { (1..=4).contains(&tail.len()) } else { tail.len() == 4 };
+        let value = reference_digits(tail).ok_or(NameError::BadShardDigits)?;
+        if !ok_width {
+            return Err(if value > 9999 { NameError::ShardOutOfRange { value } } else { NameError::BadShardDigits });
+        }
+        u32::try_from(value).ok().and_then(ShardId::new).ok_or(NameError::ShardOutOfRange { value })
+    }
+
+    /// Stream-like strings: the pieces the rules care about, so that valid
+    /// names, every error and their combinations all come up often.
+    fn stream_like() -> impl Strategy<Value = std::string::String> {
+        prop_oneof![
+            ".{0,300}",
+            "(shard|:shard:|:|[0-9]{1,6}|[0-9]{4}|[0-9]{20,21}|[.]|/|\\\\|a|é|\\x7f|\\x00|\\x1f| |-){0,12}",
+            "[a-z:.]{240,260}:shard:[0-9]{1,5}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn stream_names_roundtrip(id in 0u32..10_000, prefix in "[a-z][a-z0-9:._-]{0,30}") {
+            prop_assume!(!prefix.contains(".."));
+            let s = shard_stream_name(&prefix, ShardId::new(id).unwrap()).unwrap();
+            prop_assert_eq!(parse_stream(&s).unwrap().get(), id);
+        }
+
+        #[test]
+        fn stream_parsing_matches_the_reference(s in stream_like()) {
+            prop_assert_eq!(parse_stream(&s), reference_parse(&s), "{:?}", s);
+            prop_assert_eq!(validate_stream_prefix(&s), reference_check(&s), "{:?}", s);
+        }
+
+        #[test]
+        fn stream_parsing_never_panics(s in ".{0,300}") {
+            let _ = parse_stream(&s);
+            let _ = parse_shard_dir_name(&s);
+            let _ = parse_segment_file_name(&s);
+        }
     }
 }
