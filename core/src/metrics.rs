@@ -157,6 +157,23 @@ pub struct GroupStats {
 }
 
 impl GroupStats {
+    /// Every group of an `offsets.state` table with its offset and its lag
+    /// against `durable_end`, sorted by group name.
+    #[cfg(all(target_has_atomic = "64", target_endian = "little"))]
+    pub fn collect(table: &crate::shm::OffsetsTable<'_>, durable_end: u64) -> Vec<GroupStats> {
+        let mut out = Vec::new();
+        table.for_each(|group, o| {
+            out.push(GroupStats {
+                group: String::from(group),
+                offset: o.offset,
+                lag: durable_end.saturating_sub(o.offset),
+                last_ack_ns: o.last_update,
+            });
+        });
+        out.sort_by(|a, b| a.group.cmp(&b.group));
+        out
+    }
+
     /// When the group last acked in the shard (`None` if `last_ack_ns` is 0).
     #[cfg(feature = "std")]
     pub fn last_ack(&self) -> Option<std::time::SystemTime> {

@@ -13,6 +13,7 @@
 //! | [`identity`] | the data directory's `comet.id`: created once (temporary file, fsync, hard link), read with the regular-file and size checks |
 //! | [`process`] | process slots of a multi-process deployment (`processes/<role>-NNNN.lock`, `flock`) |
 //! | [`import`] | importing a Go-written data directory, shard by shard under `writer.lock` |
+//! | [`writer`] | opening a shard for writing: directory, `writer.lock`, `comet.state`, `offsets.state`, the engine's recovery, one sequence for every writer |
 //! | [`verify`](mod@verify) | a data directory's shards verified and repaired, with the reports |
 //!
 //! Policy (what a damaged file means, which rule applies) lives in
@@ -32,6 +33,7 @@ pub mod map;
 pub mod process;
 pub mod storage;
 pub mod verify;
+pub mod writer;
 
 pub use files::{
     OFFSETS_QUARANTINE, OffsetsSettled, STATE_QUARANTINE, create_shard_dir, map_offsets_read, map_offsets_write,
@@ -45,6 +47,7 @@ pub use map::{SegmentMap, SharedWords, WrongSize};
 pub use process::{PROCESS_DIR, ProcessSlot, SlotError};
 pub use storage::{DirStorage, FsFile, file_len, pread_calls};
 pub use verify::{DirError, Finding, RepairOpened, ShardCheck, ShardRepair, VerifyReport, repair, repair_with, verify};
+pub use writer::{OpenError, OpenedWriter, open_writer};
 
 /// Nanoseconds since the Unix epoch from the system clock, at least 1 (a
 /// clock before 1970 reads as 1: timestamps are never 0). The `now` both

@@ -12,21 +12,22 @@
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use comet_core::ShardId;
 use comet_core::check;
 use comet_core::config::Config;
 use comet_core::error::{ConfigError, IoOp};
 use comet_core::naming::{segment_file_name, shard_dir_name};
-use comet_core::shard::{EngineConfig, RecoveryReport, RepairReport, Shard};
+use comet_core::shard::{EngineConfig, RecoveryReport, RepairReport};
 use comet_core::shm;
+use comet_core::state::STATE_FILE;
+use comet_core::state::offsets::OFFSETS_FILE;
 use comet_core::wire::NoCompression;
 
-use crate::files::{OffsetsSettled, create_shard_dir, map_state_write, settle_offsets};
-use crate::head::MappedHead;
-use crate::lock::{LockError, WRITER_LOCK, WriterLock};
+use crate::files::{OffsetsSettled, settle_offsets};
+use crate::lock::WRITER_LOCK;
 use crate::storage::DirStorage;
+use crate::writer::{OpenError, OpenedWriter, open_writer};
 
 pub use comet_core::check::{Problem, Severity};
 
@@ -308,8 +309,7 @@ pub fn repair_with(
     }
 }
 
-/// Repairs one shard: opens it for writing (directory, `writer.lock`,
-/// `comet.state`, `offsets.state`, recovery), repairs it, settles
+/// Repairs one shard: opens it for writing ([`open_writer`]), repairs it, settles
 /// `offsets.state` with healing, and closes it. Returns the repair's result
 /// and the close's (`Ok` if the shard never opened).
 fn repair_shard(
@@ -321,32 +321,18 @@ fn repair_shard(
     let path = shard_path(root, shard);
     let open = (|| {
         let root_dir = DirStorage::open_path(root).map_err(io_err(IoOp::Open, root))?;
-        let name = shard_dir_name(shard);
-        create_shard_dir(&root_dir, &name, engine.interval).map_err(io_err(IoOp::Open, &path))?;
-        let (storage, _) = root_dir.open_subdir(&name, false).map_err(io_err(IoOp::Open, &path))?;
-        let lock = WriterLock::acquire(&storage).map_err(|e| match e {
-            LockError::Held { pid } => DirError::Locked { shard, pid },
-            LockError::Io(e) => io_err(IoOp::Open, path.join(WRITER_LOCK))(e),
+        let w = open_writer(&root_dir, shard, engine, NoCompression, crate::now_ns()).map_err(|e| match e {
+            OpenError::CreateDir(e) | OpenError::OpenDir(e) => io_err(IoOp::Open, &path)(e),
+            OpenError::Locked { pid } => DirError::Locked { shard, pid },
+            OpenError::Lock(e) => io_err(IoOp::Open, path.join(WRITER_LOCK))(e),
+            OpenError::State(e) => io_err(IoOp::Open, path.join(STATE_FILE))(e),
+            OpenError::Offsets(e) => io_err(IoOp::Open, path.join(OFFSETS_FILE))(e),
+            OpenError::Engine(source) => DirError::Engine { shard, dir: path.clone(), source },
         })?;
-        let (state, state_fd, state_replaced) =
-            map_state_write(&storage).map_err(io_err(IoOp::Open, path.join("comet.state")))?;
-        let state = Arc::new(state);
-        let settled =
-            settle_offsets(&storage, false, crate::now_ns()).map_err(io_err(IoOp::Open, path.join("offsets.state")))?;
-        let head = MappedHead::new(state.clone(), Arc::new(state_fd));
-        let (mut engine, recovery) = Shard::open(storage.clone(), head, NoCompression, engine)
-            .map_err(|source| DirError::Engine { shard, dir: path.clone(), source })?;
-        let words = state.writable().ok_or_else(|| {
-            io_err(IoOp::Open, path.join("comet.state"))(io::Error::other("comet.state is mapped read-only"))
-        })?;
-        if recovery.state_reset {
-            shm::clear_counters(words);
-        }
-        engine.drain_counters(|c, v| shm::add_counter(words, c, v));
-        opened(RepairOpened { shard, state_replaced, offsets: &settled, recovery: &recovery });
-        Ok((storage, lock, state, engine, recovery))
+        opened(RepairOpened { shard, state_replaced: w.state_replaced, offsets: &w.offsets, recovery: &w.report });
+        Ok(w)
     })();
-    let (storage, _lock, state, mut engine, recovery) = match open {
+    let OpenedWriter { mut engine, lock: _lock, dir: storage, state, report: recovery, .. } = match open {
         Ok(o) => o,
         Err(e) => return (Err(e), Ok(())),
     };
@@ -359,7 +345,7 @@ fn repair_shard(
     let repaired = engine.repair().map_err(engine_err).and_then(|repair| {
         engine.drain_counters(add);
         let offsets =
-            settle_offsets(&storage, true, crate::now_ns()).map_err(io_err(IoOp::Open, path.join("offsets.state")))?;
+            settle_offsets(&storage, true, crate::now_ns()).map_err(io_err(IoOp::Open, path.join(OFFSETS_FILE)))?;
         Ok(ShardRepair { shard, recovery, repair, offsets })
     });
     let closed = engine.close_with(add).map_err(engine_err);

@@ -6,11 +6,10 @@ use std::io;
 use std::sync::Arc;
 
 use comet_core::ShardId;
-use comet_core::naming::shard_dir_name;
 use comet_core::shard::{EngineConfig, RecoveryReport, Shard};
 use comet_core::shm::{self, OffsetsTable};
 use comet_core::state::Counter;
-use comet_linux::{DirStorage, LockError, MappedHead, OffsetsSettled, SharedWords, WriterLock};
+use comet_linux::{DirStorage, MappedHead, OffsetsSettled, OpenError, OpenedWriter, SharedWords, WriterLock};
 
 use crate::compress::SharedCompressor;
 use crate::error::{Error, Op};
@@ -57,31 +56,21 @@ impl OpenShard {
         compressor: SharedCompressor,
         now: u64,
     ) -> Result<OpenShard, Error> {
-        let name = shard_dir_name(id);
-        let created =
-            comet_linux::create_shard_dir(root, &name, engine.interval).map_err(io_err(Op::OpenShardDir, id))?;
-        let (dir, _) = root.open_subdir(&name, false).map_err(io_err(Op::OpenShardDir, id))?;
-        let lock = WriterLock::acquire(&dir).map_err(|e| match e {
-            LockError::Held { pid } => Error::Locked { shard: id, pid },
-            LockError::Io(source) => Error::Io { op: Op::Lock, shard: Some(id), source },
+        let w = comet_linux::open_writer(root, id, engine, compressor, now).map_err(|e| match e {
+            OpenError::CreateDir(source) | OpenError::OpenDir(source) => {
+                Error::Io { op: Op::OpenShardDir, shard: Some(id), source }
+            }
+            OpenError::Locked { pid } => Error::Locked { shard: id, pid },
+            OpenError::Lock(source) => Error::Io { op: Op::Lock, shard: Some(id), source },
+            OpenError::State(source) => Error::Io { op: Op::MapState, shard: Some(id), source },
+            OpenError::Offsets(source) => Error::Io { op: Op::MapOffsets, shard: Some(id), source },
+            OpenError::Engine(source) => Error::Engine { shard: id, source },
         })?;
-        let (state, state_fd, _) = comet_linux::map_state_write(&dir).map_err(io_err(Op::MapState, id))?;
-        let offsets_settled = comet_linux::settle_offsets(&dir, false, now).map_err(io_err(Op::MapOffsets, id))?;
-        let offsets = comet_linux::map_offsets_write(&dir).map_err(io_err(Op::MapOffsets, id))?;
-        let state = Arc::new(state);
-        let head = MappedHead::new(Arc::clone(&state), Arc::new(state_fd));
-        let (engine, mut report) =
-            Shard::open(dir.clone(), head, compressor, engine).map_err(|source| Error::Engine { shard: id, source })?;
-        report.created |= created;
-        if report.state_reset
-            && let Some(words) = state.writable()
-        {
-            shm::clear_counters(words);
-        }
-        let mut s =
-            OpenShard { id, engine, state, dir, offsets, report, offsets_settled, last_flush: now, _lock: lock };
-        s.drain_counters();
-        Ok(s)
+        // Unlike the std client, the embedded log keeps `offsets.state`
+        // mapped (created fully written) for as long as the shard is open.
+        let offsets = comet_linux::map_offsets_write(&w.dir).map_err(io_err(Op::MapOffsets, id))?;
+        let OpenedWriter { engine, lock, dir, state, report, offsets: offsets_settled, .. } = w;
+        Ok(OpenShard { id, engine, state, dir, offsets, report, offsets_settled, last_flush: now, _lock: lock })
     }
 
     /// The consumer-offset table.

@@ -71,17 +71,7 @@ pub(crate) fn group_stats(dir: &Path, shard: ShardId, durable_end: u64) -> Resul
     let Ok(Some(table)) = OffsetsTable::open_read(words.words(), std::thread::yield_now) else {
         return Ok(Vec::new());
     };
-    let mut out = Vec::new();
-    table.for_each(|group, o| {
-        out.push(GroupStats {
-            group: group.to_string(),
-            offset: o.offset,
-            lag: durable_end.saturating_sub(o.offset),
-            last_ack_ns: o.last_update,
-        });
-    });
-    out.sort_by(|a, b| a.group.cmp(&b.group));
-    Ok(out)
+    Ok(GroupStats::collect(&table, durable_end))
 }
 
 /// The lowest offset any group holds in a shard (retention's low-water

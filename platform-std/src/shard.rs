@@ -3,7 +3,6 @@
 //! wake-up of blocked readers.
 
 use std::io;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -11,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use comet_core::ShardId;
 use comet_core::error::{FileKind, IoOp};
-use comet_core::naming::shard_dir_name;
 use comet_core::shard::{EngineConfig, RecoveryReport, Shard};
 use comet_core::shm;
-use comet_core::state::{Counter, DurableHead};
+use comet_core::state::offsets::OFFSETS_FILE;
+use comet_core::state::{Counter, DurableHead, STATE_FILE};
 use comet_core::storage::StorageFile;
-use comet_linux::{DirStorage, LockError, MappedHead, SharedWords, WriterLock, WrongSize};
+use comet_linux::{DirStorage, MappedHead, OpenError, SharedWords, WriterLock, WrongSize};
 
 use crate::compress::Zstd;
 use crate::error::{Error, Result};
@@ -148,8 +147,6 @@ pub(crate) struct ShardSlot {
     state: OnceLock<Arc<SharedWords>>,
     /// `comet.state` mapped read-write, once this client opened the writer.
     state_rw: OnceLock<Arc<SharedWords>>,
-    /// Its descriptor (for `fdatasync` at close).
-    state_fd: OnceLock<Arc<OwnedFd>>,
     pub(crate) waiters: Waiters,
     /// The client-wide waiters (consumers waiting on any shard).
     any: Arc<Waiters>,
@@ -171,7 +168,6 @@ impl ShardSlot {
             writer: Mutex::new(None),
             state: OnceLock::new(),
             state_rw: OnceLock::new(),
-            state_fd: OnceLock::new(),
             waiters: Waiters::default(),
             any,
             sync_wanted: AtomicBool::new(false),
@@ -203,19 +199,6 @@ impl ShardSlot {
         self.state_rw.get().cloned()
     }
 
-    fn state_create(&self, dir: &DirStorage) -> Result<(Arc<SharedWords>, Arc<OwnedFd>)> {
-        if let (Some(s), Some(fd)) = (self.state_rw.get(), self.state_fd.get()) {
-            return Ok((s.clone(), fd.clone()));
-        }
-        let (m, fd, replaced) =
-            comet_linux::map_state_write(dir).map_err(|e| Error::io(IoOp::Open, self.dir.join("comet.state"), e))?;
-        if replaced {
-            tracing::warn!(shard = %self.id, "comet.state had the wrong size; kept as comet.state.corrupt");
-        }
-        let fd = self.state_fd.get_or_init(|| Arc::new(fd)).clone();
-        Ok((self.state_rw.get_or_init(|| Arc::new(m)).clone(), fd))
-    }
-
     /// The durable head as published in `comet.state` (any process).
     pub(crate) fn head(&self) -> Result<Option<DurableHead>> {
         Ok(self.state()?.and_then(|s| read_head(&s)))
@@ -235,36 +218,30 @@ impl ShardSlot {
         }
         let root_path = self.dir.parent().unwrap_or(Path::new("."));
         let root = DirStorage::open_path(root_path).map_err(|e| Error::io(IoOp::Open, root_path, e))?;
-        let name = shard_dir_name(self.id);
-        let created = comet_linux::create_shard_dir(&root, &name, cfg.interval)
-            .map_err(|e| Error::io(IoOp::Open, &self.dir, e))?;
-        let (storage, _) = root.open_subdir(&name, false).map_err(|e| Error::io(IoOp::Open, &self.dir, e))?;
-        let lock = match WriterLock::acquire(&storage) {
-            Ok(l) => l,
-            Err(LockError::Held { pid }) => return Err(Error::Locked { shard: self.id, pid }),
-            Err(LockError::Io(e)) => return Err(Error::io(IoOp::Open, self.dir.join(comet_linux::WRITER_LOCK), e)),
-        };
-        let (state, state_fd) = self.state_create(&storage)?;
-        let settled = comet_linux::settle_offsets(&storage, false, comet_linux::now_ns())
-            .map_err(|e| Error::io(IoOp::Open, self.dir.join("offsets.state"), e))?;
-        if let Some((kept, dropped)) = settled.replaced {
+        let opened = comet_linux::open_writer(&root, self.id, *cfg, Zstd::new(level), comet_linux::now_ns());
+        let w = opened.map_err(|e| match e {
+            OpenError::CreateDir(e) | OpenError::OpenDir(e) => Error::io(IoOp::Open, &self.dir, e),
+            OpenError::Locked { pid } => Error::Locked { shard: self.id, pid },
+            OpenError::Lock(e) => Error::io(IoOp::Open, self.dir.join(comet_linux::WRITER_LOCK), e),
+            OpenError::State(e) => Error::io(IoOp::Open, self.dir.join(STATE_FILE), e),
+            OpenError::Offsets(e) => Error::io(IoOp::Open, self.dir.join(OFFSETS_FILE), e),
+            OpenError::Engine(e) => Error::from_core(self.id, &self.dir, e),
+        })?;
+        if w.state_replaced {
+            tracing::warn!(shard = %self.id, "comet.state had the wrong size; kept as comet.state.corrupt");
+        }
+        if let Some((kept, dropped)) = w.offsets.replaced {
             tracing::warn!(shard = %self.id, kept, dropped, "offsets.state was damaged; kept as offsets.state.corrupt, salvaged what checked out");
         }
-        let (mut engine, mut report) =
-            Shard::open(storage, MappedHead::new(state.clone(), state_fd), Zstd::new(level), *cfg)
-                .map_err(|e| Error::from_core(self.id, &self.dir, e))?;
-        report.created |= created;
-        let words = state.writable().ok_or(Error::Closed)?;
-        if report.state_reset {
-            shm::clear_counters(words);
-        }
+        // Readers of this client use the writer's mapping from now on.
+        self.state_rw.get_or_init(|| w.state);
+        let report = w.report;
         if report.found_damage() {
             tracing::warn!(shard = %self.id, ?report, "recovered shard on open");
         } else {
             tracing::debug!(shard = %self.id, clean = report.clean, "opened shard");
         }
-        engine.drain_counters(|c, v| shm::add_counter(words, c, v));
-        **guard = Some(Writer { engine, _lock: lock, report });
+        **guard = Some(Writer { engine: w.engine, _lock: w.lock, report });
         Ok(())
     }
 
