@@ -224,9 +224,13 @@ impl core::fmt::Display for IoOp {
 /// [`NameError`]), so chain printers (`anyhow`, `eyre`, or walking
 /// [`source`] and joining with `": "`) show each message once.
 ///
+/// Not `#[non_exhaustive]`, on purpose: each platform converts it variant
+/// by variant into its own error type, so a new variant fails to compile
+/// until every platform says what it becomes, instead of reaching a
+/// catch-all arm that would stringify it.
+///
 /// [`source`]: core::error::Error::source
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum Error<E> {
     /// A storage operation failed.
     Storage {

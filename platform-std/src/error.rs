@@ -161,6 +161,19 @@ pub enum Error {
         /// The last error.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A limit of the format or of the engine's fixed state is too small for
+    /// what the shard holds (e.g. a segment file larger than the format
+    /// allows, more segment files than a listing holds).
+    Capacity {
+        /// The shard.
+        shard: ShardId,
+        /// What ran out.
+        what: &'static str,
+        /// Bytes or items needed.
+        needed: u64,
+        /// Bytes or items available.
+        available: u64,
+    },
     /// A compressed entry failed to decompress.
     Decompress {
         /// The shard.
@@ -236,6 +249,9 @@ impl std::fmt::Display for Error {
                 write!(f, "handler failed {attempts} {times}")
             }
             // The decoder's error is the source.
+            Error::Capacity { shard, what, needed, available } => {
+                write!(f, "shard {shard}: {what} too small: need {needed}, have {available}")
+            }
             Error::Decompress { shard, entry, .. } => {
                 write!(f, "shard {shard}: entry {entry} fails to decompress")
             }
@@ -334,14 +350,7 @@ impl Error {
             E::Lost { entry, start, end } => Error::Lost { shard, entry, start, end },
             E::BatchTooLarge { bytes, max } => Error::BatchTooLarge { bytes, max },
             E::ForeignFormat => Error::ForeignFormat { shard },
-            E::Capacity { what, needed, available } => Error::Io {
-                op: IoOp::Write,
-                path: dir.to_path_buf(),
-                source: io::Error::other(format!("{what}: need {needed}, have {available}")),
-            },
-            other => {
-                Error::Io { op: IoOp::Read, path: dir.to_path_buf(), source: io::Error::other(format!("{other}")) }
-            }
+            E::Capacity { what, needed, available } => Error::Capacity { shard, what, needed, available },
         }
     }
 
@@ -392,5 +401,23 @@ impl From<comet_linux::ImportError> for Error {
 impl From<ConfigError> for Error {
     fn from(e: ConfigError) -> Self {
         Error::Config(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_core_capacity_error_stays_typed() {
+        let shard = ShardId::new(3).unwrap();
+        let core = comet_core::Error::<io::Error>::Capacity { what: "segment files", needed: 9, available: 8 };
+        let e = Error::from_core(shard, std::path::Path::new("/data/shard-0003"), core);
+        assert!(
+            matches!(e, Error::Capacity { shard: s, what: "segment files", needed: 9, available: 8 } if s == shard),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "shard 0003: segment files too small: need 9, have 8");
+        assert!(std::error::Error::source(&e).is_none());
     }
 }
