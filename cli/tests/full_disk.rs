@@ -66,7 +66,7 @@ fn append_on_a_full_disk_says_what_is_durable_and_nothing_signals() {
     let r = run_with_stdin(["append", s(&dir), "events:v1:shard:0002", "--sync"], b"x\n");
     assert_no_signal_and_full_if_failed(&r, "append to a new shard");
 
-    std::fs::remove_file(filler).expect("free space");
+    fs.remove_filler(&filler);
     let r = run_with_stdin(["append", s(&dir), STREAM, "--sync"], b"after\n");
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains(&format!("as entries {durable}..")), "numbering continues: {r:?}");

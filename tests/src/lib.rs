@@ -162,6 +162,59 @@ impl Tmpfs {
     }
 }
 
+impl Tmpfs {
+    /// Bytes free on the file system (`statvfs`).
+    pub fn free_bytes(&self) -> u64 {
+        let st = rustix::fs::statvfs(self.path()).expect("statvfs of the tmpfs");
+        st.f_bavail.saturating_mul(st.f_frsize)
+    }
+
+    /// Removes a file [`fill`](Tmpfs::fill) wrote and waits until its space
+    /// is free again. Another thread of the test binary spawning a process
+    /// at the moment the filler was open gives that child a copy of the
+    /// descriptor until it runs `exec`, which on a loaded machine can keep
+    /// the space allocated for a while; a test that went on at once would
+    /// see a full disk that is not its doing. Panics, listing what the file
+    /// system holds, if the space does not come back within 20 s.
+    pub fn remove_filler(&self, path: &Path) {
+        let len = fs::metadata(path).expect("filler metadata").len();
+        let before = self.free_bytes();
+        fs::remove_file(path).expect("remove filler");
+        let want = before + len.saturating_sub(64 * 1024);
+        let start = std::time::Instant::now();
+        while self.free_bytes() < want {
+            if start.elapsed() > std::time::Duration::from_secs(20) {
+                panic!(
+                    "the filler's {len} bytes are still not free after 20 s ({} free, want {want}); files: {:?}",
+                    self.free_bytes(),
+                    self.files()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// Every file on the file system with its size (for failure messages).
+    pub fn files(&self) -> Vec<(std::path::PathBuf, u64)> {
+        list_sizes(self.path())
+    }
+}
+
+fn list_sizes(dir: &Path) -> Vec<(std::path::PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => todo.push(e.path()),
+                Ok(m) => out.push((e.path(), m.len())),
+                Err(_) => {}
+            }
+        }
+    }
+    out
+}
+
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let ok = std::process::Command::new("umount").arg(self.dir.path()).status().is_ok_and(|s| s.success());

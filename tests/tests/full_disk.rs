@@ -11,7 +11,6 @@
 
 #![allow(clippy::cast_possible_truncation, clippy::field_reassign_with_default)]
 
-use std::fs;
 use std::path::Path;
 
 use comet::{Client, Consumer, MessageId, SeekTo, ShardId};
@@ -118,7 +117,7 @@ fn std_full_disk_round(slack: u64) {
     // Space freed: writing continues after a reopen (a failed sync poisons
     // the shard; the entry the failed append numbered may or may not be
     // recovered, and holds `payload(next)` if it is).
-    fs::remove_file(filler).unwrap();
+    fs.remove_filler(&filler);
     c.close().unwrap_or_else(|e| eprintln!("close after a full disk: {e}"));
     c = Client::open(&dir, small_config()).unwrap();
     let next = c.shard_len(sid(1)).unwrap();
@@ -154,7 +153,7 @@ fn std_a_directory_created_on_a_full_disk_holds_no_half_shard() {
     if dir.exists() {
         assert_verified(&dir);
     }
-    fs::remove_file(filler).unwrap();
+    fs.remove_filler(&filler);
     let c = Client::open(&dir, small_config()).unwrap();
     c.append_shard(sid(3), &[b"x"]).unwrap();
     c.sync().unwrap();
@@ -238,13 +237,20 @@ mod embedded {
         }
         let _ = log.close();
 
-        fs::remove_file(filler).unwrap();
+        fs.remove_filler(&filler);
         let mut log = Log::open(&dir, config(), 7).unwrap();
         log.open_shard(s, 7).unwrap();
         let next = log.next_entry(s).unwrap();
         assert!(next >= durable);
         for i in next..next + 20 {
-            assert_eq!(log.append(s, 8, &[small(i)]).unwrap(), i..i + 1);
+            let r = log.append(s, 8, &[small(i)]).unwrap_or_else(|e| {
+                panic!(
+                    "append {i} with the space free again ({} B free): {e:?}; files {:?}",
+                    fs.free_bytes(),
+                    fs.files()
+                )
+            });
+            assert_eq!(r, i..i + 1);
         }
         log.sync(s, 9).unwrap();
         log.open_shard(sid(2), 9).unwrap();
