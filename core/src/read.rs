@@ -22,6 +22,16 @@
 //! map (zero-copy), `comet-embedded` a buffer filled with one `pread` per
 //! chunk ([`load_chunk`]), or streams a chunk larger than its buffer
 //! ([`check_streaming`]).
+//!
+//! Where an entry's chunk is and when it is checked is decided once, for
+//! both ways of reading: [`locate_sealed`], [`read_table_records`],
+//! [`SealedChunks`] and [`ActiveChunks`] (in `read/locate.rs`).
+
+mod locate;
+
+pub use locate::{
+    ActiveChunks, CheckedChunks, ChunkFault, Sealed, SealedChunks, chunk_in, locate_sealed, read_table_records,
+};
 
 use alloc::vec::Vec;
 use core::ops::Range;
@@ -260,6 +270,11 @@ impl ActiveTable {
     /// The segment's base entry.
     pub fn base(&self) -> u64 {
         self.base
+    }
+
+    /// Entries per chunk.
+    pub fn interval(&self) -> u32 {
+        self.interval
     }
 
     /// The accepted records.

@@ -23,14 +23,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use comet_core::ShardId;
-use comet_core::error::{Corruption, FileKind, IoOp};
-use comet_core::index::table::{TABLE_HEADER, TABLE_RECORD, parse_table_header};
-use comet_core::index::{Manifest, SegmentMeta, Table};
+use comet_core::error::IoOp;
+use comet_core::index::{Manifest, SegmentMeta};
 use comet_core::naming::{chunk_table_file_name, segment_file_name};
-use comet_core::read::{ActiveTable, ChunkEntries, ChunkPos, Probe, check_chunk, sealed_table};
+use comet_core::read::{
+    ActiveChunks, ChunkEntries, ChunkFault, ChunkPos, Probe, Sealed, SealedChunks, chunk_in, locate_sealed,
+    read_table_records,
+};
 use comet_core::shm;
 use comet_core::state::{Counter, DurableHead};
-use comet_core::storage::{OpenMode, Storage, StorageFile, read_exact_at};
+use comet_core::storage::{OpenMode, Storage};
 use comet_core::wire::{HEADER_LEN, WireError, is_frame, raw_frame_len};
 use comet_linux::{DirStorage, FsFile, SegmentMap, SharedWords};
 
@@ -128,48 +130,24 @@ impl AsRef<[u8]> for Message {
 /// idle reader maps nothing), few on 32-bit.
 const SEALED_CACHE: usize = if cfg!(target_pointer_width = "64") { 256 } else { 8 };
 
-/// A bit per chunk: checked against its CRC in this mapping.
-#[derive(Debug, Default)]
-struct Checked(Vec<u64>);
-
-impl Checked {
-    fn get(&self, k: u32) -> bool {
-        self.0.get(k as usize / 64).is_some_and(|w| w & (1 << (k % 64)) != 0)
-    }
-
-    fn set(&mut self, k: u32) {
-        let i = k as usize / 64;
-        if self.0.len() <= i {
-            self.0.resize(i + 1, 0);
-        }
-        self.0[i] |= 1 << (k % 64);
-    }
-}
-
-/// A sealed segment: its map, its checked chunk table, the chunks checked.
+/// A sealed segment: its map, its checked chunk table and the chunks
+/// checked in this map.
 struct SealedMap {
     base: u64,
     map: Arc<SegmentMap>,
-    table: Vec<u8>,
-    checked: Checked,
+    chunks: SealedChunks,
     used: u64,
 }
 
-/// The active segment: its file, map, journal and checked chunks.
+/// The active segment: its file, map, journal and the chunks checked in
+/// the map.
 struct ActiveView {
-    base: u64,
     file: FsFile,
     journal: Option<FsFile>,
     map: Arc<SegmentMap>,
     /// Bytes the map was asked to cover (the head's bytes at the time).
     mapped: u64,
-    table: ActiveTable,
-    checked: Checked,
-    /// The open chunk, checked up to this end (it grows with each sync).
-    open_checked: Option<(u32, u64)>,
-    /// The table was rebuilt from the bytes (after a chunk failed against
-    /// the journal's boundaries, which the head does not cover).
-    rebuilt: bool,
+    chunks: ActiveChunks,
 }
 
 /// A checked chunk a sequential read is working through.
@@ -214,8 +192,9 @@ impl std::fmt::Debug for Reader {
     }
 }
 
-fn corrupt(shard: ShardId, file: FileKind, offset: u64, error: WireError) -> Error {
-    Error::Corrupt { shard, corruption: Corruption { file, offset, error } }
+/// The error of a chunk that cannot be served.
+fn fault(shard: ShardId, dir: &Path, f: ChunkFault) -> Error {
+    Error::from_core(shard, dir, f.into())
 }
 
 impl Reader {
@@ -356,10 +335,18 @@ impl Reader {
         let path = self.dir.join(name.as_str());
         let file = storage.open(&name, OpenMode::Read).map_err(|e| Error::io(IoOp::Open, &path, e))?;
         let map = Arc::new(SegmentMap::map(&file, seg.bytes).map_err(|e| Error::io(IoOp::Read, &path, e))?);
-        let from_file = read_records(&storage, seg.base, interval, u64::from(seg.chunks))
-            .map_err(|e| Error::io(IoOp::Read, self.dir.join(chunk_table_file_name(seg.base).as_str()), e))?;
-        let table = sealed_table(seg, interval, from_file.as_deref(), map.bytes(), max_stored)
-            .map_err(|e| corrupt(shard, FileKind::ChunkTable { base: seg.base }, TABLE_HEADER as u64, e))?;
+        let table_name = chunk_table_file_name(seg.base);
+        let table_err = |e| Error::io(IoOp::Read, self.dir.join(table_name.as_str()), e);
+        let mut recs = Vec::new();
+        let from_file = match storage.open(&table_name, OpenMode::Read) {
+            Ok(f) => {
+                read_table_records(&f, seg.base, interval, 0, seg.chunks as usize, &mut recs).map_err(table_err)?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(table_err(e)),
+        };
+        let chunks = SealedChunks::load(seg, interval, from_file.then_some(&recs[..]), map.bytes(), max_stored)
+            .map_err(|corruption| Error::Corrupt { shard, corruption })?;
         let mut at = at;
         if self.sealed.len() >= self.sealed_cap.max(1) {
             // Evict the least recently used. A message still holding that
@@ -370,8 +357,7 @@ impl Reader {
                 at -= 1;
             }
         }
-        self.sealed
-            .insert(at, SealedMap { base: seg.base, map, table, checked: Checked::default(), used: self.sealed_tick });
+        self.sealed.insert(at, SealedMap { base: seg.base, map, chunks, used: self.sealed_tick });
         Ok(at)
     }
 
@@ -379,7 +365,7 @@ impl Reader {
     /// chunks' table accepted from the journal (or rebuilt from the bytes).
     fn active_view(&mut self, head: &DurableHead, interval: u32) -> Result<()> {
         let shard = self.shard;
-        if self.active.as_ref().is_none_or(|a| a.base != head.base) {
+        if self.active.as_ref().is_none_or(|a| a.chunks.base() != head.base) {
             let storage = self.storage()?.clone();
             let name = segment_file_name(head.base);
             let path = self.dir.join(name.as_str());
@@ -387,15 +373,11 @@ impl Reader {
             let journal = storage.open(&chunk_table_file_name(head.base), OpenMode::Read).ok();
             self.cursor = None;
             self.active = Some(ActiveView {
-                base: head.base,
                 file,
                 journal,
                 map: Arc::new(SegmentMap::empty()),
                 mapped: 0,
-                table: ActiveTable::new(head.base, interval),
-                checked: Checked::default(),
-                open_checked: None,
-                rebuilt: false,
+                chunks: ActiveChunks::new(head.base, interval),
             });
         }
         let max_stored = self.max_stored;
@@ -406,22 +388,9 @@ impl Reader {
             view.mapped = head.bytes;
             self.remaps += 1;
         }
-        if view.table.missing(head) > 0 {
-            let have = view.table.len();
-            let more = view
-                .journal
-                .as_ref()
-                .and_then(|j| journal_records(j, head.base, interval, have, view.table.missing(head)));
-            let accepted = more.is_some_and(|m| view.table.accept(head, &m).is_ok());
-            if !accepted {
-                let mut rebuilt = ActiveTable::new(head.base, interval);
-                rebuilt
-                    .rebuild(head, view.map.bytes(), max_stored)
-                    .map_err(|e| corrupt(shard, FileKind::ChunkTable { base: head.base }, TABLE_HEADER as u64, e))?;
-                view.table = rebuilt;
-            }
-        }
-        Ok(())
+        view.chunks
+            .cover(head, view.journal.as_ref(), view.map.bytes(), max_stored)
+            .map_err(|corruption| Error::Corrupt { shard, corruption })
     }
 
     /// The checked chunk holding `entry` and its segment's map.
@@ -437,32 +406,8 @@ impl Reader {
             self.active_view(&head, interval)?;
             let Some(view) = self.active.as_mut() else { return Err(Error::Closed) };
             let k = comet_core::num::index32((entry - head.base) / u64::from(interval));
-            let pos = ChunkPos::active(&head, interval, &view.table.table(), k).ok_or_else(|| {
-                corrupt(shard, FileKind::ChunkTable { base: head.base }, 0, WireError::InvalidField { offset: 0 })
-            })?;
-            let is_open = pos.end == head.bytes && !head.entries.is_multiple_of(u64::from(interval));
-            let done = if is_open { view.open_checked == Some((k, pos.end)) } else { view.checked.get(k) };
-            if !done {
-                if let Err(damage) = check(view.map.bytes(), &pos, max_stored) {
-                    // The journal's end offsets are not covered by the head:
-                    // when the bytes reproduce the head on their own, the
-                    // journal was wrong, not the data.
-                    let mut rebuilt = ActiveTable::new(head.base, interval);
-                    if view.rebuilt || rebuilt.rebuild(&head, view.map.bytes(), max_stored).is_err() {
-                        return Err(Error::Damaged { shard, damage });
-                    }
-                    view.table = rebuilt;
-                    view.rebuilt = true;
-                    view.checked = Checked::default();
-                    view.open_checked = None;
-                    return self.chunk(entry, Some(&head));
-                }
-                if is_open {
-                    view.open_checked = Some((k, pos.end));
-                } else {
-                    view.checked.set(k);
-                }
-            }
+            let pos =
+                view.chunks.chunk(&head, k, view.map.bytes(), max_stored).map_err(|f| fault(shard, &self.dir, f))?;
             return Ok((pos, view.map.clone()));
         }
         self.manifest(false)?;
@@ -472,17 +417,11 @@ impl Reader {
             m = self.manifest.clone();
         }
         let Some(m) = m else { return Err(self.unavailable(entry, Some(&head))) };
-        let Some(seg) = m.find_sealed(entry) else {
-            return match m.lost_range(entry, head.base) {
-                Some(r) => Err(Error::Lost { shard, entry, start: r.start, end: r.end }),
-                None => Err(self.unavailable(entry, Some(&head))),
-            };
+        let (seg, k) = match locate_sealed(&m, entry, head.base) {
+            Sealed::At { seg, chunk } => (seg, chunk),
+            Sealed::Lost(r) => return Err(Error::Lost { shard, entry, start: r.start, end: r.end }),
+            Sealed::Unavailable => return Err(self.unavailable(entry, Some(&head))),
         };
-        let k = seg.chunk_of(entry, m.interval).unwrap_or(u32::MAX);
-        if seg.is_lost(k) {
-            let r = m.lost_range(entry, head.base).unwrap_or_else(|| seg.chunk_entries(k, m.interval));
-            return Err(Error::Lost { shard, entry, start: r.start, end: r.end });
-        }
         let i = match self.sealed_map(seg, m.interval) {
             Ok(i) => i,
             // Retention deleted it after our manifest was loaded.
@@ -493,13 +432,8 @@ impl Reader {
             Err(e) => return Err(e),
         };
         let s = &mut self.sealed[i];
-        let pos = ChunkPos::sealed(seg, m.interval, &Table::new(&s.table), k).ok_or_else(|| {
-            corrupt(shard, FileKind::ChunkTable { base: seg.base }, 0, WireError::InvalidField { offset: 0 })
-        })?;
-        if !s.checked.get(k) {
-            check(s.map.bytes(), &pos, max_stored).map_err(|damage| Error::Damaged { shard, damage })?;
-            s.checked.set(k);
-        }
+        let pos =
+            s.chunks.chunk(seg, m.interval, k, s.map.bytes(), max_stored).map_err(|f| fault(shard, &self.dir, f))?;
         Ok((pos, s.map.clone()))
     }
 
@@ -507,7 +441,7 @@ impl Reader {
     pub fn read(&mut self, entry: u64) -> Result<Message> {
         let head = self.head()?;
         let (pos, map) = self.chunk(entry, head.as_ref())?;
-        let bytes = chunk_bytes(&map, &pos);
+        let bytes = chunk_in(map.bytes(), &pos);
         let mut it = ChunkEntries::new(bytes, pos.first);
         it.skip_to(entry);
         let at = it.position();
@@ -566,7 +500,7 @@ impl Reader {
                 Some(c) => (c.pos, c.map, c.at),
                 None => {
                     let (pos, map) = self.chunk(entry, head.as_ref())?;
-                    let mut it = ChunkEntries::new(chunk_bytes(&map, &pos), pos.first);
+                    let mut it = ChunkEntries::new(chunk_in(map.bytes(), &pos), pos.first);
                     it.skip_to(entry);
                     let at = it.position();
                     (pos, map, at)
@@ -575,7 +509,7 @@ impl Reader {
             let stop = pos.entry_range().end.min(end).min(entry.saturating_add((max - n) as u64));
             let mut result = Ok(());
             {
-                let bytes = chunk_bytes(&map, &pos);
+                let bytes = chunk_in(map.bytes(), &pos);
                 let mut it = ChunkEntries::resume(bytes, at, entry);
                 while entry < stop {
                     let Some(e) = it.next() else { break };
@@ -645,7 +579,7 @@ impl Reader {
                 return Ok(Probe::LostUntil(r.end));
             }
             let (pos, map) = self.chunk(e, head.as_ref())?;
-            let mut it = ChunkEntries::new(chunk_bytes(&map, &pos), pos.first);
+            let mut it = ChunkEntries::new(chunk_in(map.bytes(), &pos), pos.first);
             it.skip_to(e);
             Ok(Probe::Stamped(it.next().map_or(u64::MAX, |v| v.timestamp)))
         })
@@ -760,57 +694,9 @@ impl Iterator for Entries<'_> {
 
 impl std::iter::FusedIterator for Entries<'_> {}
 
-/// The bytes of checked chunk `pos` in `map` (empty if the map is shorter:
-/// never the case for a chunk that passed its check).
-fn chunk_bytes<'a>(map: &'a SegmentMap, pos: &ChunkPos) -> &'a [u8] {
-    let (a, b) = (usize::try_from(pos.start).unwrap_or(usize::MAX), usize::try_from(pos.end).unwrap_or(usize::MAX));
-    map.bytes().get(a..b).unwrap_or_default()
-}
-
 /// The stored length of the entry at byte `at` of checked chunk bytes.
 fn stored_len(bytes: &[u8], at: usize) -> usize {
     bytes.get(at..).and_then(<[u8]>::first_chunk::<4>).map_or(0, |b| u32::from_le_bytes(*b) as usize)
-}
-
-/// Checks chunk `pos` in the segment's mapped bytes (a map shorter than
-/// the chunk — the file was truncated — is damage).
-fn check(bytes: &[u8], pos: &ChunkPos, max_stored: u32) -> std::result::Result<(), comet_core::ChunkDamage> {
-    let (a, b) = (usize::try_from(pos.start).unwrap_or(usize::MAX), usize::try_from(pos.end).unwrap_or(usize::MAX));
-    let chunk = bytes.get(a..b.min(bytes.len())).unwrap_or_default();
-    check_chunk(chunk, pos, max_stored)
-}
-
-/// The records of segment `base`'s chunk table file (header checked),
-/// at most `max` of them; `None` if it is missing or its header is wrong.
-fn read_records(storage: &DirStorage, base: u64, interval: u32, max: u64) -> std::io::Result<Option<Vec<u8>>> {
-    let f = match storage.open(&chunk_table_file_name(base), OpenMode::Read) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut h = [0u8; TABLE_HEADER];
-    let n = read_exact_at(&f, 0, &mut h)?;
-    if !matches!(parse_table_header(&h[..n]), Ok((b, i)) if b == base && i == interval) {
-        return Ok(None);
-    }
-    let len = f.len()?.saturating_sub(TABLE_HEADER as u64).min(max.saturating_mul(TABLE_RECORD as u64));
-    let mut recs = vec![0u8; usize::try_from(len).unwrap_or(0)];
-    let got = read_exact_at(&f, TABLE_HEADER as u64, &mut recs)?;
-    recs.truncate(got);
-    Ok(Some(recs))
-}
-
-/// Records `have..have + want` of an active segment's journal, if its
-/// header names the segment and they are all there.
-fn journal_records(f: &FsFile, base: u64, interval: u32, have: usize, want: usize) -> Option<Vec<u8>> {
-    let mut h = [0u8; TABLE_HEADER];
-    let n = read_exact_at(f, 0, &mut h).ok()?;
-    if !matches!(parse_table_header(&h[..n]), Ok((b, i)) if b == base && i == interval) {
-        return None;
-    }
-    let mut recs = vec![0u8; want.checked_mul(TABLE_RECORD)?];
-    let got = read_exact_at(f, (TABLE_HEADER + have * TABLE_RECORD) as u64, &mut recs).ok()?;
-    (got == recs.len()).then_some(recs)
 }
 
 /// The maximum stored size for a maximum raw size (for tools).

@@ -11,10 +11,10 @@ use alloc::vec::Vec;
 
 use super::Shard;
 use crate::error::{ChunkDamage, Corruption, Error, FileKind, IoOp};
-use crate::index::table::{TABLE_HEADER, parse_table_header};
+use crate::index::table::{TABLE_HEADER, TABLE_RECORD};
 use crate::index::{SegmentMeta, Table};
 use crate::naming::{chunk_table_file_name, segment_file_name};
-use crate::read::{ChunkEntries, ChunkPos, check_streaming, load_chunk};
+use crate::read::{ChunkEntries, ChunkPos, Sealed, check_streaming, load_chunk, locate_sealed, read_table_records};
 use crate::state::HeadStore;
 use crate::storage::{Context, OpenMode, Storage, read_exact_at};
 use crate::wire::{Compressor, EntryHeader, WireError};
@@ -165,7 +165,7 @@ fn load_table<S: Storage>(
         return Ok(());
     }
     rb.table_of = None;
-    let want = usize::try_from(seg.chunks).unwrap_or(usize::MAX).saturating_mul(8);
+    let want = usize::try_from(seg.chunks).unwrap_or(usize::MAX).saturating_mul(TABLE_RECORD);
     if want > rb.table_cap {
         return Err(Error::Capacity {
             what: "chunk table buffer",
@@ -179,18 +179,9 @@ fn load_table<S: Storage>(
     };
     let from_file = match storage.open(&name, OpenMode::Read) {
         Ok(file) => {
-            let mut header = [0u8; TABLE_HEADER];
-            let n = read_exact_at(&file, 0, &mut header).ctx(IoOp::Read, &name)?;
-            match parse_table_header(&header[..n]) {
-                Ok((base, i)) if base == seg.base && i == interval => {
-                    rb.table.clear();
-                    rb.table.resize(want, 0);
-                    let got = read_exact_at(&file, TABLE_HEADER as u64, &mut rb.table).ctx(IoOp::Read, &name)?;
-                    rb.table.truncate(got);
-                    seg.check_table(&Table::new(&rb.table)).is_ok()
-                }
-                _ => false,
-            }
+            read_table_records(&file, seg.base, interval, 0, want / TABLE_RECORD, &mut rb.table)
+                .ctx(IoOp::Read, &name)?
+                && seg.check_table(&Table::new(&rb.table)).is_ok()
         }
         Err(e) if crate::storage::StorageError::kind(&e) == crate::storage::ErrorKind::NotFound => false,
         Err(e) => return Err(Error::storage(IoOp::Open, &name, e)),
@@ -260,15 +251,11 @@ where
                 crc: d.open_crc,
             });
         }
-        let Some(seg) = self.manifest.find_sealed(entry) else {
-            let lost = self.manifest.lost_range(entry, self.base).ok_or_else(unavailable)?;
-            return Err(Error::Lost { entry, start: lost.start, end: lost.end });
+        let (seg, k) = match locate_sealed(&self.manifest, entry, self.base) {
+            Sealed::At { seg, chunk } => (seg, chunk),
+            Sealed::Lost(r) => return Err(Error::Lost { entry, start: r.start, end: r.end }),
+            Sealed::Unavailable => return Err(unavailable()),
         };
-        let k = seg.chunk_of(entry, interval).ok_or_else(unavailable)?;
-        if seg.is_lost(k) {
-            let lost = self.manifest.lost_range(entry, self.base).unwrap_or_else(|| seg.chunk_entries(k, interval));
-            return Err(Error::Lost { entry, start: lost.start, end: lost.end });
-        }
         load_table(&self.storage, seg, interval, self.cfg.max_stored(), rb)?;
         ChunkPos::sealed(seg, interval, &Table::new(&rb.table), k).ok_or_else(unavailable)
     }
