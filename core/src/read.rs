@@ -152,13 +152,53 @@ pub fn check_chunk(bytes: &[u8], pos: &ChunkPos, max_stored: u32) -> Result<(), 
     if actual != pos.crc {
         return Err(pos.damage(pos.start, WireError::ChecksumMismatch { expected: pos.crc, actual }));
     }
-    check_framing(bytes, pos, max_stored)
+    check_framing(bytes, pos, max_stored, &mut [])
 }
 
-/// The framing half of [`check_chunk`].
-fn check_framing(bytes: &[u8], pos: &ChunkPos, max_stored: u32) -> Result<(), ChunkDamage> {
+/// Entries between two [marks](check_chunk_marking) of a checked chunk:
+/// finding an entry from the nearest mark hops over 3.5 headers on
+/// average instead of half a chunk's.
+pub const MARK_STRIDE: u32 = 8;
+
+/// How many marks a chunk of `interval` entries has: one at every
+/// [`MARK_STRIDE`]-th entry after its first (which starts the chunk).
+pub fn marks_per_chunk(interval: u32) -> usize {
+    (interval.saturating_sub(1) / MARK_STRIDE) as usize
+}
+
+/// [`check_chunk`], also writing into `marks` the byte offset within the
+/// chunk of entry `MARK_STRIDE * (j + 1)` at `marks[j]` (as many as
+/// `marks` holds and the chunk has; the rest are left alone), so a reader
+/// can start its walk to an entry near it. The walk the framing check
+/// makes anyway finds them.
+pub fn check_chunk_marking(
+    bytes: &[u8],
+    pos: &ChunkPos,
+    max_stored: u32,
+    marks: &mut [u32],
+) -> Result<(), ChunkDamage> {
+    if bytes.len() as u64 != pos.len() {
+        let e = WireError::Truncated { needed: pos.len(), available: bytes.len() as u64 };
+        return Err(pos.damage(pos.start + bytes.len() as u64, e));
+    }
+    let actual = crc32fast::hash(bytes);
+    if actual != pos.crc {
+        return Err(pos.damage(pos.start, WireError::ChecksumMismatch { expected: pos.crc, actual }));
+    }
+    check_framing(bytes, pos, max_stored, marks)
+}
+
+/// The framing half of [`check_chunk`], recording marks as
+/// [`check_chunk_marking`] describes.
+fn check_framing(bytes: &[u8], pos: &ChunkPos, max_stored: u32, marks: &mut [u32]) -> Result<(), ChunkDamage> {
     let mut at = 0usize;
-    for _ in 0..pos.entries {
+    for i in 0..pos.entries {
+        if i > 0
+            && i % MARK_STRIDE == 0
+            && let Some(m) = marks.get_mut((i / MARK_STRIDE - 1) as usize)
+        {
+            *m = crate::num::at32(at);
+        }
         let rest = bytes.get(at..).unwrap_or_default();
         let head = rest.get(..HEADER_LEN).unwrap_or(rest);
         match classify_entry(head, rest.len() as u64, max_stored) {
@@ -642,6 +682,43 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn marks_start_every_walk_at_the_nearest_eighth_entry() {
+        let interval = 30;
+        let (data, recs) = segment(70, interval);
+        let seg = meta(70, interval, &data, &recs);
+        let table = Table::new(&recs);
+        let mut chunks = SealedChunks::load(&seg, interval, Some(&recs), &data, 1 << 20).unwrap();
+        assert_eq!(marks_per_chunk(interval), 3);
+        assert_eq!(marks_per_chunk(1), 0);
+        assert_eq!(marks_per_chunk(100), 12);
+        for k in 0..seg.chunks {
+            let pos = ChunkPos::sealed(&seg, interval, &table, k).unwrap();
+            let bytes = &data[pos.start as usize..pos.end as usize];
+            // Before the check: no marks, every walk from the start.
+            assert_eq!(chunks.start_for(k, &pos, pos.first + 20), (0, pos.first));
+            let checked = chunks.chunk(&seg, interval, k, &data, 1 << 20).unwrap();
+            assert_eq!(checked, pos);
+            let at: Vec<usize> = ChunkEntries::new(bytes, pos.first).map(|e| e.at).collect();
+            for e in pos.entry_range() {
+                let (from_at, from) = chunks.start_for(k, &pos, e);
+                let i = (e - pos.first) as usize;
+                let mark = i / MARK_STRIDE as usize * MARK_STRIDE as usize;
+                assert_eq!((from_at, from), (at[mark], pos.first + mark as u64), "entry {e}");
+                let mut it = ChunkEntries::resume(bytes, from_at, from);
+                assert!(it.skip_to(e));
+                assert_eq!(it.next().unwrap().stored, format!("e{}", e - 1000).as_bytes());
+            }
+        }
+        // A chunk whose check fails records no mark.
+        let pos = ChunkPos::sealed(&seg, interval, &table, 0).unwrap();
+        let mut bad = data.clone();
+        bad[5] ^= 1;
+        let mut fresh = SealedChunks::load(&seg, interval, Some(&recs), &data, 1 << 20).unwrap();
+        assert!(fresh.chunk(&seg, interval, 0, &bad, 1 << 20).is_err());
+        assert_eq!(fresh.start_for(0, &pos, pos.first + 17), (0, pos.first));
     }
 
     #[test]

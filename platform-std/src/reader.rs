@@ -394,7 +394,9 @@ impl Reader {
     }
 
     /// The checked chunk holding `entry` and its segment's map.
-    fn chunk(&mut self, entry: u64, head: Option<&DurableHead>) -> Result<(ChunkPos, Arc<SegmentMap>)> {
+    /// With it, where to start walking to `entry` in the chunk (see
+    /// `CheckedChunks::start_for`).
+    fn chunk(&mut self, entry: u64, head: Option<&DurableHead>) -> Result<(ChunkPos, Arc<SegmentMap>, (usize, u64))> {
         let Some(head) = head.filter(|h| entry < h.end()).copied() else {
             return Err(self.unavailable(entry, head));
         };
@@ -408,7 +410,8 @@ impl Reader {
             let k = comet_core::num::index32((entry - head.base) / u64::from(interval));
             let pos =
                 view.chunks.chunk(&head, k, view.map.bytes(), max_stored).map_err(|f| fault(shard, &self.dir, f))?;
-            return Ok((pos, view.map.clone()));
+            let start = view.chunks.start_for(k, &pos, entry);
+            return Ok((pos, view.map.clone(), start));
         }
         self.manifest(false)?;
         let mut m = self.manifest.clone();
@@ -434,15 +437,16 @@ impl Reader {
         let s = &mut self.sealed[i];
         let pos =
             s.chunks.chunk(seg, m.interval, k, s.map.bytes(), max_stored).map_err(|f| fault(shard, &self.dir, f))?;
-        Ok((pos, s.map.clone()))
+        let start = s.chunks.start_for(k, &pos, entry);
+        Ok((pos, s.map.clone(), start))
     }
 
     /// Reads durable entry `entry`.
     pub fn read(&mut self, entry: u64) -> Result<Message> {
         let head = self.head()?;
-        let (pos, map) = self.chunk(entry, head.as_ref())?;
+        let (pos, map, (at, from)) = self.chunk(entry, head.as_ref())?;
         let bytes = chunk_in(map.bytes(), &pos);
-        let mut it = ChunkEntries::new(bytes, pos.first);
+        let mut it = ChunkEntries::resume(bytes, at, from);
         it.skip_to(entry);
         let at = it.position();
         let msg = match it.next() {
@@ -499,8 +503,8 @@ impl Reader {
             let (pos, map, mut at) = match cursor {
                 Some(c) => (c.pos, c.map, c.at),
                 None => {
-                    let (pos, map) = self.chunk(entry, head.as_ref())?;
-                    let mut it = ChunkEntries::new(chunk_in(map.bytes(), &pos), pos.first);
+                    let (pos, map, (at, from)) = self.chunk(entry, head.as_ref())?;
+                    let mut it = ChunkEntries::resume(chunk_in(map.bytes(), &pos), at, from);
                     it.skip_to(entry);
                     let at = it.position();
                     (pos, map, at)
@@ -578,8 +582,8 @@ impl Reader {
             if let Some(r) = self.lost(e, head.as_ref()) {
                 return Ok(Probe::LostUntil(r.end));
             }
-            let (pos, map) = self.chunk(e, head.as_ref())?;
-            let mut it = ChunkEntries::new(chunk_in(map.bytes(), &pos), pos.first);
+            let (pos, map, (at, from)) = self.chunk(e, head.as_ref())?;
+            let mut it = ChunkEntries::resume(chunk_in(map.bytes(), &pos), at, from);
             it.skip_to(e);
             Ok(Probe::Stamped(it.next().map_or(u64::MAX, |v| v.timestamp)))
         })

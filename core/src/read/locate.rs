@@ -18,7 +18,7 @@
 use alloc::vec::Vec;
 use core::ops::Range;
 
-use super::{ActiveTable, ChunkPos, check_chunk, sealed_table};
+use super::{ActiveTable, ChunkPos, MARK_STRIDE, check_chunk_marking, marks_per_chunk, sealed_table};
 use crate::error::{ChunkDamage, Corruption, Error, FileKind};
 use crate::index::table::{TABLE_HEADER, TABLE_RECORD, parse_table_header};
 use crate::index::{Manifest, SegmentMeta, Table};
@@ -134,29 +134,72 @@ pub fn chunk_in<'a>(segment: &'a [u8], pos: &ChunkPos) -> &'a [u8] {
 
 /// Checks chunk `pos` in `segment` (bytes from offset 0): bytes shorter
 /// than the chunk (a truncated file) are damage, like any failed check.
-fn check_in(segment: &[u8], pos: &ChunkPos, max_stored: u32) -> Result<(), ChunkDamage> {
+/// Writes the chunk's marks into `marks` (see [`check_chunk_marking`]).
+fn check_in(segment: &[u8], pos: &ChunkPos, max_stored: u32, marks: &mut [u32]) -> Result<(), ChunkDamage> {
     let (a, b) = (usize::try_from(pos.start).unwrap_or(usize::MAX), usize::try_from(pos.end).unwrap_or(usize::MAX));
-    check_chunk(segment.get(a..b.min(segment.len())).unwrap_or_default(), pos, max_stored)
+    check_chunk_marking(segment.get(a..b.min(segment.len())).unwrap_or_default(), pos, max_stored, marks)
 }
 
-/// A bit per chunk of a segment: checked against its CRC in one set of
-/// the segment's bytes.
-#[derive(Debug, Clone, Default)]
-pub struct CheckedChunks(Vec<u64>);
+/// The chunks of a segment checked against their CRC in one set of the
+/// segment's bytes: a bit per chunk, and for each checked chunk its
+/// [marks](check_chunk_marking) (every [`MARK_STRIDE`]-th entry's offset,
+/// 4 bytes per mark: 48 bytes per 100-entry chunk), so a random read
+/// walks from the nearest mark, not from the chunk's start.
+#[derive(Debug, Clone)]
+pub struct CheckedChunks {
+    bits: Vec<u64>,
+    marks: Vec<u32>,
+    per: usize,
+}
 
 impl CheckedChunks {
+    /// Nothing checked yet, in a segment of `interval` entries per chunk.
+    pub fn new(interval: u32) -> CheckedChunks {
+        CheckedChunks { bits: Vec::new(), marks: Vec::new(), per: marks_per_chunk(interval) }
+    }
+
     /// True if chunk `k` was checked.
     pub fn get(&self, k: u32) -> bool {
-        self.0.get(k as usize / 64).is_some_and(|w| w & (1 << (k % 64)) != 0)
+        self.bits.get(k as usize / 64).is_some_and(|w| w & (1 << (k % 64)) != 0)
     }
 
     /// Records chunk `k` as checked.
     pub fn set(&mut self, k: u32) {
         let i = k as usize / 64;
-        if self.0.len() <= i {
-            self.0.resize(i + 1, 0);
+        if self.bits.len() <= i {
+            self.bits.resize(i + 1, 0);
         }
-        self.0[i] |= 1 << (k % 64);
+        self.bits[i] |= 1 << (k % 64);
+    }
+
+    /// Checks chunk `k` at `pos` in `segment` and records it, with its
+    /// marks.
+    fn check(&mut self, k: u32, segment: &[u8], pos: &ChunkPos, max_stored: u32) -> Result<(), ChunkDamage> {
+        let at = k as usize * self.per;
+        if self.marks.len() < at + self.per {
+            self.marks.resize(at + self.per, 0);
+        }
+        let marks = self.marks.get_mut(at..at + self.per).unwrap_or_default();
+        check_in(segment, pos, max_stored, marks)?;
+        self.set(k);
+        Ok(())
+    }
+
+    /// Where to start walking to `entry` in checked chunk `k` at `pos`:
+    /// `(byte offset within the chunk, the entry starting there)`, from
+    /// the nearest mark at or before `entry`, or the chunk's start.
+    pub fn start_for(&self, k: u32, pos: &ChunkPos, entry: u64) -> (usize, u64) {
+        let j64 = entry.saturating_sub(pos.first) / u64::from(MARK_STRIDE);
+        let j = usize::try_from(j64).unwrap_or(usize::MAX);
+        if j == 0 || j > self.per || !self.get(k) {
+            return (0, pos.first);
+        }
+        match self.marks.get(k as usize * self.per + j - 1) {
+            // 0 is no mark (entry 0 of the chunk starts there, never a
+            // later one); u32::MAX an offset that did not fit.
+            Some(&at) if at != 0 && at != u32::MAX => (at as usize, pos.first + j64 * u64::from(MARK_STRIDE)),
+            _ => (0, pos.first),
+        }
     }
 }
 
@@ -184,7 +227,7 @@ impl SealedChunks {
     ) -> Result<SealedChunks, Corruption> {
         let table = sealed_table(seg, interval, file, segment, max_stored)
             .map_err(|e| table_corrupt(seg.base, TABLE_HEADER as u64, e))?;
-        Ok(SealedChunks { table, checked: CheckedChunks::default() })
+        Ok(SealedChunks { table, checked: CheckedChunks::new(interval) })
     }
 
     /// The checked table.
@@ -204,10 +247,15 @@ impl SealedChunks {
     ) -> Result<ChunkPos, ChunkFault> {
         let pos = ChunkPos::sealed(seg, interval, &self.table(), k).ok_or_else(|| no_chunk(seg.base))?;
         if !self.checked.get(k) {
-            check_in(segment, &pos, max_stored).map_err(ChunkFault::Damaged)?;
-            self.checked.set(k);
+            self.checked.check(k, segment, &pos, max_stored).map_err(ChunkFault::Damaged)?;
         }
         Ok(pos)
+    }
+
+    /// Where to start walking to `entry` in chunk `k` at `pos`, returned by
+    /// [`chunk`](SealedChunks::chunk): see [`CheckedChunks::start_for`].
+    pub fn start_for(&self, k: u32, pos: &ChunkPos, entry: u64) -> (usize, u64) {
+        self.checked.start_for(k, pos, entry)
     }
 }
 
@@ -230,7 +278,7 @@ impl ActiveChunks {
     pub fn new(base: u64, interval: u32) -> ActiveChunks {
         ActiveChunks {
             table: ActiveTable::new(base, interval),
-            checked: CheckedChunks::default(),
+            checked: CheckedChunks::new(interval),
             open_checked: None,
             rebuilt: false,
         }
@@ -300,24 +348,34 @@ impl ActiveChunks {
             if done {
                 return Ok(pos);
             }
-            if let Err(damage) = check_in(segment, &pos, max_stored) {
+            let checked = if is_open {
+                check_in(segment, &pos, max_stored, &mut [])
+            } else {
+                self.checked.check(k, segment, &pos, max_stored)
+            };
+            if let Err(damage) = checked {
                 let mut rebuilt = ActiveTable::new(head.base, interval);
                 if self.rebuilt || rebuilt.rebuild(head, segment, max_stored).is_err() {
                     return Err(ChunkFault::Damaged(damage));
                 }
                 self.table = rebuilt;
                 self.rebuilt = true;
-                self.checked = CheckedChunks::default();
+                self.checked = CheckedChunks::new(interval);
                 self.open_checked = None;
                 continue;
             }
             if is_open {
                 self.open_checked = Some((k, pos.end));
-            } else {
-                self.checked.set(k);
             }
             return Ok(pos);
         }
+    }
+
+    /// Where to start walking to `entry` in chunk `k` at `pos`, returned by
+    /// [`chunk`](ActiveChunks::chunk): from a mark in a closed chunk (see
+    /// [`CheckedChunks::start_for`]), from its start in the open one.
+    pub fn start_for(&self, k: u32, pos: &ChunkPos, entry: u64) -> (usize, u64) {
+        self.checked.start_for(k, pos, entry)
     }
 }
 
