@@ -144,15 +144,7 @@ impl ChunkPos {
 /// their CRC-32, then that they hold exactly `pos.entries` valid entries
 /// ending at the chunk's end.
 pub fn check_chunk(bytes: &[u8], pos: &ChunkPos, max_stored: u32) -> Result<(), ChunkDamage> {
-    if bytes.len() as u64 != pos.len() {
-        let e = WireError::Truncated { needed: pos.len(), available: bytes.len() as u64 };
-        return Err(pos.damage(pos.start + bytes.len() as u64, e));
-    }
-    let actual = crc32fast::hash(bytes);
-    if actual != pos.crc {
-        return Err(pos.damage(pos.start, WireError::ChecksumMismatch { expected: pos.crc, actual }));
-    }
-    check_framing(bytes, pos, max_stored, &mut [])
+    check_chunk_marking(bytes, pos, max_stored, &mut [])
 }
 
 /// Entries between two [marks](check_chunk_marking) of a checked chunk:
