@@ -49,35 +49,57 @@ extern crate alloc;
 extern crate std;
 
 #[cfg(feature = "alloc")]
-pub mod check;
-pub mod config;
-pub mod error;
+mod check;
+mod config;
+mod error;
+mod go;
 #[cfg(feature = "alloc")]
-pub mod import;
+mod index;
 #[cfg(feature = "alloc")]
-pub mod index;
+mod metrics;
+mod naming;
+mod num;
 #[cfg(feature = "alloc")]
-pub mod metrics;
-pub mod naming;
-pub mod num;
+mod read;
+mod retention;
 #[cfg(feature = "alloc")]
-pub mod read;
-pub mod retention;
+mod segment;
 #[cfg(feature = "alloc")]
-pub mod segment;
-pub mod state;
-pub mod storage;
-pub mod wire;
+mod shard;
+mod state;
+mod storage;
+mod wire;
 
-#[cfg(feature = "alloc")]
-pub mod shard;
+pub mod platform;
 
 #[cfg(feature = "sim")]
 pub mod sim;
 
-#[cfg(all(target_has_atomic = "64", target_endian = "little"))]
-pub mod shm;
+// What a user of comet names: ids, errors and their details, configuration,
+// metrics, stream naming, reports. The platform crates re-export these.
+pub use config::{
+    CompressionConfig, ConcurrencyConfig, Config, IndexingConfig, LogConfig, LogLevel, RetentionConfig, StorageConfig,
+};
+pub use error::{ChunkDamage, ConfigError, Corruption, Error, FileKind, IoOp, NameError};
+pub use naming::{MAX_STREAM_LEN, ShardId, parse_stream, validate_stream_prefix};
+#[cfg(feature = "alloc")]
+pub use naming::{PatternError, PatternErrorKind, ShardPattern, all_shard_streams, shard_stream_name};
+pub use retention::ShardPlan;
+pub use state::{Counter, DirId, DurableHead, IDENTITY_FILE, IdentityDamage};
+pub use wire::{EntryHeader, ShardCount, WireError, fnv1a32, pick_shard};
 
-pub use error::{ChunkDamage, Corruption, Error, NameError};
-pub use naming::ShardId;
-pub use wire::EntryHeader;
+#[cfg(feature = "alloc")]
+pub use check::{Finding, Problem, Severity, ShardCheck};
+#[cfg(feature = "alloc")]
+pub use go::{ImportProblem, ImportReport, ImportedSegment};
+#[cfg(target_has_atomic = "64")]
+#[cfg(feature = "alloc")]
+pub use metrics::Histogram;
+#[cfg(feature = "alloc")]
+pub use metrics::{Counters, GroupStats, Latency, ShardStats, Stats};
+#[cfg(feature = "alloc")]
+pub use segment::ScanEnd;
+#[cfg(feature = "alloc")]
+pub use shard::{Quarantine, QuarantineReason, RecoveryReport, RepairReport, TornTail};
+#[cfg(all(target_has_atomic = "64", target_endian = "little"))]
+pub use state::shm::OffsetsError;

@@ -8,8 +8,10 @@
 //! offsets. Every multi-byte field is little-endian and naturally aligned.
 
 mod head;
-pub mod identity;
+mod identity;
 pub mod offsets;
+#[cfg(all(target_has_atomic = "64", target_endian = "little"))]
+pub mod shm;
 
 #[cfg(feature = "alloc")]
 pub use head::FileHeadStore;
@@ -21,8 +23,9 @@ pub use identity::{DirId, IDENTITY_FILE, IDENTITY_LEN, IdentityDamage};
 
 #[cfg(test)]
 mod props {
-    use super::offsets::{SLOT_SIZE, SlotView, check_header, parse_legacy_offsets};
+    use super::offsets::{SLOT_SIZE, SlotView, check_header};
     use super::*;
+    use crate::go::parse_legacy_offsets;
     use proptest::prelude::*;
 
     proptest! {
