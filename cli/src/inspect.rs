@@ -4,9 +4,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use comet::{Client, Config, Counters, Finding, RecoveryReport, Severity, ShardStats, Stats, VerifyReport};
-use comet_core::import::ImportProblem;
-use comet_core::segment::ScanEnd;
-use comet_core::shard::QuarantineReason;
+use comet_core::{ImportProblem, QuarantineReason, ScanEnd};
 use serde::Serialize;
 use serde::ser::SerializeMap;
 

@@ -16,7 +16,7 @@
 //!   groups". One of the wrong size or with a bad header fails lookups and
 //!   acks of that shard only; the shard's writer (at open) and `repair`
 //!   rename it to `offsets.state.corrupt` and replace it with a table of
-//!   every slot that still checks out ([`comet_core::state::offsets::salvage`]);
+//!   every slot that still checks out ([`comet_core::platform::state::offsets::salvage`]);
 //!   a legacy `offsets.bin` is merged (offsets only move forward) and
 //!   removed.
 //! * **Shard directories are created atomically**: built as
@@ -29,16 +29,16 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use comet_core::ShardId;
-use comet_core::naming::parse_shard_dir_name;
-use comet_core::shard::create_shard_files;
-use comet_core::shm::{OFFSETS_WORDS, OffsetsTable, STATE_WORDS};
-use comet_core::state::offsets::{
-    FILE_SIZE as OFFSETS_SIZE, HEADER_SIZE, LEGACY_OFFSETS_FILE, OFFSETS_FILE, check_header, parse_legacy_offsets,
-    salvage,
+use comet_core::platform::go::{LEGACY_OFFSETS_FILE, parse_legacy_offsets};
+use comet_core::platform::naming::parse_shard_dir_name;
+use comet_core::platform::shard::create_shard_files;
+use comet_core::platform::shm::{OFFSETS_WORDS, OffsetsTable, STATE_WORDS};
+use comet_core::platform::state::offsets::{
+    FILE_SIZE as OFFSETS_SIZE, HEADER_SIZE, OFFSETS_FILE, check_header, salvage,
 };
-use comet_core::state::{DurableHead, STATE_FILE, STATE_SIZE, state_image};
-use comet_core::storage::{OpenMode, Storage, StorageFile, read_exact_at, write_all_at};
+use comet_core::platform::state::{STATE_FILE, STATE_SIZE, state_image};
+use comet_core::platform::storage::{OpenMode, Storage, StorageFile, read_exact_at, write_all_at};
+use comet_core::{DurableHead, ShardId};
 use rustix::fs::{FlockOperation, flock};
 
 use crate::map::{SharedWords, WrongSize};
@@ -160,7 +160,7 @@ pub fn map_offsets_read(dir: &DirStorage) -> io::Result<Option<SharedWords>> {
 /// [`settle_offsets`]).
 pub fn map_offsets_write(dir: &DirStorage) -> io::Result<SharedWords> {
     let mut image = vec![0u8; OFFSETS_SIZE];
-    image[..HEADER_SIZE].copy_from_slice(&comet_core::state::offsets::new_header());
+    image[..HEADER_SIZE].copy_from_slice(&comet_core::platform::state::offsets::new_header());
     let fd = open_initialised(dir, OFFSETS_FILE, &image)?;
     SharedWords::map(&fd, OFFSETS_WORDS, OFFSETS_FILE)
 }

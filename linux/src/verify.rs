@@ -1,5 +1,5 @@
 //! Read-only verification of a data directory and its repair: the core's
-//! checker (`comet_core::check`) and repair (`Shard::repair`), shard by
+//! checker (`comet_core::platform::check`) and repair (`Shard::repair`), shard by
 //! shard, for both platforms.
 //!
 //! [`verify`] never opens a writer, never takes a lock, never maps a file
@@ -13,23 +13,20 @@ use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use comet_core::ShardId;
-use comet_core::check;
-use comet_core::config::Config;
-use comet_core::error::{ConfigError, IoOp};
-use comet_core::naming::{segment_file_name, shard_dir_name};
-use comet_core::shard::{EngineConfig, RecoveryReport, RepairReport};
-use comet_core::shm;
-use comet_core::state::STATE_FILE;
-use comet_core::state::offsets::OFFSETS_FILE;
-use comet_core::wire::NoCompression;
+use comet_core::platform::naming::{segment_file_name, shard_dir_name};
+use comet_core::platform::shard::EngineConfig;
+use comet_core::platform::state::STATE_FILE;
+use comet_core::platform::state::offsets::OFFSETS_FILE;
+use comet_core::platform::wire::NoCompression;
+use comet_core::platform::{check, shm};
+use comet_core::{Config, ConfigError, IoOp, RecoveryReport, RepairReport, ShardId};
 
 use crate::files::{OffsetsSettled, settle_offsets};
 use crate::lock::WRITER_LOCK;
 use crate::storage::DirStorage;
 use crate::writer::{OpenError, OpenedWriter, open_writer};
 
-pub use comet_core::check::{Problem, Severity};
+pub use comet_core::{Problem, Severity};
 
 /// Why [`verify`] or [`repair`] failed as a whole (a
 /// problem inside a file is a [`Finding`] instead).
@@ -212,7 +209,7 @@ fn pause() {
 }
 
 /// Verifies the data directory `dir` without changing anything (see the
-/// module documentation and `comet_core::check`). Fails only if `dir`
+/// module documentation and `comet_core::platform::check`). Fails only if `dir`
 /// cannot be listed; problems with files are findings.
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, DirError> {
     let root = dir.as_ref();
@@ -223,13 +220,13 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, DirError> {
         let check = match DirStorage::open_path(&shard_path(root, shard)) {
             Ok(storage) => check::check_shard(&storage, &mut found, pause),
             Err(e) => {
-                found.push(check::Finding {
+                found.push(comet_core::Finding {
                     severity: Severity::Damage,
                     segment: None,
                     entries: None,
                     problem: Problem::Unreadable { file: ".".into(), error: e.to_string() },
                 });
-                check::ShardCheck::default()
+                comet_core::ShardCheck::default()
             }
         };
         report.findings.extend(found.into_iter().map(|f| Finding {

@@ -3,10 +3,9 @@
 
 use core::time::Duration;
 
-use comet_core::config::{Config, RetentionConfig};
-use comet_core::error::ConfigError;
-use comet_core::shard::EngineConfig;
-use comet_core::wire::{HEADER_LEN, raw_frame_len};
+use comet_core::platform::shard::EngineConfig;
+use comet_core::platform::wire::{HEADER_LEN, raw_frame_len};
+use comet_core::{Config, ConfigError, RetentionConfig};
 
 /// Most shards one [`Log`](crate::Log) may hold open (the size of its
 /// fixed shard table).
@@ -196,10 +195,10 @@ impl EmbeddedConfig {
         // manifest and directory handles.
         let fixed = 4 << 10;
         let segments = self.max_segments as usize;
-        let manifest = segments * core::mem::size_of::<comet_core::index::SegmentMeta>();
+        let manifest = segments * core::mem::size_of::<comet_core::platform::index::SegmentMeta>();
         // Retention copies the records it plans over into a scratch grown
         // shard by shard (twice while it is reallocated).
-        let retention = 2 * comet_core::retention::Scratch::bytes_per_shard(self.max_segments);
+        let retention = 2 * comet_core::platform::retention::Scratch::bytes_per_shard(self.max_segments);
         let per_shard = buf + starts + chunks + fixed + manifest + retention;
         // Opening a shard: its listing (segment and table bases), its
         // index.bin (40 + 56 per record + 4) and the recovery scan buffer.

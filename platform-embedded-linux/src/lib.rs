@@ -14,7 +14,7 @@
 //! | [`verify`], [`repair`] | `comet-linux`'s check and repair of a data directory, the std crate's too |
 //!
 //! The shard engine itself — numbering, buffering, sync and the durable
-//! head, rotation, manifest, recovery — is `comet_core::shard`, the same
+//! head, rotation, manifest, recovery — is `comet_core::platform::shard`, the same
 //! code the std crate runs.
 //!
 //! # Allocation
@@ -52,12 +52,7 @@ mod verify;
 
 pub use comet_linux::{lock, storage};
 
-pub use comet_core::config::RetentionConfig;
-pub use comet_core::error::IoOp;
-pub use comet_core::shard::RecoveryReport;
-pub use comet_core::shard::RepairReport;
-pub use comet_core::state::Counter;
-pub use comet_core::{NameError, ShardId};
+pub use comet_core::{Counter, IoOp, NameError, RecoveryReport, RepairReport, RetentionConfig, ShardId};
 pub use comet_linux::verify::{Finding, Problem, Severity, ShardCheck, ShardRepair, VerifyReport};
 pub use comet_linux::{MappedHead, OffsetsSettled};
 pub use config::{EmbeddedConfig, HeapBudget, MAX_SHARDS};

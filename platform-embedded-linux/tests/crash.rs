@@ -11,11 +11,11 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use comet_core::shard::Shard;
+use comet_core::platform::shard::Shard;
+use comet_core::platform::state::{FileHeadStore, STATE_FILE};
+use comet_core::platform::storage::{ErrorKind, OpenMode, Storage};
+use comet_core::platform::wire::NoCompression;
 use comet_core::sim::{FailingStorage, ShortIo};
-use comet_core::state::{FileHeadStore, STATE_FILE};
-use comet_core::storage::{ErrorKind, OpenMode, Storage};
-use comet_core::wire::NoCompression;
 use comet_embedded::storage::DirStorage;
 use comet_embedded::{Error, Log, OFFSETS_QUARANTINE};
 use common::{S0, payload, small};
@@ -70,7 +70,7 @@ fn the_engine_runs_on_this_storage_with_one_byte_io() {
     s.close().unwrap();
     let s = open();
     let mut buf = vec![0u8; 512];
-    let mut rb = comet_core::shard::ReadBuf::fixed(4096, 1024);
+    let mut rb = comet_core::platform::shard::ReadBuf::fixed(4096, 1024);
     for i in 0..60 {
         let e = s.read_with(i, &mut rb, &mut buf).unwrap();
         assert_eq!(&buf[..e.header.len as usize], &payload(i)[..]);

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use comet_core::shard::QuarantineReason;
+use comet_core::QuarantineReason;
 use comet_embedded::{Consumer, EmbeddedConfig, EngineError, Error, Log, MAX_SHARDS, ShardId};
 use common::{S0, payload, small};
 

@@ -1,6 +1,6 @@
 //! Importing data directories written by the Go package (explicit; the
 //! directory walk is `comet_linux::import_go`, the crash-safe procedure
-//! per shard `comet_core::import`).
+//! per shard `comet_core::platform::go`).
 
 use std::path::Path;
 

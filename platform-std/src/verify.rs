@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 pub use comet_linux::verify::{Finding, Problem, Severity, ShardCheck, ShardRepair, VerifyReport};
 
 /// Verifies the data directory `dir` without changing anything (see the
-/// module documentation and `comet_core::check`). Fails only if `dir`
+/// module documentation and `comet_core::platform::check`). Fails only if `dir`
 /// cannot be listed; problems with files are findings.
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
     comet_linux::verify(dir).map_err(Error::from_dir)

@@ -4,12 +4,10 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
-use comet_core::Error;
-use comet_core::check::{Finding, Severity, check_shard};
-use comet_core::config::Config;
-use comet_core::error::ConfigError;
-use comet_core::shard::{EngineConfig, RecoveryReport, Shard};
-use comet_core::wire::NoCompression;
+use comet_core::platform::check::check_shard;
+use comet_core::platform::shard::{EngineConfig, Shard};
+use comet_core::platform::wire::NoCompression;
+use comet_core::{Config, ConfigError, Error, Finding, RecoveryReport, Severity};
 
 use crate::head::StateHead;
 use crate::storage::{PowerLoss, RamError, RamStorage};

@@ -1,5 +1,5 @@
 use super::*;
-use comet_core::wire::{StoredPayload, encode_payload, raw_frame_len};
+use comet_core::platform::wire::{StoredPayload, encode_payload, raw_frame_len};
 
 fn json_lines(n: usize) -> Vec<u8> {
     let mut out = Vec::new();
