@@ -120,7 +120,7 @@ pub mod retention {
         LowWater, SegmentInfo, ShardLimits, TotalCandidate, TotalPlan, acked_prefix, plan_shard, plan_total,
     };
     #[cfg(feature = "alloc")]
-    pub use crate::retention::{RetentionReport, RetentionShards, Scratch, ShardOutcome, run_pass};
+    pub use crate::retention::{RetentionShards, Scratch, ShardOutcome, run_pass};
 }
 
 /// Compatibility with the Go package: its segment names, `index.bin`,

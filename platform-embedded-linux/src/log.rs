@@ -19,7 +19,7 @@ pub struct TickReport {
     /// Shards synced because their flush interval had elapsed.
     pub synced: u32,
     /// The retention pass, if one was due.
-    pub retention: Option<crate::retention::RetentionReport>,
+    pub retention: Option<comet_core::RetentionReport>,
     /// When `tick` next has work (ns): the earliest flush or retention
     /// deadline. A caller may sleep until then.
     pub next_due: u64,
@@ -29,7 +29,7 @@ pub struct TickReport {
 /// same layout and formats as the std crate `comet`.
 ///
 /// Single-threaded by design (`&mut self`); no threads run unless
-/// [`crate::helper::spawn`] is used. Every buffer is allocated by
+/// [`crate::spawn_helper`] is used. Every buffer is allocated by
 /// [`Log::open`] (and [`Log::open_shard`] for shards beyond
 /// `shard_count`); see the crate docs for what allocates afterwards.
 pub struct Log {

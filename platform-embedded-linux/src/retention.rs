@@ -23,7 +23,7 @@ use crate::log::Log;
 use crate::shard::{Engine, OpenShard};
 use comet_linux::MappedHead;
 
-pub use comet_core::platform::retention::RetentionReport;
+use comet_core::RetentionReport;
 
 /// The open shards as the core's pass sees them.
 struct Shards<'a> {

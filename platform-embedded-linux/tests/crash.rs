@@ -16,8 +16,8 @@ use comet_core::platform::state::{FileHeadStore, STATE_FILE};
 use comet_core::platform::storage::{ErrorKind, OpenMode, Storage};
 use comet_core::platform::wire::NoCompression;
 use comet_core::sim::{FailingStorage, ShortIo};
-use comet_embedded::storage::DirStorage;
 use comet_embedded::{Error, Log, OFFSETS_QUARANTINE};
+use comet_linux::DirStorage;
 use common::{S0, payload, small};
 
 fn read(log: &mut Log, n: u64) -> Vec<u8> {
