@@ -26,7 +26,7 @@ use crate::lock::WRITER_LOCK;
 use crate::storage::DirStorage;
 use crate::writer::{OpenError, OpenedWriter, open_writer};
 
-pub use comet_core::{Problem, Severity};
+use comet_core::{Problem, Severity};
 
 /// Why [`verify`] or [`repair`] failed as a whole (a
 /// problem inside a file is a [`Finding`] instead).

@@ -53,7 +53,8 @@ mod verify;
 pub use comet_core::{
     Counter, IoOp, NameError, RecoveryReport, RepairReport, RetentionConfig, RetentionReport, ShardId,
 };
-pub use comet_linux::verify::{Finding, Problem, Severity, ShardCheck, ShardRepair, VerifyReport};
+pub use comet_core::{Problem, Severity};
+pub use comet_linux::{Finding, ShardCheck, ShardRepair, VerifyReport};
 pub use comet_linux::{MappedHead, OffsetsSettled};
 pub use config::{EmbeddedConfig, HeapBudget, MAX_SHARDS};
 pub use error::{EngineError, Error, Op};

@@ -13,7 +13,8 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-pub use comet_linux::verify::{Finding, Problem, Severity, ShardCheck, ShardRepair, VerifyReport};
+pub use comet_core::{Problem, Severity};
+pub use comet_linux::{Finding, ShardCheck, ShardRepair, VerifyReport};
 
 /// Verifies the data directory `dir` without changing anything (see the
 /// module documentation and `comet_core::platform::check`). Fails only if `dir`
