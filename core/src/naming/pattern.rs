@@ -40,8 +40,7 @@ enum Item {
 /// takes time linear in the pattern.
 ///
 /// ```
-/// use comet_core::ShardId;
-/// use comet_core::ShardPattern;
+/// use comet_core::{ShardId, ShardPattern};
 ///
 /// let p: ShardPattern = "events:v1:shard:000?, 12-14".parse()?;
 /// let ids: Vec<u32> = p.shards().map(ShardId::get).collect();

@@ -26,8 +26,8 @@
 //! complement: damage never makes a group skip entries, at worst it
 //! redelivers some, and `verify` reports it. Writers that find a mismatch
 //! (after waiting out a concurrent update) store that safe value first.
-//! Platforms perform the atomics (`comet_core::platform::shm`); this module defines
-//! offsets and pure helpers.
+//! The atomics are in `state::shm` ([`crate::platform::shm`]), over the
+//! platform's mapping; this module defines offsets and pure helpers.
 
 use crate::error::NameError;
 use crate::wire::{WireError, fnv1a32, le};
