@@ -6,6 +6,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use comet::Config;
+/// Runs one test of the current test binary in a child process and kills
+/// it (the crash tests' child runner; its own crate, so that
+/// `comet-embedded`'s tests use it without depending on this one).
+pub use comet_test_child as child;
 
 /// A config with small segments and a short flush interval, for tests.
 pub fn small_config() -> Config {
