@@ -417,12 +417,7 @@ fn shard_dir(root: &Path) -> PathBuf {
 
 /// Base entries of the shard's segment files, sorted.
 fn segment_bases(root: &Path) -> Vec<u64> {
-    let mut v: Vec<u64> = comet_tests::files(&shard_dir(root))
-        .iter()
-        .filter_map(|f| f.strip_prefix("log-")?.strip_suffix(".comet")?.parse().ok())
-        .collect();
-    v.sort_unstable();
-    v
+    comet_tests::segments(&shard_dir(root)).into_iter().map(|(base, _)| base).collect()
 }
 
 fn segment_path(root: &Path, base: u64) -> PathBuf {
