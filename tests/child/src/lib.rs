@@ -1,18 +1,21 @@
-//! Runs one test of the current test binary in a child process, to kill it
-//! with `SIGKILL` mid-write: the crash tests of `comet-embedded`
+//! Runs the current test binary again in a child process, to kill it with
+//! `SIGKILL` mid-write: the crash tests of `comet-embedded`
 //! (`tests/crash.rs`, `tests/integrity.rs`) and of `comet-tests`
-//! (`tests/interop.rs`) use it.
+//! (`tests/interop.rs`, `tests/crash_kill.rs`, `tests/multi_process.rs`)
+//! use it.
 //!
-//! The child half is an `#[ignore]`d test of the same binary that reads
-//! what to do from environment variables and reports progress on stdout;
-//! the parent runs it with `NAME --exact --ignored --nocapture
-//! --test-threads=1`. Natively the binary runs itself; a binary
+//! The child reads what to do from environment variables and reports
+//! progress on stdout. In a libtest binary it is an `#[ignore]`d test of
+//! the same binary, run with `NAME --exact --ignored --nocapture
+//! --test-threads=1` ([`ChildTest::new`]); a `harness = false` binary is
+//! run with no arguments and its `main` picks the child's part from the
+//! environment ([`ChildTest::binary`]). Natively the binary runs itself; a binary
 //! cross-built for another architecture goes through the emulator named in
 //! `COMET_TEST_RUNNER` (as `.ci/cross.sh` sets it). A child that cannot
 //! start fails the test: a crash test that crashed nothing must not pass.
 //!
-//! The child's stdout and stderr are read by threads of their own from the
-//! start, so the child never blocks on a full pipe and is killed while it
+//! The child's stdout (and stderr, unless it is inherited) is read by
+//! threads of their own from the start, so the child never blocks on a full pipe and is killed while it
 //! works, not while it waits for the parent to read.
 
 use std::ffi::{OsStr, OsString};
@@ -27,19 +30,35 @@ use std::time::Duration;
 /// separated by spaces) that runs a cross-built test binary.
 pub const RUNNER_ENV: &str = "COMET_TEST_RUNNER";
 
-/// A child test to start: [`ChildTest::new`], [`ChildTest::env`], then
-/// [`ChildTest::spawn`].
+/// A child to start: [`ChildTest::new`] or [`ChildTest::binary`], then
+/// [`ChildTest::env`], and [`ChildTest::spawn`].
 #[derive(Debug, Clone)]
 pub struct ChildTest {
-    test: String,
+    /// The libtest test to run, or `None` for the whole binary.
+    test: Option<String>,
     envs: Vec<(OsString, OsString)>,
+    inherit_stderr: bool,
 }
 
 impl ChildTest {
     /// The `#[ignore]`d test `test` (its full name, as `--exact` matches
     /// it) of the current test binary.
     pub fn new(test: &str) -> ChildTest {
-        ChildTest { test: test.to_owned(), envs: Vec::new() }
+        ChildTest { test: Some(test.to_owned()), envs: Vec::new(), inherit_stderr: false }
+    }
+
+    /// The current test binary with no arguments: for a `harness = false`
+    /// test whose `main` runs the child's part when the environment says
+    /// so.
+    pub fn binary() -> ChildTest {
+        ChildTest { test: None, envs: Vec::new(), inherit_stderr: false }
+    }
+
+    /// Lets the child write to the test's own stderr (its panics show as
+    /// they happen) instead of collecting it into [`Killed::stderr`].
+    pub fn inherit_stderr(mut self) -> ChildTest {
+        self.inherit_stderr = true;
+        self
     }
 
     /// Sets the environment variable `key` to `value` in the child.
@@ -62,23 +81,22 @@ impl ChildTest {
             }
             None => Command::new(&exe),
         };
-        cmd.arg(&self.test)
-            .args(["--exact", "--ignored", "--nocapture", "--test-threads=1"])
-            .envs(self.envs)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        if let Some(test) = &self.test {
+            cmd.arg(test).args(["--exact", "--ignored", "--nocapture", "--test-threads=1"]);
+        }
+        let stderr = if self.inherit_stderr { Stdio::inherit() } else { Stdio::piped() };
+        cmd.envs(self.envs).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr);
         let mut child = cmd.spawn().unwrap_or_else(|e| {
             // e.g. ENOEXEC: a cross-built binary without COMET_TEST_RUNNER
             panic!(
-                "cannot re-run the test binary {} (runner {runner:?}) for {}: {e}; for a cross target set \
+                "cannot re-run the test binary {} (runner {runner:?}) for {:?}: {e}; for a cross target set \
                  {RUNNER_ENV} to its emulator, as .ci/cross.sh does",
                 exe.display(),
-                self.test
+                self.test.as_deref().unwrap_or("main")
             )
         });
         let stdout = child.stdout.take().expect("the child's stdout is piped");
-        let mut stderr = child.stderr.take().expect("the child's stderr is piped");
+        let stderr = child.stderr.take();
         let (tx, lines) = mpsc::channel();
         let stdout = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -90,7 +108,9 @@ impl ChildTest {
         });
         let stderr = std::thread::spawn(move || {
             let mut bytes = Vec::new();
-            let _ = stderr.read_to_end(&mut bytes);
+            if let Some(mut stderr) = stderr {
+                let _ = stderr.read_to_end(&mut bytes);
+            }
             String::from_utf8_lossy(&bytes).into_owned()
         });
         Running { child, lines, threads: Some((stdout, stderr)) }
@@ -124,6 +144,17 @@ impl Running {
         self.lines.recv_timeout(timeout)
     }
 
+    /// The next line the child printed on stdout if there is one already.
+    pub fn try_line(&self) -> Option<String> {
+        self.lines.try_recv().ok()
+    }
+
+    /// How the child ended, if it exited (on its own: it was not killed
+    /// yet).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("wait for the child")
+    }
+
     /// Kills the child with `SIGKILL` (if it still runs), reaps it, and
     /// returns how it ended, every line it printed on stdout that was not
     /// read yet, and its stderr.
@@ -154,7 +185,7 @@ pub struct Killed {
     pub status: ExitStatus,
     /// The lines it printed on stdout that were not read before the kill.
     pub rest: Vec<String>,
-    /// Everything it printed on stderr.
+    /// Everything it printed on stderr (nothing if it was inherited).
     pub stderr: String,
 }
 
