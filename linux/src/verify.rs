@@ -123,26 +123,15 @@ impl std::fmt::Display for Finding {
     }
 }
 
-/// What [`verify`] checked in one shard.
+/// What [`verify`] checked in one shard: the core's figures for its
+/// directory ([`comet_core::ShardCheck`]: segments, entries and bytes checked,
+/// bounds, groups, whether it holds comet data) and which shard it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardCheck {
     /// The shard.
     pub shard: ShardId,
-    /// Segment files checked.
-    pub segments: u64,
-    /// Entries whose bytes passed their checksums.
-    pub entries: u64,
-    /// Bytes that passed their checksums.
-    pub bytes: u64,
-    /// First retained entry (from the manifest).
-    pub first_entry: u64,
-    /// One past the last durable entry (from the head, else the manifest).
-    pub durable_end: u64,
-    /// Consumer groups with an offset in `offsets.state`.
-    pub groups: u64,
-    /// The shard directory holds comet data (a manifest, a head or a
-    /// segment).
-    pub has_data: bool,
+    /// What the core's checker counted in it.
+    pub check: comet_core::ShardCheck,
 }
 
 /// The result of [`verify`].
@@ -236,16 +225,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, DirError> {
             entries: f.entries,
             problem: f.problem,
         }));
-        report.shards.push(ShardCheck {
-            shard,
-            segments: check.segments,
-            entries: check.entries,
-            bytes: check.bytes,
-            first_entry: check.first_entry,
-            durable_end: check.durable_end,
-            groups: check.groups,
-            has_data: check.has_data,
-        });
+        report.shards.push(ShardCheck { shard, check });
     }
     Ok(report)
 }

@@ -22,7 +22,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use comet::{Client, Config, Consumer, Error, MessageId, ShardId};
-use comet_tests::payload;
+use comet_tests::{copy_dir, payload};
 
 const ENTRIES: u64 = 300;
 const ACKED: u64 = 137;
@@ -59,18 +59,6 @@ fn template(root: &Path, closed: bool) {
     } else {
         comet_tests::crash_copy(&work, root);
         drop(c);
-    }
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).unwrap();
-    for e in fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dst.join(e.file_name()));
-        } else {
-            fs::copy(e.path(), dst.join(e.file_name())).unwrap();
-        }
     }
 }
 
