@@ -8,7 +8,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use comet_core::ShardId;
-use comet_core::config::Config;
+use comet_core::config::EngineSettings;
 use comet_core::error::{ConfigError, FileKind, IoOp};
 use comet_core::import::{ImportReport, import_go_shard, is_go_shard};
 use comet_core::naming::shard_dir_name;
@@ -106,13 +106,14 @@ impl std::error::Error for ImportError {
 /// an offset backwards). Shards already in our format are reported with
 /// `already_native`. Crash-safe and resumable: run it again after any
 /// interruption. Takes each shard's `writer.lock` while it works, and
-/// calls `imported` after each Go shard it imported.
+/// calls `imported` after each Go shard it imported. The shards it writes
+/// follow `settings` (checked first: [`ImportError::Config`]).
 pub fn import_go(
     root: &Path,
-    config: &Config,
+    settings: &EngineSettings,
     mut imported: impl FnMut(&ShardImport),
 ) -> Result<Vec<ShardImport>, ImportError> {
-    let cfg = EngineConfig::from_config(config).map_err(ImportError::Config)?;
+    let cfg = EngineConfig::from_settings(settings).map_err(ImportError::Config)?;
     let mut out = Vec::new();
     let shards =
         shard_dirs(root).map_err(|source| ImportError::Io { op: IoOp::List, path: root.to_path_buf(), source })?;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use comet_core::ShardId;
 use comet_core::check;
-use comet_core::config::Config;
+use comet_core::config::EngineSettings;
 use comet_core::error::{ConfigError, IoOp};
 use comet_core::naming::{segment_file_name, shard_dir_name};
 use comet_core::shard::{EngineConfig, RecoveryReport, RepairReport};
@@ -284,9 +284,7 @@ pub fn repair_with(
 ) -> Result<Vec<ShardRepair>, DirError> {
     let root = dir.as_ref();
     check_root(root)?;
-    let mut config = Config::default();
-    config.retention.cleanup_interval = None;
-    let engine = EngineConfig::from_config(&config).map_err(DirError::Config)?;
+    let engine = EngineConfig::from_settings(&EngineSettings::default()).map_err(DirError::Config)?;
     let mut out = Vec::new();
     let mut first_err = None;
     let mut first_close_err = None;

@@ -52,7 +52,7 @@ mod verify;
 
 pub use comet_linux::{lock, storage};
 
-pub use comet_core::config::RetentionConfig;
+pub use comet_core::config::{EngineSettings, RetentionConfig};
 pub use comet_core::error::IoOp;
 pub use comet_core::shard::RecoveryReport;
 pub use comet_core::shard::RepairReport;

@@ -9,7 +9,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use comet_core::ShardId;
-use comet_core::config::Config;
 use comet_core::error::IoOp;
 use comet_core::metrics::{Counters, ShardStats, Stats};
 use comet_core::naming::{self, parse_stream};
@@ -17,6 +16,7 @@ use comet_core::shard::{EngineConfig, RecoveryReport};
 use comet_core::shm;
 use comet_core::wire::{self, ShardCount};
 
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::reader::{Message, MessageId, Reader, shard_dir};
 use crate::shard::ShardSlot;
@@ -172,7 +172,8 @@ impl Client {
         read_only: bool,
         slot: Option<crate::process::ProcessSlot>,
     ) -> Result<Client> {
-        let engine = EngineConfig::from_config(&config)?;
+        config.validate()?;
+        let engine = EngineConfig::from_settings(&config.engine())?;
         let inner = Arc::new(Inner {
             root,
             config,

@@ -71,6 +71,7 @@
 
 mod client;
 mod compress;
+pub mod config;
 mod consumer;
 mod error;
 mod import;
@@ -82,7 +83,6 @@ mod verify;
 
 pub use client::{Appended, Client};
 pub use comet_core::ChunkDamage;
-pub use comet_core::config::{self, Config};
 pub use comet_core::error::{ConfigError, Corruption, FileKind, IoOp};
 pub use comet_core::import::{ImportProblem, ImportReport, ImportedSegment};
 pub use comet_core::metrics::{Counters, GroupStats, Latency, ShardStats, Stats};
@@ -100,6 +100,7 @@ pub use comet_core::{NameError, ShardId};
 pub use comet_linux::OffsetsSettled;
 pub use comet_linux::WRITER_LOCK;
 pub use comet_linux::{IdentityError, PROCESS_DIR, dir_identity};
+pub use config::Config;
 pub use consumer::{
     BatchCallback, BatchInfo, Consumer, Flow, HandlerError, PoisonAction, PoisonBatch, PoisonCallback, ProcessOptions,
     ProcessSummary, ProcessedMarks, ReadBatch, ReadBatchError, ReadErrorCallback, SeekTo, Shards,
