@@ -30,7 +30,7 @@
 //! | `segment` (feature `alloc`) | scanning a segment: recovery and verification |
 //! | `read` (feature `alloc`) | the read path: locating, checking and walking chunks |
 //! | `retention` | the pure retention policy and the pass that applies it |
-//! | `config` | the typed configuration tree and its validation |
+//! | `config` | the engine's and retention's settings (`EngineSettings`, `RetentionConfig`), their defaults and checks |
 //! | `metrics` (feature `alloc`) | snapshot types, their totals and OpenMetrics rendering; the latency histogram (64-bit atomics) |
 //! | `shard` (feature `alloc`) | the shard engine: numbering, buffer, sync, rotation, recovery |
 //! | `check` (feature `alloc`) | the read-only whole-shard check |
@@ -90,9 +90,7 @@ pub mod sim;
 
 // What a user of comet names: ids, errors and their details, configuration,
 // metrics, stream naming, reports. The platform crates re-export these.
-pub use config::{
-    CompressionConfig, ConcurrencyConfig, Config, IndexingConfig, LogConfig, LogLevel, RetentionConfig, StorageConfig,
-};
+pub use config::{EngineSettings, RetentionConfig};
 pub use error::{ChunkDamage, ConfigError, Corruption, Error, FileKind, IoOp, NameError};
 pub use naming::{MAX_STREAM_LEN, ShardId, parse_stream, validate_stream_prefix};
 #[cfg(feature = "alloc")]

@@ -22,6 +22,7 @@
 //! | [`retention`] | the retention policy and its pass |
 //! | [`go`] | compatibility with the Go package: its files and the import |
 //! | [`num`] | checked narrowing of in-segment offsets |
+//! | [`config`] | the range checks platforms apply to their own settings |
 //!
 //! These paths follow the engine; they are not a stable API for users.
 
@@ -134,4 +135,10 @@ pub mod go {
 /// Checked narrowing of in-segment offsets and chunk indices to `u32`.
 pub mod num {
     pub use crate::num::{at32, index32, len32, offset32};
+}
+
+/// The range checks behind every configuration field, for a platform's own
+/// settings (they name the field in the error).
+pub mod config {
+    pub use crate::config::{check_millis, check_range};
 }

@@ -13,7 +13,7 @@ use comet_core::platform::shard::EngineConfig;
 use comet_core::platform::shm::OffsetsTable;
 use comet_core::platform::state::offsets::{OFFSETS_FILE, validate_group};
 use comet_core::platform::storage::{OpenMode, Storage, StorageFile};
-use comet_core::{Config, ConfigError, FileKind, ImportReport, IoOp, OffsetsError, ShardId};
+use comet_core::{ConfigError, EngineSettings, FileKind, ImportReport, IoOp, OffsetsError, ShardId};
 
 use crate::files::{map_offsets_write, settle_offsets, shard_dirs};
 use crate::lock::{LockError, WRITER_LOCK, WriterLock};
@@ -104,13 +104,14 @@ impl std::error::Error for ImportError {
 /// an offset backwards). Shards already in our format are reported with
 /// `already_native`. Crash-safe and resumable: run it again after any
 /// interruption. Takes each shard's `writer.lock` while it works, and
-/// calls `imported` after each Go shard it imported.
+/// calls `imported` after each Go shard it imported. The shards it writes
+/// follow `settings` (checked first: [`ImportError::Config`]).
 pub fn import_go(
     root: &Path,
-    config: &Config,
+    settings: &EngineSettings,
     mut imported: impl FnMut(&ShardImport),
 ) -> Result<Vec<ShardImport>, ImportError> {
-    let cfg = EngineConfig::from_config(config).map_err(ImportError::Config)?;
+    let cfg = EngineConfig::from_settings(settings).map_err(ImportError::Config)?;
     let mut out = Vec::new();
     let shards =
         shard_dirs(root).map_err(|source| ImportError::Io { op: IoOp::List, path: root.to_path_buf(), source })?;

@@ -19,7 +19,7 @@ use comet_core::platform::state::STATE_FILE;
 use comet_core::platform::state::offsets::OFFSETS_FILE;
 use comet_core::platform::wire::NoCompression;
 use comet_core::platform::{check, shm};
-use comet_core::{Config, ConfigError, IoOp, RecoveryReport, RepairReport, ShardId};
+use comet_core::{ConfigError, EngineSettings, IoOp, RecoveryReport, RepairReport, ShardId};
 
 use crate::files::{OffsetsSettled, settle_offsets};
 use crate::lock::WRITER_LOCK;
@@ -261,9 +261,7 @@ pub fn repair_with(
 ) -> Result<Vec<ShardRepair>, DirError> {
     let root = dir.as_ref();
     check_root(root)?;
-    let mut config = Config::default();
-    config.retention.cleanup_interval = None;
-    let engine = EngineConfig::from_config(&config).map_err(DirError::Config)?;
+    let engine = EngineConfig::from_settings(&EngineSettings::default()).map_err(DirError::Config)?;
     let mut out = Vec::new();
     let mut first_err = None;
     let mut first_close_err = None;

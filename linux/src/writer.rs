@@ -167,14 +167,14 @@ pub fn open_writer<C: Compressor>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use comet_core::Config;
+    use comet_core::EngineSettings;
     use comet_core::platform::state::STATE_SIZE;
     use comet_core::platform::wire::NoCompression;
 
     fn setup() -> (tempfile::TempDir, DirStorage, EngineConfig) {
         let t = tempfile::tempdir().unwrap();
         let root = DirStorage::open_path(t.path()).unwrap();
-        let engine = EngineConfig::from_config(&Config::default()).unwrap();
+        let engine = EngineConfig::from_settings(&EngineSettings::default()).unwrap();
         (t, root, engine)
     }
 

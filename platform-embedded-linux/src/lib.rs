@@ -51,7 +51,7 @@ mod shard;
 mod verify;
 
 pub use comet_core::{
-    Counter, IoOp, NameError, RecoveryReport, RepairReport, RetentionConfig, RetentionReport, ShardId,
+    Counter, EngineSettings, IoOp, NameError, RecoveryReport, RepairReport, RetentionConfig, RetentionReport, ShardId,
 };
 pub use comet_core::{Problem, Severity};
 pub use comet_linux::{Finding, ShardCheck, ShardRepair, VerifyReport};

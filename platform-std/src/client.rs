@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use comet_core::platform::shard::EngineConfig;
 use comet_core::platform::shm;
-use comet_core::{Config, Counters, IoOp, RecoveryReport, ShardCount, ShardId, ShardStats, Stats, parse_stream};
+use comet_core::{Counters, IoOp, RecoveryReport, ShardCount, ShardId, ShardStats, Stats, parse_stream};
 
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::reader::{Message, MessageId, Reader, shard_dir};
 use crate::shard::ShardSlot;
@@ -167,7 +168,8 @@ impl Client {
         read_only: bool,
         slot: Option<crate::process::ProcessSlot>,
     ) -> Result<Client> {
-        let engine = EngineConfig::from_config(&config)?;
+        config.validate()?;
+        let engine = EngineConfig::from_settings(&config.engine())?;
         let inner = Arc::new(Inner {
             root,
             config,

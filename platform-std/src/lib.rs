@@ -71,6 +71,7 @@
 
 mod client;
 mod compress;
+pub mod config;
 mod consumer;
 mod error;
 mod import;
@@ -80,17 +81,9 @@ mod retention;
 mod shard;
 mod verify;
 
-/// The configuration tree: [`Config`] and the types of its sections.
-pub mod config {
-    pub use comet_core::{
-        CompressionConfig, ConcurrencyConfig, Config, IndexingConfig, LogConfig, LogLevel, RetentionConfig,
-        StorageConfig,
-    };
-}
-
 pub use client::{Appended, Client};
 pub use comet_core::{
-    ChunkDamage, Config, ConfigError, Corruption, Counter, Counters, DirId, DurableHead, FileKind, GroupStats,
+    ChunkDamage, ConfigError, Corruption, Counter, Counters, DirId, DurableHead, FileKind, GroupStats,
     IDENTITY_FILE, IdentityDamage, ImportProblem, ImportReport, ImportedSegment, IoOp, Latency, NameError,
     OffsetsError, PatternError, PatternErrorKind, Quarantine, QuarantineReason, RecoveryReport, RepairReport, ScanEnd,
     ShardCount, ShardId, ShardPattern, ShardPlan, ShardStats, Stats, TornTail, WireError, all_shard_streams, fnv1a32,
@@ -99,6 +92,7 @@ pub use comet_core::{
 pub use comet_linux::OffsetsSettled;
 pub use comet_linux::WRITER_LOCK;
 pub use comet_linux::{IdentityError, PROCESS_DIR, dir_identity};
+pub use config::Config;
 pub use consumer::{
     BatchCallback, BatchInfo, Consumer, Flow, HandlerError, PoisonAction, PoisonBatch, PoisonCallback, ProcessOptions,
     ProcessSummary, ProcessedMarks, ReadBatch, ReadBatchError, ReadErrorCallback, SeekTo, Shards,

@@ -7,7 +7,7 @@ use core::fmt;
 use comet_core::platform::check::check_shard;
 use comet_core::platform::shard::{EngineConfig, Shard};
 use comet_core::platform::wire::NoCompression;
-use comet_core::{Config, ConfigError, Error, Finding, RecoveryReport, Severity};
+use comet_core::{ConfigError, EngineSettings, Error, Finding, RecoveryReport, Severity};
 
 use crate::head::StateHead;
 use crate::storage::{PowerLoss, RamError, RamStorage};
@@ -64,11 +64,9 @@ impl Scenario {
     /// crash drops those a rotation did not sync), 10 more after recovery.
     /// Fits a 16 KiB [`RamStorage`].
     pub fn small() -> Result<Scenario, ConfigError> {
-        let mut config = Config::default();
-        config.indexing.boundary_interval = 8;
-        config.storage.max_file_size = 2048;
-        config.storage.max_entry_size = 256;
-        let mut engine = EngineConfig::from_config(&config)?;
+        let settings =
+            EngineSettings { boundary_interval: 8, max_file_size: 2048, max_entry_size: 256, ..EngineSettings::default() };
+        let mut engine = EngineConfig::from_settings(&settings)?;
         // Below the user-facing 4 KiB minimum on purpose (the engine takes
         // any size): small enough that unsynced entries are written out.
         engine.buffer_size = 256;
