@@ -331,12 +331,24 @@ impl<S: Storage> Checker<'_, S> {
         Ok(Some(recs))
     }
 
+    /// True if the manifest, read again now, no longer lists the sealed
+    /// segment at `base` because retention passed it (its first entry lies
+    /// beyond the segment).
+    fn retired(&mut self, base: u64) -> bool {
+        matches!(crate::shard::load_manifest(self.storage), Ok(Some(m)) if m.first_entry > base && m.find_sealed(base).is_none())
+    }
+
     /// Checks a sealed segment: its table against the manifest record, then
     /// every chunk against the table.
     fn sealed(&mut self, seg: &SegmentMeta, interval: u32, listing: &Listing) {
         let name = segment_file_name(seg.base);
         let Some((file, len)) = self.open(&name, Some(seg.base)) else {
-            self.damage(Some(seg.base), Some(seg.base..seg.end()), Problem::MissingSegment);
+            // Retention rewrites the manifest before it unlinks a segment:
+            // if the manifest read now no longer lists it, a live writer
+            // deleted it while this check ran, which is not damage.
+            if !self.retired(seg.base) {
+                self.damage(Some(seg.base), Some(seg.base..seg.end()), Problem::MissingSegment);
+            }
             return;
         };
         self.check.segments += 1;
@@ -657,4 +669,102 @@ pub fn is_comet_file(name: &str) -> bool {
         || name == MANIFEST_TMP
         || crate::naming::parse_segment_file_name(name).is_some()
         || crate::naming::parse_chunk_table_file_name(name).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use core::cell::RefCell;
+
+    use super::*;
+    use crate::shard::{EngineConfig, Shard};
+    use crate::sim::{MemDir, MemError, MemFile};
+    use crate::state::{FileHeadStore, STATE_FILE};
+    use crate::wire::NoCompression;
+
+    type SimShard = Shard<MemDir, FileHeadStore<MemFile>, NoCompression>;
+
+    /// A directory whose first open of `victim` after the manifest was read
+    /// lets the shard's retention delete the oldest segment first, as a
+    /// live writer may between the checker's manifest read and its open of
+    /// a segment.
+    struct Racing {
+        dir: MemDir,
+        victim: String,
+        manifest_read: core::cell::Cell<bool>,
+        writer: RefCell<Option<SimShard>>,
+    }
+
+    impl Storage for Racing {
+        type Error = MemError;
+        type File = MemFile;
+        fn open(&self, name: &str, mode: OpenMode) -> Result<MemFile, MemError> {
+            if name == crate::index::MANIFEST_FILE {
+                self.manifest_read.set(true);
+            }
+            if name == self.victim
+                && self.manifest_read.get()
+                && let Some(mut w) = self.writer.borrow_mut().take()
+            {
+                assert_eq!(w.delete_oldest(1).unwrap().segments, 1);
+            }
+            self.dir.open(name, mode)
+        }
+        fn remove(&self, name: &str) -> Result<(), MemError> {
+            self.dir.remove(name)
+        }
+        fn rename(&self, from: &str, to: &str) -> Result<(), MemError> {
+            self.dir.rename(from, to)
+        }
+        fn list(&self, visit: &mut dyn FnMut(&str)) -> Result<(), MemError> {
+            self.dir.list(visit)
+        }
+        fn sync_dir(&self) -> Result<(), MemError> {
+            self.dir.sync_dir()
+        }
+    }
+
+    fn shard() -> (MemDir, SimShard) {
+        let dir = MemDir::new();
+        let head = FileHeadStore::new(dir.open(STATE_FILE, OpenMode::Create).unwrap()).unwrap();
+        let cfg = EngineConfig {
+            interval: 4,
+            max_entry: 1 << 16,
+            max_file_size: 1024,
+            buffer_size: 256,
+            min_compress: usize::MAX,
+            max_chunks: u32::MAX,
+            max_sealed: u32::MAX,
+        };
+        let (mut s, _) = Shard::open(dir.clone(), head, NoCompression, cfg).unwrap();
+        for i in 0..40u64 {
+            s.append(1 + i, &[[i as u8; 76]]).unwrap();
+        }
+        s.sync().unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn a_segment_retention_deletes_during_the_check_is_not_damage() {
+        let (dir, s) = shard();
+        let oldest = s.manifest().sealed[0].base;
+        let racing = Racing {
+            dir: dir.clone(),
+            victim: segment_file_name(oldest).to_string(),
+            manifest_read: core::cell::Cell::new(false),
+            writer: RefCell::new(Some(s)),
+        };
+        let mut found = Vec::new();
+        check_shard(&racing, &mut found, || {});
+        assert!(racing.writer.borrow().is_none(), "the race was not staged");
+        assert!(found.iter().all(|f| f.severity != Severity::Damage), "{found:?}");
+
+        // The same file missing with the manifest still listing it is damage.
+        let (dir, s) = shard();
+        let oldest = s.manifest().sealed[0].base;
+        drop(s);
+        dir.remove(&segment_file_name(oldest)).unwrap();
+        let mut found = Vec::new();
+        check_shard(&dir, &mut found, || {});
+        assert!(found.iter().any(|f| f.problem == Problem::MissingSegment), "{found:?}");
+    }
 }
