@@ -78,6 +78,9 @@ pub mod sim;
 #[cfg(all(target_has_atomic = "64", target_endian = "little"))]
 pub mod shm;
 
+#[cfg(all(target_has_atomic = "64", target_endian = "little"))]
+pub mod group;
+
 pub use error::{ChunkDamage, Corruption, Error, NameError};
 pub use naming::ShardId;
 pub use wire::EntryHeader;
