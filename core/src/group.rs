@@ -37,11 +37,21 @@ pub enum SeekTo {
     Entry(u64),
     /// `n` entries before the durable end (replay the last `n`).
     FromEnd(u64),
-    /// The first entry with a timestamp at or after this (ns since epoch).
+    /// The first entry with a timestamp at or after this (ns since epoch;
+    /// [`SeekTo::time`] makes it from a `SystemTime`).
     Time(u64),
 }
 
 impl SeekTo {
+    /// [`SeekTo::Time`] of a [`SystemTime`](std::time::SystemTime): the
+    /// first entry appended at or after `time` (a time before the epoch
+    /// is the first retained entry; one past the year 2554 is the end).
+    #[cfg(feature = "std")]
+    pub fn time(time: std::time::SystemTime) -> SeekTo {
+        let since = time.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        SeekTo::Time(since.as_secs().saturating_mul(1_000_000_000).saturating_add(u64::from(since.subsec_nanos())))
+    }
+
     /// The entry this target names in a shard retaining `first..end`,
     /// before it is clamped to the retained range and moved past lost
     /// ranges (the platform's `readable_from`). `by_time` finds the first
