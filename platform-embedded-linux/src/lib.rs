@@ -54,6 +54,7 @@ pub use comet_linux::{lock, storage};
 
 pub use comet_core::config::RetentionConfig;
 pub use comet_core::error::IoOp;
+pub use comet_core::group::SeekTo;
 pub use comet_core::shard::RecoveryReport;
 pub use comet_core::shard::RepairReport;
 pub use comet_core::state::Counter;
