@@ -411,12 +411,8 @@ where
     /// clamped to the retained range `first..=durable end` (where a seek
     /// moves a consumer group, so that it can read on).
     pub fn readable_from(&self, entry: u64) -> u64 {
-        let end = self.durable_end();
-        let mut e = entry.clamp(self.first_entry(), end);
-        while let Some(r) = self.manifest.lost_range(e, self.base) {
-            e = r.end.max(e + 1);
-        }
-        e.min(end)
+        let lost = |e| self.manifest.lost_range(e, self.base);
+        crate::read::readable_from(self.first_entry(), self.durable_end(), entry, lost)
     }
 
     /// The first readable entry stamped at or after `ts` (ns), or the
