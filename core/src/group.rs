@@ -10,7 +10,6 @@
 use core::ops::Range;
 use core::sync::atomic::AtomicU64;
 
-use crate::ShardId;
 use crate::shm::{GroupSlot, OffsetsError, OffsetsTable};
 
 /// Where a group resumes: its stored offset (`None`: it never acked),
@@ -184,12 +183,12 @@ pub const ACK_INLINE: usize = 8;
 /// (batches are nearly always one shard, in order); the rest are sorted.
 #[cfg(feature = "alloc")]
 pub fn ack_highs<E>(
-    ids: impl Iterator<Item = (ShardId, u64)>,
-    mut advance: impl FnMut(ShardId, u64) -> Result<(), E>,
+    ids: impl Iterator<Item = (crate::ShardId, u64)>,
+    mut advance: impl FnMut(crate::ShardId, u64) -> Result<(), E>,
 ) -> Result<(), E> {
-    let mut high = [(ShardId::MIN, 0u64); ACK_INLINE];
+    let mut high = [(crate::ShardId::MIN, 0u64); ACK_INLINE];
     let mut n = 0;
-    let mut spill: alloc::vec::Vec<(ShardId, u64)> = alloc::vec::Vec::new();
+    let mut spill: alloc::vec::Vec<(crate::ShardId, u64)> = alloc::vec::Vec::new();
     for (shard, entry) in ids {
         if n > 0 && high[n - 1].0 == shard {
             high[n - 1].1 = high[n - 1].1.max(entry);

@@ -1,4 +1,5 @@
 use super::*;
+use crate::ShardId;
 use crate::shm::OFFSETS_WORDS;
 use core::sync::atomic::Ordering;
 use std::vec::Vec;
