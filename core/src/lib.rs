@@ -66,6 +66,8 @@ mod check;
 mod config;
 mod error;
 mod go;
+#[cfg(all(target_has_atomic = "64", target_endian = "little"))]
+mod group;
 #[cfg(feature = "alloc")]
 mod index;
 #[cfg(feature = "alloc")]
@@ -105,6 +107,8 @@ pub use wire::{EntryHeader, ShardCount, WireError, fnv1a32, pick_shard};
 pub use check::{Finding, Problem, Severity, ShardCheck};
 #[cfg(feature = "alloc")]
 pub use go::{ImportProblem, ImportReport, ImportedSegment};
+#[cfg(all(target_has_atomic = "64", target_endian = "little"))]
+pub use group::SeekTo;
 #[cfg(target_has_atomic = "64")]
 #[cfg(feature = "alloc")]
 pub use metrics::Histogram;

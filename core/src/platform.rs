@@ -23,6 +23,7 @@
 //! | [`go`] | compatibility with the Go package: its files and the import |
 //! | [`num`] | checked narrowing of in-segment offsets |
 //! | [`config`] | the range checks platforms apply to their own settings |
+//! | `group` (64-bit atomics) | consumer-group rules: resume point, lag, capped ack, ack ranges |
 //!
 //! These paths follow the engine; they are not a stable API for users.
 
@@ -96,7 +97,7 @@ pub mod read {
     pub use crate::read::{
         ActiveChunks, ActiveTable, CheckedChunks, ChunkEntries, ChunkFault, ChunkPos, EntryView, MARK_STRIDE, Probe,
         ScannedTable, Sealed, SealedChunks, check_chunk, check_chunk_marking, check_streaming, chunk_in, load_chunk,
-        locate_sealed, marks_per_chunk, read_table_records, scan_table, sealed_table, seek_time,
+        locate_sealed, marks_per_chunk, read_table_records, readable_from, scan_table, sealed_table, seek_time,
     };
 }
 
@@ -141,4 +142,12 @@ pub mod num {
 /// settings (they name the field in the error).
 pub mod config {
     pub use crate::config::{check_millis, check_range};
+}
+
+/// Consumer-group rules over `offsets.state`: where a group resumes, its
+/// lag, the capped cumulative ack through a cached slot, the ack-range
+/// rule, a multi-shard ack grouped by shard. Needs 64-bit atomics.
+#[cfg(all(target_has_atomic = "64", target_endian = "little"))]
+pub mod group {
+    pub use crate::group::{ACK_INLINE, AckRangeError, GroupLink, ack_highs, check_ack_range, lag, resume_point};
 }

@@ -608,6 +608,19 @@ pub fn seek_time<E>(first: u64, end: u64, ts: u64, mut probe: impl FnMut(u64) ->
     Ok(readable(lo, &mut probe)?.0.min(end))
 }
 
+/// The first entry at or after `entry` not in a lost range, clamped to
+/// `first..=end` (where a seek moves a consumer group, so that it can read
+/// on). `lost` names the lost range an entry lies in, if any.
+pub fn readable_from(first: u64, end: u64, entry: u64, mut lost: impl FnMut(u64) -> Option<Range<u64>>) -> u64 {
+    let mut e = entry.clamp(first, end);
+    while e < end
+        && let Some(r) = lost(e)
+    {
+        e = r.end.max(e + 1);
+    }
+    e.min(end)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -749,6 +762,17 @@ mod tests {
         let mut flipped = data.clone();
         flipped[40] ^= 1;
         assert!(ActiveTable::new(1000, 5).rebuild(&head, &flipped, 1 << 20).is_err());
+    }
+
+    #[test]
+    fn readable_from_clamps_and_steps_over_lost_ranges() {
+        let lost = |e: u64| [20..22, 22..25, 40..41].into_iter().find(|r| r.contains(&e));
+        assert_eq!(readable_from(5, 50, 0, lost), 5);
+        assert_eq!(readable_from(5, 50, 7, lost), 7);
+        assert_eq!(readable_from(5, 50, 21, lost), 25, "adjacent ranges are stepped over");
+        assert_eq!(readable_from(5, 41, 40, lost), 41);
+        assert_eq!(readable_from(5, 50, 99, lost), 50);
+        assert_eq!(readable_from(5, 50, 30, |_| Some(0..1)), 50, "a stale range still moves on, up to the end");
     }
 
     #[test]

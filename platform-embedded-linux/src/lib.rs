@@ -51,7 +51,8 @@ mod shard;
 mod verify;
 
 pub use comet_core::{
-    Counter, EngineSettings, IoOp, NameError, RecoveryReport, RepairReport, RetentionConfig, RetentionReport, ShardId,
+    Counter, EngineSettings, IoOp, NameError, RecoveryReport, RepairReport, RetentionConfig, RetentionReport, SeekTo,
+    ShardId,
 };
 pub use comet_core::{Problem, Severity};
 pub use comet_linux::{Finding, ShardCheck, ShardRepair, VerifyReport};

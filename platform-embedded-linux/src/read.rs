@@ -14,9 +14,10 @@
 //! at-least-once: entries read but not acked are read again after a
 //! restart.
 
+use comet_core::platform::group::{GroupLink, resume_point};
 use comet_core::platform::state::offsets::{MAX_GROUP_LEN, validate_group};
 use comet_core::platform::wire::{Decompressor, is_frame};
-use comet_core::{Counter, ShardId};
+use comet_core::{Counter, SeekTo, ShardId};
 
 use crate::config::MAX_SHARDS;
 use crate::error::{EngineError, Error};
@@ -66,13 +67,18 @@ impl Log {
         r
     }
 
-    fn read_in(&mut self, i: usize, entry: u64, buf: &mut [u8]) -> Result<Entry, Error> {
-        let s = &*self.shards[i];
-        let id = s.id;
+    /// Points the read buffer at shard `id` (dropping another shard's data).
+    fn reads_of(&mut self, id: ShardId) {
         if self.read_of != Some(id) {
             self.reads.clear();
             self.read_of = Some(id);
         }
+    }
+
+    fn read_in(&mut self, i: usize, entry: u64, buf: &mut [u8]) -> Result<Entry, Error> {
+        let id = self.shards[i].id;
+        self.reads_of(id);
+        let s = &*self.shards[i];
         let (header, stored) = s.engine.read_stored(entry, &mut self.reads).map_err(engine_err(id))?;
         let timestamp = header.timestamp;
         if !is_frame(stored) {
@@ -103,15 +109,21 @@ impl Log {
     /// first retained entry (retention may have removed what it skipped).
     pub fn resume_point(&self, id: ShardId, group: &str) -> Result<u64, Error> {
         let first = self.first_entry(id)?;
-        Ok(self.group_offset(id, group)?.unwrap_or(first).max(first))
+        Ok(resume_point(self.group_offset(id, group)?, first))
     }
 
     /// Acknowledges that `group` processed every entry of shard `id` below
-    /// `next`. Offsets never move backwards; returns the stored offset.
+    /// `next`, capped at the durable end (an ack cannot skip entries not
+    /// written yet). Offsets never move backwards; returns the stored
+    /// offset.
     pub fn ack(&self, id: ShardId, group: &str, next: u64) -> Result<u64, Error> {
         let s = self.shard(id)?;
-        let t = s.offsets()?;
-        let stored = t.advance(group, next, crate::now_ns()).map_err(|source| Error::Offsets { shard: id, source })?;
+        let words = s.offsets.writable().ok_or(Error::ShardNotOpen(id))?;
+        let mut link = GroupLink::default();
+        let next = link.cap(next, || Ok::<_, Error>(s.engine.durable_end()))?;
+        let stored = link
+            .advance(words, group, next, crate::now_ns(), std::thread::yield_now)
+            .map_err(|source| Error::Offsets { shard: id, source })?;
         s.bump(Counter::Acks, 1);
         Ok(stored)
     }
@@ -123,10 +135,29 @@ impl Log {
         s.offsets()?.set(group, next, crate::now_ns()).map_err(|source| Error::Offsets { shard: id, source })
     }
 
+    /// Moves `group`'s offset on shard `id` (backwards too: replay) and
+    /// returns the entry it now points at: the target clamped to the
+    /// retained range, and past any lost range it falls in (entries
+    /// recovery reported missing), so the group can read on — the std
+    /// crate's `Consumer::seek`. A [`SeekTo::Time`] target reads O(log n)
+    /// entries through the log's read buffer: a damaged chunk on the way
+    /// is its error ([`Error::Engine`]), as is an entry larger than the
+    /// buffer ([`Error::BufferTooSmall`]).
+    pub fn seek(&mut self, id: ShardId, group: &str, to: SeekTo) -> Result<u64, Error> {
+        let i = self.index(id).ok_or(Error::ShardNotOpen(id))?;
+        self.reads_of(id);
+        let s = &*self.shards[i];
+        let (first, end) = (s.engine.first_entry(), s.engine.durable_end());
+        let target = to.target(first, end, |ts| s.engine.seek_time(ts, &mut self.reads)).map_err(engine_err(id))?;
+        let target = s.engine.readable_from(target);
+        s.offsets()?.set(group, target, crate::now_ns()).map_err(|source| Error::Offsets { shard: id, source })?;
+        Ok(target)
+    }
+
     /// Durable entries `group` has not acked on shard `id`.
     pub fn lag(&self, id: ShardId, group: &str) -> Result<u64, Error> {
-        let end = self.durable_end(id)?;
-        Ok(end.saturating_sub(self.resume_point(id, group)?))
+        let (first, end) = (self.first_entry(id)?, self.durable_end(id)?);
+        Ok(comet_core::platform::group::lag(self.group_offset(id, group)?, first, end))
     }
 }
 
@@ -207,6 +238,15 @@ impl Consumer {
         log.reset_offset(id, &self.group, entry)?;
         self.rewind(id);
         Ok(())
+    }
+
+    /// Moves the group (stored offset and cursor) on shard `id` to the
+    /// start, the end, an entry, `n` entries before the end or a time
+    /// ([`Log::seek`]); returns the entry it now points at.
+    pub fn seek_to(&mut self, log: &mut Log, id: ShardId, to: SeekTo) -> Result<u64, Error> {
+        let at = log.seek(id, &self.group, to)?;
+        self.rewind(id);
+        Ok(at)
     }
 
     /// Durable entries of shard `id` the group has not acked.

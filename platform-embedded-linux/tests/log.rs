@@ -3,7 +3,7 @@
 
 mod common;
 
-use comet_embedded::{Consumer, Counter, EmbeddedConfig, Error, Log, ShardId};
+use comet_embedded::{Consumer, Counter, EmbeddedConfig, Error, Log, SeekTo, ShardId};
 use common::{S0, json, payload, small};
 
 fn read(log: &mut Log, shard: ShardId, n: u64) -> Vec<u8> {
@@ -222,6 +222,48 @@ fn consumer_groups_resume_ack_forward_only_and_report_lag() {
     let log = Log::open(t.path(), small(), 1).unwrap();
     assert_eq!(log.group_offset(S0, "billing").unwrap(), Some(50));
     assert_eq!(log.lag(S0, "audit").unwrap(), 50);
+}
+
+#[test]
+fn groups_seek_like_the_std_crate_and_acks_stop_at_the_durable_end() {
+    let t = tempfile::tempdir().unwrap();
+    let mut c = small();
+    c.retention.max_shard_size = Some(16 << 10);
+    let mut log = Log::open(t.path(), c, 1).unwrap();
+    for i in 0..400 {
+        log.append(S0, 1_000 + i, &[payload(i)]).unwrap();
+    }
+    log.sync(S0, 2_000).unwrap();
+    assert!(log.run_retention(3_000).unwrap().segments > 0, "no group protects anything");
+    let first = log.first_entry(S0).unwrap();
+    assert!(first > 0);
+    assert_eq!(log.seek(S0, "g", SeekTo::Start).unwrap(), first);
+    assert_eq!(log.group_offset(S0, "g").unwrap(), Some(first));
+    assert_eq!(log.seek(S0, "g", SeekTo::End).unwrap(), 400);
+    assert_eq!(log.lag(S0, "g").unwrap(), 0);
+    assert_eq!(log.seek(S0, "g", SeekTo::FromEnd(10)).unwrap(), 390);
+    assert_eq!(log.lag(S0, "g").unwrap(), 10);
+    assert_eq!(log.seek(S0, "g", SeekTo::Entry(0)).unwrap(), first, "clamped to the retained range");
+    assert_eq!(log.seek(S0, "g", SeekTo::Entry(9_999)).unwrap(), 400, "clamped to the end");
+    // Entry i was appended at 1_000 + i.
+    assert_eq!(log.seek(S0, "g", SeekTo::Time(1_350)).unwrap(), 350);
+    assert_eq!(log.seek(S0, "g", SeekTo::Time(0)).unwrap(), first);
+    assert_eq!(log.seek(S0, "g", SeekTo::Time(u64::MAX)).unwrap(), 400);
+    // The consumer's cursor follows a seek.
+    let mut g = Consumer::new("g").unwrap();
+    let mut buf = vec![0u8; 512];
+    assert_eq!(g.seek_to(&mut log, S0, SeekTo::Time(1_377)).unwrap(), 377);
+    assert_eq!(g.next(&mut log, S0, &mut buf).unwrap().unwrap().entry, 377);
+    assert_eq!(g.seek_to(&mut log, S0, SeekTo::FromEnd(2)).unwrap(), 398);
+    assert_eq!(g.next(&mut log, S0, &mut buf).unwrap().unwrap().entry, 398);
+    // An ack cannot pass the durable end (entries not yet synced).
+    log.append(S0, 5_000, &[b"unsynced".as_slice()]).unwrap();
+    assert_eq!(log.ack(S0, "g", 1_000).unwrap(), 400);
+    assert_eq!(log.group_offset(S0, "g").unwrap(), Some(400));
+    log.sync(S0, 5_001).unwrap();
+    assert_eq!(log.lag(S0, "g").unwrap(), 1);
+    assert!(matches!(log.seek(ShardId::new(9).unwrap(), "g", SeekTo::Start), Err(Error::ShardNotOpen(_))));
+    assert!(matches!(log.seek(S0, "a\0b", SeekTo::Start), Err(Error::Offsets { .. })));
 }
 
 #[test]

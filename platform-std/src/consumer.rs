@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use comet_core::platform::shm::{GroupSlot, OffsetsTable};
+use comet_core::platform::group::{AckRangeError, GroupLink, ack_highs, check_ack_range, resume_point};
+use comet_core::platform::shm::OffsetsTable;
 use comet_core::platform::state::offsets::{OFFSETS_FILE, validate_group};
 use comet_core::{Counter, FileKind, IoOp, ShardId};
 
@@ -56,11 +57,6 @@ fn table<'a>(shard: ShardId, words: &'a SharedWords) -> Result<OffsetsTable<'a>>
     OffsetsTable::open(w, std::thread::yield_now).map_err(|source| Error::Offsets { shard, source })
 }
 
-/// The table for lookups (never writes; `None`: no group acked yet).
-fn table_read<'a>(shard: ShardId, words: &'a SharedWords) -> Result<Option<OffsetsTable<'a>>> {
-    OffsetsTable::open_read(words.words(), std::thread::yield_now).map_err(|source| Error::Offsets { shard, source })
-}
-
 /// Every group of a shard with its offset and lag against `durable_end`.
 pub(crate) fn group_stats(dir: &Path, shard: ShardId, durable_end: u64) -> Result<Vec<GroupStats>> {
     let Some(words) = map_offsets_read(dir, shard)? else {
@@ -81,30 +77,9 @@ pub(crate) fn low_water(dir: &Path, shard: ShardId) -> Result<Option<u64>> {
     Ok(OffsetsTable::open_read(words.words(), std::thread::yield_now).ok().flatten().and_then(|t| t.min_offset()))
 }
 
-/// Where [`Consumer::seek`] moves a group's offset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeekTo {
-    /// The first retained entry (replay everything kept).
-    Start,
-    /// The durable end (skip everything so far).
-    End,
-    /// A given entry number.
-    Entry(u64),
-    /// `n` entries before the durable end (replay the last `n`).
-    FromEnd(u64),
-    /// The first entry with a timestamp at or after this (ns since epoch;
-    /// [`SeekTo::time`] makes it from a `SystemTime`).
-    Time(u64),
-}
-
-impl SeekTo {
-    /// [`SeekTo::Time`] of a [`SystemTime`](std::time::SystemTime): the
-    /// first entry appended at or after `time` (a time before the epoch
-    /// is the first retained entry).
-    pub fn time(time: std::time::SystemTime) -> SeekTo {
-        SeekTo::Time(crate::unix_ns(time))
-    }
-}
+/// Where [`Consumer::seek`] moves a group's offset (the core's rule:
+/// [`comet_core::SeekTo`]).
+pub use comet_core::SeekTo;
 
 /// What a multi-shard read ([`Consumer::read`]) returned: messages, and
 /// the shards whose read stopped at an error.
@@ -224,14 +199,11 @@ struct Link {
     reader: Reader,
     /// The shard's `offsets.state` mapping.
     offsets: Option<Arc<SharedWords>>,
-    /// The group's slot in it (slots never move; re-found only when the
-    /// slot's name check fails).
-    slot: Option<GroupSlot>,
+    /// The group's slot in it and the durable end last seen (acks up to
+    /// it need no head read).
+    group: GroupLink,
     /// The shard's `comet.state` mapping (for the counters).
     state: Option<Arc<SharedWords>>,
-    /// The durable end last seen. It never decreases, so acks up to it
-    /// need no head read.
-    end: u64,
     /// Highest entry this instance returned (for `ack_range`).
     read_high: Option<u64>,
 }
@@ -252,9 +224,6 @@ impl std::fmt::Debug for Consumer {
         f.debug_struct("Consumer").field("group", &self.group).finish_non_exhaustive()
     }
 }
-
-/// Distinct shards an ack sorts out without allocating.
-const ACK_INLINE: usize = 8;
 
 /// Wall-clock ns for the last-ack time: the coarse clock (a few ns, ms
 /// resolution; the slot keeps the maximum, so it never goes backwards).
@@ -300,7 +269,7 @@ impl Consumer {
             return Ok(i as usize - 1);
         }
         let reader = self.client.reader(shard)?;
-        self.links.push(Link { reader, offsets: None, slot: None, state: None, end: 0, read_high: None });
+        self.links.push(Link { reader, offsets: None, group: GroupLink::default(), state: None, read_high: None });
         if self.by_shard.len() <= k {
             self.by_shard.resize(k + 1, 0);
         }
@@ -347,38 +316,31 @@ impl Consumer {
     pub fn offset(&mut self, shard: ShardId) -> Result<u64> {
         let stored = self.stored(shard)?;
         let (first, _) = self.reader(shard)?.bounds()?;
-        Ok(stored.unwrap_or(0).max(first))
+        Ok(resume_point(stored, first))
     }
 
+    /// The group's stored offset in `shard` (`None`: it never acked or
+    /// seeked there), through the cached slot when it still holds the group.
     fn stored(&mut self, shard: ShardId) -> Result<Option<u64>> {
         let i = self.link_index(shard)?;
-        let link = &self.links[i];
-        if let (Some(w), Some(slot)) = (&link.offsets, &link.slot)
-            && let Some(o) = slot.get(w.words())
-        {
-            return Ok(o.map(|o| o.offset));
-        }
-        let Some(w) = self.words(shard, false)? else {
-            return Ok(None);
+        let w = match &self.links[i].offsets {
+            Some(w) => w.clone(),
+            None => match self.words(shard, false)? {
+                Some(w) => w,
+                None => return Ok(None),
+            },
         };
-        let Some(t) = table_read(shard, &w)? else {
-            return Ok(None);
-        };
-        let slot = t.find_slot(&self.group).map_err(|source| Error::Offsets { shard, source })?;
-        self.links[i].slot = slot;
-        if let Some(o) = slot.and_then(|s| s.get(w.words())) {
-            return Ok(o.map(|o| o.offset));
-        }
-        // A slot without a stored name check (a Go-written table read
-        // without upgrading it): the table's own lookup.
-        Ok(t.get(&self.group).map_err(|source| Error::Offsets { shard, source })?.map(|o| o.offset))
+        self.links[i]
+            .group
+            .stored(w.words(), &self.group, std::thread::yield_now)
+            .map_err(|source| Error::Offsets { shard, source })
     }
 
     /// Durable entries of `shard` the group has not acked.
     pub fn lag(&mut self, shard: ShardId) -> Result<u64> {
-        let off = self.offset(shard)?;
-        let (_, end) = self.reader(shard)?.bounds()?;
-        Ok(end.saturating_sub(off))
+        let stored = self.stored(shard)?;
+        let (first, end) = self.reader(shard)?.bounds()?;
+        Ok(comet_core::platform::group::lag(stored, first, end))
     }
 
     /// Adds `n` to a counter of `shard`'s `comet.state`.
@@ -467,37 +429,7 @@ impl Consumer {
     }
 
     fn ack_ids(&mut self, ids: impl Iterator<Item = MessageId>) -> Result<()> {
-        // One linear pass: batches are nearly always one shard, in order.
-        let mut high = [(ShardId::MIN, 0u64); ACK_INLINE];
-        let mut n = 0;
-        let mut spill: Vec<MessageId> = Vec::new();
-        for id in ids {
-            if n > 0 && high[n - 1].0 == id.shard {
-                high[n - 1].1 = high[n - 1].1.max(id.entry);
-            } else if let Some(h) = high[..n].iter_mut().find(|h| h.0 == id.shard) {
-                h.1 = h.1.max(id.entry);
-            } else if n < ACK_INLINE {
-                high[n] = (id.shard, id.entry);
-                n += 1;
-            } else {
-                spill.push(id);
-            }
-        }
-        for &(shard, h) in &high[..n] {
-            self.advance(shard, h.saturating_add(1))?;
-        }
-        if !spill.is_empty() {
-            // More shards than the inline array: sort the rest by shard.
-            spill.sort_unstable_by_key(|id| (id.shard, std::cmp::Reverse(id.entry)));
-            let mut last = None;
-            for id in spill {
-                if last != Some(id.shard) {
-                    last = Some(id.shard);
-                    self.advance(id.shard, id.entry.saturating_add(1))?;
-                }
-            }
-        }
-        Ok(())
+        ack_highs(ids.map(|id| (id.shard, id.entry)), |shard, to| self.advance(shard, to))
     }
 
     /// Acknowledges `range` of `shard`. The range must start at or below the
@@ -506,12 +438,10 @@ impl Consumer {
     pub fn ack_range(&mut self, shard: ShardId, range: std::ops::Range<u64>) -> Result<()> {
         let off = self.offset(shard)?;
         let (first, end) = self.reader(shard)?.bounds()?;
-        if range.start > off {
-            return Err(Error::AckGap { shard, offset: off, start: range.start });
-        }
-        if range.end > end {
-            return Err(Error::Unavailable { shard, entry: range.end - 1, first, end });
-        }
+        check_ack_range(&range, off, end).map_err(|e| match e {
+            AckRangeError::Gap { offset, start } => Error::AckGap { shard, offset, start },
+            AckRangeError::PastEnd { entry } => Error::Unavailable { shard, entry, first, end },
+        })?;
         self.advance(shard, range.end)
     }
 
@@ -520,25 +450,18 @@ impl Consumer {
     fn advance(&mut self, shard: ShardId, to: u64) -> Result<()> {
         let i = self.link_index(shard)?;
         let link = &mut self.links[i];
-        if to > link.end {
-            let end = link.reader.head()?.map_or(0, |h| h.end());
-            link.end = link.end.max(end);
-        }
-        let to = to.min(link.end);
+        let to = link.group.cap(to, || Ok::<_, Error>(link.reader.head()?.map_or(0, |h| h.end())))?;
         let now = ack_time_ns();
-        let fast = match (&link.offsets, &link.slot) {
-            // only through a writable mapping (lookups map read-only)
-            (Some(w), Some(slot)) => w.writable().is_some_and(|words| slot.advance(words, to, now).is_some()),
-            _ => false,
-        };
+        // only through a writable mapping (lookups map read-only)
+        let fast =
+            link.offsets.as_ref().and_then(|w| w.writable()).is_some_and(|w| link.group.advance_cached(w, to, now));
         if !fast {
             let w = self.words(shard, true)?.ok_or(Error::Closed)?;
-            let t = table(shard, &w)?;
-            let slot = t.slot_of(&self.group).map_err(|source| Error::Offsets { shard, source })?;
-            if slot.advance(w.words(), to, now).is_none() {
-                t.advance(&self.group, to, now).map_err(|source| Error::Offsets { shard, source })?;
-            }
-            self.links[i].slot = Some(slot);
+            let words = w.writable().ok_or(Error::ReadOnly)?;
+            self.links[i]
+                .group
+                .advance(words, &self.group, to, now, std::thread::yield_now)
+                .map_err(|source| Error::Offsets { shard, source })?;
         }
         self.count(i, shard, Counter::Acks, 1);
         Ok(())
@@ -551,13 +474,7 @@ impl Consumer {
     pub fn seek(&mut self, shard: ShardId, to: SeekTo) -> Result<u64> {
         let reader = self.reader(shard)?;
         let (first, end) = reader.bounds()?;
-        let target = match to {
-            SeekTo::Start => first,
-            SeekTo::End => end,
-            SeekTo::Entry(n) => n,
-            SeekTo::FromEnd(n) => end.saturating_sub(n),
-            SeekTo::Time(ts) => reader.seek_time(ts)?,
-        };
+        let target = to.target(first, end, |ts| reader.seek_time(ts))?;
         let target = reader.readable_from(target)?;
         let w = self.words(shard, true)?.ok_or(Error::Closed)?;
         table(shard, &w)?.set(&self.group, target, now_ns()).map_err(|source| Error::Offsets { shard, source })?;

@@ -592,11 +592,7 @@ impl Reader {
     pub fn readable_from(&mut self, entry: u64) -> Result<u64> {
         let (first, end) = self.bounds()?;
         let head = self.head()?;
-        let mut e = entry.clamp(first, end);
-        while let Some(r) = self.lost(e, head.as_ref()) {
-            e = r.end.max(e + 1);
-        }
-        Ok(e.min(end))
+        Ok(comet_core::platform::read::readable_from(first, end, entry, |e| self.lost(e, head.as_ref())))
     }
 
     /// The lost range `entry` lies in, per the loaded manifest.

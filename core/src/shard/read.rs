@@ -14,7 +14,9 @@ use crate::error::{ChunkDamage, Corruption, Error, FileKind, IoOp};
 use crate::index::table::{TABLE_HEADER, TABLE_RECORD};
 use crate::index::{SegmentMeta, Table};
 use crate::naming::{chunk_table_file_name, segment_file_name};
-use crate::read::{ChunkEntries, ChunkPos, Sealed, check_streaming, load_chunk, locate_sealed, read_table_records};
+use crate::read::{
+    ChunkEntries, ChunkPos, Probe, Sealed, check_streaming, load_chunk, locate_sealed, read_table_records,
+};
 use crate::state::HeadStore;
 use crate::storage::{Context, OpenMode, Storage, read_exact_at};
 use crate::wire::{Compressor, EntryHeader, WireError};
@@ -403,5 +405,25 @@ where
         let (header, stored) = self.read_stored(entry, &mut rb)?;
         out.extend_from_slice(stored);
         Ok(EntryRef { header })
+    }
+
+    /// The first entry at or after `entry` that is not in a lost range,
+    /// clamped to the retained range `first..=durable end` (where a seek
+    /// moves a consumer group, so that it can read on).
+    pub fn readable_from(&self, entry: u64) -> u64 {
+        let lost = |e| self.manifest.lost_range(e, self.base);
+        crate::read::readable_from(self.first_entry(), self.durable_end(), entry, lost)
+    }
+
+    /// The first readable entry stamped at or after `ts` (ns), or the
+    /// durable end ([`crate::read::seek_time`]: O(log n) entries read
+    /// through `rb`; a lost range counts as stamped like the entry after
+    /// it). A damaged chunk on the way is its error.
+    pub fn seek_time(&self, ts: u64, rb: &mut ReadBuf<S::File>) -> Result<u64, Error<S::Error>> {
+        crate::read::seek_time(self.first_entry(), self.durable_end(), ts, |e| match self.read_stored(e, rb) {
+            Ok((h, _)) => Ok(Probe::Stamped(h.timestamp)),
+            Err(Error::Lost { end, .. }) => Ok(Probe::LostUntil(end)),
+            Err(err) => Err(err),
+        })
     }
 }

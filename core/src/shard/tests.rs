@@ -866,3 +866,32 @@ fn windowed_reads_of_large_chunks_serve_any_order_exactly() {
         }
     }
 }
+
+#[test]
+fn seeks_step_over_lost_ranges_and_stay_in_the_retained_range() {
+    let dir = MemDir::new();
+    let mut c = cfg();
+    c.max_file_size = 1 << 20;
+    let (mut s, _) = open_on(&dir, c).unwrap();
+    append_n(&mut s, 0, 22); // chunk 5 (entries 20, 21) is open
+    s.sync().unwrap();
+    drop(s);
+    let seg = dir.file_bytes(&segment_file_name(0)).unwrap();
+    dir.corrupt(&segment_file_name(0), seg.len() as u64 - 2, 0x10);
+    let (mut s, report) = open_on(&dir, c).unwrap();
+    assert_eq!(report.missing, vec![Range { start: 20, end: 22 }]);
+    append_n(&mut s, 22, 3);
+    s.sync().unwrap();
+    assert_eq!((s.first_entry(), s.durable_end()), (0, 25));
+    assert_eq!(s.readable_from(7), 7);
+    assert_eq!(s.readable_from(20), 22, "past the lost range");
+    assert_eq!(s.readable_from(21), 22);
+    assert_eq!(s.readable_from(99), 25, "clamped to the end");
+    let mut rb = ReadBuf::growing();
+    // Entry i was appended at 1_000 + i.
+    assert_eq!(s.seek_time(0, &mut rb).unwrap(), 0);
+    assert_eq!(s.seek_time(1_005, &mut rb).unwrap(), 5);
+    assert_eq!(s.seek_time(1_020, &mut rb).unwrap(), 22, "a time inside the lost range");
+    assert_eq!(s.seek_time(1_023, &mut rb).unwrap(), 23);
+    assert_eq!(s.seek_time(u64::MAX, &mut rb).unwrap(), 25);
+}
