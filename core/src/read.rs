@@ -352,16 +352,16 @@ impl ActiveTable {
             .ok_or(WireError::Truncated { needed: (need * TABLE_RECORD) as u64, available: more.len() as u64 })?;
         let new = Table::new(&more[..take]);
         let mut prev = self.table().get(have.wrapping_sub(1)).map_or(0, |r| u64::from(r.end));
-        let mut fold = self.fold.clone();
-        for k in 0..new.len() {
-            let Some(r) = new.get(k) else { break };
-            if u64::from(r.end) <= prev || u64::from(r.end) > head.bytes {
+        for (k, rec) in new.as_bytes().chunks_exact(TABLE_RECORD).enumerate() {
+            let end = ChunkRec::parse(rec).map_or(0, |r| u64::from(r.end));
+            if end <= prev || end > head.bytes {
                 let at = crate::index::table::TABLE_HEADER + (have + k) * TABLE_RECORD;
                 return Err(WireError::InvalidField { offset: crate::num::at32(at) });
             }
-            prev = u64::from(r.end);
-            fold.update(&r.crc.to_le_bytes());
+            prev = end;
         }
+        let mut fold = self.fold.clone();
+        new.fold_into(&mut fold);
         // All chunks closed: the last one ends at the head's bytes.
         let whole = head.entries.is_multiple_of(u64::from(self.interval));
         if whole && head.entries > 0 && prev != head.bytes {
@@ -386,15 +386,11 @@ impl ActiveTable {
             .and_then(|n| segment.get(..n))
             .ok_or(WireError::Truncated { needed: head.bytes, available: segment.len() as u64 })?;
         let t = scan_table(bytes, self.interval, max_stored)?;
-        let closed = Table::new(&t.closed).fold();
+        let mut fold = crc32fast::Hasher::new();
+        Table::new(&t.closed).fold_into(&mut fold);
+        let closed = fold.clone().finalize();
         if t.entries != head.entries || closed != head.closed_hash || t.open_crc != head.open_crc {
             return Err(WireError::ChecksumMismatch { expected: head.closed_hash, actual: closed });
-        }
-        let mut fold = crc32fast::Hasher::new();
-        for k in 0..Table::new(&t.closed).len() {
-            if let Some(r) = Table::new(&t.closed).get(k) {
-                fold.update(&r.crc.to_le_bytes());
-            }
         }
         self.recs = t.closed;
         self.fold = fold;

@@ -34,9 +34,15 @@ impl ChunkState {
     /// journal checked against a durable head) and whose open chunk, if
     /// any, starts at `open.0` and has the CRC `open.1` so far.
     pub fn resume(closed: &[ChunkRec], open: Option<(u32, u32)>) -> ChunkState {
+        // The CRCs in blocks, as `Table::fold_into` does: one hasher call
+        // per block, not per 4-byte CRC (open folds the whole journal).
         let mut fold = crc32fast::Hasher::new();
-        for c in closed {
-            fold.update(&c.crc.to_le_bytes());
+        let mut block = [0u8; crate::index::table::FOLD_BLOCK];
+        for group in closed.chunks(crate::index::table::FOLD_BLOCK / 4) {
+            for (to, c) in block.chunks_exact_mut(4).zip(group) {
+                to.copy_from_slice(&c.crc.to_le_bytes());
+            }
+            fold.update(&block[..group.len() * 4]);
         }
         ChunkState {
             closed: closed.to_vec(),

@@ -124,6 +124,19 @@ fn resuming_from_a_table_matches_a_full_scan() {
 }
 
 #[test]
+fn resumed_closed_hash_is_the_fold_of_every_crc_at_any_count() {
+    for n in [0u32, 1, 63, 64, 65, 128, 129, 200] {
+        let closed: Vec<ChunkRec> =
+            (0..n).map(|k| ChunkRec { end: k + 1, crc: k.wrapping_mul(0x9E37_79B9) ^ 7 }).collect();
+        let mut h = crc32fast::Hasher::new();
+        for c in &closed {
+            h.update(&c.crc.to_le_bytes());
+        }
+        assert_eq!(ChunkState::resume(&closed, None).head_crcs(), (0, h.finalize()), "{n} chunks");
+    }
+}
+
+#[test]
 fn sealing_records_the_table_and_its_checksum() {
     let (data, offsets) = segment(20);
     let (sc, _) = scan(&data, 5, 64);
