@@ -11,8 +11,9 @@
 //! # Public surface
 //!
 //! The modules are private. The crate root holds what a *user* of comet
-//! names — [`ShardId`], [`Error`] and its details, [`Config`], the metrics
-//! snapshots ([`Stats`]), stream naming, [`EntryHeader`], the
+//! names — [`ShardId`], [`Error`] and its details, the engine's and
+//! retention's settings ([`EngineSettings`], [`RetentionConfig`]), the
+//! metrics snapshots ([`Stats`]), stream naming, [`EntryHeader`], the
 //! recovery, repair, import, check and retention reports — and the
 //! platforms re-export it. [`platform`] holds what only a platform needs to
 //! run the engine, one submodule per concern; `sim` (feature `sim`) is test
