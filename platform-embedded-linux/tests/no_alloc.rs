@@ -1,9 +1,10 @@
-//! After open, the append (without rotation), sync, tick, read and consumer
-//! paths make no heap allocation: a counting global allocator proves it.
+//! After open, the append (without rotation; raw and compressed entries),
+//! sync, tick, read and consumer paths make no heap allocation: a counting
+//! global allocator proves it.
 //!
 //! Excluded, and allocating by design: rotation and retention deletions
-//! (the manifest is copied and re-encoded), compressing a payload (ruzstd's
-//! per-call scratch), opening shards. See the crate docs.
+//! (the manifest is copied and re-encoded), opening shards. See the crate
+//! docs.
 #![allow(clippy::field_reassign_with_default, clippy::cast_possible_truncation)]
 
 mod common;
