@@ -195,7 +195,9 @@ fn with_compression_the_heap_stays_within_the_budget() {
     cfg.min_compress_size = Some(512);
     let budget = cfg.heap_budget().total(usize::from(cfg.shard_count));
     let entry = |i: u64| -> Vec<u8> {
-        (0..12).flat_map(|k| format!("{{\"seq\":{},\"level\":\"info\",\"msg\":\"line {k}\"}}\n", i * 12 + k).into_bytes()).collect()
+        (0..12)
+            .flat_map(|k| format!("{{\"seq\":{},\"level\":\"info\",\"msg\":\"line {k}\"}}\n", i * 12 + k).into_bytes())
+            .collect()
     };
     let base = start();
     let mut log = Log::open(t.path(), cfg, 1).unwrap();

@@ -21,6 +21,12 @@
 //! The output is written straight into the caller's buffer; a frame that
 //! does not fit yields `None`.
 
+// Every narrowing cast here is of a bounded value: lengths and positions
+// within one entry (checked to fit a `u32` before matching) or one 128 KiB
+// block, table indices below 512, symbols and codes below 256; the bit
+// writer keeps the low byte of its accumulator on purpose.
+#![allow(clippy::cast_possible_truncation)]
+
 use super::ZSTD_MAGIC;
 
 /// Shortest match the matcher looks for.

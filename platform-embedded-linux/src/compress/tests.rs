@@ -1,3 +1,5 @@
+#![allow(clippy::cast_possible_truncation)] // test data generators keep low bits on purpose
+
 use super::*;
 use comet_core::wire::{StoredPayload, encode_payload, raw_frame_len};
 
