@@ -29,7 +29,7 @@ mod encoder;
 /// Frames written now are single-segment: their window is the entry.
 pub const COMPRESS_WINDOW: usize = 128 * 1024;
 
-/// The compressor: an [`encoder::Encoder`] whose buffers (a hash table of
+/// The compressor: the crate's own encoder, whose buffers (a hash table of
 /// positions, literal and sequence scratch for one block) are sized for
 /// `max_input` bytes when it is built and reused by every frame, which is
 /// written straight into the caller's buffer. Shards of one log share one
