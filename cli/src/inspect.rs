@@ -3,10 +3,8 @@
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use comet::{Client, Config, Counters, Finding, RecoveryReport, Severity, ShardStats, Stats, VerifyReport};
-use comet_core::import::ImportProblem;
-use comet_core::segment::ScanEnd;
-use comet_core::shard::QuarantineReason;
+use comet::{Client, Config, Counters, Finding, RecoveryReport, Severity, ShardCheck, ShardStats, Stats, VerifyReport};
+use comet_core::{ImportProblem, QuarantineReason, ScanEnd};
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
@@ -366,14 +364,14 @@ fn verify_json(r: &VerifyReport) -> VerifyJson {
         shards: r
             .shards
             .iter()
-            .map(|s| VerifyShardJson {
-                shard: s.shard.get(),
-                segments: s.segments,
-                entries: s.entries,
-                bytes: s.bytes,
-                first_entry: s.first_entry,
-                durable_end: s.durable_end,
-                groups: s.groups,
+            .map(|&ShardCheck { shard, ref check }| VerifyShardJson {
+                shard: shard.get(),
+                segments: check.segments,
+                entries: check.entries,
+                bytes: check.bytes,
+                first_entry: check.first_entry,
+                durable_end: check.durable_end,
+                groups: check.groups,
             })
             .collect(),
         findings: r.findings.iter().map(FindingJson::from).collect(),
@@ -382,17 +380,16 @@ fn verify_json(r: &VerifyReport) -> VerifyJson {
 
 /// Prints a verification report as text; returns the exit code.
 fn print_verify(w: &mut impl Write, r: &VerifyReport) -> io::Result<u8> {
-    for s in &r.shards {
+    for ShardCheck { shard, check: c } in &r.shards {
         writeln!(
             w,
-            "shard {}: {}, {} ({}) checked, entries {}..{}, {}",
-            s.shard,
-            n_of(s.segments, "segment", "segments"),
-            n_of(s.entries, "entry", "entries"),
-            n_of(s.bytes, "byte", "bytes"),
-            s.first_entry,
-            s.durable_end,
-            n_of(s.groups, "group", "groups")
+            "shard {shard}: {}, {} ({}) checked, entries {}..{}, {}",
+            n_of(c.segments, "segment", "segments"),
+            n_of(c.entries, "entry", "entries"),
+            n_of(c.bytes, "byte", "bytes"),
+            c.first_entry,
+            c.durable_end,
+            n_of(c.groups, "group", "groups")
         )?;
     }
     for f in &r.findings {
@@ -400,7 +397,7 @@ fn print_verify(w: &mut impl Write, r: &VerifyReport) -> io::Result<u8> {
         writeln!(w, "{tag} {}", out::line_safe(&f.to_string()))?;
     }
     let (damage, notes) = (r.damage().count() as u64, r.notes().count() as u64);
-    let entries: u64 = r.shards.iter().map(|s| s.entries).sum();
+    let entries: u64 = r.shards.iter().map(|s| s.check.entries).sum();
     let shards = n_of(r.shards.len() as u64, "shard", "shards");
     let notes = n_of(notes, "note", "notes");
     if damage == 0 {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use comet::{Client, Config, Consumer, Message, NameError, Reader, SeekTo, ShardId, ShardPattern, parse_stream};
-use comet_core::naming::parse_go_segment_file_name;
+use comet_core::platform::go::parse_go_segment_file_name;
 
 use crate::out::{self, count as n_of, require_dir};
 use crate::{CmdResult, Format};

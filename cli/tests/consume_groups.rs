@@ -132,7 +132,7 @@ fn groups_json_lists_every_shard_of_every_group() {
 /// Renames group `from` to `to` (same length) in a shard's offsets.state,
 /// as an older version or the Go package could have stored it.
 fn rename_group(offsets: &std::path::Path, from: &[u8], to: &[u8]) {
-    use comet_core::state::offsets::{NAME_FIELD, SLOTS, name_check, slot, slot_offset};
+    use comet_core::platform::state::offsets::{NAME_FIELD, SLOTS, name_check, slot, slot_offset};
     let mut b = std::fs::read(offsets).unwrap();
     let i = (0..SLOTS).find(|&i| b[slot_offset(i)..].starts_with(from)).expect("slot");
     let at = slot_offset(i);

@@ -23,8 +23,9 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::ops::Range;
 
+use crate::go::GO_INDEX_MAGIC;
 use crate::index::table::{TABLE_HEADER, TABLE_RECORD, parse_table_header};
-use crate::index::{GO_INDEX_MAGIC, MANIFEST_FILE, MANIFEST_TMP, Manifest, SegmentMeta, Table};
+use crate::index::{MANIFEST_FILE, MANIFEST_TMP, Manifest, SegmentMeta, Table};
 use crate::naming::{chunk_table_file_name, segment_file_name};
 use crate::read::{ActiveTable, ChunkPos, check_chunk};
 use crate::segment::{ScanEnd, Scanner};
@@ -136,7 +137,7 @@ impl<S: Storage> Checker<'_, S> {
             {
                 set_aside.push(n.to_string());
             }
-            go_kept |= n == crate::import::GO_INDEX_KEPT;
+            go_kept |= n == crate::go::GO_INDEX_KEPT;
         });
         set_aside.sort();
         let has_segments = !listing.segments.is_empty();

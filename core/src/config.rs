@@ -1,10 +1,15 @@
-//! The configuration tree, its defaults, presets and validation.
+//! The core's settings: the engine's ([`EngineSettings`]) and retention's
+//! ([`RetentionConfig`]), with their defaults and validation.
 //!
-//! Sections follow the Go package (compression, indexing, storage,
-//! concurrency, retention, log) with its defaults (reference §12), minus the
-//! fields that did nothing there. [`Config::validate`] rejects zero and
-//! absurd values with a [`ConfigError`] naming the field; nothing is
-//! silently replaced by a default.
+//! Defaults are the Go package's (reference §12). Validation rejects zero
+//! and absurd values with a [`ConfigError`] naming the field by its path in
+//! the Go configuration tree (`storage.max_file_size`), which `comet`'s
+//! `Config` keeps; nothing is silently replaced by a default.
+//!
+//! Settings only a platform uses live with that platform (D-47): `comet`'s
+//! `Config` adds the flush interval, durable appends, the zstd level,
+//! concurrency and logging around these two parts; `comet-embedded`'s
+//! `EmbeddedConfig` adds its memory budget and flush interval.
 
 use core::time::Duration;
 
@@ -14,57 +19,60 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 const GIB: u64 = 1024 * MIB;
 
-/// Compression settings.
+/// The engine's settings, as a user states them: what
+/// [`EngineConfig`](crate::shard::EngineConfig) is derived from
+/// ([`EngineConfig::from_settings`](crate::shard::EngineConfig::from_settings)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CompressionConfig {
-    /// Payloads at least this long are compressed when that makes them
-    /// smaller (default 4096; 0 tries every payload).
-    pub min_compress_size: u32,
-    /// zstd level, `1..=22` (default 3). `comet-embedded`'s `ruzstd`
-    /// compresses at its fastest level whatever this says.
-    pub level: i32,
-}
-
-/// Checkpoint settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IndexingConfig {
-    /// Entries per checkpoint chunk (default 100): a lookup hops over at
-    /// most `boundary_interval - 1` entries, and `verify` reports damage at
-    /// this granularity.
+pub struct EngineSettings {
+    /// Entries per checkpoint chunk (default 100; `1..=1_000_000`;
+    /// `indexing.boundary_interval`): a lookup hops over at most
+    /// `boundary_interval - 1` entries, and `verify` reports damage at this
+    /// granularity.
     pub boundary_interval: u32,
-}
-
-/// Segment and write-path settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StorageConfig {
     /// Rotate to a new segment before it would grow past this (default
-    /// 256 MiB; 1 KiB..=2 GiB). A single larger entry gets a segment alone.
+    /// 256 MiB; 1 KiB..=2 GiB; `storage.max_file_size`). A single larger
+    /// entry gets a segment alone.
     pub max_file_size: u64,
-    /// Largest payload `append` accepts, and the bound every scanner uses
-    /// (default 16 MiB; up to 1 GiB).
+    /// Largest payload `append` accepts (default 16 MiB; up to 1 GiB;
+    /// `storage.max_entry_size`).
     pub max_entry_size: u32,
-    /// Write buffer per shard (default 64 KiB, as the Go package; 4 KiB..=64 MiB).
+    /// Write buffer per shard (default 64 KiB, as the Go package;
+    /// 4 KiB..=64 MiB; `storage.write_buffer_size`).
     pub write_buffer_size: u32,
-    /// Periodic flush + sync, which makes appended entries durable and
-    /// visible (default 1 s; 1 ms..=1 h).
-    pub flush_interval: Duration,
-    /// Sync before every `append` returns (default false).
-    pub durable_appends: bool,
+    /// Payloads at least this long are compressed when that makes them
+    /// smaller (default 4096; 0 tries every payload;
+    /// `compression.min_compress_size`).
+    pub min_compress_size: u32,
 }
 
-/// Multi-process settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConcurrencyConfig {
-    /// This process's index, `0..process_count`.
-    pub process_id: u32,
-    /// Processes sharing the directory (default 1). Process `i` writes the
-    /// shards with `shard % process_count == i`.
-    pub process_count: u32,
-    /// Shards that `pick_shard` spreads keys over (default 16).
-    pub shard_count: u32,
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            boundary_interval: 100,
+            max_file_size: 256 * MIB,
+            max_entry_size: 16 << 20,
+            write_buffer_size: 64 << 10,
+            min_compress_size: 4096,
+        }
+    }
 }
 
-/// Retention settings.
+impl EngineSettings {
+    /// Checks every field; the first bad one is reported.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_range("indexing.boundary_interval", u64::from(self.boundary_interval), 1, 1_000_000)?;
+        check_range("storage.max_file_size", self.max_file_size, KIB, 2 * GIB)?;
+        check_range(
+            "storage.max_entry_size",
+            u64::from(self.max_entry_size),
+            1,
+            u64::from(crate::wire::ENTRY_SIZE_LIMIT),
+        )?;
+        check_range("storage.write_buffer_size", u64::from(self.write_buffer_size), 4 * KIB, 64 * MIB)
+    }
+}
+
+/// Retention settings: the same type on every platform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionConfig {
     /// Delete sealed segments whose newest entry is older than this
@@ -87,145 +95,56 @@ pub struct RetentionConfig {
     pub cleanup_interval: Option<Duration>,
 }
 
-/// Log verbosity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    /// Nothing.
-    Off,
-    /// Errors only.
-    Error,
-    /// Errors and warnings.
-    Warn,
-    /// Informational messages (default).
-    Info,
-    /// Debug output (the `comet` tool turns it on with `COMET_DEBUG=1`;
-    /// a library leaves the choice to the application's subscriber).
-    Debug,
-}
-
-/// Logging settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LogConfig {
-    /// Verbosity.
-    pub level: LogLevel,
-}
-
-/// The whole configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Config {
-    /// Compression.
-    pub compression: CompressionConfig,
-    /// Checkpoints.
-    pub indexing: IndexingConfig,
-    /// Segments and the write path.
-    pub storage: StorageConfig,
-    /// Multi-process deployment.
-    pub concurrency: ConcurrencyConfig,
-    /// Retention.
-    pub retention: RetentionConfig,
-    /// Logging.
-    pub log: LogConfig,
-}
-
-impl Default for Config {
+impl Default for RetentionConfig {
     fn default() -> Self {
-        Config {
-            compression: CompressionConfig { min_compress_size: 4096, level: 3 },
-            indexing: IndexingConfig { boundary_interval: 100 },
-            storage: StorageConfig {
-                max_file_size: 256 * MIB,
-                max_entry_size: 16 << 20,
-                write_buffer_size: 64 << 10,
-                flush_interval: Duration::from_secs(1),
-                durable_appends: false,
-            },
-            concurrency: ConcurrencyConfig { process_id: 0, process_count: 1, shard_count: 16 },
-            retention: RetentionConfig {
-                max_age: Some(Duration::from_secs(7 * 24 * 3600)),
-                max_shard_size: None,
-                max_total_size: None,
-                hard_cap: false,
-                min_files_to_keep: 0,
-                protect_unconsumed: true,
-                cleanup_interval: Some(Duration::from_secs(3600)),
-            },
-            log: LogConfig { level: LogLevel::Info },
+        RetentionConfig {
+            max_age: Some(Duration::from_secs(7 * 24 * 3600)),
+            max_shard_size: None,
+            max_total_size: None,
+            hard_cap: false,
+            min_files_to_keep: 0,
+            protect_unconsumed: true,
+            cleanup_interval: Some(Duration::from_secs(3600)),
         }
     }
 }
 
-fn range(field: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
-    if value < min || value > max { Err(ConfigError { field, value, min, max }) } else { Ok(()) }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-impl Config {
-    /// Smaller payloads compressed harder: `min_compress_size = 512`,
-    /// level 9.
-    pub fn high_compression() -> Config {
-        let mut c = Config::default();
-        c.compression.min_compress_size = 512;
-        c.compression.level = 9;
-        c
-    }
-
-    /// Fewer checkpoints, bigger buffers, compression only for large
-    /// payloads.
-    pub fn high_throughput() -> Config {
-        let mut c = Config::default();
-        c.indexing.boundary_interval = 1000;
-        c.compression.min_compress_size = 1 << 20;
-        c.storage.write_buffer_size = 4 << 20;
-        c
-    }
-
-    /// Process `process_id` of `process_count` sharing one directory.
-    pub fn multi_process(process_id: u32, process_count: u32) -> Config {
-        let mut c = Config::default();
-        c.concurrency.process_id = process_id;
-        c.concurrency.process_count = process_count;
-        c
-    }
-
-    /// Checks every field; the first bad one is reported.
+impl RetentionConfig {
+    /// Checks every field; the first bad one is reported (as
+    /// `retention.<field>`).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let c = &self.compression;
-        range("compression.level", u64::from(c.level.unsigned_abs()), 1, 22)?;
-        if c.level < 1 {
-            return Err(ConfigError { field: "compression.level", value: 0, min: 1, max: 22 });
+        if let Some(age) = self.max_age {
+            check_millis("retention.max_age_ms", age, 1, u64::MAX)?;
         }
-        range("indexing.boundary_interval", u64::from(self.indexing.boundary_interval), 1, 1_000_000)?;
-        let s = &self.storage;
-        range("storage.max_file_size", s.max_file_size, KIB, 2 * GIB)?;
-        range("storage.max_entry_size", u64::from(s.max_entry_size), 1, u64::from(crate::wire::ENTRY_SIZE_LIMIT))?;
-        range("storage.write_buffer_size", u64::from(s.write_buffer_size), 4 * KIB, 64 * MIB)?;
-        range("storage.flush_interval_ms", millis(s.flush_interval), 1, 3_600_000)?;
-        let p = &self.concurrency;
-        range("concurrency.process_count", u64::from(p.process_count), 1, 1024)?;
-        range("concurrency.process_id", u64::from(p.process_id), 0, u64::from(p.process_count) - 1)?;
-        range("concurrency.shard_count", u64::from(p.shard_count), 1, 10_000)?;
-        let r = &self.retention;
-        if let Some(age) = r.max_age {
-            range("retention.max_age_ms", millis(age), 1, u64::MAX)?;
+        if let Some(n) = self.max_shard_size {
+            check_range("retention.max_shard_size", n, 1, u64::MAX)?;
         }
-        if let Some(n) = r.max_shard_size {
-            range("retention.max_shard_size", n, 1, u64::MAX)?;
+        if let Some(n) = self.max_total_size {
+            check_range("retention.max_total_size", n, 1, u64::MAX)?;
         }
-        if let Some(n) = r.max_total_size {
-            range("retention.max_total_size", n, 1, u64::MAX)?;
-        }
-        if r.hard_cap && r.max_total_size.is_none() {
+        if self.hard_cap && self.max_total_size.is_none() {
             return Err(ConfigError { field: "retention.hard_cap (needs max_total_size)", value: 1, min: 0, max: 0 });
         }
-        range("retention.min_files_to_keep", u64::from(r.min_files_to_keep), 0, 1_000_000)?;
-        if let Some(i) = r.cleanup_interval {
-            range("retention.cleanup_interval_ms", millis(i), 1, 30 * 24 * 3_600_000)?;
+        check_range("retention.min_files_to_keep", u64::from(self.min_files_to_keep), 0, 1_000_000)?;
+        if let Some(i) = self.cleanup_interval {
+            check_millis("retention.cleanup_interval_ms", i, 1, 30 * 24 * 3_600_000)?;
         }
         Ok(())
     }
+}
+
+/// `Err` naming `field` unless `min <= value <= max` (for the platforms'
+/// own settings as well).
+pub fn check_range(field: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if value < min || value > max { Err(ConfigError { field, value, min, max }) } else { Ok(()) }
+}
+
+/// [`check_range`] over a duration in whole milliseconds. A duration past
+/// `u64::MAX` ms counts as `u64::MAX`, which is exact for every check: it
+/// is above every finite bound and inside an unbounded one.
+pub fn check_millis(field: &'static str, value: Duration, min: u64, max: u64) -> Result<(), ConfigError> {
+    let ms = value.as_secs().saturating_mul(1000).saturating_add(u64::from(value.subsec_millis()));
+    check_range(field, ms, min, max)
 }
 
 #[cfg(test)]
@@ -233,42 +152,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_and_presets_are_valid() {
-        for c in [Config::default(), Config::high_compression(), Config::high_throughput(), Config::multi_process(2, 4)]
-        {
-            c.validate().unwrap();
-        }
-        let d = Config::default();
-        assert_eq!(d.storage.max_file_size, 256 * MIB);
-        assert_eq!(d.compression.min_compress_size, 4096);
-        assert_eq!(d.indexing.boundary_interval, 100);
-        assert_eq!(d.storage.flush_interval, Duration::from_secs(1));
-        assert!(d.retention.protect_unconsumed);
+    fn defaults_are_valid() {
+        EngineSettings::default().validate().unwrap();
+        RetentionConfig::default().validate().unwrap();
+        let d = EngineSettings::default();
+        assert_eq!(d.max_file_size, 256 * MIB);
+        assert_eq!(d.min_compress_size, 4096);
+        assert_eq!(d.boundary_interval, 100);
+        assert!(RetentionConfig::default().protect_unconsumed);
     }
 
     #[test]
     fn zero_and_absurd_values_are_rejected_by_name() {
-        let cases: [(&str, fn(&mut Config)); 12] = [
-            ("indexing.boundary_interval", |c| c.indexing.boundary_interval = 0),
-            ("storage.max_file_size", |c| c.storage.max_file_size = 0),
-            ("storage.max_file_size", |c| c.storage.max_file_size = 3 * GIB),
-            ("storage.max_entry_size", |c| c.storage.max_entry_size = 0),
-            ("storage.max_entry_size", |c| c.storage.max_entry_size = 2 * GIB as u32),
-            ("storage.write_buffer_size", |c| c.storage.write_buffer_size = 10),
-            ("storage.flush_interval_ms", |c| c.storage.flush_interval = Duration::ZERO),
-            ("concurrency.process_count", |c| c.concurrency.process_count = 0),
-            ("concurrency.process_id", |c| c.concurrency.process_id = 1),
-            ("concurrency.shard_count", |c| c.concurrency.shard_count = 10_001),
-            ("compression.level", |c| c.compression.level = 0),
-            ("retention.max_shard_size", |c| c.retention.max_shard_size = Some(0)),
+        let cases: [(&str, fn(&mut EngineSettings)); 6] = [
+            ("indexing.boundary_interval", |c| c.boundary_interval = 0),
+            ("storage.max_file_size", |c| c.max_file_size = 0),
+            ("storage.max_file_size", |c| c.max_file_size = 3 * GIB),
+            ("storage.max_entry_size", |c| c.max_entry_size = 0),
+            ("storage.max_entry_size", |c| c.max_entry_size = 2 * GIB as u32),
+            ("storage.write_buffer_size", |c| c.write_buffer_size = 10),
         ];
         for (field, break_it) in cases {
-            let mut c = Config::default();
+            let mut c = EngineSettings::default();
             break_it(&mut c);
             assert_eq!(c.validate().unwrap_err().field, field);
         }
-        let mut c = Config::default();
-        c.retention.hard_cap = true;
+        let cases: [(&str, fn(&mut RetentionConfig)); 4] = [
+            ("retention.max_age_ms", |c| c.max_age = Some(Duration::from_micros(999))),
+            ("retention.max_shard_size", |c| c.max_shard_size = Some(0)),
+            ("retention.max_total_size", |c| c.max_total_size = Some(0)),
+            ("retention.cleanup_interval_ms", |c| c.cleanup_interval = Some(Duration::from_secs(31 * 24 * 3600))),
+        ];
+        for (field, break_it) in cases {
+            let mut c = RetentionConfig::default();
+            break_it(&mut c);
+            assert_eq!(c.validate().unwrap_err().field, field);
+        }
+        let c = RetentionConfig { hard_cap: true, ..RetentionConfig::default() };
         assert!(c.validate().is_err(), "hard cap without a total size");
+    }
+
+    #[test]
+    fn durations_past_u64_millis_are_above_every_bound() {
+        assert!(check_millis("x", Duration::MAX, 1, u64::MAX).is_ok());
+        assert_eq!(check_millis("x", Duration::MAX, 1, 3_600_000).unwrap_err().value, u64::MAX);
+        assert_eq!(check_millis("x", Duration::from_millis(1500), 1, 1000).unwrap_err().value, 1500);
     }
 }

@@ -4,34 +4,47 @@
 //! edge observability. Everything here is `#![no_std]` (with an `alloc`
 //! feature for the heap-backed parts) and free of `unsafe`; platform crates
 //! (`comet` for Linux with std, `comet-embedded` for constrained ARM Linux)
-//! supply I/O through the [`storage::Storage`] trait, a clock through plain
-//! arguments, and compression through [`wire::Compressor`].
+//! supply I/O through the [`platform::storage::Storage`] trait, a clock
+//! through plain arguments, and compression through
+//! [`platform::wire::Compressor`].
+//!
+//! # Public surface
+//!
+//! The modules are private. The crate root holds what a *user* of comet
+//! names — [`ShardId`], [`Error`] and its details, [`Config`], the metrics
+//! snapshots ([`Stats`]), stream naming, [`EntryHeader`], the
+//! recovery, repair, import, check and retention reports — and the
+//! platforms re-export it. [`platform`] holds what only a platform needs to
+//! run the engine, one submodule per concern; `sim` (feature `sim`) is test
+//! support.
 //!
 //! Layers, bottom up (each module documents its own invariants):
 //!
 //! | module | role |
 //! |---|---|
-//! | [`wire`] | entry framing, zstd frame rules, shard picking (the Go key hash) |
-//! | [`naming`] | shard ids; segment, chunk-table, shard-directory and stream names; shard patterns |
-//! | [`storage`] | the `Storage`/`StorageFile` traits and error kinds |
-//! | [`index`] | the manifest (`index.bin`): sealed segments and checkpoint chunks |
-//! | [`state`] | byte layouts of `comet.state`, `offsets.state` and `comet.id` |
-//! | [`segment`] | scanning a segment: recovery and verification |
-//! | [`retention`] | the pure retention policy |
-//! | [`config`] | the typed configuration tree and its validation |
+//! | `wire` | entry framing, zstd frame rules, shard picking (the FNV-1a key hash, the Go package's too) |
+//! | `naming` | shard ids; segment, chunk-table, shard-directory and stream names; shard patterns |
+//! | `storage` | the `Storage`/`StorageFile` traits and error kinds |
+//! | `index` (feature `alloc`) | the manifest (`index.bin`): sealed segments and checkpoint chunks |
+//! | `state` | byte layouts of `comet.state`, `offsets.state` and `comet.id`; `state::shm` (64-bit atomics): seqlock head and CAS offset slots over a platform's shared mapping |
+//! | `segment` (feature `alloc`) | scanning a segment: recovery and verification |
+//! | `read` (feature `alloc`) | the read path: locating, checking and walking chunks |
+//! | `retention` | the pure retention policy and the pass that applies it |
+//! | `config` | the engine's and retention's settings (`EngineSettings`, `RetentionConfig`), their defaults and checks |
 //! | `metrics` (feature `alloc`) | snapshot types, their totals and OpenMetrics rendering; the latency histogram (64-bit atomics) |
 //! | `shard` (feature `alloc`) | the shard engine: numbering, buffer, sync, rotation, recovery |
-//! | `sim` (feature `sim`) | in-memory storage and fault-injecting wrappers for tests |
-//! | `shm` (64-bit atomics) | seqlock head and CAS offset slots over a platform's shared mapping |
+//! | `check` (feature `alloc`) | the read-only whole-shard check |
+//! | `go` | compatibility with the Go package: its segment names, `index.bin`, `offsets.bin`, the import |
+//! | `sim` (feature `sim`, public) | in-memory storage and fault-injecting wrappers for tests |
 //!
 //! The core never reads a clock and never learns a process id by itself:
 //! both come in as arguments, as in smoltcp's `Interface::poll(timestamp)`.
 //!
 //! Targets: the parts behind feature `alloc` (the shard engine, `check`,
-//! `read`, `index`, `segment`, `import`) need a global allocator and
+//! `read`, `index`, `segment`, the Go import) need a global allocator and
 //! `alloc::sync::Arc`, so compare-and-swap atomics. `thumbv7m-none-eabi`
 //! (Cortex-M3) and `thumbv7em-none-eabihf` (Cortex-M4F/M7) build all of it
-//! except `shm`, which needs 64-bit atomics; `thumbv6m-none-eabi`
+//! except `state::shm`, which needs 64-bit atomics; `thumbv6m-none-eabi`
 //! (Cortex-M0/M0+) has no CAS and builds only without `alloc` (codecs,
 //! layouts, configuration, retention policy, storage traits).
 //! `examples/bare-metal` runs a shard on `thumbv7em-none-eabihf` over its
@@ -49,35 +62,57 @@ extern crate alloc;
 extern crate std;
 
 #[cfg(feature = "alloc")]
-pub mod check;
-pub mod config;
-pub mod error;
+mod check;
+mod config;
+mod error;
+mod go;
 #[cfg(feature = "alloc")]
-pub mod import;
+mod index;
 #[cfg(feature = "alloc")]
-pub mod index;
+mod metrics;
+mod naming;
+mod num;
 #[cfg(feature = "alloc")]
-pub mod metrics;
-pub mod naming;
-pub mod num;
+mod read;
+mod retention;
 #[cfg(feature = "alloc")]
-pub mod read;
-pub mod retention;
+mod segment;
 #[cfg(feature = "alloc")]
-pub mod segment;
-pub mod state;
-pub mod storage;
-pub mod wire;
+mod shard;
+mod state;
+mod storage;
+mod wire;
 
-#[cfg(feature = "alloc")]
-pub mod shard;
+pub mod platform;
 
 #[cfg(feature = "sim")]
 pub mod sim;
 
-#[cfg(all(target_has_atomic = "64", target_endian = "little"))]
-pub mod shm;
+// What a user of comet names: ids, errors and their details, configuration,
+// metrics, stream naming, reports. The platform crates re-export these.
+pub use config::{EngineSettings, RetentionConfig};
+pub use error::{ChunkDamage, ConfigError, Corruption, Error, FileKind, IoOp, NameError};
+pub use naming::{MAX_STREAM_LEN, ShardId, parse_stream, validate_stream_prefix};
+#[cfg(feature = "alloc")]
+pub use naming::{PatternError, PatternErrorKind, ShardPattern, all_shard_streams, shard_stream_name};
+#[cfg(feature = "alloc")]
+pub use retention::RetentionReport;
+pub use retention::ShardPlan;
+pub use state::{Counter, DirId, DurableHead, IDENTITY_FILE, IdentityDamage};
+pub use wire::{EntryHeader, ShardCount, WireError, fnv1a32, pick_shard};
 
-pub use error::{ChunkDamage, Corruption, Error, NameError};
-pub use naming::ShardId;
-pub use wire::EntryHeader;
+#[cfg(feature = "alloc")]
+pub use check::{Finding, Problem, Severity, ShardCheck};
+#[cfg(feature = "alloc")]
+pub use go::{ImportProblem, ImportReport, ImportedSegment};
+#[cfg(target_has_atomic = "64")]
+#[cfg(feature = "alloc")]
+pub use metrics::Histogram;
+#[cfg(feature = "alloc")]
+pub use metrics::{Counters, GroupStats, Latency, ShardStats, Stats};
+#[cfg(feature = "alloc")]
+pub use segment::ScanEnd;
+#[cfg(feature = "alloc")]
+pub use shard::{Quarantine, QuarantineReason, RecoveryReport, RepairReport, TornTail};
+#[cfg(all(target_has_atomic = "64", target_endian = "little"))]
+pub use state::shm::OffsetsError;

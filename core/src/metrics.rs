@@ -160,7 +160,7 @@ impl GroupStats {
     /// Every group of an `offsets.state` table with its offset and its lag
     /// against `durable_end`, sorted by group name.
     #[cfg(all(target_has_atomic = "64", target_endian = "little"))]
-    pub fn collect(table: &crate::shm::OffsetsTable<'_>, durable_end: u64) -> Vec<GroupStats> {
+    pub fn collect(table: &crate::state::shm::OffsetsTable<'_>, durable_end: u64) -> Vec<GroupStats> {
         let mut out = Vec::new();
         table.for_each(|group, o| {
             out.push(GroupStats {

@@ -11,12 +11,12 @@
 //! reuse; retention never removed more than it was asked to.
 #![allow(clippy::cast_possible_truncation)]
 
-use comet_core::error::Error;
-use comet_core::shard::EngineConfig;
+use comet_core::Error;
+use comet_core::platform::shard::EngineConfig;
+use comet_core::platform::storage::{ErrorKind, Storage};
+use comet_core::platform::wire::ZSTD_MAGIC;
 use comet_core::sim::model::{FileShard, RunLengthCompressor, open_shard, read_payload};
 use comet_core::sim::{CrashMode, FailingStorage, MemDir};
-use comet_core::storage::{ErrorKind, Storage};
-use comet_core::wire::ZSTD_MAGIC;
 
 type Shard<S> = FileShard<S, RunLengthCompressor>;
 
@@ -104,7 +104,7 @@ fn workload<S: Storage>(mut s: Shard<S>, seen: &mut Seen) -> Result<(), Error<S:
         };
         seen.observe(&s);
         s.drain_counters(|c, v| {
-            if c == comet_core::state::Counter::JournalErrors {
+            if c == comet_core::Counter::JournalErrors {
                 seen.journal_errors += v;
             }
         });

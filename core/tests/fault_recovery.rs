@@ -2,10 +2,10 @@
 //! broken once, pinned down as small, direct tests.
 #![allow(clippy::cast_possible_truncation)]
 
-use comet_core::shard::EngineConfig;
+use comet_core::platform::shard::EngineConfig;
+use comet_core::platform::storage::{ErrorKind, Storage};
 use comet_core::sim::model::{FileShard, RunLengthCompressor, open_shard, read_payload};
 use comet_core::sim::{CrashMode, FailingStorage, MemDir};
-use comet_core::storage::{ErrorKind, Storage};
 
 fn cfg() -> EngineConfig {
     EngineConfig {
@@ -172,7 +172,7 @@ fn a_sealed_segment_grown_past_its_record_keeps_every_entry_readable() {
     let s = open(&dir);
     let victim = s.manifest().sealed.last().unwrap().clone();
     drop(s);
-    let name = comet_core::naming::segment_file_name(victim.base);
+    let name = comet_core::platform::naming::segment_file_name(victim.base);
     let mut bytes = dir.file_bytes(name.as_str()).unwrap();
     bytes.extend([0xAB; 100]);
     dir.set_file_bytes(name.as_str(), &bytes);
@@ -195,7 +195,7 @@ fn entry_numbers_near_the_end_of_u64_stop_appends_with_a_typed_error() {
         seg.push(k);
     }
     let dir = MemDir::new();
-    dir.set_file_bytes(comet_core::naming::segment_file_name(u64::MAX - 2).as_str(), &seg);
+    dir.set_file_bytes(comet_core::platform::naming::segment_file_name(u64::MAX - 2).as_str(), &seg);
     let (mut s, report) = open_shard(&dir, cfg(), RunLengthCompressor).unwrap();
     assert_eq!(s.next_entry(), u64::MAX, "{report:?}");
     assert_eq!(read_payload(&s, u64::MAX - 1).unwrap().0, [1]);
@@ -213,7 +213,7 @@ fn entries_synced_after_open_stay_readable_when_the_snapshot_chunk_was_damaged()
     s.close().unwrap();
     // A flipped length byte in the last (here: only) chunk of the active
     // segment, which a clean open does not otherwise read.
-    assert!(dir.corrupt(comet_core::naming::segment_file_name(0).as_str(), 0, 0x01));
+    assert!(dir.corrupt(comet_core::platform::naming::segment_file_name(0).as_str(), 0, 0x01));
     let (mut s, report) = open_shard(&dir, cfg(), RunLengthCompressor).unwrap();
     assert_eq!(report.lost_chunks, [(0, 0)], "{report:?}");
     assert!(report.quarantined.is_empty(), "{report:?}");

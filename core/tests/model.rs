@@ -5,13 +5,10 @@
 //!
 //! A failure prints the seed, the configuration and a shrunk op list.
 
-use comet_core::shard::EngineConfig;
-use comet_core::sim::model::{
-    Fill,
-    Fill::{Magic, Pattern, Run},
-    Op, Payload, Stats, config_from_byte, run_with,
-};
-use comet_core::storage::ErrorKind;
+use comet_core::platform::shard::EngineConfig;
+use comet_core::platform::storage::ErrorKind;
+use comet_core::sim::model::Fill::{Magic, Pattern, Run};
+use comet_core::sim::model::{Fill, Op, Payload, Stats, config_from_byte, run_with};
 
 /// Removes ops while the run still fails, so a failure is reported with a
 /// short reproduction.

@@ -2,12 +2,13 @@
 //! writer's encodings round-trip.
 #![no_main]
 
-use comet_core::naming::{parse_segment_file_name, parse_shard_dir_name, parse_stream, segment_file_name};
-use comet_core::sim::model::RunLengthCompressor;
-use comet_core::wire::{
-    Decompressor, EntryHeader, EntryStatus, HEADER_LEN, NoCompression, RawFrameDecoder, StoredPayload, classify_entry,
+use comet_core::platform::naming::{parse_segment_file_name, parse_shard_dir_name, segment_file_name};
+use comet_core::platform::wire::{
+    Decompressor, EntryStatus, HEADER_LEN, NoCompression, RawFrameDecoder, StoredPayload, classify_entry,
     encode_payload, frame_content_size, is_frame, raw_frame_len,
 };
+use comet_core::sim::model::RunLengthCompressor;
+use comet_core::{EntryHeader, parse_stream};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,7 +2,7 @@
 //! equal manifest, and its lookups stay in bounds.
 #![no_main]
 
-use comet_core::index::Manifest;
+use comet_core::platform::index::Manifest;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -30,7 +30,10 @@ fuzz_target!(|data: &[u8]| {
     }
     for e in [m.first_entry, m.sealed_end().saturating_sub(1), active.saturating_sub(1)] {
         if let Some(r) = m.lost_range(e, active) {
-            assert!(r.contains(&e) && m.find_sealed(e).is_none_or(|s| s.chunk_of(e, m.interval).is_some_and(|k| s.is_lost(k))));
+            assert!(
+                r.contains(&e)
+                    && m.find_sealed(e).is_none_or(|s| s.chunk_of(e, m.interval).is_some_and(|k| s.is_lost(k)))
+            );
         }
     }
     for e in [m.first_entry, m.sealed_end(), m.sealed_end().saturating_sub(1)] {

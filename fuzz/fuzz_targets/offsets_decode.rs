@@ -2,8 +2,9 @@
 //! decoding never panics and only valid group names come out.
 #![no_main]
 
-use comet_core::state::offsets::{
-    FILE_SIZE, HEADER_SIZE, SLOT_SIZE, SlotState, SlotView, check_header, parse_legacy_offsets, validate_group,
+use comet_core::platform::go::parse_legacy_offsets;
+use comet_core::platform::state::offsets::{
+    FILE_SIZE, HEADER_SIZE, SLOT_SIZE, SlotState, SlotView, check_header, validate_group,
 };
 use libfuzzer_sys::fuzz_target;
 

@@ -4,11 +4,12 @@
 //! scan sealed (and its entries walk back exactly).
 #![no_main]
 
-use comet_core::index::Table;
-use comet_core::read::{ChunkEntries, ChunkPos, check_chunk};
-use comet_core::segment::{ScanEnd, Scanner};
+use comet_core::ScanEnd;
+use comet_core::platform::index::Table;
+use comet_core::platform::read::{ChunkEntries, ChunkPos, check_chunk};
+use comet_core::platform::segment::Scanner;
+use comet_core::platform::storage::{OpenMode, Storage, StorageFile};
 use comet_core::sim::{MemDir, ShortIo};
-use comet_core::storage::{OpenMode, Storage, StorageFile};
 use libfuzzer_sys::fuzz_target;
 
 fn scan<F: StorageFile>(file: &F, base: u64, interval: u32, max: u32, limit: u64, buf: usize) -> (Scanner, ScanEnd) {

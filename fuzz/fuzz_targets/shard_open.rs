@@ -11,12 +11,12 @@
 //! DECISIONS D-7; then only the absence of panics is checked.)
 #![no_main]
 
-use comet_core::error::Error;
-use comet_core::naming::segment_file_name;
-use comet_core::shard::EngineConfig;
+use comet_core::Error;
+use comet_core::platform::naming::segment_file_name;
+use comet_core::platform::shard::EngineConfig;
+use comet_core::platform::wire::ZSTD_MAGIC;
 use comet_core::sim::MemDir;
 use comet_core::sim::model::{RunLengthCompressor, config_from_byte, open_shard, read_payload};
-use comet_core::wire::ZSTD_MAGIC;
 use libfuzzer_sys::fuzz_target;
 
 fn take(input: &mut &[u8]) -> u8 {
@@ -165,7 +165,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = read_payload(&s, e);
     }
     let mut findings = Vec::new();
-    let _ = comet_core::check::check_shard(&dir, &mut findings, || {});
+    let _ = comet_core::platform::check::check_shard(&dir, &mut findings, || {});
     if let Some(n) = appended {
         reads_are_verified(&s, n);
         s.repair().expect("repair");

@@ -2,9 +2,10 @@
 //! re-encodes to the same head, and `FileHeadStore` copes with any file.
 #![no_main]
 
+use comet_core::DurableHead;
+use comet_core::platform::state::{FileHeadStore, HeadStore, STATE_FILE};
+use comet_core::platform::storage::{OpenMode, Storage};
 use comet_core::sim::MemDir;
-use comet_core::state::{DurableHead, FileHeadStore, HeadStore, STATE_FILE};
-use comet_core::storage::{OpenMode, Storage};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

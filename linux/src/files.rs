@@ -16,7 +16,7 @@
 //!   groups". One of the wrong size or with a bad header fails lookups and
 //!   acks of that shard only; the shard's writer (at open) and `repair`
 //!   rename it to `offsets.state.corrupt` and replace it with a table of
-//!   every slot that still checks out ([`comet_core::state::offsets::salvage`]);
+//!   every slot that still checks out ([`comet_core::platform::state::offsets::salvage`]);
 //!   a legacy `offsets.bin` is merged (offsets only move forward) and
 //!   removed.
 //! * **Shard directories are created atomically**: built as
@@ -29,16 +29,16 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use comet_core::ShardId;
-use comet_core::naming::parse_shard_dir_name;
-use comet_core::shard::create_shard_files;
-use comet_core::shm::{OFFSETS_WORDS, OffsetsTable, STATE_WORDS};
-use comet_core::state::offsets::{
-    FILE_SIZE as OFFSETS_SIZE, HEADER_SIZE, LEGACY_OFFSETS_FILE, OFFSETS_FILE, check_header, parse_legacy_offsets,
-    salvage,
+use comet_core::platform::go::{LEGACY_OFFSETS_FILE, parse_legacy_offsets};
+use comet_core::platform::naming::parse_shard_dir_name;
+use comet_core::platform::shard::create_shard_files;
+use comet_core::platform::shm::{OFFSETS_WORDS, OffsetsTable, STATE_WORDS};
+use comet_core::platform::state::offsets::{
+    FILE_SIZE as OFFSETS_SIZE, HEADER_SIZE, OFFSETS_FILE, check_header, salvage,
 };
-use comet_core::state::{DurableHead, STATE_FILE, STATE_SIZE, state_image};
-use comet_core::storage::{OpenMode, Storage, StorageFile, read_exact_at, write_all_at};
+use comet_core::platform::state::{STATE_FILE, STATE_SIZE, state_image};
+use comet_core::platform::storage::{OpenMode, Storage, StorageFile, read_exact_at, write_all_at};
+use comet_core::{DurableHead, ShardId};
 use rustix::fs::{FlockOperation, flock};
 
 use crate::map::{SharedWords, WrongSize};
@@ -66,6 +66,41 @@ fn lock_briefly(fd: &OwnedFd) -> io::Result<()> {
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Waits (at most [`INIT_WAIT`]) for a creator that holds `fd`'s
+/// exclusive `flock` while it writes the file's image: a reader that saw a
+/// size other than the layout's calls this before reporting it, since a
+/// file being written grows page by page and `fstat` shows the partial
+/// length (a consumer mapping `offsets.state` while another process
+/// creates it saw 65,536 of its 65,600 bytes).
+fn await_initialiser(fd: &OwnedFd) -> io::Result<()> {
+    let start = Instant::now();
+    loop {
+        match flock(fd, FlockOperation::NonBlockingLockShared) {
+            Ok(()) => return flock(fd, FlockOperation::Unlock).map_err(Into::into),
+            Err(rustix::io::Errno::WOULDBLOCK) if start.elapsed() < INIT_WAIT => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Maps a state file read-only for a reader: one of the wrong size is
+/// first given to its creator to finish ([`await_initialiser`]), then
+/// checked again; `None` if it is (still) empty and `empty_is_none`.
+fn map_read(fd: OwnedFd, words: usize, name: &'static str, empty_is_none: bool) -> io::Result<Option<SharedWords>> {
+    let want = words as u64 * 8;
+    let mut len = file_len(&fd)?;
+    if len != want {
+        await_initialiser(&fd)?;
+        len = file_len(&fd)?;
+    }
+    if len == 0 && empty_is_none {
+        return Ok(None);
+    }
+    SharedWords::map_read_only(&fd, words, name).map(Some)
 }
 
 /// Opens `name` read-write (created if missing) and, under an exclusive
@@ -105,7 +140,8 @@ fn only_zeros(fd: &OwnedFd, len: u64) -> io::Result<bool> {
 }
 
 /// `comet.state` mapped read-only, for readers; `None` if it does not
-/// exist. A file of the wrong size is a [`WrongSize`] error (readers never
+/// exist. A file of the wrong size is a [`WrongSize`] error, once its
+/// creator (if one is writing it) is done (readers never
 /// change it).
 pub fn map_state_read(dir: &DirStorage) -> io::Result<Option<SharedWords>> {
     let fd = match dir.open_raw(STATE_FILE, false, false) {
@@ -113,7 +149,7 @@ pub fn map_state_read(dir: &DirStorage) -> io::Result<Option<SharedWords>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    SharedWords::map_read_only(&fd, STATE_WORDS, STATE_FILE).map(Some)
+    map_read(fd, STATE_WORDS, STATE_FILE, false)
 }
 
 /// `comet.state` mapped read-write, for the shard's writer and repairs:
@@ -141,17 +177,14 @@ pub fn map_state_write(dir: &DirStorage) -> io::Result<(SharedWords, OwnedFd, bo
 
 /// `offsets.state` mapped read-only, for lookups: `None` if it does not
 /// exist or is empty (no group has acked yet). A file of the wrong size is
-/// a [`WrongSize`] error.
+/// a [`WrongSize`] error, once its creator (if one is writing it) is done.
 pub fn map_offsets_read(dir: &DirStorage) -> io::Result<Option<SharedWords>> {
     let fd = match dir.open_raw(OFFSETS_FILE, false, false) {
         Ok(fd) => fd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    if file_len(&fd)? == 0 {
-        return Ok(None);
-    }
-    SharedWords::map_read_only(&fd, OFFSETS_WORDS, OFFSETS_FILE).map(Some)
+    map_read(fd, OFFSETS_WORDS, OFFSETS_FILE, true)
 }
 
 /// `offsets.state` mapped read-write, for acks and seeks: created fully
@@ -160,7 +193,7 @@ pub fn map_offsets_read(dir: &DirStorage) -> io::Result<Option<SharedWords>> {
 /// [`settle_offsets`]).
 pub fn map_offsets_write(dir: &DirStorage) -> io::Result<SharedWords> {
     let mut image = vec![0u8; OFFSETS_SIZE];
-    image[..HEADER_SIZE].copy_from_slice(&comet_core::state::offsets::new_header());
+    image[..HEADER_SIZE].copy_from_slice(&comet_core::platform::state::offsets::new_header());
     let fd = open_initialised(dir, OFFSETS_FILE, &image)?;
     SharedWords::map(&fd, OFFSETS_WORDS, OFFSETS_FILE)
 }
@@ -361,6 +394,30 @@ mod tests {
         let (_, _, replaced) = map_state_write(&d).unwrap();
         assert!(replaced);
         assert_eq!(std::fs::read(t.path().join(STATE_QUARANTINE)).unwrap(), [7u8; 100]);
+    }
+
+    #[test]
+    fn a_reader_waits_for_a_state_file_being_created() {
+        // A creator holds the exclusive lock while the file is shorter
+        // than its layout (as `open_initialised` does while writing): the
+        // reader must wait for it instead of reporting the partial size.
+        let (t, d) = dir();
+        let path = t.path().join(OFFSETS_FILE);
+        std::fs::write(&path, vec![0u8; 65_536]).unwrap();
+        let creator = d.open_raw(OFFSETS_FILE, true, false).unwrap();
+        flock(&creator, FlockOperation::LockExclusive).unwrap();
+        let reader = std::thread::spawn(move || map_offsets_read(&d).map(|m| m.map(|m| m.words().len())));
+        std::thread::sleep(Duration::from_millis(50));
+        let mut image = vec![0u8; OFFSETS_SIZE];
+        image[..HEADER_SIZE].copy_from_slice(&comet_core::platform::state::offsets::new_header());
+        std::fs::write(&path, &image).unwrap();
+        drop(creator);
+        assert_eq!(reader.join().unwrap().unwrap(), Some(OFFSETS_WORDS));
+        // Nobody writing: a wrong size is reported at once.
+        std::fs::write(&path, vec![0u8; 100]).unwrap();
+        let (_t2, d) = (t, DirStorage::open_path(path.parent().unwrap()).unwrap());
+        let e = map_offsets_read(&d).unwrap_err();
+        assert_eq!(WrongSize::of(&e).map(|w| w.len), Some(100));
     }
 
     #[test]

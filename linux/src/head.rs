@@ -1,14 +1,15 @@
 //! The engine's head store over a shard's shared `comet.state` mapping:
 //! the durable head published with the core's seqlock
-//! (`comet_core::shm`), so readers in other processes (either platform)
+//! (`comet_core::platform::shm`), so readers in other processes (either platform)
 //! see a consistent head.
 
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use comet_core::shm;
-use comet_core::state::{DurableHead, HeadStore, STATE_LINE};
+use comet_core::DurableHead;
+use comet_core::platform::shm;
+use comet_core::platform::state::{HeadStore, STATE_LINE};
 
 use crate::map::SharedWords;
 

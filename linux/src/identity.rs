@@ -1,6 +1,6 @@
 //! The data directory's identity file `<root>/comet.id` on disk: created
 //! once, read with the same checks as every other file. Its layout and
-//! checks are the core's ([`comet_core::state::identity`]).
+//! checks are the core's ([`comet_core::DirId`]).
 //!
 //! Invariants: the file is only ever created whole (written to a temporary
 //! name, fsynced, hard-linked into place, which fails if another process
@@ -13,8 +13,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use comet_core::error::IoOp;
-use comet_core::state::identity::{DirId, IDENTITY_FILE, IDENTITY_LEN, IdentityDamage};
+use comet_core::platform::state::IDENTITY_LEN;
+use comet_core::{DirId, IDENTITY_FILE, IdentityDamage, IoOp};
 
 use crate::storage::DirStorage;
 

@@ -1,21 +1,19 @@
 //! Importing a data directory written by the Go package, in place: every
 //! shard directory in turn, under its `writer.lock`, with the core's
-//! crash-safe, resumable procedure ([`comet_core::import`]), then the
+//! crash-safe, resumable procedure ([`comet_core::platform::go`]), then the
 //! consumer offsets carried into our `offsets.state`.
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use comet_core::ShardId;
-use comet_core::config::Config;
-use comet_core::error::{ConfigError, FileKind, IoOp};
-use comet_core::import::{ImportReport, import_go_shard, is_go_shard};
-use comet_core::naming::shard_dir_name;
-use comet_core::shard::EngineConfig;
-use comet_core::shm::{OffsetsError, OffsetsTable};
-use comet_core::state::offsets::{LEGACY_OFFSETS_FILE, OFFSETS_FILE, validate_group};
-use comet_core::storage::{OpenMode, Storage, StorageFile};
+use comet_core::platform::go::{LEGACY_OFFSETS_FILE, import_go_shard, is_go_shard};
+use comet_core::platform::naming::shard_dir_name;
+use comet_core::platform::shard::EngineConfig;
+use comet_core::platform::shm::OffsetsTable;
+use comet_core::platform::state::offsets::{OFFSETS_FILE, validate_group};
+use comet_core::platform::storage::{OpenMode, Storage, StorageFile};
+use comet_core::{ConfigError, EngineSettings, FileKind, ImportReport, IoOp, OffsetsError, ShardId};
 
 use crate::files::{map_offsets_write, settle_offsets, shard_dirs};
 use crate::lock::{LockError, WRITER_LOCK, WriterLock};
@@ -106,13 +104,14 @@ impl std::error::Error for ImportError {
 /// an offset backwards). Shards already in our format are reported with
 /// `already_native`. Crash-safe and resumable: run it again after any
 /// interruption. Takes each shard's `writer.lock` while it works, and
-/// calls `imported` after each Go shard it imported.
+/// calls `imported` after each Go shard it imported. The shards it writes
+/// follow `settings` (checked first: [`ImportError::Config`]).
 pub fn import_go(
     root: &Path,
-    config: &Config,
+    settings: &EngineSettings,
     mut imported: impl FnMut(&ShardImport),
 ) -> Result<Vec<ShardImport>, ImportError> {
-    let cfg = EngineConfig::from_config(config).map_err(ImportError::Config)?;
+    let cfg = EngineConfig::from_settings(settings).map_err(ImportError::Config)?;
     let mut out = Vec::new();
     let shards =
         shard_dirs(root).map_err(|source| ImportError::Io { op: IoOp::List, path: root.to_path_buf(), source })?;

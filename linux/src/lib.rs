@@ -1,20 +1,21 @@
 //! # comet-linux
 //!
 //! The Linux layer both comet platforms share (the std crate `comet` and
-//! `comet-embedded`), so that the rules for files on disk are written once:
+//! `comet-embedded`), so that the rules for files on disk are written once.
+//! Its modules are private; their items are re-exported at the crate root:
 //!
 //! | module | role |
 //! |---|---|
-//! | [`storage`] | the core's `Storage` over a directory: `openat`, `pread`, `pwrite(v)`, `fdatasync`, directory `fsync`; non-blocking opens that refuse anything but regular files |
-//! | [`map`] | the only `unsafe`: shared maps of the state files as `&[AtomicU64]`, read-only segment views, each made only after `fstat` checked the length |
-//! | [`lock`] | `writer.lock` with `flock`, holder pid inside |
-//! | [`files`] | state files created fully written and validated before mapping, damaged ones set aside, atomic shard creation, listing shard directories |
-//! | [`head`] | the engine's head store over the shared `comet.state` mapping |
-//! | [`identity`] | the data directory's `comet.id`: created once (temporary file, fsync, hard link), read with the regular-file and size checks |
-//! | [`process`] | process slots of a multi-process deployment (`processes/<role>-NNNN.lock`, `flock`) |
-//! | [`import`] | importing a Go-written data directory, shard by shard under `writer.lock` |
-//! | [`writer`] | opening a shard for writing: directory, `writer.lock`, `comet.state`, `offsets.state`, the engine's recovery, one sequence for every writer |
-//! | [`verify`](mod@verify) | a data directory's shards verified and repaired, with the reports |
+//! | `storage` | the core's `Storage` over a directory: `openat`, `pread`, `pwrite(v)`, `fdatasync`, directory `fsync`; non-blocking opens that refuse anything but regular files |
+//! | `map` | the only `unsafe`: shared maps of the state files as `&[AtomicU64]`, read-only segment views, each made only after `fstat` checked the length |
+//! | `lock` | `writer.lock` with `flock`, holder pid inside |
+//! | `files` | state files created fully written and validated before mapping, damaged ones set aside, atomic shard creation, listing shard directories |
+//! | `head` | the engine's head store over the shared `comet.state` mapping |
+//! | `identity` | the data directory's `comet.id`: created once (temporary file, fsync, hard link), read with the regular-file and size checks |
+//! | `process` | process slots of a multi-process deployment (`processes/<role>-NNNN.lock`, `flock`) |
+//! | `import` | importing a Go-written data directory, shard by shard under `writer.lock` |
+//! | `writer` | opening a shard for writing: directory, `writer.lock`, `comet.state`, `offsets.state`, the engine's recovery, one sequence for every writer |
+//! | `verify` | a data directory's shards verified and repaired, with the reports |
 //!
 //! Policy (what a damaged file means, which rule applies) lives in
 //! `comet-core`; this crate only makes the system calls.
@@ -24,16 +25,16 @@
 #![warn(missing_docs)]
 #![cfg(target_os = "linux")]
 
-pub mod files;
-pub mod head;
-pub mod identity;
-pub mod import;
-pub mod lock;
-pub mod map;
-pub mod process;
-pub mod storage;
-pub mod verify;
-pub mod writer;
+mod files;
+mod head;
+mod identity;
+mod import;
+mod lock;
+mod map;
+mod process;
+mod storage;
+mod verify;
+mod writer;
 
 pub use files::{
     OFFSETS_QUARANTINE, OffsetsSettled, STATE_QUARANTINE, create_shard_dir, map_offsets_read, map_offsets_write,

@@ -43,8 +43,7 @@ use std::os::fd::AsFd;
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
 
-use comet_core::error::{Corruption, FileKind};
-use comet_core::wire::WireError;
+use comet_core::{Corruption, FileKind, WireError};
 use rustix::mm::{MapFlags, ProtFlags};
 
 use crate::storage::file_len;

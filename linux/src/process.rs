@@ -14,9 +14,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use comet_core::NameError;
-use comet_core::error::{ConfigError, IoOp};
-use comet_core::state::offsets::validate_group;
+use comet_core::platform::state::offsets::validate_group;
+use comet_core::{ConfigError, IoOp, NameError};
 
 use crate::lock::{LockError, WriterLock};
 use crate::storage::DirStorage;

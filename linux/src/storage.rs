@@ -12,7 +12,7 @@
 //!   can neither hang a call nor feed endless bytes.
 //! * Short reads and writes are passed up as the trait allows; the core's
 //!   `read_exact_at` / `write_all_at` loop over them. `EINTR` surfaces as
-//!   [`ErrorKind::Interrupted`](comet_core::storage::ErrorKind), which those
+//!   [`ErrorKind::Interrupted`](comet_core::platform::storage::ErrorKind), which those
 //!   helpers retry.
 //! * `sync` is `fdatasync` (it covers the file length); `sync_dir` is
 //!   `fsync` on the directory, which makes creations, renames and removals
@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use comet_core::storage::{OpenMode, Storage, StorageFile};
+use comet_core::platform::storage::{OpenMode, Storage, StorageFile};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 /// Permission bits of files comet creates.

@@ -1,5 +1,5 @@
 //! Read-only verification of a data directory and its repair: the core's
-//! checker (`comet_core::check`) and repair (`Shard::repair`), shard by
+//! checker (`comet_core::platform::check`) and repair (`Shard::repair`), shard by
 //! shard, for both platforms.
 //!
 //! [`verify`] never opens a writer, never takes a lock, never maps a file
@@ -13,23 +13,20 @@ use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use comet_core::ShardId;
-use comet_core::check;
-use comet_core::config::Config;
-use comet_core::error::{ConfigError, IoOp};
-use comet_core::naming::{segment_file_name, shard_dir_name};
-use comet_core::shard::{EngineConfig, RecoveryReport, RepairReport};
-use comet_core::shm;
-use comet_core::state::STATE_FILE;
-use comet_core::state::offsets::OFFSETS_FILE;
-use comet_core::wire::NoCompression;
+use comet_core::platform::naming::{segment_file_name, shard_dir_name};
+use comet_core::platform::shard::EngineConfig;
+use comet_core::platform::state::STATE_FILE;
+use comet_core::platform::state::offsets::OFFSETS_FILE;
+use comet_core::platform::wire::NoCompression;
+use comet_core::platform::{check, shm};
+use comet_core::{ConfigError, EngineSettings, IoOp, RecoveryReport, RepairReport, ShardId};
 
 use crate::files::{OffsetsSettled, settle_offsets};
 use crate::lock::WRITER_LOCK;
 use crate::storage::DirStorage;
 use crate::writer::{OpenError, OpenedWriter, open_writer};
 
-pub use comet_core::check::{Problem, Severity};
+use comet_core::{Problem, Severity};
 
 /// Why [`verify`] or [`repair`] failed as a whole (a
 /// problem inside a file is a [`Finding`] instead).
@@ -126,26 +123,15 @@ impl std::fmt::Display for Finding {
     }
 }
 
-/// What [`verify`] checked in one shard.
+/// What [`verify`] checked in one shard: the core's figures for its
+/// directory ([`comet_core::ShardCheck`]: segments, entries and bytes checked,
+/// bounds, groups, whether it holds comet data) and which shard it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardCheck {
     /// The shard.
     pub shard: ShardId,
-    /// Segment files checked.
-    pub segments: u64,
-    /// Entries whose bytes passed their checksums.
-    pub entries: u64,
-    /// Bytes that passed their checksums.
-    pub bytes: u64,
-    /// First retained entry (from the manifest).
-    pub first_entry: u64,
-    /// One past the last durable entry (from the head, else the manifest).
-    pub durable_end: u64,
-    /// Consumer groups with an offset in `offsets.state`.
-    pub groups: u64,
-    /// The shard directory holds comet data (a manifest, a head or a
-    /// segment).
-    pub has_data: bool,
+    /// What the core's checker counted in it.
+    pub check: comet_core::ShardCheck,
 }
 
 /// The result of [`verify`].
@@ -212,7 +198,7 @@ fn pause() {
 }
 
 /// Verifies the data directory `dir` without changing anything (see the
-/// module documentation and `comet_core::check`). Fails only if `dir`
+/// module documentation and `comet_core::platform::check`). Fails only if `dir`
 /// cannot be listed; problems with files are findings.
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, DirError> {
     let root = dir.as_ref();
@@ -223,13 +209,13 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, DirError> {
         let check = match DirStorage::open_path(&shard_path(root, shard)) {
             Ok(storage) => check::check_shard(&storage, &mut found, pause),
             Err(e) => {
-                found.push(check::Finding {
+                found.push(comet_core::Finding {
                     severity: Severity::Damage,
                     segment: None,
                     entries: None,
                     problem: Problem::Unreadable { file: ".".into(), error: e.to_string() },
                 });
-                check::ShardCheck::default()
+                comet_core::ShardCheck::default()
             }
         };
         report.findings.extend(found.into_iter().map(|f| Finding {
@@ -239,16 +225,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, DirError> {
             entries: f.entries,
             problem: f.problem,
         }));
-        report.shards.push(ShardCheck {
-            shard,
-            segments: check.segments,
-            entries: check.entries,
-            bytes: check.bytes,
-            first_entry: check.first_entry,
-            durable_end: check.durable_end,
-            groups: check.groups,
-            has_data: check.has_data,
-        });
+        report.shards.push(ShardCheck { shard, check });
     }
     Ok(report)
 }
@@ -284,9 +261,7 @@ pub fn repair_with(
 ) -> Result<Vec<ShardRepair>, DirError> {
     let root = dir.as_ref();
     check_root(root)?;
-    let mut config = Config::default();
-    config.retention.cleanup_interval = None;
-    let engine = EngineConfig::from_config(&config).map_err(DirError::Config)?;
+    let engine = EngineConfig::from_settings(&EngineSettings::default()).map_err(DirError::Config)?;
     let mut out = Vec::new();
     let mut first_err = None;
     let mut first_close_err = None;

@@ -24,13 +24,13 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use comet_core::ShardId;
-use comet_core::naming::shard_dir_name;
-use comet_core::shard::{EngineConfig, RecoveryReport, Shard};
-use comet_core::shm;
-use comet_core::state::STATE_FILE;
-use comet_core::state::offsets::OFFSETS_FILE;
-use comet_core::wire::Compressor;
+use comet_core::platform::naming::shard_dir_name;
+use comet_core::platform::shard::{EngineConfig, Shard};
+use comet_core::platform::shm;
+use comet_core::platform::state::STATE_FILE;
+use comet_core::platform::state::offsets::OFFSETS_FILE;
+use comet_core::platform::wire::Compressor;
+use comet_core::{RecoveryReport, ShardId};
 
 use crate::files::{OffsetsSettled, create_shard_dir, map_state_write, settle_offsets};
 use crate::head::MappedHead;
@@ -167,14 +167,14 @@ pub fn open_writer<C: Compressor>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use comet_core::config::Config;
-    use comet_core::state::STATE_SIZE;
-    use comet_core::wire::NoCompression;
+    use comet_core::EngineSettings;
+    use comet_core::platform::state::STATE_SIZE;
+    use comet_core::platform::wire::NoCompression;
 
     fn setup() -> (tempfile::TempDir, DirStorage, EngineConfig) {
         let t = tempfile::tempdir().unwrap();
         let root = DirStorage::open_path(t.path()).unwrap();
-        let engine = EngineConfig::from_config(&Config::default()).unwrap();
+        let engine = EngineConfig::from_settings(&EngineSettings::default()).unwrap();
         (t, root, engine)
     }
 
@@ -234,7 +234,7 @@ mod tests {
         assert!(w.offsets.replaced.is_some());
         assert_eq!(std::fs::read(shard.join(crate::OFFSETS_QUARANTINE)).unwrap(), [1u8; 100]);
         let len = std::fs::metadata(shard.join(OFFSETS_FILE)).unwrap().len();
-        assert_eq!(len, comet_core::state::offsets::FILE_SIZE as u64);
+        assert_eq!(len, comet_core::platform::state::offsets::FILE_SIZE as u64);
     }
 
     #[test]

@@ -19,7 +19,8 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use comet_core::wire::{Compressor, Decompressor, WireError, ZSTD_MAGIC};
+use comet_core::WireError;
+use comet_core::platform::wire::{Compressor, Decompressor, ZSTD_MAGIC};
 use ruzstd::decoding::FrameDecoder;
 
 mod encoder;
@@ -111,7 +112,7 @@ impl ZstdDecompressor {
     /// the first real read (used at open, so reads do not allocate).
     pub fn warm_up(&mut self) {
         let mut frame = [0u8; 32];
-        if let Ok(n) = comet_core::wire::write_raw_frame(b"warm", &mut frame) {
+        if let Ok(n) = comet_core::platform::wire::write_raw_frame(b"warm", &mut frame) {
             let mut out = [0u8; 4];
             let _ = self.decompress(&frame[..n], &mut out);
         }
@@ -120,7 +121,7 @@ impl ZstdDecompressor {
 
 impl Decompressor for ZstdDecompressor {
     fn decompress(&mut self, frame: &[u8], dst: &mut [u8]) -> Result<usize, WireError> {
-        if let Some(size) = comet_core::wire::frame_content_size(frame)?
+        if let Some(size) = comet_core::platform::wire::frame_content_size(frame)?
             && size > dst.len() as u64
         {
             return Err(WireError::OutputTooSmall { needed: size });

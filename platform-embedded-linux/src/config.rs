@@ -1,12 +1,17 @@
 //! [`EmbeddedConfig`]: the memory budget and the core settings that apply,
 //! fixed at open and validated with typed errors.
+//!
+//! The engine's fields keep their flat names here; they are the core's
+//! [`EngineSettings`] (gathered by [`EmbeddedConfig::engine_settings`],
+//! which also supplies their checks), and `retention` is the core's
+//! [`RetentionConfig`] (D-47).
 
 use core::time::Duration;
 
-use comet_core::config::{Config, RetentionConfig};
-use comet_core::error::ConfigError;
-use comet_core::shard::EngineConfig;
-use comet_core::wire::{HEADER_LEN, raw_frame_len};
+use comet_core::platform::shard::EngineConfig;
+use comet_core::platform::wire::{HEADER_LEN, raw_frame_len};
+use comet_core::platform::config::{check_millis, check_range};
+use comet_core::{ConfigError, EngineSettings, RetentionConfig};
 
 /// Most shards one [`Log`](crate::Log) may hold open (the size of its
 /// fixed shard table).
@@ -66,15 +71,15 @@ pub struct EmbeddedConfig {
     /// Sync before every `append` returns (default false).
     pub durable_appends: bool,
     /// Retention limits, run by `tick` every `cleanup_interval` (the core's
-    /// type and defaults, except `max_age` = 7 days and
-    /// `cleanup_interval` = 1 min).
+    /// type and defaults, `max_age` = 7 days, except `cleanup_interval` =
+    /// 1 min).
     pub retention: RetentionConfig,
 }
 
 impl Default for EmbeddedConfig {
     fn default() -> Self {
-        let mut retention = Config::default().retention;
-        retention.cleanup_interval = Some(Duration::from_secs(60));
+        let retention =
+            RetentionConfig { cleanup_interval: Some(Duration::from_secs(60)), ..RetentionConfig::default() };
         EmbeddedConfig {
             max_shards: 4,
             shard_count: 1,
@@ -91,13 +96,6 @@ impl Default for EmbeddedConfig {
             retention,
         }
     }
-}
-
-fn range(field: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
-    if value < min || value > max {
-        return Err(ConfigError { field, value, min, max });
-    }
-    Ok(())
 }
 
 /// What the configured budget reserves on the heap, in bytes: an upper
@@ -128,30 +126,31 @@ impl HeapBudget {
 }
 
 impl EmbeddedConfig {
-    /// The core configuration tree these settings correspond to (for tools
-    /// and the std crate); concurrency and log sections keep their
-    /// defaults.
-    pub fn core_config(&self) -> Config {
-        let mut c = Config::default();
-        c.compression.min_compress_size = self.min_compress_size.unwrap_or(u32::MAX);
-        c.indexing.boundary_interval = self.boundary_interval;
-        c.storage.max_file_size = self.max_file_size;
-        c.storage.max_entry_size = self.max_entry_size;
-        c.storage.write_buffer_size = self.write_buffer_bytes;
-        c.storage.flush_interval = self.flush_interval;
-        c.storage.durable_appends = self.durable_appends;
-        c.concurrency.shard_count = u32::from(self.shard_count.max(1));
-        c.retention = self.retention;
-        c
+    /// The core's engine settings among these fields (`boundary_interval`,
+    /// `max_file_size`, `max_entry_size`, `write_buffer_bytes`, and
+    /// `min_compress_size` with `None` as `u32::MAX`, a threshold no entry
+    /// reaches).
+    pub fn engine_settings(&self) -> EngineSettings {
+        EngineSettings {
+            boundary_interval: self.boundary_interval,
+            max_file_size: self.max_file_size,
+            max_entry_size: self.max_entry_size,
+            write_buffer_size: self.write_buffer_bytes,
+            min_compress_size: self.min_compress_size.unwrap_or(u32::MAX),
+        }
     }
 
     /// Checks every field; the first bad one is reported by name.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        range("max_shards", u64::from(self.max_shards), 1, MAX_SHARDS as u64)?;
-        range("shard_count", u64::from(self.shard_count), 1, u64::from(self.max_shards))?;
-        range("checkpoint_capacity", u64::from(self.checkpoint_capacity), 2, 1_000_000)?;
-        range("max_segments", u64::from(self.max_segments), 2, 1_000_000)?;
-        self.core_config().validate()?;
+        check_range("max_shards", u64::from(self.max_shards), 1, MAX_SHARDS as u64)?;
+        check_range("shard_count", u64::from(self.shard_count), 1, u64::from(self.max_shards))?;
+        check_range("checkpoint_capacity", u64::from(self.checkpoint_capacity), 2, 1_000_000)?;
+        check_range("max_segments", u64::from(self.max_segments), 2, 1_000_000)?;
+        // The engine's fields report their names in the core's (and
+        // `comet`'s) tree, e.g. `storage.write_buffer_size`.
+        self.engine_settings().validate()?;
+        check_millis("storage.flush_interval_ms", self.flush_interval, 1, 3_600_000)?;
+        self.retention.validate()?;
         let entry_room = (raw_frame_len(self.max_entry_size as usize) + HEADER_LEN) as u64;
         if entry_room > u64::from(self.write_buffer_bytes) {
             return Err(ConfigError {
@@ -161,7 +160,7 @@ impl EmbeddedConfig {
                 max: u64::from(self.write_buffer_bytes).saturating_sub(24),
             });
         }
-        range(
+        check_range(
             "read_buffer_bytes",
             u64::from(self.read_buffer_bytes),
             raw_frame_len(self.max_entry_size as usize) as u64,
@@ -173,7 +172,7 @@ impl EmbeddedConfig {
     /// The engine settings for each shard.
     pub fn engine(&self) -> Result<EngineConfig, ConfigError> {
         self.validate()?;
-        let mut e = EngineConfig::from_config(&self.core_config())?;
+        let mut e = EngineConfig::from_settings(&self.engine_settings())?;
         e.max_chunks = self.checkpoint_capacity;
         e.max_sealed = self.max_segments;
         Ok(e)
@@ -196,10 +195,10 @@ impl EmbeddedConfig {
         // manifest and directory handles.
         let fixed = 4 << 10;
         let segments = self.max_segments as usize;
-        let manifest = segments * core::mem::size_of::<comet_core::index::SegmentMeta>();
+        let manifest = segments * core::mem::size_of::<comet_core::platform::index::SegmentMeta>();
         // Retention copies the records it plans over into a scratch grown
         // shard by shard (twice while it is reallocated).
-        let retention = 2 * comet_core::retention::Scratch::bytes_per_shard(self.max_segments);
+        let retention = 2 * comet_core::platform::retention::Scratch::bytes_per_shard(self.max_segments);
         let per_shard = buf + starts + chunks + fixed + manifest + retention;
         // Opening a shard: its listing (segment and table bases), its
         // index.bin (40 + 56 per record + 4) and the recovery scan buffer.
@@ -236,7 +235,7 @@ mod tests {
 
     #[test]
     fn bad_values_are_rejected_by_name() {
-        let cases: [Case; 8] = [
+        let cases: [Case; 10] = [
             ("max_shards", |c| c.max_shards = 0),
             ("max_shards", |c| c.max_shards = 65),
             ("shard_count", |c| c.shard_count = 5),
@@ -245,6 +244,8 @@ mod tests {
             ("storage.flush_interval_ms", |c| {
                 c.flush_interval = Duration::ZERO;
             }),
+            ("indexing.boundary_interval", |c| c.boundary_interval = 0),
+            ("retention.max_shard_size", |c| c.retention.max_shard_size = Some(0)),
             ("read_buffer_bytes", |c| c.read_buffer_bytes = 1000),
             ("max_entry_size (+24 must fit write_buffer_bytes)", |c| {
                 c.max_entry_size = 64 << 10;

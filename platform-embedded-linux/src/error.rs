@@ -3,10 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use comet_core::ShardId;
-use comet_core::error::{ConfigError, IoOp, NameError};
-use comet_core::shm::OffsetsError;
-use comet_core::wire::WireError;
+use comet_core::{ConfigError, IoOp, NameError, OffsetsError, ShardId, WireError};
 
 /// The shard engine's error over this crate's storage.
 pub type EngineError = comet_core::Error<io::Error>;

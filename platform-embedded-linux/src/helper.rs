@@ -19,7 +19,7 @@ pub struct Helper {
 /// Starts a thread that locks `log` every `period` and calls
 /// [`Log::tick`] with the current time. Tick errors are passed to
 /// `on_error` (the thread keeps running).
-pub fn spawn(
+pub fn spawn_helper(
     log: Arc<Mutex<Log>>,
     period: Duration,
     mut on_error: impl FnMut(Error) + Send + 'static,

@@ -4,17 +4,17 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | [`storage`], [`lock`] | from `comet-linux`, the Linux layer the std crate shares: the core's `Storage` over a directory (`openat`, `pread`, `pwrite(v)`, `fdatasync`), `writer.lock`, the state files' rules |
-//! | [`compress`] | zstd: the crate's own encoder, `ruzstd`'s decoder |
-//! | [`config`] | [`EmbeddedConfig`], validation, the heap budget |
+//! | `comet-linux` | the Linux layer the std crate shares: the core's `Storage` over a directory (`openat`, `pread`, `pwrite(v)`, `fdatasync`), `writer.lock`, the state files' rules |
+//! | `compress` | zstd: the crate's own encoder, `ruzstd`'s decoder |
+//! | `config` | [`EmbeddedConfig`], validation, the heap budget |
 //! | [`Log`] | shards, append, sync, `tick`, close |
 //! | [`Consumer`] | reads into caller buffers, consumer groups |
-//! | [`retention`] | the core's policy, run from `tick` |
-//! | [`helper`] | the optional tick thread |
+//! | `retention` | the core's policy, run from `tick` ([`RetentionReport`]) |
+//! | `helper` | the optional tick thread ([`spawn_helper`]) |
 //! | [`verify`], [`repair`] | `comet-linux`'s check and repair of a data directory, the std crate's too |
 //!
 //! The shard engine itself — numbering, buffering, sync and the durable
-//! head, rotation, manifest, recovery — is `comet_core::shard`, the same
+//! head, rotation, manifest, recovery — is `comet_core::platform::shard`, the same
 //! code the std crate runs.
 //!
 //! # Allocation
@@ -40,32 +40,28 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod compress;
-pub mod config;
+mod compress;
+mod config;
 mod error;
-pub mod helper;
+mod helper;
 mod log;
 mod read;
-pub mod retention;
+mod retention;
 mod shard;
 mod verify;
 
-pub use comet_linux::{lock, storage};
-
-pub use comet_core::config::RetentionConfig;
-pub use comet_core::error::IoOp;
-pub use comet_core::shard::RecoveryReport;
-pub use comet_core::shard::RepairReport;
-pub use comet_core::state::Counter;
-pub use comet_core::{NameError, ShardId};
-pub use comet_linux::verify::{Finding, Problem, Severity, ShardCheck, ShardRepair, VerifyReport};
+pub use comet_core::{
+    Counter, EngineSettings, IoOp, NameError, RecoveryReport, RepairReport, RetentionConfig, RetentionReport, ShardId,
+};
+pub use comet_core::{Problem, Severity};
+pub use comet_linux::{Finding, ShardCheck, ShardRepair, VerifyReport};
 pub use comet_linux::{MappedHead, OffsetsSettled};
 pub use config::{EmbeddedConfig, HeapBudget, MAX_SHARDS};
 pub use error::{EngineError, Error, Op};
+pub use helper::{Helper, spawn_helper};
 pub use log::{Log, TickReport};
 pub use read::{Consumer, Entry};
-pub use retention::RetentionReport;
 pub use shard::OFFSETS_QUARANTINE;
 pub use verify::{repair, verify};
 
-pub use comet_linux::now_ns;
+pub use comet_linux::{now_ns, pread_calls};

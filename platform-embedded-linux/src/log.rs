@@ -3,16 +3,14 @@
 use core::ops::Range;
 use std::path::Path;
 
-use comet_core::ShardId;
-use comet_core::shard::{EngineConfig, RecoveryReport};
-use comet_core::state::Counter;
-use comet_core::wire::{ShardCount, pick_shard};
+use comet_core::platform::shard::EngineConfig;
+use comet_core::{Counter, RecoveryReport, ShardCount, ShardId, pick_shard};
 
 use crate::compress::{SharedCompressor, ZstdDecompressor};
 use crate::config::{EmbeddedConfig, MAX_SHARDS};
 use crate::error::{Error, Op};
 use crate::shard::OpenShard;
-use comet_core::shard::ReadBuf;
+use comet_core::platform::shard::ReadBuf;
 use comet_linux::{DirStorage, FsFile};
 
 /// What one [`Log::tick`] did.
@@ -21,7 +19,7 @@ pub struct TickReport {
     /// Shards synced because their flush interval had elapsed.
     pub synced: u32,
     /// The retention pass, if one was due.
-    pub retention: Option<crate::retention::RetentionReport>,
+    pub retention: Option<comet_core::RetentionReport>,
     /// When `tick` next has work (ns): the earliest flush or retention
     /// deadline. A caller may sleep until then.
     pub next_due: u64,
@@ -31,7 +29,7 @@ pub struct TickReport {
 /// same layout and formats as the std crate `comet`.
 ///
 /// Single-threaded by design (`&mut self`); no threads run unless
-/// [`crate::helper::spawn`] is used. Every buffer is allocated by
+/// [`crate::spawn_helper`] is used. Every buffer is allocated by
 /// [`Log::open`] (and [`Log::open_shard`] for shards beyond
 /// `shard_count`); see the crate docs for what allocates afterwards.
 pub struct Log {
@@ -46,7 +44,7 @@ pub struct Log {
     /// The shard `reads` holds data of.
     pub(crate) read_of: Option<ShardId>,
     pub(crate) last_retention: u64,
-    pub(crate) scratch: comet_core::retention::Scratch,
+    pub(crate) scratch: comet_core::platform::retention::Scratch,
 }
 
 impl core::fmt::Debug for Log {
@@ -78,7 +76,7 @@ impl Log {
             reads: ReadBuf::fixed(cfg.read_buffer_bytes as usize, cfg.checkpoint_capacity as usize),
             read_of: None,
             last_retention: now,
-            scratch: comet_core::retention::Scratch::default(),
+            scratch: comet_core::platform::retention::Scratch::default(),
         };
         for id in 0..u32::from(cfg.shard_count) {
             let id = ShardId::new(id).ok_or(Error::TooManyShards { max: cfg.max_shards })?;
@@ -236,7 +234,7 @@ impl Log {
     /// (counters of other processes and earlier runs included).
     pub fn counter(&self, id: ShardId, c: Counter) -> Result<u64, Error> {
         let s = self.shard(id)?;
-        Ok(comet_core::shm::load_counter(s.state.words(), c))
+        Ok(comet_core::platform::shm::load_counter(s.state.words(), c))
     }
 
     /// Closes every shard cleanly: flush, sync, record the active segment in

@@ -2,7 +2,7 @@
 //!
 //! Reads never allocate: the entry's chunk is read with one `pread` into
 //! the log's preallocated read buffer and checked against its CRC-32 (the
-//! core's read path, `comet_core::read`), then the payload is copied into
+//! core's read path, `comet_core::platform::read`), then the payload is copied into
 //! the caller's buffer, or decoded into it from a zstd frame. A chunk
 //! larger than the read buffer streams through it. Only durable entries
 //! are readable. A read that meets a damaged chunk fails with an error
@@ -14,10 +14,9 @@
 //! at-least-once: entries read but not acked are read again after a
 //! restart.
 
-use comet_core::ShardId;
-use comet_core::state::Counter;
-use comet_core::state::offsets::{MAX_GROUP_LEN, validate_group};
-use comet_core::wire::{Decompressor, is_frame};
+use comet_core::platform::state::offsets::{MAX_GROUP_LEN, validate_group};
+use comet_core::platform::wire::{Decompressor, is_frame};
+use comet_core::{Counter, ShardId};
 
 use crate::config::MAX_SHARDS;
 use crate::error::{EngineError, Error};
@@ -84,7 +83,7 @@ impl Log {
             return Ok(Entry { shard: id, entry, timestamp, len: stored.len(), compressed: false });
         }
         let len = self.decoder.decompress(stored, buf).map_err(|error| match error {
-            comet_core::wire::WireError::OutputTooSmall { needed } => {
+            comet_core::WireError::OutputTooSmall { needed } => {
                 Error::BufferTooSmall { needed, available: buf.len() as u64 }
             }
             error => Error::Decompress { shard: id, entry, error },

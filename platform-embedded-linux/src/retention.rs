@@ -1,5 +1,5 @@
 //! Retention, run by [`Log::tick`](crate::Log::tick) (or on demand with
-//! [`Log::run_retention`]): the core's pass (`comet_core::retention::
+//! [`Log::run_retention`]): the core's pass (`comet_core::platform::retention::
 //! run_pass`) over the open shards, which deletes with
 //! `Shard::delete_oldest` (manifest before unlink: a crash in between
 //! leaves an orphan the next open removes).
@@ -13,8 +13,8 @@
 //! does not allocate.
 
 use comet_core::ShardId;
-use comet_core::retention::{LowWater, RetentionShards, run_pass};
-use comet_core::shard::ReadBuf;
+use comet_core::platform::retention::{LowWater, RetentionShards, run_pass};
+use comet_core::platform::shard::ReadBuf;
 use comet_linux::{DirStorage, FsFile};
 
 use crate::compress::SharedCompressor;
@@ -23,7 +23,7 @@ use crate::log::Log;
 use crate::shard::{Engine, OpenShard};
 use comet_linux::MappedHead;
 
-pub use comet_core::retention::RetentionReport;
+use comet_core::RetentionReport;
 
 /// The open shards as the core's pass sees them.
 struct Shards<'a> {

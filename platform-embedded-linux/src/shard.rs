@@ -5,10 +5,10 @@
 use std::io;
 use std::sync::Arc;
 
-use comet_core::ShardId;
-use comet_core::shard::{EngineConfig, RecoveryReport, Shard};
-use comet_core::shm::{self, OffsetsTable};
-use comet_core::state::Counter;
+use comet_core::platform::shard::{EngineConfig, Shard};
+use comet_core::platform::shm;
+use comet_core::platform::shm::OffsetsTable;
+use comet_core::{Counter, RecoveryReport, ShardId};
 use comet_linux::{DirStorage, MappedHead, OffsetsSettled, OpenError, OpenedWriter, SharedWords, WriterLock};
 
 use crate::compress::SharedCompressor;
@@ -113,12 +113,12 @@ impl OpenShard {
                 }
             })
             .map_err(|source| Error::Engine { shard: id, source });
-        let o = match comet_core::storage::Storage::open(
+        let o = match comet_core::platform::storage::Storage::open(
             &self.dir,
-            comet_core::state::offsets::OFFSETS_FILE,
-            comet_core::storage::OpenMode::ReadWrite,
+            comet_core::platform::state::offsets::OFFSETS_FILE,
+            comet_core::platform::storage::OpenMode::ReadWrite,
         ) {
-            Ok(f) => comet_core::storage::StorageFile::sync(&f).map_err(io_err(Op::MapOffsets, id)),
+            Ok(f) => comet_core::platform::storage::StorageFile::sync(&f).map_err(io_err(Op::MapOffsets, id)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err(Op::MapOffsets, id)(e)),
         };

@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use comet_linux::verify::{ShardRepair, VerifyReport};
+use comet_linux::{ShardRepair, VerifyReport};
 
 use crate::error::Error;
 

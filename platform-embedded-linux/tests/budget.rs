@@ -2,7 +2,7 @@
 //! allocator records the heap high-water mark of a log's whole life
 //! (open, appends across hundreds of rotations, reopen and recovery,
 //! sequential and random reads, consumers, retention) and it must stay
-//! within `EmbeddedConfig::heap_budget()`; `comet_embedded::storage::
+//! within `EmbeddedConfig::heap_budget()`; `comet_embedded::
 //! pread_calls` counts what sequential reads cost in `pread` calls.
 //!
 //! `a_3_gb_shard_stays_within_the_heap_budget` is the literal case (the
@@ -14,7 +14,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use comet_embedded::storage::pread_calls;
+use comet_embedded::pread_calls;
 use comet_embedded::{Consumer, EmbeddedConfig, Error, Log, ShardId};
 
 struct Counting;

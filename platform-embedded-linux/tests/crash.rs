@@ -11,14 +11,15 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use comet_core::shard::Shard;
+use comet_core::platform::shard::Shard;
+use comet_core::platform::state::{FileHeadStore, STATE_FILE};
+use comet_core::platform::storage::{ErrorKind, OpenMode, Storage};
+use comet_core::platform::wire::NoCompression;
 use comet_core::sim::{FailingStorage, ShortIo};
-use comet_core::state::{FileHeadStore, STATE_FILE};
-use comet_core::storage::{ErrorKind, OpenMode, Storage};
-use comet_core::wire::NoCompression;
-use comet_embedded::storage::DirStorage;
 use comet_embedded::{Error, Log, OFFSETS_QUARANTINE};
-use common::{S0, payload, small};
+use comet_linux::DirStorage;
+use comet_test_child::ChildTest;
+use common::{S0, flip, payload, segments, small};
 
 fn read(log: &mut Log, n: u64) -> Vec<u8> {
     let mut buf = vec![0u8; 4096];
@@ -29,26 +30,6 @@ fn read(log: &mut Log, n: u64) -> Vec<u8> {
 
 fn seg0(root: &Path) -> std::path::PathBuf {
     root.join("shard-0000/log-00000000000000000000.comet")
-}
-
-/// The active (newest) segment of shard 0.
-fn active_segment(root: &Path) -> std::path::PathBuf {
-    let mut segs: Vec<_> = std::fs::read_dir(root.join("shard-0000"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "comet"))
-        .collect();
-    segs.sort();
-    segs.pop().unwrap()
-}
-
-fn flip_bit(path: &Path, at: u64) {
-    use std::os::unix::fs::FileExt;
-    let f = OpenOptions::new().read(true).write(true).open(path).unwrap();
-    let mut b = [0u8; 1];
-    f.read_exact_at(&mut b, at).unwrap();
-    b[0] ^= 0x10;
-    f.write_all_at(&b, at).unwrap();
 }
 
 #[test]
@@ -70,7 +51,7 @@ fn the_engine_runs_on_this_storage_with_one_byte_io() {
     s.close().unwrap();
     let s = open();
     let mut buf = vec![0u8; 512];
-    let mut rb = comet_core::shard::ReadBuf::fixed(4096, 1024);
+    let mut rb = comet_core::platform::shard::ReadBuf::fixed(4096, 1024);
     for i in 0..60 {
         let e = s.read_with(i, &mut rb, &mut buf).unwrap();
         assert_eq!(&buf[..e.header.len as usize], &payload(i)[..]);
@@ -169,13 +150,12 @@ fn torn_tails_and_chopped_files_are_cut_back() {
 #[test]
 fn a_flipped_bit_in_synced_data_costs_its_chunk_and_is_never_served() {
     let t = crashed_dir();
-    let active = active_segment(t.path());
+    let (base, active) = segments(t.path()).pop().unwrap();
     assert!(std::fs::metadata(&active).unwrap().len() > 30);
-    flip_bit(&active, 30);
+    flip(&active, 30, 0x10);
     let mut log = Log::open(t.path(), small(), 1).unwrap();
     let first = log.first_entry(S0).unwrap();
     let end = log.durable_end(S0).unwrap();
-    let base = active.file_name().unwrap().to_str().unwrap()[4..24].parse::<u64>().unwrap();
     let interval = u64::from(small().boundary_interval);
     let mut buf = vec![0u8; 4096];
     for i in first..end {
@@ -282,40 +262,10 @@ fn crash_child() {
 #[test]
 fn a_killed_writer_loses_nothing_it_synced() {
     let t = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     for round in 0..3 {
-        // The test binary re-runs itself. Natively it needs nothing; a
-        // binary cross-built for another architecture goes through the
-        // emulator .ci/cross.sh names in COMET_TEST_RUNNER. A child that
-        // cannot start fails the test: a crash test that did not crash
-        // anything must not pass.
-        let runner = std::env::var("COMET_TEST_RUNNER").unwrap_or_default();
-        let mut words = runner.split_whitespace();
-        let mut cmd = match words.next() {
-            Some(emu) => {
-                let mut c = Command::new(emu);
-                c.args(words).arg(&exe);
-                c
-            }
-            None => Command::new(&exe),
-        };
-        let mut child = cmd
-            .args(["crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, t.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                // e.g. ENOEXEC: a cross-built binary without COMET_TEST_RUNNER
-                panic!(
-                    "cannot re-run the test binary {} (runner {runner:?}): {e}; for a cross target set \
-                     COMET_TEST_RUNNER to its emulator, as .ci/cross.sh does",
-                    exe.display()
-                )
-            });
+        let child = ChildTest::new("crash_child").env(CHILD_ENV, t.path()).spawn();
         let mut synced = 0u64;
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        while let Some(Ok(l)) = lines.next() {
+        while let Some(l) = child.line() {
             if let Some(n) = l.strip_prefix("synced ") {
                 synced = n.parse().unwrap();
                 if synced >= 200 * (round + 1) {
@@ -323,14 +273,8 @@ fn a_killed_writer_loses_nothing_it_synced() {
                 }
             }
         }
-        child.kill().unwrap(); // SIGKILL, mid-append
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            synced > 0,
-            "round {round}: the child never synced ({}); stderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = child.kill(); // SIGKILL, mid-append
+        assert!(synced > 0, "round {round}: the child never synced ({}); stderr: {}", out.status, out.stderr);
         let mut log = Log::open(t.path(), small(), 1).unwrap();
         assert!(log.durable_end(S0).unwrap() >= synced, "round {round}");
         for i in 0..synced {

@@ -14,16 +14,14 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader};
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use comet_core::shard::QuarantineReason;
+use comet_core::QuarantineReason;
 use comet_embedded::{Consumer, EmbeddedConfig, EngineError, Error, Log, MAX_SHARDS, ShardId};
-use common::{S0, payload, small};
+use comet_test_child::ChildTest;
+use common::{S0, flip, payload, segments, small};
 
 /// Appends entries `0..n` (`payload(i)`, stamped `1 + i`) to shard 0 of a
 /// new log in `root` and closes it cleanly.
@@ -39,18 +37,6 @@ fn fill_with(root: &Path, cfg: EmbeddedConfig, n: u64) {
     log.close().unwrap();
 }
 
-/// Shard 0's segment files, `(base, path)` in entry order.
-fn segments(root: &Path) -> Vec<(u64, PathBuf)> {
-    let mut segs: Vec<(u64, PathBuf)> = std::fs::read_dir(root.join("shard-0000"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "comet"))
-        .map(|p| (p.file_name().unwrap().to_str().unwrap()[4..24].parse().unwrap(), p))
-        .collect();
-    segs.sort();
-    segs
-}
-
 /// The byte offset of entry `k` (counting from 0) of segment `seg`.
 fn entry_offset(seg: &Path, k: u64) -> u64 {
     let b = std::fs::read(seg).unwrap();
@@ -59,14 +45,6 @@ fn entry_offset(seg: &Path, k: u64) -> u64 {
         off += 12 + u32::from_le_bytes(b[off..off + 4].try_into().unwrap()) as usize;
     }
     off as u64
-}
-
-fn flip(path: &Path, at: u64, mask: u8) {
-    let f = OpenOptions::new().read(true).write(true).open(path).unwrap();
-    let mut b = [0u8; 1];
-    f.read_exact_at(&mut b, at).unwrap();
-    b[0] ^= mask;
-    f.write_all_at(&b, at).unwrap();
 }
 
 fn set_len(path: &Path, len: u64) {
@@ -513,45 +491,19 @@ fn check_shards(root: &Path, synced: &BTreeSet<u32>) -> usize {
 
 #[test]
 fn a_writer_killed_while_creating_a_shard_leaves_no_half_shard() {
-    use std::os::unix::process::ExitStatusExt;
     let t = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     let seed = comet_embedded::now_ns();
     let mut rng = seed | 1;
     let mut synced = BTreeSet::new();
     let start = Instant::now();
     for round in 0..30 {
-        // As in crash.rs: natively the binary re-runs itself; a cross-built
-        // one goes through the emulator named in COMET_TEST_RUNNER.
-        let runner = std::env::var("COMET_TEST_RUNNER").unwrap_or_default();
-        let mut words = runner.split_whitespace();
-        let mut cmd = match words.next() {
-            Some(emu) => {
-                let mut c = Command::new(emu);
-                c.args(words).arg(&exe);
-                c
-            }
-            None => Command::new(&exe),
-        };
-        let mut child = cmd
-            .args(["shard_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, t.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot re-run the test binary {} (runner {runner:?}): {e}; for a cross target set \
-                     COMET_TEST_RUNNER to its emulator, as .ci/cross.sh does",
-                    exe.display()
-                )
-            });
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let child = ChildTest::new("shard_child").env(CHILD_ENV, t.path()).spawn();
+        let mut lines = std::iter::from_fn(|| child.line());
         // (the harness prints "test shard_child ... " before it, on the same line)
-        let mut ready = lines.by_ref().map_while(Result::ok).any(|l| l.ends_with("open"));
+        let mut ready = lines.any(|l| l.ends_with("open"));
         if round % 2 == 1 {
             // every other round, the kill lands after a shard was synced
-            let line = lines.next().and_then(Result::ok).unwrap_or_default();
+            let line = lines.next().unwrap_or_default();
             ready &= line.starts_with("synced ");
             if let Some(id) = line.strip_prefix("synced ") {
                 synced.insert(id.parse::<u32>().unwrap());
@@ -561,18 +513,17 @@ fn a_writer_killed_while_creating_a_shard_leaves_no_half_shard() {
         rng ^= rng >> 7;
         rng ^= rng << 17;
         std::thread::sleep(Duration::from_micros(rng % 30_000));
-        child.kill().unwrap(); // SIGKILL, mid-creation
-        for l in lines.map_while(Result::ok) {
+        let out = child.kill(); // SIGKILL, mid-creation
+        for l in &out.rest {
             if let Some(id) = l.strip_prefix("synced ") {
                 synced.insert(id.parse::<u32>().unwrap());
             }
         }
-        let out = child.wait_with_output().unwrap();
         assert!(
-            ready && out.status.signal() == Some(9),
+            ready && out.by_sigkill(),
             "round {round} (seed {seed}): the child did not run until killed ({}); stderr: {}",
             out.status,
-            String::from_utf8_lossy(&out.stderr)
+            out.stderr
         );
         let n = check_shards(t.path(), &synced);
         assert!(n >= 1, "round {round}: not even shard 0 was made");

@@ -301,8 +301,8 @@ fn the_helper_thread_ticks() {
     c.flush_interval = std::time::Duration::from_millis(1);
     let log = Arc::new(Mutex::new(Log::open(t.path(), c, comet_embedded::now_ns()).unwrap()));
     log.lock().unwrap().append(S0, comet_embedded::now_ns(), &[b"x"]).unwrap();
-    let h = comet_embedded::helper::spawn(Arc::clone(&log), std::time::Duration::from_millis(2), |e| panic!("{e}"))
-        .unwrap();
+    let h =
+        comet_embedded::spawn_helper(Arc::clone(&log), std::time::Duration::from_millis(2), |e| panic!("{e}")).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while log.lock().unwrap().durable_end(S0).unwrap() == 0 {
         assert!(std::time::Instant::now() < deadline, "helper never synced");

@@ -8,15 +8,11 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use comet_core::ShardId;
-use comet_core::config::Config;
-use comet_core::error::IoOp;
-use comet_core::metrics::{Counters, ShardStats, Stats};
-use comet_core::naming::{self, parse_stream};
-use comet_core::shard::{EngineConfig, RecoveryReport};
-use comet_core::shm;
-use comet_core::wire::{self, ShardCount};
+use comet_core::platform::shard::EngineConfig;
+use comet_core::platform::shm;
+use comet_core::{Counters, IoOp, RecoveryReport, ShardCount, ShardId, ShardStats, Stats, parse_stream};
 
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::reader::{Message, MessageId, Reader, shard_dir};
 use crate::shard::ShardSlot;
@@ -172,7 +168,8 @@ impl Client {
         read_only: bool,
         slot: Option<crate::process::ProcessSlot>,
     ) -> Result<Client> {
-        let engine = EngineConfig::from_config(&config)?;
+        config.validate()?;
+        let engine = EngineConfig::from_settings(&config.engine())?;
         let inner = Arc::new(Inner {
             root,
             config,
@@ -380,16 +377,16 @@ impl Client {
         let c = &self.inner.config.concurrency;
         let count = ShardCount::new(c.shard_count).unwrap_or(ShardCount::DEFAULT);
         if c.process_count <= 1 {
-            return wire::pick_shard(key, count);
+            return comet_core::pick_shard(key, count);
         }
         let owned: u32 = (count.get() + c.process_count - 1 - c.process_id) / c.process_count;
-        let k = wire::fnv1a32(key) % owned.max(1);
+        let k = comet_core::fnv1a32(key) % owned.max(1);
         ShardId::new(c.process_id + k * c.process_count).unwrap_or(ShardId::MIN)
     }
 
     /// `<prefix>:shard:NNNN` for [`pick_shard`](Client::pick_shard).
     pub fn pick_shard_stream(&self, prefix: &str, key: &[u8]) -> Result<String> {
-        naming::shard_stream_name(prefix, self.pick_shard(key)).map_err(Error::InvalidStream)
+        comet_core::shard_stream_name(prefix, self.pick_shard(key)).map_err(Error::InvalidStream)
     }
 
     /// Shard directories present on disk, sorted.
@@ -566,7 +563,7 @@ impl Inner {
         let state = slot.state()?;
         let head = state.as_ref().and_then(|s| crate::shard::read_head(s));
         let dir = crate::shard::open_dir(&slot.dir)?;
-        let manifest = dir.as_ref().and_then(|d| comet_core::shard::load_manifest(d).ok().flatten());
+        let manifest = dir.as_ref().and_then(|d| comet_core::platform::shard::load_manifest(d).ok().flatten());
         let counters =
             state.as_ref().map_or_else(Counters::default, |s| Counters::collect(|c| shm::load_counter(s.words(), c)));
         let mut stats = ShardStats::from_files(shard, dir.as_ref(), manifest.as_ref(), head, counters);

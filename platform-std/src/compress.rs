@@ -4,7 +4,7 @@
 
 use std::io::{self, Read};
 
-use comet_core::wire::{Compressor, frame_content_size};
+use comet_core::platform::wire::{Compressor, frame_content_size};
 
 /// A zstd compressor at a fixed level.
 pub(crate) struct Zstd {
@@ -93,7 +93,7 @@ fn decompress_in(ctx: &mut Option<zstd::bulk::Decompressor<'static>>, frame: &[u
 #[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
-    use comet_core::wire::{StoredPayload, ZSTD_MAGIC, encode_payload, raw_frame_len, write_raw_frame};
+    use comet_core::platform::wire::{StoredPayload, ZSTD_MAGIC, encode_payload, raw_frame_len, write_raw_frame};
 
     #[test]
     fn compresses_when_smaller_and_roundtrips() {

@@ -15,16 +15,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use comet_core::ShardId;
-use comet_core::error::{FileKind, IoOp};
-use comet_core::shm::{GroupSlot, OffsetsTable};
-use comet_core::state::Counter;
-use comet_core::state::offsets::{OFFSETS_FILE, validate_group};
+use comet_core::platform::shm::{GroupSlot, OffsetsTable};
+use comet_core::platform::state::offsets::{OFFSETS_FILE, validate_group};
+use comet_core::{Counter, FileKind, IoOp, ShardId};
 
 use crate::client::{Client, now_ns};
 use crate::error::{Error, Result};
 use crate::reader::{Message, MessageId, Reader};
-use comet_core::metrics::GroupStats;
+use comet_core::GroupStats;
 use comet_linux::SharedWords;
 
 /// Maps a shard's `offsets.state` for acks and seeks (`create`: created
@@ -391,7 +389,7 @@ impl Consumer {
             self.links[i].state = self.client.shard_writer_state(shard);
         }
         if let Some(words) = self.links[i].state.as_ref().and_then(|s| s.writable()) {
-            comet_core::shm::add_counter(words, counter, n);
+            comet_core::platform::shm::add_counter(words, counter, n);
         }
     }
 
@@ -746,7 +744,7 @@ impl Consumer {
         if let Some((i, n)) = opts.worker
             && (n == 0 || i >= n)
         {
-            return Err(Error::Config(comet_core::error::ConfigError {
+            return Err(Error::Config(comet_core::ConfigError {
                 field: "process.worker",
                 value: u64::from(i),
                 min: 0,

@@ -17,10 +17,8 @@
 use std::io;
 use std::path::PathBuf;
 
-use comet_core::ShardId;
-use comet_core::error::{ChunkDamage, ConfigError, Corruption, IoOp, NameError};
-use comet_core::naming::FileName;
-use comet_core::shm::OffsetsError;
+use comet_core::platform::naming::FileName;
+use comet_core::{ChunkDamage, ConfigError, Corruption, IoOp, NameError, OffsetsError, ShardId};
 
 /// Everything that can go wrong in `comet`.
 #[derive(Debug)]

@@ -1,6 +1,6 @@
 //! Importing data directories written by the Go package (explicit; the
 //! directory walk is `comet_linux::import_go`, the crash-safe procedure
-//! per shard `comet_core::import`).
+//! per shard `comet_core::platform::go`).
 
 use std::path::Path;
 
@@ -15,11 +15,14 @@ pub use comet_linux::ShardImport;
 /// legacy `offsets.bin` and the Go index's legacy map merged, never moving
 /// an offset backwards). Shards already in our format are reported with
 /// `already_native`. Crash-safe and resumable: run it again after any
-/// interruption. Takes each shard's `writer.lock` while it works.
+/// interruption. Takes each shard's `writer.lock` while it works. The
+/// shards it writes follow `config`'s engine settings (`config` is
+/// validated first).
 pub fn import_go(dir: impl AsRef<Path>, config: &Config) -> Result<Vec<ShardImport>> {
+    config.validate()?;
     let imported = |s: &ShardImport| {
         let r = &s.report;
         tracing::info!(shard = %s.shard, segments = r.segments.len(), end = r.end, problems = r.problems.len(), "imported Go shard");
     };
-    Ok(comet_linux::import_go(dir.as_ref(), config, imported)?)
+    Ok(comet_linux::import_go(dir.as_ref(), &config.engine(), imported)?)
 }

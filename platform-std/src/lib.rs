@@ -71,6 +71,7 @@
 
 mod client;
 mod compress;
+pub mod config;
 mod consumer;
 mod error;
 mod import;
@@ -81,25 +82,17 @@ mod shard;
 mod verify;
 
 pub use client::{Appended, Client};
-pub use comet_core::ChunkDamage;
-pub use comet_core::config::{self, Config};
-pub use comet_core::error::{ConfigError, Corruption, FileKind, IoOp};
-pub use comet_core::import::{ImportProblem, ImportReport, ImportedSegment};
-pub use comet_core::metrics::{Counters, GroupStats, Latency, ShardStats, Stats};
-pub use comet_core::naming::{
-    PatternError, PatternErrorKind, ShardPattern, all_shard_streams, parse_stream, shard_stream_name,
+pub use comet_core::{
+    ChunkDamage, ConfigError, Corruption, Counter, Counters, DirId, DurableHead, FileKind, GroupStats,
+    IDENTITY_FILE, IdentityDamage, ImportProblem, ImportReport, ImportedSegment, IoOp, Latency, NameError,
+    OffsetsError, PatternError, PatternErrorKind, Quarantine, QuarantineReason, RecoveryReport, RepairReport, ScanEnd,
+    ShardCount, ShardId, ShardPattern, ShardPlan, ShardStats, Stats, TornTail, WireError, all_shard_streams, fnv1a32,
+    parse_stream, shard_stream_name,
 };
-pub use comet_core::retention::ShardPlan;
-pub use comet_core::segment::ScanEnd;
-pub use comet_core::shard::RepairReport;
-pub use comet_core::shard::{Quarantine, QuarantineReason, RecoveryReport, TornTail};
-pub use comet_core::shm::OffsetsError;
-pub use comet_core::state::{Counter, DirId, DurableHead, IDENTITY_FILE, IdentityDamage};
-pub use comet_core::wire::{ShardCount, WireError, fnv1a32};
-pub use comet_core::{NameError, ShardId};
 pub use comet_linux::OffsetsSettled;
 pub use comet_linux::WRITER_LOCK;
 pub use comet_linux::{IdentityError, PROCESS_DIR, dir_identity};
+pub use config::Config;
 pub use consumer::{
     BatchCallback, BatchInfo, Consumer, Flow, HandlerError, PoisonAction, PoisonBatch, PoisonCallback, ProcessOptions,
     ProcessSummary, ProcessedMarks, ReadBatch, ReadBatchError, ReadErrorCallback, SeekTo, Shards,
@@ -133,7 +126,7 @@ pub(crate) fn some_time(ns: u64) -> Option<std::time::SystemTime> {
 /// Picks the shard for `key` among `count` shards (32-bit FNV-1a modulo
 /// the count, as the Go package does).
 pub fn pick_shard(key: &[u8], count: ShardCount) -> ShardId {
-    comet_core::wire::pick_shard(key, count)
+    comet_core::pick_shard(key, count)
 }
 
 /// `<prefix>:shard:NNNN` for the shard `key` maps to.

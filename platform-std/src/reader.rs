@@ -1,5 +1,5 @@
 //! Lock-free, zero-copy reads of one shard through memory maps, over the
-//! core's read path (`comet_core::read`): every entry a [`Reader`] hands
+//! core's read path (`comet_core::platform::read`): every entry a [`Reader`] hands
 //! out comes from a chunk whose CRC-32 and framing it checked, once per
 //! reader and mapping.
 //!
@@ -22,18 +22,16 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use comet_core::ShardId;
-use comet_core::error::IoOp;
-use comet_core::index::{Manifest, SegmentMeta};
-use comet_core::naming::{chunk_table_file_name, segment_file_name};
-use comet_core::read::{
+use comet_core::platform::index::{Manifest, SegmentMeta};
+use comet_core::platform::naming::{chunk_table_file_name, segment_file_name};
+use comet_core::platform::read::{
     ActiveChunks, ChunkEntries, ChunkFault, ChunkPos, Probe, Sealed, SealedChunks, chunk_in, locate_sealed,
     read_table_records,
 };
-use comet_core::shm;
-use comet_core::state::{Counter, DurableHead};
-use comet_core::storage::{OpenMode, Storage};
-use comet_core::wire::{HEADER_LEN, WireError, is_frame, raw_frame_len};
+use comet_core::platform::shm;
+use comet_core::platform::storage::{OpenMode, Storage};
+use comet_core::platform::wire::{HEADER_LEN, is_frame, raw_frame_len};
+use comet_core::{Counter, DurableHead, IoOp, ShardId, WireError};
 use comet_linux::{DirStorage, FsFile, SegmentMap, SharedWords};
 
 use crate::error::{Error, Result};
@@ -211,7 +209,7 @@ impl Reader {
             max_entry: max_entry_size,
             // Chunks are judged by the format's limit: entries stored under a
             // larger max_entry_size than ours are valid data.
-            max_stored: comet_core::wire::STORED_LIMIT,
+            max_stored: comet_core::platform::wire::STORED_LIMIT,
             sealed: Vec::new(),
             sealed_cap: SEALED_CACHE,
             sealed_tick: 0,
@@ -283,7 +281,7 @@ impl Reader {
             let shard = self.shard;
             let dir = self.dir.clone();
             let storage = self.storage()?;
-            match comet_core::shard::load_manifest(storage) {
+            match comet_core::platform::shard::load_manifest(storage) {
                 Ok(Some(m)) => {
                     self.manifest = Some(Arc::new(m));
                     self.manifest_gen = gen_now;
@@ -407,7 +405,7 @@ impl Reader {
             let interval = self.interval(&head);
             self.active_view(&head, interval)?;
             let Some(view) = self.active.as_mut() else { return Err(Error::Closed) };
-            let k = comet_core::num::index32((entry - head.base) / u64::from(interval));
+            let k = comet_core::platform::num::index32((entry - head.base) / u64::from(interval));
             let pos =
                 view.chunks.chunk(&head, k, view.map.bytes(), max_stored).map_err(|f| fault(shard, &self.dir, f))?;
             let start = view.chunks.start_for(k, &pos, entry);
@@ -577,7 +575,7 @@ impl Reader {
     /// it, so a time inside such a range finds the first entry after it.
     pub fn seek_time(&mut self, ts_ns: u64) -> Result<u64> {
         let (first, end) = self.bounds()?;
-        comet_core::read::seek_time(first, end, ts_ns, |e| {
+        comet_core::platform::read::seek_time(first, end, ts_ns, |e| {
             let head = self.head()?;
             if let Some(r) = self.lost(e, head.as_ref()) {
                 return Ok(Probe::LostUntil(r.end));
@@ -710,7 +708,7 @@ pub fn max_stored(max_entry_size: u32) -> u64 {
 
 /// The shard directory of `shard` under `root`.
 pub(crate) fn shard_dir(root: &Path, shard: ShardId) -> PathBuf {
-    root.join(comet_core::naming::shard_dir_name(shard).as_str())
+    root.join(comet_core::platform::naming::shard_dir_name(shard).as_str())
 }
 
 #[cfg(test)]

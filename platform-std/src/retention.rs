@@ -1,7 +1,7 @@
 //! Retention: keeps disk use bounded without eating unread data by
 //! surprise.
 //!
-//! A pass is the core's (`comet_core::retention::run_pass`): it plans with
+//! A pass is the core's (`comet_core::platform::retention::run_pass`): it plans with
 //! the pure policy and deletes whole sealed segments, oldest first, through
 //! the shard engine (manifest first, unlink second); this module supplies
 //! the shards, their groups' offsets and the report. It runs only on
@@ -14,9 +14,9 @@
 
 use std::time::Duration;
 
-use comet_core::ShardId;
-use comet_core::retention::{RetentionShards, Scratch, SegmentInfo, ShardLimits, ShardPlan, plan_shard, run_pass};
-use comet_core::shm::OffsetsTable;
+use comet_core::platform::retention::{RetentionShards, Scratch, SegmentInfo, ShardLimits, plan_shard, run_pass};
+use comet_core::platform::shm::OffsetsTable;
+use comet_core::{ShardId, ShardPlan};
 use comet_linux::DirStorage;
 
 use crate::client::{Client, now_ns};
@@ -222,7 +222,8 @@ impl Client {
         for shard in self.shards()? {
             let st = self.shard_stats(shard)?;
             let dir = self.shard_dir(shard);
-            let m = crate::shard::open_dir(&dir)?.and_then(|d| comet_core::shard::load_manifest(&d).ok().flatten());
+            let m = crate::shard::open_dir(&dir)?
+                .and_then(|d| comet_core::platform::shard::load_manifest(&d).ok().flatten());
             let sealed: Vec<SegmentInfo> =
                 m.as_ref().map(|m| m.sealed.iter().map(SegmentInfo::from).collect()).unwrap_or_default();
             let active = st.bytes - sealed.iter().map(|s| s.bytes).sum::<u64>();

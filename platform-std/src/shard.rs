@@ -8,18 +8,17 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use comet_core::ShardId;
-use comet_core::error::{FileKind, IoOp};
-use comet_core::shard::{EngineConfig, RecoveryReport, Shard};
-use comet_core::shm;
-use comet_core::state::offsets::OFFSETS_FILE;
-use comet_core::state::{Counter, DurableHead, STATE_FILE};
-use comet_core::storage::StorageFile;
+use comet_core::platform::shard::{EngineConfig, Shard};
+use comet_core::platform::shm;
+use comet_core::platform::state::STATE_FILE;
+use comet_core::platform::state::offsets::OFFSETS_FILE;
+use comet_core::platform::storage::StorageFile;
+use comet_core::{Counter, DurableHead, FileKind, IoOp, RecoveryReport, ShardId};
 use comet_linux::{DirStorage, MappedHead, OpenError, SharedWords, WriterLock, WrongSize};
 
 use crate::compress::Zstd;
 use crate::error::{Error, Result};
-use comet_core::metrics::Histogram;
+use comet_core::Histogram;
 
 pub(crate) type Engine = Shard<DirStorage, MappedHead, Zstd>;
 
@@ -61,7 +60,7 @@ pub(crate) fn check_native(dir: &Path, shard: ShardId) -> Result<()> {
     let Some(storage) = open_dir(dir)? else {
         return Ok(());
     };
-    match comet_core::import::is_go_shard(&storage) {
+    match comet_core::platform::go::is_go_shard(&storage) {
         Ok(false) => Ok(()),
         Ok(true) => Err(Error::ForeignFormat { shard }),
         Err(e) => Err(Error::from_core(shard, dir, e)),

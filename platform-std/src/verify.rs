@@ -13,10 +13,11 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-pub use comet_linux::verify::{Finding, Problem, Severity, ShardCheck, ShardRepair, VerifyReport};
+pub use comet_core::{Problem, Severity};
+pub use comet_linux::{Finding, ShardCheck, ShardRepair, VerifyReport};
 
 /// Verifies the data directory `dir` without changing anything (see the
-/// module documentation and `comet_core::check`). Fails only if `dir`
+/// module documentation and `comet_core::platform::check`). Fails only if `dir`
 /// cannot be listed; problems with files are findings.
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
     comet_linux::verify(dir).map_err(Error::from_dir)

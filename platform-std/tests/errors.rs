@@ -55,10 +55,10 @@ fn an_io_error_chain_prints_each_message_once() {
 
 #[test]
 fn core_error_chains_print_each_message_once() {
-    use comet_core::error::{ConfigError, Error as CoreError};
+    use comet_core::{ConfigError, Error as CoreError};
     let storage: CoreError<io::Error> = CoreError::Storage {
         op: IoOp::Sync,
-        file: comet_core::naming::FileName::lossy("comet.state"),
+        file: comet_core::platform::naming::FileName::lossy("comet.state"),
         source: io::Error::from_raw_os_error(5), // EIO
     };
     let levels = chain(&storage);

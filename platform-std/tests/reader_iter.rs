@@ -82,9 +82,9 @@ fn an_unreadable_entry_ends_the_iteration_with_its_error() {
     }
     c.sync().unwrap();
     // Flip a payload bit of entry 150 (chunk 1 holds entries 100..200).
-    let seg = dir.path().join("shard-0001").join(comet_core::naming::segment_file_name(0).as_str());
+    let seg = dir.path().join("shard-0001").join(comet_core::platform::naming::segment_file_name(0).as_str());
     let mut bytes = std::fs::read(&seg).unwrap();
-    let header = comet_core::wire::HEADER_LEN;
+    let header = comet_core::platform::wire::HEADER_LEN;
     let mut off = 0usize;
     for _ in 0..150 {
         off += header + u32::from_le_bytes(bytes[off..off + 4].try_into().unwrap()) as usize;

@@ -2,10 +2,14 @@
 #![allow(clippy::cast_possible_truncation)]
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use comet::Config;
+use comet::{Config, ShardId};
+/// Runs one test of the current test binary in a child process and kills
+/// it (the crash tests' child runner; its own crate, so that
+/// `comet-embedded`'s tests use it without depending on this one).
+pub use comet_test_child as child;
 
 /// A config with small segments and a short flush interval, for tests.
 pub fn small_config() -> Config {
@@ -45,16 +49,32 @@ pub fn payload(i: u64) -> Vec<u8> {
     }
 }
 
+/// The shard with id `n` (panics unless `1 <= n <= MAX`).
+pub fn sid(n: u32) -> ShardId {
+    ShardId::new(n).unwrap_or_else(|| panic!("no shard {n}"))
+}
+
 /// Copies a data directory as a process killed right now would leave it
 /// (everything written to files; no close). Skips `writer.lock`.
 pub fn crash_copy(src: &Path, dst: &Path) {
+    copy_tree(src, dst, &|name| name != comet::WRITER_LOCK);
+}
+
+/// Copies the directory `src` to `dst` whole, recursively.
+pub fn copy_dir(src: &Path, dst: &Path) {
+    copy_tree(src, dst, &|_| true);
+}
+
+/// Copies `src` to `dst` recursively: every directory, and the files whose
+/// name `keep` accepts.
+fn copy_tree(src: &Path, dst: &Path, keep: &dyn Fn(&std::ffi::OsStr) -> bool) {
     fs::create_dir_all(dst).expect("create copy dir");
     for e in fs::read_dir(src).expect("read dir") {
         let e = e.expect("dir entry");
         let to = dst.join(e.file_name());
         if e.path().is_dir() {
-            crash_copy(&e.path(), &to);
-        } else if e.file_name() != comet::WRITER_LOCK {
+            copy_tree(&e.path(), &to, keep);
+        } else if keep(&e.file_name()) {
             fs::copy(e.path(), &to).expect("copy file");
         }
     }
@@ -65,6 +85,20 @@ pub fn files(shard_dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(shard_dir)
         .map(|rd| rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
         .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The segment files (`log-<base>.comet`) of a shard directory with their
+/// base entries, in entry order.
+pub fn segments(shard_dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut v: Vec<(u64, PathBuf)> = files(shard_dir)
+        .into_iter()
+        .filter_map(|f| {
+            let base = f.strip_prefix("log-")?.strip_suffix(".comet")?.parse().ok()?;
+            Some((base, shard_dir.join(f)))
+        })
+        .collect();
     v.sort();
     v
 }

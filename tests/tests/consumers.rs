@@ -9,14 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use comet::{
-    Client, Config, Consumer, Error, Flow, MessageId, PoisonAction, ProcessOptions, ProcessedMarks, SeekTo, ShardId,
-    Shards,
+    Client, Config, Consumer, Error, Flow, MessageId, PoisonAction, ProcessOptions, ProcessedMarks, SeekTo, Shards,
 };
-use comet_tests::{payload, small_config};
-
-fn sid(n: u32) -> ShardId {
-    ShardId::new(n).unwrap()
-}
+use comet_tests::{payload, sid, small_config};
 
 fn stream(n: u32) -> String {
     format!("events:v1:shard:{n:04}")

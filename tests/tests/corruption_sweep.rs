@@ -22,7 +22,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use comet::{Client, Config, Consumer, Error, MessageId, ShardId};
-use comet_tests::payload;
+use comet_tests::{copy_dir, payload};
 
 const ENTRIES: u64 = 300;
 const ACKED: u64 = 137;
@@ -62,18 +62,6 @@ fn template(root: &Path, closed: bool) {
     }
 }
 
-fn copy_dir(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).unwrap();
-    for e in fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dst.join(e.file_name()));
-        } else {
-            fs::copy(e.path(), dst.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 struct Rng(u64);
 
 impl Rng {
@@ -109,12 +97,12 @@ fn layout(shard: &Path) -> Layout {
     let mut active = (0, 0);
     let mut bases: Vec<u64> = fs::read_dir(shard)
         .unwrap()
-        .filter_map(|e| comet_core::naming::parse_segment_file_name(e.unwrap().file_name().to_str()?))
+        .filter_map(|e| comet_core::platform::naming::parse_segment_file_name(e.unwrap().file_name().to_str()?))
         .collect();
     bases.sort_unstable();
     let last = *bases.last().unwrap();
     for (i, &base) in bases.iter().enumerate() {
-        let t = fs::read(shard.join(comet_core::naming::chunk_table_file_name(base).as_str())).unwrap();
+        let t = fs::read(shard.join(comet_core::platform::naming::chunk_table_file_name(base).as_str())).unwrap();
         let end = bases.get(i + 1).copied().unwrap_or(ENTRIES);
         let mut start = 0u64;
         let mut first = base;
@@ -126,7 +114,8 @@ fn layout(shard: &Path) -> Layout {
         }
         if base == last {
             active = (base, (t.len() as u64 - 24) / 8);
-            let len = fs::metadata(shard.join(comet_core::naming::segment_file_name(base).as_str())).unwrap().len();
+            let len =
+                fs::metadata(shard.join(comet_core::platform::naming::segment_file_name(base).as_str())).unwrap().len();
             if start < len {
                 chunks.push((base, start..len, first..end));
             }
@@ -155,10 +144,10 @@ fn classify(l: &Layout, name: &str, before: &[u8], after: &[u8], m: Mutation) ->
             a..b
         }
     };
-    if let Some(base) = comet_core::naming::parse_segment_file_name(name) {
+    if let Some(base) = comet_core::platform::naming::parse_segment_file_name(name) {
         return (true, touched(l, base, span));
     }
-    if let Some(base) = comet_core::naming::parse_chunk_table_file_name(name) {
+    if let Some(base) = comet_core::platform::naming::parse_chunk_table_file_name(name) {
         if base == l.active.0 {
             // The active segment's journal: a short one is what a power
             // loss leaves (it is not synced per write), a note that the

@@ -15,13 +15,13 @@
 #![allow(clippy::cast_possible_truncation)]
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use comet::{Client, Consumer, Flow, ProcessOptions, ShardId, Shards};
+use comet_tests::child::{ChildTest, Running};
 use comet_tests::payload;
 
 const STREAM: &str = "crash:v1:shard:0003";
@@ -83,25 +83,8 @@ fn consumer(dir: &Path) {
     .expect("process");
 }
 
-fn spawn(role: &str, dir: &Path) -> (Child, mpsc::Receiver<String>) {
-    let mut child = Command::new(std::env::current_exe().expect("exe"))
-        .env(ROLE, role)
-        .env("COMET_CRASH_DIR", dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn child");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx)
+fn spawn(role: &str, dir: &Path) -> Running {
+    ChildTest::binary().env(ROLE, role).env("COMET_CRASH_DIR", dir).inherit_stderr().spawn()
 }
 
 /// A tiny seeded generator (no dependency).
@@ -115,21 +98,22 @@ impl Rng {
     }
 }
 
-fn run_for(child: &mut Child, rx: &mpsc::Receiver<String>, ms: u64, mut on_line: impl FnMut(&str)) {
+/// Lets the child run for `ms` ms, passing each line it prints to
+/// `on_line`, then kills it (and passes on the lines it printed before it
+/// died).
+fn run_for(mut child: Running, ms: u64, mut on_line: impl FnMut(&str)) {
     let end = Instant::now() + Duration::from_millis(ms);
     while Instant::now() < end {
-        match rx.recv_timeout(Duration::from_millis(1)) {
+        match child.line_within(Duration::from_millis(1)) {
             Ok(l) => on_line(&l),
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
         }
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Some(status) = child.exited() {
             panic!("child exited on its own: {status}");
         }
     }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
-    while let Ok(l) = rx.recv_timeout(Duration::from_millis(50)) {
+    for l in child.kill().rest {
         on_line(&l);
     }
 }
@@ -156,9 +140,8 @@ fn supervise_writer(dir: &Path, rounds: u32, rng: &mut Rng) -> u64 {
     let mut synced = 0u64;
     let mut end = 0;
     for round in 0..rounds {
-        let (mut child, rx) = spawn("writer", dir);
         let ms = 20 + rng.below(200);
-        run_for(&mut child, &rx, ms, |l| {
+        run_for(spawn("writer", dir), ms, |l| {
             if let Some(n) = l.strip_prefix("synced ") {
                 synced = synced.max(n.parse().expect("number"));
             }
@@ -173,9 +156,8 @@ fn supervise_consumer(dir: &Path, end: u64, rng: &mut Rng) {
     let mut handled = BTreeSet::new();
     let mut redelivered = 0u64;
     for round in 0..200 {
-        let (mut child, rx) = spawn("consumer", dir);
         let ms = 10 + rng.below(60);
-        run_for(&mut child, &rx, ms, |l| {
+        run_for(spawn("consumer", dir), ms, |l| {
             if let Some(n) = l.strip_prefix("handled ")
                 && !handled.insert(n.parse::<u64>().expect("number"))
             {

@@ -14,13 +14,9 @@
 use std::path::Path;
 
 use comet::{Client, Consumer, MessageId, SeekTo, ShardId};
-use comet_tests::{Tmpfs, payload, small_config};
+use comet_tests::{Tmpfs, payload, sid, small_config};
 
 const MIB: u64 = 1024 * 1024;
-
-fn sid(n: u32) -> ShardId {
-    ShardId::new(n).unwrap()
-}
 
 /// True if `e` or an error in its source chain is `ENOSPC`.
 fn is_full(e: &(dyn std::error::Error + 'static)) -> bool {

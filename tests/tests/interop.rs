@@ -32,15 +32,14 @@
 //! named in `COMET_TEST_RUNNER`, as `.ci/cross.sh` sets it.
 #![allow(clippy::cast_possible_truncation)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use comet::{Client, Config, Consumer as StdConsumer, MessageId, Reader, RecoveryReport, ShardId};
 use comet_embedded::{Consumer as EmbeddedConsumer, EmbeddedConfig, Log};
+use comet_tests::child::{ChildTest, Running};
 use comet_tests::small_config;
 
 /// The shard every scenario uses (the embedded log opens shards
@@ -418,12 +417,7 @@ fn shard_dir(root: &Path) -> PathBuf {
 
 /// Base entries of the shard's segment files, sorted.
 fn segment_bases(root: &Path) -> Vec<u64> {
-    let mut v: Vec<u64> = comet_tests::files(&shard_dir(root))
-        .iter()
-        .filter_map(|f| f.strip_prefix("log-")?.strip_suffix(".comet")?.parse().ok())
-        .collect();
-    v.sort_unstable();
-    v
+    comet_tests::segments(&shard_dir(root)).into_iter().map(|(base, _)| base).collect()
 }
 
 fn segment_path(root: &Path, base: u64) -> PathBuf {
@@ -727,56 +721,14 @@ fn crash_child() {
     }
 }
 
-/// Starts [`crash_child`] writing with `platform` in `dir`; returns the
-/// child and a channel of the ends it reported synced.
-fn spawn_child(dir: &Path, platform: Platform) -> (Child, mpsc::Receiver<u64>, std::thread::JoinHandle<()>) {
-    let exe = std::env::current_exe().unwrap();
-    // Natively the binary runs itself; a binary cross-built for another
-    // architecture goes through the emulator in COMET_TEST_RUNNER. A
-    // child that cannot start fails the test.
-    let runner = std::env::var("COMET_TEST_RUNNER").unwrap_or_default();
-    let mut words = runner.split_whitespace();
-    let mut cmd = match words.next() {
-        Some(emu) => {
-            let mut c = Command::new(emu);
-            c.args(words).arg(&exe);
-            c
-        }
-        None => Command::new(&exe),
-    };
-    let mut child = cmd
-        .args(["crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-        .env(CHILD_DIR, dir)
-        .env(CHILD_PLATFORM, platform.name())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot re-run the test binary {} (runner {runner:?}): {e}; for a cross target set \
-                 COMET_TEST_RUNNER to its emulator, as .ci/cross.sh does",
-                exe.display()
-            )
-        });
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    // Drains stdout so that the child never blocks on a full pipe.
-    let drain = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(n) = line.strip_prefix("synced ") {
-                let _ = tx.send(n.parse::<u64>().unwrap());
-            }
-        }
-    });
-    (child, rx, drain)
+/// Starts [`crash_child`] writing with `platform` in `dir`.
+fn spawn_child(dir: &Path, platform: Platform) -> Running {
+    ChildTest::new("crash_child").env(CHILD_DIR, dir).env(CHILD_PLATFORM, platform.name()).spawn()
 }
 
-/// Kills the child and returns its stderr.
-fn kill(mut child: Child) -> String {
-    child.kill().expect("SIGKILL");
-    let out = child.wait_with_output().expect("reap the child");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+/// The end a `synced <end>` line of [`crash_child`] reports.
+fn synced_end(line: &str) -> Option<u64> {
+    line.strip_prefix("synced ").map(|n| n.parse().unwrap())
 }
 
 /// While a child of the other platform writes: this platform's writer is
@@ -818,30 +770,27 @@ fn crash_rounds(children: &[Platform]) {
     let mut start = 0;
     for (round, &platform) in children.iter().enumerate() {
         let me = platform.other();
-        let (child, rx, drain) = spawn_child(t.path(), platform);
-        let pid = child.id();
+        let child = spawn_child(t.path(), platform);
         let mut synced = start;
         let mut live_checked = false;
-        let mut child = Some(child);
         while synced < start + 250 || !live_checked {
-            match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(n) => synced = n,
+            match child.line_within(Duration::from_secs(60)) {
+                Ok(line) => synced = synced_end(&line).unwrap_or(synced),
                 Err(e) => {
-                    let stderr = kill(child.take().unwrap());
+                    let stderr = child.kill().stderr;
                     panic!("round {round}: the {} child stopped reporting ({e}); stderr: {stderr}", platform.name());
                 }
             }
             if !live_checked && synced >= start + 50 {
-                check_live(t.path(), me, pid, synced);
+                check_live(t.path(), me, child.pid(), synced);
                 live_checked = true;
             }
         }
         // A few ms more, so that the kill lands anywhere in the loop.
         std::thread::sleep(Duration::from_millis(round as u64 * 3 % 10));
-        kill(child.take().unwrap()); // SIGKILL, mid-append
-        drain.join().unwrap();
+        let killed = child.kill(); // SIGKILL, mid-append
         // Lines read after the loop stopped were synced too.
-        synced = rx.try_iter().fold(synced, u64::max);
+        synced = killed.rest.iter().filter_map(|l| synced_end(l)).fold(synced, u64::max);
 
         let mut s = me.open(t.path());
         let report = s.recovery().clone();

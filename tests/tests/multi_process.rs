@@ -9,13 +9,12 @@
 #![allow(clippy::cast_possible_truncation)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use comet::{Client, Config, Consumer, Error, MessageId, ProcessSlot, ShardId};
+use comet_tests::child::{ChildTest, Running};
 
 const ROLE: &str = "COMET_MP_ROLE";
 const WRITERS: u32 = 4;
@@ -96,38 +95,22 @@ fn consumer(dir: &Path, group: &str, workers: u32) {
 
 struct Proc {
     role: String,
-    child: Child,
-    rx: mpsc::Receiver<String>,
+    child: Running,
     /// Lines seen so far.
     lines: Vec<String>,
 }
 
 fn spawn(role: &str, dir: &Path) -> Proc {
-    let mut child = Command::new(std::env::current_exe().expect("exe"))
-        .env(ROLE, role)
-        .env("COMET_MP_DIR", dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    Proc { role: role.to_string(), child, rx, lines: Vec::new() }
+    let child = ChildTest::binary().env(ROLE, role).env("COMET_MP_DIR", dir).inherit_stderr().spawn();
+    Proc { role: role.to_string(), child, lines: Vec::new() }
 }
 
 impl Proc {
     fn pump(&mut self) {
-        while let Ok(l) = self.rx.try_recv() {
+        while let Some(l) = self.child.try_line() {
             self.lines.push(l);
         }
-        if let Ok(Some(status)) = self.child.try_wait() {
+        if let Some(status) = self.child.exited() {
             panic!("{} exited on its own: {status}", self.role);
         }
     }
@@ -139,19 +122,17 @@ impl Proc {
                 return l.clone();
             }
             assert!(Instant::now() < end, "{} never printed {prefix:?}", self.role);
-            if let Ok(l) = self.rx.recv_timeout(Duration::from_millis(10)) {
+            if let Ok(l) = self.child.line_within(Duration::from_millis(10)) {
                 self.lines.push(l);
             }
         }
     }
 
-    fn kill(mut self) -> Vec<String> {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
-        while let Ok(l) = self.rx.recv_timeout(Duration::from_millis(50)) {
-            self.lines.push(l);
-        }
-        self.lines
+    /// Kills the process; returns every line it printed.
+    fn kill(self) -> Vec<String> {
+        let Proc { child, mut lines, .. } = self;
+        lines.extend(child.kill().rest);
+        lines
     }
 }
 

@@ -11,12 +11,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use comet::{Client, Consumer, ShardId};
-use comet_tests::{assert_unchanged, payload, small_config, snapshot};
-
-fn sid(n: u32) -> ShardId {
-    ShardId::new(n).unwrap()
-}
+use comet::{Client, Consumer};
+use comet_tests::{assert_unchanged, payload, sid, small_config, snapshot};
 
 /// Shard 1: several segments, group `g` acked half-way. Shard 2: no
 /// `offsets.state`. Shard 3: an empty `offsets.state`. Shard 4: a

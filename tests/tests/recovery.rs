@@ -9,7 +9,7 @@ use std::fs;
 use std::path::Path;
 
 use comet::{Client, Counter, Error, ShardId};
-use comet_tests::{crash_copy, files, payload, small_config};
+use comet_tests::{crash_copy, files, payload, segments, small_config};
 
 const S1: &str = "events:v1:shard:0001";
 
@@ -19,18 +19,6 @@ fn one() -> ShardId {
 
 fn shard_dir(root: &Path) -> std::path::PathBuf {
     root.join("shard-0001")
-}
-
-/// The segment files of a shard directory with their base entries, in order.
-fn segments(sd: &Path) -> Vec<(String, u64)> {
-    files(sd)
-        .into_iter()
-        .filter(|f| f.ends_with(".comet"))
-        .map(|f| {
-            let base = f[4..24].parse().unwrap();
-            (f, base)
-        })
-        .collect()
 }
 
 fn check(c: &Client, range: std::ops::Range<u64>) {
@@ -207,11 +195,11 @@ fn lost_manifest_after_retention_keeps_entry_numbers() {
     // drop the two oldest segments the way retention would, then lose index.bin
     let sd = shard_dir(dir.path());
     let segs = segments(&sd);
-    for (s, _) in &segs[..2] {
-        fs::remove_file(sd.join(s)).unwrap();
+    for (_, path) in &segs[..2] {
+        fs::remove_file(path).unwrap();
     }
     fs::remove_file(sd.join("index.bin")).unwrap();
-    let first = segs[2].1;
+    let first = segs[2].0;
     let c = Client::open(dir.path(), small_config()).unwrap();
     write(&c, 2000..2001);
     let report = c.recovery_report(one()).unwrap();
@@ -248,9 +236,9 @@ fn missing_last_segment_keeps_older_segments() {
     c.close().unwrap();
     let sd = shard_dir(dir.path());
     let segs = segments(&sd);
-    let (last, last_base) = segs.last().unwrap();
+    let (last_base, last) = segs.last().unwrap();
     let last_base = *last_base;
-    fs::remove_file(sd.join(last)).unwrap();
+    fs::remove_file(last).unwrap();
     let c = Client::open(dir.path(), small_config()).unwrap();
     assert_eq!(c.append(S1, &[b"new"]).unwrap().entries, 800..801, "numbers are not reused");
     c.sync().unwrap();
@@ -332,7 +320,7 @@ fn lost_manifest_rebuilds_with_the_shards_own_interval_whatever_the_config_says(
             drop(c);
         }
         let sd = shard_dir(copy.path());
-        assert!(files(&sd).iter().filter(|f| f.ends_with(".comet")).count() > 2, "several segments");
+        assert!(segments(&sd).len() > 2, "several segments");
         fs::remove_file(sd.join("index.bin")).unwrap();
         let mut other = small_config();
         other.indexing.boundary_interval = 5;
@@ -362,9 +350,9 @@ fn seek_by_time_steps_over_a_lost_segment() {
     let sd = shard_dir(dir.path());
     let segs = segments(&sd);
     assert!(segs.len() >= 4, "{segs:?}");
-    let (middle, gap_start) = &segs[segs.len() / 2];
-    let (gap_start, gap_end) = (*gap_start, segs[segs.len() / 2 + 1].1);
-    fs::remove_file(sd.join(middle)).unwrap();
+    let (gap_start, middle) = &segs[segs.len() / 2];
+    let (gap_start, gap_end) = (*gap_start, segs[segs.len() / 2 + 1].0);
+    fs::remove_file(middle).unwrap();
     let c = Client::open(dir.path(), small_config()).unwrap();
     write(&c, 800..801); // opens the shard for writing: recovery runs
     c.sync().unwrap();

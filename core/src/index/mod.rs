@@ -43,9 +43,7 @@ use core::ops::Range;
 
 use crate::wire::{WireError, le};
 
-mod go;
 pub mod table;
-pub use go::{GoFile, GoIndex};
 pub use table::{ChunkRec, Table};
 
 /// File name of the manifest.
@@ -54,8 +52,6 @@ pub const MANIFEST_FILE: &str = "index.bin";
 pub const MANIFEST_TMP: &str = "index.bin.tmp";
 /// Magic bytes.
 pub const MANIFEST_MAGIC: [u8; 4] = *b"CMTI";
-/// The Go package's index magic as stored (`TMOC`).
-pub const GO_INDEX_MAGIC: [u8; 4] = *b"TMOC";
 /// Current version.
 pub const MANIFEST_VERSION: u32 = 2;
 /// The version with inline chunk tables, still decoded for migration.

@@ -183,7 +183,9 @@ fn parse_digit_bytes(s: &[u8]) -> Option<u64> {
     })
 }
 
-fn segment_digits(name: &str, width: usize) -> Option<u64> {
+/// The number in `log-<width digits>.comet`; shared with the Go names in
+/// `crate::go`.
+pub(crate) fn segment_digits(name: &str, width: usize) -> Option<u64> {
     let digits = name.strip_prefix(SEG_PREFIX)?.strip_suffix(SEG_SUFFIX)?;
     if digits.len() != width {
         return None;
@@ -194,12 +196,6 @@ fn segment_digits(name: &str, width: usize) -> Option<u64> {
 /// Parses one of our segment names, returning its base entry number.
 pub fn parse_segment_file_name(name: &str) -> Option<u64> {
     segment_digits(name, 20)
-}
-
-/// Parses a Go-written segment name (`log-<16 digits>.comet`), returning its
-/// sequence number.
-pub fn parse_go_segment_file_name(name: &str) -> Option<u64> {
-    segment_digits(name, 16)
 }
 
 /// `shard-NNNN`.
@@ -345,7 +341,7 @@ mod tests {
             assert_eq!(parse_segment_file_name(&segment_file_name(base)), Some(base));
         }
         assert_eq!(parse_segment_file_name("log-0000000000000001.comet"), None);
-        assert_eq!(parse_go_segment_file_name("log-0000000000000001.comet"), Some(1));
+        assert_eq!(crate::go::parse_go_segment_file_name("log-0000000000000001.comet"), Some(1));
         assert_eq!(parse_segment_file_name("log-0000000000000000000a.comet"), None);
         assert_eq!(parse_segment_file_name("log-99999999999999999999.comet"), None, "overflow");
         assert_eq!(parse_segment_file_name("log-00000000000000000000.comet.tmp"), None);

@@ -40,15 +40,14 @@ enum Item {
 /// takes time linear in the pattern.
 ///
 /// ```
-/// use comet_core::ShardId;
-/// use comet_core::naming::ShardPattern;
+/// use comet_core::{ShardId, ShardPattern};
 ///
 /// let p: ShardPattern = "events:v1:shard:000?, 12-14".parse()?;
 /// let ids: Vec<u32> = p.shards().map(ShardId::get).collect();
 /// assert_eq!(ids, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14]);
 /// assert!(p.matches(ShardId::new(13).unwrap()));
 /// assert!("logs:shard:*".parse::<ShardPattern>()?.is_all());
-/// # Ok::<(), comet_core::naming::PatternError>(())
+/// # Ok::<(), comet_core::PatternError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardPattern {

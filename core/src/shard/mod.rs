@@ -38,7 +38,7 @@ pub use open::{Quarantine, QuarantineReason, RecoveryReport, TornTail, create_sh
 pub use read::{EntryRef, ReadBuf};
 pub use repair::RepairReport;
 
-use crate::config::Config;
+use crate::config::EngineSettings;
 use crate::error::{ConfigError, Error, IoOp};
 use crate::index::table::{TABLE_HEADER, TABLE_RECORD, table_header};
 use crate::index::{ChunkRec, MANIFEST_FILE, MANIFEST_TMP, Manifest, SegmentMeta, encode_parts};
@@ -51,7 +51,7 @@ use crate::wire::{Compressor, EntryHeader, HEADER_LEN, StoredPayload, encode_pay
 /// Largest segment the 32-bit chunk offsets allow.
 pub const MAX_SEGMENT_BYTES: u64 = u32::MAX as u64;
 
-/// The engine's settings, derived from [`Config`].
+/// The engine's settings, derived from [`EngineSettings`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EngineConfig {
     /// Entries per checkpoint chunk (for new shards; an existing shard keeps
@@ -77,15 +77,16 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    /// Validates `config` and extracts the engine's part.
-    pub fn from_config(config: &Config) -> Result<EngineConfig, ConfigError> {
-        config.validate()?;
+    /// Validates `settings` and derives the engine's form, with no bound
+    /// on chunks or sealed segments.
+    pub fn from_settings(settings: &EngineSettings) -> Result<EngineConfig, ConfigError> {
+        settings.validate()?;
         Ok(EngineConfig {
-            interval: config.indexing.boundary_interval,
-            max_entry: config.storage.max_entry_size,
-            max_file_size: config.storage.max_file_size,
-            buffer_size: config.storage.write_buffer_size as usize,
-            min_compress: config.compression.min_compress_size as usize,
+            interval: settings.boundary_interval,
+            max_entry: settings.max_entry_size,
+            max_file_size: settings.max_file_size,
+            buffer_size: settings.write_buffer_size as usize,
+            min_compress: settings.min_compress_size as usize,
             max_chunks: u32::MAX,
             max_sealed: u32::MAX,
         })

@@ -45,12 +45,10 @@ use core::ops::Range;
 
 use super::{EngineConfig, Shard, new_buffer, new_journal, write_manifest_file};
 use crate::error::{Error, IoOp};
+use crate::go::{GO_INDEX_MAGIC, parse_go_segment_file_name};
 use crate::index::table::{TABLE_HEADER, TABLE_RECORD, parse_table_header, table_header};
-use crate::index::{ChunkRec, GO_INDEX_MAGIC, MANIFEST_FILE, MANIFEST_TMP, Manifest, SegmentMeta, Table};
-use crate::naming::{
-    chunk_table_file_name, parse_chunk_table_file_name, parse_go_segment_file_name, parse_segment_file_name,
-    segment_file_name,
-};
+use crate::index::{ChunkRec, MANIFEST_FILE, MANIFEST_TMP, Manifest, SegmentMeta, Table};
+use crate::naming::{chunk_table_file_name, parse_chunk_table_file_name, parse_segment_file_name, segment_file_name};
 use crate::read::{ActiveTable, ChunkPos, check_chunk};
 use crate::segment::{ChunkState, ScanEnd, Scanner, offset32};
 use crate::state::{Counter, DurableHead, HeadStore};

@@ -261,7 +261,7 @@ where
     }
 
     /// Reads durable entry `entry`, checking its chunk first (see
-    /// [`crate::read`]), and returns its header and *stored* payload (raw
+    /// [`crate::platform::read`]), and returns its header and *stored* payload (raw
     /// bytes, or a zstd frame when it starts with the magic), held in `rb`:
     /// [`Error::Damaged`] if the chunk fails its CRC or framing,
     /// [`Error::Lost`] / [`Error::EntryUnavailable`] as

@@ -1,15 +1,19 @@
 //! Byte layouts of the two memory-mapped files: `comet.state` (durable head
 //! and metrics) and `offsets.state` (consumer-group offsets); and of the
-//! data directory's identity file `comet.id` ([`identity`]).
+//! data directory's identity file `comet.id` (`identity`); beside them, in
+//! [`shm`], the shared-memory protocols over the two mapped files.
 //!
-//! The core only defines layouts (offsets, plain structs, codecs); it holds
-//! no atomics, because `thumbv7em-none-eabihf` has no 64-bit atomics. The
-//! platforms map the files and access the fields with atomics at these
-//! offsets. Every multi-byte field is little-endian and naturally aligned.
+//! The layouts are offsets, plain structs and codecs, without atomics,
+//! because `thumbv7em-none-eabihf` has no 64-bit atomics. The platforms map
+//! the files and hand [`shm`] (compiled only where 64-bit atomics exist)
+//! the mapping, which accesses the fields with atomics at these offsets.
+//! Every multi-byte field is little-endian and naturally aligned.
 
 mod head;
-pub mod identity;
+mod identity;
 pub mod offsets;
+#[cfg(all(target_has_atomic = "64", target_endian = "little"))]
+pub mod shm;
 
 #[cfg(feature = "alloc")]
 pub use head::FileHeadStore;
@@ -21,8 +25,9 @@ pub use identity::{DirId, IDENTITY_FILE, IDENTITY_LEN, IdentityDamage};
 
 #[cfg(test)]
 mod props {
-    use super::offsets::{SLOT_SIZE, SlotView, check_header, parse_legacy_offsets};
+    use super::offsets::{SLOT_SIZE, SlotView, check_header};
     use super::*;
+    use crate::go::parse_legacy_offsets;
     use proptest::prelude::*;
 
     proptest! {

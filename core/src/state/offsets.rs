@@ -26,16 +26,14 @@
 //! complement: damage never makes a group skip entries, at worst it
 //! redelivers some, and `verify` reports it. Writers that find a mismatch
 //! (after waiting out a concurrent update) store that safe value first.
-//! Platforms perform the atomics (`comet_core::shm`); this module defines
-//! offsets and pure helpers.
+//! The atomics are in `state::shm` ([`crate::platform::shm`]), over the
+//! platform's mapping; this module defines offsets and pure helpers.
 
 use crate::error::NameError;
 use crate::wire::{WireError, fnv1a32, le};
 
 /// File name of the offsets table.
 pub const OFFSETS_FILE: &str = "offsets.state";
-/// Legacy Go offsets file, migrated on open.
-pub const LEGACY_OFFSETS_FILE: &str = "offsets.bin";
 /// Header size.
 pub const HEADER_SIZE: usize = 64;
 /// Number of slots.
@@ -310,35 +308,6 @@ pub fn salvage(bytes: &[u8], out: &mut [u8; FILE_SIZE]) -> (usize, usize) {
     (kept, dropped)
 }
 
-/// Parses a legacy `offsets.bin`: `[u8 version=1][u32 LE count]` then
-/// `count` x `[u8 len][name][u64 LE offset]`; stops at the first truncated
-/// or invalid record. Calls `visit(name, offset)` for each valid record.
-pub fn parse_legacy_offsets(bytes: &[u8], mut visit: impl FnMut(&str, u64)) -> Result<(), WireError> {
-    if bytes.len() < 5 {
-        return Err(WireError::Truncated { needed: 5, available: bytes.len() as u64 });
-    }
-    if bytes[0] != 1 {
-        return Err(WireError::UnsupportedVersion(u32::from(bytes[0])));
-    }
-    let count = le::u32_at(bytes, 1).unwrap_or(0);
-    let mut at = 5usize;
-    for _ in 0..count {
-        let Some(&len) = bytes.get(at) else { break };
-        let start = at + 1;
-        let end = start + usize::from(len);
-        let (Some(name), Some(off)) = (bytes.get(start..end), le::u64_at(bytes, end)) else {
-            break;
-        };
-        at = end + 8;
-        if let Ok(name) = core::str::from_utf8(name)
-            && validate_group(name).is_ok()
-        {
-            visit(name, off);
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,19 +453,5 @@ mod tests {
         let order: vec::Vec<usize> = probe_order("default").take(3).collect();
         assert_eq!(order, [478, 479, 480], "0x933b5bde % 512 = 478");
         assert_eq!(probe_order("x").count(), SLOTS);
-    }
-
-    #[test]
-    fn legacy_offsets_parse() {
-        let mut b = vec![1u8, 2, 0, 0, 0];
-        b.push(3);
-        b.extend_from_slice(b"abc");
-        b.extend_from_slice(&7u64.to_le_bytes());
-        b.push(2);
-        b.extend_from_slice(b"de"); // truncated offset
-        let mut got = vec::Vec::new();
-        parse_legacy_offsets(&b, |n, o| got.push((std::string::String::from(n), o))).unwrap();
-        assert_eq!(got, [("abc".into(), 7)]);
-        assert!(parse_legacy_offsets(&[2, 0, 0, 0, 0], |_, _| {}).is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! [`StateHead`]: the engine's durable head in the storage's fixed 1 KiB
 //! `comet.state` region.
 
-use comet_core::state::{DurableHead, HeadStore, STATE_LINE};
+use comet_core::DurableHead;
+use comet_core::platform::state::{HeadStore, STATE_LINE};
 
 use crate::storage::{RamError, RamStorage};
 

@@ -11,7 +11,7 @@
 //! * [`StateHead`]: the engine's durable head in the storage's fixed 1 KiB
 //!   `comet.state` region.
 //! * [`run`]: open, append, sync, crash without `close`, recover, read every
-//!   entry back, and the core's verify ([`comet_core::check`]).
+//!   entry back, and the core's verify ([`comet_core::platform::check`]).
 //!
 //! The core needs `alloc` and `alloc::sync::Arc`, so the target must have
 //! a global allocator and compare-and-swap atomics: `thumbv7em-none-eabihf`

@@ -4,12 +4,10 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
-use comet_core::Error;
-use comet_core::check::{Finding, Severity, check_shard};
-use comet_core::config::Config;
-use comet_core::error::ConfigError;
-use comet_core::shard::{EngineConfig, RecoveryReport, Shard};
-use comet_core::wire::NoCompression;
+use comet_core::platform::check::check_shard;
+use comet_core::platform::shard::{EngineConfig, Shard};
+use comet_core::platform::wire::NoCompression;
+use comet_core::{ConfigError, EngineSettings, Error, Finding, RecoveryReport, Severity};
 
 use crate::head::StateHead;
 use crate::storage::{PowerLoss, RamError, RamStorage};
@@ -66,11 +64,9 @@ impl Scenario {
     /// crash drops those a rotation did not sync), 10 more after recovery.
     /// Fits a 16 KiB [`RamStorage`].
     pub fn small() -> Result<Scenario, ConfigError> {
-        let mut config = Config::default();
-        config.indexing.boundary_interval = 8;
-        config.storage.max_file_size = 2048;
-        config.storage.max_entry_size = 256;
-        let mut engine = EngineConfig::from_config(&config)?;
+        let settings =
+            EngineSettings { boundary_interval: 8, max_file_size: 2048, max_entry_size: 256, ..EngineSettings::default() };
+        let mut engine = EngineConfig::from_settings(&settings)?;
         // Below the user-facing 4 KiB minimum on purpose (the engine takes
         // any size): small enough that unsynced entries are written out.
         engine.buffer_size = 256;

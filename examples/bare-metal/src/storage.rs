@@ -33,8 +33,8 @@
 use core::cell::RefCell;
 use core::fmt;
 
-use comet_core::state::{HEAD_LINE, SEQ_OFFSET, STATE_FILE, STATE_LINE, STATE_SIZE};
-use comet_core::storage::{ErrorKind, OpenMode, Storage, StorageError, StorageFile};
+use comet_core::platform::state::{HEAD_LINE, SEQ_OFFSET, STATE_FILE, STATE_LINE, STATE_SIZE};
+use comet_core::platform::storage::{ErrorKind, OpenMode, Storage, StorageError, StorageFile};
 
 /// Bytes per data block.
 pub const BLOCK_SIZE: usize = 256;

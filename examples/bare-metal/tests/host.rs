@@ -5,10 +5,10 @@
 
 use comet_bare_metal::firmware::ARENA_BYTES;
 use comet_bare_metal::{PowerLoss, RamError, RamStorage, RunError, Scenario, open, payload, run};
-use comet_core::Error;
-use comet_core::check::{Severity, check_shard};
-use comet_core::naming::segment_file_name;
-use comet_core::storage::{ErrorKind, OpenMode, Storage, StorageError, StorageFile};
+use comet_core::platform::check::check_shard;
+use comet_core::platform::naming::segment_file_name;
+use comet_core::platform::storage::{ErrorKind, OpenMode, Storage, StorageError, StorageFile};
+use comet_core::{Error, Severity};
 
 fn no_pause() {}
 
@@ -154,7 +154,7 @@ fn verify_reports_synced_bytes_that_went_missing() {
     let mut newest = None;
     (&storage)
         .list(&mut |name| {
-            if let Some(base) = comet_core::naming::parse_segment_file_name(name) {
+            if let Some(base) = comet_core::platform::naming::parse_segment_file_name(name) {
                 newest = newest.max(Some(base));
             }
         })

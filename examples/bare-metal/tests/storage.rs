@@ -3,8 +3,10 @@
 #![allow(clippy::cast_possible_truncation)] // test data and lengths
 
 use comet_bare_metal::{BLOCK_SIZE, MAX_FILES, NAME_MAX, PowerLoss, RamError, RamStorage};
-use comet_core::state::{STATE_FILE, STATE_SIZE};
-use comet_core::storage::{ErrorKind, OpenMode, Storage, StorageError, StorageFile, read_exact_at, write_all_at};
+use comet_core::platform::state::{STATE_FILE, STATE_SIZE};
+use comet_core::platform::storage::{
+    ErrorKind, OpenMode, Storage, StorageError, StorageFile, read_exact_at, write_all_at,
+};
 
 /// A region of `blocks` data blocks (and their two map bytes each).
 fn region(blocks: usize) -> Vec<u8> {

@@ -1,5 +1,5 @@
 use super::*;
-use comet_core::storage::{ErrorKind, StorageError, read_exact_at, write_all_at};
+use comet_core::platform::storage::{ErrorKind, StorageError, read_exact_at, write_all_at};
 
 fn dir() -> (tempfile::TempDir, DirStorage) {
     let t = tempfile::tempdir().unwrap();

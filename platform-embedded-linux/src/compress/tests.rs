@@ -1,7 +1,7 @@
 #![allow(clippy::cast_possible_truncation)] // test data generators keep low bits on purpose
 
 use super::*;
-use comet_core::wire::{StoredPayload, encode_payload, raw_frame_len};
+use comet_core::platform::wire::{StoredPayload, encode_payload, raw_frame_len};
 
 fn json_lines(n: usize) -> Vec<u8> {
     let mut out = Vec::new();
@@ -118,7 +118,7 @@ fn frames_decode_with_ruzstd_and_the_reference_zstd() {
         let mut frame = vec![0u8; raw_frame_len(data.len())];
         let n = c.compress(&data, &mut frame).expect("a raw frame's room always fits");
         let frame = &frame[..n];
-        assert_eq!(comet_core::wire::frame_content_size(frame).unwrap(), Some(data.len() as u64));
+        assert_eq!(comet_core::platform::wire::frame_content_size(frame).unwrap(), Some(data.len() as u64));
         let mut out = vec![0u8; data.len()];
         assert_eq!(d.decompress(frame, &mut out).unwrap(), data.len(), "ruzstd, {} bytes", data.len());
         assert!(out == data, "ruzstd decoded other bytes ({} bytes)", data.len());

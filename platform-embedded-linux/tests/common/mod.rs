@@ -1,6 +1,10 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
 use comet_embedded::{EmbeddedConfig, ShardId};
 
 pub const S0: ShardId = ShardId::MIN;
@@ -21,6 +25,28 @@ pub fn small() -> EmbeddedConfig {
 pub fn payload(i: u64) -> Vec<u8> {
     let len = (i * 37 % 200) as usize;
     (0..len).map(|k| (i as u8).wrapping_add(k as u8)).collect()
+}
+
+/// Shard 0's segment files under the data directory `root`, `(base,
+/// path)` in entry order.
+pub fn segments(root: &Path) -> Vec<(u64, PathBuf)> {
+    let mut segs: Vec<(u64, PathBuf)> = std::fs::read_dir(root.join("shard-0000"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "comet"))
+        .map(|p| (p.file_name().unwrap().to_str().unwrap()[4..24].parse().unwrap(), p))
+        .collect();
+    segs.sort();
+    segs
+}
+
+/// XORs the byte at `at` of the file `path` with `mask`.
+pub fn flip(path: &Path, at: u64, mask: u8) {
+    let f = OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, at).unwrap();
+    b[0] ^= mask;
+    f.write_all_at(&b, at).unwrap();
 }
 
 pub fn json(i: u64) -> Vec<u8> {

@@ -26,9 +26,11 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use super::index::{GO_INDEX_MAGIC, GoIndex};
+use super::parse_go_segment_file_name;
 use crate::error::{Error, IoOp};
-use crate::index::{GO_INDEX_MAGIC, GoIndex, MANIFEST_FILE, Manifest, SegmentMeta};
-use crate::naming::{parse_go_segment_file_name, parse_segment_file_name, segment_file_name};
+use crate::index::{MANIFEST_FILE, Manifest, SegmentMeta};
+use crate::naming::{parse_segment_file_name, segment_file_name};
 use crate::segment::{ScanEnd, Scanner};
 use crate::shard::{EngineConfig, write_manifest_file};
 use crate::state::{Counter, DurableHead, STATE_FILE, STATE_SIZE};

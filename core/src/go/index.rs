@@ -16,8 +16,10 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::GO_INDEX_MAGIC;
 use crate::wire::{WireError, le};
+
+/// The Go package's index magic as stored (`TMOC`).
+pub const GO_INDEX_MAGIC: [u8; 4] = *b"TMOC";
 
 /// One file record of a Go index.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,262 @@
+//! The configuration tree, its defaults, presets and validation.
+//!
+//! Sections follow the Go package (compression, indexing, storage,
+//! concurrency, retention, log) with its defaults (reference §12), minus the
+//! fields that did nothing there. [`Config::validate`] rejects zero and
+//! absurd values with a [`ConfigError`] naming the field; nothing is
+//! silently replaced by a default.
+//!
+//! The tree is built around the core's two parts (D-47): the engine's
+//! settings, spread over `compression`, `indexing` and `storage` as in Go
+//! and gathered by [`Config::engine`] into an [`EngineSettings`], and
+//! [`RetentionConfig`], the core's type as it is. Their defaults and
+//! checks are the core's; this module adds, defaults and checks the
+//! settings only this crate uses: the zstd level, the flush interval,
+//! durable appends, concurrency and logging.
+
+use core::time::Duration;
+
+pub use comet_core::{EngineSettings, RetentionConfig};
+use comet_core::platform::config::{check_millis, check_range};
+
+use crate::ConfigError;
+
+/// Compression settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressionConfig {
+    /// Payloads at least this long are compressed when that makes them
+    /// smaller (default 4096; 0 tries every payload).
+    pub min_compress_size: u32,
+    /// zstd level, `1..=22` (default 3).
+    pub level: i32,
+}
+
+/// Checkpoint settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexingConfig {
+    /// Entries per checkpoint chunk (default 100): a lookup hops over at
+    /// most `boundary_interval - 1` entries, and `verify` reports damage at
+    /// this granularity.
+    pub boundary_interval: u32,
+}
+
+/// Segment and write-path settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// Rotate to a new segment before it would grow past this (default
+    /// 256 MiB; 1 KiB..=2 GiB). A single larger entry gets a segment alone.
+    pub max_file_size: u64,
+    /// Largest payload `append` accepts, and the bound every scanner uses
+    /// (default 16 MiB; up to 1 GiB).
+    pub max_entry_size: u32,
+    /// Write buffer per shard (default 64 KiB, as the Go package; 4 KiB..=64 MiB).
+    pub write_buffer_size: u32,
+    /// Periodic flush + sync, which makes appended entries durable and
+    /// visible (default 1 s; 1 ms..=1 h).
+    pub flush_interval: Duration,
+    /// Sync before every `append` returns (default false).
+    pub durable_appends: bool,
+}
+
+/// Multi-process settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConcurrencyConfig {
+    /// This process's index, `0..process_count`.
+    pub process_id: u32,
+    /// Processes sharing the directory (default 1). Process `i` writes the
+    /// shards with `shard % process_count == i`.
+    pub process_count: u32,
+    /// Shards that `pick_shard` spreads keys over (default 16).
+    pub shard_count: u32,
+}
+
+/// Log verbosity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Nothing.
+    Off,
+    /// Errors only.
+    Error,
+    /// Errors and warnings.
+    Warn,
+    /// Informational messages (default).
+    Info,
+    /// Debug output (the `comet` tool turns it on with `COMET_DEBUG=1`;
+    /// a library leaves the choice to the application's subscriber).
+    Debug,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Verbosity.
+    pub level: LogLevel,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Compression.
+    pub compression: CompressionConfig,
+    /// Checkpoints.
+    pub indexing: IndexingConfig,
+    /// Segments and the write path.
+    pub storage: StorageConfig,
+    /// Multi-process deployment.
+    pub concurrency: ConcurrencyConfig,
+    /// Retention.
+    pub retention: RetentionConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let e = EngineSettings::default();
+        Config {
+            compression: CompressionConfig { min_compress_size: e.min_compress_size, level: 3 },
+            indexing: IndexingConfig { boundary_interval: e.boundary_interval },
+            storage: StorageConfig {
+                max_file_size: e.max_file_size,
+                max_entry_size: e.max_entry_size,
+                write_buffer_size: e.write_buffer_size,
+                flush_interval: Duration::from_secs(1),
+                durable_appends: false,
+            },
+            concurrency: ConcurrencyConfig { process_id: 0, process_count: 1, shard_count: 16 },
+            retention: RetentionConfig::default(),
+            log: LogConfig { level: LogLevel::Info },
+        }
+    }
+}
+
+impl Config {
+    /// Smaller payloads compressed harder: `min_compress_size = 512`,
+    /// level 9.
+    pub fn high_compression() -> Config {
+        let mut c = Config::default();
+        c.compression.min_compress_size = 512;
+        c.compression.level = 9;
+        c
+    }
+
+    /// Fewer checkpoints, bigger buffers, compression only for large
+    /// payloads.
+    pub fn high_throughput() -> Config {
+        let mut c = Config::default();
+        c.indexing.boundary_interval = 1000;
+        c.compression.min_compress_size = 1 << 20;
+        c.storage.write_buffer_size = 4 << 20;
+        c
+    }
+
+    /// Process `process_id` of `process_count` sharing one directory.
+    pub fn multi_process(process_id: u32, process_count: u32) -> Config {
+        let mut c = Config::default();
+        c.concurrency.process_id = process_id;
+        c.concurrency.process_count = process_count;
+        c
+    }
+
+    /// The engine's settings in this tree (`indexing.boundary_interval`,
+    /// `storage.max_file_size`, `storage.max_entry_size`,
+    /// `storage.write_buffer_size`, `compression.min_compress_size`).
+    pub fn engine(&self) -> EngineSettings {
+        EngineSettings {
+            boundary_interval: self.indexing.boundary_interval,
+            max_file_size: self.storage.max_file_size,
+            max_entry_size: self.storage.max_entry_size,
+            write_buffer_size: self.storage.write_buffer_size,
+            min_compress_size: self.compression.min_compress_size,
+        }
+    }
+
+    /// Checks every field; the first bad one is reported.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let level = self.compression.level;
+        check_range("compression.level", u64::from(level.unsigned_abs()), 1, 22)?;
+        if level < 1 {
+            return Err(ConfigError { field: "compression.level", value: 0, min: 1, max: 22 });
+        }
+        self.engine().validate()?;
+        check_millis("storage.flush_interval_ms", self.storage.flush_interval, 1, 3_600_000)?;
+        let p = &self.concurrency;
+        check_range("concurrency.process_count", u64::from(p.process_count), 1, 1024)?;
+        check_range("concurrency.process_id", u64::from(p.process_id), 0, u64::from(p.process_count) - 1)?;
+        check_range("concurrency.shard_count", u64::from(p.shard_count), 1, 10_000)?;
+        self.retention.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+
+    #[test]
+    fn defaults_and_presets_are_valid() {
+        for c in [Config::default(), Config::high_compression(), Config::high_throughput(), Config::multi_process(2, 4)]
+        {
+            c.validate().unwrap();
+        }
+        let d = Config::default();
+        assert_eq!(d.storage.max_file_size, 256 << 20);
+        assert_eq!(d.compression.min_compress_size, 4096);
+        assert_eq!(d.compression.level, 3);
+        assert_eq!(d.indexing.boundary_interval, 100);
+        assert_eq!(d.storage.write_buffer_size, 64 << 10);
+        assert_eq!(d.storage.flush_interval, Duration::from_secs(1));
+        assert_eq!(d.concurrency, ConcurrencyConfig { process_id: 0, process_count: 1, shard_count: 16 });
+        assert_eq!(d.log.level, LogLevel::Info);
+        assert_eq!(d.retention.max_age, Some(Duration::from_secs(7 * 24 * 3600)));
+        assert!(d.retention.protect_unconsumed);
+    }
+
+    type Case = (&'static str, fn(&mut Config));
+
+    #[test]
+    fn zero_and_absurd_values_are_rejected_by_name() {
+        let cases: [Case; 13] = [
+            ("indexing.boundary_interval", |c| c.indexing.boundary_interval = 0),
+            ("storage.max_file_size", |c| c.storage.max_file_size = 0),
+            ("storage.max_file_size", |c| c.storage.max_file_size = 3 * GIB),
+            ("storage.max_entry_size", |c| c.storage.max_entry_size = 0),
+            ("storage.max_entry_size", |c| c.storage.max_entry_size = 1 << 31),
+            ("storage.write_buffer_size", |c| c.storage.write_buffer_size = 10),
+            ("storage.flush_interval_ms", |c| c.storage.flush_interval = Duration::ZERO),
+            ("concurrency.process_count", |c| c.concurrency.process_count = 0),
+            ("concurrency.process_id", |c| c.concurrency.process_id = 1),
+            ("concurrency.shard_count", |c| c.concurrency.shard_count = 10_001),
+            ("compression.level", |c| c.compression.level = 0),
+            ("compression.level", |c| c.compression.level = 23),
+            ("retention.max_shard_size", |c| c.retention.max_shard_size = Some(0)),
+        ];
+        for (field, break_it) in cases {
+            let mut c = Config::default();
+            break_it(&mut c);
+            assert_eq!(c.validate().unwrap_err().field, field);
+        }
+        let mut c = Config::default();
+        c.retention.hard_cap = true;
+        assert!(c.validate().is_err(), "hard cap without a total size");
+    }
+
+    #[test]
+    fn engine_gathers_the_engine_fields() {
+        let mut c = Config::high_throughput();
+        c.storage.max_file_size = 1 << 20;
+        c.storage.max_entry_size = 1 << 10;
+        let e = c.engine();
+        assert_eq!(
+            e,
+            EngineSettings {
+                boundary_interval: 1000,
+                max_file_size: 1 << 20,
+                max_entry_size: 1 << 10,
+                write_buffer_size: 4 << 20,
+                min_compress_size: 1 << 20,
+            }
+        );
+    }
+}
