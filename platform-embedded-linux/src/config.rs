@@ -8,9 +8,9 @@
 
 use core::time::Duration;
 
+use comet_core::platform::config::{check_millis, check_range};
 use comet_core::platform::shard::EngineConfig;
 use comet_core::platform::wire::{HEADER_LEN, raw_frame_len};
-use comet_core::platform::config::{check_millis, check_range};
 use comet_core::{ConfigError, EngineSettings, RetentionConfig};
 
 /// Most shards one [`Log`](crate::Log) may hold open (the size of its

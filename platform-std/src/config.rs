@@ -16,8 +16,8 @@
 
 use core::time::Duration;
 
-pub use comet_core::{EngineSettings, RetentionConfig};
 use comet_core::platform::config::{check_millis, check_range};
+pub use comet_core::{EngineSettings, RetentionConfig};
 
 use crate::ConfigError;
 

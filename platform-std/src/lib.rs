@@ -83,11 +83,11 @@ mod verify;
 
 pub use client::{Appended, Client};
 pub use comet_core::{
-    ChunkDamage, ConfigError, Corruption, Counter, Counters, DirId, DurableHead, FileKind, GroupStats,
-    IDENTITY_FILE, IdentityDamage, ImportProblem, ImportReport, ImportedSegment, IoOp, Latency, NameError,
-    OffsetsError, PatternError, PatternErrorKind, Quarantine, QuarantineReason, RecoveryReport, RepairReport, ScanEnd,
-    ShardCount, ShardId, ShardPattern, ShardPlan, ShardStats, Stats, TornTail, WireError, all_shard_streams, fnv1a32,
-    parse_stream, shard_stream_name,
+    ChunkDamage, ConfigError, Corruption, Counter, Counters, DirId, DurableHead, FileKind, GroupStats, IDENTITY_FILE,
+    IdentityDamage, ImportProblem, ImportReport, ImportedSegment, IoOp, Latency, NameError, OffsetsError, PatternError,
+    PatternErrorKind, Quarantine, QuarantineReason, RecoveryReport, RepairReport, ScanEnd, ShardCount, ShardId,
+    ShardPattern, ShardPlan, ShardStats, Stats, TornTail, WireError, all_shard_streams, fnv1a32, parse_stream,
+    shard_stream_name,
 };
 pub use comet_linux::OffsetsSettled;
 pub use comet_linux::WRITER_LOCK;
