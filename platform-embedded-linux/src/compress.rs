@@ -1,19 +1,19 @@
-//! zstd through pure-Rust `ruzstd`: the core's [`Compressor`] and
-//! [`Decompressor`] without a C toolchain.
+//! zstd in pure Rust: the core's [`Compressor`] and [`Decompressor`]
+//! without a C toolchain.
 //!
-//! * `ruzstd` compresses at its fastest level only (roughly zstd level 1);
-//!   the configured core `compression.level` does not apply here. Frames it
-//!   writes are ordinary zstd frames (128 KiB window, no checksum) that the
-//!   std crate's `zstd` reads, and this decoder reads the std crate's frames.
+//! * Compression is this crate's own small encoder (`compress/encoder.rs`:
+//!   greedy matching, Huffman literals, FSE sequences; about zstd's
+//!   fastest level); the configured core `compression.level` does not
+//!   apply here. Frames it writes are ordinary single-segment zstd frames
+//!   (content size, no checksum) that the std crate's `zstd` reads, and
+//!   this crate's decoder (`ruzstd`) reads the std crate's frames.
 //! * The writer never produces ambiguous payloads: the core's
 //!   `encode_payload` decides raw vs frame and wraps raw payloads that
 //!   start with the zstd magic.
-//! * The compressor's matcher (window and hash tables) and its input and
-//!   output buffers are allocated once and reused; each call still
-//!   allocates transient scratch inside `ruzstd` (about 130 KiB for the
-//!   block output plus entropy tables, freed before it returns), which is
-//!   why compressed appends are outside the zero-allocation guarantee (see
-//!   the crate docs).
+//! * The compressor allocates its buffers once, when it is built, and
+//!   compressing allocates nothing (`ruzstd`'s `FrameCompressor` allocated
+//!   about 80 times and 160 KiB per frame, and its API offers no way to
+//!   reuse those buffers). `tests/no_alloc.rs` proves it for appends.
 //! * The decoder's window is capped ([`ZstdDecompressor::new`]), so a frame
 //!   that declares a huge window is rejected instead of allocating.
 
@@ -22,46 +22,21 @@ use std::sync::{Arc, Mutex, PoisonError};
 use comet_core::WireError;
 use comet_core::platform::wire::{Compressor, Decompressor, ZSTD_MAGIC};
 use ruzstd::decoding::FrameDecoder;
-use ruzstd::encoding::{CompressionLevel, FrameCompressor, MatchGeneratorDriver};
-use std::io::Cursor;
 
-/// An owned output buffer with a limit; on overflow it keeps accepting (so
-/// `ruzstd` never sees a write error, which it would `unwrap`) but
-/// remembers that the frame did not fit.
-#[derive(Default)]
-struct Drain {
-    buf: Vec<u8>,
-    limit: usize,
-    overflow: bool,
-}
+mod encoder;
 
-impl std::io::Write for Drain {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        if !self.overflow && self.buf.len() + data.len() <= self.limit {
-            self.buf.extend_from_slice(data);
-        } else {
-            self.overflow = true;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Window of the frames this compressor writes (the `ruzstd` default).
+/// The window floor of the decoder: frames written by earlier versions of
+/// this crate (through `ruzstd`'s `FrameCompressor`) declare this window.
+/// Frames written now are single-segment: their window is the entry.
 pub const COMPRESS_WINDOW: usize = 128 * 1024;
 
-type Frames = FrameCompressor<Cursor<Vec<u8>>, Drain, MatchGeneratorDriver>;
-
-/// The fastest-level `ruzstd` compressor. It keeps one `FrameCompressor`
-/// (so the matcher's window and tables are allocated once) with owned
-/// input and output buffers of `max_input` bytes; payloads are copied in
-/// and frames out. Shards of one log share one through
-/// [`SharedCompressor`], so its memory is paid once.
+/// The compressor: the crate's own encoder, whose buffers (a hash table of
+/// positions, literal and sequence scratch for one block) are sized for
+/// `max_input` bytes when it is built and reused by every frame, which is
+/// written straight into the caller's buffer. Shards of one log share one
+/// through [`SharedCompressor`], so its memory is paid once.
 pub struct ZstdCompressor {
-    frames: Frames,
+    encoder: encoder::Encoder,
     max_input: usize,
 }
 
@@ -75,36 +50,19 @@ impl ZstdCompressor {
     /// A compressor for payloads of up to `max_input` bytes (larger ones
     /// are not compressed: `compress` returns `None`).
     pub fn new(max_input: usize) -> ZstdCompressor {
-        let mut frames = Frames::new(CompressionLevel::Fastest);
-        frames.set_source(Cursor::new(Vec::with_capacity(max_input)));
-        frames.set_drain(Drain { buf: Vec::with_capacity(max_input), limit: 0, overflow: false });
-        ZstdCompressor { frames, max_input }
+        ZstdCompressor { encoder: encoder::Encoder::new(max_input), max_input }
+    }
+
+    /// The heap a compressor for `max_input` bytes holds (all of it
+    /// allocated by [`ZstdCompressor::new`]; compressing allocates nothing).
+    pub fn heap_bytes(max_input: usize) -> usize {
+        core::mem::size_of::<ZstdCompressor>() + encoder::Encoder::heap_bytes(max_input)
     }
 }
 
 impl Compressor for ZstdCompressor {
     fn compress(&mut self, src: &[u8], dst: &mut [u8]) -> Option<usize> {
-        if src.len() > self.max_input {
-            return None;
-        }
-        let mut input = self.frames.take_source().unwrap_or_default();
-        input.get_mut().clear();
-        input.get_mut().extend_from_slice(src);
-        input.set_position(0);
-        let mut out = self.frames.take_drain().unwrap_or_default();
-        out.buf.clear();
-        out.limit = dst.len().min(self.max_input);
-        out.overflow = false;
-        self.frames.set_source(input);
-        self.frames.set_drain(out);
-        self.frames.compress();
-        let out = self.frames.drain()?;
-        let n = out.buf.len();
-        if out.overflow || !out.buf.starts_with(&ZSTD_MAGIC) {
-            return None;
-        }
-        dst.get_mut(..n)?.copy_from_slice(&out.buf);
-        Some(n)
+        self.encoder.compress(src, dst)
     }
 }
 

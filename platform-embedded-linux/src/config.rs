@@ -111,8 +111,8 @@ pub struct HeapBudget {
     /// open) and the retention pass's view of them.
     pub per_shard: usize,
     /// Per log: read buffer, a sealed segment's chunk table
-    /// (`checkpoint_capacity` records), decoder window and tables,
-    /// compressor (if enabled) including its transient per-call scratch,
+    /// (`checkpoint_capacity` records), decoder window and tables, the
+    /// compressor's buffers (if enabled; compressing allocates nothing),
     /// and what opening one shard needs while it runs (its directory
     /// listing, its `index.bin` and a 64 KiB recovery scan buffer).
     pub shared: usize,
@@ -206,10 +206,13 @@ impl EmbeddedConfig {
         // ruzstd's decoder keeps its window (up to twice, while draining)
         // plus entropy tables and a block scratch.
         let decoder = 2 * self.decoder_window() + (256 << 10);
-        // ruzstd's matcher (window and suffix tables, about 4x the window)
-        // plus per-call scratch (about 130 KiB output and tables).
-        let compressor =
-            if self.min_compress_size.is_some() { 8 * crate::compress::COMPRESS_WINDOW + (512 << 10) } else { 0 };
+        // The encoder's hash table and one block's literal and sequence
+        // scratch, all allocated at open (compressing allocates nothing).
+        let compressor = if self.min_compress_size.is_some() {
+            crate::compress::ZstdCompressor::heap_bytes(self.max_entry_size as usize)
+        } else {
+            0
+        };
         let reads = self.read_buffer_bytes as usize + chunks;
         HeapBudget { per_shard, shared: reads + decoder + compressor + opening + (16 << 10) }
     }

@@ -5,7 +5,7 @@
 //! | module | role |
 //! |---|---|
 //! | `comet-linux` | the Linux layer the std crate shares: the core's `Storage` over a directory (`openat`, `pread`, `pwrite(v)`, `fdatasync`), `writer.lock`, the state files' rules |
-//! | `compress` | `ruzstd` compressor and decoder |
+//! | `compress` | zstd: the crate's own encoder, `ruzstd`'s decoder |
 //! | `config` | [`EmbeddedConfig`], validation, the heap budget |
 //! | [`Log`] | shards, append, sync, `tick`, close |
 //! | [`Consumer`] | reads into caller buffers, consumer groups |
@@ -22,16 +22,16 @@
 //! [`Log::open`] allocates every buffer (write buffers, checkpoint tables,
 //! read scratch, decoder, compressor). After that these make **no heap
 //! allocation** (proved by `tests/no_alloc.rs` with a counting global
-//! allocator): [`Log::append`] of uncompressed entries that does not
-//! rotate (buffer flushes included), [`Log::sync`], [`Log::tick`] when it
-//! syncs and runs a retention pass that deletes nothing, [`Log::read_into`]
-//! (raw and compressed entries, active and sealed segments), and the
-//! [`Consumer`] operations `next`, `ack` and `lag`. What does allocate,
+//! allocator): [`Log::append`] that does not rotate, of raw and of
+//! compressed entries (buffer flushes included; the compressor's buffers
+//! are sized at open), [`Log::sync`], [`Log::tick`] when it syncs and runs
+//! a retention pass that deletes nothing, [`Log::read_into`] (raw and
+//! compressed entries, active and sealed segments), and the [`Consumer`]
+//! operations `next`, `ack` and `lag`. What does allocate,
 //! briefly: an append that rotates (a copy of the active segment's chunk
 //! table; the manifest is updated in place, its records reserved at open
 //! for `max_segments` segments, and written through a fixed buffer),
-//! retention deletions, compressing a payload (transient scratch inside
-//! `ruzstd`), and opening shards. All of it stays inside
+//! retention deletions, and opening shards. All of it stays inside
 //! [`EmbeddedConfig::heap_budget`] (`tests/budget.rs` measures the
 //! high-water mark, also for a 3 GB shard); what would not fit is a typed
 //! error, never an abort (see the README).
