@@ -160,7 +160,7 @@ impl<'a> Table<'a> {
 
     /// Feeds the records' chunk CRCs (LE, in order) to `h`, as
     /// [`fold`](Table::fold) does. The CRCs are gathered into blocks of
-    /// [`FOLD_BLOCK`] bytes first: one hasher call per block instead of one
+    /// `FOLD_BLOCK` (256) bytes first: one hasher call per block instead of one
     /// per 4-byte CRC lets crc32fast use its wide kernel (a fresh reader of
     /// a large active segment, and recovery, fold every journal record).
     pub fn fold_into(&self, h: &mut crc32fast::Hasher) {
