@@ -36,13 +36,13 @@ pub mod storage {
 /// Entry framing, zstd frame rules, the compression traits and (feature
 /// `alloc`) the zstd frame encoder.
 pub mod wire {
+    #[cfg(feature = "alloc")]
+    pub use crate::wire::FrameEncoder;
     pub use crate::wire::{
         Compressor, Decompressor, ENTRY_SIZE_LIMIT, EntryStatus, HEADER_LEN, NoCompression, RawFrameDecoder,
         STORED_LIMIT, StoredPayload, ZSTD_MAGIC, classify_entry, encode_payload, frame_content_size, is_frame,
         raw_frame_len, write_raw_frame,
     };
-    #[cfg(feature = "alloc")]
-    pub use crate::wire::FrameEncoder;
 }
 
 /// File names inside a shard directory and of shard directories.

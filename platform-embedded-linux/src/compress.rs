@@ -22,7 +22,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use comet_core::WireError;
-use comet_core::platform::wire::{Compressor, Decompressor, FrameEncoder, ZSTD_MAGIC};
+use comet_core::platform::wire::{Compressor, Decompressor, FrameEncoder};
 use ruzstd::decoding::FrameDecoder;
 
 /// The window floor of the decoder: frames written by earlier versions of

@@ -1,7 +1,7 @@
 #![allow(clippy::cast_possible_truncation)] // test data generators keep low bits on purpose
 
 use super::*;
-use comet_core::platform::wire::{StoredPayload, encode_payload, raw_frame_len};
+use comet_core::platform::wire::{StoredPayload, ZSTD_MAGIC, encode_payload, raw_frame_len};
 
 fn json_lines(n: usize) -> Vec<u8> {
     let mut out = Vec::new();

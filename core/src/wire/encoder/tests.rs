@@ -176,8 +176,6 @@ fn it_is_a_compressor_for_encode_payload() {
     let mut e = FrameEncoder::new(1 << 16);
     let data = json_lines(20);
     let mut dst = vec![0u8; raw_frame_len(data.len())];
-    let StoredPayload::Frame(n) = encode_payload(&data, 0, &mut e, &mut dst).unwrap() else {
-        panic!("stored raw")
-    };
+    let StoredPayload::Frame(n) = encode_payload(&data, 0, &mut e, &mut dst).unwrap() else { panic!("stored raw") };
     decodes_to(&dst[..n], &data);
 }
