@@ -23,7 +23,7 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | `wire` | entry framing, zstd frame rules, shard picking (the FNV-1a key hash, the Go package's too) |
+//! | `wire` | entry framing, zstd frame rules, shard picking (the FNV-1a key hash, the Go package's too); with `alloc`, a zstd frame encoder that allocates only when built |
 //! | `naming` | shard ids; segment, chunk-table, shard-directory and stream names; shard patterns |
 //! | `storage` | the `Storage`/`StorageFile` traits and error kinds |
 //! | `index` (feature `alloc`) | the manifest (`index.bin`): sealed segments and checkpoint chunks |

@@ -10,7 +10,7 @@
 //! | submodule | holds |
 //! |---|---|
 //! | [`storage`] | the `Storage`/`StorageFile` traits a platform implements |
-//! | [`wire`] | entry framing and the zstd frame rules; the `Compressor` trait |
+//! | [`wire`] | entry framing and the zstd frame rules; the `Compressor` trait; `FrameEncoder`, a zstd encoder that allocates only when built (feature `alloc`) |
 //! | [`naming`] | segment, chunk-table and shard-directory file names |
 //! | [`index`] | the manifest (`index.bin`) and chunk tables (`.idx`) |
 //! | [`state`] | byte layouts of `comet.state` and `offsets.state` |
@@ -33,8 +33,11 @@ pub mod storage {
     pub use crate::storage::{ErrorKind, OpenMode, Storage, StorageError, StorageFile, read_exact_at, write_all_at};
 }
 
-/// Entry framing, zstd frame rules and the compression traits.
+/// Entry framing, zstd frame rules, the compression traits and (feature
+/// `alloc`) the zstd frame encoder.
 pub mod wire {
+    #[cfg(feature = "alloc")]
+    pub use crate::wire::FrameEncoder;
     pub use crate::wire::{
         Compressor, Decompressor, ENTRY_SIZE_LIMIT, EntryStatus, HEADER_LEN, NoCompression, RawFrameDecoder,
         STORED_LIMIT, StoredPayload, ZSTD_MAGIC, classify_entry, encode_payload, frame_content_size, is_frame,

@@ -1,18 +1,20 @@
 //! zstd in pure Rust: the core's [`Compressor`] and [`Decompressor`]
 //! without a C toolchain.
 //!
-//! * Compression is this crate's own small encoder (`compress/encoder.rs`:
-//!   greedy matching, Huffman literals, FSE sequences; about zstd's
-//!   fastest level); the configured core `compression.level` does not
-//!   apply here. Frames it writes are ordinary single-segment zstd frames
-//!   (content size, no checksum) that the std crate's `zstd` reads, and
-//!   this crate's decoder (`ruzstd`) reads the std crate's frames.
+//! * Compression is the core's small encoder
+//!   ([`FrameEncoder`](comet_core::platform::wire::FrameEncoder), in
+//!   `core/src/wire/encoder.rs`: greedy matching, Huffman literals, FSE
+//!   sequences; about zstd's fastest level); the configured core
+//!   `compression.level` does not apply here. Frames it writes are
+//!   ordinary single-segment zstd frames (content size, no checksum) that
+//!   the std crate's `zstd` reads, and this crate's decoder (`ruzstd`)
+//!   reads the std crate's frames.
 //! * The writer never produces ambiguous payloads: the core's
 //!   `encode_payload` decides raw vs frame and wraps raw payloads that
 //!   start with the zstd magic.
 //! * The compressor allocates its buffers once, when it is built, and
 //!   compressing allocates nothing (`ruzstd`'s `FrameCompressor` allocated
-//!   about 80 times and 160 KiB per frame, and its API offers no way to
+//!   about 72 times and 167 KB per frame, and its API offers no way to
 //!   reuse those buffers). `tests/no_alloc.rs` proves it for appends.
 //! * The decoder's window is capped ([`ZstdDecompressor::new`]), so a frame
 //!   that declares a huge window is rejected instead of allocating.
@@ -20,23 +22,21 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use comet_core::WireError;
-use comet_core::platform::wire::{Compressor, Decompressor, ZSTD_MAGIC};
+use comet_core::platform::wire::{Compressor, Decompressor, FrameEncoder};
 use ruzstd::decoding::FrameDecoder;
-
-mod encoder;
 
 /// The window floor of the decoder: frames written by earlier versions of
 /// this crate (through `ruzstd`'s `FrameCompressor`) declare this window.
 /// Frames written now are single-segment: their window is the entry.
 pub const COMPRESS_WINDOW: usize = 128 * 1024;
 
-/// The compressor: the crate's own encoder, whose buffers (a hash table of
+/// The compressor: the core's [`FrameEncoder`], whose buffers (a hash table of
 /// positions, literal and sequence scratch for one block) are sized for
 /// `max_input` bytes when it is built and reused by every frame, which is
 /// written straight into the caller's buffer. Shards of one log share one
 /// through [`SharedCompressor`], so its memory is paid once.
 pub struct ZstdCompressor {
-    encoder: encoder::Encoder,
+    encoder: FrameEncoder,
     max_input: usize,
 }
 
@@ -50,13 +50,13 @@ impl ZstdCompressor {
     /// A compressor for payloads of up to `max_input` bytes (larger ones
     /// are not compressed: `compress` returns `None`).
     pub fn new(max_input: usize) -> ZstdCompressor {
-        ZstdCompressor { encoder: encoder::Encoder::new(max_input), max_input }
+        ZstdCompressor { encoder: FrameEncoder::new(max_input), max_input }
     }
 
     /// The heap a compressor for `max_input` bytes holds (all of it
     /// allocated by [`ZstdCompressor::new`]; compressing allocates nothing).
     pub fn heap_bytes(max_input: usize) -> usize {
-        core::mem::size_of::<ZstdCompressor>() + encoder::Encoder::heap_bytes(max_input)
+        core::mem::size_of::<ZstdCompressor>() + FrameEncoder::heap_bytes(max_input)
     }
 }
 

@@ -5,7 +5,7 @@
 //! | module | role |
 //! |---|---|
 //! | `comet-linux` | the Linux layer the std crate shares: the core's `Storage` over a directory (`openat`, `pread`, `pwrite(v)`, `fdatasync`), `writer.lock`, the state files' rules |
-//! | `compress` | zstd: the crate's own encoder, `ruzstd`'s decoder |
+//! | `compress` | zstd: the core's `FrameEncoder` (heap accounted, shared by the shards), `ruzstd`'s decoder |
 //! | `config` | [`EmbeddedConfig`], validation, the heap budget |
 //! | [`Log`] | shards, append, sync, `tick`, close |
 //! | [`Consumer`] | reads into caller buffers, consumer groups |

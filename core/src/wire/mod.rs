@@ -24,10 +24,14 @@
 //! the writer wraps raw payloads that happen to start with the magic in a
 //! frame of raw blocks, so reading is never ambiguous.
 
+#[cfg(feature = "alloc")]
+mod encoder;
 mod entry;
 mod fnv;
 mod zstd;
 
+#[cfg(feature = "alloc")]
+pub use encoder::FrameEncoder;
 pub use entry::{EntryHeader, EntryStatus, HEADER_LEN, classify_entry};
 pub use fnv::{ShardCount, fnv1a32, pick_shard};
 pub use zstd::{

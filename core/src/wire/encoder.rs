@@ -1,10 +1,12 @@
-//! A small zstd frame encoder that allocates only when it is built.
+//! A small zstd frame encoder that allocates only when it is built
+//! (feature `alloc`; exported as `platform::wire::FrameEncoder`).
 //!
-//! `ruzstd`'s `FrameCompressor` allocates on every frame (a 130 KiB output
-//! buffer, the literal and sequence vectors, new FSE and Huffman tables:
-//! about 80 allocations and 160 KiB per compressed append), and its API
-//! offers no way to hand it reusable buffers. This encoder writes the same
-//! kind of standard frames with buffers sized once for the largest input:
+//! `ruzstd` 0.9.1's `FrameCompressor` allocates on every frame (a 130 KiB
+//! output buffer, the literal and sequence vectors, new FSE and Huffman
+//! tables: about 72 allocations and 167 KB per compressed append, see
+//! BENCHMARKS.md), and its API offers no way to hand it reusable buffers.
+//! This encoder writes the same kind of standard frames with buffers sized
+//! once for the largest input:
 //!
 //! * a single-segment frame with its content size (the window is the
 //!   entry itself, so the decoder's window cap holds), no checksum;
@@ -19,7 +21,11 @@
 //!   decoder allocates each time it builds those).
 //!
 //! The output is written straight into the caller's buffer; a frame that
-//! does not fit yields `None`.
+//! does not fit yields `None`. It is codec logic only (no I/O, no locks), so
+//! it lives here for every platform; comet-embedded wraps it as its
+//! `ZstdCompressor`. Its frames are checked against `ruzstd`'s decoder and
+//! the reference C zstd (the tests beside it) and fuzzed
+//! (`fuzz/fuzz_targets/zstd_encode.rs`).
 
 // Every narrowing cast here is of a bounded value: lengths and positions
 // within one entry (checked to fit a `u32` before matching) or one 128 KiB
@@ -27,7 +33,10 @@
 // writer keeps the low byte of its accumulator on purpose.
 #![allow(clippy::cast_possible_truncation)]
 
-use super::ZSTD_MAGIC;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::{Compressor, ZSTD_MAGIC};
 
 /// Shortest match the matcher looks for.
 const MIN_MATCH: usize = 4;
@@ -65,10 +74,10 @@ fn code_of(base: &[u32], v: u32) -> usize {
 /// One sequence: `lit` literals, then `ml` bytes copied from `off - 3`
 /// bytes back (`off` is zstd's `Offset_Value`; repeat codes unused).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Seq {
-    pub(super) lit: u32,
-    pub(super) ml: u32,
-    pub(super) off: u32,
+struct Seq {
+    lit: u32,
+    ml: u32,
+    off: u32,
 }
 
 impl Seq {
@@ -348,26 +357,45 @@ fn huffman_lengths(a: &mut [u32]) {
     }
 }
 
-/// The encoder: a hash table of positions, and block scratch for
-/// literals and sequences, all sized at construction.
-pub(super) struct Encoder {
+/// A zstd frame encoder about as strong as zstd's fastest level: a hash
+/// table of positions, and block scratch for literals and sequences, all
+/// sized by [`FrameEncoder::new`] and reused by every frame, so
+/// [`compress`](FrameEncoder::compress) allocates nothing.
+///
+/// Its frames are standard single-segment zstd frames (content size, no
+/// checksum) that any zstd decoder reads. It is also a [`Compressor`].
+pub struct FrameEncoder {
     table: Vec<u32>,
     hash_log: u32,
     /// Table values below `base` belong to earlier frames.
     base: u32,
     next_base: u32,
-    pub(super) lits: Vec<u8>,
-    pub(super) seqs: Vec<Seq>,
+    lits: Vec<u8>,
+    seqs: Vec<Seq>,
     fse: [Fse; 3],
     max_input: usize,
 }
 
-impl Encoder {
-    /// An encoder for inputs of up to `max_input` bytes.
-    pub(super) fn new(max_input: usize) -> Encoder {
+impl core::fmt::Debug for FrameEncoder {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FrameEncoder").field("max_input", &self.max_input).finish_non_exhaustive()
+    }
+}
+
+impl Compressor for FrameEncoder {
+    fn compress(&mut self, src: &[u8], dst: &mut [u8]) -> Option<usize> {
+        FrameEncoder::compress(self, src, dst)
+    }
+}
+
+impl FrameEncoder {
+    /// An encoder for inputs of up to `max_input` bytes (larger ones are
+    /// not compressed: [`compress`](FrameEncoder::compress) returns
+    /// `None`). Allocates [`heap_bytes`](FrameEncoder::heap_bytes)`(max_input)`.
+    pub fn new(max_input: usize) -> FrameEncoder {
         let block = max_input.clamp(1, MAX_BLOCK);
         let hash_log = (usize::BITS - max_input.leading_zeros()).clamp(10, 14);
-        Encoder {
+        FrameEncoder {
             table: vec![0; 1 << hash_log],
             hash_log,
             base: 1,
@@ -379,16 +407,19 @@ impl Encoder {
         }
     }
 
-    /// Heap bytes an encoder for `max_input` holds.
-    pub(super) fn heap_bytes(max_input: usize) -> usize {
+    /// Heap bytes an encoder for `max_input` holds (all allocated by
+    /// [`FrameEncoder::new`]).
+    pub fn heap_bytes(max_input: usize) -> usize {
         let block = max_input.clamp(1, MAX_BLOCK);
         let hash_log = (usize::BITS - max_input.leading_zeros()).clamp(10, 14);
         (4 << hash_log) + block + (block / MIN_MATCH + 1) * core::mem::size_of::<Seq>()
     }
 
-    /// Compresses `src` into one frame in `dst`; `None` if `src` is larger
-    /// than `max_input` or the frame does not fit.
-    pub(super) fn compress(&mut self, src: &[u8], dst: &mut [u8]) -> Option<usize> {
+    /// Compresses `src` into one frame in `dst` and returns its length;
+    /// `None` if `src` is larger than `max_input` or the frame does not fit
+    /// (a `dst` of `raw_frame_len(src.len())` bytes always fits). Never
+    /// panics and never allocates.
+    pub fn compress(&mut self, src: &[u8], dst: &mut [u8]) -> Option<usize> {
         if src.len() > self.max_input {
             return None;
         }
@@ -485,7 +516,7 @@ impl Encoder {
     }
 
     /// Literals and sequences sections into `out`; `None` if they do not fit.
-    pub(super) fn compressed_block(&mut self, out: &mut [u8]) -> Option<usize> {
+    fn compressed_block(&mut self, out: &mut [u8]) -> Option<usize> {
         let n = match self.huffman_literals(out) {
             Some(n) => n,
             None => plain_literals(&self.lits, out)?,
@@ -691,3 +722,6 @@ fn plain_literals(lits: &[u8], out: &mut [u8]) -> Option<usize> {
         Some(head + n)
     }
 }
+
+#[cfg(test)]
+mod tests;
