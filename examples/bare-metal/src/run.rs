@@ -64,8 +64,12 @@ impl Scenario {
     /// crash drops those a rotation did not sync), 10 more after recovery.
     /// Fits a 16 KiB [`RamStorage`].
     pub fn small() -> Result<Scenario, ConfigError> {
-        let settings =
-            EngineSettings { boundary_interval: 8, max_file_size: 2048, max_entry_size: 256, ..EngineSettings::default() };
+        let settings = EngineSettings {
+            boundary_interval: 8,
+            max_file_size: 2048,
+            max_entry_size: 256,
+            ..EngineSettings::default()
+        };
         let mut engine = EngineConfig::from_settings(&settings)?;
         // Below the user-facing 4 KiB minimum on purpose (the engine takes
         // any size): small enough that unsynced entries are written out.
