@@ -101,6 +101,11 @@ pub enum FileKind {
     State,
     /// `offsets.state`.
     Offsets,
+    /// A zstd dictionary file (`dict-<id>.zdict`).
+    Dict {
+        /// The dictionary id its name gives.
+        id: u32,
+    },
 }
 
 impl core::fmt::Display for FileKind {
@@ -111,6 +116,7 @@ impl core::fmt::Display for FileKind {
             FileKind::Manifest => f.write_str("index.bin"),
             FileKind::State => f.write_str("comet.state"),
             FileKind::Offsets => f.write_str("offsets.state"),
+            FileKind::Dict { id } => write!(f, "{}", crate::naming::dict_file_name(*id)),
         }
     }
 }

@@ -65,6 +65,8 @@ extern crate std;
 #[cfg(feature = "alloc")]
 mod check;
 mod config;
+#[cfg(feature = "alloc")]
+mod dict;
 mod error;
 mod go;
 #[cfg(all(target_has_atomic = "64", target_endian = "little"))]

@@ -39,17 +39,28 @@ pub mod wire {
     #[cfg(feature = "alloc")]
     pub use crate::wire::FrameEncoder;
     pub use crate::wire::{
+        DICT_FILE_MAGIC, DICT_FILE_VERSION, DICT_HEADER_LEN, DICT_ID_MAX, DICT_ID_MIN, DICT_MAX_BYTES, DictFile,
+        ZDICT_MAGIC, encode_dict_header, parse_dict_file, set_dict_id,
+    };
+    pub use crate::wire::{
         Compressor, Decompressor, ENTRY_SIZE_LIMIT, EntryStatus, HEADER_LEN, NoCompression, RawFrameDecoder,
-        STORED_LIMIT, StoredPayload, ZSTD_MAGIC, classify_entry, encode_payload, frame_content_size, is_frame,
+        STORED_LIMIT, StoredPayload, ZSTD_MAGIC, classify_entry, encode_payload, frame_content_size, frame_dict_id, is_frame,
         raw_frame_len, write_raw_frame,
     };
+}
+
+/// A shard's zstd dictionary files on storage and retention's rule for
+/// them (format: [`wire::parse_dict_file`]).
+#[cfg(feature = "alloc")]
+pub mod dict {
+    pub use crate::dict::{DICT_TMP, DictInfo, list_dicts, load_dict, removable_dicts, retire_dicts, write_dict};
 }
 
 /// File names inside a shard directory and of shard directories.
 pub mod naming {
     pub use crate::naming::{
-        FileName, chunk_table_file_name, parse_chunk_table_file_name, parse_segment_file_name, parse_shard_dir_name,
-        segment_file_name, shard_dir_name,
+        FileName, chunk_table_file_name, dict_file_name, parse_chunk_table_file_name, parse_dict_file_name,
+        parse_segment_file_name, parse_shard_dir_name, segment_file_name, shard_dir_name,
     };
 }
 

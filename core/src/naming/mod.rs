@@ -156,6 +156,29 @@ pub fn chunk_table_file_name(base: u64) -> FileName {
     n
 }
 
+const DICT_PREFIX: &str = "dict-";
+const DICT_SUFFIX: &str = ".zdict";
+
+/// `dict-<dictionary id, 10 digits>.zdict`: a zstd dictionary of the shard
+/// (format in `crate::dict`).
+pub fn dict_file_name(id: u32) -> FileName {
+    let mut n = FileName { buf: [0; 48], len: 0 };
+    // 5 + 10 + 6 = 21 bytes always fit.
+    let _ = n.push(DICT_PREFIX);
+    let _ = n.push_decimal(u64::from(id), 10);
+    let _ = n.push(DICT_SUFFIX);
+    n
+}
+
+/// Parses a dictionary file's name, returning its dictionary id.
+pub fn parse_dict_file_name(name: &str) -> Option<u32> {
+    let digits = name.strip_prefix(DICT_PREFIX)?.strip_suffix(DICT_SUFFIX)?;
+    if digits.len() != 10 {
+        return None;
+    }
+    parse_digits(digits).and_then(|v| u32::try_from(v).ok())
+}
+
 /// Parses a chunk table's name, returning its segment's base entry.
 pub fn parse_chunk_table_file_name(name: &str) -> Option<u64> {
     let digits = name.strip_prefix(SEG_PREFIX)?.strip_suffix(TABLE_SUFFIX)?;

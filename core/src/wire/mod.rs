@@ -29,14 +29,19 @@ mod encoder;
 mod entry;
 mod fnv;
 mod zstd;
+mod dict;
 
 #[cfg(feature = "alloc")]
 pub use encoder::FrameEncoder;
 pub use entry::{EntryHeader, EntryStatus, HEADER_LEN, classify_entry};
+pub use dict::{
+    DICT_FILE_MAGIC, DICT_FILE_VERSION, DICT_HEADER_LEN, DICT_ID_MAX, DICT_ID_MIN, DICT_MAX_BYTES, DictFile, ZDICT_MAGIC,
+    encode_dict_header, parse_dict_file, set_dict_id,
+};
 pub use fnv::{ShardCount, fnv1a32, pick_shard};
 pub use zstd::{
     Compressor, Decompressor, ENTRY_SIZE_LIMIT, NoCompression, RawFrameDecoder, STORED_LIMIT, StoredPayload,
-    ZSTD_MAGIC, encode_payload, frame_content_size, is_frame, raw_frame_len, write_raw_frame,
+    ZSTD_MAGIC, encode_payload, frame_content_size, frame_dict_id, is_frame, raw_frame_len, write_raw_frame,
 };
 
 /// A problem found while decoding bytes. Small and `Copy`, as in smoltcp's

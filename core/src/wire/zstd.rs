@@ -119,6 +119,8 @@ struct FrameHeader {
     blocks_at: usize,
     content_size: Option<u64>,
     checksum: bool,
+    /// The Dictionary_ID field; 0 or absent means "no dictionary".
+    dict_id: Option<u32>,
 }
 
 fn parse_frame_header(frame: &[u8]) -> Result<FrameHeader, WireError> {
@@ -142,7 +144,17 @@ fn parse_frame_header(frame: &[u8]) -> Result<FrameHeader, WireError> {
         (2, _) => 4,
         _ => 8,
     };
-    let mut at = 5 + usize::from(!single_segment) + dict_len;
+    let dict_at = 5 + usize::from(!single_segment);
+    let dict_id = match dict_len {
+        0 => None,
+        1 => frame.get(dict_at).map(|&b| u32::from(b)),
+        2 => le::u16_at(frame, dict_at).map(u32::from),
+        _ => le::u32_at(frame, dict_at),
+    };
+    if dict_len > 0 && dict_id.is_none() {
+        return Err(WireError::Truncated { needed: (dict_at + dict_len) as u64, available: frame.len() as u64 });
+    }
+    let mut at = dict_at + dict_len;
     let content_size = match fcs_len {
         0 => None,
         1 => frame.get(at).map(|&b| u64::from(b)),
@@ -157,7 +169,14 @@ fn parse_frame_header(frame: &[u8]) -> Result<FrameHeader, WireError> {
     if at > frame.len() {
         return Err(WireError::Truncated { needed: at as u64, available: frame.len() as u64 });
     }
-    Ok(FrameHeader { blocks_at: at, content_size, checksum: fhd & 0b100 != 0 })
+    Ok(FrameHeader { blocks_at: at, content_size, checksum: fhd & 0b100 != 0, dict_id: dict_id.filter(|&d| d != 0) })
+}
+
+/// The dictionary a frame needs: its header's Dictionary_ID, `None` when
+/// the field is absent or 0 (no dictionary). Fails like
+/// [`frame_content_size`] on a damaged header.
+pub fn frame_dict_id(frame: &[u8]) -> Result<Option<u32>, WireError> {
+    parse_frame_header(frame).map(|h| h.dict_id)
 }
 
 /// The content size a frame header declares, if it declares one.
@@ -306,6 +325,25 @@ mod tests {
         let mut frame = [0u8; 14];
         write_raw_frame(b"hi", &mut frame).unwrap();
         assert_eq!(&frame[9..12], &[0x11, 0, 0], "size 2 << 3 | last");
+    }
+
+    #[test]
+    fn dictionary_ids_are_read_from_the_header() {
+        let mut frame = [0u8; 12];
+        write_raw_frame(b"", &mut frame).unwrap();
+        assert_eq!(frame_dict_id(&frame), Ok(None));
+        // single segment, 1-byte FCS, 4-byte dictionary id
+        let f = [0x28, 0xB5, 0x2F, 0xFD, 0b0010_0011, 0x01, 0x80, 0, 0, 5, 1, 0, 0];
+        assert_eq!(frame_dict_id(&f), Ok(Some(0x8001)));
+        assert_eq!(frame_content_size(&f), Ok(Some(5)));
+        // 1- and 2-byte ids; id 0 means none
+        let f = [0x28, 0xB5, 0x2F, 0xFD, 0b0010_0001, 7, 5];
+        assert_eq!(frame_dict_id(&f), Ok(Some(7)));
+        let f = [0x28, 0xB5, 0x2F, 0xFD, 0b0010_0010, 0, 0, 5];
+        assert_eq!(frame_dict_id(&f), Ok(None));
+        // truncated inside the id
+        let f = [0x28, 0xB5, 0x2F, 0xFD, 0b0010_0011, 0x01, 0x80];
+        assert!(matches!(frame_dict_id(&f), Err(WireError::Truncated { .. })));
     }
 
     #[test]

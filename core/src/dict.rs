@@ -1,0 +1,203 @@
+//! A shard's zstd dictionaries on storage: written durably before any frame
+//! uses them, loaded and checked by readers, listed for verify, and the
+//! rule that says when retention may delete one. The file format is
+//! [`crate::wire`]'s (`parse_dict_file`); names are
+//! [`dict_file_name`](crate::naming::dict_file_name).
+//!
+//! # The retention rule
+//!
+//! A writer compresses with one dictionary at a time, always its newest,
+//! and writes a new dictionary file (temp, sync, rename, directory sync)
+//! before the first frame that uses it, recording `first_entry`, the
+//! writer's next entry number at that moment. So every entry compressed
+//! with dictionary `k` was numbered before the next dictionary existed:
+//! its number is below the `first_entry` of every later dictionary. A
+//! crash cannot break this: entries lost in it are renumbered by the next
+//! writer, which compresses with the newest dictionary, never an older one.
+//!
+//! Hence: dictionary `k` may be deleted once a later dictionary exists and
+//! the oldest retained entry is at or past that later dictionary's
+//! `first_entry`. The newest dictionary is never deleted; neither is a file
+//! that does not parse (verify reports it), nor one whose successor does
+//! not parse.
+
+use alloc::vec::Vec;
+
+use crate::error::{Corruption, Error, FileKind, IoOp};
+use crate::naming::{dict_file_name, parse_dict_file_name};
+use crate::storage::{Context, OpenMode, Storage, StorageFile, read_exact_at, write_all_at};
+use crate::wire::{DICT_HEADER_LEN, DICT_MAX_BYTES, WireError, encode_dict_header, parse_dict_file};
+
+/// The temporary name a dictionary file is written under before its rename.
+pub const DICT_TMP: &str = "dict.tmp";
+
+/// A dictionary file's id and the first entry it may have compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DictInfo {
+    /// The dictionary id.
+    pub id: u32,
+    /// The first entry number the writer may have compressed with it.
+    pub first_entry: u64,
+}
+
+fn corrupt<E>(id: u32, offset: u64, error: WireError) -> Error<E> {
+    Error::Corrupt(Corruption { file: FileKind::Dict { id }, offset, error })
+}
+
+/// Writes `dict` (a zstd dictionary whose id is set) as the shard's
+/// dictionary file, durably: temp file, sync, rename, directory sync. Call
+/// it before any frame uses the dictionary. Returns its id.
+pub fn write_dict<S: Storage>(storage: &S, first_entry: u64, dict: &[u8]) -> Result<DictInfo, Error<S::Error>> {
+    let header = encode_dict_header(first_entry, dict).map_err(|e| corrupt(0, 0, e))?;
+    let info = parse_dict_header_id(&header);
+    let name = dict_file_name(info);
+    let tmp = storage.open(DICT_TMP, OpenMode::Truncate).ctx(IoOp::Open, DICT_TMP)?;
+    write_all_at(&tmp, 0, &[&header, dict]).ctx(IoOp::Write, DICT_TMP)?;
+    tmp.sync().ctx(IoOp::Sync, DICT_TMP)?;
+    drop(tmp);
+    storage.rename(DICT_TMP, &name).ctx(IoOp::Rename, &name)?;
+    storage.sync_dir().ctx(IoOp::SyncDir, "")?;
+    Ok(DictInfo { id: info, first_entry })
+}
+
+fn parse_dict_header_id(header: &[u8; DICT_HEADER_LEN]) -> u32 {
+    u32::from_le_bytes([header[8], header[9], header[10], header[11]])
+}
+
+/// Loads dictionary `id` into `buf` (the whole file) and checks it: CRC,
+/// the zstd dictionary's id equal to the header's and to `id`. The
+/// dictionary bytes are then `buf[DICT_HEADER_LEN..]`. A missing file is
+/// [`Error::Storage`] with the storage's not-found error; a damaged one
+/// [`Error::Corrupt`] naming [`FileKind::Dict`].
+pub fn load_dict<S: Storage>(storage: &S, id: u32, buf: &mut Vec<u8>) -> Result<DictInfo, Error<S::Error>> {
+    let name = dict_file_name(id);
+    let f = storage.open(&name, OpenMode::Read).ctx(IoOp::Open, &name)?;
+    let len = f.len().ctx(IoOp::Len, &name)?;
+    let max = (DICT_HEADER_LEN as u64) + u64::from(DICT_MAX_BYTES);
+    if len > max {
+        return Err(corrupt(id, 12, WireError::TooLarge { len, max }));
+    }
+    buf.clear();
+    buf.resize(len as usize, 0);
+    let n = read_exact_at(&f, 0, buf).ctx(IoOp::Read, &name)?;
+    buf.truncate(n);
+    let parsed = parse_dict_file(buf).map_err(|e| corrupt(id, 0, e))?;
+    if parsed.id != id {
+        return Err(corrupt(id, 8, WireError::InvalidField { offset: 8 }));
+    }
+    Ok(DictInfo { id, first_entry: parsed.first_entry })
+}
+
+/// The ids of the dictionary files in the directory, ascending.
+pub fn list_dicts<S: Storage>(storage: &S) -> Result<Vec<u32>, Error<S::Error>> {
+    let mut ids = Vec::new();
+    storage
+        .list(&mut |name| {
+            if let Some(id) = parse_dict_file_name(name) {
+                ids.push(id);
+            }
+        })
+        .ctx(IoOp::List, "")?;
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// The dictionaries retention may delete (see the module's rule): `dicts`
+/// are the files that parse, in ascending id order; `oldest_retained` is
+/// the first entry the shard keeps.
+pub fn removable_dicts(dicts: &[DictInfo], oldest_retained: u64) -> impl Iterator<Item = u32> + '_ {
+    dicts.windows(2).filter(move |w| w[0].id < w[1].id && oldest_retained >= w[1].first_entry).map(|w| w[0].id)
+}
+
+/// Deletes the dictionaries [`removable_dicts`] allows, given the first
+/// entry the shard keeps. Files that do not parse are kept (and a file
+/// that does not parse stops the rule for its predecessor: its
+/// `first_entry` is unknown). Returns how many were deleted.
+pub fn retire_dicts<S: Storage>(storage: &S, oldest_retained: u64) -> Result<usize, Error<S::Error>> {
+    let ids = list_dicts(storage)?;
+    if ids.len() < 2 {
+        return Ok(0);
+    }
+    let mut buf = Vec::new();
+    let mut infos = Vec::with_capacity(ids.len());
+    for id in ids {
+        match load_dict(storage, id, &mut buf) {
+            Ok(info) => infos.push(info),
+            Err(Error::Corrupt(_)) => {
+                // Unknown first_entry: nothing before it may go.
+                infos.clear();
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let doomed: Vec<u32> = removable_dicts(&infos, oldest_retained).collect();
+    for &id in &doomed {
+        let name = dict_file_name(id);
+        storage.remove(&name).ctx(IoOp::Remove, &name)?;
+    }
+    if !doomed.is_empty() {
+        storage.sync_dir().ctx(IoOp::SyncDir, "")?;
+    }
+    Ok(doomed.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::MemDir;
+    use crate::wire::{DICT_ID_MIN, ZDICT_MAGIC};
+    use std::vec;
+
+    fn zdict(id: u32) -> Vec<u8> {
+        let mut d = ZDICT_MAGIC.to_vec();
+        d.extend_from_slice(&id.to_le_bytes());
+        d.extend_from_slice(&[9u8; 64]);
+        d
+    }
+
+    #[test]
+    fn write_load_list() {
+        let dir = MemDir::new();
+        let a = write_dict(&dir, 0, &zdict(DICT_ID_MIN)).unwrap();
+        let b = write_dict(&dir, 500, &zdict(DICT_ID_MIN + 1)).unwrap();
+        assert_eq!(list_dicts(&dir).unwrap(), vec![a.id, b.id]);
+        let mut buf = Vec::new();
+        assert_eq!(load_dict(&dir, b.id, &mut buf).unwrap(), b);
+        assert_eq!(&buf[DICT_HEADER_LEN..], &zdict(DICT_ID_MIN + 1)[..]);
+        assert!(matches!(load_dict(&dir, 40_000, &mut buf), Err(Error::Storage { op: IoOp::Open, .. })));
+    }
+
+    #[test]
+    fn rule_keeps_a_dictionary_while_retained_entries_may_use_it() {
+        let d = [
+            DictInfo { id: DICT_ID_MIN, first_entry: 0 },
+            DictInfo { id: DICT_ID_MIN + 1, first_entry: 100 },
+            DictInfo { id: DICT_ID_MIN + 2, first_entry: 250 },
+        ];
+        assert_eq!(removable_dicts(&d, 99).count(), 0);
+        assert_eq!(removable_dicts(&d, 100).collect::<Vec<_>>(), vec![DICT_ID_MIN]);
+        assert_eq!(removable_dicts(&d, 1000).collect::<Vec<_>>(), vec![DICT_ID_MIN, DICT_ID_MIN + 1]);
+        // the newest is never removable
+        assert_eq!(removable_dicts(&d[2..], u64::MAX).count(), 0);
+    }
+
+    #[test]
+    fn retire_deletes_by_the_rule_and_keeps_damaged_files() {
+        let dir = MemDir::new();
+        write_dict(&dir, 0, &zdict(DICT_ID_MIN)).unwrap();
+        write_dict(&dir, 100, &zdict(DICT_ID_MIN + 1)).unwrap();
+        write_dict(&dir, 200, &zdict(DICT_ID_MIN + 2)).unwrap();
+        assert_eq!(retire_dicts(&dir, 50).unwrap(), 0);
+        // damage the middle one: the first loses its successor's bound
+        let name = dict_file_name(DICT_ID_MIN + 1);
+        let f = dir.open(&name, OpenMode::ReadWrite).unwrap();
+        write_all_at(&f, 40, &[&[0xFF]]).unwrap();
+        assert_eq!(retire_dicts(&dir, 150).unwrap(), 0);
+        assert_eq!(retire_dicts(&dir, 10_000).unwrap(), 0, "the damaged one and its predecessor stay");
+        assert_eq!(list_dicts(&dir).unwrap().len(), 3);
+        dir.remove(&name).unwrap();
+        assert_eq!(retire_dicts(&dir, 150).unwrap(), 0, "150 < 200");
+        assert_eq!(retire_dicts(&dir, 200).unwrap(), 1);
+        assert_eq!(list_dicts(&dir).unwrap(), vec![DICT_ID_MIN + 2]);
+    }
+}
