@@ -23,6 +23,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::ops::Range;
 
+use crate::error::Error;
 use crate::go::GO_INDEX_MAGIC;
 use crate::index::table::{TABLE_HEADER, TABLE_RECORD, parse_table_header};
 use crate::index::{MANIFEST_FILE, MANIFEST_TMP, Manifest, SegmentMeta, Table};
@@ -35,7 +36,7 @@ use crate::state::offsets::{
 };
 use crate::state::{DurableHead, STATE_FILE, STATE_LINE, STATE_SIZE};
 use crate::storage::{ErrorKind, OpenMode, Storage, StorageError, StorageFile, read_exact_at};
-use crate::wire::WireError;
+use crate::wire::{EntryHeader, HEADER_LEN, WireError};
 
 mod problem;
 pub use problem::{Finding, Problem, Severity};
@@ -68,6 +69,9 @@ struct Checker<'a, S: Storage> {
     max_stored: u32,
     buf: Vec<u8>,
     pause: fn(),
+    /// Dictionary ids the checked chunks' frames name, with the entries
+    /// that name them (first, one past the last).
+    dict_refs: alloc::collections::BTreeMap<u32, Range<u64>>,
 }
 
 /// Checks the shard directory `storage` (see the module documentation),
@@ -82,6 +86,7 @@ pub fn check_shard<S: Storage>(storage: &S, out: &mut Vec<Finding>, pause: fn())
         max_stored: crate::wire::STORED_LIMIT,
         buf: vec![0u8; 256 * 1024],
         pause,
+        dict_refs: alloc::collections::BTreeMap::new(),
     };
     c.run();
     c.check
@@ -231,6 +236,7 @@ impl<S: Storage> Checker<'_, S> {
         self.check.durable_end = head.map_or(sealed_end, |h| h.end().max(sealed_end));
         let end = self.check.durable_end;
         self.offsets(end);
+        self.dicts();
     }
 
     /// Reads the manifest: `Ok(None)` if missing or damaged (a finding);
@@ -417,7 +423,62 @@ impl<S: Storage> Checker<'_, S> {
             self.buf.resize(n, 0);
         }
         let got = read_exact_at(file, pos.start, &mut self.buf[..n])?;
-        Ok(check_chunk(&self.buf[..got], pos, self.max_stored).is_ok())
+        let ok = check_chunk(&self.buf[..got], pos, self.max_stored).is_ok();
+        if ok {
+            self.note_dict_refs(got, pos.entry_range().start);
+        }
+        Ok(ok)
+    }
+
+    /// Records the dictionaries the frames of a checked chunk (the first
+    /// `len` bytes of the buffer, entries from `first`) name.
+    fn note_dict_refs(&mut self, len: usize, first: u64) {
+        let (mut at, mut entry) = (0usize, first);
+        while let Some(h) = self.buf.get(at..len).and_then(|b| EntryHeader::parse(b).ok()) {
+            let body = at + HEADER_LEN;
+            let Some(payload) = self.buf.get(body..body + h.len as usize) else { break };
+            if let Some(id) =
+                crate::wire::is_frame(payload).then(|| crate::wire::frame_dict_id(payload).ok()).flatten().flatten()
+            {
+                let r = self.dict_refs.entry(id).or_insert(entry..entry + 1);
+                r.start = r.start.min(entry);
+                r.end = r.end.max(entry + 1);
+            }
+            at = body + h.len as usize;
+            entry += 1;
+        }
+    }
+
+    /// Checks every dictionary file (CRC, ids) and that every dictionary
+    /// a checked frame names is there.
+    fn dicts(&mut self) {
+        let ids = match crate::dict::list_dicts(self.storage) {
+            Ok(ids) => ids,
+            Err(e) => {
+                self.damage(None, None, Problem::Unreadable { file: ".".into(), error: format!("{e}") });
+                return;
+            }
+        };
+        let mut buf = Vec::new();
+        for &id in &ids {
+            match crate::dict::load_dict(self.storage, id, &mut buf) {
+                Ok(_) => {}
+                Err(Error::Corrupt(c)) => {
+                    let entries = self.dict_refs.get(&id).cloned();
+                    self.damage(None, entries, Problem::DictCorrupt { id, error: c.error });
+                }
+                Err(e) => {
+                    let file = crate::naming::dict_file_name(id).to_string();
+                    self.damage(None, None, Problem::Unreadable { file, error: format!("{e}") });
+                }
+            }
+        }
+        let refs: Vec<(u32, Range<u64>)> = self.dict_refs.iter().map(|(&id, r)| (id, r.clone())).collect();
+        for (id, entries) in refs {
+            if ids.binary_search(&id).is_err() {
+                self.damage(None, Some(entries), Problem::DictMissing { id });
+            }
+        }
     }
 
     /// Scans a segment the manifest does not list (not the active one).
@@ -669,6 +730,8 @@ pub fn is_comet_file(name: &str) -> bool {
         || name == MANIFEST_TMP
         || crate::naming::parse_segment_file_name(name).is_some()
         || crate::naming::parse_chunk_table_file_name(name).is_some()
+        || crate::naming::parse_dict_file_name(name).is_some()
+        || name == crate::dict::DICT_TMP
 }
 
 #[cfg(test)]

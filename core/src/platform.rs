@@ -39,13 +39,13 @@ pub mod wire {
     #[cfg(feature = "alloc")]
     pub use crate::wire::FrameEncoder;
     pub use crate::wire::{
-        DICT_FILE_MAGIC, DICT_FILE_VERSION, DICT_HEADER_LEN, DICT_ID_MAX, DICT_ID_MIN, DICT_MAX_BYTES, DictFile,
-        ZDICT_MAGIC, encode_dict_header, parse_dict_file, set_dict_id,
+        Compressor, Decompressor, ENTRY_SIZE_LIMIT, EntryStatus, HEADER_LEN, NoCompression, RawFrameDecoder,
+        STORED_LIMIT, StoredPayload, ZSTD_MAGIC, classify_entry, encode_payload, frame_content_size, frame_dict_id,
+        is_frame, raw_frame_len, write_raw_frame,
     };
     pub use crate::wire::{
-        Compressor, Decompressor, ENTRY_SIZE_LIMIT, EntryStatus, HEADER_LEN, NoCompression, RawFrameDecoder,
-        STORED_LIMIT, StoredPayload, ZSTD_MAGIC, classify_entry, encode_payload, frame_content_size, frame_dict_id, is_frame,
-        raw_frame_len, write_raw_frame,
+        DICT_FILE_MAGIC, DICT_FILE_VERSION, DICT_HEADER_LEN, DICT_ID_MAX, DICT_ID_MIN, DICT_MAX_BYTES, DictFile,
+        ZDICT_MAGIC, encode_dict_header, parse_dict_file, set_dict_id,
     };
 }
 

@@ -22,8 +22,17 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use comet_core::WireError;
+use comet_core::platform::dict::load_dict;
+use comet_core::platform::storage::Storage;
+use comet_core::platform::wire::DICT_HEADER_LEN;
 use comet_core::platform::wire::{Compressor, Decompressor, FrameEncoder};
-use ruzstd::decoding::FrameDecoder;
+use comet_core::{Corruption, FileKind, ShardId};
+use ruzstd::decoding::{Dictionary, FrameDecoder};
+
+/// The largest zstd dictionary this crate reads (the std crate trains
+/// 16 KiB ones by default; the format allows 1 MiB). A larger one is a
+/// typed error (`Capacity`), so the heap budget stays bounded.
+pub const DICT_READ_MAX: usize = 64 << 10;
 
 /// The window floor of the decoder: frames written by earlier versions of
 /// this crate (through `ruzstd`'s `FrameCompressor`) declare this window.
@@ -91,6 +100,20 @@ impl Compressor for SharedCompressor {
 /// allocated by the first frame and kept).
 pub struct ZstdDecompressor {
     dec: FrameDecoder,
+    max_window: u64,
+    /// The one dictionary `dec` holds: which shard's, which id. Dictionary
+    /// ids are per shard, so a frame of another shard, or another id,
+    /// reloads.
+    dict: Option<(ShardId, u32)>,
+}
+
+/// Why a dictionary could not be made ready.
+#[derive(Debug)]
+pub(crate) enum DictLoadError {
+    /// The shard has no such dictionary file.
+    Missing,
+    /// The file is damaged, too large for this crate, or unreadable.
+    Engine(comet_core::Error<std::io::Error>),
 }
 
 impl core::fmt::Debug for ZstdDecompressor {
@@ -105,7 +128,61 @@ impl ZstdDecompressor {
     pub fn new(max_window: u64) -> ZstdDecompressor {
         let mut dec = FrameDecoder::new();
         dec.set_max_window_size(max_window);
-        ZstdDecompressor { dec }
+        ZstdDecompressor { dec, max_window, dict: None }
+    }
+
+    /// The heap a loaded dictionary may hold beyond the decoder: the file
+    /// read once ([`DICT_READ_MAX`] + header) and `ruzstd`'s copy of its
+    /// content and entropy tables.
+    pub fn dict_heap_bytes() -> usize {
+        2 * DICT_READ_MAX + DICT_HEADER_LEN + (64 << 10)
+    }
+
+    /// Makes dictionary `id` of `shard` (stored in `storage`) the one the
+    /// decoder holds: loaded from `dict-<id>.zdict`, checked (CRC, ids) and
+    /// decoded once; switching to another one rebuilds the decoder (it
+    /// allocates then, like opening).
+    pub(crate) fn ensure_dict<S>(&mut self, shard: ShardId, id: u32, storage: &S) -> Result<(), DictLoadError>
+    where
+        S: Storage<Error = std::io::Error>,
+    {
+        if self.dict == Some((shard, id)) {
+            return Ok(());
+        }
+        let corrupt = |error| {
+            DictLoadError::Engine(comet_core::Error::Corrupt(Corruption {
+                file: FileKind::Dict { id },
+                offset: 0,
+                error,
+            }))
+        };
+        let mut buf = Vec::new();
+        match load_dict(storage, id, &mut buf) {
+            Ok(_) => {}
+            Err(comet_core::Error::Storage { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(DictLoadError::Missing);
+            }
+            Err(e) => return Err(DictLoadError::Engine(e)),
+        }
+        let raw = buf.get(DICT_HEADER_LEN..).unwrap_or_default();
+        if raw.len() > DICT_READ_MAX {
+            return Err(DictLoadError::Engine(comet_core::Error::Capacity {
+                what: "dictionary (comet-embedded reads up to 64 KiB)",
+                needed: raw.len() as u64,
+                available: DICT_READ_MAX as u64,
+            }));
+        }
+        let dict = Dictionary::decode_dict(raw)
+            .map_err(|_| corrupt(WireError::InvalidField { offset: DICT_HEADER_LEN as u32 }))?;
+        if self.dict.is_some() {
+            // Drop the previous dictionary (ruzstd keeps every one added).
+            self.dec = FrameDecoder::new();
+            self.dec.set_max_window_size(self.max_window);
+            self.dict = None;
+        }
+        self.dec.add_dict(dict).map_err(|_| corrupt(WireError::InvalidField { offset: DICT_HEADER_LEN as u32 }))?;
+        self.dict = Some((shard, id));
+        Ok(())
     }
 
     /// Decodes a small frame once so the decoder's buffers exist before

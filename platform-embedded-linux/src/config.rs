@@ -205,7 +205,9 @@ impl EmbeddedConfig {
         let opening = 2 * 8 * (segments + 2) + 56 * segments + 44 + (64 << 10);
         // ruzstd's decoder keeps its window (up to twice, while draining)
         // plus entropy tables and a block scratch.
-        let decoder = 2 * self.decoder_window() + (256 << 10);
+        // One zstd dictionary at a time (frames that name one), bounded by
+        // the largest dictionary this crate reads.
+        let decoder = 2 * self.decoder_window() + (256 << 10) + crate::compress::ZstdDecompressor::dict_heap_bytes();
         // The encoder's hash table and one block's literal and sequence
         // scratch, all allocated at open (compressing allocates nothing).
         let compressor = if self.min_compress_size.is_some() {

@@ -76,6 +76,17 @@ pub enum Error {
         /// What the decoder reported.
         error: WireError,
     },
+    /// A compressed entry names a zstd dictionary the shard directory does
+    /// not hold (`dict-<id>.zdict` missing). A damaged dictionary file is
+    /// [`Error::Engine`] with `Corrupt` naming it.
+    MissingDictionary {
+        /// The shard.
+        shard: ShardId,
+        /// The entry.
+        entry: u64,
+        /// The dictionary id its frame names.
+        id: u32,
+    },
     /// The caller's buffer is too small for the entry's payload.
     BufferTooSmall {
         /// Bytes the payload needs.
@@ -142,6 +153,9 @@ impl core::fmt::Display for Error {
             Error::Offsets { shard, .. } => write!(f, "shard {shard} offsets.state"),
             Error::Group(_) => f.write_str("invalid consumer group name"),
             Error::Decompress { shard, entry, .. } => write!(f, "shard {shard} entry {entry}: cannot decompress"),
+            Error::MissingDictionary { shard, entry, id } => {
+                write!(f, "shard {shard} entry {entry}: zstd dictionary {id} is missing")
+            }
             Error::BufferTooSmall { needed, available } => {
                 write!(f, "buffer too small: the entry needs {needed} bytes, the buffer has {available}")
             }

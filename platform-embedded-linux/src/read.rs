@@ -16,9 +16,10 @@
 
 use comet_core::platform::group::{GroupLink, resume_point};
 use comet_core::platform::state::offsets::{MAX_GROUP_LEN, validate_group};
-use comet_core::platform::wire::{Decompressor, is_frame};
+use comet_core::platform::wire::{Decompressor, frame_dict_id, is_frame};
 use comet_core::{Counter, SeekTo, ShardId};
 
+use crate::compress::DictLoadError;
 use crate::config::MAX_SHARDS;
 use crate::error::{EngineError, Error};
 use crate::log::Log;
@@ -87,6 +88,12 @@ impl Log {
             };
             dst.copy_from_slice(stored);
             return Ok(Entry { shard: id, entry, timestamp, len: stored.len(), compressed: false });
+        }
+        if let Ok(Some(dict)) = frame_dict_id(stored) {
+            self.decoder.ensure_dict(id, dict, s.engine.storage()).map_err(|e| match e {
+                DictLoadError::Missing => Error::MissingDictionary { shard: id, entry, id: dict },
+                DictLoadError::Engine(source) => Error::Engine { shard: id, source },
+            })?;
         }
         let len = self.decoder.decompress(stored, buf).map_err(|error| match error {
             comet_core::WireError::OutputTooSmall { needed } => {

@@ -240,7 +240,7 @@ impl Client {
         let slot = inner.slot(shard);
         let now = now_ns();
         let mut g = slot.writer();
-        slot.ensure_writer(&mut g, &inner.engine, inner.config.compression.level)?;
+        slot.ensure_writer(&mut g, &inner.engine, &inner.config.compression)?;
         let Some(w) = g.as_mut() else {
             return Err(Error::Closed);
         };
@@ -406,7 +406,7 @@ impl Client {
         inner.check_owner(shard)?;
         let slot = inner.slot(shard);
         let mut g = slot.writer();
-        slot.ensure_writer(&mut g, &inner.engine, inner.config.compression.level)?;
+        slot.ensure_writer(&mut g, &inner.engine, &inner.config.compression)?;
         g.as_ref().map(|w| w.report.clone()).ok_or(Error::Closed)
     }
 
@@ -422,7 +422,7 @@ impl Client {
         inner.check_owner(shard)?;
         let slot = inner.slot(shard);
         let mut g = slot.writer();
-        slot.ensure_writer(&mut g, &inner.engine, inner.config.compression.level)?;
+        slot.ensure_writer(&mut g, &inner.engine, &inner.config.compression)?;
         let w = g.as_mut().ok_or(Error::Closed)?;
         let recovery = w.report.clone();
         let repair = w.engine.repair().map_err(|e| Error::from_core(shard, &slot.dir, e))?;
@@ -432,6 +432,39 @@ impl Client {
         let offsets = comet_linux::settle_offsets(&storage, true, now_ns())
             .map_err(|e| Error::io(IoOp::Open, slot.dir.join("offsets.state"), e))?;
         Ok(crate::verify::ShardRepair { shard, recovery, repair, offsets })
+    }
+
+    /// Trains a zstd dictionary for the shard now, on up to
+    /// `compression.dict_sample_bytes` of its newest durable entries (of
+    /// `compression.dict_min_size` to 16 KiB), stores it durably
+    /// (`dict-<id>.zdict`) and compresses later appends of at least
+    /// `dict_min_size` bytes with it. Returns its id. Needs
+    /// `compression.dictionary` on ([`Error::Config`] otherwise);
+    /// [`Error::DictionaryTraining`] when zstd cannot train on what the
+    /// shard holds (too few or too uniform entries).
+    pub fn train_dictionary(&self, shard: ShardId) -> Result<u32> {
+        let inner = &*self.inner;
+        if inner.read_only {
+            return Err(Error::ReadOnly);
+        }
+        inner.check_owner(shard)?;
+        let c = &inner.config.compression;
+        if !c.dictionary {
+            return Err(Error::Config(crate::ConfigError {
+                field: "compression.dictionary",
+                value: 0,
+                min: 1,
+                max: 1,
+            }));
+        }
+        let slot = inner.slot(shard);
+        slot.ensure_writer(&mut slot.writer(), &inner.engine, c)?;
+        let samples = crate::compress::sample_shard(
+            &mut self.reader(shard)?,
+            c.dict_min_size as usize,
+            c.dict_sample_bytes as usize,
+        )?;
+        slot.train_dict(&samples, c.dict_max_size as usize)
     }
 
     /// What recovery did when this client opened the shard for writing.

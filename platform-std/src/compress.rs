@@ -1,33 +1,159 @@
-//! zstd through the `zstd` crate: the core's compressor, and decompression
-//! of any valid frame (including frames written by other encoders, e.g. the
-//! Go package's).
+//! zstd through the `zstd` crate: the core's compressor (with the shard's
+//! dictionary, when it has one), training, and decompression of any valid
+//! frame (including frames written by other encoders, e.g. the Go
+//! package's, and frames that name one of the shard's dictionaries).
 
+use std::collections::HashMap;
 use std::io::{self, Read};
+use std::path::Path;
 
-use comet_core::platform::wire::{Compressor, frame_content_size};
+use comet_core::platform::dict::load_dict;
+use comet_core::platform::wire::{Compressor, DICT_HEADER_LEN, frame_content_size, frame_dict_id};
+use comet_linux::DirStorage;
 
-/// A zstd compressor at a fixed level.
+use crate::config::CompressionConfig;
+
+/// Longest payload kept as a training sample (dictionaries pay for short
+/// entries; long ones compress well alone).
+const SAMPLE_MAX: usize = 16 << 10;
+
+/// The shard's compressor: plain zstd at a fixed level for payloads of at
+/// least `min_compress_size`, and, once the shard has a dictionary, zstd
+/// with it for payloads of at least `dict_min_size`. Before that, with
+/// dictionaries on, it keeps short payloads as training samples.
 pub(crate) struct Zstd {
     inner: Option<zstd::bulk::Compressor<'static>>,
+    level: i32,
+    plain_min: usize,
+    dict_min: usize,
+    /// The dictionary in use: its id and a context that has it loaded.
+    dict: Option<(u32, zstd::bulk::Compressor<'static>)>,
+    /// Training samples (concatenated) and their sizes, while collecting.
+    samples: Option<Samples>,
+    sample_target: usize,
+    dict_max: usize,
+}
+
+#[derive(Default)]
+pub(crate) struct Samples {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) sizes: Vec<usize>,
 }
 
 impl std::fmt::Debug for Zstd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Zstd").finish_non_exhaustive()
+        f.debug_struct("Zstd").field("dict", &self.dict.as_ref().map(|d| d.0)).finish_non_exhaustive()
     }
 }
 
 impl Zstd {
-    pub(crate) fn new(level: i32) -> Zstd {
-        // A context that fails to initialise just means "store raw".
-        Zstd { inner: zstd::bulk::Compressor::new(level).ok() }
+    /// A compressor for the `compression` settings (dictionaries start
+    /// absent: see [`Zstd::use_dict`]).
+    pub(crate) fn new(c: &CompressionConfig) -> Zstd {
+        Zstd {
+            // A context that fails to initialise just means "store raw".
+            inner: zstd::bulk::Compressor::new(c.level).ok(),
+            level: c.level,
+            plain_min: c.min_compress_size as usize,
+            dict_min: if c.dictionary { c.dict_min_size as usize } else { usize::MAX },
+            dict: None,
+            samples: c.dictionary.then(Samples::default),
+            sample_target: c.dict_sample_bytes as usize,
+            dict_max: c.dict_max_size as usize,
+        }
+    }
+
+    /// Compresses with dictionary `id` (`dict`: the zstd dictionary bytes,
+    /// already stored durably) from now on; stops collecting samples.
+    pub(crate) fn use_dict(&mut self, id: u32, dict: &[u8]) -> io::Result<()> {
+        let c = zstd::bulk::Compressor::with_dictionary(self.level, dict)?;
+        self.dict = Some((id, c));
+        self.samples = None;
+        Ok(())
+    }
+
+    /// The samples and the dictionary size to train, once enough samples
+    /// were collected (they are handed over: collecting starts again, in
+    /// case training fails).
+    pub(crate) fn take_samples_if_ready(&mut self) -> Option<(Samples, usize)> {
+        let s = self.samples.as_mut()?;
+        (s.bytes.len() >= self.sample_target).then(|| (std::mem::take(s), self.dict_max))
     }
 }
 
 impl Compressor for Zstd {
     fn compress(&mut self, src: &[u8], dst: &mut [u8]) -> Option<usize> {
+        if src.len() >= self.dict_min {
+            if let Some((_, c)) = self.dict.as_mut() {
+                return c.compress_to_buffer(src, dst).ok();
+            }
+            if let Some(s) = self.samples.as_mut()
+                && src.len() <= SAMPLE_MAX
+                && s.bytes.len() < self.sample_target
+            {
+                s.bytes.extend_from_slice(src);
+                s.sizes.push(src.len());
+            }
+        }
+        if src.len() < self.plain_min {
+            return None;
+        }
         self.inner.as_mut()?.compress_to_buffer(src, dst).ok()
     }
+}
+
+/// Trains a zstd dictionary of at most `max_size` bytes on `samples`. Its
+/// id is random: the writer sets the shard's next id before storing it.
+pub(crate) fn train(samples: &Samples, max_size: usize) -> io::Result<Vec<u8>> {
+    let mut parts = Vec::with_capacity(samples.sizes.len());
+    let mut at = 0;
+    for &n in &samples.sizes {
+        parts.push(samples.bytes.get(at..at + n).unwrap_or_default());
+        at += n;
+    }
+    zstd::dict::from_samples(&parts, max_size)
+}
+
+/// Samples for an on-demand training: payloads of `min..=16 KiB` bytes
+/// of the shard's newest durable entries, up to `target` bytes (reading
+/// backwards in batches from the durable end). Entries that do not read
+/// (damaged, lost) are skipped: a sample is only a sample.
+pub(crate) fn sample_shard(reader: &mut crate::Reader, min: usize, target: usize) -> crate::Result<Samples> {
+    let (first, end) = reader.bounds()?;
+    let mut s = Samples::default();
+    let mut hi = end;
+    let mut batch = Vec::new();
+    while hi > first && s.bytes.len() < target {
+        let lo = hi.saturating_sub(256).max(first);
+        for entry in lo..hi {
+            batch.clear();
+            if reader.read_batch(entry, 1, &mut batch).is_err() {
+                continue;
+            }
+            for m in &batch {
+                let d = m.data();
+                if (min..=SAMPLE_MAX).contains(&d.len()) && s.bytes.len() < target {
+                    s.bytes.extend_from_slice(d);
+                    s.sizes.push(d.len());
+                }
+            }
+        }
+        hi = lo;
+    }
+    Ok(s)
+}
+
+/// Why a frame could not be decompressed.
+#[derive(Debug)]
+pub(crate) enum UnzstdError {
+    /// The frame is damaged or larger than allowed (the decoder's error).
+    Frame(io::Error),
+    /// The frame names a dictionary the shard does not have.
+    MissingDict(u32),
+    /// Loading the dictionary failed (damaged file: `Corrupt`; I/O).
+    Dict(comet_core::Error<io::Error>),
+    /// The shard directory could not be opened to load a dictionary.
+    DirIo(io::Error),
 }
 
 /// A zstd decompression context kept across entries (a reader holds one):
@@ -36,6 +162,9 @@ impl Compressor for Zstd {
 #[derive(Default)]
 pub(crate) struct Unzstd {
     ctx: Option<zstd::bulk::Decompressor<'static>>,
+    /// Contexts with one of the shard's dictionaries loaded, by id (each
+    /// file is read and checked once).
+    dicts: HashMap<u32, zstd::bulk::Decompressor<'static>>,
 }
 
 impl std::fmt::Debug for Unzstd {
@@ -45,9 +174,34 @@ impl std::fmt::Debug for Unzstd {
 }
 
 impl Unzstd {
-    /// [`decompress`] with this context.
-    pub(crate) fn decompress(&mut self, frame: &[u8], max: usize) -> io::Result<Vec<u8>> {
-        decompress_in(&mut self.ctx, frame, max)
+    /// [`decompress`] with this context; a frame that names a dictionary
+    /// is decoded with the shard's `dict-<id>.zdict` from `dir`.
+    pub(crate) fn decompress(&mut self, dir: &Path, frame: &[u8], max: usize) -> Result<Vec<u8>, UnzstdError> {
+        let Some(id) =
+            frame_dict_id(frame).map_err(|e| UnzstdError::Frame(io::Error::new(io::ErrorKind::InvalidData, e)))?
+        else {
+            return decompress_in(&mut self.ctx, frame, max).map_err(UnzstdError::Frame);
+        };
+        if !self.dicts.contains_key(&id) {
+            let storage = DirStorage::open_path(dir).map_err(UnzstdError::DirIo)?;
+            let mut buf = Vec::new();
+            match load_dict(&storage, id, &mut buf) {
+                Ok(_) => {}
+                Err(comet_core::Error::Storage { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                    return Err(UnzstdError::MissingDict(id));
+                }
+                Err(e) => return Err(UnzstdError::Dict(e)),
+            }
+            let d = zstd::bulk::Decompressor::with_dictionary(buf.get(DICT_HEADER_LEN..).unwrap_or_default())
+                .map_err(UnzstdError::Frame)?;
+            self.dicts.insert(id, d);
+        }
+        let mut ctx = self.dicts.remove(&id);
+        let r = decompress_in(&mut ctx, frame, max).map_err(UnzstdError::Frame);
+        if let Some(c) = ctx {
+            self.dicts.insert(id, c);
+        }
+        r
     }
 }
 
@@ -95,9 +249,14 @@ mod tests {
     use super::*;
     use comet_core::platform::wire::{StoredPayload, ZSTD_MAGIC, encode_payload, raw_frame_len, write_raw_frame};
 
+    /// Plain zstd at `level` for every payload offered (no dictionary).
+    fn plain(level: i32) -> CompressionConfig {
+        CompressionConfig { min_compress_size: 0, level, ..crate::Config::default().compression }
+    }
+
     #[test]
     fn compresses_when_smaller_and_roundtrips() {
-        let mut z = Zstd::new(3);
+        let mut z = Zstd::new(&plain(3));
         let payload = br#"{"level":"info","msg":"request served","path":"/api/v1/items","status":200}"#.repeat(60);
         let mut dst = vec![0u8; payload.len()];
         let StoredPayload::Frame(n) = encode_payload(&payload, 4096, &mut z, &mut dst).unwrap() else {
@@ -110,7 +269,7 @@ mod tests {
 
     #[test]
     fn incompressible_payloads_stay_raw() {
-        let mut z = Zstd::new(3);
+        let mut z = Zstd::new(&plain(3));
         let mut x = 0x1234_5678u64;
         let payload: Vec<u8> = (0..8192)
             .map(|_| {
@@ -148,7 +307,7 @@ mod tests {
 
     #[test]
     fn one_context_decodes_many_frames_and_survives_bad_ones() {
-        let mut z = Zstd::new(3);
+        let mut z = Zstd::new(&plain(3));
         let mut u = Unzstd::default();
         for i in 0..50usize {
             let payload = format!("line {i} of a log, repeated. ").repeat(20 + i).into_bytes();

@@ -29,6 +29,24 @@ pub struct CompressionConfig {
     pub min_compress_size: u32,
     /// zstd level, `1..=22` (default 3).
     pub level: i32,
+    /// Per-shard zstd dictionaries (default off): once `dict_sample_bytes`
+    /// of payloads of at least `dict_min_size` bytes were appended to a
+    /// shard, the writer trains a dictionary on them, stores it in the
+    /// shard directory (`dict-<id>.zdict`, docs/FORMAT.md) and compresses
+    /// later payloads of at least `dict_min_size` bytes with it when that
+    /// makes them smaller. [`Client::train_dictionary`](crate::Client::train_dictionary)
+    /// trains one on demand.
+    pub dictionary: bool,
+    /// Payloads at least this long are compressed with the shard's
+    /// dictionary, when it has one (default 64; `1..=min_compress_size`
+    /// is useful, larger values are allowed).
+    pub dict_min_size: u32,
+    /// Sample bytes collected before training (default 256 KiB;
+    /// 4 KiB..=64 MiB). About a hundred times `dict_max_size` trains the
+    /// best dictionaries; a tenth of that already pays for short lines.
+    pub dict_sample_bytes: u32,
+    /// Largest dictionary trained (default 16 KiB; 1 KiB..=1 MiB).
+    pub dict_max_size: u32,
 }
 
 /// Checkpoint settings.
@@ -114,7 +132,14 @@ impl Default for Config {
     fn default() -> Self {
         let e = EngineSettings::default();
         Config {
-            compression: CompressionConfig { min_compress_size: e.min_compress_size, level: 3 },
+            compression: CompressionConfig {
+                min_compress_size: e.min_compress_size,
+                level: 3,
+                dictionary: false,
+                dict_min_size: 64,
+                dict_sample_bytes: 256 << 10,
+                dict_max_size: 16 << 10,
+            },
             indexing: IndexingConfig { boundary_interval: e.boundary_interval },
             storage: StorageConfig {
                 max_file_size: e.max_file_size,
@@ -160,14 +185,22 @@ impl Config {
 
     /// The engine's settings in this tree (`indexing.boundary_interval`,
     /// `storage.max_file_size`, `storage.max_entry_size`,
-    /// `storage.write_buffer_size`, `compression.min_compress_size`).
+    /// `storage.write_buffer_size`, `compression.min_compress_size`, or
+    /// `compression.dict_min_size` when that is smaller and dictionaries are
+    /// on: the engine offers every such payload to the compressor, which
+    /// compresses the short ones only with a dictionary).
     pub fn engine(&self) -> EngineSettings {
+        let c = &self.compression;
         EngineSettings {
             boundary_interval: self.indexing.boundary_interval,
             max_file_size: self.storage.max_file_size,
             max_entry_size: self.storage.max_entry_size,
             write_buffer_size: self.storage.write_buffer_size,
-            min_compress_size: self.compression.min_compress_size,
+            min_compress_size: if c.dictionary {
+                c.min_compress_size.min(c.dict_min_size)
+            } else {
+                c.min_compress_size
+            },
         }
     }
 
@@ -179,6 +212,9 @@ impl Config {
             return Err(ConfigError { field: "compression.level", value: 0, min: 1, max: 22 });
         }
         self.engine().validate()?;
+        let c = &self.compression;
+        check_range("compression.dict_sample_bytes", u64::from(c.dict_sample_bytes), 4 << 10, 64 << 20)?;
+        check_range("compression.dict_max_size", u64::from(c.dict_max_size), 1 << 10, 1 << 20)?;
         check_millis("storage.flush_interval_ms", self.storage.flush_interval, 1, 3_600_000)?;
         let p = &self.concurrency;
         check_range("concurrency.process_count", u64::from(p.process_count), 1, 1024)?;
@@ -217,7 +253,7 @@ mod tests {
 
     #[test]
     fn zero_and_absurd_values_are_rejected_by_name() {
-        let cases: [Case; 13] = [
+        let cases: [Case; 15] = [
             ("indexing.boundary_interval", |c| c.indexing.boundary_interval = 0),
             ("storage.max_file_size", |c| c.storage.max_file_size = 0),
             ("storage.max_file_size", |c| c.storage.max_file_size = 3 * GIB),
@@ -230,6 +266,8 @@ mod tests {
             ("concurrency.shard_count", |c| c.concurrency.shard_count = 10_001),
             ("compression.level", |c| c.compression.level = 0),
             ("compression.level", |c| c.compression.level = 23),
+            ("compression.dict_sample_bytes", |c| c.compression.dict_sample_bytes = 100),
+            ("compression.dict_max_size", |c| c.compression.dict_max_size = 1 << 21),
             ("retention.max_shard_size", |c| c.retention.max_shard_size = Some(0)),
         ];
         for (field, break_it) in cases {

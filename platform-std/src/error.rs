@@ -181,6 +181,25 @@ pub enum Error {
         /// The decoder's message.
         source: io::Error,
     },
+    /// A compressed entry names a zstd dictionary the shard directory does
+    /// not hold (`dict-<id>.zdict` missing). A damaged dictionary file is
+    /// [`Error::Corrupt`] naming it.
+    MissingDictionary {
+        /// The shard.
+        shard: ShardId,
+        /// The entry.
+        entry: u64,
+        /// The dictionary id its frame names.
+        id: u32,
+    },
+    /// Training or loading a zstd dictionary failed (too few or too
+    /// uniform samples, a dictionary zstd refuses).
+    DictionaryTraining {
+        /// The shard.
+        shard: ShardId,
+        /// zstd's error.
+        source: io::Error,
+    },
 }
 
 /// `Result` with [`Error`].
@@ -253,6 +272,10 @@ impl std::fmt::Display for Error {
             Error::Decompress { shard, entry, .. } => {
                 write!(f, "shard {shard}: entry {entry} fails to decompress")
             }
+            Error::MissingDictionary { shard, entry, id } => {
+                write!(f, "shard {shard}: entry {entry} needs zstd dictionary {id}, which is missing")
+            }
+            Error::DictionaryTraining { shard, .. } => write!(f, "shard {shard}: zstd dictionary training failed"),
         }
     }
 }
@@ -264,7 +287,9 @@ impl std::error::Error for Error {
     /// offsets) are not sources.
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io { source, .. } | Error::Decompress { source, .. } => Some(source),
+            Error::Io { source, .. } | Error::Decompress { source, .. } | Error::DictionaryTraining { source, .. } => {
+                Some(source)
+            }
             Error::Handler { source, .. } => Some(&**source),
             _ => None,
         }

@@ -34,6 +34,7 @@ use comet_core::platform::wire::{HEADER_LEN, is_frame, raw_frame_len};
 use comet_core::{Counter, DurableHead, IoOp, ShardId, WireError};
 use comet_linux::{DirStorage, FsFile, SegmentMap, SharedWords};
 
+use crate::compress::UnzstdError;
 use crate::error::{Error, Result};
 use crate::shard::{check_native, map_state_read, read_head_seq};
 
@@ -475,10 +476,11 @@ impl Reader {
         let id = MessageId { shard: self.shard, entry };
         let stored = map.bytes().get(start..start + len).unwrap_or_default();
         let payload = if is_frame(stored) {
-            let data = self.unzstd.decompress(stored, self.max_entry as usize).map_err(|source| Error::Decompress {
-                shard: self.shard,
-                entry,
-                source,
+            let data = self.unzstd.decompress(&self.dir, stored, self.max_entry as usize).map_err(|e| match e {
+                UnzstdError::Frame(source) => Error::Decompress { shard: self.shard, entry, source },
+                UnzstdError::MissingDict(id) => Error::MissingDictionary { shard: self.shard, entry, id },
+                UnzstdError::Dict(e) => Error::from_core(self.shard, &self.dir, e),
+                UnzstdError::DirIo(e) => Error::io(IoOp::Open, &self.dir, e),
             })?;
             Payload::Owned(data)
         } else {

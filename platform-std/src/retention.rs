@@ -152,7 +152,7 @@ impl Client {
     fn can_write(&self, shard: ShardId) -> Result<bool> {
         let slot = self.inner_ref().slot(shard);
         let mut g = slot.writer();
-        match slot.ensure_writer(&mut g, &self.inner_ref().engine, self.config().compression.level) {
+        match slot.ensure_writer(&mut g, &self.inner_ref().engine, &self.config().compression) {
             Ok(()) => Ok(true),
             Err(Error::Locked { .. } | Error::NotOwned { .. } | Error::ForeignFormat { .. }) => Ok(false),
             Err(e) => Err(e),

@@ -8,15 +8,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use comet_core::platform::dict::{list_dicts, load_dict, write_dict};
 use comet_core::platform::shard::{EngineConfig, Shard};
 use comet_core::platform::shm;
 use comet_core::platform::state::STATE_FILE;
 use comet_core::platform::state::offsets::OFFSETS_FILE;
 use comet_core::platform::storage::StorageFile;
+use comet_core::platform::wire::{DICT_HEADER_LEN, DICT_ID_MAX, DICT_ID_MIN, set_dict_id};
 use comet_core::{Counter, DurableHead, FileKind, IoOp, RecoveryReport, ShardId};
 use comet_linux::{DirStorage, MappedHead, OpenError, SharedWords, WriterLock, WrongSize};
 
-use crate::compress::Zstd;
+use crate::compress::{Samples, Zstd};
+use crate::config::CompressionConfig;
 use crate::error::{Error, Result};
 use comet_core::Histogram;
 
@@ -210,14 +213,14 @@ impl ShardSlot {
         &'a self,
         guard: &mut MutexGuard<'a, Option<Writer>>,
         cfg: &EngineConfig,
-        level: i32,
+        compression: &CompressionConfig,
     ) -> Result<()> {
         if guard.is_some() {
             return Ok(());
         }
         let root_path = self.dir.parent().unwrap_or(Path::new("."));
         let root = DirStorage::open_path(root_path).map_err(|e| Error::io(IoOp::Open, root_path, e))?;
-        let opened = comet_linux::open_writer(&root, self.id, *cfg, Zstd::new(level), comet_linux::now_ns());
+        let opened = comet_linux::open_writer(&root, self.id, *cfg, Zstd::new(compression), comet_linux::now_ns());
         let w = opened.map_err(|e| match e {
             OpenError::CreateDir(e) | OpenError::OpenDir(e) => Error::io(IoOp::Open, &self.dir, e),
             OpenError::Locked { pid } => Error::Locked { shard: self.id, pid },
@@ -240,8 +243,74 @@ impl ShardSlot {
         } else {
             tracing::debug!(shard = %self.id, clean = report.clean, "opened shard");
         }
-        **guard = Some(Writer { engine: w.engine, _lock: w.lock, report });
+        let mut engine = w.engine;
+        if compression.dictionary {
+            self.resume_dict(&mut engine)?;
+        }
+        **guard = Some(Writer { engine, _lock: w.lock, report });
         Ok(())
+    }
+
+    /// Goes on compressing with the shard's newest dictionary, if it has
+    /// one that loads and checks out (a damaged newest one is left for
+    /// verify to report, and a new one is trained, with a higher id).
+    fn resume_dict(&self, engine: &mut Engine) -> Result<()> {
+        let ids = list_dicts(engine.storage()).map_err(|e| Error::from_core(self.id, &self.dir, e))?;
+        let Some(&id) = ids.last() else { return Ok(()) };
+        let mut buf = Vec::new();
+        match load_dict(engine.storage(), id, &mut buf) {
+            Ok(_) => engine
+                .compressor_mut()
+                .use_dict(id, buf.get(DICT_HEADER_LEN..).unwrap_or_default())
+                .map_err(|source| Error::DictionaryTraining { shard: self.id, source }),
+            Err(e) => {
+                tracing::warn!(shard = %self.id, id, error = %e, "newest dictionary does not load; training a new one");
+                Ok(())
+            }
+        }
+    }
+
+    /// Trains a dictionary on `samples` (outside the append lock), then,
+    /// under it, stores it durably under the shard's next id and switches
+    /// the compressor to it. Returns its id.
+    pub(crate) fn train_dict(&self, samples: &Samples, max_size: usize) -> Result<u32> {
+        let mut dict = crate::compress::train(samples, max_size)
+            .map_err(|source| Error::DictionaryTraining { shard: self.id, source })?;
+        let mut g = self.writer();
+        let w = g.as_mut().ok_or(Error::Closed)?;
+        let core = |e| Error::from_core(self.id, &self.dir, e);
+        let ids = list_dicts(w.engine.storage()).map_err(core)?;
+        let id = match ids.last() {
+            None => DICT_ID_MIN,
+            Some(&last) if last < DICT_ID_MAX => last.max(DICT_ID_MIN - 1) + 1,
+            Some(_) => {
+                return Err(Error::Capacity { shard: self.id, what: "dictionary ids", needed: 1, available: 0 });
+            }
+        };
+        let bad =
+            |e| Error::DictionaryTraining { shard: self.id, source: io::Error::new(io::ErrorKind::InvalidData, e) };
+        set_dict_id(&mut dict, id).map_err(bad)?;
+        // Durable before the first frame that uses it.
+        let first = w.engine.next_entry();
+        write_dict(w.engine.storage(), first, &dict).map_err(core)?;
+        w.engine
+            .compressor_mut()
+            .use_dict(id, &dict)
+            .map_err(|source| Error::DictionaryTraining { shard: self.id, source })?;
+        tracing::info!(shard = %self.id, id, first, bytes = dict.len(), "zstd dictionary in use");
+        Ok(id)
+    }
+
+    /// Trains the shard's dictionary once its writer collected enough
+    /// samples (run from [`ShardSlot::sync`], so from the flusher thread).
+    /// A failed training is logged; sampling starts again.
+    fn train_when_due(&self) {
+        let due = self.writer().as_mut().and_then(|w| w.engine.compressor_mut().take_samples_if_ready());
+        if let Some((samples, max)) = due
+            && let Err(e) = self.train_dict(&samples, max)
+        {
+            tracing::warn!(shard = %self.id, error = %e, "dictionary training failed; collecting samples again");
+        }
     }
 
     /// Publishes the engine's counter deltas into the shared state.
@@ -253,8 +322,10 @@ impl ShardSlot {
 
     /// Syncs the shard's writer, if any: flush under the lock, fsync outside
     /// it (appends continue meanwhile), publish under the lock.
+    /// A dictionary whose samples are complete is trained first.
     pub(crate) fn sync(&self) -> Result<()> {
         self.sync_wanted.store(false, Ordering::Relaxed);
+        self.train_when_due();
         let (ticket, file) = {
             let mut g = self.writer();
             let Some(w) = g.as_mut() else { return Ok(()) };

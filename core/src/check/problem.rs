@@ -38,6 +38,20 @@ pub enum Problem {
         /// What the scanner found there.
         end: ScanEnd,
     },
+    /// A zstd dictionary file fails its checks (CRC, magic, ids, length):
+    /// entries compressed with it do not read.
+    DictCorrupt {
+        /// The dictionary id its name gives.
+        id: u32,
+        /// What is wrong.
+        error: WireError,
+    },
+    /// Frames name a zstd dictionary the shard directory does not hold:
+    /// they do not read.
+    DictMissing {
+        /// The dictionary id.
+        id: u32,
+    },
     /// A segment is shorter or longer than its manifest record.
     Length {
         /// Recorded length.
@@ -223,6 +237,8 @@ impl Problem {
             Problem::Checksum { .. } => "checksum",
             Problem::Framing { .. } => "framing",
             Problem::Length { .. } => "length",
+            Problem::DictCorrupt { .. } => "dict_corrupt",
+            Problem::DictMissing { .. } => "dict_missing",
             Problem::MissingSegment => "missing_segment",
             Problem::Overlap => "overlap",
             Problem::ManifestMissing => "manifest_missing",
@@ -290,6 +306,12 @@ impl fmt::Display for Problem {
             Problem::Framing { offset, end } => write!(f, "framing breaks at byte {offset}: {}", scan_end(end)),
             Problem::Length { expected, actual } => {
                 write!(f, "segment is {actual} bytes, the manifest records {expected}")
+            }
+            Problem::DictCorrupt { id, error } => {
+                write!(f, "{} is damaged: {error}", crate::naming::dict_file_name(*id))
+            }
+            Problem::DictMissing { id } => {
+                write!(f, "entries are compressed with {}, which is missing", crate::naming::dict_file_name(*id))
             }
             Problem::MissingSegment => f.write_str("the manifest lists this segment but its file is missing"),
             Problem::Overlap => f.write_str("segment file overlaps entries of another segment"),

@@ -284,6 +284,12 @@ where
         &self.storage
     }
 
+    /// The compressor (a platform keeps per-shard compression state there,
+    /// e.g. its zstd dictionary).
+    pub fn compressor_mut(&mut self) -> &mut C {
+        &mut self.compressor
+    }
+
     /// The active segment file (e.g. to sync it outside a lock).
     pub fn active_file(&self) -> &S::File {
         &self.file

@@ -59,7 +59,10 @@ fn header_crc(header: &[u8], dict: &[u8]) -> u32 {
 /// Checks a zstd dictionary's magic and id (range and, with `want`, value).
 fn check_zdict(dict: &[u8], want: Option<u32>, base: u32) -> Result<u32, WireError> {
     if dict.len() < 8 {
-        return Err(WireError::Truncated { needed: u64::from(base) + 8, available: u64::from(base) + dict.len() as u64 });
+        return Err(WireError::Truncated {
+            needed: u64::from(base) + 8,
+            available: u64::from(base) + dict.len() as u64,
+        });
     }
     if dict[..4] != ZDICT_MAGIC {
         return Err(WireError::InvalidField { offset: base });

@@ -24,20 +24,20 @@
 //! the writer wraps raw payloads that happen to start with the magic in a
 //! frame of raw blocks, so reading is never ambiguous.
 
+mod dict;
 #[cfg(feature = "alloc")]
 mod encoder;
 mod entry;
 mod fnv;
 mod zstd;
-mod dict;
 
+pub use dict::{
+    DICT_FILE_MAGIC, DICT_FILE_VERSION, DICT_HEADER_LEN, DICT_ID_MAX, DICT_ID_MIN, DICT_MAX_BYTES, DictFile,
+    ZDICT_MAGIC, encode_dict_header, parse_dict_file, set_dict_id,
+};
 #[cfg(feature = "alloc")]
 pub use encoder::FrameEncoder;
 pub use entry::{EntryHeader, EntryStatus, HEADER_LEN, classify_entry};
-pub use dict::{
-    DICT_FILE_MAGIC, DICT_FILE_VERSION, DICT_HEADER_LEN, DICT_ID_MAX, DICT_ID_MIN, DICT_MAX_BYTES, DictFile, ZDICT_MAGIC,
-    encode_dict_header, parse_dict_file, set_dict_id,
-};
 pub use fnv::{ShardCount, fnv1a32, pick_shard};
 pub use zstd::{
     Compressor, Decompressor, ENTRY_SIZE_LIMIT, NoCompression, RawFrameDecoder, STORED_LIMIT, StoredPayload,

@@ -1,0 +1,272 @@
+//! Per-shard zstd dictionaries (issue 18): the std writer trains one on the
+//! shard's short entries, stores it as `dict-<id>.zdict` and compresses
+//! with it; both readers (std `Reader`, `comet-embedded`'s `read_into`)
+//! decode those frames; a damaged or missing dictionary is a typed error
+//! for the entries that need it and a verify finding; a dictionary written
+//! but never used (a crash between the two) leaves a readable shard; and
+//! retention keeps a dictionary while retained entries may use it.
+#![allow(clippy::cast_possible_truncation)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use comet::{Client, Config, Error, FileKind, ShardId};
+use comet_embedded::{EmbeddedConfig, Log};
+
+const SHARD: ShardId = ShardId::MIN;
+
+/// A 250-450-byte JSON log line, like the bench's data.
+fn line(i: u64) -> Vec<u8> {
+    let levels = ["info", "warn", "debug", "error"];
+    let paths = ["/api/v1/items", "/api/v1/users/login", "/healthz", "/api/v2/orders/search"];
+    let pad = "x".repeat((i * 37 % 150) as usize);
+    format!(
+        r#"{{"ts":"2026-12-03T20:{:02}:{:02}.{:06}Z","level":"{}","service":"checkout","host":"node-{}","trace_id":"{:016x}","msg":"request served","method":"GET","path":"{}","status":{},"duration_ms":{},"bytes":{},"user_agent":"curl/8.5.0","note":"{}"}}"#,
+        i / 60 % 60,
+        i % 60,
+        i * 7919 % 1_000_000,
+        levels[(i % 4) as usize],
+        i % 7,
+        i.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        paths[(i % 4) as usize],
+        [200, 201, 404, 500][(i % 4) as usize],
+        i % 250,
+        i * 31 % 10_000,
+        pad
+    )
+    .into_bytes()
+}
+
+fn config() -> Config {
+    let mut c = Config::default();
+    c.storage.max_file_size = 48 << 10;
+    c.storage.flush_interval = Duration::from_secs(3600);
+    c.indexing.boundary_interval = 16;
+    c.retention.cleanup_interval = None;
+    c.retention.max_age = None;
+    c.compression.dictionary = true;
+    c.compression.dict_sample_bytes = 32 << 10;
+    c.compression.dict_max_size = 4 << 10;
+    c
+}
+
+fn shard_dir(root: &Path) -> PathBuf {
+    root.join("shard-0000")
+}
+
+fn dict_files(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(shard_dir(root))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("dict-") && n.ends_with(".zdict"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Appends `0..before` (the samples), syncs (which trains), appends
+/// `before..before + after`, closes. Returns the payloads.
+fn write(root: &Path, before: u64, after: u64) -> Vec<Vec<u8>> {
+    let c = Client::open(root, config()).unwrap();
+    let lines: Vec<Vec<u8>> = (0..before + after).map(line).collect();
+    for chunk in lines[..before as usize].chunks(10) {
+        c.append_shard(SHARD, chunk).unwrap();
+    }
+    c.sync().unwrap();
+    for chunk in lines[before as usize..].chunks(10) {
+        c.append_shard(SHARD, chunk).unwrap();
+    }
+    c.close().unwrap();
+    lines
+}
+
+fn segment_bytes(root: &Path) -> u64 {
+    std::fs::read_dir(shard_dir(root))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".comet"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+fn embedded_config() -> EmbeddedConfig {
+    let mut retention = EmbeddedConfig::default().retention;
+    retention.max_age = None;
+    retention.cleanup_interval = None;
+    EmbeddedConfig { max_entry_size: 4096, read_buffer_bytes: 64 << 10, retention, ..EmbeddedConfig::default() }
+}
+
+#[test]
+fn both_readers_decode_dictionary_frames() {
+    let t = tempfile::tempdir().unwrap();
+    let lines = write(t.path(), 200, 600);
+    assert_eq!(dict_files(t.path()), vec!["dict-0000032768.zdict".to_string()]);
+    let raw: u64 = lines.iter().map(|l| l.len() as u64 + 12).sum();
+    let stored = segment_bytes(t.path());
+    // 200 raw lines, 600 dictionary-compressed ones
+    assert!(stored * 2 < raw, "stored {stored} of {raw}: the dictionary does not pay");
+
+    let c = Client::open_read_only(t.path(), config()).unwrap();
+    let mut r = c.reader(SHARD).unwrap();
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(r.read(i as u64).unwrap().data(), &l[..], "std entry {i}");
+    }
+    drop(r);
+    c.close().unwrap();
+
+    let mut log = Log::open(t.path(), embedded_config(), comet_embedded::now_ns()).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut compressed = 0;
+    for (i, l) in lines.iter().enumerate() {
+        let e = log.read_into(SHARD, i as u64, &mut buf).unwrap();
+        assert_eq!(&buf[..e.len], &l[..], "embedded entry {i}");
+        compressed += usize::from(e.compressed);
+    }
+    assert!(compressed >= 590, "{compressed} frames");
+    log.close().unwrap();
+}
+
+#[test]
+fn the_writer_resumes_its_dictionary_after_reopen() {
+    let t = tempfile::tempdir().unwrap();
+    let mut lines = write(t.path(), 200, 100);
+    let c = Client::open(t.path(), config()).unwrap();
+    let more: Vec<Vec<u8>> = (300..400).map(line).collect();
+    c.append_shard(SHARD, &more).unwrap();
+    c.sync().unwrap();
+    lines.extend(more);
+    assert_eq!(dict_files(t.path()).len(), 1, "no second dictionary trained");
+    let mut r = c.reader(SHARD).unwrap();
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(r.read(i as u64).unwrap().data(), &l[..]);
+    }
+    drop(r);
+    c.close().unwrap();
+    // the reopened writer compressed with it: the last 100 are small
+    let report = comet::verify(t.path()).unwrap();
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+}
+
+#[test]
+fn a_damaged_dictionary_is_a_typed_error_and_a_finding() {
+    let t = tempfile::tempdir().unwrap();
+    let lines = write(t.path(), 200, 200);
+    let path = shard_dir(t.path()).join("dict-0000032768.zdict");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let c = Client::open_read_only(t.path(), config()).unwrap();
+    let mut r = c.reader(SHARD).unwrap();
+    assert_eq!(r.read(5).unwrap().data(), &lines[5][..], "raw entries still read");
+    match r.read(350) {
+        Err(Error::Corrupt { corruption, .. }) => assert_eq!(corruption.file, FileKind::Dict { id: 32768 }),
+        other => panic!("{other:?}"),
+    }
+    drop(r);
+    c.close().unwrap();
+
+    let mut log = Log::open(t.path(), embedded_config(), comet_embedded::now_ns()).unwrap();
+    let mut buf = vec![0u8; 4096];
+    match log.read_into(SHARD, 350, &mut buf) {
+        Err(comet_embedded::Error::Engine { source: comet_core::Error::Corrupt(c), .. }) => {
+            assert_eq!(c.file, FileKind::Dict { id: 32768 });
+        }
+        other => panic!("{other:?}"),
+    }
+    log.close().unwrap();
+
+    let report = comet::verify(t.path()).unwrap();
+    assert!(
+        report.findings.iter().any(|f| matches!(f.problem, comet::Problem::DictCorrupt { id: 32768, .. })),
+        "{:?}",
+        report.findings
+    );
+    // repair leaves dictionaries alone
+    comet::repair(t.path()).unwrap();
+    assert!(path.exists());
+}
+
+#[test]
+fn a_missing_dictionary_is_a_typed_error_and_a_finding() {
+    let t = tempfile::tempdir().unwrap();
+    write(t.path(), 200, 200);
+    std::fs::remove_file(shard_dir(t.path()).join("dict-0000032768.zdict")).unwrap();
+    let c = Client::open_read_only(t.path(), config()).unwrap();
+    let mut r = c.reader(SHARD).unwrap();
+    assert!(matches!(r.read(350), Err(Error::MissingDictionary { entry: 350, id: 32768, .. })));
+    drop(r);
+    c.close().unwrap();
+    let mut log = Log::open(t.path(), embedded_config(), comet_embedded::now_ns()).unwrap();
+    let mut buf = vec![0u8; 4096];
+    assert!(matches!(
+        log.read_into(SHARD, 350, &mut buf),
+        Err(comet_embedded::Error::MissingDictionary { entry: 350, id: 32768, .. })
+    ));
+    log.close().unwrap();
+    let report = comet::verify(t.path()).unwrap();
+    assert!(
+        report.findings.iter().any(|f| f.problem == comet::Problem::DictMissing { id: 32768 }
+            && f.entries.as_ref().is_some_and(|r| r.contains(&350))),
+        "{:?}",
+        report.findings
+    );
+}
+
+/// A crash between the dictionary's write and its first use leaves either
+/// a torn `dict.tmp` (never read) or a complete dictionary no frame names:
+/// both leave a shard that reads, and the writer goes on.
+#[test]
+fn a_dictionary_written_but_never_used_leaves_a_readable_shard() {
+    let t = tempfile::tempdir().unwrap();
+    let lines = write(t.path(), 200, 0);
+    assert_eq!(dict_files(t.path()).len(), 1);
+    std::fs::write(shard_dir(t.path()).join("dict.tmp"), b"CMTD torn").unwrap();
+    let c = Client::open(t.path(), config()).unwrap();
+    let mut r = c.reader(SHARD).unwrap();
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(r.read(i as u64).unwrap().data(), &l[..]);
+    }
+    let more: Vec<Vec<u8>> = (200..260).map(line).collect();
+    c.append_shard(SHARD, &more).unwrap();
+    c.sync().unwrap();
+    for (i, l) in more.iter().enumerate() {
+        assert_eq!(r.read(200 + i as u64).unwrap().data(), &l[..]);
+    }
+    drop(r);
+    c.close().unwrap();
+    let report = comet::verify(t.path()).unwrap();
+    assert!(report.findings.iter().all(|f| f.severity != comet::Severity::Damage), "{:?}", report.findings);
+}
+
+#[test]
+fn training_on_demand_needs_the_setting_and_then_compresses() {
+    let t = tempfile::tempdir().unwrap();
+    let mut off = config();
+    off.compression.dictionary = false;
+    let c = Client::open(t.path(), off).unwrap();
+    let lines: Vec<Vec<u8>> = (0..150).map(line).collect();
+    c.append_shard(SHARD, &lines).unwrap();
+    c.sync().unwrap();
+    assert!(matches!(c.train_dictionary(SHARD), Err(Error::Config(_))));
+    c.close().unwrap();
+    assert!(dict_files(t.path()).is_empty());
+
+    let mut on = config();
+    on.compression.dict_sample_bytes = 1 << 20; // never due by itself
+    let c = Client::open(t.path(), on).unwrap();
+    assert_eq!(c.train_dictionary(SHARD).unwrap(), 32768);
+    let before = segment_bytes(t.path());
+    let more: Vec<Vec<u8>> = (150..450).map(line).collect();
+    c.append_shard(SHARD, &more).unwrap();
+    c.sync().unwrap();
+    let grown = segment_bytes(t.path()) - before;
+    let raw: u64 = more.iter().map(|l| l.len() as u64).sum();
+    assert!(grown * 2 < raw, "{grown} of {raw}");
+    let mut r = c.reader(SHARD).unwrap();
+    for (i, l) in lines.iter().chain(&more).enumerate() {
+        assert_eq!(r.read(i as u64).unwrap().data(), &l[..]);
+    }
+    drop(r);
+    c.close().unwrap();
+}
