@@ -4,11 +4,15 @@
 //!
 //! * `json_append_batch_100`: `comet_zstd` (`compression.min_compress_size
 //!   = 256`, level 3: every line is compressed on its own), `comet_raw`
-//!   (compression off) and `write_floor` (bare `write(2)`s of the raw
-//!   bytes);
+//!   (compression off), `comet_zstd_dict` (`compression.dictionary`: a
+//!   16 KiB dictionary trained on 1000 of the lines with
+//!   `Client::train_dictionary` before measuring, after every rig reset
+//!   too; every line compressed with it) and `write_floor` (bare
+//!   `write(2)`s of the raw bytes);
 //! * `json_read_batch_100`: `Reader::read_batch` of the same lines stored
-//!   compressed (`comet_zstd`, decompressed into owned buffers) and raw
-//!   (`comet_raw`, zero-copy).
+//!   compressed (`comet_zstd`, decompressed into owned buffers), with the
+//!   dictionary (`comet_zstd_dict`; the 1000 raw priming entries are not
+//!   read) and raw (`comet_raw`, zero-copy).
 //!
 //! The compression ratio is printed with the figures.
 
@@ -24,10 +28,35 @@ use criterion::{Criterion, Throughput};
 
 const BATCH: usize = 100;
 
-fn config(compress: bool) -> comet::Config {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Raw,
+    Zstd,
+    Dict,
+}
+
+const MODES: [(&str, Mode); 3] =
+    [("comet_zstd", Mode::Zstd), ("comet_raw", Mode::Raw), ("comet_zstd_dict", Mode::Dict)];
+
+fn config(mode: Mode) -> comet::Config {
     let mut c = rig::config();
-    c.compression.min_compress_size = if compress { 256 } else { u32::MAX };
+    c.compression.min_compress_size = if mode == Mode::Zstd { 256 } else { u32::MAX };
+    c.compression.dictionary = mode == Mode::Dict;
     c
+}
+
+/// Entries appended (raw) and trained on before a dictionary case.
+const PRIME: usize = 1000;
+
+/// For the dictionary case: appends [`PRIME`] lines and trains the shard's
+/// dictionary on them. Returns the next entry number.
+fn prime(client: &comet::Client, mode: Mode, lines: &[Vec<u8>]) -> u64 {
+    if mode != Mode::Dict {
+        return 0;
+    }
+    let next = rig::fill(client, 1, PRIME, |i| lines[i % lines.len()].clone());
+    client.train_dictionary(rig::shard(1)).unwrap_or_else(|e| panic!("train: {e}"));
+    next
 }
 
 fn append(c: &mut Criterion) {
@@ -38,8 +67,9 @@ fn append(c: &mut Criterion) {
     let mut g = c.benchmark_group("json_append_batch_100");
     Timing::FAST.apply(&mut g);
     g.throughput(Throughput::Elements(BATCH as u64));
-    for (function, compress) in [("comet_zstd", true), ("comet_raw", false)] {
-        let mut rig = Rig::new(config(compress), &[1], reset_at);
+    for (function, mode) in MODES {
+        let mut rig = Rig::new(config(mode), &[1], reset_at);
+        prime(rig.client(), mode, &lines);
         let stream = rig::stream(1);
         let id = format!("json_append_batch_100/{function}");
         let mut k = 0;
@@ -52,6 +82,7 @@ fn append(c: &mut Criterion) {
                         if rig.note(raw_bytes as u64) {
                             m.pause();
                             rig.reset();
+                            prime(rig.client(), mode, &lines);
                             m.resume();
                         }
                     }
@@ -85,8 +116,9 @@ fn read(c: &mut Criterion) {
     let mut g = c.benchmark_group("json_read_batch_100");
     Timing::FAST.apply(&mut g);
     g.throughput(Throughput::Elements(BATCH as u64));
-    for (function, compress) in [("comet_zstd", true), ("comet_raw", false)] {
-        let rig = Rig::new(config(compress), &[1], u64::MAX);
+    for (function, mode) in MODES {
+        let rig = Rig::new(config(mode), &[1], u64::MAX);
+        let start = prime(rig.client(), mode, &lines);
         rig::fill(rig.client(), 1, n, |i| lines[i % lines.len()].clone());
         let stats = rig.client().shard_stats(rig::shard(1)).unwrap();
         eprintln!(
@@ -95,7 +127,7 @@ fn read(c: &mut Criterion) {
         );
         let mut reader = rig.client().reader(rig::shard(1)).unwrap();
         let mut out: Vec<Message> = Vec::with_capacity(BATCH);
-        let mut from = 0u64;
+        let mut from = start;
         let id = format!("json_read_batch_100/{function}");
         g.bench_function(function, |b| {
             b.iter_custom(|iters| {
@@ -108,7 +140,7 @@ fn read(c: &mut Criterion) {
                         }
                         from += got as u64;
                         if got < BATCH {
-                            from = 0;
+                            from = start;
                         }
                     }
                 })

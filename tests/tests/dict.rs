@@ -270,3 +270,53 @@ fn training_on_demand_needs_the_setting_and_then_compresses() {
     drop(r);
     c.close().unwrap();
 }
+
+/// Dictionary 32768 is first used at entry 300, 32769 at 900: retention
+/// deletes 32768 exactly when the oldest retained entry reaches 900, and
+/// never the newest; every retained entry reads throughout.
+#[test]
+fn retention_keeps_a_dictionary_while_retained_entries_may_use_it() {
+    let t = tempfile::tempdir().unwrap();
+    let mut cfg = config();
+    cfg.storage.max_file_size = 16 << 10;
+    cfg.retention.protect_unconsumed = false;
+    cfg.retention.min_files_to_keep = 1;
+    cfg.compression.dict_sample_bytes = 64 << 20; // never due by itself
+    let lines: Vec<Vec<u8>> = (0..1500).map(line).collect();
+    let c = Client::open(t.path(), cfg).unwrap();
+    let append = |range: std::ops::Range<usize>| {
+        for chunk in lines[range].chunks(10) {
+            c.append_shard(SHARD, chunk).unwrap();
+        }
+        c.sync().unwrap();
+    };
+    append(0..300);
+    assert_eq!(c.train_dictionary(SHARD).unwrap(), 32768);
+    append(300..900);
+    assert_eq!(c.train_dictionary(SHARD).unwrap(), 32769);
+    append(900..1500);
+    c.close().unwrap();
+
+    let first_dict = shard_dir(t.path()).join("dict-0000032768.zdict");
+    let newest = shard_dir(t.path()).join("dict-0000032769.zdict");
+    let (mut kept_while_needed, mut deleted) = (false, false);
+    for kib in [200u64, 160, 140, 120, 110, 100, 90, 80, 70, 60, 50, 40, 32, 24] {
+        let mut cfg = cfg;
+        cfg.retention.max_shard_size = Some(kib << 10);
+        let c = Client::open(t.path(), cfg).unwrap();
+        c.run_retention_now().unwrap();
+        let mut r = c.reader(SHARD).unwrap();
+        let (first, end) = r.bounds().unwrap();
+        assert_eq!(end, 1500);
+        assert_eq!(first_dict.exists(), first < 900, "oldest retained {first}");
+        assert!(newest.exists());
+        kept_while_needed |= (300..900).contains(&first);
+        deleted |= first >= 900;
+        for i in first..end {
+            assert_eq!(r.read(i).unwrap().data(), &lines[i as usize][..], "entry {i}");
+        }
+        drop(r);
+        c.close().unwrap();
+    }
+    assert!(kept_while_needed && deleted, "the sweep did not cross entry 900 from inside 300..900");
+}

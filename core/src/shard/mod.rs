@@ -126,8 +126,12 @@ pub struct Deleted {
     pub bytes: u64,
     /// Their entries.
     pub entries: u64,
-    /// Files whose unlink failed (left as orphans for the next open).
+    /// Files whose unlink failed (left as orphans for the next open), and
+    /// failed dictionary retirements (retried at the next deletion).
     pub unlink_errors: u64,
+    /// zstd dictionaries no retained entry may use any more, deleted
+    /// (`crate::dict`'s rule).
+    pub dicts: u64,
 }
 
 /// State restored when a multi-flush batch fails half way.
@@ -935,6 +939,11 @@ where
                     d.unlink_errors += 1;
                 }
             }
+        }
+        // Dictionaries only the deleted entries may have used.
+        match crate::dict::retire_dicts(storage, self.manifest.first_entry) {
+            Ok(n) => d.dicts = n as u64,
+            Err(_) => d.unlink_errors += 1,
         }
         self.bump(Counter::SegmentsDeleted, d.segments);
         self.bump(Counter::BytesReclaimed, d.bytes);
