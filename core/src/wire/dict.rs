@@ -170,6 +170,25 @@ mod tests {
         f
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics_and_writer_files_parse(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            id in DICT_ID_MIN..=DICT_ID_MAX,
+            first in proptest::prelude::any::<u64>(),
+        ) {
+            let _ = parse_dict_file(&bytes);
+            let _ = super::super::frame_dict_id(&bytes);
+            let mut d = ZDICT_MAGIC.to_vec();
+            d.extend_from_slice(&[0; 4]);
+            d.extend_from_slice(&body);
+            set_dict_id(&mut d, id).unwrap();
+            let f = file(first, &d);
+            proptest::prop_assert_eq!(parse_dict_file(&f), Ok(DictFile { id, first_entry: first, dict: &d }));
+        }
+    }
+
     #[test]
     fn roundtrip_and_golden_header() {
         let d = zdict(40_000, 100);
