@@ -178,6 +178,10 @@ struct StatShardJson<'a> {
     oldest_ns: u64,
     newest_ns: u64,
     compression_ratio: out::Ratio4,
+    /// The newest zstd dictionary in the shard directory (the one its
+    /// writer compresses with), if any.
+    dictionary: Option<u32>,
+    dictionaries: usize,
     counters: CountersJson<'a>,
     groups: Vec<StatGroupJson<'a>>,
 }
@@ -204,6 +208,22 @@ struct StatJson<'a> {
 /// Counters that only the shard's writer process adds to (docs/DECISIONS.md
 /// D-21): reads and acks in other processes never write `comet.state`.
 const WRITER_PROCESS_ONLY: [&str; 2] = ["entries_read", "acks"];
+
+/// The zstd dictionary ids (`dict-<id>.zdict`) in a shard's directory,
+/// ascending.
+fn dictionaries(dir: &Path, shard: comet::ShardId) -> Vec<u32> {
+    let mut ids: Vec<u32> = std::fs::read_dir(dir.join(format!("shard-{shard}")))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name();
+            let digits = name.to_str()?.strip_prefix("dict-")?.strip_suffix(".zdict")?.to_owned();
+            (digits.len() == 10).then(|| digits.parse().ok()).flatten()
+        })
+        .collect();
+    ids.sort_unstable();
+    ids
+}
 
 /// Shards, segments, entries, bytes, age span and metrics.
 pub(crate) fn stat(dir: &Path, format: StatFormat, allow_empty: bool) -> CmdResult {
@@ -236,6 +256,8 @@ pub(crate) fn stat(dir: &Path, format: StatFormat, allow_empty: bool) -> CmdResu
                 oldest_ns: old,
                 newest_ns: st.newest_ns,
                 compression_ratio: out::Ratio4(st.compression_ratio),
+                dictionary: dictionaries(dir, st.shard).last().copied(),
+                dictionaries: dictionaries(dir, st.shard).len(),
                 counters: CountersJson(&st.counters),
                 groups: st
                     .groups
@@ -279,13 +301,14 @@ pub(crate) fn stat(dir: &Path, format: StatFormat, allow_empty: bool) -> CmdResu
     if !stats.shards.is_empty() {
         writeln!(
             w,
-            "\nSHARD  {:>12}  {:>12}  {:>12}  SEGMENTS  {:>12}  RATIO  GROUPS  OLDEST                    NEWEST",
-            "FIRST", "END", "ENTRIES", "BYTES"
+            "\nSHARD  {:>12}  {:>12}  {:>12}  SEGMENTS  {:>12}  RATIO  {:>10}  GROUPS  OLDEST                    NEWEST",
+            "FIRST", "END", "ENTRIES", "BYTES", "DICT"
         )?;
         for (st, old) in stats.shards.iter().zip(&oldest) {
+            let dict = dictionaries(dir, st.shard).last().map_or_else(|| "-".to_string(), u32::to_string);
             writeln!(
                 w,
-                "{}   {:>12}  {:>12}  {:>12}  {:>8}  {:>12}  {:>5.2}  {:>6}  {:<24}  {}",
+                "{}   {:>12}  {:>12}  {:>12}  {:>8}  {:>12}  {:>5.2}  {dict:>10}  {:>6}  {:<24}  {}",
                 st.shard,
                 st.first_entry,
                 st.durable_end,
