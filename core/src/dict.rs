@@ -74,11 +74,11 @@ pub fn load_dict<S: Storage>(storage: &S, id: u32, buf: &mut Vec<u8>) -> Result<
     let f = storage.open(&name, OpenMode::Read).ctx(IoOp::Open, &name)?;
     let len = f.len().ctx(IoOp::Len, &name)?;
     let max = (DICT_HEADER_LEN as u64) + u64::from(DICT_MAX_BYTES);
-    if len > max {
+    let Some(len) = usize::try_from(len).ok().filter(|&l| l as u64 <= max) else {
         return Err(corrupt(id, 12, WireError::TooLarge { len, max }));
-    }
+    };
     buf.clear();
-    buf.resize(len as usize, 0);
+    buf.resize(len, 0);
     let n = read_exact_at(&f, 0, buf).ctx(IoOp::Read, &name)?;
     buf.truncate(n);
     let parsed = parse_dict_file(buf).map_err(|e| corrupt(id, 0, e))?;

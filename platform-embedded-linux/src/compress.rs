@@ -149,11 +149,12 @@ impl ZstdDecompressor {
         if self.dict == Some((shard, id)) {
             return Ok(());
         }
-        let corrupt = |error| {
+        // zstd refuses the dictionary's tables: damage at its start.
+        let corrupt = || {
             DictLoadError::Engine(comet_core::Error::Corrupt(Corruption {
                 file: FileKind::Dict { id },
-                offset: 0,
-                error,
+                offset: DICT_HEADER_LEN as u64,
+                error: WireError::InvalidField { offset: 0 },
             }))
         };
         let mut buf = Vec::new();
@@ -172,15 +173,14 @@ impl ZstdDecompressor {
                 available: DICT_READ_MAX as u64,
             }));
         }
-        let dict = Dictionary::decode_dict(raw)
-            .map_err(|_| corrupt(WireError::InvalidField { offset: DICT_HEADER_LEN as u32 }))?;
+        let dict = Dictionary::decode_dict(raw).map_err(|_| corrupt())?;
         if self.dict.is_some() {
             // Drop the previous dictionary (ruzstd keeps every one added).
             self.dec = FrameDecoder::new();
             self.dec.set_max_window_size(self.max_window);
             self.dict = None;
         }
-        self.dec.add_dict(dict).map_err(|_| corrupt(WireError::InvalidField { offset: DICT_HEADER_LEN as u32 }))?;
+        self.dec.add_dict(dict).map_err(|_| corrupt())?;
         self.dict = Some((shard, id));
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! package's, and frames that name one of the shard's dictionaries).
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::io::{self, Read};
 use std::path::Path;
 
@@ -164,7 +165,7 @@ pub(crate) struct Unzstd {
     ctx: Option<zstd::bulk::Decompressor<'static>>,
     /// Contexts with one of the shard's dictionaries loaded, by id (each
     /// file is read and checked once).
-    dicts: HashMap<u32, zstd::bulk::Decompressor<'static>>,
+    dicts: HashMap<u32, Option<zstd::bulk::Decompressor<'static>>>,
 }
 
 impl std::fmt::Debug for Unzstd {
@@ -182,26 +183,24 @@ impl Unzstd {
         else {
             return decompress_in(&mut self.ctx, frame, max).map_err(UnzstdError::Frame);
         };
-        if !self.dicts.contains_key(&id) {
-            let storage = DirStorage::open_path(dir).map_err(UnzstdError::DirIo)?;
-            let mut buf = Vec::new();
-            match load_dict(&storage, id, &mut buf) {
-                Ok(_) => {}
-                Err(comet_core::Error::Storage { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                    return Err(UnzstdError::MissingDict(id));
+        let ctx = match self.dicts.entry(id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(v) => {
+                let storage = DirStorage::open_path(dir).map_err(UnzstdError::DirIo)?;
+                let mut buf = Vec::new();
+                match load_dict(&storage, id, &mut buf) {
+                    Ok(_) => {}
+                    Err(comet_core::Error::Storage { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                        return Err(UnzstdError::MissingDict(id));
+                    }
+                    Err(e) => return Err(UnzstdError::Dict(e)),
                 }
-                Err(e) => return Err(UnzstdError::Dict(e)),
+                let d = zstd::bulk::Decompressor::with_dictionary(buf.get(DICT_HEADER_LEN..).unwrap_or_default())
+                    .map_err(UnzstdError::Frame)?;
+                v.insert(Some(d))
             }
-            let d = zstd::bulk::Decompressor::with_dictionary(buf.get(DICT_HEADER_LEN..).unwrap_or_default())
-                .map_err(UnzstdError::Frame)?;
-            self.dicts.insert(id, d);
-        }
-        let mut ctx = self.dicts.remove(&id);
-        let r = decompress_in(&mut ctx, frame, max).map_err(UnzstdError::Frame);
-        if let Some(c) = ctx {
-            self.dicts.insert(id, c);
-        }
-        r
+        };
+        decompress_in(ctx, frame, max).map_err(UnzstdError::Frame)
     }
 }
 
@@ -315,14 +314,17 @@ mod tests {
             let StoredPayload::Frame(n) = encode_payload(&payload, 64, &mut z, &mut dst).unwrap() else {
                 panic!("not compressed")
             };
-            assert_eq!(u.decompress(&dst[..n], payload.len()).unwrap(), payload);
+            assert_eq!(u.decompress(Path::new("no-dictionaries-here"), &dst[..n], payload.len()).unwrap(), payload);
             // a damaged frame fails and leaves the context usable
             let mut bad = dst[..n].to_vec();
             let mid = bad.len() / 2;
             bad[mid] ^= 0x5A;
             bad.truncate(n - 1);
-            assert!(u.decompress(&bad, payload.len()).is_err());
-            assert!(u.decompress(&dst[..n], payload.len() - 1).is_err(), "limit enforced");
+            assert!(u.decompress(Path::new("no-dictionaries-here"), &bad, payload.len()).is_err());
+            assert!(
+                u.decompress(Path::new("no-dictionaries-here"), &dst[..n], payload.len() - 1).is_err(),
+                "limit enforced"
+            );
         }
     }
 }

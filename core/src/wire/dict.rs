@@ -38,6 +38,9 @@ pub const DICT_ID_MAX: u32 = (1 << 31) - 1;
 /// `comet` 16 KiB by default).
 pub const DICT_MAX_BYTES: u32 = 1 << 20;
 
+/// Where the dictionary starts in the file, for error offsets.
+const HEADER_AT: u32 = 32;
+
 /// A parsed and checked dictionary file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DictFile<'a> {
@@ -79,7 +82,7 @@ fn check_zdict(dict: &[u8], want: Option<u32>, base: u32) -> Result<u32, WireErr
 /// Fails if `dict` is not a zstd dictionary, its id is outside
 /// `DICT_ID_MIN..=DICT_ID_MAX`, or it is longer than [`DICT_MAX_BYTES`].
 pub fn encode_dict_header(first_entry: u64, dict: &[u8]) -> Result<[u8; DICT_HEADER_LEN], WireError> {
-    let id = check_zdict(dict, None, DICT_HEADER_LEN as u32)?;
+    let id = check_zdict(dict, None, HEADER_AT)?;
     let len = u32::try_from(dict.len())
         .ok()
         .filter(|&l| l <= DICT_MAX_BYTES)
@@ -130,7 +133,7 @@ pub fn parse_dict_file(bytes: &[u8]) -> Result<DictFile<'_>, WireError> {
     if actual != stored {
         return Err(WireError::ChecksumMismatch { expected: stored, actual });
     }
-    check_zdict(dict, Some(id), DICT_HEADER_LEN as u32)?;
+    check_zdict(dict, Some(id), HEADER_AT)?;
     Ok(DictFile { id, first_entry, dict })
 }
 
@@ -154,7 +157,6 @@ pub fn set_dict_id(dict: &mut [u8], id: u32) -> Result<(), WireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::vec;
     use std::vec::Vec;
 
     fn zdict(id: u32, n: usize) -> Vec<u8> {
@@ -238,6 +240,6 @@ mod tests {
         assert!(set_dict_id(&mut d, 1).is_err());
         set_dict_id(&mut d, DICT_ID_MAX).unwrap();
         assert_eq!(parse_dict_file(&file(0, &d)).unwrap().id, DICT_ID_MAX);
-        assert_eq!(set_dict_id(&mut vec![0u8; 8], DICT_ID_MIN), Err(WireError::BadMagic));
+        assert_eq!(set_dict_id(&mut [0u8; 8], DICT_ID_MIN), Err(WireError::BadMagic));
     }
 }
