@@ -721,7 +721,7 @@ mod tests {
     fn noop() {}
 
     #[test]
-    fn head_seqlock_roundtrip() {
+    fn head_seqlock_roundtrip_and_its_sequence() {
         let w = words(STATE_WORDS);
         let h = DurableHead {
             base: 5,
@@ -734,7 +734,11 @@ mod tests {
             interval: 10,
         };
         store_head(&w, &h);
+        let s1 = head_seq(&w);
+        assert_eq!(DurableHead::decode(&load_head_line(&w, 1)).unwrap().1, s1);
         store_head(&w, &h);
+        assert!(head_seq(&w) > s1 && head_seq(&w).is_multiple_of(2), "every store moves the sequence");
+        assert_eq!(head_seq(&words(1)), 1, "no head line: odd, never cached");
         let line = load_head_line(&w, 10);
         assert_eq!(DurableHead::decode(&line).unwrap().0, h);
         // a writer killed mid-update leaves an odd sequence: rejected
@@ -849,27 +853,6 @@ mod tests {
         let other = t.slot_of("g7").unwrap();
         assert_ne!(other.index(), slot.index());
         assert_eq!(other.get(&w).unwrap().unwrap().offset, 7);
-    }
-
-    #[test]
-    fn head_seq_moves_with_every_store() {
-        let w = words(STATE_WORDS);
-        let h = DurableHead {
-            base: 0,
-            entries: 1,
-            bytes: 20,
-            open_crc: 0,
-            closed_hash: 0,
-            last_ts: 1,
-            clean: false,
-            interval: 0,
-        };
-        store_head(&w, &h);
-        let s1 = head_seq(&w);
-        assert_eq!(DurableHead::decode(&load_head_line(&w, 1)).unwrap().1, s1);
-        store_head(&w, &h);
-        assert!(head_seq(&w) > s1 && head_seq(&w).is_multiple_of(2));
-        assert_eq!(head_seq(&words(1)), 1, "no head line: odd, never cached");
     }
 
     #[test]
