@@ -42,15 +42,10 @@ pub(crate) fn read_head(state: &SharedWords) -> Option<DurableHead> {
     read_head_seq(state).map(|(h, _)| h)
 }
 
-/// [`read_head`] with the seqlock sequence the head was published under.
+/// [`read_head`] with the seqlock sequence the head was published under
+/// (the core's [`shm::load_head`]).
 pub(crate) fn read_head_seq(state: &SharedWords) -> Option<(DurableHead, u64)> {
-    for _ in 0..100 {
-        if let Ok(decoded) = DurableHead::decode(&shm::load_head_line(state.words(), 1000)) {
-            return Some(decoded);
-        }
-        std::hint::spin_loop();
-    }
-    None
+    shm::load_head(state.words())
 }
 
 /// Refuses a shard directory written by the Go package (D-11): without a
