@@ -100,7 +100,8 @@ pub mod read {
     pub use crate::read::{
         ActiveChunks, ActiveTable, CheckedChunks, ChunkEntries, ChunkFault, ChunkPos, EntryView, MARK_STRIDE, Probe,
         ScannedTable, Sealed, SealedChunks, check_chunk, check_chunk_marking, check_streaming, chunk_in, load_chunk,
-        locate_sealed, marks_per_chunk, read_table_records, readable_from, scan_table, sealed_table, seek_time,
+        locate_sealed, marks_per_chunk, payload_into, read_table_records, readable_from, scan_table, sealed_table,
+        seek_time,
     };
 }
 
