@@ -241,8 +241,8 @@ impl ShardSlot {
 
     /// Publishes the engine's counter deltas into the shared state.
     pub(crate) fn publish_counters(&self, engine: &mut Engine) {
-        if let Some(words) = self.state_rw.get().and_then(|s| s.writable()) {
-            engine.drain_counters(|c, v| shm::add_counter(words, c, v));
+        if let Some(state) = self.state_rw.get() {
+            engine.drain_counters(|c, v| state.add_counter(c, v));
         }
     }
 
@@ -265,8 +265,8 @@ impl ShardSlot {
         let mut g = self.writer();
         let Some(w) = g.as_mut() else { return Ok(()) };
         let r = w.engine.complete_sync(ticket, synced).map_err(|e| Error::from_core(self.id, &self.dir, e));
-        if let Some(words) = self.state_rw.get().and_then(|s| s.writable()) {
-            shm::add_counter(words, Counter::SyncNanos, u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        if let Some(state) = self.state_rw.get() {
+            state.add_counter(Counter::SyncNanos, u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
         }
         self.publish_counters(&mut w.engine);
         drop(g);
@@ -280,14 +280,10 @@ impl ShardSlot {
     pub(crate) fn close(&self) -> Result<()> {
         let mut g = self.writer();
         let Some(w) = g.take() else { return Ok(()) };
-        let words = self.state_rw.get().and_then(|s| s.writable());
+        let state = self.state_rw.get();
         let r = w
             .engine
-            .close_with(|c, v| {
-                if let Some(words) = words {
-                    shm::add_counter(words, c, v);
-                }
-            })
+            .close_with(|c, v| state.map_or((), |s| s.add_counter(c, v)))
             .map_err(|e| Error::from_core(self.id, &self.dir, e));
         drop(g);
         self.waiters.notify();
