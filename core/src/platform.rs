@@ -123,7 +123,8 @@ pub mod check {
 /// The pure retention policy and the pass that applies it.
 pub mod retention {
     pub use crate::retention::{
-        LowWater, SegmentInfo, ShardLimits, TotalCandidate, TotalPlan, acked_prefix, plan_shard, plan_total,
+        LowWater, SegmentInfo, ShardLimits, TotalCandidate, TotalPlan, acked_prefix, plan_by_config, plan_shard,
+        plan_total,
     };
     #[cfg(feature = "alloc")]
     pub use crate::retention::{RetentionShards, Scratch, ShardOutcome, run_pass};
