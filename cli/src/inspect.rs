@@ -350,11 +350,11 @@ impl From<&Finding> for FindingJson {
     fn from(f: &Finding) -> FindingJson {
         FindingJson {
             shard: f.shard.get(),
-            severity: if f.severity == Severity::Damage { "damage" } else { "note" },
-            kind: f.problem.name(),
-            segment: f.segment.map(|b| format!("log-{b:020}.comet")),
-            entries: f.entries.as_ref().map(|r| [r.start, r.end]),
-            message: f.problem.to_string(),
+            severity: if f.finding.severity == Severity::Damage { "damage" } else { "note" },
+            kind: f.finding.problem.name(),
+            segment: f.finding.segment.map(|b| format!("log-{b:020}.comet")),
+            entries: f.finding.entries.as_ref().map(|r| [r.start, r.end]),
+            message: f.finding.problem.to_string(),
         }
     }
 }
@@ -416,7 +416,7 @@ fn print_verify(w: &mut impl Write, r: &VerifyReport) -> io::Result<u8> {
         )?;
     }
     for f in &r.findings {
-        let tag = if f.severity == Severity::Damage { "DAMAGE" } else { "note  " };
+        let tag = if f.finding.severity == Severity::Damage { "DAMAGE" } else { "note  " };
         writeln!(w, "{tag} {}", out::line_safe(&f.to_string()))?;
     }
     let (damage, notes) = (r.damage().count() as u64, r.notes().count() as u64);

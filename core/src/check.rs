@@ -739,7 +739,7 @@ mod tests {
     use core::cell::RefCell;
 
     use super::*;
-    use crate::shard::{EngineConfig, Shard};
+    use crate::shard::Shard;
     use crate::sim::{MemDir, MemError, MemFile};
     use crate::state::{FileHeadStore, STATE_FILE};
     use crate::wire::NoCompression;
@@ -789,15 +789,7 @@ mod tests {
     fn shard() -> (MemDir, SimShard) {
         let dir = MemDir::new();
         let head = FileHeadStore::new(dir.open(STATE_FILE, OpenMode::Create).unwrap()).unwrap();
-        let cfg = EngineConfig {
-            interval: 4,
-            max_entry: 1 << 16,
-            max_file_size: 1024,
-            buffer_size: 256,
-            min_compress: usize::MAX,
-            max_chunks: u32::MAX,
-            max_sealed: u32::MAX,
-        };
+        let cfg = crate::sim::small_engine();
         let (mut s, _) = Shard::open(dir.clone(), head, NoCompression, cfg).unwrap();
         for i in 0..40u64 {
             s.append(1 + i, &[[i as u8; 76]]).unwrap();

@@ -95,7 +95,7 @@ pub mod state {
 pub mod shm {
     pub use crate::state::shm::{
         GroupOffset, GroupSlot, OFFSETS_WORDS, OffsetsTable, STATE_WORDS, add_counter, clear_counters, head_seq,
-        load_counter, load_head_line, store_head,
+        load_counter, load_head, load_head_line, store_head,
     };
 }
 
@@ -111,7 +111,8 @@ pub mod read {
     pub use crate::read::{
         ActiveChunks, ActiveTable, CheckedChunks, ChunkEntries, ChunkFault, ChunkPos, EntryView, MARK_STRIDE, Probe,
         ScannedTable, Sealed, SealedChunks, check_chunk, check_chunk_marking, check_streaming, chunk_in, load_chunk,
-        locate_sealed, marks_per_chunk, read_table_records, readable_from, scan_table, sealed_table, seek_time,
+        locate_sealed, marks_per_chunk, payload_into, read_table_records, readable_from, scan_table, sealed_table,
+        seek_time,
     };
 }
 
@@ -133,7 +134,8 @@ pub mod check {
 /// The pure retention policy and the pass that applies it.
 pub mod retention {
     pub use crate::retention::{
-        LowWater, SegmentInfo, ShardLimits, TotalCandidate, TotalPlan, acked_prefix, plan_shard, plan_total,
+        LowWater, SegmentInfo, ShardLimits, TotalCandidate, TotalPlan, acked_prefix, plan_by_config, plan_shard,
+        plan_total,
     };
     #[cfg(feature = "alloc")]
     pub use crate::retention::{RetentionShards, Scratch, ShardOutcome, run_pass};

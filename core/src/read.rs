@@ -41,7 +41,7 @@ use crate::index::table::TABLE_RECORD;
 use crate::index::{ChunkRec, SegmentMeta, Table};
 use crate::state::DurableHead;
 use crate::storage::{StorageFile, read_exact_at};
-use crate::wire::{EntryHeader, EntryStatus, HEADER_LEN, WireError, classify_entry};
+use crate::wire::{Decompressor, EntryHeader, EntryStatus, HEADER_LEN, WireError, classify_entry, is_frame};
 
 /// Where a chunk lies and what its bytes must hash to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -617,11 +617,50 @@ pub fn readable_from(first: u64, end: u64, entry: u64, mut lost: impl FnMut(u64)
     e.min(end)
 }
 
+/// Copies a stored payload into `dst`, decoding it with `decoder` when it
+/// is a zstd frame (the wire rule: a stored payload that begins with the
+/// magic is a frame, [`is_frame`]). Returns the payload's length and
+/// whether it was a frame. A `dst` too small for the payload is
+/// [`WireError::OutputTooSmall`] either way; a frame that fails to decode
+/// is the decoder's error.
+pub fn payload_into(
+    stored: &[u8],
+    dst: &mut [u8],
+    decoder: &mut impl Decompressor,
+) -> Result<(usize, bool), WireError> {
+    if is_frame(stored) {
+        return decoder.decompress(stored, dst).map(|n| (n, true));
+    }
+    let out = dst.get_mut(..stored.len()).ok_or(WireError::OutputTooSmall { needed: stored.len() as u64 })?;
+    out.copy_from_slice(stored);
+    Ok((stored.len(), false))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::index::ChunkRec;
     use alloc::vec;
+
+    #[test]
+    fn payload_into_copies_raw_decodes_frames_and_refuses_a_short_buffer() {
+        let mut dst = [0u8; 64];
+        assert_eq!(payload_into(b"plain", &mut dst, &mut crate::wire::RawFrameDecoder), Ok((5, false)));
+        assert_eq!(&dst[..5], b"plain");
+        let mut frame = [0u8; 64];
+        let n = crate::wire::write_raw_frame(b"framed", &mut frame).unwrap();
+        assert_eq!(payload_into(&frame[..n], &mut dst, &mut crate::wire::RawFrameDecoder), Ok((6, true)));
+        assert_eq!(&dst[..6], b"framed");
+        let mut short = [0u8; 3];
+        for stored in [&b"plain"[..], &frame[..n]] {
+            let e = payload_into(stored, &mut short, &mut crate::wire::RawFrameDecoder).unwrap_err();
+            assert!(matches!(e, WireError::OutputTooSmall { .. }), "{e:?}");
+        }
+        assert_eq!(
+            payload_into(b"plain", &mut short, &mut crate::wire::RawFrameDecoder),
+            Err(WireError::OutputTooSmall { needed: 5 })
+        );
+    }
 
     fn entry(ts: u64, payload: &[u8]) -> Vec<u8> {
         let mut v = EntryHeader { len: payload.len() as u32, timestamp: ts }.to_bytes().to_vec();

@@ -223,6 +223,32 @@ pub fn write_all_at<F: StorageFile>(file: &F, mut offset: u64, bufs: &[&[u8]]) -
     Ok(())
 }
 
+/// Copies bytes `range` of `src` to the start of `dst` through `buf`, then
+/// syncs `dst`: how import and repair keep bytes they set aside. Stops early
+/// at the end of `src`. Errors name the file they came from (`src_name` or
+/// `dst_name`).
+#[cfg_attr(not(feature = "alloc"), allow(dead_code))]
+pub(crate) fn copy_range<F: StorageFile>(
+    src: &F,
+    src_name: &str,
+    range: core::ops::Range<u64>,
+    dst: &F,
+    dst_name: &str,
+    buf: &mut [u8],
+) -> Result<(), Error<F::Error>> {
+    let mut at = range.start;
+    while at < range.end {
+        let n = usize::try_from(range.end - at).map_or(buf.len(), |left| left.min(buf.len()));
+        let got = read_exact_at(src, at, &mut buf[..n]).ctx(IoOp::Read, src_name)?;
+        if got == 0 {
+            break;
+        }
+        write_all_at(dst, at - range.start, &[&buf[..got]]).ctx(IoOp::Write, dst_name)?;
+        at += got as u64;
+    }
+    dst.sync().ctx(IoOp::Sync, dst_name)
+}
+
 /// Attaches the operation and file name to a storage error.
 #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
 pub(crate) trait Context<T, E> {

@@ -284,6 +284,17 @@ pub fn settle_offsets(dir: &DirStorage, heal: bool, now_ns: u64) -> io::Result<O
     Ok(done)
 }
 
+/// Makes a shard's `offsets.state` durable (`fsync`), as a writer does
+/// when it closes: acks and seeks store into the shared map and leave the
+/// write-back to the kernel. A missing file has nothing to sync.
+pub fn sync_offsets(dir: &DirStorage) -> io::Result<()> {
+    match dir.open(OFFSETS_FILE, OpenMode::ReadWrite) {
+        Ok(f) => f.sync(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// The shards under the data directory `root`: entries named `shard-NNNN`
 /// that are directories (or symlinks to directories), sorted. A missing
 /// `root` holds no shard.
@@ -376,6 +387,20 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let d = DirStorage::open_path(t.path()).unwrap();
         (t, d)
+    }
+
+    #[test]
+    fn offsets_sync_needs_no_file_and_counters_need_a_writable_map() {
+        let (_t, d) = dir();
+        sync_offsets(&d).unwrap();
+        drop(map_offsets_write(&d).unwrap());
+        sync_offsets(&d).unwrap();
+        let (w, _fd, _) = map_state_write(&d).unwrap();
+        w.add_counter(comet_core::Counter::Acks, 2);
+        w.add_counter(comet_core::Counter::Acks, 3);
+        let r = map_state_read(&d).unwrap().unwrap();
+        r.add_counter(comet_core::Counter::Acks, 100);
+        assert_eq!(comet_core::platform::shm::load_counter(r.words(), comet_core::Counter::Acks), 5);
     }
 
     #[test]

@@ -7,11 +7,22 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use comet_core::DurableHead;
 use comet_core::platform::shm;
 use comet_core::platform::state::{HeadStore, STATE_LINE};
+use comet_core::{Counter, DurableHead};
 
 use crate::map::SharedWords;
+
+impl SharedWords {
+    /// Adds `v` to counter `c` of this `comet.state` mapping (stores it,
+    /// for a gauge: `shm::add_counter`); does nothing on a read-only
+    /// mapping (only a shard's writer and repairs write the counters).
+    pub fn add_counter(&self, c: Counter, v: u64) {
+        if let Some(words) = self.writable() {
+            shm::add_counter(words, c, v);
+        }
+    }
+}
 
 /// Seqlock retries when loading the head (a writer holds it for a few
 /// stores, so this is ample).

@@ -38,7 +38,7 @@ mod writer;
 
 pub use files::{
     OFFSETS_QUARANTINE, OffsetsSettled, STATE_QUARANTINE, create_shard_dir, map_offsets_read, map_offsets_write,
-    map_state_read, map_state_write, settle_offsets, shard_dirs,
+    map_state_read, map_state_write, settle_offsets, shard_dirs, sync_offsets,
 };
 pub use head::MappedHead;
 pub use identity::{IdentityError, dir_identity};

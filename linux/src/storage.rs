@@ -185,6 +185,16 @@ impl DirStorage {
         Ok(DirStorage { dir: Arc::new(fd), path: path.to_path_buf() })
     }
 
+    /// [`open_path`](DirStorage::open_path) for a directory that may not
+    /// exist (a shard not created yet): `None` if it does not.
+    pub fn open_existing(path: &Path) -> io::Result<Option<DirStorage>> {
+        match DirStorage::open_path(path) {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The directory's path as it was opened (for messages).
     pub fn path(&self) -> &Path {
         &self.path

@@ -10,10 +10,9 @@
 //! segment's end, and salvages `offsets.state`.
 
 use std::io;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use comet_core::platform::naming::{segment_file_name, shard_dir_name};
+use comet_core::platform::naming::shard_dir_name;
 use comet_core::platform::shard::EngineConfig;
 use comet_core::platform::state::STATE_FILE;
 use comet_core::platform::state::offsets::OFFSETS_FILE;
@@ -95,31 +94,20 @@ fn io_err(op: IoOp, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> DirEr
     move |source| DirError::Io { op, path, source }
 }
 
-/// One problem [`verify`] found.
+/// One problem [`verify`] found: which shard, and the core's finding
+/// ([`comet_core::Finding`]: severity, segment, entries, problem).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     /// The shard.
     pub shard: ShardId,
-    /// Damage or note.
-    pub severity: Severity,
-    /// The segment (by base entry), if the problem is in or about one.
-    pub segment: Option<u64>,
-    /// The entries affected, if known.
-    pub entries: Option<Range<u64>>,
-    /// What was found.
-    pub problem: Problem,
+    /// What the core's checker found in it.
+    pub finding: comet_core::Finding,
 }
 
 impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "shard {}", self.shard)?;
-        if let Some(base) = self.segment {
-            write!(f, " segment {}", segment_file_name(base))?;
-        }
-        if let Some(r) = &self.entries {
-            write!(f, " entries {}..{}", r.start, r.end)?;
-        }
-        write!(f, ": {}", self.problem)
+        let located = self.finding.segment.is_some() || self.finding.entries.is_some();
+        write!(f, "shard {}{}{}", self.shard, if located { " " } else { ": " }, self.finding)
     }
 }
 
@@ -151,12 +139,12 @@ impl VerifyReport {
 
     /// The findings of severity [`Severity::Damage`].
     pub fn damage(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(|f| f.severity == Severity::Damage)
+        self.findings.iter().filter(|f| f.finding.severity == Severity::Damage)
     }
 
     /// The findings of severity [`Severity::Note`].
     pub fn notes(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(|f| f.severity == Severity::Note)
+        self.findings.iter().filter(|f| f.finding.severity == Severity::Note)
     }
 }
 
@@ -218,13 +206,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, DirError> {
                 comet_core::ShardCheck::default()
             }
         };
-        report.findings.extend(found.into_iter().map(|f| Finding {
-            shard,
-            severity: f.severity,
-            segment: f.segment,
-            entries: f.entries,
-            problem: f.problem,
-        }));
+        report.findings.extend(found.into_iter().map(|finding| Finding { shard, finding }));
         report.shards.push(ShardCheck { shard, check });
     }
     Ok(report)

@@ -155,12 +155,12 @@ pub fn open_writer<C: Compressor>(
     let (mut engine, mut report) = Shard::open(dir.clone(), head, compressor, engine).map_err(OpenError::Engine)?;
     report.created |= created;
     // `map_state_write` maps read-write: the words are always writable.
-    if let Some(words) = state.writable() {
-        if report.state_reset {
-            shm::clear_counters(words);
-        }
-        engine.drain_counters(|c, v| shm::add_counter(words, c, v));
+    if let Some(words) = state.writable()
+        && report.state_reset
+    {
+        shm::clear_counters(words);
     }
+    engine.drain_counters(|c, v| state.add_counter(c, v));
     Ok(OpenedWriter { engine, lock, dir, state, state_fd, state_replaced, offsets, report })
 }
 

@@ -9,6 +9,7 @@
 use core::time::Duration;
 
 use comet_core::platform::config::{check_millis, check_range};
+use comet_core::platform::index::TABLE_RECORD;
 use comet_core::platform::shard::EngineConfig;
 use comet_core::platform::wire::{HEADER_LEN, raw_frame_len};
 use comet_core::{ConfigError, EngineSettings, RetentionConfig};
@@ -16,9 +17,6 @@ use comet_core::{ConfigError, EngineSettings, RetentionConfig};
 /// Most shards one [`Log`](crate::Log) may hold open (the size of its
 /// fixed shard table).
 pub const MAX_SHARDS: usize = 64;
-
-/// Bytes of one checkpoint record in the active segment's table.
-const CHUNK_BYTES: usize = 8;
 
 /// The log's settings. Every buffer they size is allocated at open; none
 /// grows afterwards. Construct with [`EmbeddedConfig::default`] and adjust
@@ -172,10 +170,7 @@ impl EmbeddedConfig {
     /// The engine settings for each shard.
     pub fn engine(&self) -> Result<EngineConfig, ConfigError> {
         self.validate()?;
-        let mut e = EngineConfig::from_settings(&self.engine_settings())?;
-        e.max_chunks = self.checkpoint_capacity;
-        e.max_sealed = self.max_segments;
-        Ok(e)
+        Ok(EngineConfig::bounded(&self.engine_settings(), self.checkpoint_capacity, self.max_segments))
     }
 
     /// Largest window the decoder accepts: what our frames use, or a
@@ -187,22 +182,18 @@ impl EmbeddedConfig {
     /// The heap this configuration reserves (see [`HeapBudget`]). Measured
     /// against a counting allocator in the crate's tests and example.
     pub fn heap_budget(&self) -> HeapBudget {
-        let buf = self.write_buffer_bytes as usize;
-        let interval = self.boundary_interval.max(1) as usize;
-        let starts = (buf / (HEADER_LEN * interval) + 2) * 4;
-        let chunks = self.checkpoint_capacity as usize * CHUNK_BYTES;
+        // The engine's own bounds (write buffer, chunk starts, checkpoint
+        // table, manifest records; and what opening a shard needs while
+        // it runs) are the core's figures for these settings.
+        let engine = EngineConfig::bounded(&self.engine_settings(), self.checkpoint_capacity, self.max_segments);
         // Shard state, its Box, the Arc'd mapping handles, the empty
         // manifest and directory handles.
         let fixed = 4 << 10;
-        let segments = self.max_segments as usize;
-        let manifest = segments * core::mem::size_of::<comet_core::platform::index::SegmentMeta>();
         // Retention copies the records it plans over into a scratch grown
         // shard by shard (twice while it is reallocated).
         let retention = 2 * comet_core::platform::retention::Scratch::bytes_per_shard(self.max_segments);
-        let per_shard = buf + starts + chunks + fixed + manifest + retention;
-        // Opening a shard: its listing (segment and table bases), its
-        // index.bin (40 + 56 per record + 4) and the recovery scan buffer.
-        let opening = 2 * 8 * (segments + 2) + 56 * segments + 44 + (64 << 10);
+        let per_shard = engine.shard_heap_bytes() + fixed + retention;
+        let opening = engine.open_heap_bytes();
         // ruzstd's decoder keeps its window (up to twice, while draining)
         // plus entropy tables and a block scratch.
         // One zstd dictionary at a time (frames that name one), bounded by
@@ -215,7 +206,8 @@ impl EmbeddedConfig {
         } else {
             0
         };
-        let reads = self.read_buffer_bytes as usize + chunks;
+        // The read buffer and a sealed segment's chunk table.
+        let reads = self.read_buffer_bytes as usize + self.checkpoint_capacity as usize * TABLE_RECORD;
         HeapBudget { per_shard, shared: reads + decoder + compressor + opening + (16 << 10) }
     }
 }

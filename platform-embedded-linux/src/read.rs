@@ -15,9 +15,10 @@
 //! restart.
 
 use comet_core::platform::group::{GroupLink, resume_point};
+use comet_core::platform::read::payload_into;
 use comet_core::platform::state::offsets::{MAX_GROUP_LEN, validate_group};
-use comet_core::platform::wire::{Decompressor, frame_dict_id, is_frame};
-use comet_core::{Counter, SeekTo, ShardId};
+use comet_core::platform::wire::{frame_dict_id, is_frame};
+use comet_core::{Counter, SeekTo, ShardId, WireError};
 
 use crate::compress::DictLoadError;
 use crate::config::MAX_SHARDS;
@@ -81,27 +82,20 @@ impl Log {
         self.reads_of(id);
         let s = &*self.shards[i];
         let (header, stored) = s.engine.read_stored(entry, &mut self.reads).map_err(engine_err(id))?;
-        let timestamp = header.timestamp;
-        if !is_frame(stored) {
-            let Some(dst) = buf.get_mut(..stored.len()) else {
-                return Err(Error::BufferTooSmall { needed: stored.len() as u64, available: buf.len() as u64 });
-            };
-            dst.copy_from_slice(stored);
-            return Ok(Entry { shard: id, entry, timestamp, len: stored.len(), compressed: false });
-        }
-        if let Ok(Some(dict)) = frame_dict_id(stored) {
+        if is_frame(stored)
+            && let Ok(Some(dict)) = frame_dict_id(stored)
+        {
             self.decoder.ensure_dict(id, dict, s.engine.storage()).map_err(|e| match e {
                 DictLoadError::Missing => Error::MissingDictionary { shard: id, entry, id: dict },
                 DictLoadError::Engine(source) => Error::Engine { shard: id, source },
             })?;
         }
-        let len = self.decoder.decompress(stored, buf).map_err(|error| match error {
-            comet_core::WireError::OutputTooSmall { needed } => {
-                Error::BufferTooSmall { needed, available: buf.len() as u64 }
-            }
+        let available = buf.len() as u64;
+        let (len, compressed) = payload_into(stored, buf, &mut self.decoder).map_err(|error| match error {
+            WireError::OutputTooSmall { needed } => Error::BufferTooSmall { needed, available },
             error => Error::Decompress { shard: id, entry, error },
         })?;
-        Ok(Entry { shard: id, entry, timestamp, len, compressed: true })
+        Ok(Entry { shard: id, entry, timestamp: header.timestamp, len, compressed })
     }
 
     /// The stored offset (next entry to read) of `group` on shard `id`, or

@@ -6,7 +6,6 @@ use std::io;
 use std::sync::Arc;
 
 use comet_core::platform::shard::{EngineConfig, Shard};
-use comet_core::platform::shm;
 use comet_core::platform::shm::OffsetsTable;
 use comet_core::{Counter, RecoveryReport, ShardId};
 use comet_linux::{DirStorage, MappedHead, OffsetsSettled, OpenError, OpenedWriter, SharedWords, WriterLock};
@@ -81,16 +80,12 @@ impl OpenShard {
 
     /// Moves the engine's counters into the shared `comet.state`.
     pub(crate) fn drain_counters(&mut self) {
-        if let Some(words) = self.state.writable() {
-            self.engine.drain_counters(|c, v| shm::add_counter(words, c, v));
-        }
+        self.engine.drain_counters(|c, v| self.state.add_counter(c, v));
     }
 
     /// Adds to a counter of the shared `comet.state`.
     pub(crate) fn bump(&self, c: Counter, v: u64) {
-        if let Some(words) = self.state.writable() {
-            shm::add_counter(words, c, v);
-        }
+        self.state.add_counter(c, v);
     }
 
     /// Syncs the engine (flush + fdatasync + head) and drains counters.
@@ -103,25 +98,11 @@ impl OpenShard {
 
     /// Closes the engine cleanly and makes the offsets durable.
     pub(crate) fn close(self) -> Result<(), Error> {
-        let id = self.id;
-        let state = self.state.clone();
+        let (id, state) = (self.id, self.state);
         let r = self
             .engine
-            .close_with(|c, v| {
-                if let Some(words) = state.writable() {
-                    shm::add_counter(words, c, v);
-                }
-            })
+            .close_with(|c, v| state.add_counter(c, v))
             .map_err(|source| Error::Engine { shard: id, source });
-        let o = match comet_core::platform::storage::Storage::open(
-            &self.dir,
-            comet_core::platform::state::offsets::OFFSETS_FILE,
-            comet_core::platform::storage::OpenMode::ReadWrite,
-        ) {
-            Ok(f) => comet_core::platform::storage::StorageFile::sync(&f).map_err(io_err(Op::MapOffsets, id)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err(Op::MapOffsets, id)(e)),
-        };
-        r.and(o)
+        r.and(comet_linux::sync_offsets(&self.dir).map_err(io_err(Op::MapOffsets, id)))
     }
 }

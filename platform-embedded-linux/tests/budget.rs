@@ -78,13 +78,7 @@ const S0: ShardId = ShardId::MIN;
 
 /// Entry `i`: `len` bytes that do not compress, written into `buf`.
 fn fill(buf: &mut [u8], i: u64) {
-    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    for b in buf.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = x as u8;
-    }
+    comet_core::sim::fill_noise(buf, i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
 }
 
 /// What one run measured.

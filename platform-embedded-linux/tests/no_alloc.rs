@@ -12,6 +12,7 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use comet_core::sim::noise;
 use comet_embedded::{Consumer, EmbeddedConfig, Log, ShardId};
 use common::{S0, json, payload};
 
@@ -181,20 +182,9 @@ fn compressed_appends_do_not_allocate() {
     let mut log = Log::open(t.path(), c, ms).unwrap();
     let lines: Vec<Vec<u8>> = (0..400).map(json).collect();
     let bundle = |i: usize, n: usize| -> Vec<u8> { lines[i % 300..][..n].concat() };
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    let mut noise = |n: usize| -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    };
     let entries: Vec<(Vec<u8>, bool)> = (0..240)
         .map(|i| match i % 12 {
-            5 => (noise(300 + i * 50), false),
+            5 => (noise(300 + i * 50, i as u64), false),
             11 => ((0..4000).map(|k| 128 + (k * k % 97) as u8).collect(), true),
             _ => (bundle(i * 7, 4 + i % 90), true),
         })

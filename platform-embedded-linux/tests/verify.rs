@@ -35,7 +35,7 @@ fn verify_reports_a_flipped_byte_and_repair_fixes_it() {
     let report = comet_embedded::verify(t.path()).unwrap();
     assert!(!report.is_ok(), "{:?}", report.findings);
     let damage: Vec<_> = report.damage().collect();
-    assert!(!damage.is_empty() && damage.iter().all(|d| d.shard == S0 && d.segment == Some(0)), "{damage:?}");
+    assert!(!damage.is_empty() && damage.iter().all(|d| d.shard == S0 && d.finding.segment == Some(0)), "{damage:?}");
 
     let repaired = comet_embedded::repair(t.path()).unwrap();
     assert_eq!(repaired.len(), 1);

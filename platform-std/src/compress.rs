@@ -269,15 +269,7 @@ mod tests {
     #[test]
     fn incompressible_payloads_stay_raw() {
         let mut z = Zstd::new(&plain(3));
-        let mut x = 0x1234_5678u64;
-        let payload: Vec<u8> = (0..8192)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let payload = comet_core::sim::noise(8192, 0x1234_5678);
         let mut dst = vec![0u8; payload.len()];
         assert_eq!(encode_payload(&payload, 0, &mut z, &mut dst).unwrap(), StoredPayload::Raw);
     }

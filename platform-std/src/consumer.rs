@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use comet_core::platform::group::{AckRangeError, GroupLink, ack_highs, check_ack_range, resume_point};
 use comet_core::platform::shm::OffsetsTable;
-use comet_core::platform::state::offsets::{OFFSETS_FILE, validate_group};
-use comet_core::{Counter, FileKind, IoOp, ShardId};
+use comet_core::platform::state::offsets::validate_group;
+use comet_core::{Counter, FileKind, ShardId};
 
 use crate::client::{Client, now_ns};
 use crate::error::{Error, Result};
@@ -40,10 +40,7 @@ pub(crate) fn map_offsets(dir: &Path, shard: ShardId, create: bool) -> Result<Op
     } else {
         comet_linux::map_offsets_read(&storage)
     };
-    r.map_err(|e| {
-        crate::shard::wrong_size(shard, FileKind::Offsets, &e)
-            .unwrap_or_else(|| Error::io(IoOp::Open, dir.join(OFFSETS_FILE), e))
-    })
+    r.map_err(|e| crate::shard::state_file_error(shard, dir, FileKind::Offsets, e))
 }
 
 /// [`map_offsets`] for lookups.

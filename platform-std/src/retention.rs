@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use comet_core::platform::retention::{RetentionShards, Scratch, SegmentInfo, ShardLimits, plan_shard, run_pass};
+use comet_core::platform::retention::{RetentionShards, Scratch, SegmentInfo, plan_by_config, run_pass};
 use comet_core::platform::shm::OffsetsTable;
 use comet_core::{ShardId, ShardPlan};
 use comet_linux::DirStorage;
@@ -217,7 +217,6 @@ impl Client {
     /// disk (computed from files; nothing is locked or changed).
     pub fn retention_stats(&self) -> Result<Vec<ShardRetentionStats>> {
         let now = now_ns();
-        let limits = ShardLimits::from_config(&self.config().retention);
         let mut out = Vec::new();
         for shard in self.shards()? {
             let st = self.shard_stats(shard)?;
@@ -227,9 +226,9 @@ impl Client {
             let sealed: Vec<SegmentInfo> =
                 m.as_ref().map(|m| m.sealed.iter().map(SegmentInfo::from).collect()).unwrap_or_default();
             let active = st.bytes - sealed.iter().map(|s| s.bytes).sum::<u64>();
-            let protect = self.config().retention.protect_unconsumed;
-            let low_water = if protect { crate::consumer::low_water(&dir, shard)? } else { None };
-            let next = plan_shard(&sealed, active, &limits, low_water, now);
+            let retention = &self.config().retention;
+            let low_water = || crate::consumer::low_water(&dir, shard);
+            let (next, _) = plan_by_config(&sealed, active, retention, now, low_water)?;
             out.push(ShardRetentionStats {
                 shard,
                 bytes: st.bytes,

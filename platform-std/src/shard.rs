@@ -16,7 +16,7 @@ use comet_core::platform::state::offsets::OFFSETS_FILE;
 use comet_core::platform::storage::StorageFile;
 use comet_core::platform::wire::{DICT_HEADER_LEN, DICT_ID_MAX, DICT_ID_MIN, set_dict_id};
 use comet_core::{Counter, DurableHead, FileKind, IoOp, RecoveryReport, ShardId};
-use comet_linux::{DirStorage, MappedHead, OpenError, SharedWords, WriterLock, WrongSize};
+use comet_linux::{DirStorage, MappedHead, OpenError, RepairOpened, SharedWords, WriterLock, WrongSize};
 
 use crate::compress::{Samples, Zstd};
 use crate::config::CompressionConfig;
@@ -25,18 +25,19 @@ use comet_core::Histogram;
 
 pub(crate) type Engine = Shard<DirStorage, MappedHead, Zstd>;
 
-/// A state file of the wrong size, as the typed error readers report.
-pub(crate) fn wrong_size(shard: ShardId, file: FileKind, e: &io::Error) -> Option<Error> {
-    WrongSize::of(e).map(|w| Error::Corrupt { shard, corruption: w.corruption(file) })
+/// A state file's error as readers report it: one of the wrong size is
+/// [`Error::Corrupt`] (the shard's writer sets it aside and recovers),
+/// anything else an I/O error on opening it.
+pub(crate) fn state_file_error(shard: ShardId, dir: &Path, file: FileKind, e: io::Error) -> Error {
+    match WrongSize::of(&e) {
+        Some(w) => Error::Corrupt { shard, corruption: w.corruption(file) },
+        None => Error::io(IoOp::Open, dir.join(file.to_string()), e),
+    }
 }
 
 /// Opens a shard directory that exists (`None` if it does not).
 pub(crate) fn open_dir(dir: &Path) -> Result<Option<DirStorage>> {
-    match DirStorage::open_path(dir) {
-        Ok(d) => Ok(Some(d)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(IoOp::Open, dir, e)),
-    }
+    DirStorage::open_existing(dir).map_err(|e| Error::io(IoOp::Open, dir, e))
 }
 
 /// Reads the durable head from a state map, retrying while a writer is
@@ -45,15 +46,10 @@ pub(crate) fn read_head(state: &SharedWords) -> Option<DurableHead> {
     read_head_seq(state).map(|(h, _)| h)
 }
 
-/// [`read_head`] with the seqlock sequence the head was published under.
+/// [`read_head`] with the seqlock sequence the head was published under
+/// (the core's [`shm::load_head`]).
 pub(crate) fn read_head_seq(state: &SharedWords) -> Option<(DurableHead, u64)> {
-    for _ in 0..100 {
-        if let Ok(decoded) = DurableHead::decode(&shm::load_head_line(state.words(), 1000)) {
-            return Some(decoded);
-        }
-        std::hint::spin_loop();
-    }
-    None
+    shm::load_head(state.words())
 }
 
 /// Refuses a shard directory written by the Go package (D-11): without a
@@ -78,9 +74,23 @@ pub(crate) fn map_state_read(dir: &Path, shard: ShardId) -> Result<Option<Shared
     let Some(storage) = open_dir(dir)? else {
         return Ok(None);
     };
-    comet_linux::map_state_read(&storage).map_err(|e| {
-        wrong_size(shard, FileKind::State, &e).unwrap_or_else(|| Error::io(IoOp::Open, dir.join("comet.state"), e))
-    })
+    comet_linux::map_state_read(&storage).map_err(|e| state_file_error(shard, dir, FileKind::State, e))
+}
+
+/// Logs what opening a shard for writing did (a writer's open or a
+/// repair's): state files set aside, damage recovered.
+pub(crate) fn log_opened(o: RepairOpened<'_>) {
+    if o.state_replaced {
+        tracing::warn!(shard = %o.shard, "comet.state had the wrong size; kept as comet.state.corrupt");
+    }
+    if let Some((kept, dropped)) = o.offsets.replaced {
+        tracing::warn!(shard = %o.shard, kept, dropped, "offsets.state was damaged; kept as offsets.state.corrupt, salvaged what checked out");
+    }
+    if o.recovery.found_damage() {
+        tracing::warn!(shard = %o.shard, report = ?o.recovery, "recovered shard on open");
+    } else {
+        tracing::debug!(shard = %o.shard, clean = o.recovery.clean, "opened shard");
+    }
 }
 
 /// Threads blocked in `tail`/`wait_for` on this shard. Syncs wake them only
@@ -229,25 +239,19 @@ impl ShardSlot {
             OpenError::Offsets(e) => Error::io(IoOp::Open, self.dir.join(OFFSETS_FILE), e),
             OpenError::Engine(e) => Error::from_core(self.id, &self.dir, e),
         })?;
-        if w.state_replaced {
-            tracing::warn!(shard = %self.id, "comet.state had the wrong size; kept as comet.state.corrupt");
-        }
-        if let Some((kept, dropped)) = w.offsets.replaced {
-            tracing::warn!(shard = %self.id, kept, dropped, "offsets.state was damaged; kept as offsets.state.corrupt, salvaged what checked out");
-        }
+        log_opened(RepairOpened {
+            shard: self.id,
+            state_replaced: w.state_replaced,
+            offsets: &w.offsets,
+            recovery: &w.report,
+        });
         // Readers of this client use the writer's mapping from now on.
         self.state_rw.get_or_init(|| w.state);
-        let report = w.report;
-        if report.found_damage() {
-            tracing::warn!(shard = %self.id, ?report, "recovered shard on open");
-        } else {
-            tracing::debug!(shard = %self.id, clean = report.clean, "opened shard");
-        }
         let mut engine = w.engine;
         if compression.dictionary {
             self.resume_dict(&mut engine)?;
         }
-        **guard = Some(Writer { engine, _lock: w.lock, report });
+        **guard = Some(Writer { engine, _lock: w.lock, report: w.report });
         Ok(())
     }
 
@@ -315,8 +319,8 @@ impl ShardSlot {
 
     /// Publishes the engine's counter deltas into the shared state.
     pub(crate) fn publish_counters(&self, engine: &mut Engine) {
-        if let Some(words) = self.state_rw.get().and_then(|s| s.writable()) {
-            engine.drain_counters(|c, v| shm::add_counter(words, c, v));
+        if let Some(state) = self.state_rw.get() {
+            engine.drain_counters(|c, v| state.add_counter(c, v));
         }
     }
 
@@ -341,8 +345,8 @@ impl ShardSlot {
         let mut g = self.writer();
         let Some(w) = g.as_mut() else { return Ok(()) };
         let r = w.engine.complete_sync(ticket, synced).map_err(|e| Error::from_core(self.id, &self.dir, e));
-        if let Some(words) = self.state_rw.get().and_then(|s| s.writable()) {
-            shm::add_counter(words, Counter::SyncNanos, u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        if let Some(state) = self.state_rw.get() {
+            state.add_counter(Counter::SyncNanos, u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
         }
         self.publish_counters(&mut w.engine);
         drop(g);
@@ -356,14 +360,10 @@ impl ShardSlot {
     pub(crate) fn close(&self) -> Result<()> {
         let mut g = self.writer();
         let Some(w) = g.take() else { return Ok(()) };
-        let words = self.state_rw.get().and_then(|s| s.writable());
+        let state = self.state_rw.get();
         let r = w
             .engine
-            .close_with(|c, v| {
-                if let Some(words) = words {
-                    shm::add_counter(words, c, v);
-                }
-            })
+            .close_with(|c, v| state.map_or((), |s| s.add_counter(c, v)))
             .map_err(|e| Error::from_core(self.id, &self.dir, e));
         drop(g);
         self.waiters.notify();

@@ -28,18 +28,5 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
 /// [`Error::Locked`]; the others are repaired first. Retention does not
 /// run.
 pub fn repair(dir: impl AsRef<Path>) -> Result<Vec<ShardRepair>> {
-    comet_linux::repair_with(dir, |o| {
-        if o.state_replaced {
-            tracing::warn!(shard = %o.shard, "comet.state had the wrong size; kept as comet.state.corrupt");
-        }
-        if let Some((kept, dropped)) = o.offsets.replaced {
-            tracing::warn!(shard = %o.shard, kept, dropped, "offsets.state was damaged; kept as offsets.state.corrupt, salvaged what checked out");
-        }
-        if o.recovery.found_damage() {
-            tracing::warn!(shard = %o.shard, report = ?o.recovery, "recovered shard on open");
-        } else {
-            tracing::debug!(shard = %o.shard, clean = o.recovery.clean, "opened shard");
-        }
-    })
-    .map_err(Error::from_dir)
+    comet_linux::repair_with(dir, crate::shard::log_opened).map_err(Error::from_dir)
 }

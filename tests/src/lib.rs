@@ -35,17 +35,7 @@ pub fn payload(i: u64) -> Vec<u8> {
         2 => format!(r#"{{"level":"info","entry":{i},"msg":"{}"}}"#, "x".repeat((i % 50) as usize))
             .repeat(30)
             .into_bytes(),
-        _ => {
-            let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-            (0..(i % 300) as usize)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect()
-        }
+        _ => comet_core::sim::noise((i % 300) as usize, i.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
     }
 }
 

@@ -178,7 +178,7 @@ fn a_damaged_dictionary_is_a_typed_error_and_a_finding() {
 
     let report = comet::verify(t.path()).unwrap();
     assert!(
-        report.findings.iter().any(|f| matches!(f.problem, comet::Problem::DictCorrupt { id: 32768, .. })),
+        report.findings.iter().any(|f| matches!(f.finding.problem, comet::Problem::DictCorrupt { id: 32768, .. })),
         "{:?}",
         report.findings
     );
@@ -206,8 +206,8 @@ fn a_missing_dictionary_is_a_typed_error_and_a_finding() {
     log.close().unwrap();
     let report = comet::verify(t.path()).unwrap();
     assert!(
-        report.findings.iter().any(|f| f.problem == comet::Problem::DictMissing { id: 32768 }
-            && f.entries.as_ref().is_some_and(|r| r.contains(&350))),
+        report.findings.iter().any(|f| f.finding.problem == comet::Problem::DictMissing { id: 32768 }
+            && f.finding.entries.as_ref().is_some_and(|r| r.contains(&350))),
         "{:?}",
         report.findings
     );
@@ -236,7 +236,7 @@ fn a_dictionary_written_but_never_used_leaves_a_readable_shard() {
     drop(r);
     c.close().unwrap();
     let report = comet::verify(t.path()).unwrap();
-    assert!(report.findings.iter().all(|f| f.severity != comet::Severity::Damage), "{:?}", report.findings);
+    assert!(report.findings.iter().all(|f| f.finding.severity != comet::Severity::Damage), "{:?}", report.findings);
 }
 
 #[test]

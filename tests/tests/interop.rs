@@ -38,6 +38,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use comet::{Client, Config, Consumer as StdConsumer, MessageId, Reader, RecoveryReport, ShardId};
+use comet_core::sim::noise;
 use comet_embedded::{Consumer as EmbeddedConsumer, EmbeddedConfig, Log};
 use comet_tests::child::{ChildTest, Running};
 use comet_tests::small_config;
@@ -965,19 +966,6 @@ fn live_a_held_shard_is_locked_for_the_other_platform() {
 
 // ---------------------------------------------------------------------------
 // Entries larger than the other platform's `max_entry_size`.
-
-/// Incompressible bytes (a xorshift stream).
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// `a` (configured for entries of up to 16 KiB) writes an incompressible
 /// 10 000-byte entry between two small ones and closes cleanly; `b`,

@@ -34,7 +34,9 @@ use crate::naming::{parse_segment_file_name, segment_file_name};
 use crate::segment::{ScanEnd, Scanner};
 use crate::shard::{EngineConfig, write_manifest_file};
 use crate::state::{Counter, DurableHead, STATE_FILE, STATE_SIZE};
-use crate::storage::{Context, ErrorKind, OpenMode, Storage, StorageError, StorageFile, read_exact_at, write_all_at};
+use crate::storage::{
+    Context, ErrorKind, OpenMode, Storage, StorageError, StorageFile, copy_range, read_exact_at, write_all_at,
+};
 use crate::wire::{WireError, le};
 
 /// Where the Go index was kept during an import.
@@ -327,18 +329,7 @@ fn save_rejected<S: Storage>(
 ) -> Result<(), Error<S::Error>> {
     let target = alloc::format!("{name}.rejected");
     let out = storage.open(&target, OpenMode::Truncate).ctx(IoOp::Open, &target)?;
-    let mut at = from;
-    while at < to {
-        let n = buf.len().min(usize::try_from(to - at).unwrap_or(usize::MAX));
-        let got = read_exact_at(file, at, &mut buf[..n]).ctx(IoOp::Read, name)?;
-        if got == 0 {
-            break;
-        }
-        write_all_at(&out, at - from, &[&buf[..got]]).ctx(IoOp::Write, &target)?;
-        at += got as u64;
-    }
-    out.sync().ctx(IoOp::Sync, &target)?;
-    Ok(())
+    copy_range(file, name, from..to, &out, &target, buf)
 }
 
 /// Replaces a Go `comet.state` with ours: an empty durable head at `end`

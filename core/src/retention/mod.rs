@@ -106,6 +106,23 @@ pub fn plan_shard(
     ShardPlan { delete, protected: want - delete, by_age: by_age.min(delete), by_size: delete - by_age.min(delete) }
 }
 
+/// Plans one shard by a retention configuration's per-shard limits (the
+/// total-size limit aside): [`plan_shard`], with the consumer low-water
+/// mark asked of `low_water` only when `protect_unconsumed` is on. What a
+/// pass does first ([`run_pass`]) and what a platform reports as a
+/// shard's next decision. Returns the plan and the low-water mark it used.
+pub fn plan_by_config<E>(
+    sealed: &[SegmentInfo],
+    active_bytes: u64,
+    cfg: &RetentionConfig,
+    now_ns: u64,
+    low_water: impl FnOnce() -> Result<LowWater, E>,
+) -> Result<(ShardPlan, LowWater), E> {
+    let low_water = if cfg.protect_unconsumed { low_water()? } else { None };
+    let plan = plan_shard(sealed, active_bytes, &ShardLimits::from_config(cfg), low_water, now_ns);
+    Ok((plan, low_water))
+}
+
 /// One shard's view for the total-size limit, after its own plan ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TotalCandidate<'a> {

@@ -1,7 +1,7 @@
 //! Executing a retention pass, written once for every platform.
 //!
 //! A pass gathers each shard's sealed segments from its engine's manifest,
-//! plans with the pure policy ([`plan_shard`] per shard, then
+//! plans with the pure policy ([`plan_shard`](super::plan_shard) per shard, then
 //! [`plan_total`](super::plan_total) across shards on what remains),
 //! deletes through [`Shard::delete_oldest`] (manifest first, unlink
 //! second; one deletion per shard), counts (`retention_runs`,
@@ -19,7 +19,7 @@
 
 use alloc::vec::Vec;
 
-use super::{LowWater, SegmentInfo, ShardLimits, ShardPlan, TotalCandidate, TotalPlan, acked_prefix, plan_shard};
+use super::{LowWater, SegmentInfo, ShardPlan, TotalCandidate, TotalPlan, acked_prefix, plan_by_config};
 use crate::config::RetentionConfig;
 use crate::index::SegmentMeta;
 use crate::shard::{Deleted, Shard};
@@ -208,7 +208,6 @@ fn gather<P: RetentionShards>(
     now_ns: u64,
     scratch: &mut Scratch,
 ) -> Result<(), P::Error> {
-    let limits = ShardLimits::from_config(cfg);
     scratch.infos.clear();
     scratch.shards.clear();
     for i in 0..shards.shard_count() {
@@ -222,10 +221,10 @@ fn gather<P: RetentionShards>(
         match active {
             None => p.outcome.skipped = true,
             Some(active) => {
-                let low_water = if cfg.protect_unconsumed { shards.low_water(i)? } else { None };
                 let sealed = &scratch.infos[p.start..p.end];
+                let (plan, low_water) = plan_by_config(sealed, active, cfg, now_ns, || shards.low_water(i))?;
                 p.active_bytes = active;
-                p.plan = plan_shard(sealed, active, &limits, low_water, now_ns);
+                p.plan = plan;
                 p.allowed = acked_prefix(&sealed[p.plan.delete..], low_water);
             }
         }

@@ -82,3 +82,18 @@ fn hard_cap_overrides_protection_and_counts_it() {
     // 450 -> need to drop 3 segments; 1 allowed, 2 forced
     assert_eq!((out[0].delete, out[0].forced), (3, 2));
 }
+
+#[test]
+fn plan_by_config_asks_for_the_low_water_mark_only_when_it_protects() {
+    let s = segs(5);
+    let mut cfg = RetentionConfig { max_age: None, max_shard_size: Some(260), ..RetentionConfig::default() };
+    cfg.min_files_to_keep = 0;
+    cfg.protect_unconsumed = true;
+    // Groups acked up to entry 15: only the first segment (0..10) may go.
+    let (p, lw) = plan_by_config(&s[..5], 50, &cfg, 0, || Ok::<_, ()>(Some(15))).unwrap();
+    assert_eq!((p.delete, p.protected, lw), (1, 2, Some(15)));
+    assert_eq!(plan_by_config(&s[..5], 50, &cfg, 0, || Err("offsets unreadable")), Err("offsets unreadable"));
+    cfg.protect_unconsumed = false;
+    let (p, lw) = plan_by_config(&s[..5], 50, &cfg, 0, || -> Result<LowWater, ()> { panic!("not asked") }).unwrap();
+    assert_eq!((p.delete, p.protected, lw), (3, 0, None));
+}

@@ -81,15 +81,22 @@ impl EngineConfig {
     /// on chunks or sealed segments.
     pub fn from_settings(settings: &EngineSettings) -> Result<EngineConfig, ConfigError> {
         settings.validate()?;
-        Ok(EngineConfig {
+        Ok(EngineConfig::bounded(settings, u32::MAX, u32::MAX))
+    }
+
+    /// The engine's form of `settings` with the given bounds on chunks
+    /// and sealed segments (`u32::MAX`: none), without validating
+    /// `settings` (see [`EngineConfig::from_settings`]).
+    pub fn bounded(settings: &EngineSettings, max_chunks: u32, max_sealed: u32) -> EngineConfig {
+        EngineConfig {
             interval: settings.boundary_interval,
             max_entry: settings.max_entry_size,
             max_file_size: settings.max_file_size,
             buffer_size: settings.write_buffer_size as usize,
             min_compress: settings.min_compress_size as usize,
-            max_chunks: u32::MAX,
-            max_sealed: u32::MAX,
-        })
+            max_chunks,
+            max_sealed,
+        }
     }
 
     /// The largest *stored* length scanners, recovery and reads accept:
@@ -99,6 +106,30 @@ impl EngineConfig {
     /// judging it by ours would record its synced chunk as lost.
     pub fn max_stored(&self) -> u32 {
         crate::wire::STORED_LIMIT
+    }
+
+    /// An upper bound of the heap one open shard's engine keeps, for a
+    /// configuration with bounded `max_chunks` and `max_sealed` (an
+    /// embedded budget; meaningless with `u32::MAX`): the write buffer,
+    /// the chunk-start offsets of the chunks it can hold (4 bytes each),
+    /// the active segment's checkpoint table ([`TABLE_RECORD`] bytes per
+    /// chunk) and the manifest's records (reserved at open).
+    pub fn shard_heap_bytes(&self) -> usize {
+        let interval = self.interval.max(1) as usize;
+        let starts = (self.buffer_size / (HEADER_LEN * interval) + 2) * 4;
+        let chunks = self.max_chunks as usize * TABLE_RECORD;
+        let manifest = self.max_sealed as usize * core::mem::size_of::<SegmentMeta>();
+        self.buffer_size + starts + chunks + manifest
+    }
+
+    /// An upper bound of what [`Shard::open`] allocates while it runs
+    /// (released when it returns), for a bounded `max_sealed`: the
+    /// directory listing (segment and table bases, up to `max_sealed + 2`
+    /// of each), `index.bin` (its 40-byte header, 56 bytes per record and
+    /// its CRC) and the 64 KiB recovery scan buffer.
+    pub fn open_heap_bytes(&self) -> usize {
+        let segments = self.max_sealed as usize;
+        2 * 8 * (segments + 2) + 56 * segments + 44 + (64 << 10)
     }
 }
 

@@ -18,7 +18,7 @@ use crate::naming::segment_file_name;
 use crate::read::{ChunkPos, check_chunk};
 use crate::segment::Scanner;
 use crate::state::{Counter, HeadStore};
-use crate::storage::{Context, ErrorKind, OpenMode, Storage, StorageError, StorageFile, read_exact_at, write_all_at};
+use crate::storage::{Context, ErrorKind, OpenMode, Storage, StorageError, StorageFile, copy_range, read_exact_at};
 use crate::wire::Compressor;
 
 /// What [`Shard::repair`] did.
@@ -218,17 +218,7 @@ fn save_tail<S: Storage>(
     if buf.len() < 64 * 1024 {
         buf.resize(64 * 1024, 0);
     }
-    let mut at = from;
-    while at < to {
-        let n = buf.len().min(usize::try_from(to - at).unwrap_or(usize::MAX));
-        let got = read_exact_at(file, at, &mut buf[..n]).ctx(IoOp::Read, name)?;
-        if got == 0 {
-            break;
-        }
-        write_all_at(&out, at - from, &[&buf[..got]]).ctx(IoOp::Write, &target)?;
-        at += got as u64;
-    }
-    out.sync().ctx(IoOp::Sync, &target)?;
+    copy_range(file, name, from..to, &out, &target, buf)?;
     storage.sync_dir().ctx(IoOp::SyncDir, "")?;
     file.set_len(from).ctx(IoOp::SetLen, name)?;
     file.sync().ctx(IoOp::Sync, name)

@@ -6,15 +6,7 @@ use crate::wire::{Decompressor, NoCompression, RawFrameDecoder, WireError, ZSTD_
 use alloc::format;
 
 fn cfg() -> EngineConfig {
-    EngineConfig {
-        interval: 4,
-        max_entry: 1 << 16,
-        max_file_size: 1024,
-        buffer_size: 256,
-        min_compress: 64,
-        max_chunks: u32::MAX,
-        max_sealed: u32::MAX,
-    }
+    crate::sim::small_engine()
 }
 
 type SimShard<S> = Shard<S, FileHeadStore<<S as Storage>::File>, NoCompression>;

@@ -258,15 +258,7 @@ impl Op {
 /// The engine settings selected by `b` (small segments and buffers, so a
 /// few hundred ops rotate many times).
 pub fn config_from_byte(b: u8) -> EngineConfig {
-    let base = EngineConfig {
-        interval: 4,
-        max_entry: 1024,
-        max_file_size: 1024,
-        buffer_size: 256,
-        min_compress: 64,
-        max_chunks: u32::MAX,
-        max_sealed: u32::MAX,
-    };
+    let base = EngineConfig { max_entry: 1024, ..super::small_engine() };
     match b % 4 {
         0 => base,
         1 => EngineConfig { interval: 1, max_file_size: 300, buffer_size: 64, min_compress: 16, ..base },

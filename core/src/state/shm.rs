@@ -86,6 +86,21 @@ pub fn load_head_line(words: &[AtomicU64], spins: u32) -> [u8; STATE_LINE] {
     out
 }
 
+/// Reads and decodes the durable head, retrying while a writer is
+/// mid-update (a line that stays undecodable after the retries, such as
+/// one a killed writer left mid-write or an all-zero state block, is
+/// `None`). Returns the head with the seqlock sequence it was published
+/// under (see [`head_seq`]).
+pub fn load_head(words: &[AtomicU64]) -> Option<(DurableHead, u64)> {
+    for _ in 0..100 {
+        if let Ok(decoded) = DurableHead::decode(&load_head_line(words, 1000)) {
+            return Some(decoded);
+        }
+        core::hint::spin_loop();
+    }
+    None
+}
+
 /// The head line's seqlock sequence (`Acquire`). It changes with every
 /// publication, so a reader that decoded the head at sequence `s` may keep
 /// using that head for as long as this still returns `s`.
@@ -721,7 +736,7 @@ mod tests {
     fn noop() {}
 
     #[test]
-    fn head_seqlock_roundtrip() {
+    fn head_seqlock_roundtrip_and_its_sequence() {
         let w = words(STATE_WORDS);
         let h = DurableHead {
             base: 5,
@@ -734,12 +749,27 @@ mod tests {
             interval: 10,
         };
         store_head(&w, &h);
+        let s1 = head_seq(&w);
+        assert_eq!(DurableHead::decode(&load_head_line(&w, 1)).unwrap().1, s1);
         store_head(&w, &h);
+        assert!(head_seq(&w) > s1 && head_seq(&w).is_multiple_of(2), "every store moves the sequence");
+        assert_eq!(head_seq(&words(1)), 1, "no head line: odd, never cached");
         let line = load_head_line(&w, 10);
         assert_eq!(DurableHead::decode(&line).unwrap().0, h);
         // a writer killed mid-update leaves an odd sequence: rejected
         w[SEQ_WORD].fetch_add(1, Ordering::Relaxed);
         assert!(DurableHead::decode(&load_head_line(&w, 3)).is_err());
+    }
+
+    #[test]
+    fn load_head_decodes_with_its_sequence_and_refuses_a_torn_or_empty_line() {
+        let w = words(STATE_WORDS);
+        assert_eq!(load_head(&w), None, "an all-zero state block holds no head");
+        let h = DurableHead { base: 2, entries: 4, bytes: 80, last_ts: 3, ..DurableHead::default() };
+        store_head(&w, &h);
+        assert_eq!(load_head(&w), Some((h, head_seq(&w))));
+        w[SEQ_WORD].fetch_add(1, Ordering::Relaxed);
+        assert_eq!(load_head(&w), None, "a writer killed mid-update");
     }
 
     #[test]
@@ -849,27 +879,6 @@ mod tests {
         let other = t.slot_of("g7").unwrap();
         assert_ne!(other.index(), slot.index());
         assert_eq!(other.get(&w).unwrap().unwrap().offset, 7);
-    }
-
-    #[test]
-    fn head_seq_moves_with_every_store() {
-        let w = words(STATE_WORDS);
-        let h = DurableHead {
-            base: 0,
-            entries: 1,
-            bytes: 20,
-            open_crc: 0,
-            closed_hash: 0,
-            last_ts: 1,
-            clean: false,
-            interval: 0,
-        };
-        store_head(&w, &h);
-        let s1 = head_seq(&w);
-        assert_eq!(DurableHead::decode(&load_head_line(&w, 1)).unwrap().1, s1);
-        store_head(&w, &h);
-        assert!(head_seq(&w) > s1 && head_seq(&w).is_multiple_of(2));
-        assert_eq!(head_seq(&words(1)), 1, "no head line: odd, never cached");
     }
 
     #[test]

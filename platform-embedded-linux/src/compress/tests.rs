@@ -2,27 +2,7 @@
 
 use super::*;
 use comet_core::platform::wire::{StoredPayload, ZSTD_MAGIC, encode_payload, raw_frame_len};
-
-fn json_lines(n: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    for i in 0..n {
-        out.extend_from_slice(
-            format!(
-                "{{\"ts\":\"2025-06-01T12:{:02}:{:02}.{:03}Z\",\"level\":\"{}\",\"svc\":\"edge-agent\",\"host\":\"gw-{:03}\",\"msg\":\"sent batch\",\"batch\":{},\"bytes\":{},\"latency_ms\":{}}}\n",
-                i / 60 % 60,
-                i % 60,
-                i * 7 % 1000,
-                ["info", "warn", "debug"][i % 3],
-                i % 17,
-                i,
-                1000 + i * 37 % 9000,
-                i * 13 % 250
-            )
-            .as_bytes(),
-        );
-    }
-    out
-}
+use comet_core::sim::json_lines;
 
 fn roundtrip(c: &mut ZstdCompressor, d: &mut ZstdDecompressor, data: &[u8]) -> usize {
     let mut frame = vec![0u8; raw_frame_len(data.len())];

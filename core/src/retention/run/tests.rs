@@ -6,7 +6,6 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use super::*;
-use crate::shard::EngineConfig;
 use crate::sim::{MemDir, MemError, MemFile};
 use crate::state::{FileHeadStore, STATE_FILE};
 use crate::storage::OpenMode;
@@ -86,15 +85,7 @@ impl RetentionShards for Sim {
 fn shard(n: u64, ts0: u64) -> SimShard {
     let dir = MemDir::new();
     let head = FileHeadStore::new(dir.open(STATE_FILE, OpenMode::Create).unwrap()).unwrap();
-    let cfg = EngineConfig {
-        interval: 4,
-        max_entry: 1 << 16,
-        max_file_size: 1024,
-        buffer_size: 256,
-        min_compress: usize::MAX,
-        max_chunks: u32::MAX,
-        max_sealed: u32::MAX,
-    };
+    let cfg = crate::sim::small_engine();
     let (mut s, _) = Shard::open(dir, head, NoCompression, cfg).unwrap();
     for i in 0..n {
         s.append(ts0 + i, &[[i as u8; 76]]).unwrap();

@@ -3,31 +3,10 @@
 #![allow(clippy::cast_possible_truncation)] // test data generators keep low bits on purpose
 
 use super::*;
+use crate::sim::json_lines;
 use crate::wire::{frame_content_size, raw_frame_len};
-use std::format;
 use std::vec;
 use std::vec::Vec;
-
-fn json_lines(n: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    for i in 0..n {
-        out.extend_from_slice(
-            format!(
-                "{{\"ts\":\"2025-06-01T12:{:02}:{:02}.{:03}Z\",\"level\":\"{}\",\"svc\":\"edge-agent\",\"host\":\"gw-{:03}\",\"msg\":\"sent batch\",\"batch\":{},\"bytes\":{},\"latency_ms\":{}}}\n",
-                i / 60 % 60,
-                i % 60,
-                i * 7 % 1000,
-                ["info", "warn", "debug"][i % 3],
-                i % 17,
-                i,
-                1000 + i * 37 % 9000,
-                i * 13 % 250
-            )
-            .as_bytes(),
-        );
-    }
-    out
-}
 
 /// Decodes `frame` with both decoders; both must give back `expected`.
 fn decodes_to(frame: &[u8], expected: &[u8]) {
