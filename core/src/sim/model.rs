@@ -3,7 +3,7 @@
 //! The same code drives a seeded `cargo test` (ops from a seeded [`Rng`])
 //! and the `op_model` cargo-fuzz target (ops from the fuzzer's bytes via
 //! [`Op::from_bytes`]): [`run`] executes the ops against the production
-//! [`Shard`] on a [`FailingStorage`] over a [`MemDir`], and against a tiny
+//! [`Shard`] on a [`FailingStorage`](super::FailingStorage) over a [`MemDir`](super::MemDir), and against a tiny
 //! model (a map from entry numbers to payloads plus a few watermarks), and
 //! returns the first invariant that broke.
 //!
@@ -361,7 +361,7 @@ pub struct Stats {
     pub reads: u64,
     /// Bytes corrupted.
     pub corruptions: u64,
-    /// Failures injected by [`FailingStorage`].
+    /// Failures injected by [`FailingStorage`](super::FailingStorage).
     pub injected: u64,
     /// Segments quarantined by recovery.
     pub quarantined: u64,
