@@ -305,11 +305,10 @@ impl ShardSlot {
         Ok(id)
     }
 
-    /// Trains the shard's dictionary once its writer collected enough
-    /// samples (run from [`ShardSlot::sync`], so from the flusher thread).
-    /// A failed training is logged; sampling starts again.
-    fn train_when_due(&self) {
-        let due = self.writer().as_mut().and_then(|w| w.engine.compressor_mut().take_samples_if_ready());
+    /// Trains a dictionary on samples the writer handed over (see
+    /// [`ShardSlot::sync`], so from the flusher thread). A failed training
+    /// is logged; sampling starts again.
+    fn train_due(&self, due: Option<(Samples, usize)>) {
         if let Some((samples, max)) = due
             && let Err(e) = self.train_dict(&samples, max)
         {
@@ -326,13 +325,21 @@ impl ShardSlot {
 
     /// Syncs the shard's writer, if any: flush under the lock, fsync outside
     /// it (appends continue meanwhile), publish under the lock.
-    /// A dictionary whose samples are complete is trained first.
+    /// A dictionary whose samples are complete is trained first, outside
+    /// the lock (the samples are taken under the lock the flush takes
+    /// anyway, so a sync with dictionaries off costs nothing more).
     pub(crate) fn sync(&self) -> Result<()> {
         self.sync_wanted.store(false, Ordering::Relaxed);
-        self.train_when_due();
         let (ticket, file) = {
             let mut g = self.writer();
             let Some(w) = g.as_mut() else { return Ok(()) };
+            let due = w.engine.compressor_mut().take_samples_if_ready();
+            if due.is_some() {
+                drop(g);
+                self.train_due(due);
+                // Taking the samples left none ready: this runs once.
+                return self.sync();
+            }
             if !w.engine.has_unsynced() {
                 return Ok(());
             }
