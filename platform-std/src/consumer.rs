@@ -260,14 +260,22 @@ impl Consumer {
         &self.group
     }
 
+    /// The index of `shard`'s link if it has one (the ack's fast path: no
+    /// `Result` to return through memory).
+    #[inline]
+    fn linked(&self, shard: ShardId) -> Option<usize> {
+        match self.by_shard.get(shard.get() as usize) {
+            Some(&i) if i != 0 => Some(i as usize - 1),
+            _ => None,
+        }
+    }
+
     /// The index of `shard`'s link, creating it (and its reader) if need be.
     fn link_index(&mut self, shard: ShardId) -> Result<usize> {
-        let k = shard.get() as usize;
-        if let Some(&i) = self.by_shard.get(k)
-            && i != 0
-        {
-            return Ok(i as usize - 1);
+        if let Some(i) = self.linked(shard) {
+            return Ok(i);
         }
+        let k = shard.get() as usize;
         let reader = self.client.reader(shard)?;
         self.links.push(Link { reader, offsets: None, group: GroupLink::default(), state: None, read_high: None });
         if self.by_shard.len() <= k {
@@ -513,7 +521,10 @@ impl Consumer {
     /// Raises the group's offset in `shard` to `to`, capped at the durable
     /// end. The fast path is a `fetch_max` at the cached slot.
     fn advance(&mut self, shard: ShardId, to: u64) -> Result<()> {
-        let i = self.link_index(shard)?;
+        let i = match self.linked(shard) {
+            Some(i) => i,
+            None => self.link_index(shard)?,
+        };
         let link = &mut self.links[i];
         let to = link.group.cap(to, || Ok::<_, Error>(link.reader.head()?.map_or(0, |h| h.end())))?;
         let now = ack_time_ns();
