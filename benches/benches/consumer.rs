@@ -43,6 +43,27 @@ fn acks(c: &mut Criterion, rig: &Rig, n: u64) {
                 })
             });
         });
+        // `comet` acks ids below the offset once `e` wrapped (after the
+        // first `n` acks: nearly every measured ack); here every ack moves
+        // the offset by one, the group being reset outside the measured time.
+        let mut advancing = rig::consumer(client, "bench-acks-advancing");
+        let mut e = 0u64;
+        g.bench_function("comet_advancing", |b| {
+            b.iter_custom(|iters| {
+                timed("ack_single/comet_advancing", iters, 1, |m| {
+                    for _ in 0..iters {
+                        advancing.ack(&[rig::id(0, e)]).unwrap();
+                        e += 1;
+                        if e == n {
+                            e = 0;
+                            m.pause();
+                            advancing.reset_offset(rig::shard(0), 0).unwrap();
+                            m.resume();
+                        }
+                    }
+                })
+            });
+        });
         g.finish();
     }
     {
@@ -128,6 +149,31 @@ fn consume(c: &mut Criterion, rig: &Rig, n: u64) {
                         if got < batch {
                             m.pause();
                             consumer.reset_offset(shard, 0).unwrap();
+                            m.resume();
+                        }
+                    }
+                })
+            });
+        });
+        // The same loop through a `LentBatch`: payloads lent from the
+        // mappings, no reference count per message; acked up to its last id.
+        let mut lent_consumer = rig::consumer(client, &format!("{group}-lent"));
+        let mut lent = comet::LentBatch::new();
+        let id = format!("{name}/comet_read_ack_lent");
+        g.bench_function("comet_read_ack_lent", |b| {
+            b.iter_custom(|iters| {
+                timed(&id, iters, batch as u64, |m| {
+                    for _ in 0..iters {
+                        let got = lent_consumer.read_shard_lent(shard, batch, &mut lent).unwrap();
+                        for e in lent.iter() {
+                            black_box(e.data);
+                        }
+                        if let Some(last) = lent.last_id() {
+                            lent_consumer.ack_up_to(last).unwrap();
+                        }
+                        if got < batch {
+                            m.pause();
+                            lent_consumer.reset_offset(shard, 0).unwrap();
                             m.resume();
                         }
                     }

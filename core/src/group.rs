@@ -98,15 +98,36 @@ pub fn check_ack_range(range: &Range<u64>, offset: u64, end: u64) -> Result<(), 
     Ok(())
 }
 
+/// How long acks through the cached slot
+/// ([`advance_cached`](GroupLink::advance_cached)) may stay uncounted in
+/// the slot's update count (and the platform's `Acks` counter): 1 ms of
+/// the ack clock.
+pub const ACK_COUNT_DELAY_NS: u64 = 1_000_000;
+
 /// One group's place in one shard's `offsets.state`, kept between calls:
 /// its slot (slots never move, so lookups and acks go straight to it and
-/// the table is searched again only when the slot's name check fails) and
-/// the highest durable end seen (it never decreases, so acks up to it need
-/// no head read).
+/// the table is searched again only when the slot's name check fails), the
+/// highest durable end seen (it never decreases, so acks up to it need no
+/// head read), and the acks of the fast path not counted yet.
+///
+/// **Counting.** An ack through [`advance_cached`](GroupLink::advance_cached)
+/// stores the offset at once (it is in the shared table when the call
+/// returns) but only notes the ack; the noted acks are added to the slot's
+/// [`updates`](crate::platform::shm::GroupOffset::updates) — and returned
+/// for the platform's `Acks` counter — by the first `advance_cached` at
+/// least [`ACK_COUNT_DELAY_NS`] after the last count, and by
+/// [`publish`](GroupLink::publish), which a platform calls at its other
+/// points (its next read, lag, seek, drop). A link dropped without
+/// `publish` loses at most the acks of that last millisecond from the
+/// counts, never an offset.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GroupLink {
     slot: Option<GroupSlot>,
     end: u64,
+    /// Acks taken through the cached slot and not counted yet.
+    uncounted: u64,
+    /// The ack clock when they were last counted.
+    counted_at: u64,
 }
 
 impl GroupLink {
@@ -139,12 +160,40 @@ impl GroupLink {
         Ok(to.min(self.end))
     }
 
-    /// True if the cached slot took the advance of the group's offset to
-    /// `to` (never lowered) in the table at `words` (a writable mapping):
-    /// the fast path, which opens no table. `false`: nothing was written,
-    /// call [`advance`](GroupLink::advance).
-    pub fn advance_cached(&self, words: &[AtomicU64], to: u64, now_ns: u64) -> bool {
-        self.slot.is_some_and(|s| s.advance(words, to, now_ns).is_some())
+    /// `Some(n)` if the cached slot took the advance of the group's offset
+    /// to `to` (never lowered) in the table at `words` (a writable
+    /// mapping): the fast path, which opens no table. The ack is noted, not
+    /// counted (see *Counting* above); `n` is how many acks were counted
+    /// now (the platform adds them to its `Acks` counter; usually 0).
+    /// `None`: nothing was written, call [`advance`](GroupLink::advance).
+    pub fn advance_cached(&mut self, words: &[AtomicU64], to: u64, now_ns: u64) -> Option<u64> {
+        self.slot?.advance_uncounted(words, to, now_ns)?;
+        self.uncounted += 1;
+        if now_ns.wrapping_sub(self.counted_at) < ACK_COUNT_DELAY_NS {
+            return Some(0);
+        }
+        self.counted_at = now_ns;
+        Some(self.publish(words))
+    }
+
+    /// Counts the noted acks in the slot's update count (through a writable
+    /// mapping `words`) and returns how many there were, for the
+    /// platform's `Acks` counter. Cheap when there are none.
+    pub fn publish(&mut self, words: &[AtomicU64]) -> u64 {
+        let n = core::mem::take(&mut self.uncounted);
+        if n > 0
+            && let Some(slot) = self.slot
+        {
+            // `false` if the table was replaced under the slot (repair, a
+            // new shard): its counts went with it.
+            let _ = slot.add_updates(words, n);
+        }
+        n
+    }
+
+    /// Acks noted and not counted yet.
+    pub fn uncounted(&self) -> u64 {
+        self.uncounted
     }
 
     /// Raises the group's offset to `to` (never lowers it) in the table

@@ -22,7 +22,7 @@ use comet_core::{Counter, FileKind, ShardId};
 
 use crate::client::{Client, now_ns};
 use crate::error::{Error, Result};
-use crate::reader::{Message, MessageId, Reader};
+use crate::reader::{LentBatch, Message, MessageId, Reader};
 use comet_core::GroupStats;
 use comet_linux::SharedWords;
 
@@ -257,14 +257,22 @@ impl Consumer {
         &self.group
     }
 
+    /// The index of `shard`'s link if it has one (the ack's fast path: no
+    /// `Result` to return through memory).
+    #[inline]
+    fn linked(&self, shard: ShardId) -> Option<usize> {
+        match self.by_shard.get(shard.get() as usize) {
+            Some(&i) if i != 0 => Some(i as usize - 1),
+            _ => None,
+        }
+    }
+
     /// The index of `shard`'s link, creating it (and its reader) if need be.
     fn link_index(&mut self, shard: ShardId) -> Result<usize> {
-        let k = shard.get() as usize;
-        if let Some(&i) = self.by_shard.get(k)
-            && i != 0
-        {
-            return Ok(i as usize - 1);
+        if let Some(i) = self.linked(shard) {
+            return Ok(i);
         }
+        let k = shard.get() as usize;
         let reader = self.client.reader(shard)?;
         self.links.push(Link { reader, offsets: None, group: GroupLink::default(), state: None, read_high: None });
         if self.by_shard.len() <= k {
@@ -316,10 +324,26 @@ impl Consumer {
         Ok(resume_point(stored, first))
     }
 
+    /// Counts the acks of link `i` that its fast path noted (see
+    /// [`GroupLink`]'s *Counting*): in the group's slot and in the shard's
+    /// `Acks` counter.
+    fn publish(&mut self, i: usize) {
+        let link = &mut self.links[i];
+        if link.group.uncounted() == 0 {
+            return;
+        }
+        let Some(words) = link.offsets.as_ref().and_then(|w| w.writable()) else { return };
+        let n = link.group.publish(words);
+        let shard = link.reader.shard();
+        self.count(i, shard, Counter::Acks, n);
+    }
+
     /// The group's stored offset in `shard` (`None`: it never acked or
     /// seeked there), through the cached slot when it still holds the group.
+    /// Counts the acks noted since the last count first.
     fn stored(&mut self, shard: ShardId) -> Result<Option<u64>> {
         let i = self.link_index(shard)?;
+        self.publish(i);
         let w = match &self.links[i].offsets {
             Some(w) => w.clone(),
             None => match self.words(shard, false)? {
@@ -357,11 +381,48 @@ impl Consumer {
     /// again. Stops at an unreadable entry with its error; messages before
     /// it are left in `out`.
     pub fn read_shard(&mut self, shard: ShardId, max: usize, out: &mut Vec<Message>) -> Result<usize> {
+        let before = out.len();
+        self.read_with(shard, |r, from| (r.read_batch(from, max, out), out.len() - before))
+    }
+
+    /// [`read_shard`](Consumer::read_shard) into a [`LentBatch`] (cleared
+    /// first), whose payloads are lent from the mappings instead of
+    /// reference-counted per message ([`Reader::read_lent`]). Ack it with
+    /// [`ack_up_to`](Consumer::ack_up_to) of its
+    /// [`last_id`](LentBatch::last_id).
+    ///
+    /// ```
+    /// # use comet::{Client, Config, Consumer, LentBatch};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let client = Client::open(dir.path(), Config::default())?;
+    /// # let shard = client.append("events:v1:shard:0001", &[b"a", b"b"])?.shard;
+    /// # client.sync()?;
+    /// let mut consumer = Consumer::new(&client, "indexer")?;
+    /// let mut batch = LentBatch::new();
+    /// consumer.read_shard_lent(shard, 100, &mut batch)?;
+    /// for e in batch.iter() {
+    ///     // handle e.data
+    /// }
+    /// if let Some(last) = batch.last_id() {
+    ///     consumer.ack_up_to(last)?;
+    /// }
+    /// # assert_eq!(consumer.offset(shard)?, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_shard_lent(&mut self, shard: ShardId, max: usize, out: &mut LentBatch) -> Result<usize> {
+        self.read_with(shard, |r, from| (r.read_lent(from, max, out), out.len()))
+    }
+
+    /// A read of `shard` from the group's offset by `read(reader, from)`,
+    /// which returns its result and how many messages it added.
+    fn read_with(
+        &mut self,
+        shard: ShardId,
+        read: impl FnOnce(&mut Reader, u64) -> (Result<usize>, usize),
+    ) -> Result<usize> {
         let from = self.offset(shard)?;
         let i = self.link_index(shard)?;
-        let before = out.len();
-        let r = self.links[i].reader.read_batch(from, max, out);
-        let n = out.len() - before;
+        let (r, n) = read(&mut self.links[i].reader, from);
         if n > 0 {
             let last = from + n as u64 - 1;
             let high = &mut self.links[i].read_high;
@@ -398,7 +459,19 @@ impl Consumer {
     /// Acknowledges `ids`: per shard, the offset becomes the highest id + 1
     /// (cumulative: everything below is acknowledged too), capped at the
     /// durable end, and never moves backwards.
+    ///
+    /// The offset is in the shard's `offsets.state` (seen by every process,
+    /// kept by a crash) when the call returns. The ack *counts* — the
+    /// `acks` counter of the shard's metrics and the group's update count
+    /// ([`GroupStats`]) — are published later, at most 1 ms of the ack
+    /// clock after the ack: by a later ack, or earlier by this consumer's
+    /// next read, [`lag`](Consumer::lag), [`offset`](Consumer::offset),
+    /// [`seek`](Consumer::seek), [`groups`](Consumer::groups), or its drop
+    /// (docs/DECISIONS.md D-53).
     pub fn ack(&mut self, ids: &[MessageId]) -> Result<()> {
+        if let [id] = ids {
+            return self.ack_up_to(*id);
+        }
         self.ack_ids(ids.iter().copied())
     }
 
@@ -445,22 +518,31 @@ impl Consumer {
     /// Raises the group's offset in `shard` to `to`, capped at the durable
     /// end. The fast path is a `fetch_max` at the cached slot.
     fn advance(&mut self, shard: ShardId, to: u64) -> Result<()> {
-        let i = self.link_index(shard)?;
+        let i = match self.linked(shard) {
+            Some(i) => i,
+            None => self.link_index(shard)?,
+        };
         let link = &mut self.links[i];
         let to = link.group.cap(to, || Ok::<_, Error>(link.reader.head()?.map_or(0, |h| h.end())))?;
         let now = ack_time_ns();
-        // only through a writable mapping (lookups map read-only)
-        let fast =
-            link.offsets.as_ref().and_then(|w| w.writable()).is_some_and(|w| link.group.advance_cached(w, to, now));
-        if !fast {
-            let w = self.words(shard, true)?.ok_or(Error::Closed)?;
-            let words = w.writable().ok_or(Error::ReadOnly)?;
-            self.links[i]
-                .group
-                .advance(words, &self.group, to, now, std::thread::yield_now)
-                .map_err(|source| Error::Offsets { shard, source })?;
+        // Only through a writable mapping (lookups map read-only). The fast
+        // path stores the offset now and counts the ack later (`publish`).
+        let fast = link.offsets.as_ref().and_then(|w| w.writable()).and_then(|w| link.group.advance_cached(w, to, now));
+        let counted = match fast {
+            Some(n) => n,
+            None => {
+                let w = self.words(shard, true)?.ok_or(Error::Closed)?;
+                let words = w.writable().ok_or(Error::ReadOnly)?;
+                self.links[i]
+                    .group
+                    .advance(words, &self.group, to, now, std::thread::yield_now)
+                    .map_err(|source| Error::Offsets { shard, source })?;
+                1
+            }
+        };
+        if counted > 0 {
+            self.count(i, shard, Counter::Acks, counted);
         }
-        self.count(i, shard, Counter::Acks, 1);
         Ok(())
     }
 
@@ -469,6 +551,8 @@ impl Consumer {
     /// any lost range it falls in (entries recovery reported missing), so a
     /// group moved there can read on.
     pub fn seek(&mut self, shard: ShardId, to: SeekTo) -> Result<u64> {
+        let i = self.link_index(shard)?;
+        self.publish(i);
         let reader = self.reader(shard)?;
         let (first, end) = reader.bounds()?;
         let target = to.target(first, end, |ts| reader.seek_time(ts))?;
@@ -503,8 +587,20 @@ impl Consumer {
     /// [`ShardStats::group_lag`](crate::ShardStats::group_lag)) counts
     /// everything retained as its lag.
     pub fn groups(&mut self, shard: ShardId) -> Result<Vec<GroupStats>> {
+        let i = self.link_index(shard)?;
+        self.publish(i);
         let (_, end) = self.reader(shard)?.bounds()?;
         group_stats(&self.client.shard_dir(shard), shard, end)
+    }
+}
+
+impl Drop for Consumer {
+    /// Counts the acks noted and not counted yet (see [`GroupLink`]'s
+    /// *Counting*).
+    fn drop(&mut self) {
+        for i in 0..self.links.len() {
+            self.publish(i);
+        }
     }
 }
 

@@ -100,7 +100,7 @@ pub use consumer::{
 pub use error::{Error, ErrorChain, Result};
 pub use import::{ShardImport, import_go};
 pub use process::ProcessSlot;
-pub use reader::{Entries, Message, MessageId, Reader, max_stored};
+pub use reader::{Entries, LentBatch, LentEntry, Message, MessageId, Reader, max_stored};
 pub use retention::{RetentionReport, ShardRetention, ShardRetentionStats};
 pub use verify::{Finding, Problem, Severity, ShardCheck, ShardRepair, VerifyReport, repair, verify};
 

@@ -105,3 +105,61 @@ fn a_read_batch_hands_out_messages_only_with_its_errors() {
     assert!(ok.is_ok() && ok.errors().is_empty());
     assert_eq!(ok.into_result().unwrap().len(), 10);
 }
+
+/// Single acks store the offset at once; their counts (the shard's `acks`
+/// counter, and the group's update count in `offsets.state`) are published within 1 ms of the
+/// ack clock or at the consumer's next read, lag, offset, groups, seek or
+/// drop — whichever comes first, so these checks hold at any speed.
+#[test]
+fn ack_counts_add_up_at_the_publishing_points() {
+    use comet::Counter;
+    let dir = tempfile::tempdir().unwrap();
+    let c = filled(dir.path(), &[1], 50);
+    let acks = |c: &Client| c.shard_stats(sid(1)).unwrap().counters.get(Counter::Acks);
+    let mut g = Consumer::new(&c, "g").unwrap();
+    for e in 0..20 {
+        g.ack(&[id(1, e)]).unwrap();
+        // The offset is in the shared table when `ack` returns.
+        let other = Consumer::new(&c, "g").unwrap().offset(sid(1)).unwrap();
+        assert_eq!(other, e + 1);
+    }
+    // Acks that do not move the offset count too.
+    for e in 0..5 {
+        g.ack(&[id(1, e)]).unwrap();
+    }
+    assert!(g.groups(sid(1)).unwrap().iter().any(|s| s.group == "g" && s.offset == 20));
+    assert_eq!(acks(&c), 25, "`groups` publishes first");
+    g.ack(&[id(1, 30)]).unwrap();
+    assert_eq!(g.lag(sid(1)).unwrap(), 19);
+    assert_eq!(acks(&c), 26, "`lag` publishes");
+    g.ack(&[id(1, 31)]).unwrap();
+    drop(g);
+    assert_eq!(acks(&c), 27, "drop publishes");
+}
+
+/// A `LentBatch` read and acked through the consumer moves the group as
+/// `read_shard` + `ack_batch` do.
+#[test]
+fn lent_batches_read_and_ack_like_message_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = filled(dir.path(), &[1], 250);
+    let mut lent = Consumer::new(&c, "lent").unwrap();
+    let mut msgs = Consumer::new(&c, "msgs").unwrap();
+    let mut batch = comet::LentBatch::new();
+    let mut out = Vec::new();
+    loop {
+        out.clear();
+        let n = lent.read_shard_lent(sid(1), 64, &mut batch).unwrap();
+        assert_eq!(msgs.read_shard(sid(1), 64, &mut out).unwrap(), n);
+        assert_eq!(batch.len(), n);
+        for (e, m) in batch.iter().zip(&out) {
+            assert_eq!((e.id, e.timestamp, e.data), (m.id, m.timestamp, m.data()));
+        }
+        let Some(last) = batch.last_id() else { break };
+        lent.ack_up_to(last).unwrap();
+        msgs.ack_batch(&out).unwrap();
+        assert_eq!(lent.offset(sid(1)).unwrap(), msgs.offset(sid(1)).unwrap());
+    }
+    assert!(batch.is_empty());
+    assert_eq!(lent.offset(sid(1)).unwrap(), 250);
+}

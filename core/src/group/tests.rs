@@ -68,14 +68,17 @@ fn advances_go_through_the_cached_slot_and_never_move_backwards() {
     let w = words(OFFSETS_WORDS);
     let mut link = GroupLink::default();
     assert_eq!(link.stored(&w, "billing", noop), Ok(None), "an uninitialised table: no groups");
-    assert!(!link.advance_cached(&w, 3, 1), "no slot yet");
+    assert_eq!(link.advance_cached(&w, 3, 1), None, "no slot yet");
     assert_eq!(link.advance(&w, "billing", 4, 1, noop), Ok(4));
     assert_eq!(link.advance(&w, "billing", 2, 2, noop), Ok(4), "never backwards");
-    assert!(link.advance_cached(&w, 6, 3));
+    assert_eq!(link.advance_cached(&w, 6, 3), Some(0));
     assert_eq!(link.stored(&w, "billing", noop), Ok(Some(6)));
     let t = OffsetsTable::open(&w, noop).unwrap();
     let g = t.get("billing").unwrap().unwrap();
-    assert_eq!((g.offset, g.last_update, g.updates), (6, 3, 3));
+    assert_eq!((g.offset, g.last_update, g.updates), (6, 3, 2), "the fast path's ack is stored, not counted yet");
+    assert_eq!(link.publish(&w), 1);
+    assert_eq!(link.publish(&w), 0);
+    assert_eq!(t.get("billing").unwrap().unwrap().updates, 3);
     // Another member (another link) sees and moves the same offset.
     let mut other = GroupLink::default();
     assert_eq!(other.stored(&w, "billing", noop), Ok(Some(6)));
@@ -98,10 +101,10 @@ fn a_table_changed_under_a_cached_slot_is_looked_up_again() {
     for x in &w {
         x.store(0, Ordering::Relaxed);
     }
-    assert!(!link.advance_cached(&w, 6, 2), "the slot no longer holds the group");
+    assert_eq!(link.advance_cached(&w, 6, 2), None, "the slot no longer holds the group");
     assert_eq!(link.stored(&w, "billing", noop), Ok(None));
     assert_eq!(link.advance(&w, "billing", 6, 2, noop), Ok(6), "claimed again");
-    assert!(link.advance_cached(&w, 7, 3));
+    assert!(link.advance_cached(&w, 7, 3).is_some());
     assert_eq!(OffsetsTable::open(&w, noop).unwrap().get("billing").unwrap().unwrap().offset, 7);
     // Bad layouts are typed errors.
     let short = words(10);
@@ -143,4 +146,34 @@ fn an_ack_stops_at_the_first_failing_shard() {
     });
     assert_eq!(r, Err(shard(2)));
     assert_eq!(seen, [1, 2]);
+}
+
+#[test]
+fn fast_path_acks_are_counted_within_the_delay() {
+    const T: u64 = 1_700_000_000_000_000_000; // ns since the epoch
+    const D: u64 = ACK_COUNT_DELAY_NS;
+    let w = words(OFFSETS_WORDS);
+    let mut link = GroupLink::default();
+    assert_eq!(link.advance(&w, "billing", 1, T, noop), Ok(1));
+    let updates = || OffsetsTable::open(&w, noop).unwrap().get("billing").unwrap().unwrap().updates;
+    // The first fast-path ack counts itself (nothing was counted before).
+    assert_eq!(link.advance_cached(&w, 2, T + 10), Some(1));
+    assert_eq!(updates(), 2);
+    // Then acks within the delay are noted, also when the offset does not move.
+    assert_eq!(link.advance_cached(&w, 3, T + 30), Some(0));
+    assert_eq!(link.advance_cached(&w, 2, T + 40), Some(0));
+    assert_eq!(link.advance_cached(&w, 4, T + 10 + D - 1), Some(0));
+    assert_eq!((link.uncounted(), updates()), (3, 2));
+    assert_eq!(link.stored(&w, "billing", noop), Ok(Some(4)), "the offsets are stored at once");
+    // The first ack at the delay counts them all, itself included.
+    assert_eq!(link.advance_cached(&w, 5, T + 10 + D), Some(4));
+    assert_eq!((link.uncounted(), updates()), (0, 6));
+    assert_eq!(link.stored(&w, "billing", noop), Ok(Some(5)));
+    // A table replaced under the slot drops the noted acks, never an error.
+    assert_eq!(link.advance_cached(&w, 6, T + 11 + D), Some(0));
+    for x in &w {
+        x.store(0, Ordering::Relaxed);
+    }
+    assert_eq!(link.publish(&w), 1);
+    assert_eq!(link.uncounted(), 0);
 }

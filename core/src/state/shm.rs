@@ -230,7 +230,26 @@ impl GroupSlot {
     /// `None` (nothing written) if the slot no longer holds the group.
     pub fn advance(&self, words: &[AtomicU64], offset: u64, now_ns: u64) -> Option<u64> {
         let s = self.words(words)?;
-        Some(advance_slot(s, offset, now_ns))
+        Some(advance_slot(s, offset, now_ns, 1))
+    }
+
+    /// [`advance`](GroupSlot::advance) without counting the update in the
+    /// slot's [`updates`](GroupOffset::updates): the caller counts it
+    /// later with [`add_updates`](GroupSlot::add_updates) (one locked
+    /// read-modify-write fewer per ack).
+    pub fn advance_uncounted(&self, words: &[AtomicU64], offset: u64, now_ns: u64) -> Option<u64> {
+        let s = self.words(words)?;
+        Some(advance_slot(s, offset, now_ns, 0))
+    }
+
+    /// Adds `n` updates to the slot's count; false (nothing written) if the
+    /// slot no longer holds the group.
+    pub fn add_updates(&self, words: &[AtomicU64], n: u64) -> bool {
+        let Some(s) = self.words(words) else { return false };
+        if n > 0 {
+            s[W_ACKS].fetch_add(n, Ordering::Relaxed);
+        }
+        true
     }
 
     /// [`OffsetsTable::get`] at this slot: `Some(None)` if the group has
@@ -457,7 +476,7 @@ impl<'a> OffsetsTable<'a> {
     /// offset now stored.
     pub fn advance(&self, group: &str, offset: u64, now_ns: u64) -> Result<u64, OffsetsError> {
         let s = self.slot(self.claim(group)?);
-        Ok(advance_slot(s, offset, now_ns))
+        Ok(advance_slot(s, offset, now_ns, 1))
     }
 
     /// Sets `group`'s offset to `offset`, backwards if need be (replay).
@@ -465,7 +484,7 @@ impl<'a> OffsetsTable<'a> {
         let s = self.slot(self.claim(group)?);
         s[W_OFFSET].store(offset, Ordering::Release);
         heal(s);
-        touch(s, now_ns);
+        touch(s, now_ns, 1);
         Ok(())
     }
 
@@ -573,7 +592,7 @@ impl<'a> OffsetsTable<'a> {
         let mut moved = 0;
         self.each(|i, group, o| {
             if o.offset < first {
-                advance_slot(self.slot(i), first, now_ns);
+                advance_slot(self.slot(i), first, now_ns, 1);
                 lost(group, first - o.offset);
                 moved += 1;
             }
@@ -629,14 +648,16 @@ fn header_bytes(words: &[AtomicU64]) -> [u8; 16] {
     h
 }
 
-fn touch(s: &[AtomicU64], now_ns: u64) {
+fn touch(s: &[AtomicU64], now_ns: u64, updates: u64) {
     let now = now_ns.max(CLAIMED as u64 + 1);
     // With a coarse clock most updates carry the time already stored: a
     // load then, not a read-modify-write.
     if s[W_LAST].load(Ordering::Acquire) < now {
         s[W_LAST].fetch_max(now, Ordering::AcqRel);
     }
-    s[W_ACKS].fetch_add(1, Ordering::Relaxed);
+    if updates > 0 {
+        s[W_ACKS].fetch_add(updates, Ordering::Relaxed);
+    }
 }
 
 fn read_slot(s: &[AtomicU64], version: u32) -> Option<GroupOffset> {
@@ -671,21 +692,33 @@ fn settled_offset(s: &[AtomicU64]) -> (u64, u64) {
 /// Raises a slot's offset to `offset` and updates its check. A mismatch
 /// found first (damage) is replaced by the safe value before the raise, so
 /// a flipped-up offset is never made to look valid.
-fn advance_slot(s: &[AtomicU64], offset: u64, now_ns: u64) -> u64 {
-    let o = s[W_OFFSET].load(Ordering::Acquire);
+///
+/// An advance that does not move the offset (an ack at or below it) makes
+/// no read-modify-write of the offset: it is ordered before any concurrent
+/// change, which is what a `fetch_max` that lost would have been too.
+/// `updates` is added to the slot's update count (0: the caller counts it
+/// later, [`GroupSlot::add_updates`]).
+fn advance_slot(s: &[AtomicU64], offset: u64, now_ns: u64, updates: u64) -> u64 {
+    let mut o = s[W_OFFSET].load(Ordering::Acquire);
     if s[W_OFFSET_CHECK].load(Ordering::Acquire) != !o {
-        let (o, c) = settled_offset(s);
-        if c != !o {
-            let _ = s[W_OFFSET].compare_exchange(o, safe_offset(o, c, VERSION), Ordering::AcqRel, Ordering::Acquire);
+        let (so, c) = settled_offset(s);
+        if c != !so {
+            let _ = s[W_OFFSET].compare_exchange(so, safe_offset(so, c, VERSION), Ordering::AcqRel, Ordering::Acquire);
             heal(s);
         }
+        o = s[W_OFFSET].load(Ordering::Acquire);
     }
-    let prev = s[W_OFFSET].fetch_max(offset, Ordering::AcqRel);
-    if prev < offset {
-        heal(s);
-    }
-    touch(s, now_ns);
-    prev.max(offset)
+    let stored = if offset > o {
+        let prev = s[W_OFFSET].fetch_max(offset, Ordering::AcqRel);
+        if prev < offset {
+            heal(s);
+        }
+        prev.max(offset)
+    } else {
+        o
+    };
+    touch(s, now_ns, updates);
+    stored
 }
 
 /// Makes the offset check match the offset as it is now. Concurrent
