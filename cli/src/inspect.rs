@@ -209,22 +209,6 @@ struct StatJson<'a> {
 /// D-21): reads and acks in other processes never write `comet.state`.
 const WRITER_PROCESS_ONLY: [&str; 2] = ["entries_read", "acks"];
 
-/// The zstd dictionary ids (`dict-<id>.zdict`) in a shard's directory,
-/// ascending.
-fn dictionaries(dir: &Path, shard: comet::ShardId) -> Vec<u32> {
-    let mut ids: Vec<u32> = std::fs::read_dir(dir.join(format!("shard-{shard}")))
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.ok()?.file_name();
-            let digits = name.to_str()?.strip_prefix("dict-")?.strip_suffix(".zdict")?.to_owned();
-            (digits.len() == 10).then(|| digits.parse().ok()).flatten()
-        })
-        .collect();
-    ids.sort_unstable();
-    ids
-}
-
 /// Shards, segments, entries, bytes, age span and metrics.
 pub(crate) fn stat(dir: &Path, format: StatFormat, allow_empty: bool) -> CmdResult {
     let client = open(dir, allow_empty)?;
@@ -256,8 +240,8 @@ pub(crate) fn stat(dir: &Path, format: StatFormat, allow_empty: bool) -> CmdResu
                 oldest_ns: old,
                 newest_ns: st.newest_ns,
                 compression_ratio: out::Ratio4(st.compression_ratio),
-                dictionary: dictionaries(dir, st.shard).last().copied(),
-                dictionaries: dictionaries(dir, st.shard).len(),
+                dictionary: st.dictionaries.last().copied(),
+                dictionaries: st.dictionaries.len(),
                 counters: CountersJson(&st.counters),
                 groups: st
                     .groups
@@ -305,7 +289,7 @@ pub(crate) fn stat(dir: &Path, format: StatFormat, allow_empty: bool) -> CmdResu
             "FIRST", "END", "ENTRIES", "BYTES", "DICT"
         )?;
         for (st, old) in stats.shards.iter().zip(&oldest) {
-            let dict = dictionaries(dir, st.shard).last().map_or_else(|| "-".to_string(), u32::to_string);
+            let dict = st.dictionaries.last().map_or_else(|| "-".to_string(), u32::to_string);
             writeln!(
                 w,
                 "{}   {:>12}  {:>12}  {:>12}  {:>8}  {:>12}  {:>5.2}  {dict:>10}  {:>6}  {:<24}  {}",

@@ -271,6 +271,10 @@ fn bench_json_lines_with_and_without_a_dictionary() {
     let st = run(["stat", "--json", s(&dict)]);
     let v: serde_json::Value = serde_json::from_str(st.stdout.trim()).unwrap();
     assert!(v["shards"][1]["dictionary"].as_u64().is_some_and(|d| d >= 32768), "{v}");
+    // One dictionary per shard: the priming sync trains it, the bench does
+    // not train a second.
+    assert_eq!(v["shards"][0]["dictionaries"], 1, "{v}");
+    assert_eq!(v["shards"][1]["dictionaries"], 1, "{v}");
     let st = run(["stat", "--json", s(&plain)]);
     let v: serde_json::Value = serde_json::from_str(st.stdout.trim()).unwrap();
     assert!(v["shards"][0]["dictionary"].is_null());

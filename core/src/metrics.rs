@@ -205,6 +205,9 @@ pub struct ShardStats {
     pub newest_ns: u64,
     /// Raw payload bytes / stored payload bytes (1.0 when nothing written).
     pub compression_ratio: f64,
+    /// Ids of the shard's zstd dictionaries (`dict-<id>.zdict`), ascending:
+    /// the last is the one new frames use. Empty without dictionaries.
+    pub dictionaries: Vec<u32>,
     /// Persistent counters.
     pub counters: Counters,
     /// Append latency in this process (sampled).
@@ -238,9 +241,10 @@ impl ShardStats {
     /// The figures of a shard as its files give them, for any process:
     /// first retained entry (the manifest's, else the head's base), durable
     /// end and active bytes (the head's), segment files and bytes, and the
-    /// oldest and newest timestamps; `counters` as loaded from its
-    /// `comet.state`. `storage` (the shard directory, if it exists) is read
-    /// only for the first entry's timestamp when no segment is sealed yet.
+    /// oldest and newest timestamps, the dictionary ids; `counters` as
+    /// loaded from its `comet.state`. `storage` (the shard directory, if it
+    /// exists) is listed for the dictionaries and read for the first
+    /// entry's timestamp when no segment is sealed yet.
     /// `next_entry` is the durable end; latencies, groups and
     /// `groups_error` are left empty for the platform to fill.
     pub fn from_files<S: Storage>(
@@ -264,6 +268,7 @@ impl ShardStats {
             oldest_ns: oldest_ns(storage, sealed, head),
             newest_ns: newest_ns(sealed, head),
             compression_ratio: counters.compression_ratio(),
+            dictionaries: storage.and_then(|s| crate::dict::list_dicts(s).ok()).unwrap_or_default(),
             counters,
             append_latency: Latency::default(),
             sync_latency: Latency::default(),
@@ -518,6 +523,7 @@ mod tests {
             oldest_ns: 0,
             newest_ns: 0,
             compression_ratio: 1.0,
+            dictionaries: Vec::new(),
             counters: Counters(Counter::ALL.iter().enumerate().map(|(i, &c)| (c, i as u64 * 1_000_000_007)).collect()),
             append_latency: Latency::default(),
             sync_latency: Latency::default(),

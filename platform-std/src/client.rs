@@ -441,7 +441,9 @@ impl Client {
     /// `dict_min_size` bytes with it. Returns its id. Needs
     /// `compression.dictionary` on ([`Error::Config`] otherwise);
     /// [`Error::DictionaryTraining`] when zstd cannot train on what the
-    /// shard holds (too few or too uniform entries).
+    /// shard holds (too few or too uniform entries). A training the
+    /// flusher has in progress for the shard finishes first, so this always
+    /// adds one dictionary ([`ShardStats::dictionaries`] lists them).
     pub fn train_dictionary(&self, shard: ShardId) -> Result<u32> {
         let inner = &*self.inner;
         if inner.read_only {
@@ -458,6 +460,7 @@ impl Client {
             }));
         }
         let slot = inner.slot(shard);
+        let _training = slot.training();
         slot.ensure_writer(&mut slot.writer(), &inner.engine, c)?;
         let samples = crate::compress::sample_shard(
             &mut self.reader(shard)?,
@@ -585,8 +588,8 @@ impl Inner {
 
     fn check_owner(&self, shard: ShardId) -> Result<()> {
         let c = &self.config.concurrency;
-        if c.process_count > 1 && shard.get() % c.process_count != c.process_id {
-            return Err(Error::NotOwned { shard, owner: shard.get() % c.process_count, process: c.process_id });
+        if !c.owns(shard) {
+            return Err(Error::NotOwned { shard, owner: c.owner(shard), process: c.process_id });
         }
         Ok(())
     }

@@ -16,6 +16,7 @@
 
 use core::time::Duration;
 
+use comet_core::ShardId;
 use comet_core::platform::config::{check_millis, check_range};
 pub use comet_core::{EngineSettings, RetentionConfig};
 
@@ -86,6 +87,19 @@ pub struct ConcurrencyConfig {
     pub process_count: u32,
     /// Shards that `pick_shard` spreads keys over (default 16).
     pub shard_count: u32,
+}
+
+impl ConcurrencyConfig {
+    /// The process that writes `shard`: `shard % process_count` (0 with a
+    /// single process). The one place the ownership rule is written.
+    pub fn owner(&self, shard: ShardId) -> u32 {
+        shard.get() % self.process_count.max(1)
+    }
+
+    /// Whether this process writes `shard`.
+    pub fn owns(&self, shard: ShardId) -> bool {
+        self.owner(shard) == self.process_id
+    }
 }
 
 /// Log verbosity.

@@ -161,11 +161,7 @@ impl Client {
 
     fn owned_shards(&self) -> Result<Vec<ShardId>> {
         let c = &self.config().concurrency;
-        Ok(self
-            .shards()?
-            .into_iter()
-            .filter(|s| c.process_count <= 1 || s.get() % c.process_count == c.process_id)
-            .collect())
+        Ok(self.shards()?.into_iter().filter(|s| c.owns(*s)).collect())
     }
 
     /// Runs one retention pass now over the shards this client may write.

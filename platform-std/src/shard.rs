@@ -154,6 +154,12 @@ pub(crate) struct ShardSlot {
     pub(crate) id: ShardId,
     pub(crate) dir: PathBuf,
     writer: Mutex<Option<Writer>>,
+    /// Held while a dictionary is trained and stored (by a sync or by
+    /// `Client::train_dictionary`), and by a sync while it looks for due
+    /// samples: a sync that starts after another thread took the samples
+    /// returns once that dictionary is in use, and trainings never overlap.
+    /// Taken before the writer lock, never while holding it.
+    training: Mutex<()>,
     /// `comet.state` mapped read-only, for reads (when this client does not
     /// write the shard).
     state: OnceLock<Arc<SharedWords>>,
@@ -178,6 +184,7 @@ impl ShardSlot {
             id,
             dir,
             writer: Mutex::new(None),
+            training: Mutex::new(()),
             state: OnceLock::new(),
             state_rw: OnceLock::new(),
             waiters: Waiters::default(),
@@ -190,6 +197,11 @@ impl ShardSlot {
     /// The writer lock (never poisoned in practice: recover the guard).
     pub(crate) fn writer(&self) -> MutexGuard<'_, Option<Writer>> {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The training lock (see the field; recovered like the writer's).
+    pub(crate) fn training(&self) -> MutexGuard<'_, ()> {
+        self.training.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The state map if the shard exists on disk (never creates);
@@ -276,7 +288,8 @@ impl ShardSlot {
 
     /// Trains a dictionary on `samples` (outside the append lock), then,
     /// under it, stores it durably under the shard's next id and switches
-    /// the compressor to it. Returns its id.
+    /// the compressor to it. Returns its id. The caller holds
+    /// [`training`](ShardSlot::training).
     pub(crate) fn train_dict(&self, samples: &Samples, max_size: usize) -> Result<u32> {
         let mut dict = crate::compress::train(samples, max_size)
             .map_err(|source| Error::DictionaryTraining { shard: self.id, source })?;
@@ -326,20 +339,23 @@ impl ShardSlot {
     /// Syncs the shard's writer, if any: flush under the lock, fsync outside
     /// it (appends continue meanwhile), publish under the lock.
     /// A dictionary whose samples are complete is trained first, outside
-    /// the lock (the samples are taken under the lock the flush takes
-    /// anyway, so a sync with dictionaries off costs nothing more).
+    /// the writer lock (the samples are taken under the lock the flush
+    /// takes anyway); a training another thread started is waited for.
     pub(crate) fn sync(&self) -> Result<()> {
         self.sync_wanted.store(false, Ordering::Relaxed);
         let (ticket, file) = {
+            let training = self.training();
             let mut g = self.writer();
             let Some(w) = g.as_mut() else { return Ok(()) };
             let due = w.engine.compressor_mut().take_samples_if_ready();
             if due.is_some() {
                 drop(g);
                 self.train_due(due);
+                drop(training);
                 // Taking the samples left none ready: this runs once.
                 return self.sync();
             }
+            drop(training);
             if !w.engine.has_unsynced() {
                 return Ok(());
             }

@@ -294,6 +294,7 @@ fn retention_keeps_a_dictionary_while_retained_entries_may_use_it() {
     assert_eq!(c.train_dictionary(SHARD).unwrap(), 32768);
     append(300..900);
     assert_eq!(c.train_dictionary(SHARD).unwrap(), 32769);
+    assert_eq!(c.shard_stats(SHARD).unwrap().dictionaries, vec![32768, 32769]);
     append(900..1500);
     c.close().unwrap();
 
@@ -319,4 +320,32 @@ fn retention_keeps_a_dictionary_while_retained_entries_may_use_it() {
         c.close().unwrap();
     }
     assert!(kept_while_needed && deleted, "the sweep did not cross entry 900 from inside 300..900");
+}
+
+/// A sync returns with the dictionary in use even when the background
+/// flusher took the samples first (it waits for that training), and an
+/// explicit training never overlaps it: each round ends with exactly the
+/// two dictionaries it asked for.
+#[test]
+fn a_sync_waits_for_the_flushers_training_and_trainings_never_overlap() {
+    for round in 0..12 {
+        let t = tempfile::tempdir().unwrap();
+        let mut cfg = config();
+        cfg.storage.flush_interval = Duration::from_millis(1);
+        let c = Client::open(t.path(), cfg).unwrap();
+        let lines: Vec<Vec<u8>> = (0..400).map(line).collect();
+        for chunk in lines[..200].chunks(10) {
+            c.append_shard(SHARD, chunk).unwrap();
+        }
+        c.sync().unwrap();
+        assert_eq!(c.shard_stats(SHARD).unwrap().dictionaries, vec![32768], "round {round}");
+        assert_eq!(c.train_dictionary(SHARD).unwrap(), 32769, "round {round}");
+        for chunk in lines[200..].chunks(10) {
+            c.append_shard(SHARD, chunk).unwrap();
+        }
+        c.sync().unwrap();
+        assert_eq!(c.shard_stats(SHARD).unwrap().dictionaries, vec![32768, 32769], "round {round}");
+        c.close().unwrap();
+        assert_eq!(dict_files(t.path()).len(), 2);
+    }
 }
