@@ -11,68 +11,12 @@
 //! run covers the same segment count with small segments.
 #![allow(clippy::field_reassign_with_default, clippy::cast_possible_truncation)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use comet_embedded::pread_calls;
 use comet_embedded::{Consumer, EmbeddedConfig, Error, Log, ShardId};
-
-struct Counting;
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-    static PEAK: Cell<isize> = const { Cell::new(0) };
-}
-
-fn grow(by: isize) {
-    let _ = LIVE.try_with(|l| {
-        let now = l.get() + by;
-        l.set(now);
-        let _ = PEAK.try_with(|p| p.set(p.get().max(now)));
-    });
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        grow(layout.size() as isize);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        grow(layout.size() as isize);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        grow(-(layout.size() as isize));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // Old and new blocks may both be live while the bytes move.
-        grow(new_size as isize);
-        // SAFETY: same contract as the caller's.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        grow(-(layout.size() as isize));
-        p
-    }
-}
+use comet_test_child::heap::{Counting, high_water, start};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-/// Starts a measurement: the high-water mark from now on, above what is
-/// live now.
-fn start() -> isize {
-    let live = LIVE.with(Cell::get);
-    PEAK.with(|p| p.set(live));
-    live
-}
-
-fn high_water(base: isize) -> usize {
-    (PEAK.with(Cell::get) - base).max(0) as usize
-}
 
 const S0: ShardId = ShardId::MIN;
 

@@ -12,30 +12,9 @@ use std::time::Duration;
 
 use comet::{Client, Config, Error, FileKind, ShardId};
 use comet_embedded::{EmbeddedConfig, Log};
+use comet_tests::json_line as line;
 
 const SHARD: ShardId = ShardId::MIN;
-
-/// A 250-450-byte JSON log line, like the bench's data.
-fn line(i: u64) -> Vec<u8> {
-    let levels = ["info", "warn", "debug", "error"];
-    let paths = ["/api/v1/items", "/api/v1/users/login", "/healthz", "/api/v2/orders/search"];
-    let pad = "x".repeat((i * 37 % 150) as usize);
-    format!(
-        r#"{{"ts":"2026-12-03T20:{:02}:{:02}.{:06}Z","level":"{}","service":"checkout","host":"node-{}","trace_id":"{:016x}","msg":"request served","method":"GET","path":"{}","status":{},"duration_ms":{},"bytes":{},"user_agent":"curl/8.5.0","note":"{}"}}"#,
-        i / 60 % 60,
-        i % 60,
-        i * 7919 % 1_000_000,
-        levels[(i % 4) as usize],
-        i % 7,
-        i.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        paths[(i % 4) as usize],
-        [200, 201, 404, 500][(i % 4) as usize],
-        i % 250,
-        i * 31 % 10_000,
-        pad
-    )
-    .into_bytes()
-}
 
 fn config() -> Config {
     let mut c = Config::default();

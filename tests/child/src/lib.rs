@@ -17,6 +17,10 @@
 //! The child's stdout (and stderr, unless it is inherited) is read by
 //! threads of their own from the start, so the child never blocks on a full pipe and is killed while it
 //! works, not while it waits for the parent to read.
+//!
+//! [`heap`] is the memory tests' counting allocator.
+
+pub mod heap;
 
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader, Read};
