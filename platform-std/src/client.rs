@@ -155,7 +155,7 @@ impl Client {
 
     /// True if this process may write `shard`.
     pub fn owns(&self, shard: ShardId) -> bool {
-        self.inner.check_owner(shard).is_ok()
+        self.inner.config.concurrency.owns(shard)
     }
 
     fn start(root: PathBuf, config: Config, read_only: bool) -> Result<Client> {
