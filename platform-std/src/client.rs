@@ -4,7 +4,7 @@ use std::fs;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use comet_core::{Counters, IoOp, RecoveryReport, ShardCount, ShardId, ShardStats
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::reader::{Message, MessageId, Reader, shard_dir};
-use crate::shard::ShardSlot;
+use crate::shard::{ShardSlot, Writer};
 
 pub(crate) use comet_linux::now_ns;
 
@@ -399,14 +399,7 @@ impl Client {
     /// damaged segments quarantined) and returns what recovery did. A shard
     /// this client already writes returns the report of its open.
     pub fn recover_shard(&self, shard: ShardId) -> Result<RecoveryReport> {
-        let inner = &*self.inner;
-        if inner.read_only {
-            return Err(Error::ReadOnly);
-        }
-        inner.check_owner(shard)?;
-        let slot = inner.slot(shard);
-        let mut g = slot.writer();
-        slot.ensure_writer(&mut g, &inner.engine, &inner.config.compression)?;
+        let (_, g) = self.inner.open_writer(shard)?;
         g.as_ref().map(|w| w.report.clone()).ok_or(Error::Closed)
     }
 
@@ -415,14 +408,7 @@ impl Client {
     /// chunk tables, sets aside bytes past a sealed segment's end, and
     /// salvages `offsets.state` and heals its offset checks.
     pub fn repair_shard(&self, shard: ShardId) -> Result<crate::verify::ShardRepair> {
-        let inner = &*self.inner;
-        if inner.read_only {
-            return Err(Error::ReadOnly);
-        }
-        inner.check_owner(shard)?;
-        let slot = inner.slot(shard);
-        let mut g = slot.writer();
-        slot.ensure_writer(&mut g, &inner.engine, &inner.config.compression)?;
+        let (slot, mut g) = self.inner.open_writer(shard)?;
         let w = g.as_mut().ok_or(Error::Closed)?;
         let recovery = w.report.clone();
         let repair = w.engine.repair().map_err(|e| Error::from_core(shard, &slot.dir, e))?;
@@ -446,10 +432,6 @@ impl Client {
     /// adds one dictionary ([`ShardStats::dictionaries`] lists them).
     pub fn train_dictionary(&self, shard: ShardId) -> Result<u32> {
         let inner = &*self.inner;
-        if inner.read_only {
-            return Err(Error::ReadOnly);
-        }
-        inner.check_owner(shard)?;
         let c = &inner.config.compression;
         if !c.dictionary {
             return Err(Error::Config(crate::ConfigError {
@@ -459,9 +441,9 @@ impl Client {
                 max: 1,
             }));
         }
-        let slot = inner.slot(shard);
+        let (slot, g) = inner.open_writer(shard)?;
+        drop(g);
         let _training = slot.training();
-        slot.ensure_writer(&mut slot.writer(), &inner.engine, c)?;
         let samples = crate::compress::sample_shard(
             &mut self.reader(shard)?,
             c.dict_min_size as usize,
@@ -584,6 +566,20 @@ impl Inner {
 
     pub(crate) fn slots(&self) -> Vec<Arc<ShardSlot>> {
         self.shards.all()
+    }
+
+    /// The shard's slot and its locked writer, opened (recovering the
+    /// shard) if this client had none: for the calls that write outside
+    /// appends. Read-only clients and shards of other processes are errors.
+    fn open_writer(&self, shard: ShardId) -> Result<(&Arc<ShardSlot>, MutexGuard<'_, Option<Writer>>)> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        self.check_owner(shard)?;
+        let slot = self.slot(shard);
+        let mut g = slot.writer();
+        slot.ensure_writer(&mut g, &self.engine, &self.config.compression)?;
+        Ok((slot, g))
     }
 
     fn check_owner(&self, shard: ShardId) -> Result<()> {
