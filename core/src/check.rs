@@ -431,8 +431,9 @@ impl<S: Storage> Checker<'_, S> {
     }
 
     /// Records the dictionaries the frames of a checked chunk (the first
-    /// `len` bytes of the buffer, entries from `first`) name.
-    fn note_dict_refs(&mut self, len: usize, first: u64) {
+    /// `len` bytes of the buffer, entries from `first`) name. Returns the
+    /// bytes and the number of the whole entries it went through.
+    fn note_dict_refs(&mut self, len: usize, first: u64) -> (usize, u64) {
         let (mut at, mut entry) = (0usize, first);
         while let Some(h) = self.buf.get(at..len).and_then(|b| EntryHeader::parse(b).ok()) {
             let body = at + HEADER_LEN;
@@ -447,6 +448,34 @@ impl<S: Storage> Checker<'_, S> {
             at = body + h.len as usize;
             entry += 1;
         }
+        (at, entry - first)
+    }
+
+    /// [`note_dict_refs`](Self::note_dict_refs) over the first `end` bytes
+    /// of the active segment starting at entry `base`, read window by
+    /// window: for an active segment whose journal could not place its
+    /// chunks, once a scan found those bytes whole.
+    fn note_dict_refs_scanned(&mut self, file: &S::File, base: u64, end: u64) -> Result<(), S::Error> {
+        let (mut off, mut entry) = (0u64, base);
+        while off < end {
+            let want = self.buf.len().min(usize::try_from(end - off).unwrap_or(usize::MAX));
+            let got = read_exact_at(file, off, &mut self.buf[..want])?;
+            let (used, n) = self.note_dict_refs(got, entry);
+            if used == 0 {
+                // One entry longer than the buffer (the scan bounded it).
+                let need = self.buf.get(..got).and_then(|b| EntryHeader::parse(b).ok()).map(|h| h.total_len());
+                match need.and_then(|n| usize::try_from(n).ok()) {
+                    Some(n) if n > self.buf.len() && n <= HEADER_LEN + self.max_stored as usize => {
+                        self.buf.resize(n, 0);
+                    }
+                    _ => break,
+                }
+                continue;
+            }
+            off += used as u64;
+            entry += n;
+        }
+        Ok(())
     }
 
     /// Checks every dictionary file (CRC, ids) and that every dictionary
@@ -547,6 +576,9 @@ impl<S: Storage> Checker<'_, S> {
                 let problem = Problem::EntryCount { expected: h.entries, found: sc.entries };
                 self.damage(Some(base), Some(base..h.end().max(base + sc.entries)), problem);
                 return;
+            }
+            if let Err(e) = self.note_dict_refs_scanned(&file, base, h.bytes) {
+                return self.unreadable(Some(base), &name, &e);
             }
             let (open, closed) = sc.chunks.head_crcs();
             let closed_end = base + need * u64::from(interval);
@@ -821,5 +853,42 @@ mod tests {
         let mut found = Vec::new();
         check_shard(&dir, &mut found, || {});
         assert!(found.iter().any(|f| f.problem == Problem::MissingSegment), "{found:?}");
+    }
+
+    /// A zstd frame header naming dictionary `id` (4-byte id field, no
+    /// content size), then `len - 10` bytes standing for its blocks.
+    fn frame_naming(id: u32, len: usize) -> Vec<u8> {
+        let mut f = vec![0x28, 0xB5, 0x2F, 0xFD, 0x03, 0x00];
+        f.extend_from_slice(&id.to_le_bytes());
+        f.resize(len, 0xAB);
+        f
+    }
+
+    #[test]
+    fn dictionary_refs_of_a_scanned_segment_are_found_window_by_window() {
+        let dir = MemDir::new();
+        let file = dir.open("seg", OpenMode::Create).unwrap();
+        let payloads = [vec![7u8; 30], frame_naming(32768, 100), frame_naming(32769, 20), frame_naming(32768, 40)];
+        let mut at = 0u64;
+        for p in &payloads {
+            let h = EntryHeader { len: p.len() as u32, timestamp: 1 };
+            file.write_at(at, &h.to_bytes()).unwrap();
+            file.write_at(at + HEADER_LEN as u64, p).unwrap();
+            at += h.total_len();
+        }
+        let mut out = Vec::new();
+        let mut c = Checker {
+            storage: &dir,
+            out: &mut out,
+            check: ShardCheck::default(),
+            max_stored: 1024,
+            // Smaller than the second entry: the window must grow for it.
+            buf: vec![0u8; 64],
+            pause: || {},
+            dict_refs: alloc::collections::BTreeMap::new(),
+        };
+        c.note_dict_refs_scanned(&file, 10, at).unwrap();
+        let refs: Vec<(u32, Range<u64>)> = c.dict_refs.iter().map(|(&id, r)| (id, r.clone())).collect();
+        assert_eq!(refs, vec![(32768, 11..14), (32769, 12..13)]);
     }
 }

@@ -328,3 +328,32 @@ fn a_sync_waits_for_the_flushers_training_and_trainings_never_overlap() {
         assert_eq!(dict_files(t.path()).len(), 2);
     }
 }
+
+/// Verify finds the frames that name a missing dictionary in the active
+/// segment also when its chunk journal is gone (the check then scans the
+/// segment's bytes instead of placing chunks by the journal).
+#[test]
+fn a_missing_dictionary_is_found_in_an_active_segment_without_its_journal() {
+    let t = tempfile::tempdir().unwrap();
+    write(t.path(), 200, 200);
+    let dir = shard_dir(t.path());
+    std::fs::remove_file(dir.join("dict-0000032768.zdict")).unwrap();
+    let mut segments: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".comet"))
+        .collect();
+    segments.sort();
+    let active = segments.last().unwrap();
+    let base: u64 = active.trim_start_matches("log-").trim_end_matches(".comet").parse().unwrap();
+    assert!(base < 200, "the active segment holds the dictionary frames (200..400): {segments:?}");
+    let journal = dir.join(active.replace(".comet", ".chunks"));
+    std::fs::remove_file(&journal).unwrap();
+    let report = comet::verify(t.path()).unwrap();
+    assert!(
+        report.findings.iter().any(|f| f.finding.problem == comet::Problem::DictMissing { id: 32768 }
+            && f.finding.entries.as_ref().is_some_and(|r| r.start >= base && r.contains(&350))),
+        "{:?}",
+        report.findings
+    );
+}
