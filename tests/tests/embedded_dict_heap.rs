@@ -81,3 +81,46 @@ fn reading_two_64_kib_dictionaries_stays_within_the_heap_budget() {
     assert_eq!(switches, 399);
     assert!(high_water <= budget, "heap high-water {high_water} B above the budget {budget} B");
 }
+
+/// A dictionary file larger than comet-embedded reads (a valid one from a
+/// `comet` writer with a large `dict_max_size`, or one grown by damage) is a
+/// typed `Capacity` error before it is read into memory: the heap stays
+/// within the budget.
+#[test]
+fn a_dictionary_larger_than_comet_embedded_reads_is_refused_before_it_is_loaded() {
+    let t = tempfile::tempdir().unwrap();
+    let mut cfg = Config::default();
+    cfg.retention.cleanup_interval = None;
+    cfg.compression.dictionary = true;
+    cfg.compression.dict_sample_bytes = 64 << 10;
+    cfg.compression.dict_max_size = 4 << 10;
+    let c = Client::open(t.path(), cfg).unwrap();
+    let lines: Vec<Vec<u8>> = (0..600).map(json_line).collect();
+    for chunk in lines.chunks(100) {
+        c.append_shard(SHARD, chunk).unwrap();
+        c.sync().unwrap();
+    }
+    c.close().unwrap();
+    // The dictionary file grows to 1 MiB, the format's largest.
+    let path = t.path().join("shard-0000/dict-0000032768.zdict");
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(1 << 20).unwrap();
+
+    let mut ecfg = EmbeddedConfig { max_entry_size: 4096, read_buffer_bytes: 64 << 10, ..EmbeddedConfig::default() };
+    ecfg.retention.max_age = None;
+    ecfg.retention.cleanup_interval = None;
+    let budget = ecfg.heap_budget().total(usize::from(ecfg.shard_count));
+    let base = start();
+    let mut log = Log::open(t.path(), ecfg, comet_embedded::now_ns()).unwrap();
+    let mut buf = vec![0u8; 4096];
+    match log.read_into(SHARD, 599, &mut buf) {
+        Err(comet_embedded::Error::Engine {
+            source: comet_core::Error::Capacity { needed, available, .. }, ..
+        }) => {
+            assert!(needed > available, "{needed} {available}");
+        }
+        other => panic!("expected a Capacity error, got {other:?}"),
+    }
+    log.close().unwrap();
+    let high_water = high_water(base);
+    assert!(high_water <= budget, "heap high-water {high_water} B above the budget {budget} B");
+}
