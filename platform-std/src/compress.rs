@@ -164,9 +164,17 @@ pub(crate) enum UnzstdError {
 pub(crate) struct Unzstd {
     ctx: Option<zstd::bulk::Decompressor<'static>>,
     /// Contexts with one of the shard's dictionaries loaded, by id (each
-    /// file is read and checked once).
+    /// file is read and checked once while it stays here), at most
+    /// [`DICT_CONTEXTS`] of them.
     dicts: HashMap<u32, Option<zstd::bulk::Decompressor<'static>>>,
 }
+
+/// Dictionary contexts a reader keeps: a shard uses its newest dictionary
+/// and keeps older ones only while retained entries name them, so a few
+/// cover sequential and random reads; frames naming more ids (a directory
+/// built to make readers hold a megabyte-sized dictionary per id) reload
+/// instead of growing the reader's memory.
+pub(crate) const DICT_CONTEXTS: usize = 4;
 
 impl std::fmt::Debug for Unzstd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -183,6 +191,12 @@ impl Unzstd {
         else {
             return decompress_in(&mut self.ctx, frame, max).map_err(UnzstdError::Frame);
         };
+        if self.dicts.len() >= DICT_CONTEXTS && !self.dicts.contains_key(&id) {
+            // The lowest id: the oldest, retention's next to go.
+            if let Some(old) = self.dicts.keys().copied().min() {
+                self.dicts.remove(&old);
+            }
+        }
         let ctx = match self.dicts.entry(id) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(v) => {
@@ -317,6 +331,42 @@ mod tests {
                 u.decompress(Path::new("no-dictionaries-here"), &dst[..n], payload.len() - 1).is_err(),
                 "limit enforced"
             );
+        }
+    }
+
+    /// Frames naming more dictionaries than a reader keeps decode all the
+    /// same, and the reader holds at most DICT_CONTEXTS of them.
+    #[test]
+    fn a_reader_keeps_a_bounded_number_of_dictionaries() {
+        let lines: Vec<Vec<u8>> = (0..2000u64)
+            .map(|i| {
+                format!("{{\"level\":\"info\",\"seq\":{i},\"msg\":\"request {} served\"}}", i * 7919 % 1000)
+                    .into_bytes()
+            })
+            .collect();
+        let mut samples = Samples::default();
+        for l in &lines {
+            samples.bytes.extend_from_slice(l);
+            samples.sizes.push(l.len());
+        }
+        let trained = train(&samples, 4 << 10).unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let storage = DirStorage::open_path(t.path()).unwrap();
+        let mut u = Unzstd::default();
+        for round in 0..2 {
+            for k in 0..10u32 {
+                let id = comet_core::platform::wire::DICT_ID_MIN + k;
+                let mut dict = trained.clone();
+                comet_core::platform::wire::set_dict_id(&mut dict, id).unwrap();
+                if round == 0 {
+                    comet_core::platform::dict::write_dict(&storage, 0, &dict).unwrap();
+                }
+                let line = &lines[k as usize];
+                let frame = zstd::bulk::Compressor::with_dictionary(3, &dict).unwrap().compress(line).unwrap();
+                assert_eq!(frame_dict_id(&frame).unwrap(), Some(id));
+                assert_eq!(&u.decompress(t.path(), &frame, 4096).unwrap(), line);
+                assert!(u.dicts.len() <= DICT_CONTEXTS, "{} contexts", u.dicts.len());
+            }
         }
     }
 }
