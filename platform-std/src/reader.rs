@@ -924,18 +924,24 @@ mod tests {
         assert_eq!(before, after, "no segment was mapped twice");
     }
 
-    #[test]
-    fn batches_match_single_reads_across_segments_and_compressed_entries() {
-        let dir = tempfile::tempdir().unwrap();
+    /// Entries 0..600 of shard 1 in 8 KiB segments, most of them
+    /// compressed.
+    fn compressed_segments(dir: &Path) -> (Client, ShardId) {
         let mut cfg = Config::default();
         cfg.storage.max_file_size = 8192;
         cfg.compression.min_compress_size = 64;
-        let c = Client::open(dir.path(), cfg).unwrap();
+        let c = Client::open(dir, cfg).unwrap();
         for i in 0..600u64 {
             c.append("events:v1:shard:0001", &[entry(i)]).unwrap();
         }
         c.sync().unwrap();
-        let shard = ShardId::new(1).unwrap();
+        (c, ShardId::new(1).unwrap())
+    }
+
+    #[test]
+    fn batches_match_single_reads_across_segments_and_compressed_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, shard) = compressed_segments(dir.path());
         let mut single = c.reader(shard).unwrap();
         let mut batched = c.reader(shard).unwrap();
         let mut from = 0;
@@ -962,15 +968,7 @@ mod tests {
     #[test]
     fn lent_batches_match_message_batches_across_segments_and_compressed_entries() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cfg = Config::default();
-        cfg.storage.max_file_size = 8192;
-        cfg.compression.min_compress_size = 64;
-        let c = Client::open(dir.path(), cfg).unwrap();
-        for i in 0..600u64 {
-            c.append("events:v1:shard:0001", &[entry(i)]).unwrap();
-        }
-        c.sync().unwrap();
-        let shard = ShardId::new(1).unwrap();
+        let (c, shard) = compressed_segments(dir.path());
         let mut messages = c.reader(shard).unwrap();
         let mut lent = c.reader(shard).unwrap();
         let mut batch = LentBatch::new();
