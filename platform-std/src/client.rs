@@ -223,7 +223,7 @@ impl Client {
     /// `storage.durable_appends`. All or nothing: on error no entry is
     /// numbered or stored.
     pub fn append<P: AsRef<[u8]>>(&self, stream: &str, entries: &[P]) -> Result<Appended> {
-        let shard = parse_stream(stream).map_err(Error::InvalidStream)?;
+        let shard = crate::append::stream_shard(stream).map_err(Error::InvalidStream)?;
         self.append_shard(shard, entries)
     }
 
@@ -238,7 +238,7 @@ impl Client {
         }
         inner.check_owner(shard)?;
         let slot = inner.slot(shard);
-        let now = now_ns();
+        let now = crate::append::append_now_ns();
         let mut g = slot.writer();
         slot.ensure_writer(&mut g, &inner.engine, &inner.config.compression)?;
         let Some(w) = g.as_mut() else {

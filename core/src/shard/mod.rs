@@ -420,7 +420,12 @@ where
         if bound > MAX_SEGMENT_BYTES {
             return Err(Error::BatchTooLarge { bytes: bound, max: MAX_SEGMENT_BYTES });
         }
-        let batch_chunks = (entries.len() as u64).div_ceil(u64::from(self.interval())) + 1;
+        // Chunks the batch can touch: the open one plus those it starts. A
+        // batch of at most one interval (every single append) needs no
+        // division for that.
+        let n = entries.len() as u64;
+        let interval = u64::from(self.interval()).max(1);
+        let batch_chunks = if n <= interval { 2 } else { n.div_ceil(interval) + 1 };
         if batch_chunks > u64::from(self.cfg.max_chunks) {
             return Err(Error::Capacity {
                 what: "checkpoint capacity (entries per batch)",
