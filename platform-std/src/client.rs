@@ -255,7 +255,12 @@ impl Client {
         drop(g);
         if inner.config.storage.durable_appends {
             slot.sync()?;
-        } else if full && !slot.sync_wanted.swap(true, Ordering::AcqRel) {
+        } else if full
+            // Test before the locked swap: while the flusher syncs a full
+            // buffer, every append finds it full and the request made.
+            && !slot.sync_wanted.load(Ordering::Relaxed)
+            && !slot.sync_wanted.swap(true, Ordering::AcqRel)
+        {
             inner.signal.request_sync();
         }
         Ok(Appended { shard, entries })
