@@ -106,7 +106,9 @@ fn single(c: &mut Criterion) {
 
 /// Nanoseconds since the Unix epoch (the caller's clock of `comet_stream_at`).
 fn wall_ns() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 fn batches(c: &mut Criterion) {
