@@ -5,7 +5,8 @@
 //!
 //! Groups are `append_single`, `append_batch_<n>` and
 //! `append_batch_100_buffer_4096KiB` (a 4 MiB write buffer); functions
-//! `comet…` and `write_floor`. The CPU report at the end gives user-space CPU per
+//! `comet…` and `write_floor`. `append_single/comet_stream_at` stamps with
+//! the caller's time (`Client::append_at`, read once per 256 appends). The CPU report at the end gives user-space CPU per
 //! entry (docs/DESIGN.md §8: <= 60 ns single, <= 15 ns per entry in batches of
 //! 100).
 
@@ -50,6 +51,26 @@ fn single(c: &mut Criterion) {
                 })
             });
         });
+        // The caller's clock (`Client::append_at`, D-55): a timestamp read
+        // once per 256 appends, inside the measured time.
+        g.bench_function("comet_stream_at", |b| {
+            b.iter_custom(|iters| {
+                timed("append_single/comet_stream_at", iters, 1, |m| {
+                    let mut now = 0;
+                    for i in 0..iters {
+                        if i % 256 == 0 {
+                            now = wall_ns();
+                        }
+                        black_box(rig.client().append_at(&stream, now, &[entry.as_slice()]).unwrap());
+                        if rig.note(STORED_LEN as u64) {
+                            m.pause();
+                            rig.reset();
+                            m.resume();
+                        }
+                    }
+                })
+            });
+        });
         g.bench_function("comet_shard", |b| {
             b.iter_custom(|iters| {
                 timed("append_single/comet_shard", iters, 1, |m| {
@@ -81,6 +102,13 @@ fn single(c: &mut Criterion) {
         });
     });
     g.finish();
+}
+
+/// Nanoseconds since the Unix epoch (the caller's clock of `comet_stream_at`).
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 fn batches(c: &mut Criterion) {

@@ -69,6 +69,7 @@
 #![warn(missing_docs)]
 #![cfg(all(unix, target_endian = "little", target_has_atomic = "64"))]
 
+mod append;
 mod client;
 mod compress;
 pub mod config;

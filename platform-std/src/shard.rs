@@ -195,6 +195,7 @@ impl ShardSlot {
     }
 
     /// The writer lock (never poisoned in practice: recover the guard).
+    #[inline]
     pub(crate) fn writer(&self) -> MutexGuard<'_, Option<Writer>> {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -231,6 +232,7 @@ impl ShardSlot {
     /// Opens the writer if this client has none for the shard yet: creates
     /// the directory, takes `writer.lock`, maps the state and runs the
     /// engine's recovery.
+    #[inline]
     pub(crate) fn ensure_writer<'a>(
         &'a self,
         guard: &mut MutexGuard<'a, Option<Writer>>,
@@ -240,6 +242,19 @@ impl ShardSlot {
         if guard.is_some() {
             return Ok(());
         }
+        self.open_writer(guard, cfg, compression)
+    }
+
+    /// [`ensure_writer`](ShardSlot::ensure_writer) when there is no writer
+    /// yet (once per shard and client: kept out of the append path).
+    #[cold]
+    #[inline(never)]
+    fn open_writer<'a>(
+        &'a self,
+        guard: &mut MutexGuard<'a, Option<Writer>>,
+        cfg: &EngineConfig,
+        compression: &CompressionConfig,
+    ) -> Result<()> {
         let root_path = self.dir.parent().unwrap_or(Path::new("."));
         let root = DirStorage::open_path(root_path).map_err(|e| Error::io(IoOp::Open, root_path, e))?;
         let opened = comet_linux::open_writer(&root, self.id, *cfg, Zstd::new(compression), comet_linux::now_ns());

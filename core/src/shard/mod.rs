@@ -420,7 +420,12 @@ where
         if bound > MAX_SEGMENT_BYTES {
             return Err(Error::BatchTooLarge { bytes: bound, max: MAX_SEGMENT_BYTES });
         }
-        let batch_chunks = (entries.len() as u64).div_ceil(u64::from(self.interval())) + 1;
+        // Chunks the batch can touch: the open one plus those it starts. A
+        // batch of at most one interval (every single append) needs no
+        // division for that.
+        let n = entries.len() as u64;
+        let interval = u64::from(self.interval()).max(1);
+        let batch_chunks = if n <= interval { 2 } else { n.div_ceil(interval) + 1 };
         if batch_chunks > u64::from(self.cfg.max_chunks) {
             return Err(Error::Capacity {
                 what: "checkpoint capacity (entries per batch)",
@@ -445,7 +450,9 @@ where
         }
         let stored_before = self.stored_in_batch_start();
         if bound <= (self.buf.len() - self.buf_len) as u64 {
-            if plain {
+            if let ([one], true) = (entries, plain) {
+                self.push_one(ts, one.as_ref())?;
+            } else if plain {
                 self.push_plain(ts, entries)?;
             } else {
                 for e in entries {
@@ -509,6 +516,39 @@ where
         }
         self.until_chunk -= 1;
         self.buf_len = body + stored;
+        self.buf_entries += 1;
+        self.note_entry(ts);
+        Ok(())
+    }
+
+    /// [`push_plain`](Shard::push_plain) for a batch of one entry (every
+    /// single append): the header and payload copied, a chunk start noted
+    /// if the entry begins a chunk. The buffer and chunk bookkeeping end up
+    /// exactly as after `push_plain`.
+    #[inline]
+    fn push_one(&mut self, ts: u64, p: &[u8]) -> Res<(), S> {
+        let at = self.buf_len;
+        let end = at + HEADER_LEN + p.len();
+        let Some(dst) = self.buf.get_mut(at..end) else {
+            // Not reached: the caller checked that the entry fits.
+            return Err(Error::Capacity {
+                what: "write buffer",
+                needed: (end - at) as u64,
+                available: (self.buf.len() - at) as u64,
+            });
+        };
+        let (header, body) = dst.split_at_mut(HEADER_LEN);
+        // `p.len() <= max_entry <= u32::MAX`.
+        header[..4].copy_from_slice(&crate::num::len32(p.len()).to_le_bytes());
+        header[4..].copy_from_slice(&ts.to_le_bytes());
+        body.copy_from_slice(p);
+        if self.until_chunk == 0 {
+            self.starts.push(crate::num::offset32(at));
+            // A valid manifest's interval is at least 1, as in `push_plain`.
+            self.until_chunk = self.manifest.interval.max(1);
+        }
+        self.until_chunk -= 1;
+        self.buf_len = end;
         self.buf_entries += 1;
         self.note_entry(ts);
         Ok(())
