@@ -90,8 +90,9 @@ pub struct Message {
 
 impl Message {
     /// The append timestamp as a [`SystemTime`](std::time::SystemTime):
-    /// the writer's wall clock when the entry was appended (never earlier
-    /// than the entry before it in the shard).
+    /// the writer's wall clock when the entry was appended, or the time the
+    /// caller gave [`Client::append_at`](crate::Client::append_at) (never
+    /// earlier than the entry before it in the shard).
     pub fn time(&self) -> std::time::SystemTime {
         crate::system_time(self.timestamp)
     }
