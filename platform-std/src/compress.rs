@@ -278,6 +278,14 @@ mod tests {
     }
 
     #[test]
+    fn dictionary_frames_use_level_one_below_level_four() {
+        assert_eq!([1, 2, 3].map(dict_level), [1, 1, 1]);
+        assert_eq!([4, 9, 22].map(dict_level), [4, 9, 22]);
+        // the default level is one of those mapped
+        assert_eq!(dict_level(crate::Config::default().compression.level), 1);
+    }
+
+    #[test]
     fn incompressible_payloads_stay_raw() {
         let mut z = Zstd::new(&plain(3));
         let payload = comet_core::sim::noise(8192, 0x1234_5678);
