@@ -22,8 +22,8 @@ const SAMPLE_MAX: usize = 16 << 10;
 /// `level` (D-56): levels 1 to 3 all write at level 1, higher levels as
 /// given. On short entries with a dictionary, levels 2 and 3 find no
 /// better matches than level 1 (3.76x and 3.85x against 3.88x on the
-/// benches' JSON lines) and cost 20-40 % more per frame, which is most of
-/// an append's time (BENCHMARKS.md, *Dictionary appends*).
+/// benches' JSON lines) and level 3 costs 30-75 % more per frame, which
+/// is most of an append's time (BENCHMARKS.md, *Dictionary appends*).
 pub(crate) fn dict_level(level: i32) -> i32 {
     if (1..=3).contains(&level) { 1 } else { level }
 }
