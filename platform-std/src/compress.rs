@@ -18,10 +18,21 @@ use crate::config::CompressionConfig;
 /// entries; long ones compress well alone).
 const SAMPLE_MAX: usize = 16 << 10;
 
+/// The level dictionary frames are written at for `compression.level`
+/// `level` (D-56): levels 1 to 3 all write at level 1, higher levels as
+/// given. On short entries with a dictionary, levels 2 and 3 find no
+/// better matches than level 1 (3.76x and 3.85x against 3.88x on the
+/// benches' JSON lines) and level 3 costs 30-75 % more per frame, which
+/// is most of an append's time (BENCHMARKS.md, *Dictionary appends*).
+pub(crate) fn dict_level(level: i32) -> i32 {
+    if (1..=3).contains(&level) { 1 } else { level }
+}
+
 /// The shard's compressor: plain zstd at a fixed level for payloads of at
 /// least `min_compress_size`, and, once the shard has a dictionary, zstd
-/// with it for payloads of at least `dict_min_size`. Before that, with
-/// dictionaries on, it keeps short payloads as training samples.
+/// with it (at [`dict_level`]) for payloads of at least `dict_min_size`.
+/// Before that, with dictionaries on, it keeps short payloads as training
+/// samples.
 pub(crate) struct Zstd {
     inner: Option<zstd::bulk::Compressor<'static>>,
     level: i32,
@@ -67,7 +78,7 @@ impl Zstd {
     /// Compresses with dictionary `id` (`dict`: the zstd dictionary bytes,
     /// already stored durably) from now on; stops collecting samples.
     pub(crate) fn use_dict(&mut self, id: u32, dict: &[u8]) -> io::Result<()> {
-        let c = zstd::bulk::Compressor::with_dictionary(self.level, dict)?;
+        let c = zstd::bulk::Compressor::with_dictionary(dict_level(self.level), dict)?;
         self.dict = Some((id, c));
         self.samples = None;
         Ok(())
@@ -278,6 +289,14 @@ mod tests {
         assert!(n < payload.len() / 4);
         assert_eq!(decompress(&dst[..n], payload.len()).unwrap(), payload);
         assert!(decompress(&dst[..n], payload.len() - 1).is_err(), "limit enforced");
+    }
+
+    #[test]
+    fn dictionary_frames_use_level_one_below_level_four() {
+        assert_eq!([1, 2, 3].map(dict_level), [1, 1, 1]);
+        assert_eq!([4, 9, 22].map(dict_level), [4, 9, 22]);
+        // the default level is one of those mapped
+        assert_eq!(dict_level(crate::Config::default().compression.level), 1);
     }
 
     #[test]

@@ -28,7 +28,9 @@ pub struct CompressionConfig {
     /// Payloads at least this long are compressed when that makes them
     /// smaller (default 4096; 0 tries every payload).
     pub min_compress_size: u32,
-    /// zstd level, `1..=22` (default 3).
+    /// zstd level, `1..=22` (default 3). Frames compressed with a shard
+    /// dictionary use level 1 for levels 1 to 3 (the same ratio on short
+    /// entries, faster; docs/DECISIONS.md D-56), the level itself from 4.
     pub level: i32,
     /// Per-shard zstd dictionaries (default off): once `dict_sample_bytes`
     /// of payloads of at least `dict_min_size` bytes were appended to a
