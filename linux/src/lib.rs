@@ -54,13 +54,32 @@ pub use writer::{OpenError, OpenedWriter, open_writer};
 /// clock before 1970 reads as 1: timestamps are never 0). The `now` both
 /// platforms hand the core.
 ///
-/// `SystemTime::now()` (`clock_gettime(CLOCK_REALTIME)` through libc's
-/// vDSO) with 64-bit arithmetic instead of `Duration::as_nanos`'s 128-bit
-/// one. Not rustix's `clock_gettime`: its own vDSO lookup crashes programs
-/// run under valgrind (rustix issue #1559).
+/// `clock_gettime(CLOCK_REALTIME)` through rustix's direct vDSO call (the
+/// precise clock D-22 keeps for every append) with 64-bit arithmetic,
+/// rather than `SystemTime::now()` and its checked `duration_since`. rustix
+/// finds the vDSO through libc's auxiliary vector (`use-libc-auxv`): its
+/// own lookup crashes programs run under valgrind (rustix issue #1559).
+#[inline]
 pub fn now_ns() -> u64 {
-    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => d.as_secs().saturating_mul(1_000_000_000).saturating_add(u64::from(d.subsec_nanos())).max(1),
-        Err(_) => 1,
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+    match (u64::try_from(t.tv_sec), u64::try_from(t.tv_nsec)) {
+        (Ok(s), Ok(ns)) => s.saturating_mul(1_000_000_000).saturating_add(ns).max(1),
+        // Before 1970.
+        _ => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// `now_ns` reads the system clock `SystemTime` reads.
+    #[test]
+    fn now_ns_reads_the_system_clock() {
+        let ns = |t: std::time::SystemTime| {
+            u64::try_from(t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()).unwrap()
+        };
+        let before = ns(std::time::SystemTime::now());
+        let t = super::now_ns();
+        let after = ns(std::time::SystemTime::now());
+        assert!(before <= t && t <= after, "{before} <= {t} <= {after}");
     }
 }

@@ -1,34 +1,11 @@
 //! The fixed per-append work of [`Client::append`](crate::Client::append)
-//! that is not the engine's: the append clock and the stream name's shard.
-//! Both give exactly what the plain calls give (D-55), with less work.
+//! that is not the engine's: the stream name's shard, exactly what
+//! `parse_stream` gives, with less work (D-55). The append clock is
+//! [`comet_linux::now_ns`].
 
 use std::cell::RefCell;
 
 use comet_core::{MAX_STREAM_LEN, NameError, ShardId, parse_stream};
-
-/// Nanoseconds since the Unix epoch from `CLOCK_REALTIME`, at least 1: the
-/// value [`comet_linux::now_ns`] returns (the precise clock D-22 keeps for
-/// every append), read through rustix's direct vDSO call instead of libc's
-/// wrapper and `SystemTime`'s checked `duration_since`. rustix finds the
-/// vDSO through libc's auxiliary vector (`use-libc-auxv`), which runs under
-/// valgrind (D-53, D-55).
-#[cfg(any(target_os = "linux", target_os = "android"))]
-#[inline]
-pub(crate) fn append_now_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
-    match (u64::try_from(t.tv_sec), u64::try_from(t.tv_nsec)) {
-        (Ok(s), Ok(ns)) => s.saturating_mul(1_000_000_000).saturating_add(ns).max(1),
-        // Before 1970: timestamps are never 0, as `now_ns`.
-        _ => 1,
-    }
-}
-
-/// [`comet_linux::now_ns`] where rustix's clock is not available.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-#[inline]
-pub(crate) fn append_now_ns() -> u64 {
-    comet_linux::now_ns()
-}
 
 /// The last stream name this thread resolved, and its shard.
 struct LastStream {
@@ -124,13 +101,5 @@ mod tests {
         assert_eq!(ts, [t0, t0 + 5, t0 + 5, t0 + 5, t0 + 9]);
         assert!(r.read(5).unwrap().timestamp >= before);
         assert_eq!(r.read(3).unwrap().data(), b"d");
-    }
-
-    #[test]
-    fn the_append_clock_reads_the_system_clock() {
-        let before = comet_linux::now_ns();
-        let t = append_now_ns();
-        let after = comet_linux::now_ns();
-        assert!(before <= t && t <= after, "{before} <= {t} <= {after}");
     }
 }

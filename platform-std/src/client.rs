@@ -229,7 +229,7 @@ impl Client {
 
     /// Appends to a shard by id.
     pub fn append_shard<P: AsRef<[u8]>>(&self, shard: ShardId, entries: &[P]) -> Result<Appended> {
-        self.append_stamped(shard, crate::append::append_now_ns, entries)
+        self.append_stamped(shard, now_ns, entries)
     }
 
     /// [`append`](Client::append) stamped with the caller's `timestamp_ns`
