@@ -20,19 +20,34 @@ const RAW: u64 = 16_000;
 /// Entries compressed with each dictionary.
 const EACH: u64 = 4_000;
 
+/// A `comet` writer that trains dictionaries of up to `max_size` bytes
+/// once `samples` bytes of entries were appended.
+fn writer(dir: &std::path::Path, max_size: u32, samples: u32) -> Client {
+    let mut cfg = Config::default();
+    cfg.retention.cleanup_interval = None;
+    cfg.retention.max_age = None;
+    cfg.compression.dictionary = true;
+    cfg.compression.dict_max_size = max_size;
+    cfg.compression.dict_sample_bytes = samples;
+    Client::open(dir, cfg).unwrap()
+}
+
+/// comet-embedded's reader configuration and its heap budget.
+fn embedded() -> (EmbeddedConfig, usize) {
+    let mut ecfg = EmbeddedConfig { max_entry_size: 4096, read_buffer_bytes: 64 << 10, ..EmbeddedConfig::default() };
+    ecfg.retention.max_age = None;
+    ecfg.retention.cleanup_interval = None;
+    let budget = ecfg.heap_budget().total(usize::from(ecfg.shard_count));
+    (ecfg, budget)
+}
+
 #[test]
 fn reading_two_64_kib_dictionaries_stays_within_the_heap_budget() {
     let t = tempfile::tempdir().unwrap();
     // Written by comet: the first dictionary trained by the sync after
     // RAW lines of samples, the second on demand EACH lines later; both as
     // large as comet-embedded reads.
-    let mut cfg = Config::default();
-    cfg.retention.cleanup_interval = None;
-    cfg.retention.max_age = None;
-    cfg.compression.dictionary = true;
-    cfg.compression.dict_max_size = 64 << 10;
-    cfg.compression.dict_sample_bytes = 4 << 20;
-    let c = Client::open(t.path(), cfg).unwrap();
+    let c = writer(t.path(), 64 << 10, 4 << 20);
     let lines: Vec<Vec<u8>> = (0..RAW + 2 * EACH).map(json_line).collect();
     let append = |range: std::ops::Range<u64>| {
         for chunk in lines[range.start as usize..range.end as usize].chunks(100) {
@@ -55,10 +70,7 @@ fn reading_two_64_kib_dictionaries_stays_within_the_heap_budget() {
         .collect();
     assert!(sizes.len() == 2 && sizes.iter().all(|&n| n > 48 << 10), "two dictionaries near 64 KiB: {sizes:?}");
 
-    let mut ecfg = EmbeddedConfig { max_entry_size: 4096, read_buffer_bytes: 64 << 10, ..EmbeddedConfig::default() };
-    ecfg.retention.max_age = None;
-    ecfg.retention.cleanup_interval = None;
-    let budget = ecfg.heap_budget().total(usize::from(ecfg.shard_count));
+    let (ecfg, budget) = embedded();
 
     let base = start();
     let mut log = Log::open(t.path(), ecfg, comet_embedded::now_ns()).unwrap();
@@ -89,12 +101,7 @@ fn reading_two_64_kib_dictionaries_stays_within_the_heap_budget() {
 #[test]
 fn a_dictionary_larger_than_comet_embedded_reads_is_refused_before_it_is_loaded() {
     let t = tempfile::tempdir().unwrap();
-    let mut cfg = Config::default();
-    cfg.retention.cleanup_interval = None;
-    cfg.compression.dictionary = true;
-    cfg.compression.dict_sample_bytes = 64 << 10;
-    cfg.compression.dict_max_size = 4 << 10;
-    let c = Client::open(t.path(), cfg).unwrap();
+    let c = writer(t.path(), 4 << 10, 64 << 10);
     let lines: Vec<Vec<u8>> = (0..600).map(json_line).collect();
     for chunk in lines.chunks(100) {
         c.append_shard(SHARD, chunk).unwrap();
@@ -105,10 +112,7 @@ fn a_dictionary_larger_than_comet_embedded_reads_is_refused_before_it_is_loaded(
     let path = t.path().join("shard-0000/dict-0000032768.zdict");
     std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(1 << 20).unwrap();
 
-    let mut ecfg = EmbeddedConfig { max_entry_size: 4096, read_buffer_bytes: 64 << 10, ..EmbeddedConfig::default() };
-    ecfg.retention.max_age = None;
-    ecfg.retention.cleanup_interval = None;
-    let budget = ecfg.heap_budget().total(usize::from(ecfg.shard_count));
+    let (ecfg, budget) = embedded();
     let base = start();
     let mut log = Log::open(t.path(), ecfg, comet_embedded::now_ns()).unwrap();
     let mut buf = vec![0u8; 4096];
