@@ -2,7 +2,8 @@
 //! the integrity review as a test (damaged bytes are never printed or
 //! acked, swapped segments are refused, a stray copy is never adopted,
 //! offsets carry checks, no file content, file type or size raises a
-//! signal, hangs or eats memory, shard creation is atomic, a refused writer
+//! signal, hangs or eats memory (dictionary files too), shard creation is
+//! atomic, a refused writer
 //! learns the holder's pid).
 #![allow(clippy::cast_possible_truncation)]
 
@@ -17,14 +18,25 @@ use comet::{Client, Config};
 use common::{Run, comet, payload, run, s, segment, small_log};
 
 /// Runs `comet args`, killing it if it runs past `limit`: a hang is a
-/// failure, and so is death by a signal (SIGBUS, SIGSEGV).
+/// failure, and so is death by a signal (SIGBUS, SIGSEGV). Its output is
+/// read while it runs, so a long output is not mistaken for a hang.
 fn run_bounded<const N: usize>(args: [&str; N], limit: Duration) -> Run {
     let mut child = comet(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let drain = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.signal().is_none(), "{args:?} died of signal {:?}", status.signal());
-            return child.wait_with_output().unwrap().into();
+            let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
+            return std::process::Output { status, stdout, stderr }.into();
         }
         if start.elapsed() > limit {
             let _ = child.kill();
@@ -426,4 +438,65 @@ fn two_writers_started_at_once_the_refused_one_names_the_holder() {
         }
     }
     eprintln!("{named} refusals, each naming the holder's pid");
+}
+
+/// A shard whose later entries are compressed with a zstd dictionary
+/// (`dict-0000032768.zdict`); returns the data directory.
+fn with_dictionary(root: &Path) -> std::path::PathBuf {
+    let dir = root.join("d");
+    let mut cfg = Config::default();
+    cfg.compression.dictionary = true;
+    cfg.compression.dict_sample_bytes = 8 << 10;
+    cfg.compression.dict_max_size = 1 << 10;
+    let c = Client::open(&dir, cfg).unwrap();
+    let line = |i: u64| {
+        format!(
+            r#"{{"level":"info","seq":{i},"svc":"edge","msg":"request {} served in {} ms"}}"#,
+            i * 7919 % 1000,
+            i % 97
+        )
+        .into_bytes()
+    };
+    // Few entries: the commands' output stays within a pipe's buffer.
+    for k in 0..6u64 {
+        let batch: Vec<Vec<u8>> = (k * 40..k * 40 + 40).map(line).collect();
+        c.append("t:shard:0001", &batch).unwrap();
+        c.sync().unwrap();
+    }
+    assert_eq!(c.shard_stats(comet::ShardId::new(1).unwrap()).unwrap().dictionaries, vec![32768]);
+    c.close().unwrap();
+    dir
+}
+
+/// A FIFO, a symlink to /dev/zero or a 1 GiB sparse file in place of a
+/// dictionary: every command that reads the shard ends (no hang, no
+/// signal) within bounded memory, and an error names what is wrong.
+#[test]
+fn hostile_dictionary_files_are_refused_without_hanging_or_eating_memory() {
+    for kind in ["fifo", "dev-zero", "sparse"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = with_dictionary(tmp.path());
+        let path = dir.join("shard-0001").join("dict-0000032768.zdict");
+        std::fs::remove_file(&path).unwrap();
+        match kind {
+            "fifo" => {
+                let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+                // SAFETY: a valid C string path; mkfifo has no other preconditions.
+                assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+            }
+            "dev-zero" => std::os::unix::fs::symlink("/dev/zero", &path).unwrap(),
+            _ => std::fs::File::create(&path).unwrap().set_len(1 << 30).unwrap(),
+        }
+        let limit = Duration::from_secs(30);
+        let read = run_bounded(["read", s(&dir), "t:shard:0001"], limit);
+        assert_eq!(read.code, 2, "{kind}: {read:?}");
+        assert!(read.stderr.contains("dict-0000032768.zdict"), "{kind}: {read:?}");
+        let verify = run_bounded(["verify", s(&dir)], limit);
+        assert_eq!(verify.code, 1, "{kind}: {verify:?}");
+        let consume = run_bounded(["consume", s(&dir), "--group", "g"], limit);
+        assert_eq!(consume.code, 2, "{kind}: {consume:?}");
+        assert_eq!(run_bounded(["stat", s(&dir)], limit).code, 0, "{kind}");
+        let (rss, r) = max_rss_kib(["read", s(&dir), "t:shard:0001"]);
+        assert!(rss < 200 * 1024, "{kind}: read took {rss} KiB: {r:?}");
+    }
 }
