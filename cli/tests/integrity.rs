@@ -3,8 +3,7 @@
 //! acked, swapped segments are refused, a stray copy is never adopted,
 //! offsets carry checks, no file content, file type or size raises a
 //! signal, hangs or eats memory (dictionary files too), shard creation is
-//! atomic, a refused writer
-//! learns the holder's pid).
+//! atomic, a refused writer learns the holder's pid).
 #![allow(clippy::cast_possible_truncation)]
 
 mod common;
