@@ -357,3 +357,32 @@ fn a_missing_dictionary_is_found_in_an_active_segment_without_its_journal() {
         report.findings
     );
 }
+
+/// A FIFO in place of the dictionary: both readers return an error at
+/// once (opens are non-blocking and refuse what is not a regular file).
+#[test]
+fn a_fifo_in_place_of_a_dictionary_is_an_error_for_both_readers() {
+    let t = tempfile::tempdir().unwrap();
+    write(t.path(), 200, 200);
+    let path = shard_dir(t.path()).join("dict-0000032768.zdict");
+    std::fs::remove_file(&path).unwrap();
+    let status = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
+    assert!(status.success());
+    let c = Client::open_read_only(t.path(), config()).unwrap();
+    let mut r = c.reader(SHARD).unwrap();
+    let e = r.read(350).unwrap_err();
+    assert!(e.to_string().contains("dict-0000032768.zdict"), "{e}");
+    drop(r);
+    c.close().unwrap();
+    let mut log = Log::open(t.path(), embedded_config(), comet_embedded::now_ns()).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let e = log.read_into(SHARD, 350, &mut buf).unwrap_err();
+    let mut chain = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        chain = format!("{chain}: {s}");
+        source = s.source();
+    }
+    assert!(chain.contains("dict-0000032768.zdict"), "{chain}");
+    log.close().unwrap();
+}
