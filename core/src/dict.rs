@@ -70,6 +70,19 @@ fn parse_dict_header_id(header: &[u8; DICT_HEADER_LEN]) -> u32 {
 /// [`Error::Storage`] with the storage's not-found error; a damaged one
 /// [`Error::Corrupt`] naming [`FileKind::Dict`].
 pub fn load_dict<S: Storage>(storage: &S, id: u32, buf: &mut Vec<u8>) -> Result<DictInfo, Error<S::Error>> {
+    load_dict_within(storage, id, DICT_MAX_BYTES, buf)
+}
+
+/// [`load_dict`] for a reader that holds dictionaries of at most
+/// `max_bytes` (below the format's [`DICT_MAX_BYTES`]): a file whose size
+/// says the dictionary is larger is [`Error::Capacity`], refused by that
+/// size before anything is read.
+pub fn load_dict_within<S: Storage>(
+    storage: &S,
+    id: u32,
+    max_bytes: u32,
+    buf: &mut Vec<u8>,
+) -> Result<DictInfo, Error<S::Error>> {
     let name = dict_file_name(id);
     let f = storage.open(&name, OpenMode::Read).ctx(IoOp::Open, &name)?;
     let len = f.len().ctx(IoOp::Len, &name)?;
@@ -77,6 +90,14 @@ pub fn load_dict<S: Storage>(storage: &S, id: u32, buf: &mut Vec<u8>) -> Result<
     let Some(len) = usize::try_from(len).ok().filter(|&l| l as u64 <= max) else {
         return Err(corrupt(id, 12, WireError::TooLarge { len, max }));
     };
+    let dict_len = len.saturating_sub(DICT_HEADER_LEN) as u64;
+    if dict_len > u64::from(max_bytes) {
+        return Err(Error::Capacity {
+            what: "dictionary bytes this reader holds",
+            needed: dict_len,
+            available: u64::from(max_bytes),
+        });
+    }
     buf.clear();
     buf.resize(len, 0);
     let n = read_exact_at(&f, 0, buf).ctx(IoOp::Read, &name)?;
@@ -165,6 +186,16 @@ mod tests {
         assert_eq!(load_dict(&dir, b.id, &mut buf).unwrap(), b);
         assert_eq!(&buf[DICT_HEADER_LEN..], &zdict(DICT_ID_MIN + 1)[..]);
         assert!(matches!(load_dict(&dir, 40_000, &mut buf), Err(Error::Storage { op: IoOp::Open, .. })));
+        // A reader holding smaller dictionaries refuses it by its size.
+        let len = zdict(b.id).len() as u64;
+        let small = u32::try_from(len - 1).unwrap();
+        buf.clear();
+        assert!(matches!(
+            load_dict_within(&dir, b.id, small, &mut buf),
+            Err(Error::Capacity { needed, available, .. }) if needed == len && available == len - 1
+        ));
+        assert!(buf.is_empty(), "nothing was read");
+        assert_eq!(load_dict_within(&dir, b.id, small + 1, &mut buf).unwrap(), b);
     }
 
     #[test]

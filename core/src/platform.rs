@@ -53,7 +53,9 @@ pub mod wire {
 /// them (format: [`wire::parse_dict_file`]).
 #[cfg(feature = "alloc")]
 pub mod dict {
-    pub use crate::dict::{DICT_TMP, DictInfo, list_dicts, load_dict, removable_dicts, retire_dicts, write_dict};
+    pub use crate::dict::{
+        DICT_TMP, DictInfo, list_dicts, load_dict, load_dict_within, removable_dicts, retire_dicts, write_dict,
+    };
 }
 
 /// File names inside a shard directory and of shard directories.

@@ -22,18 +22,18 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use comet_core::WireError;
-use comet_core::platform::dict::load_dict;
-use comet_core::platform::naming::dict_file_name;
-use comet_core::platform::storage::{OpenMode, Storage, StorageFile};
+use comet_core::platform::dict::load_dict_within;
+use comet_core::platform::storage::Storage;
 use comet_core::platform::wire::DICT_HEADER_LEN;
 use comet_core::platform::wire::{Compressor, Decompressor, FrameEncoder};
-use comet_core::{Corruption, FileKind, IoOp, ShardId};
+use comet_core::{Corruption, FileKind, ShardId};
 use ruzstd::decoding::{Dictionary, FrameDecoder};
 
 /// The largest zstd dictionary this crate reads (the std crate trains
 /// 16 KiB ones by default; the format allows 1 MiB). A larger one is a
 /// typed error (`Capacity`), so the heap budget stays bounded.
-pub const DICT_READ_MAX: usize = 64 << 10;
+pub const DICT_READ_MAX: usize = DICT_READ_BYTES as usize;
+const DICT_READ_BYTES: u32 = 64 << 10;
 
 /// The window floor of the decoder: frames written by earlier versions of
 /// this crate (through `ruzstd`'s `FrameCompressor`) declare this window.
@@ -117,15 +117,6 @@ pub(crate) enum DictLoadError {
     Engine(comet_core::Error<std::io::Error>),
 }
 
-/// A dictionary of `len` bytes, more than this crate reads.
-fn too_large(len: u64) -> DictLoadError {
-    DictLoadError::Engine(comet_core::Error::Capacity {
-        what: "dictionary (comet-embedded reads up to 64 KiB)",
-        needed: len,
-        available: DICT_READ_MAX as u64,
-    })
-}
-
 impl core::fmt::Debug for ZstdDecompressor {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("ZstdDecompressor").finish_non_exhaustive()
@@ -167,21 +158,10 @@ impl ZstdDecompressor {
                 error: WireError::InvalidField { offset: 0 },
             }))
         };
-        // Refused by its size before it is read: the budget counts one
-        // dictionary of at most DICT_READ_MAX bytes.
-        let name = dict_file_name(id);
-        let len = match storage.open(&name, OpenMode::Read).and_then(|f| f.len()) {
-            Ok(len) => len,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(DictLoadError::Missing),
-            Err(source) => {
-                return Err(DictLoadError::Engine(comet_core::Error::Storage { op: IoOp::Open, file: name, source }));
-            }
-        };
-        if len > (DICT_HEADER_LEN + DICT_READ_MAX) as u64 {
-            return Err(too_large(len.saturating_sub(DICT_HEADER_LEN as u64)));
-        }
+        // The budget counts one dictionary of at most DICT_READ_MAX bytes:
+        // a larger one is refused by its file's size before it is read.
         let mut buf = Vec::new();
-        match load_dict(storage, id, &mut buf) {
+        match load_dict_within(storage, id, DICT_READ_BYTES, &mut buf) {
             Ok(_) => {}
             Err(comet_core::Error::Storage { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 return Err(DictLoadError::Missing);
@@ -189,10 +169,6 @@ impl ZstdDecompressor {
             Err(e) => return Err(DictLoadError::Engine(e)),
         }
         let raw = buf.get(DICT_HEADER_LEN..).unwrap_or_default();
-        if raw.len() > DICT_READ_MAX {
-            // The file grew between the two looks.
-            return Err(too_large(raw.len() as u64));
-        }
         let dict = Dictionary::decode_dict(raw).map_err(|_| corrupt())?;
         if self.dict.is_some() {
             // Drop the previous dictionary (ruzstd keeps every one added).
