@@ -55,15 +55,9 @@ impl GoIndex {
         if b.len() < 32 {
             return Err(trunc(32));
         }
-        if b[..4] != GO_INDEX_MAGIC {
-            return Err(WireError::BadMagic);
-        }
+        le::magic_version(b, &GO_INDEX_MAGIC, 1..=1)?;
         let u32_at = |at: usize| le::u32_at(b, at).ok_or(trunc(at + 4));
         let u64_at = |at: usize| le::u64_at(b, at).ok_or(trunc(at + 8));
-        let version = u32_at(4)?;
-        if version != 1 {
-            return Err(WireError::UnsupportedVersion(version));
-        }
         let current_entry = u64_at(8)?;
         let consumers = u32_at(24)? as usize;
         let nodes = u32_at(28)? as usize;

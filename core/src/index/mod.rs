@@ -285,15 +285,9 @@ impl Manifest {
         if bytes.len() < HEADER + 4 {
             return Err(trunc(HEADER + 4));
         }
-        if bytes[..4] != MANIFEST_MAGIC {
-            return Err(WireError::BadMagic);
-        }
+        let version = le::magic_version(bytes, &MANIFEST_MAGIC, MANIFEST_VERSION_1..=MANIFEST_VERSION)?;
         let u32_at = |at| le::u32_at(bytes, at).ok_or(trunc(at + 4));
         let u64_at = |at| le::u64_at(bytes, at).ok_or(trunc(at + 8));
-        let version = u32_at(4)?;
-        if version != MANIFEST_VERSION && version != MANIFEST_VERSION_1 {
-            return Err(WireError::UnsupportedVersion(version));
-        }
         let body = bytes.len() - 4;
         let expected = u32_at(body)?;
         let actual = crc32fast::hash(&bytes[..body]);

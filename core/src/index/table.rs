@@ -74,13 +74,7 @@ pub fn parse_table_header(h: &[u8]) -> Result<(u64, u32), WireError> {
     if h.len() < TABLE_HEADER {
         return Err(WireError::Truncated { needed: TABLE_HEADER as u64, available: h.len() as u64 });
     }
-    if h[..4] != TABLE_MAGIC {
-        return Err(WireError::BadMagic);
-    }
-    let version = le::u32_at(h, 4).unwrap_or(0);
-    if version != TABLE_VERSION {
-        return Err(WireError::UnsupportedVersion(version));
-    }
+    le::magic_version(h, &TABLE_MAGIC, TABLE_VERSION..=TABLE_VERSION)?;
     let expected = le::u32_at(h, 20).unwrap_or(0);
     let actual = crc32fast::hash(&h[..20]);
     if expected != actual && !cfg!(fuzzing) {

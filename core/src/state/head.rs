@@ -117,15 +117,9 @@ impl DurableHead {
         if line.len() < STATE_LINE {
             return Err(WireError::Truncated { needed: STATE_LINE as u64, available: line.len() as u64 });
         }
-        if line[..4] != STATE_MAGIC {
-            return Err(WireError::BadMagic);
-        }
+        le::magic_version(line, &STATE_MAGIC, STATE_VERSION..=STATE_VERSION)?;
         let get32 = |at| le::u32_at(line, at).unwrap_or(0);
         let get64 = |at| le::u64_at(line, at).unwrap_or(0);
-        let version = get32(field::VERSION);
-        if version != STATE_VERSION {
-            return Err(WireError::UnsupportedVersion(version));
-        }
         let seq = get64(field::SEQ);
         let mut copy = [0u8; STATE_LINE];
         copy.copy_from_slice(&line[..STATE_LINE]);

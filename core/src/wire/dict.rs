@@ -105,13 +105,7 @@ pub fn parse_dict_file(bytes: &[u8]) -> Result<DictFile<'_>, WireError> {
     let Some(h) = bytes.get(..DICT_HEADER_LEN) else {
         return Err(WireError::Truncated { needed: DICT_HEADER_LEN as u64, available: bytes.len() as u64 });
     };
-    if h[..4] != DICT_FILE_MAGIC {
-        return Err(WireError::BadMagic);
-    }
-    let version = le::u32_at(h, 4).unwrap_or(0);
-    if version != DICT_FILE_VERSION {
-        return Err(WireError::UnsupportedVersion(version));
-    }
+    le::magic_version(h, &DICT_FILE_MAGIC, DICT_FILE_VERSION..=DICT_FILE_VERSION)?;
     let id = le::u32_at(h, 8).unwrap_or(0);
     let len = le::u32_at(h, 12).unwrap_or(0);
     if len > DICT_MAX_BYTES {

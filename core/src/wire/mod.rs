@@ -114,6 +114,28 @@ impl core::error::Error for WireError {}
 /// Little-endian field access that never panics: callers check lengths
 /// first, and these helpers take fixed-size arrays.
 pub(crate) mod le {
+    use super::WireError;
+
+    /// Checks the common start of comet's file headers: the 4-byte `magic`
+    /// at offset 0, then a version (u32 at offset 4) in `accepted`, which
+    /// it returns. A header shorter than 8 bytes is `Truncated`.
+    pub fn magic_version(
+        h: &[u8],
+        magic: &[u8; 4],
+        accepted: core::ops::RangeInclusive<u32>,
+    ) -> Result<u32, WireError> {
+        let (Some(m), Some(version)) = (h.get(..4), u32_at(h, 4)) else {
+            return Err(WireError::Truncated { needed: 8, available: h.len() as u64 });
+        };
+        if m != magic {
+            return Err(WireError::BadMagic);
+        }
+        if !accepted.contains(&version) {
+            return Err(WireError::UnsupportedVersion(version));
+        }
+        Ok(version)
+    }
+
     /// Reads a u16 at `at` or `None` when out of bounds.
     pub fn u16_at(b: &[u8], at: usize) -> Option<u16> {
         Some(u16::from_le_bytes(b.get(at..at.checked_add(2)?)?.try_into().ok()?))
@@ -142,6 +164,20 @@ pub(crate) mod le {
             }
             None => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magic_version_checks_length_magic_and_the_accepted_versions() {
+        let h = [b'A', b'B', b'C', b'D', 2, 0, 0, 0];
+        assert_eq!(le::magic_version(&h, b"ABCD", 1..=2), Ok(2));
+        assert_eq!(le::magic_version(&h, b"ABCE", 1..=2), Err(WireError::BadMagic));
+        assert_eq!(le::magic_version(&h, b"ABCD", 1..=1), Err(WireError::UnsupportedVersion(2)));
+        assert_eq!(le::magic_version(&h[..7], b"ABCD", 1..=2), Err(WireError::Truncated { needed: 8, available: 7 }));
     }
 }
 
