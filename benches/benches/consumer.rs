@@ -29,41 +29,35 @@ fn acks(c: &mut Criterion, rig: &Rig, n: u64) {
         let mut g = c.benchmark_group("ack_single");
         Timing::FAST.apply(&mut g);
         g.throughput(Throughput::Elements(1));
-        let mut e = 0u64;
-        g.bench_function("comet", |b| {
-            b.iter_custom(|iters| {
-                timed("ack_single/comet", iters, 1, |_| {
-                    for _ in 0..iters {
-                        consumer.ack(&[rig::id(0, e)]).unwrap();
-                        e += 1;
-                        if e == n {
-                            e = 0;
-                        }
-                    }
-                })
-            });
-        });
         // `comet` acks ids below the offset once `e` wrapped (after the
-        // first `n` acks: nearly every measured ack); here every ack moves
-        // the offset by one, the group being reset outside the measured time.
-        let mut advancing = rig::consumer(client, "bench-acks-advancing");
-        let mut e = 0u64;
-        g.bench_function("comet_advancing", |b| {
-            b.iter_custom(|iters| {
-                timed("ack_single/comet_advancing", iters, 1, |m| {
-                    for _ in 0..iters {
-                        advancing.ack(&[rig::id(0, e)]).unwrap();
-                        e += 1;
-                        if e == n {
-                            e = 0;
-                            m.pause();
-                            advancing.reset_offset(rig::shard(0), 0).unwrap();
-                            m.resume();
+        // first `n` acks: nearly every measured ack); in `comet_advancing`
+        // every ack moves the offset by one, the group being reset outside
+        // the measured time.
+        for (function, group, reset) in
+            [("comet", "bench-acks", false), ("comet_advancing", "bench-acks-advancing", true)]
+        {
+            let mut acker = rig::consumer(client, group);
+            let id = format!("ack_single/{function}");
+            let mut e = 0u64;
+            g.bench_function(function, |b| {
+                b.iter_custom(|iters| {
+                    timed(&id, iters, 1, |m| {
+                        for _ in 0..iters {
+                            acker.ack(&[rig::id(0, e)]).unwrap();
+                            e += 1;
+                            if e == n {
+                                e = 0;
+                                if reset {
+                                    m.pause();
+                                    acker.reset_offset(rig::shard(0), 0).unwrap();
+                                    m.resume();
+                                }
+                            }
                         }
-                    }
-                })
+                    })
+                });
             });
-        });
+        }
         g.finish();
     }
     {

@@ -939,47 +939,27 @@ mod tests {
         (c, ShardId::new(1).unwrap())
     }
 
+    /// Message batches match single reads, and lent batches match message
+    /// batches, across segments and compressed entries.
     #[test]
-    fn batches_match_single_reads_across_segments_and_compressed_entries() {
+    fn batches_and_lent_batches_match_single_reads_across_segments_and_compressed_entries() {
         let dir = tempfile::tempdir().unwrap();
         let (c, shard) = compressed_segments(dir.path());
         let mut single = c.reader(shard).unwrap();
         let mut batched = c.reader(shard).unwrap();
-        let mut from = 0;
-        let mut compressed = 0;
-        for size in [1usize, 7, 100, 33, 1000].iter().cycle() {
-            let mut out = Vec::new();
-            let n = batched.read_batch(from, *size, &mut out).unwrap();
-            assert_eq!(n, out.len());
-            for m in &out {
-                let one = single.read(m.id.entry).unwrap();
-                assert_eq!((m.id, m.timestamp, m.data()), (one.id, one.timestamp, one.data()));
-                assert_eq!(m.data(), &entry(m.id.entry)[..]);
-                compressed += usize::from(!m.is_zero_copy());
-            }
-            from += n as u64;
-            if n < *size {
-                break;
-            }
-        }
-        assert_eq!(from, 600);
-        assert!(compressed > 10, "{compressed}");
-    }
-
-    #[test]
-    fn lent_batches_match_message_batches_across_segments_and_compressed_entries() {
-        let dir = tempfile::tempdir().unwrap();
-        let (c, shard) = compressed_segments(dir.path());
-        let mut messages = c.reader(shard).unwrap();
         let mut lent = c.reader(shard).unwrap();
         let mut batch = LentBatch::new();
         let (mut from, mut compressed, mut maps) = (0, 0, 0);
         for size in [1usize, 7, 100, 33, 1000].iter().cycle() {
             let mut out = Vec::new();
-            let n = messages.read_batch(from, *size, &mut out).unwrap();
+            let n = batched.read_batch(from, *size, &mut out).unwrap();
+            assert_eq!(n, out.len());
             assert_eq!(lent.read_lent(from, *size, &mut batch).unwrap(), n);
             assert_eq!(batch.len(), n);
             for (i, m) in out.iter().enumerate() {
+                let one = single.read(m.id.entry).unwrap();
+                assert_eq!((m.id, m.timestamp, m.data()), (one.id, one.timestamp, one.data()));
+                assert_eq!(m.data(), &entry(m.id.entry)[..]);
                 let e = batch.get(i).unwrap();
                 assert_eq!((e.id, e.timestamp, e.data), (m.id, m.timestamp, m.data()));
                 compressed += usize::from(!m.is_zero_copy());
