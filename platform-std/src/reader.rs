@@ -129,7 +129,7 @@ impl AsRef<[u8]> for Message {
 /// [`Consumer::read_shard_lent`](crate::Consumer::read_shard_lent)), their
 /// payloads lent from the segment mappings. The batch holds each mapping
 /// once, so building it makes no reference-count update per entry; its
-/// [`LentEntry`]s borrow from it. Reuse one batch across reads: its buffers
+/// [`LentEntry`]s borrow from it. Reuse one batch across reads: its tables
 /// are kept.
 ///
 /// ```
@@ -150,8 +150,8 @@ impl AsRef<[u8]> for Message {
 #[derive(Debug, Default)]
 pub struct LentBatch {
     maps: Vec<Arc<SegmentMap>>,
-    /// Payloads of compressed entries, decompressed.
-    owned: Vec<u8>,
+    /// Payloads of compressed entries, as they were decompressed.
+    owned: Vec<Vec<u8>>,
     entries: Vec<Lent>,
 }
 
@@ -159,8 +159,8 @@ pub struct LentBatch {
 enum Place {
     /// Index into `maps` and the byte range in that mapping.
     Mapped(usize, std::ops::Range<usize>),
-    /// Byte range in `owned`.
-    Owned(std::ops::Range<usize>),
+    /// Index into `owned`.
+    Owned(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -188,7 +188,8 @@ impl LentBatch {
         LentBatch::default()
     }
 
-    /// Empties the batch (releasing its mappings), keeping its buffers.
+    /// Empties the batch (releasing its mappings and decompressed
+    /// payloads), keeping its tables' capacity.
     pub fn clear(&mut self) {
         self.maps.clear();
         self.owned.clear();
@@ -208,7 +209,7 @@ impl LentBatch {
     fn entry(&self, e: &Lent) -> LentEntry<'_> {
         let data = match &e.place {
             Place::Mapped(m, r) => self.maps.get(*m).and_then(|m| m.bytes().get(r.clone())).unwrap_or_default(),
-            Place::Owned(r) => self.owned.get(r.clone()).unwrap_or_default(),
+            Place::Owned(i) => self.owned.get(*i).map_or(&[][..], Vec::as_slice),
         };
         LentEntry { id: e.id, timestamp: e.timestamp, data }
     }
@@ -617,11 +618,11 @@ impl Reader {
             let start = usize::try_from(pos.start).unwrap_or(usize::MAX) + e.at + HEADER_LEN;
             let id = MessageId { shard: r.shard, entry: e.entry };
             let place = if is_frame(e.stored) {
-                // Decompressed as `read_batch` does it, into the batch's own bytes.
+                // Decompressed as `read_batch` does it; the batch keeps
+                // the decompressed vector (no second copy).
                 let m = r.message(map, pos, e.entry, e.timestamp, e.at, e.stored.len())?;
-                let at = out.owned.len();
-                out.owned.extend_from_slice(m.data());
-                Place::Owned(at..out.owned.len())
+                out.owned.push(m.into_vec());
+                Place::Owned(out.owned.len() - 1)
             } else {
                 if !out.maps.last().is_some_and(|m| Arc::ptr_eq(m, map)) {
                     out.maps.push(map.clone());
