@@ -61,7 +61,20 @@ pub use writer::{OpenError, OpenedWriter, open_writer};
 /// own lookup crashes programs run under valgrind (rustix issue #1559).
 #[inline]
 pub fn now_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+    clock_ns(rustix::time::ClockId::Realtime)
+}
+
+/// [`now_ns`] from the coarse wall clock (`CLOCK_REALTIME_COARSE`: a few
+/// ns to read, about 1 ms resolution), for times that need no more, such
+/// as a group's last-ack time.
+#[inline]
+pub fn coarse_now_ns() -> u64 {
+    clock_ns(rustix::time::ClockId::RealtimeCoarse)
+}
+
+#[inline]
+fn clock_ns(clock: rustix::time::ClockId) -> u64 {
+    let t = rustix::time::clock_gettime(clock);
     match (u64::try_from(t.tv_sec), u64::try_from(t.tv_nsec)) {
         (Ok(s), Ok(ns)) => s.saturating_mul(1_000_000_000).saturating_add(ns).max(1),
         // Before 1970.

@@ -222,23 +222,6 @@ impl std::fmt::Debug for Consumer {
     }
 }
 
-/// Wall-clock ns for the last-ack time: the coarse clock (a few ns, ms
-/// resolution; the slot keeps the maximum, so it never goes backwards).
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn ack_time_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
-    u64::try_from(t.tv_sec)
-        .ok()
-        .and_then(|s| s.checked_mul(1_000_000_000))
-        .and_then(|ns| ns.checked_add(u64::try_from(t.tv_nsec).unwrap_or(0)))
-        .unwrap_or_else(now_ns)
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn ack_time_ns() -> u64 {
-    now_ns()
-}
-
 impl Consumer {
     /// A member of `group` (1..=47 bytes, no NUL) reading through `client`.
     pub fn new(client: &Client, group: &str) -> Result<Consumer> {
@@ -524,7 +507,9 @@ impl Consumer {
         };
         let link = &mut self.links[i];
         let to = link.group.cap(to, || Ok::<_, Error>(link.reader.head()?.map_or(0, |h| h.end())))?;
-        let now = ack_time_ns();
+        // The last-ack time needs no more than the coarse clock (the slot
+        // keeps the maximum, so it never goes backwards).
+        let now = comet_linux::coarse_now_ns();
         // Only through a writable mapping (lookups map read-only). The fast
         // path stores the offset now and counts the ack later (`publish`).
         let fast = link.offsets.as_ref().and_then(|w| w.writable()).and_then(|w| link.group.advance_cached(w, to, now));
