@@ -104,7 +104,7 @@ pub use naming::{PatternError, PatternErrorKind, ShardPattern, all_shard_streams
 pub use retention::RetentionReport;
 pub use retention::ShardPlan;
 pub use state::{Counter, DirId, DurableHead, IDENTITY_FILE, IdentityDamage};
-pub use wire::{EntryHeader, ShardCount, WireError, fnv1a32, pick_shard};
+pub use wire::{EntryHeader, ShardCount, WireError, fnv1a32, pick_member_shard, pick_shard, shard_member};
 
 #[cfg(feature = "alloc")]
 pub use check::{Finding, Problem, Severity, ShardCheck};

@@ -421,12 +421,7 @@ impl Client {
     pub fn pick_shard(&self, key: &[u8]) -> ShardId {
         let c = &self.inner.config.concurrency;
         let count = ShardCount::new(c.shard_count).unwrap_or(ShardCount::DEFAULT);
-        if c.process_count <= 1 {
-            return comet_core::pick_shard(key, count);
-        }
-        let owned: u32 = (count.get() + c.process_count - 1 - c.process_id) / c.process_count;
-        let k = comet_core::fnv1a32(key) % owned.max(1);
-        ShardId::new(c.process_id + k * c.process_count).unwrap_or(ShardId::MIN)
+        comet_core::pick_member_shard(key, count, c.process_id, c.process_count)
     }
 
     /// `<prefix>:shard:NNNN` for [`pick_shard`](Client::pick_shard).

@@ -93,9 +93,9 @@ pub struct ConcurrencyConfig {
 
 impl ConcurrencyConfig {
     /// The process that writes `shard`: `shard % process_count` (0 with a
-    /// single process). The one place the ownership rule is written.
+    /// single process), the core's [`shard_member`](comet_core::shard_member).
     pub fn owner(&self, shard: ShardId) -> u32 {
-        shard.get() % self.process_count.max(1)
+        comet_core::shard_member(shard, self.process_count)
     }
 
     /// Whether this process writes `shard` (every append asks: a single

@@ -662,7 +662,8 @@ pub struct ProcessOptions<'a> {
     /// Shards to read (default all).
     pub shards: Shards,
     /// `Some((i, n))`: this is worker `i` of `n` and reads only shards with
-    /// `shard % n == i` — the one assignment rule.
+    /// `shard % n == i` ([`comet_core::shard_member`], the rule that also
+    /// assigns shards to processes).
     pub worker: Option<(u32, u32)>,
     /// Ack each batch after the handler succeeds (default true).
     pub auto_ack: bool,
@@ -790,7 +791,7 @@ impl Consumer {
             Shards::Only(v) => v.clone(),
         };
         Ok(match opts.worker {
-            Some((i, n)) => all.into_iter().filter(|s| s.get() % n == i).collect(),
+            Some((i, n)) => all.into_iter().filter(|&s| comet_core::shard_member(s, n) == i).collect(),
             None => all,
         })
     }

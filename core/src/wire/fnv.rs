@@ -54,6 +54,28 @@ pub fn pick_shard(key: &[u8], count: ShardCount) -> ShardId {
     ShardId::new(id).unwrap_or(ShardId::MIN)
 }
 
+/// The member of `members` a shard belongs to: `shard % members`, 0 when
+/// there are fewer than two. The one assignment rule: which process of a
+/// multi-process deployment writes a shard, and which worker of a
+/// consumer's `process` loop reads it.
+pub const fn shard_member(shard: ShardId, members: u32) -> u32 {
+    if members <= 1 { 0 } else { shard.get() % members }
+}
+
+/// [`pick_shard`] among the shards `0..count` that belong to `member` of
+/// `members` ([`shard_member`]): the key's hash picks one of them, so a
+/// process appends by key only to shards it writes. A member that owns none
+/// of `0..count` (`member >= count`) gets its lowest shard, `member`.
+/// With fewer than two members this is [`pick_shard`].
+pub fn pick_member_shard(key: &[u8], count: ShardCount, member: u32, members: u32) -> ShardId {
+    if members <= 1 {
+        return pick_shard(key, count);
+    }
+    let owned = (count.get() + members - 1).saturating_sub(member) / members;
+    let k = fnv1a32(key) % owned.max(1);
+    ShardId::new(member + k * members).unwrap_or(ShardId::MIN)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +103,36 @@ mod tests {
                 assert_eq!(got.get(), want, "{key:?} % {n}");
             }
         }
+    }
+
+    #[test]
+    fn a_member_picks_only_its_own_shards_and_spreads_over_them() {
+        for members in 1..=6u32 {
+            for count in 1..=24u32 {
+                let n = ShardCount::new(count).unwrap();
+                for member in 0..members {
+                    let mut seen = [false; 24];
+                    for k in 0..400u32 {
+                        let key = k.to_le_bytes();
+                        let s = pick_member_shard(&key, n, member, members);
+                        assert_eq!(shard_member(s, members), member, "{members} members, {count} shards");
+                        if member < count {
+                            assert!(s.get() < count, "{s} outside 0..{count}");
+                            seen[s.get() as usize] = true;
+                        } else {
+                            assert_eq!(s.get(), member);
+                        }
+                        if members == 1 {
+                            assert_eq!(s, pick_shard(&key, n));
+                        }
+                    }
+                    let mut mine = (0..count).filter(|&i| shard_member(ShardId::new(i).unwrap(), members) == member);
+                    assert!(member >= count || mine.all(|i| seen[i as usize]), "every owned shard is picked");
+                }
+            }
+        }
+        assert_eq!(shard_member(ShardId::new(7).unwrap(), 0), 0);
+        assert_eq!(shard_member(ShardId::new(7).unwrap(), 3), 1);
     }
 
     #[test]

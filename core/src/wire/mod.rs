@@ -38,7 +38,7 @@ pub use dict::{
 #[cfg(feature = "alloc")]
 pub use encoder::FrameEncoder;
 pub use entry::{EntryHeader, EntryStatus, HEADER_LEN, classify_entry};
-pub use fnv::{ShardCount, fnv1a32, pick_shard};
+pub use fnv::{ShardCount, fnv1a32, pick_member_shard, pick_shard, shard_member};
 pub use zstd::{
     Compressor, Decompressor, ENTRY_SIZE_LIMIT, NoCompression, RawFrameDecoder, STORED_LIMIT, StoredPayload,
     ZSTD_MAGIC, encode_payload, frame_content_size, frame_dict_id, is_frame, raw_frame_len, write_raw_frame,
