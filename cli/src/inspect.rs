@@ -273,7 +273,12 @@ pub(crate) fn stat(dir: &Path, format: StatFormat, allow_empty: bool) -> CmdResu
     writeln!(
         w,
         "identity:    {}",
-        comet::dir_identity(dir, false).map_or_else(|e| comet::ErrorChain(&e).to_string(), |id| id.to_string())
+        match comet::dir_identity(dir, false) {
+            Ok(id) => id.to_string(),
+            // Only `comet forward` needs one; it creates it on first use.
+            Err(comet::IdentityError::Missing { .. }) => "none yet (`comet forward` creates comet.id)".to_string(),
+            Err(e) => comet::ErrorChain(&e).to_string(),
+        }
     )?;
     writeln!(w, "shards:      {}", stats.shards.len())?;
     writeln!(w, "segments:    {segments}")?;

@@ -92,6 +92,12 @@ fn demo_keeps_a_given_directory_which_then_verifies_and_stats() {
     assert_eq!(number_after(&st.stdout, "shards:"), 16);
     assert_eq!(number_after(&st.stdout, "entries:"), retained);
     assert!(st.stdout.contains("age span:"), "{}", st.stdout);
+    // Never forwarded: no identity yet, said as such (not as an error).
+    assert!(
+        st.stdout.lines().any(|l| l == "identity:    none yet (`comet forward` creates comet.id)"),
+        "{}",
+        st.stdout
+    );
     assert!(st.stdout.contains("segments_deleted"), "{}", st.stdout);
 
     let js = run(["stat", "--json", s(&dir)]);
