@@ -510,14 +510,7 @@ where
         // `stored <= max_stored < 4 GiB` by construction.
         let len = crate::num::len32(stored);
         self.buf[at..body].copy_from_slice(&EntryHeader { len, timestamp: ts }.to_bytes());
-        if self.until_chunk == 0 {
-            self.starts.push(crate::num::offset32(at));
-            self.until_chunk = self.manifest.interval;
-        }
-        self.until_chunk -= 1;
-        self.buf_len = body + stored;
-        self.buf_entries += 1;
-        self.note_entry(ts);
+        self.note_buffered(at, body + stored, ts);
         Ok(())
     }
 
@@ -537,11 +530,16 @@ where
                 available: (self.buf.len() - at) as u64,
             });
         };
-        let (header, body) = dst.split_at_mut(HEADER_LEN);
-        // `p.len() <= max_entry <= u32::MAX`.
-        header[..4].copy_from_slice(&crate::num::len32(p.len()).to_le_bytes());
-        header[4..].copy_from_slice(&ts.to_le_bytes());
-        body.copy_from_slice(p);
+        put_entry(dst, ts, p);
+        self.note_buffered(at, end, ts);
+        Ok(())
+    }
+
+    /// Notes an entry just stored in the buffer at `at..end`: a chunk start
+    /// if it begins a chunk, the buffer's fill, the entry counts and
+    /// timestamps.
+    #[inline]
+    fn note_buffered(&mut self, at: usize, end: usize, ts: u64) {
         if self.until_chunk == 0 {
             self.starts.push(crate::num::offset32(at));
             // A valid manifest's interval is at least 1, as in `push_plain`.
@@ -551,7 +549,6 @@ where
         self.buf_len = end;
         self.buf_entries += 1;
         self.note_entry(ts);
-        Ok(())
     }
 
     /// The fast path of [`push_buffered`](Shard::push_buffered) for a batch
@@ -564,7 +561,6 @@ where
         // A valid manifest's interval is at least 1; never loop on 0.
         let interval = (self.manifest.interval as usize).max(1);
         let starts_before = self.starts.len();
-        let stamp = ts.to_le_bytes();
         let buf = &mut self.buf[..];
         let mut at = self.buf_len;
         // Entries up to the next chunk start, then whole chunks.
@@ -584,11 +580,7 @@ where
                         available: (buf.len() - self.buf_len) as u64,
                     });
                 };
-                let (header, body) = dst.split_at_mut(HEADER_LEN);
-                // `p.len() <= max_entry <= u32::MAX`.
-                header[..4].copy_from_slice(&crate::num::len32(p.len()).to_le_bytes());
-                header[4..].copy_from_slice(&stamp);
-                body.copy_from_slice(p);
+                put_entry(dst, ts, p);
                 at = end;
             }
             until -= run.len();
@@ -1059,6 +1051,16 @@ where
         let head = self.current_head(true);
         self.publish(head)
     }
+}
+
+/// Writes an entry stored as is into `dst` (exactly `HEADER_LEN + p.len()`
+/// bytes): the wire header, then the payload.
+#[inline]
+fn put_entry(dst: &mut [u8], ts: u64, p: &[u8]) {
+    let (header, body) = dst.split_at_mut(HEADER_LEN);
+    // `p.len() <= max_entry <= u32::MAX`.
+    header.copy_from_slice(&EntryHeader { len: crate::num::len32(p.len()), timestamp: ts }.to_bytes());
+    body.copy_from_slice(p);
 }
 
 /// Upper bound of an entry's stored size including its header.
