@@ -59,7 +59,7 @@ fn single(c: &mut Criterion) {
                     let mut now = 0;
                     for i in 0..iters {
                         if i % 256 == 0 {
-                            now = wall_ns();
+                            now = comet::unix_ns(std::time::SystemTime::now());
                         }
                         black_box(rig.client().append_at(&stream, now, &[entry.as_slice()]).unwrap());
                         if rig.note(STORED_LEN as u64) {
@@ -102,13 +102,6 @@ fn single(c: &mut Criterion) {
         });
     });
     g.finish();
-}
-
-/// Nanoseconds since the Unix epoch (the caller's clock of `comet_stream_at`).
-fn wall_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 fn batches(c: &mut Criterion) {

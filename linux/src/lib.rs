@@ -65,8 +65,8 @@ pub fn now_ns() -> u64 {
 }
 
 /// [`now_ns`] from the coarse wall clock (`CLOCK_REALTIME_COARSE`: a few
-/// ns to read, about 1 ms resolution), for times that need no more, such
-/// as a group's last-ack time.
+/// ns to read, the kernel tick's resolution, 1 to 4 ms), for times that
+/// need no more, such as a group's last-ack time.
 #[inline]
 pub fn coarse_now_ns() -> u64 {
     clock_ns(rustix::time::ClockId::RealtimeCoarse)
