@@ -25,7 +25,7 @@ use alloc::vec::Vec;
 
 use crate::error::{Corruption, Error, FileKind, IoOp};
 use crate::naming::{dict_file_name, parse_dict_file_name};
-use crate::storage::{Context, OpenMode, Storage, StorageFile, read_exact_at, write_all_at};
+use crate::storage::{Context, ErrorKind, OpenMode, Storage, StorageError, StorageFile, read_exact_at, write_all_at};
 use crate::wire::{DICT_HEADER_LEN, DICT_MAX_BYTES, WireError, encode_dict_header, parse_dict_file};
 
 /// The temporary name a dictionary file is written under before its rename.
@@ -107,6 +107,24 @@ pub fn load_dict_within<S: Storage>(
         return Err(corrupt(id, 8, WireError::InvalidField { offset: 8 }));
     }
     Ok(DictInfo { id, first_entry: parsed.first_entry })
+}
+
+/// [`load_dict_within`] for a reader that met a frame naming dictionary
+/// `id`: `Ok(None)` if the directory holds no such file (the frame's
+/// dictionary is missing, which the reader reports for the entry), the
+/// dictionary's info once it is loaded and checked, any other failure as
+/// `load_dict_within` reports it.
+pub fn find_dict<S: Storage>(
+    storage: &S,
+    id: u32,
+    max_bytes: u32,
+    buf: &mut Vec<u8>,
+) -> Result<Option<DictInfo>, Error<S::Error>> {
+    match load_dict_within(storage, id, max_bytes, buf) {
+        Ok(info) => Ok(Some(info)),
+        Err(Error::Storage { op: IoOp::Open, source, .. }) if source.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The ids of the dictionary files in the directory, ascending.
@@ -196,6 +214,10 @@ mod tests {
         ));
         assert!(buf.is_empty(), "nothing was read");
         assert_eq!(load_dict_within(&dir, b.id, small + 1, &mut buf).unwrap(), b);
+        // A reader's look-up: present, missing, or refused as above.
+        assert_eq!(find_dict(&dir, b.id, DICT_MAX_BYTES, &mut buf).unwrap(), Some(b));
+        assert_eq!(find_dict(&dir, 40_000, DICT_MAX_BYTES, &mut buf).unwrap(), None);
+        assert!(matches!(find_dict(&dir, b.id, small, &mut buf), Err(Error::Capacity { .. })));
     }
 
     #[test]

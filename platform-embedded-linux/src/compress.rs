@@ -22,7 +22,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use comet_core::WireError;
-use comet_core::platform::dict::load_dict_within;
+use comet_core::platform::dict::find_dict;
 use comet_core::platform::storage::Storage;
 use comet_core::platform::wire::DICT_HEADER_LEN;
 use comet_core::platform::wire::{Compressor, Decompressor, FrameEncoder};
@@ -161,12 +161,8 @@ impl ZstdDecompressor {
         // The budget counts one dictionary of at most DICT_READ_MAX bytes:
         // a larger one is refused by its file's size before it is read.
         let mut buf = Vec::new();
-        match load_dict_within(storage, id, DICT_READ_BYTES, &mut buf) {
-            Ok(_) => {}
-            Err(comet_core::Error::Storage { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                return Err(DictLoadError::Missing);
-            }
-            Err(e) => return Err(DictLoadError::Engine(e)),
+        if find_dict(storage, id, DICT_READ_BYTES, &mut buf).map_err(DictLoadError::Engine)?.is_none() {
+            return Err(DictLoadError::Missing);
         }
         let raw = buf.get(DICT_HEADER_LEN..).unwrap_or_default();
         let dict = Dictionary::decode_dict(raw).map_err(|_| corrupt())?;

@@ -8,8 +8,8 @@ use std::collections::hash_map::Entry;
 use std::io::{self, Read};
 use std::path::Path;
 
-use comet_core::platform::dict::load_dict;
-use comet_core::platform::wire::{Compressor, DICT_HEADER_LEN, frame_content_size, frame_dict_id};
+use comet_core::platform::dict::find_dict;
+use comet_core::platform::wire::{Compressor, DICT_HEADER_LEN, DICT_MAX_BYTES, frame_content_size, frame_dict_id};
 use comet_linux::DirStorage;
 
 use crate::config::CompressionConfig;
@@ -213,12 +213,8 @@ impl Unzstd {
             Entry::Vacant(v) => {
                 let storage = DirStorage::open_path(dir).map_err(UnzstdError::DirIo)?;
                 let mut buf = Vec::new();
-                match load_dict(&storage, id, &mut buf) {
-                    Ok(_) => {}
-                    Err(comet_core::Error::Storage { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                        return Err(UnzstdError::MissingDict(id));
-                    }
-                    Err(e) => return Err(UnzstdError::Dict(e)),
+                if find_dict(&storage, id, DICT_MAX_BYTES, &mut buf).map_err(UnzstdError::Dict)?.is_none() {
+                    return Err(UnzstdError::MissingDict(id));
                 }
                 let d = zstd::bulk::Decompressor::with_dictionary(buf.get(DICT_HEADER_LEN..).unwrap_or_default())
                     .map_err(UnzstdError::Frame)?;
