@@ -3,7 +3,6 @@
 //! crash-safe, resumable procedure ([`comet_core::platform::go`]), then the
 //! consumer offsets carried into our `offsets.state`.
 
-use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -13,8 +12,9 @@ use comet_core::platform::shard::EngineConfig;
 use comet_core::platform::shm::OffsetsTable;
 use comet_core::platform::state::offsets::{OFFSETS_FILE, validate_group};
 use comet_core::platform::storage::{OpenMode, Storage, StorageFile};
-use comet_core::{ConfigError, EngineSettings, FileKind, ImportReport, IoOp, OffsetsError, ShardId};
+use comet_core::{EngineSettings, FileKind, ImportReport, IoOp, ShardId};
 
+use crate::error::Error;
 use crate::files::{map_offsets_write, settle_offsets, shard_dirs};
 use crate::lock::{LockError, WRITER_LOCK, WriterLock};
 use crate::map::WrongSize;
@@ -32,71 +32,6 @@ pub struct ShardImport {
     pub groups: Vec<(String, u64)>,
 }
 
-/// Why [`import_go`] stopped.
-#[derive(Debug)]
-pub enum ImportError {
-    /// An invalid configuration.
-    Config(ConfigError),
-    /// An I/O operation failed.
-    Io {
-        /// The operation.
-        op: IoOp,
-        /// The file or directory.
-        path: PathBuf,
-        /// The OS error.
-        source: io::Error,
-    },
-    /// The core failed on a shard: a file it read or wrote, or bytes that
-    /// fail validation.
-    Shard {
-        /// The shard.
-        shard: ShardId,
-        /// Its directory.
-        dir: PathBuf,
-        /// The core's error.
-        source: comet_core::Error<io::Error>,
-    },
-    /// Another writer holds the shard's `writer.lock`.
-    Locked {
-        /// The shard.
-        shard: ShardId,
-        /// The holder's pid, as it wrote it into the lock file.
-        pid: Option<u32>,
-    },
-    /// The consumer-offset table refused an operation.
-    Offsets {
-        /// The shard.
-        shard: ShardId,
-        /// Why.
-        source: OffsetsError,
-    },
-}
-
-impl fmt::Display for ImportError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ImportError::Config(e) => e.fmt(f),
-            // The OS error is the source: not repeated here.
-            ImportError::Io { op, path, .. } => write!(f, "{op} {}", path.display()),
-            ImportError::Shard { shard, source, .. } => write!(f, "shard {shard}: {source}"),
-            ImportError::Locked { shard, pid: Some(pid) } => {
-                write!(f, "shard {shard} is locked by another writer (pid {pid})")
-            }
-            ImportError::Locked { shard, pid: None } => write!(f, "shard {shard} is locked by another writer"),
-            ImportError::Offsets { shard, source } => write!(f, "shard {shard}: {source}"),
-        }
-    }
-}
-
-impl std::error::Error for ImportError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ImportError::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
-
 /// Imports every Go-written shard under `root` in place: segments renamed
 /// to our naming (bytes unchanged), our manifest and state written,
 /// consumer offsets carried over (`offsets.state` upgraded in place, a
@@ -105,20 +40,19 @@ impl std::error::Error for ImportError {
 /// `already_native`. Crash-safe and resumable: run it again after any
 /// interruption. Takes each shard's `writer.lock` while it works, and
 /// calls `imported` after each Go shard it imported. The shards it writes
-/// follow `settings` (checked first: [`ImportError::Config`]).
+/// follow `settings` (checked first: [`Error::Config`]).
 pub fn import_go(
     root: &Path,
     settings: &EngineSettings,
     mut imported: impl FnMut(&ShardImport),
-) -> Result<Vec<ShardImport>, ImportError> {
-    let cfg = EngineConfig::from_settings(settings).map_err(ImportError::Config)?;
+) -> Result<Vec<ShardImport>, Error> {
+    let cfg = EngineConfig::from_settings(settings).map_err(Error::Config)?;
     let mut out = Vec::new();
-    let shards =
-        shard_dirs(root).map_err(|source| ImportError::Io { op: IoOp::List, path: root.to_path_buf(), source })?;
+    let shards = shard_dirs(root).map_err(|source| Error::io(IoOp::List, root, source))?;
     for shard in shards {
         let sd = root.join(shard_dir_name(shard).as_str());
-        let io = |op: IoOp, path: PathBuf| move |source| ImportError::Io { op, path, source };
-        let engine_err = |source| ImportError::Shard { shard, dir: sd.clone(), source };
+        let io = |op: IoOp, path: PathBuf| move |source| Error::io(op, path, source);
+        let engine_err = |e| Error::from_core(shard, &sd, e);
         let storage = DirStorage::open_path(&sd).map_err(io(IoOp::Open, sd.clone()))?;
         if !is_go_shard(&storage).map_err(engine_err)? {
             out.push(ShardImport {
@@ -130,7 +64,7 @@ pub fn import_go(
         }
         let _lock = match WriterLock::acquire(&storage) {
             Ok(l) => l,
-            Err(LockError::Held { pid }) => return Err(ImportError::Locked { shard, pid }),
+            Err(LockError::Held { pid }) => return Err(Error::Locked { shard, pid }),
             Err(LockError::Io(e)) => return Err(io(IoOp::Open, sd.join(WRITER_LOCK))(e)),
         };
         let report = import_go_shard(&storage, &cfg).map_err(engine_err)?;
@@ -145,7 +79,7 @@ pub fn import_go(
                 Some(w) => engine_err(comet_core::Error::Corrupt(w.corruption(FileKind::Offsets))),
                 None => io(IoOp::Open, sd.join(OFFSETS_FILE))(e),
             })?;
-            let offsets = |source| ImportError::Offsets { shard, source };
+            let offsets = |source| Error::Offsets { shard, source };
             let w = words.writable().ok_or_else(|| {
                 io(IoOp::Open, sd.join(OFFSETS_FILE))(io::Error::other("offsets.state is mapped read-only"))
             })?;

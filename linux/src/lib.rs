@@ -16,6 +16,7 @@
 //! | `import` | importing a Go-written data directory, shard by shard under `writer.lock` |
 //! | `writer` | opening a shard for writing: directory, `writer.lock`, `comet.state`, `offsets.state`, the engine's recovery, one sequence for every writer |
 //! | `verify` | a data directory's shards verified and repaired, with the reports |
+//! | `error` | the one error type both platforms re-export |
 //!
 //! Policy (what a damaged file means, which rule applies) lives in
 //! `comet-core`; this crate only makes the system calls.
@@ -25,6 +26,7 @@
 #![warn(missing_docs)]
 #![cfg(target_os = "linux")]
 
+mod error;
 mod files;
 mod head;
 mod identity;
@@ -36,19 +38,20 @@ mod storage;
 mod verify;
 mod writer;
 
+pub use error::{Error, ErrorChain, Result};
 pub use files::{
     OFFSETS_QUARANTINE, OffsetsSettled, STATE_QUARANTINE, create_shard_dir, map_offsets_read, map_offsets_write,
     map_state_read, map_state_write, settle_offsets, shard_dirs, sync_offsets,
 };
 pub use head::MappedHead;
 pub use identity::{IdentityError, dir_identity};
-pub use import::{ImportError, ShardImport, import_go};
+pub use import::{ShardImport, import_go};
 pub use lock::{LockError, WRITER_LOCK, WriterLock};
 pub use map::{SegmentMap, SharedWords, WrongSize};
-pub use process::{PROCESS_DIR, ProcessSlot, SlotError};
+pub use process::{PROCESS_DIR, ProcessSlot};
 pub use storage::{DirStorage, FsFile, file_len, pread_calls};
-pub use verify::{DirError, Finding, RepairOpened, ShardCheck, ShardRepair, VerifyReport, repair, repair_with, verify};
-pub use writer::{OpenError, OpenedWriter, open_writer};
+pub use verify::{Finding, RepairOpened, ShardCheck, ShardRepair, VerifyReport, repair, repair_with, verify};
+pub use writer::{OpenedWriter, open_writer};
 
 /// Nanoseconds since the Unix epoch from the system clock, at least 1 (a
 /// clock before 1970 reads as 1: timestamps are never 0). The `now` both

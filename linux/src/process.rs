@@ -8,15 +8,14 @@
 //! directory and role.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use comet_core::platform::state::offsets::validate_group;
 use comet_core::{ConfigError, IoOp, NameError};
 
+use crate::error::Error;
 use crate::lock::{LockError, WriterLock};
 use crate::storage::DirStorage;
 
@@ -25,60 +24,6 @@ pub const PROCESS_DIR: &str = "processes";
 
 /// Most slots of one role.
 const MAX_SLOTS: u32 = 1024;
-
-/// Why [`ProcessSlot::acquire`] took no slot.
-#[derive(Debug)]
-pub enum SlotError {
-    /// The role is no valid name (1..=47 bytes, no NUL, `/` or `..`).
-    InvalidRole(NameError),
-    /// The number of slots is not in `1..=1024`.
-    Count(ConfigError),
-    /// This process already holds a slot of this role in this directory.
-    Held {
-        /// The role.
-        role: String,
-    },
-    /// Every slot of the role is held by a live process.
-    NoFreeSlot {
-        /// The role.
-        role: String,
-        /// The number of slots.
-        count: u32,
-    },
-    /// An I/O operation failed.
-    Io {
-        /// The operation.
-        op: IoOp,
-        /// The file or directory.
-        path: PathBuf,
-        /// The OS error.
-        source: io::Error,
-    },
-}
-
-impl fmt::Display for SlotError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SlotError::InvalidRole(e) => write!(f, "invalid process role: {e}"),
-            SlotError::Count(e) => e.fmt(f),
-            SlotError::Held { role } => write!(f, "this process already holds a `{role}` slot here"),
-            SlotError::NoFreeSlot { role, count } => {
-                write!(f, "all {count} `{role}` process slots are held by live processes")
-            }
-            // The OS error is the source: not repeated here.
-            SlotError::Io { op, path, .. } => write!(f, "{op} {}", path.display()),
-        }
-    }
-}
-
-impl std::error::Error for SlotError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            SlotError::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
 
 /// The slots this process holds, by slot directory and role.
 fn held() -> &'static Mutex<HashSet<(PathBuf, String)>> {
@@ -98,13 +43,13 @@ pub struct ProcessSlot {
 impl ProcessSlot {
     /// Takes the lowest free slot of `role` (1..=47 bytes, no NUL or `/`)
     /// among `count` under the data directory `root`.
-    pub fn acquire(root: &Path, role: &str, count: u32) -> Result<ProcessSlot, SlotError> {
-        validate_group(role).map_err(SlotError::InvalidRole)?;
+    pub fn acquire(root: &Path, role: &str, count: u32) -> Result<ProcessSlot, Error> {
+        validate_group(role).map_err(Error::InvalidGroup)?;
         if role.contains('/') || role.contains("..") {
-            return Err(SlotError::InvalidRole(NameError::ForbiddenByte { byte: b'/', at: 0 }));
+            return Err(Error::InvalidGroup(NameError::ForbiddenByte { byte: b'/', at: 0 }));
         }
         if count == 0 || count > MAX_SLOTS {
-            return Err(SlotError::Count(ConfigError {
+            return Err(Error::Config(ConfigError {
                 field: "concurrency.process_count",
                 value: u64::from(count),
                 min: 1,
@@ -113,7 +58,7 @@ impl ProcessSlot {
         }
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| SlotError::Io { op: IoOp::Open, path, source }
+            move |source| Error::io(IoOp::Open, path, source)
         };
         let dir = root.join(PROCESS_DIR);
         fs::create_dir_all(&dir).map_err(io(&dir))?;
@@ -122,7 +67,7 @@ impl ProcessSlot {
         {
             let mut h = held().lock().unwrap_or_else(|p| p.into_inner());
             if !h.insert(key.clone()) {
-                return Err(SlotError::Held { role: role.to_string() });
+                return Err(Error::SlotHeld { role: role.to_string() });
             }
         }
         let release = |key: &(PathBuf, String)| held().lock().unwrap_or_else(|p| p.into_inner()).remove(key);
@@ -145,7 +90,7 @@ impl ProcessSlot {
             }
         }
         release(&key);
-        Err(SlotError::NoFreeSlot { role: role.to_string(), count })
+        Err(Error::NoFreeSlot { role: role.to_string(), count })
     }
 
     /// This process's index, `0..count`.
@@ -175,16 +120,16 @@ mod tests {
         let a = ProcessSlot::acquire(dir.path(), "writers", 2).unwrap();
         assert_eq!((a.index(), a.count()), (0, 2));
         assert!(dir.path().join(PROCESS_DIR).join("writers-0000.lock").is_file());
-        assert!(matches!(ProcessSlot::acquire(dir.path(), "writers", 2), Err(SlotError::Held { .. })));
-        assert!(matches!(ProcessSlot::acquire(dir.path(), "a/b", 2), Err(SlotError::InvalidRole(_))));
-        assert!(matches!(ProcessSlot::acquire(dir.path(), "x", 0), Err(SlotError::Count(_))));
-        assert!(matches!(ProcessSlot::acquire(dir.path(), "x", 1025), Err(SlotError::Count(_))));
+        assert!(matches!(ProcessSlot::acquire(dir.path(), "writers", 2), Err(Error::SlotHeld { .. })));
+        assert!(matches!(ProcessSlot::acquire(dir.path(), "a/b", 2), Err(Error::InvalidGroup(_))));
+        assert!(matches!(ProcessSlot::acquire(dir.path(), "x", 0), Err(Error::Config(_))));
+        assert!(matches!(ProcessSlot::acquire(dir.path(), "x", 1025), Err(Error::Config(_))));
         // Another open file description of the same slot file is refused
         // like another process would be.
         let slots = DirStorage::open_path(&dir.path().join(PROCESS_DIR)).unwrap();
         let _other = WriterLock::acquire_named(&slots, "readers-0000.lock").unwrap();
         let e = ProcessSlot::acquire(dir.path(), "readers", 1).unwrap_err();
-        assert!(matches!(e, SlotError::NoFreeSlot { count: 1, .. }), "{e}");
+        assert!(matches!(e, Error::NoFreeSlot { count: 1, .. }), "{e}");
         assert_eq!(e.to_string(), "all 1 `readers` process slots are held by live processes");
         drop(a);
         assert_eq!(ProcessSlot::acquire(dir.path(), "writers", 2).unwrap().index(), 0);

@@ -14,84 +14,22 @@ use std::path::{Path, PathBuf};
 
 use comet_core::platform::naming::shard_dir_name;
 use comet_core::platform::shard::EngineConfig;
-use comet_core::platform::state::STATE_FILE;
 use comet_core::platform::state::offsets::OFFSETS_FILE;
 use comet_core::platform::wire::NoCompression;
 use comet_core::platform::{check, shm};
-use comet_core::{ConfigError, EngineSettings, IoOp, RecoveryReport, RepairReport, ShardId};
+use comet_core::{EngineSettings, IoOp, RecoveryReport, RepairReport, ShardId};
 
+use crate::error::Error;
 use crate::files::{OffsetsSettled, settle_offsets};
-use crate::lock::WRITER_LOCK;
 use crate::storage::DirStorage;
-use crate::writer::{OpenError, OpenedWriter, open_writer};
+use crate::writer::{OpenedWriter, open_writer};
 
 use comet_core::{Problem, Severity};
 
-/// Why [`verify`] or [`repair`] failed as a whole (a
-/// problem inside a file is a [`Finding`] instead).
-///
-/// Deliberately exhaustive: each platform maps every variant to its own
-/// typed error, and a new variant must make them say how.
-#[derive(Debug)]
-pub enum DirError {
-    /// A system call on a file or directory failed.
-    Io {
-        /// The operation.
-        op: IoOp,
-        /// The file or directory.
-        path: PathBuf,
-        /// The OS error.
-        source: io::Error,
-    },
-    /// Another writer holds the shard's `writer.lock`.
-    Locked {
-        /// The shard.
-        shard: ShardId,
-        /// The holder's pid, as it wrote it into the lock file.
-        pid: Option<u32>,
-    },
-    /// The engine failed on a shard (recovery, repair or close).
-    Engine {
-        /// The shard.
-        shard: ShardId,
-        /// Its directory.
-        dir: PathBuf,
-        /// The core's error.
-        source: comet_core::Error<io::Error>,
-    },
-    /// The configuration repairs run with is invalid.
-    Config(ConfigError),
-}
-
-impl std::fmt::Display for DirError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            // The OS error is the source: not repeated here.
-            DirError::Io { op, path, .. } => write!(f, "{op} {}", path.display()),
-            DirError::Locked { shard, pid: Some(pid) } => {
-                write!(f, "shard {shard} is locked by another writer (pid {pid})")
-            }
-            DirError::Locked { shard, pid: None } => write!(f, "shard {shard} is locked by another writer"),
-            DirError::Engine { shard, .. } => write!(f, "shard {shard}"),
-            DirError::Config(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for DirError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            DirError::Io { source, .. } => Some(source),
-            DirError::Engine { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
-
 /// An I/O error on `path`.
-fn io_err(op: IoOp, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> DirError {
+fn io_err(op: IoOp, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
     let path = path.into();
-    move |source| DirError::Io { op, path, source }
+    move |source| Error::io(op, path, source)
 }
 
 /// One problem [`verify`] found: which shard, and the core's finding
@@ -161,9 +99,9 @@ pub struct ShardRepair {
     pub offsets: OffsetsSettled,
 }
 
-/// [`shard_dirs`](crate::files::shard_dirs) with a listing failure as a
-/// [`DirError`].
-fn list_shards(root: &Path) -> Result<Vec<ShardId>, DirError> {
+/// [`shard_dirs`](crate::files::shard_dirs) with a listing failure as an
+/// [`Error`].
+fn list_shards(root: &Path) -> Result<Vec<ShardId>, Error> {
     crate::files::shard_dirs(root).map_err(io_err(IoOp::List, root))
 }
 
@@ -173,7 +111,7 @@ fn shard_path(root: &Path, shard: ShardId) -> PathBuf {
 }
 
 /// Fails unless `root` is a directory.
-fn check_root(root: &Path) -> Result<(), DirError> {
+fn check_root(root: &Path) -> Result<(), Error> {
     let meta = std::fs::metadata(root).map_err(io_err(IoOp::Open, root))?;
     if !meta.is_dir() {
         return Err(io_err(IoOp::Open, root)(io::Error::new(io::ErrorKind::NotADirectory, "not a directory")));
@@ -188,7 +126,7 @@ fn pause() {
 /// Verifies the data directory `dir` without changing anything (see the
 /// module documentation and `comet_core::platform::check`). Fails only if `dir`
 /// cannot be listed; problems with files are findings.
-pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, DirError> {
+pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, Error> {
     let root = dir.as_ref();
     check_root(root)?;
     let mut report = VerifyReport::default();
@@ -229,21 +167,18 @@ pub struct RepairOpened<'a> {
 
 /// Repairs every shard of the data directory `dir` (see the module
 /// documentation) with the default configuration. A shard another process
-/// writes fails with [`DirError::Locked`]; the others are repaired first.
+/// writes fails with [`Error::Locked`]; the others are repaired first.
 /// Retention does not run.
-pub fn repair(dir: impl AsRef<Path>) -> Result<Vec<ShardRepair>, DirError> {
+pub fn repair(dir: impl AsRef<Path>) -> Result<Vec<ShardRepair>, Error> {
     repair_with(dir, |_| {})
 }
 
 /// [`repair`], calling `opened` for each shard once it is open for writing
 /// and recovered, before the repair itself.
-pub fn repair_with(
-    dir: impl AsRef<Path>,
-    mut opened: impl FnMut(RepairOpened<'_>),
-) -> Result<Vec<ShardRepair>, DirError> {
+pub fn repair_with(dir: impl AsRef<Path>, mut opened: impl FnMut(RepairOpened<'_>)) -> Result<Vec<ShardRepair>, Error> {
     let root = dir.as_ref();
     check_root(root)?;
-    let engine = EngineConfig::from_settings(&EngineSettings::default()).map_err(DirError::Config)?;
+    let engine = EngineConfig::from_settings(&EngineSettings::default()).map_err(Error::Config)?;
     let mut out = Vec::new();
     let mut first_err = None;
     let mut first_close_err = None;
@@ -274,18 +209,11 @@ fn repair_shard(
     shard: ShardId,
     engine: EngineConfig,
     opened: &mut impl FnMut(RepairOpened<'_>),
-) -> (Result<ShardRepair, DirError>, Result<(), DirError>) {
+) -> (Result<ShardRepair, Error>, Result<(), Error>) {
     let path = shard_path(root, shard);
     let open = (|| {
         let root_dir = DirStorage::open_path(root).map_err(io_err(IoOp::Open, root))?;
-        let w = open_writer(&root_dir, shard, engine, NoCompression, crate::now_ns()).map_err(|e| match e {
-            OpenError::CreateDir(e) | OpenError::OpenDir(e) => io_err(IoOp::Open, &path)(e),
-            OpenError::Locked { pid } => DirError::Locked { shard, pid },
-            OpenError::Lock(e) => io_err(IoOp::Open, path.join(WRITER_LOCK))(e),
-            OpenError::State(e) => io_err(IoOp::Open, path.join(STATE_FILE))(e),
-            OpenError::Offsets(e) => io_err(IoOp::Open, path.join(OFFSETS_FILE))(e),
-            OpenError::Engine(source) => DirError::Engine { shard, dir: path.clone(), source },
-        })?;
+        let w = open_writer(&root_dir, shard, engine, NoCompression, crate::now_ns())?;
         opened(RepairOpened { shard, state_replaced: w.state_replaced, offsets: &w.offsets, recovery: &w.report });
         Ok(w)
     })();
@@ -293,7 +221,7 @@ fn repair_shard(
         Ok(o) => o,
         Err(e) => return (Err(e), Ok(())),
     };
-    let engine_err = |source| DirError::Engine { shard, dir: path.clone(), source };
+    let engine_err = |e| Error::from_core(shard, &path, e);
     let add = |c, v| {
         if let Some(words) = state.writable() {
             shm::add_counter(words, c, v);

@@ -17,10 +17,9 @@
 //!    engine's counters so far are added to them.
 //!
 //! What each platform logs or reports about it is its own: the outcome is
-//! returned whole ([`OpenedWriter`]), a failure says which step failed
-//! ([`OpenError`]).
+//! returned whole ([`OpenedWriter`]); a failure is an [`Error`] naming the
+//! file whose step failed.
 
-use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
@@ -30,7 +29,9 @@ use comet_core::platform::shm;
 use comet_core::platform::state::STATE_FILE;
 use comet_core::platform::state::offsets::OFFSETS_FILE;
 use comet_core::platform::wire::Compressor;
-use comet_core::{RecoveryReport, ShardId};
+use comet_core::{IoOp, RecoveryReport, ShardId};
+
+use crate::error::Error;
 
 use crate::files::{OffsetsSettled, create_shard_dir, map_state_write, settle_offsets};
 use crate::head::MappedHead;
@@ -61,76 +62,6 @@ pub struct OpenedWriter<C> {
     pub report: RecoveryReport,
 }
 
-/// Which step of [`open_writer`] failed.
-///
-/// Deliberately exhaustive: each platform maps every variant to its own
-/// typed error, and a new variant must make them say how.
-#[derive(Debug)]
-pub enum OpenError {
-    /// Creating the shard directory ([`create_shard_dir`]) failed.
-    CreateDir(io::Error),
-    /// Opening the shard directory failed.
-    OpenDir(io::Error),
-    /// Another writer holds `writer.lock`.
-    Locked {
-        /// The holder's pid, as it wrote it into the lock file.
-        pid: Option<u32>,
-    },
-    /// Opening or locking `writer.lock` failed.
-    Lock(io::Error),
-    /// Opening, creating, setting aside or mapping `comet.state` failed.
-    State(io::Error),
-    /// Settling `offsets.state` failed.
-    Offsets(io::Error),
-    /// The engine failed to open or recover the shard.
-    Engine(comet_core::Error<io::Error>),
-}
-
-impl OpenError {
-    /// The file of the shard directory the failed step was about (`"."`
-    /// for the directory itself, `None` for the engine, whose error names
-    /// its own file).
-    pub fn file(&self) -> Option<&'static str> {
-        match self {
-            OpenError::CreateDir(_) | OpenError::OpenDir(_) => Some("."),
-            OpenError::Locked { .. } | OpenError::Lock(_) => Some(WRITER_LOCK),
-            OpenError::State(_) => Some(STATE_FILE),
-            OpenError::Offsets(_) => Some(OFFSETS_FILE),
-            OpenError::Engine(_) => None,
-        }
-    }
-}
-
-impl std::fmt::Display for OpenError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The OS's or engine's error is the source: not repeated here.
-        match self {
-            OpenError::CreateDir(_) => f.write_str("create the shard directory"),
-            OpenError::OpenDir(_) => f.write_str("open the shard directory"),
-            OpenError::Locked { pid: Some(pid) } => write!(f, "shard is locked by another writer (pid {pid})"),
-            OpenError::Locked { pid: None } => f.write_str("shard is locked by another writer"),
-            OpenError::Lock(_) => write!(f, "take {WRITER_LOCK}"),
-            OpenError::State(_) => write!(f, "map {STATE_FILE}"),
-            OpenError::Offsets(_) => write!(f, "settle {OFFSETS_FILE}"),
-            OpenError::Engine(_) => f.write_str("open the shard"),
-        }
-    }
-}
-
-impl std::error::Error for OpenError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            OpenError::CreateDir(e)
-            | OpenError::OpenDir(e)
-            | OpenError::Lock(e)
-            | OpenError::State(e)
-            | OpenError::Offsets(e) => Some(e),
-            OpenError::Engine(e) => Some(e),
-            OpenError::Locked { .. } => None,
-        }
-    }
-}
-
 /// Opens shard `shard` under the data directory `root` for writing (see
 /// the module documentation for the steps). `now` (ns since the epoch)
 /// stamps offsets merged from a legacy `offsets.bin`.
@@ -140,19 +71,25 @@ pub fn open_writer<C: Compressor>(
     engine: EngineConfig,
     compressor: C,
     now: u64,
-) -> Result<OpenedWriter<C>, OpenError> {
+) -> Result<OpenedWriter<C>, Error> {
     let name = shard_dir_name(shard);
-    let created = create_shard_dir(root, &name, engine.interval).map_err(OpenError::CreateDir)?;
-    let (dir, _) = root.open_subdir(&name, false).map_err(OpenError::OpenDir)?;
+    let path = root.path().join(name.as_str());
+    let io = |file: &str| {
+        let path = if file.is_empty() { path.clone() } else { path.join(file) };
+        move |e| Error::io(IoOp::Open, path, e)
+    };
+    let created = create_shard_dir(root, &name, engine.interval).map_err(io(""))?;
+    let (dir, _) = root.open_subdir(&name, false).map_err(io(""))?;
     let lock = WriterLock::acquire(&dir).map_err(|e| match e {
-        LockError::Held { pid } => OpenError::Locked { pid },
-        LockError::Io(e) => OpenError::Lock(e),
+        LockError::Held { pid } => Error::Locked { shard, pid },
+        LockError::Io(e) => io(WRITER_LOCK)(e),
     })?;
-    let (state, state_fd, state_replaced) = map_state_write(&dir).map_err(OpenError::State)?;
-    let offsets = settle_offsets(&dir, false, now).map_err(OpenError::Offsets)?;
+    let (state, state_fd, state_replaced) = map_state_write(&dir).map_err(io(STATE_FILE))?;
+    let offsets = settle_offsets(&dir, false, now).map_err(io(OFFSETS_FILE))?;
     let (state, state_fd) = (Arc::new(state), Arc::new(state_fd));
     let head = MappedHead::new(Arc::clone(&state), Arc::clone(&state_fd));
-    let (mut engine, mut report) = Shard::open(dir.clone(), head, compressor, engine).map_err(OpenError::Engine)?;
+    let (mut engine, mut report) =
+        Shard::open(dir.clone(), head, compressor, engine).map_err(|e| Error::from_core(shard, &path, e))?;
     report.created |= created;
     // `map_state_write` maps read-write: the words are always writable.
     if let Some(words) = state.writable()
@@ -208,8 +145,7 @@ mod tests {
         let (_t, root, engine) = setup();
         let _w = open_writer(&root, id(0), engine, NoCompression, 1).unwrap();
         let e = open_writer(&root, id(0), engine, NoCompression, 1).unwrap_err();
-        assert!(matches!(e, OpenError::Locked { pid: Some(p) } if p == std::process::id()), "{e:?}");
-        assert_eq!(e.file(), Some(WRITER_LOCK));
+        assert!(matches!(e, Error::Locked { pid: Some(p), .. } if p == std::process::id()), "{e:?}");
     }
 
     #[test]
@@ -252,8 +188,7 @@ mod tests {
         )
         .unwrap();
         let e = open_writer(&root, id(4), engine, NoCompression, 1).unwrap_err();
-        assert!(matches!(e, OpenError::State(_)), "{e:?}");
-        assert_eq!(e.file(), Some(STATE_FILE));
+        assert!(matches!(&e, Error::Io { path, .. } if path.ends_with(STATE_FILE)), "{e:?}");
         // nothing was set aside or replaced
         assert!(!t.path().join("shard-0004").join(crate::STATE_QUARANTINE).exists());
         let ft = std::fs::symlink_metadata(&path).unwrap().file_type();

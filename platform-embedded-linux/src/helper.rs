@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::error::{Error, Op};
 use crate::log::Log;
+use comet_linux::Error;
 
 /// A running helper thread; [`Helper::stop`] (or drop) ends it.
 #[derive(Debug)]
@@ -41,7 +41,7 @@ pub fn spawn_helper(
                 }
             }
         })
-        .map_err(|source| Error::Io { op: Op::SpawnHelper, shard: None, source })?;
+        .map_err(|source| Error::Spawn { thread: "comet-tick", source })?;
     Ok(Helper { stop, thread: Some(thread) })
 }
 

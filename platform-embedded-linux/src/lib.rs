@@ -42,7 +42,6 @@
 
 mod compress;
 mod config;
-mod error;
 mod helper;
 mod log;
 mod read;
@@ -55,10 +54,10 @@ pub use comet_core::{
     ShardId,
 };
 pub use comet_core::{Problem, Severity};
+pub use comet_linux::{Error, ErrorChain};
 pub use comet_linux::{Finding, ShardCheck, ShardRepair, VerifyReport};
 pub use comet_linux::{MappedHead, OffsetsSettled};
 pub use config::{EmbeddedConfig, HeapBudget, MAX_SHARDS};
-pub use error::{EngineError, Error, Op};
 pub use helper::{Helper, spawn_helper};
 pub use log::{Log, TickReport};
 pub use read::{Consumer, Entry};

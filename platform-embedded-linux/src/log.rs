@@ -8,9 +8,9 @@ use comet_core::{Counter, RecoveryReport, ShardCount, ShardId, pick_shard};
 
 use crate::compress::{SharedCompressor, ZstdDecompressor};
 use crate::config::{EmbeddedConfig, MAX_SHARDS};
-use crate::error::{Error, Op};
 use crate::shard::OpenShard;
 use comet_core::platform::shard::ReadBuf;
+use comet_linux::Error;
 use comet_linux::{DirStorage, FsFile};
 
 /// What one [`Log::tick`] did.
@@ -62,8 +62,8 @@ impl Log {
     pub fn open(root: impl AsRef<Path>, cfg: EmbeddedConfig, now: u64) -> Result<Log, Error> {
         let engine = cfg.engine()?;
         let root = root.as_ref();
-        std::fs::create_dir_all(root).map_err(|source| Error::Io { op: Op::OpenRoot, shard: None, source })?;
-        let dir = DirStorage::open_path(root).map_err(|source| Error::Io { op: Op::OpenRoot, shard: None, source })?;
+        std::fs::create_dir_all(root).map_err(|e| Error::io(comet_core::IoOp::Open, root, e))?;
+        let dir = DirStorage::open_path(root).map_err(|e| Error::io(comet_core::IoOp::Open, root, e))?;
         let mut decoder = ZstdDecompressor::new(cfg.decoder_window() as u64);
         decoder.warm_up();
         let mut log = Log {
@@ -151,7 +151,7 @@ impl Log {
     pub fn append<P: AsRef<[u8]>>(&mut self, id: ShardId, now: u64, entries: &[P]) -> Result<Range<u64>, Error> {
         let durable = self.cfg.durable_appends;
         let s = self.shard_mut(id)?;
-        let r = s.engine.append(now, entries).map_err(|source| Error::Engine { shard: id, source })?;
+        let r = s.engine.append(now, entries).map_err(|e| Error::from_core(id, s.dir.path(), e))?;
         if durable {
             s.sync(now)?;
         }

@@ -22,8 +22,11 @@ use comet_core::{Counter, SeekTo, ShardId, WireError};
 
 use crate::compress::DictLoadError;
 use crate::config::MAX_SHARDS;
-use crate::error::{EngineError, Error};
+use comet_linux::Error;
+use std::path::Path;
+
 use crate::log::Log;
+use crate::shard::EngineError;
 
 /// An entry read into a caller's buffer: the payload is `buf[..len]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,12 +43,14 @@ pub struct Entry {
     pub compressed: bool,
 }
 
-fn engine_err(shard: ShardId) -> impl Fn(EngineError) -> Error {
+/// A core error of a read: a chunk over the read buffer is the caller's
+/// [`Error::BufferTooSmall`].
+fn engine_err(shard: ShardId, dir: &Path) -> impl Fn(EngineError) -> Error + '_ {
     move |source| match source {
         comet_core::Error::Capacity { needed, available, what: "read buffer" } => {
             Error::BufferTooSmall { needed, available }
         }
-        source => Error::Engine { shard, source },
+        source => Error::from_core(shard, dir, source),
     }
 }
 
@@ -55,9 +60,9 @@ impl Log {
     /// `buf[..returned.len]`. The entry's chunk is checked against its
     /// checksum first (one `pread` per chunk: sequential reads are served
     /// from the checked chunk). Errors: [`Error::BufferTooSmall`],
-    /// [`Error::Engine`] with `Damaged` (the chunk fails its checksum),
-    /// `Lost` (a range recorded as lost), `EntryUnavailable` (not durable
-    /// or retained), [`Error::Decompress`].
+    /// [`Error::Damaged`] (the chunk fails its checksum), [`Error::Lost`]
+    /// (a range recorded as lost), [`Error::Unavailable`] (not durable or
+    /// retained), [`Error::Decompress`], [`Error::MissingDictionary`].
     pub fn read_into(&mut self, id: ShardId, entry: u64, buf: &mut [u8]) -> Result<Entry, Error> {
         let i = self.index(id).ok_or(Error::ShardNotOpen(id))?;
         let r = self.read_in(i, entry, buf);
@@ -81,19 +86,23 @@ impl Log {
         let id = self.shards[i].id;
         self.reads_of(id);
         let s = &*self.shards[i];
-        let (header, stored) = s.engine.read_stored(entry, &mut self.reads).map_err(engine_err(id))?;
+        let (header, stored) = s.engine.read_stored(entry, &mut self.reads).map_err(engine_err(id, s.dir.path()))?;
         if is_frame(stored)
             && let Ok(Some(dict)) = frame_dict_id(stored)
         {
             self.decoder.ensure_dict(id, dict, s.engine.storage()).map_err(|e| match e {
                 DictLoadError::Missing => Error::MissingDictionary { shard: id, entry, id: dict },
-                DictLoadError::Engine(source) => Error::Engine { shard: id, source },
+                DictLoadError::Engine(source) => Error::from_core(id, s.dir.path(), source),
             })?;
         }
         let available = buf.len() as u64;
         let (len, compressed) = payload_into(stored, buf, &mut self.decoder).map_err(|error| match error {
             WireError::OutputTooSmall { needed } => Error::BufferTooSmall { needed, available },
-            error => Error::Decompress { shard: id, entry, error },
+            error => Error::Decompress {
+                shard: id,
+                entry,
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, error),
+            },
         })?;
         Ok(Entry { shard: id, entry, timestamp: header.timestamp, len, compressed })
     }
@@ -142,14 +151,16 @@ impl Log {
     /// recovery reported missing), so the group can read on — the std
     /// crate's `Consumer::seek`. A [`SeekTo::Time`] target reads O(log n)
     /// entries through the log's read buffer: a damaged chunk on the way
-    /// is its error ([`Error::Engine`]), as is an entry larger than the
+    /// is its error ([`Error::Damaged`]), as is an entry larger than the
     /// buffer ([`Error::BufferTooSmall`]).
     pub fn seek(&mut self, id: ShardId, group: &str, to: SeekTo) -> Result<u64, Error> {
         let i = self.index(id).ok_or(Error::ShardNotOpen(id))?;
         self.reads_of(id);
         let s = &*self.shards[i];
         let (first, end) = (s.engine.first_entry(), s.engine.durable_end());
-        let target = to.target(first, end, |ts| s.engine.seek_time(ts, &mut self.reads)).map_err(engine_err(id))?;
+        let target = to
+            .target(first, end, |ts| s.engine.seek_time(ts, &mut self.reads))
+            .map_err(engine_err(id, s.dir.path()))?;
         let target = s.engine.readable_from(target);
         s.offsets()?.set(group, target, crate::now_ns()).map_err(|source| Error::Offsets { shard: id, source })?;
         Ok(target)
@@ -176,9 +187,9 @@ pub struct Consumer {
 impl Consumer {
     /// A consumer of `group` (1..=47 bytes, no NUL).
     pub fn new(group: &str) -> Result<Consumer, Error> {
-        validate_group(group).map_err(Error::Group)?;
+        validate_group(group).map_err(Error::InvalidGroup)?;
         let mut name = heapless::String::new();
-        name.push_str(group).map_err(|_| Error::Group(comet_core::NameError::Empty))?;
+        name.push_str(group).map_err(|_| Error::InvalidGroup(comet_core::NameError::Empty))?;
         Ok(Consumer { group: name, cursors: heapless::Vec::new() })
     }
 

@@ -18,9 +18,9 @@ use comet_core::platform::shard::ReadBuf;
 use comet_linux::{DirStorage, FsFile};
 
 use crate::compress::SharedCompressor;
-use crate::error::Error;
 use crate::log::Log;
 use crate::shard::{Engine, OpenShard};
+use comet_linux::Error;
 use comet_linux::MappedHead;
 
 use comet_core::RetentionReport;
@@ -63,7 +63,8 @@ impl RetentionShards for Shards<'_> {
     }
 
     fn engine_error(&self, i: usize, source: comet_core::Error<std::io::Error>) -> Error {
-        Error::Engine { shard: self.shards[i].id, source }
+        let s = &self.shards[i];
+        Error::from_core(s.id, s.dir.path(), source)
     }
 }
 

@@ -2,18 +2,21 @@
 //! the core's shard engine. The files' rules (creation, validation, what
 //! is set aside) are `comet-linux`'s, the same the std crate follows.
 
-use std::io;
 use std::sync::Arc;
 
+use comet_core::IoOp;
 use comet_core::platform::shard::{EngineConfig, Shard};
 use comet_core::platform::shm::OffsetsTable;
+use comet_core::platform::state::offsets::OFFSETS_FILE;
 use comet_core::{Counter, RecoveryReport, ShardId};
-use comet_linux::{DirStorage, MappedHead, OffsetsSettled, OpenError, OpenedWriter, SharedWords, WriterLock};
+use comet_linux::{DirStorage, Error, MappedHead, OffsetsSettled, OpenedWriter, SharedWords, WriterLock};
 
 use crate::compress::SharedCompressor;
-use crate::error::{Error, Op};
 
 pub use comet_linux::OFFSETS_QUARANTINE;
+
+/// The shard engine's error over this crate's storage.
+pub(crate) type EngineError = comet_core::Error<std::io::Error>;
 
 /// The engine type of one shard.
 pub(crate) type Engine = Shard<DirStorage, MappedHead, SharedCompressor>;
@@ -40,10 +43,6 @@ impl core::fmt::Debug for OpenShard {
     }
 }
 
-fn io_err(op: Op, shard: ShardId) -> impl FnOnce(io::Error) -> Error {
-    move |source| Error::Io { op, shard: Some(shard), source }
-}
-
 impl OpenShard {
     /// Opens shard `id` under `root`: directory (created atomically if
     /// new), lock, state files, engine (which recovers whatever a crash
@@ -55,19 +54,10 @@ impl OpenShard {
         compressor: SharedCompressor,
         now: u64,
     ) -> Result<OpenShard, Error> {
-        let w = comet_linux::open_writer(root, id, engine, compressor, now).map_err(|e| match e {
-            OpenError::CreateDir(source) | OpenError::OpenDir(source) => {
-                Error::Io { op: Op::OpenShardDir, shard: Some(id), source }
-            }
-            OpenError::Locked { pid } => Error::Locked { shard: id, pid },
-            OpenError::Lock(source) => Error::Io { op: Op::Lock, shard: Some(id), source },
-            OpenError::State(source) => Error::Io { op: Op::MapState, shard: Some(id), source },
-            OpenError::Offsets(source) => Error::Io { op: Op::MapOffsets, shard: Some(id), source },
-            OpenError::Engine(source) => Error::Engine { shard: id, source },
-        })?;
+        let w = comet_linux::open_writer(root, id, engine, compressor, now)?;
         // Unlike the std client, the embedded log keeps `offsets.state`
         // mapped (created fully written) for as long as the shard is open.
-        let offsets = comet_linux::map_offsets_write(&w.dir).map_err(io_err(Op::MapOffsets, id))?;
+        let offsets = comet_linux::map_offsets_write(&w.dir).map_err(offsets_err(&w.dir))?;
         let OpenedWriter { engine, lock, dir, state, report, offsets: offsets_settled, .. } = w;
         Ok(OpenShard { id, engine, state, dir, offsets, report, offsets_settled, last_flush: now, _lock: lock })
     }
@@ -88,21 +78,29 @@ impl OpenShard {
         self.state.add_counter(c, v);
     }
 
+    /// The error of an engine call on this shard.
+    pub(crate) fn engine_err(&self) -> impl FnOnce(EngineError) -> Error + '_ {
+        |e| Error::from_core(self.id, self.dir.path(), e)
+    }
+
     /// Syncs the engine (flush + fdatasync + head) and drains counters.
     pub(crate) fn sync(&mut self, now: u64) -> Result<(), Error> {
         let r = self.engine.sync();
         self.last_flush = now;
         self.drain_counters();
-        r.map_err(|source| Error::Engine { shard: self.id, source })
+        r.map_err(self.engine_err())
     }
 
     /// Closes the engine cleanly and makes the offsets durable.
     pub(crate) fn close(self) -> Result<(), Error> {
-        let (id, state) = (self.id, self.state);
-        let r = self
-            .engine
-            .close_with(|c, v| state.add_counter(c, v))
-            .map_err(|source| Error::Engine { shard: id, source });
-        r.and(comet_linux::sync_offsets(&self.dir).map_err(io_err(Op::MapOffsets, id)))
+        let (id, state, dir) = (self.id, self.state, self.dir);
+        let r = self.engine.close_with(|c, v| state.add_counter(c, v)).map_err(|e| Error::from_core(id, dir.path(), e));
+        r.and(comet_linux::sync_offsets(&dir).map_err(offsets_err(&dir)))
     }
+}
+
+/// An I/O error on the shard's `offsets.state`.
+fn offsets_err(dir: &DirStorage) -> impl FnOnce(std::io::Error) -> Error {
+    let path = dir.path().join(OFFSETS_FILE);
+    move |e| Error::io(IoOp::Open, path, e)
 }

@@ -13,12 +13,12 @@ use std::path::Path;
 
 use comet_linux::{ShardRepair, VerifyReport};
 
-use crate::error::Error;
+use comet_linux::Error;
 
 /// Verifies the data directory `dir` without changing anything. Fails
 /// only if `dir` cannot be listed; problems with files are findings.
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, Error> {
-    comet_linux::verify(dir).map_err(Error::from_dir)
+    comet_linux::verify(dir)
 }
 
 /// Repairs every shard of the data directory `dir` (no [`Log`](crate::Log)
@@ -26,5 +26,5 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, Error> {
 /// [`Error::Locked`]; the others are repaired first. Retention does not
 /// run.
 pub fn repair(dir: impl AsRef<Path>) -> Result<Vec<ShardRepair>, Error> {
-    comet_linux::repair(dir).map_err(Error::from_dir)
+    comet_linux::repair(dir)
 }

@@ -164,7 +164,7 @@ fn a_flipped_bit_in_synced_data_costs_its_chunk_and_is_never_served() {
                 assert_eq!(&buf[..e.len], &payload(i)[..], "entry {i}");
                 assert!(i >= base + interval || i < base, "entry {i} of the damaged chunk served");
             }
-            Err(Error::Engine { source: comet_core::Error::Damaged(d), .. }) => {
+            Err(Error::Damaged { damage: d, .. }) => {
                 assert_eq!((d.segment, d.first), (base, base), "entry {i}");
                 assert!(i < base + interval);
             }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use comet_core::QuarantineReason;
-use comet_embedded::{Consumer, EmbeddedConfig, EngineError, Error, Log, MAX_SHARDS, ShardId};
+use comet_embedded::{Consumer, EmbeddedConfig, Error, Log, MAX_SHARDS, ShardId};
 use comet_test_child::ChildTest;
 use common::{S0, flip, payload, segments, small};
 
@@ -56,13 +56,11 @@ fn set_len(path: &Path, len: u64) {
 fn damage(e: &Error) -> bool {
     matches!(
         e,
-        Error::Engine {
-            source: EngineError::Damaged(_)
-                | EngineError::Lost { .. }
-                | EngineError::Corrupt(_)
-                | EngineError::EntryUnavailable { .. },
-            ..
-        } | Error::Decompress { .. }
+        Error::Damaged { .. }
+            | Error::Lost { .. }
+            | Error::Corrupt { .. }
+            | Error::Unavailable { .. }
+            | Error::Decompress { .. }
     )
 }
 

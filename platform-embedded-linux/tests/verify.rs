@@ -7,7 +7,7 @@ mod common;
 
 use std::os::unix::fs::FileExt;
 
-use comet_embedded::{EngineError, Error, IoOp, Log};
+use comet_embedded::{Error, IoOp, Log};
 use common::{S0, payload, small};
 
 #[test]
@@ -50,7 +50,7 @@ fn verify_reports_a_flipped_byte_and_repair_fixes_it() {
     for i in 0..100 {
         match log.read_into(S0, i, &mut buf) {
             Ok(e) => assert_eq!(&buf[..e.len], &payload(i)[..], "entry {i}"),
-            Err(Error::Engine { source: EngineError::Lost { start: 8, end: 12, .. }, .. }) => {
+            Err(Error::Lost { start: 8, end: 12, .. }) => {
                 assert!((8..12).contains(&i), "entry {i} lost");
             }
             Err(e) => panic!("entry {i}: {e:?}"),
@@ -67,7 +67,7 @@ fn verify_and_repair_fail_typed() {
     std::fs::write(&file, b"x").unwrap();
     for e in [comet_embedded::verify(&file).unwrap_err(), comet_embedded::repair(&file).unwrap_err()] {
         match &e {
-            Error::File { op: IoOp::Open, path, source } => {
+            Error::Io { op: IoOp::Open, path, source } => {
                 assert_eq!(path, &file);
                 assert_eq!(source.kind(), std::io::ErrorKind::NotADirectory);
             }

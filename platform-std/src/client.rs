@@ -13,9 +13,9 @@ use comet_core::platform::shm;
 use comet_core::{Counters, IoOp, RecoveryReport, ShardCount, ShardId, ShardStats, Stats, parse_stream};
 
 use crate::config::Config;
-use crate::error::{Error, Result};
 use crate::reader::{Message, MessageId, Reader, shard_dir};
 use crate::shard::{ShardSlot, Writer};
+use comet_linux::{Error, Result};
 
 pub(crate) use comet_linux::now_ns;
 
@@ -190,7 +190,7 @@ impl Client {
             let h = std::thread::Builder::new()
                 .name("comet-flush".into())
                 .spawn(move || flusher(weak, signal, every))
-                .map_err(|e| Error::io(IoOp::Open, &inner.root, e))?;
+                .map_err(|source| Error::Spawn { thread: "comet-flush", source })?;
             inner.threads.lock().unwrap_or_else(|p| p.into_inner()).push(h);
             if let Some(every) = config.retention.cleanup_interval {
                 let weak = Arc::downgrade(&inner);
@@ -198,7 +198,7 @@ impl Client {
                 let h = std::thread::Builder::new()
                     .name("comet-retention".into())
                     .spawn(move || crate::retention::retention_loop(weak, signal, every))
-                    .map_err(|e| Error::io(IoOp::Open, &inner.root, e))?;
+                    .map_err(|source| Error::Spawn { thread: "comet-retention", source })?;
                 inner.threads.lock().unwrap_or_else(|p| p.into_inner()).push(h);
             }
         }

@@ -21,10 +21,10 @@ use comet_core::platform::state::offsets::validate_group;
 use comet_core::{Counter, FileKind, ShardId};
 
 use crate::client::{Client, now_ns};
-use crate::error::{Error, Result};
 use crate::reader::{LentBatch, Message, MessageId, Reader};
 use comet_core::GroupStats;
 use comet_linux::SharedWords;
+use comet_linux::{Error, Result};
 
 /// Maps a shard's `offsets.state` for acks and seeks (`create`: created
 /// fully written if missing or empty), or read-only for lookups (`None` if

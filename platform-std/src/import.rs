@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::config::Config;
-use crate::error::Result;
+use comet_linux::Result;
 
 pub use comet_linux::ShardImport;
 
@@ -24,5 +24,5 @@ pub fn import_go(dir: impl AsRef<Path>, config: &Config) -> Result<Vec<ShardImpo
         let r = &s.report;
         tracing::info!(shard = %s.shard, segments = r.segments.len(), end = r.end, problems = r.problems.len(), "imported Go shard");
     };
-    Ok(comet_linux::import_go(dir.as_ref(), &config.engine(), imported)?)
+    comet_linux::import_go(dir.as_ref(), &config.engine(), imported)
 }

@@ -74,7 +74,6 @@ mod client;
 mod compress;
 pub mod config;
 mod consumer;
-mod error;
 mod import;
 mod process;
 mod reader;
@@ -92,13 +91,13 @@ pub use comet_core::{
 };
 pub use comet_linux::OffsetsSettled;
 pub use comet_linux::WRITER_LOCK;
+pub use comet_linux::{Error, ErrorChain, Result};
 pub use comet_linux::{IdentityError, PROCESS_DIR, dir_identity};
 pub use config::Config;
 pub use consumer::{
     BatchCallback, BatchInfo, Consumer, Flow, HandlerError, PoisonAction, PoisonBatch, PoisonCallback, ProcessOptions,
     ProcessSummary, ProcessedMarks, ReadBatch, ReadBatchError, ReadErrorCallback, SeekTo, Shards,
 };
-pub use error::{Error, ErrorChain, Result};
 pub use import::{ShardImport, import_go};
 pub use process::ProcessSlot;
 pub use reader::{Entries, LentBatch, LentEntry, Message, MessageId, Reader, max_stored};

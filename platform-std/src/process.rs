@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::error::Result;
+use comet_linux::Result;
 
 /// A held process slot; released on drop (or by the kernel at exit).
 pub struct ProcessSlot(comet_linux::ProcessSlot);

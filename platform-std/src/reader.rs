@@ -35,8 +35,8 @@ use comet_core::{Counter, DurableHead, IoOp, ShardId, WireError};
 use comet_linux::{DirStorage, FsFile, SegmentMap, SharedWords};
 
 use crate::compress::UnzstdError;
-use crate::error::{Error, Result};
 use crate::shard::{check_native, map_state_read, read_head_seq};
+use comet_linux::{Error, Result};
 
 /// Where an entry lives: shard and entry number. Displays as
 /// `<shard>-<entry>`, like the Go package's `MessageID`.

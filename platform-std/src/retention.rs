@@ -22,8 +22,8 @@ use comet_linux::DirStorage;
 use crate::client::{Client, now_ns};
 use crate::compress::Zstd;
 use crate::consumer::map_offsets;
-use crate::error::{Error, Result};
 use crate::shard::Engine;
+use comet_linux::{Error, Result};
 
 /// What one pass did to one shard.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -11,17 +11,15 @@ use std::time::{Duration, Instant};
 use comet_core::platform::dict::{list_dicts, load_dict, write_dict};
 use comet_core::platform::shard::{EngineConfig, Shard};
 use comet_core::platform::shm;
-use comet_core::platform::state::STATE_FILE;
-use comet_core::platform::state::offsets::OFFSETS_FILE;
 use comet_core::platform::storage::StorageFile;
 use comet_core::platform::wire::{DICT_HEADER_LEN, DICT_ID_MAX, DICT_ID_MIN, set_dict_id};
 use comet_core::{Counter, DurableHead, FileKind, IoOp, RecoveryReport, ShardId};
-use comet_linux::{DirStorage, MappedHead, OpenError, RepairOpened, SharedWords, WriterLock, WrongSize};
+use comet_linux::{DirStorage, MappedHead, RepairOpened, SharedWords, WriterLock, WrongSize};
 
 use crate::compress::{Samples, Zstd};
 use crate::config::CompressionConfig;
-use crate::error::{Error, Result};
 use comet_core::Histogram;
+use comet_linux::{Error, Result};
 
 pub(crate) type Engine = Shard<DirStorage, MappedHead, Zstd>;
 
@@ -258,14 +256,7 @@ impl ShardSlot {
         let root_path = self.dir.parent().unwrap_or(Path::new("."));
         let root = DirStorage::open_path(root_path).map_err(|e| Error::io(IoOp::Open, root_path, e))?;
         let opened = comet_linux::open_writer(&root, self.id, *cfg, Zstd::new(compression), comet_linux::now_ns());
-        let w = opened.map_err(|e| match e {
-            OpenError::CreateDir(e) | OpenError::OpenDir(e) => Error::io(IoOp::Open, &self.dir, e),
-            OpenError::Locked { pid } => Error::Locked { shard: self.id, pid },
-            OpenError::Lock(e) => Error::io(IoOp::Open, self.dir.join(comet_linux::WRITER_LOCK), e),
-            OpenError::State(e) => Error::io(IoOp::Open, self.dir.join(STATE_FILE), e),
-            OpenError::Offsets(e) => Error::io(IoOp::Open, self.dir.join(OFFSETS_FILE), e),
-            OpenError::Engine(e) => Error::from_core(self.id, &self.dir, e),
-        })?;
+        let w = opened?;
         log_opened(RepairOpened {
             shard: self.id,
             state_replaced: w.state_replaced,

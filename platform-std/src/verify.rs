@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use comet_linux::Result;
 
 pub use comet_core::{Problem, Severity};
 pub use comet_linux::{Finding, ShardCheck, ShardRepair, VerifyReport};
@@ -20,13 +20,13 @@ pub use comet_linux::{Finding, ShardCheck, ShardRepair, VerifyReport};
 /// module documentation and `comet_core::platform::check`). Fails only if `dir`
 /// cannot be listed; problems with files are findings.
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
-    comet_linux::verify(dir).map_err(Error::from_dir)
+    comet_linux::verify(dir)
 }
 
 /// Repairs every shard of the data directory `dir` (see the module
 /// documentation). A shard another process writes fails with
-/// [`Error::Locked`]; the others are repaired first. Retention does not
+/// [`Error::Locked`](crate::Error::Locked); the others are repaired first. Retention does not
 /// run.
 pub fn repair(dir: impl AsRef<Path>) -> Result<Vec<ShardRepair>> {
-    comet_linux::repair_with(dir, crate::shard::log_opened).map_err(Error::from_dir)
+    comet_linux::repair_with(dir, crate::shard::log_opened)
 }

@@ -148,7 +148,7 @@ fn a_damaged_dictionary_is_a_typed_error_and_a_finding() {
     let mut log = Log::open(t.path(), embedded_config(), comet_embedded::now_ns()).unwrap();
     let mut buf = vec![0u8; 4096];
     match log.read_into(SHARD, 350, &mut buf) {
-        Err(comet_embedded::Error::Engine { source: comet_core::Error::Corrupt(c), .. }) => {
+        Err(comet_embedded::Error::Corrupt { corruption: c, .. }) => {
             assert_eq!(c.file, FileKind::Dict { id: 32768 });
         }
         other => panic!("{other:?}"),

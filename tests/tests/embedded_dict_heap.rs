@@ -117,9 +117,7 @@ fn a_dictionary_larger_than_comet_embedded_reads_is_refused_before_it_is_loaded(
     let mut log = Log::open(t.path(), ecfg, comet_embedded::now_ns()).unwrap();
     let mut buf = vec![0u8; 4096];
     match log.read_into(SHARD, 599, &mut buf) {
-        Err(comet_embedded::Error::Engine {
-            source: comet_core::Error::Capacity { needed, available, .. }, ..
-        }) => {
+        Err(comet_embedded::Error::Capacity { needed, available, .. }) => {
             assert!(needed > available, "{needed} {available}");
         }
         other => panic!("expected a Capacity error, got {other:?}"),

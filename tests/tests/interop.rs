@@ -211,6 +211,21 @@ trait Side {
     fn close(self: Box<Self>);
 }
 
+/// What a read of `entry` that failed says (both platforms raise the same
+/// error type), or a panic for an error no scenario expects.
+fn unreadable(platform: Platform, entry: u64, e: comet::Error) -> Got {
+    match e {
+        comet::Error::Damaged { shard, damage } if shard == SHARD => {
+            Got::Damaged { segment: damage.segment, chunk: damage.chunk, first: damage.first, end: damage.end }
+        }
+        comet::Error::Lost { shard, entry: e, start, end } if (shard, e) == (SHARD, entry) => Got::Lost { start, end },
+        comet::Error::Unavailable { shard, entry: e, first, end } if (shard, e) == (SHARD, entry) => {
+            Got::Unavailable { first, end }
+        }
+        e => panic!("{platform:?}: read {entry}: {e:?}"),
+    }
+}
+
 struct StdSide {
     client: Client,
     reader: Option<Reader>,
@@ -252,19 +267,7 @@ impl Side for StdSide {
     fn read(&mut self, entry: u64) -> Got {
         match self.reader().read(entry) {
             Ok(m) => Got::Data { framed: !m.is_zero_copy(), timestamp: m.timestamp, data: m.into_vec() },
-            Err(comet::Error::Damaged { shard, damage }) => {
-                assert_eq!(shard, SHARD);
-                Got::Damaged { segment: damage.segment, chunk: damage.chunk, first: damage.first, end: damage.end }
-            }
-            Err(comet::Error::Lost { shard, entry: e, start, end }) => {
-                assert_eq!((shard, e), (SHARD, entry));
-                Got::Lost { start, end }
-            }
-            Err(comet::Error::Unavailable { shard, entry: e, first, end }) => {
-                assert_eq!((shard, e), (SHARD, entry));
-                Got::Unavailable { first, end }
-            }
-            Err(e) => panic!("std: read {entry}: {e:?}"),
+            Err(e) => unreadable(Std, entry, e),
         }
     }
 
@@ -326,29 +329,12 @@ impl Side for EmbeddedSide {
     }
 
     fn read(&mut self, entry: u64) -> Got {
-        use comet_core::Error as Core;
-        use comet_embedded::Error;
         match self.log.read_into(SHARD, entry, &mut self.buf) {
             Ok(e) => {
                 assert_eq!((e.shard, e.entry), (SHARD, entry));
                 Got::Data { data: self.buf[..e.len].to_vec(), timestamp: e.timestamp, framed: e.compressed }
             }
-            Err(Error::Engine { shard, source }) => {
-                assert_eq!(shard, SHARD);
-                match source {
-                    Core::Damaged(d) => Got::Damaged { segment: d.segment, chunk: d.chunk, first: d.first, end: d.end },
-                    Core::Lost { entry: e, start, end } => {
-                        assert_eq!(e, entry);
-                        Got::Lost { start, end }
-                    }
-                    Core::EntryUnavailable { entry: e, first, end } => {
-                        assert_eq!(e, entry);
-                        Got::Unavailable { first, end }
-                    }
-                    source => panic!("embedded: read {entry}: {source:?}"),
-                }
-            }
-            Err(e) => panic!("embedded: read {entry}: {e:?}"),
+            Err(e) => unreadable(Embedded, entry, e),
         }
     }
 

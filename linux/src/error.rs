@@ -1,4 +1,7 @@
-//! The crate's error type: one enum, every variant carries data.
+//! The error type of both Linux platforms (`comet` and `comet-embedded`
+//! re-export it): one enum, every variant carries data, so the same failure
+//! reads the same whichever crate met it. A variant only one platform can
+//! raise says so.
 //!
 //! # Messages and sources
 //!
@@ -20,7 +23,7 @@ use std::path::PathBuf;
 use comet_core::platform::naming::FileName;
 use comet_core::{ChunkDamage, ConfigError, Corruption, IoOp, NameError, OffsetsError, ShardId};
 
-/// Everything that can go wrong in `comet`.
+/// Everything that can go wrong in `comet` or `comet-embedded`.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -67,7 +70,8 @@ pub enum Error {
         /// The holder's pid, as it wrote it into the lock file.
         pid: Option<u32>,
     },
-    /// The shard belongs to another process of a multi-process deployment.
+    /// The shard belongs to another process of a multi-process deployment
+    /// (`comet`).
     NotOwned {
         /// The shard.
         shard: ShardId,
@@ -88,9 +92,9 @@ pub enum Error {
         /// The number of slots.
         count: u32,
     },
-    /// The client was closed.
+    /// The client was closed (`comet`).
     Closed,
-    /// The client was opened read-only.
+    /// The client was opened read-only (`comet`).
     ReadOnly,
     /// A sync of this shard failed earlier; reopen the client to recover.
     Poisoned {
@@ -152,7 +156,7 @@ pub enum Error {
         start: u64,
     },
     /// A `process` handler failed on a batch every time and the poison
-    /// policy said stop.
+    /// policy said stop (`comet`).
     Handler {
         /// Handler calls made.
         attempts: u32,
@@ -193,12 +197,34 @@ pub enum Error {
         id: u32,
     },
     /// Training or loading a zstd dictionary failed (too few or too
-    /// uniform samples, a dictionary zstd refuses).
+    /// uniform samples, a dictionary zstd refuses; `comet`).
     DictionaryTraining {
         /// The shard.
         shard: ShardId,
         /// zstd's error.
         source: io::Error,
+    },
+    /// A background thread could not be started.
+    Spawn {
+        /// The thread's name.
+        thread: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The shard is not open in this log (`comet-embedded`).
+    ShardNotOpen(ShardId),
+    /// Opening another shard would exceed `max_shards` (`comet-embedded`).
+    TooManyShards {
+        /// The configured maximum.
+        max: u16,
+    },
+    /// The caller's buffer is too small for the entry's payload
+    /// (`comet-embedded`).
+    BufferTooSmall {
+        /// Bytes the payload needs.
+        needed: u64,
+        /// Bytes the buffer has.
+        available: u64,
     },
 }
 
@@ -276,6 +302,12 @@ impl std::fmt::Display for Error {
                 write!(f, "shard {shard}: entry {entry} needs zstd dictionary {id}, which is missing")
             }
             Error::DictionaryTraining { shard, .. } => write!(f, "shard {shard}: zstd dictionary training failed"),
+            Error::Spawn { thread, .. } => write!(f, "start thread {thread}"),
+            Error::ShardNotOpen(s) => write!(f, "shard {s} is not open in this log"),
+            Error::TooManyShards { max } => write!(f, "at most {max} shards may be open"),
+            Error::BufferTooSmall { needed, available } => {
+                write!(f, "buffer too small: the entry needs {needed} bytes, the buffer has {available}")
+            }
         }
     }
 }
@@ -287,9 +319,10 @@ impl std::error::Error for Error {
     /// offsets) are not sources.
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io { source, .. } | Error::Decompress { source, .. } | Error::DictionaryTraining { source, .. } => {
-                Some(source)
-            }
+            Error::Io { source, .. }
+            | Error::Decompress { source, .. }
+            | Error::DictionaryTraining { source, .. }
+            | Error::Spawn { source, .. } => Some(source),
             Error::Handler { source, .. } => Some(&**source),
             _ => None,
         }
@@ -302,12 +335,12 @@ impl std::error::Error for Error {
 /// is not printed again.
 ///
 /// ```
-/// # fn main() {
-/// let file = tempfile::NamedTempFile::new().unwrap();
-/// let e = comet::Client::open(file.path(), comet::Config::default()).unwrap_err();
-/// assert!(e.to_string().starts_with("open "));
-/// assert!(e.chain().to_string().ends_with(": not a directory"));
-/// # }
+/// use std::io;
+/// use comet_linux::Error;
+///
+/// let e = Error::io(comet_core::IoOp::Open, "/data", io::Error::from(io::ErrorKind::NotFound));
+/// assert_eq!(e.to_string(), "open /data");
+/// assert_eq!(e.chain().to_string(), "open /data: entity not found");
 /// ```
 #[derive(Clone, Copy)]
 pub struct ErrorChain<'a>(pub &'a dyn std::error::Error);
@@ -342,24 +375,13 @@ impl Error {
     }
 
     /// An I/O error on `path`.
-    pub(crate) fn io(op: IoOp, path: impl Into<PathBuf>, source: io::Error) -> Error {
+    pub fn io(op: IoOp, path: impl Into<PathBuf>, source: io::Error) -> Error {
         Error::Io { op, path: path.into(), source }
     }
 
-    /// Converts an error of the shared Linux layer's directory walks
-    /// (`verify`, `repair`, listing shards).
-    pub(crate) fn from_dir(e: comet_linux::DirError) -> Error {
-        use comet_linux::DirError as D;
-        match e {
-            D::Io { op, path, source } => Error::Io { op, path, source },
-            D::Locked { shard, pid } => Error::Locked { shard, pid },
-            D::Engine { shard, dir, source } => Error::from_core(shard, &dir, source),
-            D::Config(c) => Error::Config(c),
-        }
-    }
-
-    /// Converts a core error raised for `shard` in directory `dir`.
-    pub(crate) fn from_core(shard: ShardId, dir: &std::path::Path, e: comet_core::Error<io::Error>) -> Error {
+    /// Converts a core error raised for `shard` in directory `dir` (a
+    /// storage error names its file in `dir`).
+    pub fn from_core(shard: ShardId, dir: &std::path::Path, e: comet_core::Error<io::Error>) -> Error {
         use comet_core::Error as E;
         match e {
             E::Storage { op, file, source } => Error::Io { op, path: join(dir, &file), source },
@@ -393,32 +415,6 @@ impl Error {
 
 fn join(dir: &std::path::Path, file: &FileName) -> PathBuf {
     if file.is_empty() { dir.to_path_buf() } else { dir.join(file.as_str()) }
-}
-
-impl From<comet_linux::SlotError> for Error {
-    fn from(e: comet_linux::SlotError) -> Self {
-        use comet_linux::SlotError as E;
-        match e {
-            E::InvalidRole(e) => Error::InvalidGroup(e),
-            E::Count(e) => Error::Config(e),
-            E::Held { role } => Error::SlotHeld { role },
-            E::NoFreeSlot { role, count } => Error::NoFreeSlot { role, count },
-            E::Io { op, path, source } => Error::Io { op, path, source },
-        }
-    }
-}
-
-impl From<comet_linux::ImportError> for Error {
-    fn from(e: comet_linux::ImportError) -> Self {
-        use comet_linux::ImportError as E;
-        match e {
-            E::Config(e) => Error::Config(e),
-            E::Io { op, path, source } => Error::Io { op, path, source },
-            E::Shard { shard, dir, source } => Error::from_core(shard, &dir, source),
-            E::Locked { shard, pid } => Error::Locked { shard, pid },
-            E::Offsets { shard, source } => Error::Offsets { shard, source },
-        }
-    }
 }
 
 impl From<ConfigError> for Error {
