@@ -21,7 +21,7 @@ use std::io;
 use std::path::PathBuf;
 
 use comet_core::platform::naming::FileName;
-use comet_core::{ChunkDamage, ConfigError, Corruption, IoOp, NameError, OffsetsError, ShardId};
+use comet_core::{ChunkDamage, ConfigError, Corruption, FileKind, IoOp, NameError, OffsetsError, ShardId};
 
 /// Everything that can go wrong in `comet` or `comet-embedded`.
 #[derive(Debug)]
@@ -396,6 +396,17 @@ impl Error {
             E::BatchTooLarge { bytes, max } => Error::BatchTooLarge { bytes, max },
             E::ForeignFormat => Error::ForeignFormat { shard },
             E::Capacity { what, needed, available } => Error::Capacity { shard, what, needed, available },
+        }
+    }
+
+    /// An error opening or mapping a state file (`comet.state`,
+    /// `offsets.state`) of `shard` in directory `dir`: one of the wrong size
+    /// is [`Error::Corrupt`] (the shard's writer sets it aside and recovers,
+    /// `repair` salvages it), anything else an I/O error naming the file.
+    pub fn state_file(shard: ShardId, dir: &std::path::Path, file: FileKind, e: io::Error) -> Error {
+        match crate::WrongSize::of(&e) {
+            Some(w) => Error::Corrupt { shard, corruption: w.corruption(file) },
+            None => Error::io(IoOp::Open, dir.join(file.to_string()), e),
         }
     }
 

@@ -17,7 +17,6 @@ use comet_core::{EngineSettings, FileKind, ImportReport, IoOp, ShardId};
 use crate::error::Error;
 use crate::files::{map_offsets_write, settle_offsets, shard_dirs};
 use crate::lock::{LockError, WRITER_LOCK, WriterLock};
-use crate::map::WrongSize;
 use crate::now_ns;
 use crate::storage::DirStorage;
 
@@ -75,10 +74,7 @@ pub fn import_go(
         if exists {
             // A legacy offsets.bin is merged (and removed) here.
             settle_offsets(&storage, false, now_ns()).map_err(io(IoOp::Open, sd.join(OFFSETS_FILE)))?;
-            let words = map_offsets_write(&storage).map_err(|e| match WrongSize::of(&e) {
-                Some(w) => engine_err(comet_core::Error::Corrupt(w.corruption(FileKind::Offsets))),
-                None => io(IoOp::Open, sd.join(OFFSETS_FILE))(e),
-            })?;
+            let words = map_offsets_write(&storage).map_err(|e| Error::state_file(shard, &sd, FileKind::Offsets, e))?;
             let offsets = |source| Error::Offsets { shard, source };
             let w = words.writable().ok_or_else(|| {
                 io(IoOp::Open, sd.join(OFFSETS_FILE))(io::Error::other("offsets.state is mapped read-only"))

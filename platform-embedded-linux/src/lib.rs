@@ -11,7 +11,7 @@
 //! | [`Consumer`] | reads into caller buffers, consumer groups |
 //! | `retention` | the core's policy, run from `tick` ([`RetentionReport`]) |
 //! | `helper` | the optional tick thread ([`spawn_helper`]) |
-//! | [`verify`], [`repair`] | `comet-linux`'s check and repair of a data directory, the std crate's too |
+//! | [`verify`], [`repair`] | `comet-linux`'s check and repair of a data directory (re-exported), the std crate's too |
 //!
 //! The shard engine itself — numbering, buffering, sync and the durable
 //! head, rotation, manifest, recovery — is `comet_core::platform::shard`, the same
@@ -47,7 +47,6 @@ mod log;
 mod read;
 mod retention;
 mod shard;
-mod verify;
 
 pub use comet_core::{
     Counter, EngineSettings, IoOp, NameError, RecoveryReport, RepairReport, RetentionConfig, RetentionReport, SeekTo,
@@ -57,11 +56,11 @@ pub use comet_core::{Problem, Severity};
 pub use comet_linux::{Error, ErrorChain};
 pub use comet_linux::{Finding, ShardCheck, ShardRepair, VerifyReport};
 pub use comet_linux::{MappedHead, OffsetsSettled};
+pub use comet_linux::{repair, verify};
 pub use config::{EmbeddedConfig, HeapBudget, MAX_SHARDS};
 pub use helper::{Helper, spawn_helper};
 pub use log::{Log, TickReport};
 pub use read::{Consumer, Entry};
 pub use shard::OFFSETS_QUARANTINE;
-pub use verify::{repair, verify};
 
 pub use comet_linux::{now_ns, pread_calls};

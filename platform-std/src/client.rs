@@ -82,7 +82,7 @@ pub(crate) struct Inner {
     pub(crate) engine: EngineConfig,
     read_only: bool,
     /// The process slot this client took (multi-process deployments).
-    slot: Mutex<Option<crate::process::ProcessSlot>>,
+    slot: Mutex<Option<comet_linux::ProcessSlot>>,
     shards: SlotTable,
     closed: AtomicBool,
     signal: Arc<Signal>,
@@ -143,7 +143,9 @@ impl Client {
     pub fn open_process(dir: impl AsRef<Path>, mut config: Config) -> Result<Client> {
         let root = dir.as_ref().to_path_buf();
         create_root(&root)?;
-        let slot = crate::process::ProcessSlot::acquire(&root, "writers", config.concurrency.process_count)?;
+        let count = config.concurrency.process_count;
+        let slot = comet_linux::ProcessSlot::acquire(&root, "writers", count)?;
+        tracing::debug!(role = "writers", index = slot.index(), count, "acquired process slot");
         config.concurrency.process_id = slot.index();
         Client::start_with(root, config, false, Some(slot))
     }
@@ -166,7 +168,7 @@ impl Client {
         root: PathBuf,
         config: Config,
         read_only: bool,
-        slot: Option<crate::process::ProcessSlot>,
+        slot: Option<comet_linux::ProcessSlot>,
     ) -> Result<Client> {
         config.validate()?;
         let engine = EngineConfig::from_settings(&config.engine())?;
@@ -447,7 +449,7 @@ impl Client {
     /// (recovery), records every damaged chunk as lost, rewrites damaged
     /// chunk tables, sets aside bytes past a sealed segment's end, and
     /// salvages `offsets.state` and heals its offset checks.
-    pub fn repair_shard(&self, shard: ShardId) -> Result<crate::verify::ShardRepair> {
+    pub fn repair_shard(&self, shard: ShardId) -> Result<crate::ShardRepair> {
         let (slot, mut g) = self.inner.open_writer(shard)?;
         let w = g.as_mut().ok_or(Error::Closed)?;
         let recovery = w.report.clone();
@@ -457,7 +459,7 @@ impl Client {
         let storage = comet_linux::DirStorage::open_path(&slot.dir).map_err(|e| Error::io(IoOp::Open, &slot.dir, e))?;
         let offsets = comet_linux::settle_offsets(&storage, true, now_ns())
             .map_err(|e| Error::io(IoOp::Open, slot.dir.join("offsets.state"), e))?;
-        Ok(crate::verify::ShardRepair { shard, recovery, repair, offsets })
+        Ok(crate::ShardRepair { shard, recovery, repair, offsets })
     }
 
     /// Trains a zstd dictionary for the shard now, on up to

@@ -40,7 +40,7 @@ pub(crate) fn map_offsets(dir: &Path, shard: ShardId, create: bool) -> Result<Op
     } else {
         comet_linux::map_offsets_read(&storage)
     };
-    r.map_err(|e| crate::shard::state_file_error(shard, dir, FileKind::Offsets, e))
+    r.map_err(|e| Error::state_file(shard, dir, FileKind::Offsets, e))
 }
 
 /// [`map_offsets`] for lookups.

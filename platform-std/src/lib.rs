@@ -75,7 +75,6 @@ mod compress;
 pub mod config;
 mod consumer;
 mod import;
-mod process;
 mod reader;
 mod retention;
 mod shard;
@@ -89,9 +88,12 @@ pub use comet_core::{
     ShardPattern, ShardPlan, ShardStats, Stats, TornTail, WireError, all_shard_streams, fnv1a32, parse_stream,
     shard_stream_name,
 };
+pub use comet_core::{Problem, Severity};
 pub use comet_linux::OffsetsSettled;
+pub use comet_linux::ProcessSlot;
 pub use comet_linux::WRITER_LOCK;
 pub use comet_linux::{Error, ErrorChain, Result};
+pub use comet_linux::{Finding, ShardCheck, ShardRepair, VerifyReport, verify};
 pub use comet_linux::{IdentityError, PROCESS_DIR, dir_identity};
 pub use config::Config;
 pub use consumer::{
@@ -99,10 +101,9 @@ pub use consumer::{
     ProcessSummary, ProcessedMarks, ReadBatch, ReadBatchError, ReadErrorCallback, SeekTo, Shards,
 };
 pub use import::{ShardImport, import_go};
-pub use process::ProcessSlot;
 pub use reader::{Entries, LentBatch, LentEntry, Message, MessageId, Reader, max_stored};
 pub use retention::{RetentionReport, ShardRetention, ShardRetentionStats};
-pub use verify::{Finding, Problem, Severity, ShardCheck, ShardRepair, VerifyReport, repair, verify};
+pub use verify::repair;
 
 /// A timestamp in ns since the Unix epoch (as comet stores them) as a
 /// [`SystemTime`](std::time::SystemTime).

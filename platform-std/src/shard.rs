@@ -14,7 +14,7 @@ use comet_core::platform::shm;
 use comet_core::platform::storage::StorageFile;
 use comet_core::platform::wire::{DICT_HEADER_LEN, DICT_ID_MAX, DICT_ID_MIN, set_dict_id};
 use comet_core::{Counter, DurableHead, FileKind, IoOp, RecoveryReport, ShardId};
-use comet_linux::{DirStorage, MappedHead, RepairOpened, SharedWords, WriterLock, WrongSize};
+use comet_linux::{DirStorage, MappedHead, RepairOpened, SharedWords, WriterLock};
 
 use crate::compress::{Samples, Zstd};
 use crate::config::CompressionConfig;
@@ -22,16 +22,6 @@ use comet_core::Histogram;
 use comet_linux::{Error, Result};
 
 pub(crate) type Engine = Shard<DirStorage, MappedHead, Zstd>;
-
-/// A state file's error as readers report it: one of the wrong size is
-/// [`Error::Corrupt`] (the shard's writer sets it aside and recovers),
-/// anything else an I/O error on opening it.
-pub(crate) fn state_file_error(shard: ShardId, dir: &Path, file: FileKind, e: io::Error) -> Error {
-    match WrongSize::of(&e) {
-        Some(w) => Error::Corrupt { shard, corruption: w.corruption(file) },
-        None => Error::io(IoOp::Open, dir.join(file.to_string()), e),
-    }
-}
 
 /// Opens a shard directory that exists (`None` if it does not).
 pub(crate) fn open_dir(dir: &Path) -> Result<Option<DirStorage>> {
@@ -72,7 +62,7 @@ pub(crate) fn map_state_read(dir: &Path, shard: ShardId) -> Result<Option<Shared
     let Some(storage) = open_dir(dir)? else {
         return Ok(None);
     };
-    comet_linux::map_state_read(&storage).map_err(|e| state_file_error(shard, dir, FileKind::State, e))
+    comet_linux::map_state_read(&storage).map_err(|e| Error::state_file(shard, dir, FileKind::State, e))
 }
 
 /// Logs what opening a shard for writing did (a writer's open or a
