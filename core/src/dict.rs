@@ -26,7 +26,9 @@ use alloc::vec::Vec;
 use crate::error::{Corruption, Error, FileKind, IoOp};
 use crate::naming::{dict_file_name, parse_dict_file_name};
 use crate::storage::{Context, ErrorKind, OpenMode, Storage, StorageError, StorageFile, read_exact_at, write_all_at};
-use crate::wire::{DICT_HEADER_LEN, DICT_MAX_BYTES, WireError, encode_dict_header, parse_dict_file};
+use crate::wire::{
+    DICT_HEADER_LEN, DICT_ID_MAX, DICT_ID_MIN, DICT_MAX_BYTES, WireError, encode_dict_header, parse_dict_file,
+};
 
 /// The temporary name a dictionary file is written under before its rename.
 pub const DICT_TMP: &str = "dict.tmp";
@@ -141,6 +143,16 @@ pub fn list_dicts<S: Storage>(storage: &S) -> Result<Vec<u32>, Error<S::Error>> 
     Ok(ids)
 }
 
+/// The id a new dictionary of the shard takes: one past the highest id on
+/// storage, and at least [`DICT_ID_MIN`]; `None` once [`DICT_ID_MAX`] is
+/// taken (ids are never reused: a reader maps a frame's id to one file).
+pub fn next_dict_id<S: Storage>(storage: &S) -> Result<Option<u32>, Error<S::Error>> {
+    Ok(match list_dicts(storage)?.last() {
+        None => Some(DICT_ID_MIN),
+        Some(&last) => (last < DICT_ID_MAX).then(|| last.max(DICT_ID_MIN - 1) + 1),
+    })
+}
+
 /// The dictionaries retention may delete (see the module's rule): `dicts`
 /// are the files that parse, in ascending id order; `oldest_retained` is
 /// the first entry the shard keeps.
@@ -184,7 +196,7 @@ pub fn retire_dicts<S: Storage>(storage: &S, oldest_retained: u64) -> Result<usi
 mod tests {
     use super::*;
     use crate::sim::MemDir;
-    use crate::wire::{DICT_ID_MIN, ZDICT_MAGIC};
+    use crate::wire::ZDICT_MAGIC;
     use std::vec;
 
     fn zdict(id: u32) -> Vec<u8> {
@@ -218,6 +230,17 @@ mod tests {
         assert_eq!(find_dict(&dir, b.id, DICT_MAX_BYTES, &mut buf).unwrap(), Some(b));
         assert_eq!(find_dict(&dir, 40_000, DICT_MAX_BYTES, &mut buf).unwrap(), None);
         assert!(matches!(find_dict(&dir, b.id, small, &mut buf), Err(Error::Capacity { .. })));
+    }
+
+    #[test]
+    fn a_new_dictionary_takes_the_next_id_and_none_past_the_last() {
+        let dir = MemDir::new();
+        assert_eq!(next_dict_id(&dir).unwrap(), Some(DICT_ID_MIN));
+        write_dict(&dir, 0, &zdict(DICT_ID_MIN)).unwrap();
+        write_dict(&dir, 9, &zdict(DICT_ID_MIN + 7)).unwrap();
+        assert_eq!(next_dict_id(&dir).unwrap(), Some(DICT_ID_MIN + 8), "past the highest, gaps not refilled");
+        write_dict(&dir, 10, &zdict(DICT_ID_MAX)).unwrap();
+        assert_eq!(next_dict_id(&dir).unwrap(), None, "the id space is used up");
     }
 
     #[test]

@@ -26,11 +26,11 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use comet_core::platform::go::{LEGACY_OFFSETS_FILE, parse_legacy_offsets};
-use comet_core::platform::naming::parse_shard_dir_name;
+use comet_core::platform::naming::{parse_shard_dir_name, shard_dir_name};
 use comet_core::platform::shard::create_shard_files;
 use comet_core::platform::shm::{OFFSETS_WORDS, OffsetsTable, STATE_WORDS};
 use comet_core::platform::state::offsets::{
@@ -38,9 +38,10 @@ use comet_core::platform::state::offsets::{
 };
 use comet_core::platform::state::{STATE_FILE, STATE_SIZE, state_image};
 use comet_core::platform::storage::{OpenMode, Storage, StorageFile, read_exact_at, write_all_at};
-use comet_core::{DurableHead, ShardId};
+use comet_core::{DurableHead, IoOp, ShardId};
 use rustix::fs::{FlockOperation, flock};
 
+use crate::error::Error;
 use crate::map::{SharedWords, WrongSize};
 use crate::storage::{DirStorage, FsFile, file_len};
 
@@ -293,6 +294,43 @@ pub fn sync_offsets(dir: &DirStorage) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// The directory of shard `shard` under the data directory `root` (which
+/// may not exist).
+pub fn shard_path(root: &Path, shard: ShardId) -> PathBuf {
+    root.join(shard_dir_name(shard).as_str())
+}
+
+/// The error for a data directory path that exists but is not a directory:
+/// [`Error::Io`] whose source has [`io::ErrorKind::NotADirectory`] and
+/// reads `not a directory`, rather than `create_dir_all`'s `File exists`.
+fn not_a_directory(root: &Path) -> Error {
+    Error::io(IoOp::Open, root, io::Error::new(io::ErrorKind::NotADirectory, "not a directory"))
+}
+
+/// Creates the data directory `root` if need be (both platforms' open). A
+/// path that exists but is not a directory says so.
+pub fn create_root(root: &Path) -> Result<(), Error> {
+    match std::fs::create_dir_all(root) {
+        Ok(()) => Ok(()),
+        Err(e) => match std::fs::metadata(root) {
+            Ok(m) if !m.is_dir() => Err(not_a_directory(root)),
+            _ => Err(Error::io(IoOp::Open, root, e)),
+        },
+    }
+}
+
+/// Fails unless the data directory `root` exists and is a directory (a
+/// read-only open, `verify`, `repair`).
+pub fn check_root(root: &Path) -> Result<(), Error> {
+    let meta = std::fs::metadata(root).map_err(|e| Error::io(IoOp::Open, root, e))?;
+    if meta.is_dir() { Ok(()) } else { Err(not_a_directory(root)) }
+}
+
+/// [`shard_dirs`] with a listing failure as an [`Error`].
+pub fn list_shards(root: &Path) -> Result<Vec<ShardId>, Error> {
+    shard_dirs(root).map_err(|e| Error::io(IoOp::List, root, e))
 }
 
 /// The shards under the data directory `root`: entries named `shard-NNNN`

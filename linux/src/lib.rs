@@ -40,8 +40,9 @@ mod writer;
 
 pub use error::{Error, ErrorChain, Result};
 pub use files::{
-    OFFSETS_QUARANTINE, OffsetsSettled, STATE_QUARANTINE, create_shard_dir, map_offsets_read, map_offsets_write,
-    map_state_read, map_state_write, settle_offsets, shard_dirs, sync_offsets,
+    OFFSETS_QUARANTINE, OffsetsSettled, STATE_QUARANTINE, check_root, create_root, create_shard_dir, list_shards,
+    map_offsets_read, map_offsets_write, map_state_read, map_state_write, settle_offsets, shard_dirs, shard_path,
+    sync_offsets,
 };
 pub use head::MappedHead;
 pub use identity::{IdentityError, dir_identity};
@@ -50,7 +51,9 @@ pub use lock::{LockError, WRITER_LOCK, WriterLock};
 pub use map::{SegmentMap, SharedWords, WrongSize};
 pub use process::{PROCESS_DIR, ProcessSlot};
 pub use storage::{DirStorage, FsFile, file_len, pread_calls};
-pub use verify::{Finding, RepairOpened, ShardCheck, ShardRepair, VerifyReport, repair, repair_with, verify};
+pub use verify::{
+    Finding, RepairOpened, ShardCheck, ShardRepair, VerifyReport, repair, repair_open, repair_with, verify,
+};
 pub use writer::{OpenedWriter, open_writer};
 
 /// Nanoseconds since the Unix epoch from the system clock, at least 1 (a

@@ -12,15 +12,15 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use comet_core::platform::naming::shard_dir_name;
-use comet_core::platform::shard::EngineConfig;
+use comet_core::platform::check;
+use comet_core::platform::shard::{EngineConfig, Shard};
 use comet_core::platform::state::offsets::OFFSETS_FILE;
-use comet_core::platform::wire::NoCompression;
-use comet_core::platform::{check, shm};
-use comet_core::{EngineSettings, IoOp, RecoveryReport, RepairReport, ShardId};
+use comet_core::platform::wire::{Compressor, NoCompression};
+use comet_core::{Counter, EngineSettings, IoOp, RecoveryReport, RepairReport, ShardId};
 
 use crate::error::Error;
-use crate::files::{OffsetsSettled, settle_offsets};
+use crate::files::{OffsetsSettled, check_root, list_shards, settle_offsets, shard_path};
+use crate::head::MappedHead;
 use crate::storage::DirStorage;
 use crate::writer::{OpenedWriter, open_writer};
 
@@ -97,26 +97,6 @@ pub struct ShardRepair {
     pub repair: RepairReport,
     /// What was done to `offsets.state`.
     pub offsets: OffsetsSettled,
-}
-
-/// [`shard_dirs`](crate::files::shard_dirs) with a listing failure as an
-/// [`Error`].
-fn list_shards(root: &Path) -> Result<Vec<ShardId>, Error> {
-    crate::files::shard_dirs(root).map_err(io_err(IoOp::List, root))
-}
-
-/// The directory of shard `shard` under `root` (which may not exist).
-fn shard_path(root: &Path, shard: ShardId) -> PathBuf {
-    root.join(shard_dir_name(shard).as_str())
-}
-
-/// Fails unless `root` is a directory.
-fn check_root(root: &Path) -> Result<(), Error> {
-    let meta = std::fs::metadata(root).map_err(io_err(IoOp::Open, root))?;
-    if !meta.is_dir() {
-        return Err(io_err(IoOp::Open, root)(io::Error::new(io::ErrorKind::NotADirectory, "not a directory")));
-    }
-    Ok(())
 }
 
 fn pause() {
@@ -217,22 +197,30 @@ fn repair_shard(
         opened(RepairOpened { shard, state_replaced: w.state_replaced, offsets: &w.offsets, recovery: &w.report });
         Ok(w)
     })();
-    let OpenedWriter { mut engine, lock: _lock, dir: storage, state, report: recovery, .. } = match open {
+    let OpenedWriter { mut engine, lock: _lock, state, report: recovery, .. } = match open {
         Ok(o) => o,
         Err(e) => return (Err(e), Ok(())),
     };
-    let engine_err = |e| Error::from_core(shard, &path, e);
-    let add = |c, v| {
-        if let Some(words) = state.writable() {
-            shm::add_counter(words, c, v);
-        }
-    };
-    let repaired = engine.repair().map_err(engine_err).and_then(|repair| {
-        engine.drain_counters(add);
-        let offsets =
-            settle_offsets(&storage, true, crate::now_ns()).map_err(io_err(IoOp::Open, path.join(OFFSETS_FILE)))?;
-        Ok(ShardRepair { shard, recovery, repair, offsets })
-    });
-    let closed = engine.close_with(add).map_err(engine_err);
+    let repaired = repair_open(shard, &mut engine, recovery, |c, v| state.add_counter(c, v));
+    let closed = engine.close_with(|c, v| state.add_counter(c, v)).map_err(|e| Error::from_core(shard, &path, e));
     (repaired, closed)
+}
+
+/// Repairs shard `shard`, open for writing in `engine` (recovered, with
+/// `recovery` its report): records damaged chunks as lost and rewrites
+/// tables ([`Shard::repair`]), hands the engine's counters to `counters`,
+/// then settles `offsets.state` with healing. What [`repair`] does to each
+/// shard, and `comet`'s `Client::repair_shard` to one it writes.
+pub fn repair_open<C: Compressor>(
+    shard: ShardId,
+    engine: &mut Shard<DirStorage, MappedHead, C>,
+    recovery: RecoveryReport,
+    counters: impl FnMut(Counter, u64),
+) -> Result<ShardRepair, Error> {
+    let path = engine.storage().path().to_path_buf();
+    let repair = engine.repair().map_err(|e| Error::from_core(shard, &path, e))?;
+    engine.drain_counters(counters);
+    let offsets = settle_offsets(engine.storage(), true, crate::now_ns())
+        .map_err(|e| Error::io(IoOp::Open, path.join(OFFSETS_FILE), e))?;
+    Ok(ShardRepair { shard, recovery, repair, offsets })
 }

@@ -62,7 +62,7 @@ impl Log {
     pub fn open(root: impl AsRef<Path>, cfg: EmbeddedConfig, now: u64) -> Result<Log, Error> {
         let engine = cfg.engine()?;
         let root = root.as_ref();
-        std::fs::create_dir_all(root).map_err(|e| Error::io(comet_core::IoOp::Open, root, e))?;
+        comet_linux::create_root(root)?;
         let dir = DirStorage::open_path(root).map_err(|e| Error::io(comet_core::IoOp::Open, root, e))?;
         let mut decoder = ZstdDecompressor::new(cfg.decoder_window() as u64);
         decoder.warm_up();

@@ -387,6 +387,7 @@ fn error_chains_print_each_message_once() {
     let io = chain(&errors[0]);
     assert_eq!(io.len(), 2, "{io:?}");
     assert_eq!(io[0], format!("open {}", file.display()));
+    assert_eq!(io[1], "not a directory", "the same rule as comet's `Client::open`");
     assert_eq!(chain(&errors[1]), ["shard 0000: entry 99 is not readable (retained and durable: 0..0)"]);
     assert!(chain(&errors[2])[0].starts_with("invalid consumer group name: "), "{:?}", chain(&errors[2]));
 }

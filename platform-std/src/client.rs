@@ -1,6 +1,5 @@
 //! The [`Client`]: a data directory of shards, appends, sync, reads, stats.
 
-use std::fs;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use comet_core::platform::shard::EngineConfig;
 use comet_core::platform::shm;
-use comet_core::{Counters, IoOp, RecoveryReport, ShardCount, ShardId, ShardStats, Stats, parse_stream};
+use comet_core::{Counters, RecoveryReport, ShardCount, ShardId, ShardStats, Stats, parse_stream};
 
 use crate::config::Config;
-use crate::reader::{Message, MessageId, Reader, shard_dir};
+use crate::reader::{Message, MessageId, Reader};
 use crate::shard::{ShardSlot, Writer};
 use comet_linux::{Error, Result};
 
@@ -119,7 +118,7 @@ impl Client {
     /// and reads `not a directory`.
     pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Client> {
         let root = dir.as_ref().to_path_buf();
-        create_root(&root)?;
+        comet_linux::create_root(&root)?;
         Client::start(root, config, false)
     }
 
@@ -128,10 +127,7 @@ impl Client {
     /// background thread runs.
     pub fn open_read_only(dir: impl AsRef<Path>, config: Config) -> Result<Client> {
         let root = dir.as_ref().to_path_buf();
-        let meta = fs::metadata(&root).map_err(|e| Error::io(IoOp::Open, &root, e))?;
-        if !meta.is_dir() {
-            return Err(not_a_directory(&root));
-        }
+        comet_linux::check_root(&root)?;
         Client::start(root, config, true)
     }
 
@@ -142,7 +138,7 @@ impl Client {
     /// with `shard % process_count == i`.
     pub fn open_process(dir: impl AsRef<Path>, mut config: Config) -> Result<Client> {
         let root = dir.as_ref().to_path_buf();
-        create_root(&root)?;
+        comet_linux::create_root(&root)?;
         let count = config.concurrency.process_count;
         let slot = comet_linux::ProcessSlot::acquire(&root, "writers", count)?;
         tracing::debug!(role = "writers", index = slot.index(), count, "acquired process slot");
@@ -399,7 +395,7 @@ impl Client {
 
     /// The directory of a shard (which may not exist).
     pub(crate) fn shard_dir(&self, shard: ShardId) -> PathBuf {
-        shard_dir(&self.inner.root, shard)
+        comet_linux::shard_path(&self.inner.root, shard)
     }
 
     /// The shard's mapped `comet.state`, if the shard exists.
@@ -433,7 +429,7 @@ impl Client {
 
     /// Shard directories present on disk, sorted.
     pub fn shards(&self) -> Result<Vec<ShardId>> {
-        discover(&self.inner.root)
+        comet_linux::list_shards(&self.inner.root)
     }
 
     /// Opens the shard for writing now (taking its `writer.lock` and running
@@ -452,14 +448,9 @@ impl Client {
     pub fn repair_shard(&self, shard: ShardId) -> Result<crate::ShardRepair> {
         let (slot, mut g) = self.inner.open_writer(shard)?;
         let w = g.as_mut().ok_or(Error::Closed)?;
-        let recovery = w.report.clone();
-        let repair = w.engine.repair().map_err(|e| Error::from_core(shard, &slot.dir, e))?;
-        slot.publish_counters(&mut w.engine);
-        drop(g);
-        let storage = comet_linux::DirStorage::open_path(&slot.dir).map_err(|e| Error::io(IoOp::Open, &slot.dir, e))?;
-        let offsets = comet_linux::settle_offsets(&storage, true, now_ns())
-            .map_err(|e| Error::io(IoOp::Open, slot.dir.join("offsets.state"), e))?;
-        Ok(crate::ShardRepair { shard, recovery, repair, offsets })
+        let state = slot.writer_state();
+        let counters = |c, v| state.as_ref().map_or((), |s| s.add_counter(c, v));
+        comet_linux::repair_open(shard, &mut w.engine, w.report.clone(), counters)
     }
 
     /// Trains a zstd dictionary for the shard now, on up to
@@ -519,28 +510,6 @@ impl Client {
     pub fn close(self) -> Result<()> {
         self.inner.close()
     }
-}
-
-/// The error for a data directory path that is not a directory.
-fn not_a_directory(root: &Path) -> Error {
-    Error::io(IoOp::Open, root, std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"))
-}
-
-/// Creates the data directory `root` if need be. A path that exists but is
-/// not a directory says so, rather than `create_dir_all`'s `File exists`.
-fn create_root(root: &Path) -> Result<()> {
-    match fs::create_dir_all(root) {
-        Ok(()) => Ok(()),
-        Err(e) => match fs::metadata(root) {
-            Ok(m) if !m.is_dir() => Err(not_a_directory(root)),
-            _ => Err(Error::io(IoOp::Open, root, e)),
-        },
-    }
-}
-
-/// Shard directories under `root`, sorted.
-pub(crate) fn discover(root: &Path) -> Result<Vec<ShardId>> {
-    comet_linux::shard_dirs(root).map_err(|e| Error::io(IoOp::List, root, e))
 }
 
 /// Shard ids per page of [`SlotTable`].
@@ -610,7 +579,9 @@ impl Inner {
     /// The shard's slot, created on first use (no lock once it exists).
     #[inline]
     pub(crate) fn slot(&self, shard: ShardId) -> &Arc<ShardSlot> {
-        self.shards.get_or_insert(shard, || ShardSlot::new(shard, shard_dir(&self.root, shard), self.any.clone()))
+        self.shards.get_or_insert(shard, || {
+            ShardSlot::new(shard, comet_linux::shard_path(&self.root, shard), self.any.clone())
+        })
     }
 
     fn existing_slot(&self, shard: ShardId) -> Option<&Arc<ShardSlot>> {
@@ -646,7 +617,7 @@ impl Inner {
     fn shard_stats(&self, shard: ShardId) -> Result<ShardStats> {
         let slot = self.slot(shard);
         let state = slot.state()?;
-        let head = state.as_ref().and_then(|s| crate::shard::read_head(s));
+        let head = state.as_ref().and_then(|s| comet_core::platform::shm::load_head(s.words())).map(|(h, _)| h);
         let dir = crate::shard::open_dir(&slot.dir)?;
         let manifest = dir.as_ref().and_then(|d| comet_core::platform::shard::load_manifest(d).ok().flatten());
         let counters =

@@ -86,7 +86,7 @@ pub use comet_core::{
     IdentityDamage, ImportProblem, ImportReport, ImportedSegment, IoOp, Latency, NameError, OffsetsError, PatternError,
     PatternErrorKind, Quarantine, QuarantineReason, RecoveryReport, RepairReport, ScanEnd, ShardCount, ShardId,
     ShardPattern, ShardPlan, ShardStats, Stats, TornTail, WireError, all_shard_streams, fnv1a32, parse_stream,
-    shard_stream_name,
+    pick_shard, shard_stream_name,
 };
 pub use comet_core::{Problem, Severity};
 pub use comet_linux::OffsetsSettled;
@@ -122,12 +122,6 @@ pub fn unix_ns(time: std::time::SystemTime) -> u64 {
 /// snapshots use for "none").
 pub(crate) fn some_time(ns: u64) -> Option<std::time::SystemTime> {
     (ns != 0).then(|| system_time(ns))
-}
-
-/// Picks the shard for `key` among `count` shards (32-bit FNV-1a modulo
-/// the count, as the Go package does).
-pub fn pick_shard(key: &[u8], count: ShardCount) -> ShardId {
-    comet_core::pick_shard(key, count)
 }
 
 /// `<prefix>:shard:NNNN` for the shard `key` maps to.

@@ -35,7 +35,7 @@ use comet_core::{Counter, DurableHead, IoOp, ShardId, WireError};
 use comet_linux::{DirStorage, FsFile, SegmentMap, SharedWords};
 
 use crate::compress::UnzstdError;
-use crate::shard::{check_native, map_state_read, read_head_seq};
+use crate::shard::{check_native, map_state_read};
 use comet_linux::{Error, Result};
 
 /// Where an entry lives: shard and entry number. Displays as
@@ -377,7 +377,7 @@ impl Reader {
         {
             return Ok(Some(head));
         }
-        let decoded = read_head_seq(state);
+        let decoded = shm::load_head(state.words());
         self.head_cache = decoded.map(|(h, seq)| (seq, h));
         Ok(decoded.map(|(h, _)| h))
     }
@@ -847,11 +847,6 @@ fn stored_len(bytes: &[u8], at: usize) -> usize {
 /// The maximum stored size for a maximum raw size (for tools).
 pub fn max_stored(max_entry_size: u32) -> u64 {
     raw_frame_len(max_entry_size as usize) as u64
-}
-
-/// The shard directory of `shard` under `root`.
-pub(crate) fn shard_dir(root: &Path, shard: ShardId) -> PathBuf {
-    root.join(comet_core::platform::naming::shard_dir_name(shard).as_str())
 }
 
 #[cfg(test)]

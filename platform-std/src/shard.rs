@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use comet_core::platform::dict::{list_dicts, load_dict, write_dict};
+use comet_core::platform::dict::{list_dicts, load_dict, next_dict_id, write_dict};
 use comet_core::platform::shard::{EngineConfig, Shard};
 use comet_core::platform::shm;
 use comet_core::platform::storage::StorageFile;
-use comet_core::platform::wire::{DICT_HEADER_LEN, DICT_ID_MAX, DICT_ID_MIN, set_dict_id};
+use comet_core::platform::wire::{DICT_HEADER_LEN, set_dict_id};
 use comet_core::{Counter, DurableHead, FileKind, IoOp, RecoveryReport, ShardId};
 use comet_linux::{DirStorage, MappedHead, RepairOpened, SharedWords, WriterLock};
 
@@ -26,18 +26,6 @@ pub(crate) type Engine = Shard<DirStorage, MappedHead, Zstd>;
 /// Opens a shard directory that exists (`None` if it does not).
 pub(crate) fn open_dir(dir: &Path) -> Result<Option<DirStorage>> {
     DirStorage::open_existing(dir).map_err(|e| Error::io(IoOp::Open, dir, e))
-}
-
-/// Reads the durable head from a state map, retrying while a writer is
-/// mid-update. `None` for a state block that holds no valid head.
-pub(crate) fn read_head(state: &SharedWords) -> Option<DurableHead> {
-    read_head_seq(state).map(|(h, _)| h)
-}
-
-/// [`read_head`] with the seqlock sequence the head was published under
-/// (the core's [`shm::load_head`]).
-pub(crate) fn read_head_seq(state: &SharedWords) -> Option<(DurableHead, u64)> {
-    shm::load_head(state.words())
 }
 
 /// Refuses a shard directory written by the Go package (D-11): without a
@@ -214,7 +202,7 @@ impl ShardSlot {
 
     /// The durable head as published in `comet.state` (any process).
     pub(crate) fn head(&self) -> Result<Option<DurableHead>> {
-        Ok(self.state()?.and_then(|s| read_head(&s)))
+        Ok(self.state()?.and_then(|s| shm::load_head(s.words())).map(|(h, _)| h))
     }
 
     /// Opens the writer if this client has none for the shard yet: creates
@@ -292,13 +280,8 @@ impl ShardSlot {
         let mut g = self.writer();
         let w = g.as_mut().ok_or(Error::Closed)?;
         let core = |e| Error::from_core(self.id, &self.dir, e);
-        let ids = list_dicts(w.engine.storage()).map_err(core)?;
-        let id = match ids.last() {
-            None => DICT_ID_MIN,
-            Some(&last) if last < DICT_ID_MAX => last.max(DICT_ID_MIN - 1) + 1,
-            Some(_) => {
-                return Err(Error::Capacity { shard: self.id, what: "dictionary ids", needed: 1, available: 0 });
-            }
+        let Some(id) = next_dict_id(w.engine.storage()).map_err(core)? else {
+            return Err(Error::Capacity { shard: self.id, what: "dictionary ids", needed: 1, available: 0 });
         };
         let bad =
             |e| Error::DictionaryTraining { shard: self.id, source: io::Error::new(io::ErrorKind::InvalidData, e) };

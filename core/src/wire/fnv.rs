@@ -47,7 +47,8 @@ impl ShardCount {
     }
 }
 
-/// Picks the shard for `key`: `fnv1a32(key) % count`.
+/// Picks the shard for `key` among `count` shards: `fnv1a32(key) % count`
+/// (32-bit FNV-1a, as the Go package does).
 pub fn pick_shard(key: &[u8], count: ShardCount) -> ShardId {
     let id = fnv1a32(key) % count.get();
     // `id < count <= 10_000`, so it is a valid shard id.
