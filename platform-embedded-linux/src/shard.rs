@@ -57,7 +57,7 @@ impl OpenShard {
         let w = comet_linux::open_writer(root, id, engine, compressor, now)?;
         // Unlike the std client, the embedded log keeps `offsets.state`
         // mapped (created fully written) for as long as the shard is open.
-        let offsets = comet_linux::map_offsets_write(&w.dir).map_err(offsets_err(&w.dir))?;
+        let offsets = comet_linux::map_offsets_write(&w.dir).map_err(offsets_err(IoOp::Open, &w.dir))?;
         let OpenedWriter { engine, lock, dir, state, report, offsets: offsets_settled, .. } = w;
         Ok(OpenShard { id, engine, state, dir, offsets, report, offsets_settled, last_flush: now, _lock: lock })
     }
@@ -95,12 +95,12 @@ impl OpenShard {
     pub(crate) fn close(self) -> Result<(), Error> {
         let (id, state, dir) = (self.id, self.state, self.dir);
         let r = self.engine.close_with(|c, v| state.add_counter(c, v)).map_err(|e| Error::from_core(id, dir.path(), e));
-        r.and(comet_linux::sync_offsets(&dir).map_err(offsets_err(&dir)))
+        r.and(comet_linux::sync_offsets(&dir).map_err(offsets_err(IoOp::Sync, &dir)))
     }
 }
 
 /// An I/O error on the shard's `offsets.state`.
-fn offsets_err(dir: &DirStorage) -> impl FnOnce(std::io::Error) -> Error {
+fn offsets_err(op: IoOp, dir: &DirStorage) -> impl FnOnce(std::io::Error) -> Error {
     let path = dir.path().join(OFFSETS_FILE);
-    move |e| Error::io(IoOp::Open, path, e)
+    move |e| Error::io(op, path, e)
 }
