@@ -1047,3 +1047,33 @@ fn large_entry_std_writes_embedded_opens() {
 fn large_entry_embedded_writes_std_opens() {
     larger_entry_than_the_opener_allows(Embedded);
 }
+
+/// A data directory path that is no directory (a file, a FIFO, a symlink to
+/// a device) is refused the same way by both platforms' opens and by
+/// `verify`/`repair`: one error type, the path, and `not a directory`,
+/// without hanging on the FIFO.
+#[test]
+fn a_data_directory_that_is_no_directory_is_refused_alike() {
+    let t = tempfile::tempdir().unwrap();
+    let file = t.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let fifo = t.path().join("fifo");
+    rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o644)).unwrap();
+    let device = t.path().join("null");
+    std::os::unix::fs::symlink("/dev/null", &device).unwrap();
+    for path in [file, fifo, device] {
+        let errors = [
+            ("comet open", Client::open(&path, std_config()).map(drop)),
+            ("comet read-only open", Client::open_read_only(&path, std_config()).map(drop)),
+            ("comet-embedded open", Log::open(&path, embedded_config(), now()).map(drop)),
+            ("verify", comet::verify(&path).map(drop)),
+            ("repair", comet_embedded::repair(&path).map(drop)),
+        ];
+        for (what, r) in errors {
+            let e = r.expect_err(what);
+            let comet::Error::Io { path: p, source, .. } = &e else { panic!("{what} on {}: {e:?}", path.display()) };
+            assert_eq!((p, source.kind()), (&path, std::io::ErrorKind::NotADirectory), "{what}: {e:?}");
+            assert_eq!(e.chain().to_string(), format!("open {}: not a directory", path.display()), "{what}");
+        }
+    }
+}
