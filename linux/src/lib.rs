@@ -17,6 +17,7 @@
 //! | `writer` | opening a shard for writing: directory, `writer.lock`, `comet.state`, `offsets.state`, the engine's recovery, one sequence for every writer |
 //! | `verify` | a data directory's shards verified and repaired, with the reports |
 //! | `error` | the one error type both platforms re-export |
+//! | `ticker` | a background thread that runs a task after each wait until stopped (`comet`'s flusher and retention, `comet-embedded`'s helper) |
 //!
 //! Policy (what a damaged file means, which rule applies) lives in
 //! `comet-core`; this crate only makes the system calls.
@@ -35,6 +36,7 @@ mod lock;
 mod map;
 mod process;
 mod storage;
+mod ticker;
 mod verify;
 mod writer;
 
@@ -51,6 +53,7 @@ pub use lock::{LockError, WRITER_LOCK, WriterLock};
 pub use map::{SegmentMap, SharedWords, WrongSize};
 pub use process::{PROCESS_DIR, ProcessSlot};
 pub use storage::{DirStorage, FsFile, file_len, pread_calls};
+pub use ticker::Ticker;
 pub use verify::{
     Finding, RepairOpened, ShardCheck, ShardRepair, VerifyReport, repair, repair_open, repair_with, verify,
 };

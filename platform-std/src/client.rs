@@ -3,8 +3,7 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use comet_core::platform::shard::EngineConfig;
@@ -14,7 +13,7 @@ use comet_core::{Counters, RecoveryReport, ShardCount, ShardId, ShardStats, Stat
 use crate::config::Config;
 use crate::reader::{Message, MessageId, Reader};
 use crate::shard::{ShardSlot, Writer};
-use comet_linux::{Error, Result};
+use comet_linux::{Error, Result, Ticker};
 
 pub(crate) use comet_linux::now_ns;
 
@@ -44,37 +43,6 @@ impl Appended {
     }
 }
 
-/// Wakes a background thread (flusher, retention) or stops it.
-#[derive(Debug, Default)]
-pub(crate) struct Signal {
-    state: Mutex<(bool, bool)>, // (stop, sync requested)
-    cv: Condvar,
-}
-
-impl Signal {
-    fn request_sync(&self) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.1 = true;
-        self.cv.notify_one();
-    }
-
-    fn stop(&self) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.0 = true;
-        self.cv.notify_one();
-    }
-
-    /// Waits for `timeout` or a request; returns `false` on stop.
-    pub(crate) fn wait(&self, timeout: Duration) -> bool {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if !s.0 && !s.1 {
-            s = self.cv.wait_timeout(s, timeout).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
-        }
-        s.1 = false;
-        !s.0
-    }
-}
-
 pub(crate) struct Inner {
     pub(crate) root: PathBuf,
     pub(crate) config: Config,
@@ -84,11 +52,11 @@ pub(crate) struct Inner {
     slot: Mutex<Option<comet_linux::ProcessSlot>>,
     shards: SlotTable,
     closed: AtomicBool,
-    signal: Arc<Signal>,
-    retention_signal: Arc<Signal>,
+    /// The flusher and retention threads (none when read-only).
+    flusher: Mutex<Option<Ticker>>,
+    retention: Mutex<Option<Ticker>>,
     /// Woken by every sync of any shard (for consumers of many shards).
     pub(crate) any: Arc<crate::shard::Waiters>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -176,28 +144,15 @@ impl Client {
             slot: Mutex::new(slot),
             shards: SlotTable::new(),
             closed: AtomicBool::new(false),
-            signal: Arc::new(Signal::default()),
-            retention_signal: Arc::new(Signal::default()),
+            flusher: Mutex::new(None),
+            retention: Mutex::new(None),
             any: Arc::default(),
-            threads: Mutex::new(Vec::new()),
         });
         if !read_only {
-            let weak = Arc::downgrade(&inner);
-            let signal = inner.signal.clone();
             let every = config.storage.flush_interval;
-            let h = std::thread::Builder::new()
-                .name("comet-flush".into())
-                .spawn(move || flusher(weak, signal, every))
-                .map_err(|source| Error::Spawn { thread: "comet-flush", source })?;
-            inner.threads.lock().unwrap_or_else(|p| p.into_inner()).push(h);
+            *lock(&inner.flusher) = Some(flusher(Arc::downgrade(&inner), every)?);
             if let Some(every) = config.retention.cleanup_interval {
-                let weak = Arc::downgrade(&inner);
-                let signal = inner.retention_signal.clone();
-                let h = std::thread::Builder::new()
-                    .name("comet-retention".into())
-                    .spawn(move || crate::retention::retention_loop(weak, signal, every))
-                    .map_err(|source| Error::Spawn { thread: "comet-retention", source })?;
-                inner.threads.lock().unwrap_or_else(|p| p.into_inner()).push(h);
+                *lock(&inner.retention) = Some(crate::retention::retention_thread(Arc::downgrade(&inner), every)?);
             }
         }
         tracing::debug!(root = %inner.root.display(), read_only, "client opened");
@@ -298,8 +253,9 @@ impl Client {
             // buffer, every append finds it full and the request made.
             && !slot.sync_wanted.load(Ordering::Relaxed)
             && !slot.sync_wanted.swap(true, Ordering::AcqRel)
+            && let Some(t) = lock(&inner.flusher).as_ref()
         {
-            inner.signal.request_sync();
+            t.wake();
         }
         Ok(Appended { shard, entries })
     }
@@ -565,13 +521,13 @@ impl SlotTable {
         let page = self.pages[page].get_or_init(|| (0..SLOT_PAGE).map(|_| OnceLock::new()).collect());
         page[at].get_or_init(|| {
             let slot = Arc::new(make());
-            self.all.lock().unwrap_or_else(|p| p.into_inner()).push(slot.clone());
+            lock(&self.all).push(slot.clone());
             slot
         })
     }
 
     fn all(&self) -> Vec<Arc<ShardSlot>> {
-        self.all.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        lock(&self.all).clone()
     }
 }
 
@@ -640,13 +596,8 @@ impl Inner {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        self.signal.stop();
-        self.retention_signal.stop();
-        let threads: Vec<_> = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
-        for t in threads {
-            if t.thread().id() != std::thread::current().id() {
-                let _ = t.join();
-            }
+        for t in [lock(&self.flusher).take(), lock(&self.retention).take()].into_iter().flatten() {
+            t.stop();
         }
         let mut first = None;
         for slot in self.slots() {
@@ -656,7 +607,7 @@ impl Inner {
             }
         }
         // Release the process slot last, after every writer lock.
-        drop(self.slot.lock().unwrap_or_else(|p| p.into_inner()).take());
+        drop(lock(&self.slot).take());
         first.map_or(Ok(()), Err)
     }
 }
@@ -669,17 +620,18 @@ impl Drop for Inner {
     }
 }
 
+/// A lock that a panic elsewhere never poisons for good.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The periodic flush: syncs every shard with unsynced data each
-/// `flush_interval`, and at once when an append filled a buffer.
-fn flusher(inner: Weak<Inner>, signal: Arc<Signal>, every: Duration) {
+/// `flush_interval`, and at once when an append filled a buffer (it wakes
+/// the thread).
+fn flusher(inner: Weak<Inner>, every: Duration) -> Result<Ticker> {
     let mut next = Instant::now() + every;
-    loop {
-        let now = Instant::now();
-        let wait = next.saturating_duration_since(now);
-        if !signal.wait(wait) {
-            return;
-        }
-        let Some(inner) = inner.upgrade() else { return };
+    Ticker::spawn("comet-flush", None, every, move || {
+        let inner = inner.upgrade()?;
         let due = Instant::now() >= next;
         if due {
             next = Instant::now() + every;
@@ -691,5 +643,6 @@ fn flusher(inner: Weak<Inner>, signal: Arc<Signal>, every: Duration) {
                 tracing::warn!(shard = %slot.id, error = %e.chain(), "periodic sync failed");
             }
         }
-    }
+        Some(next.saturating_duration_since(Instant::now()))
+    })
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use comet_core::platform::retention::{RetentionShards, Scratch, SegmentInfo, plan_by_config, run_pass};
 use comet_core::platform::shm::OffsetsTable;
 use comet_core::{ShardId, ShardPlan};
-use comet_linux::DirStorage;
+use comet_linux::{DirStorage, Ticker};
 
 use crate::client::{Client, now_ns};
 use crate::compress::Zstd;
@@ -238,22 +238,12 @@ impl Client {
     }
 }
 
-/// The background retention loop: one pass every `interval` until the
-/// client closes.
-pub(crate) fn retention_loop(
-    inner: std::sync::Weak<crate::client::Inner>,
-    signal: std::sync::Arc<crate::client::Signal>,
-    interval: Duration,
-) {
-    // The first pass comes early (as the Go package's did), then on schedule.
-    let mut wait = interval.min(Duration::from_secs(10));
-    loop {
-        if !signal.wait(wait) {
-            return;
-        }
-        wait = interval;
-        let Some(inner) = inner.upgrade() else { return };
-        let client = Client::from_inner(inner);
+/// The background retention thread: one pass every `interval` until the
+/// client closes. The first pass comes early (as the Go package's did),
+/// then on schedule.
+pub(crate) fn retention_thread(inner: std::sync::Weak<crate::client::Inner>, interval: Duration) -> Result<Ticker> {
+    Ticker::spawn("comet-retention", None, interval.min(Duration::from_secs(10)), move || {
+        let client = Client::from_inner(inner.upgrade()?);
         match client.run_retention_now() {
             Ok(r) if r.segments_deleted() > 0 => {
                 tracing::info!(segments = r.segments_deleted(), bytes = r.bytes_reclaimed(), "retention pass");
@@ -261,5 +251,6 @@ pub(crate) fn retention_loop(
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e.chain(), "retention pass failed"),
         }
-    }
+        Some(interval)
+    })
 }
