@@ -117,6 +117,8 @@ pub mod read {
         locate_sealed, marks_per_chunk, payload_into, read_table_records, readable_from, scan_table, sealed_table,
         seek_time,
     };
+    #[cfg(all(target_has_atomic = "64", target_endian = "little"))]
+    pub use crate::read::{Found, MappedReader, Mapper};
 }
 
 /// The shard engine: numbering, buffer, sync, rotation, recovery, repair.

@@ -28,10 +28,14 @@
 //! [`SealedChunks`] and [`ActiveChunks`] (in `read/locate.rs`).
 
 mod locate;
+#[cfg(all(target_has_atomic = "64", target_endian = "little"))]
+mod mapped;
 
 pub use locate::{
     ActiveChunks, CheckedChunks, ChunkFault, Sealed, SealedChunks, chunk_in, locate_sealed, read_table_records,
 };
+#[cfg(all(target_has_atomic = "64", target_endian = "little"))]
+pub use mapped::{Found, MappedReader, Mapper};
 
 use alloc::vec::Vec;
 use core::ops::Range;

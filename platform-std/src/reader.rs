@@ -19,24 +19,18 @@
 //! bytes. A map never covers more than its file holds (`fstat` first), and
 //! bytes a truncated file no longer has are reported as damage, never read.
 
-use std::path::{Path, PathBuf};
+use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
-use comet_core::platform::index::{Manifest, SegmentMeta};
-use comet_core::platform::naming::{chunk_table_file_name, segment_file_name};
-use comet_core::platform::read::{
-    ActiveChunks, ChunkEntries, ChunkFault, ChunkPos, EntryView, Probe, Sealed, SealedChunks, chunk_in, locate_sealed,
-    read_table_records,
-};
-use comet_core::platform::shm;
-use comet_core::platform::storage::{OpenMode, Storage};
-use comet_core::platform::wire::{HEADER_LEN, is_frame, raw_frame_len};
-use comet_core::{Counter, DurableHead, IoOp, ShardId, WireError};
-use comet_linux::{DirStorage, FsFile, SegmentMap, SharedWords};
+use comet_core::platform::read::{ChunkPos, EntryView, Found, MappedReader, Mapper};
+use comet_core::platform::wire::{is_frame, raw_frame_len};
+use comet_core::{DurableHead, IoOp, ShardId};
+use comet_linux::{DirStorage, Error, FsFile, Result, SegmentMap, SharedWords};
 
-use crate::compress::UnzstdError;
+use crate::compress::{Unzstd, UnzstdError};
 use crate::shard::{check_native, map_state_read};
-use comet_linux::{Error, Result};
 
 /// Where an entry lives: shard and entry number. Displays as
 /// `<shard>-<entry>`, like the Go package's `MessageID`.
@@ -236,71 +230,112 @@ impl LentBatch {
 /// idle reader maps nothing), few on 32-bit.
 const SEALED_CACHE: usize = if cfg!(target_pointer_width = "64") { 256 } else { 8 };
 
-/// A sealed segment: its map, its checked chunk table and the chunks
-/// checked in this map.
-struct SealedMap {
-    base: u64,
-    map: Arc<SegmentMap>,
-    chunks: SealedChunks,
-    used: u64,
+/// Memory maps of segment files, shared through `Arc`: the core's
+/// [`Mapper`] for this crate's reader.
+#[derive(Debug, Clone, Copy)]
+struct Mmap;
+
+impl Mapper<FsFile> for Mmap {
+    type Map = Arc<SegmentMap>;
+    type Error = std::io::Error;
+
+    fn map(&self, file: &FsFile, len: u64) -> std::io::Result<Arc<SegmentMap>> {
+        SegmentMap::map(file, len).map(Arc::new)
+    }
+
+    fn empty(&self) -> Arc<SegmentMap> {
+        Arc::new(SegmentMap::empty())
+    }
+
+    fn bytes<'m>(&self, map: &'m Arc<SegmentMap>) -> &'m [u8] {
+        map.bytes()
+    }
 }
 
-/// The active segment: its file, map, journal and the chunks checked in
-/// the map.
-struct ActiveView {
-    file: FsFile,
-    journal: Option<FsFile>,
-    map: Arc<SegmentMap>,
-    /// Bytes the map was asked to cover (the head's bytes at the time).
-    mapped: u64,
-    chunks: ActiveChunks,
-}
-
-/// A checked chunk a sequential read is working through.
-#[derive(Clone)]
-struct Cursor {
-    pos: ChunkPos,
-    map: Arc<SegmentMap>,
-    /// Next entry and its byte offset within the chunk.
-    entry: u64,
-    at: usize,
-}
-
-/// Reads one shard. Cheap to create; keep one per consuming thread.
-pub struct Reader {
+/// The shard's directory and `comet.state`, opened once the shard exists.
+struct Files {
     shard: ShardId,
     dir: PathBuf,
     storage: Option<DirStorage>,
     state: Option<Arc<SharedWords>>,
-    manifest: Option<Arc<Manifest>>,
-    manifest_gen: u64,
+}
+
+impl Files {
+    /// Opens the state map and the directory if the shard exists (`false`:
+    /// not yet). A Go-written shard is [`Error::ForeignFormat`].
+    fn ready(&mut self) -> Result<bool> {
+        if self.state.is_none() {
+            check_native(&self.dir, self.shard)?;
+            self.state = map_state_read(&self.dir, self.shard)?.map(Arc::new);
+        }
+        if self.state.is_some() && self.storage.is_none() {
+            let d = DirStorage::open_path(&self.dir).map_err(|e| Error::io(IoOp::Open, &self.dir, e))?;
+            self.storage = Some(d);
+        }
+        Ok(self.storage.is_some() && self.state.is_some())
+    }
+
+    /// The directory and the state words, after [`ready`](Files::ready).
+    fn parts(&self) -> Option<(&DirStorage, &[AtomicU64])> {
+        Some((self.storage.as_ref()?, self.state.as_ref()?.words()))
+    }
+
+    /// The error of the core's reader for this shard.
+    fn err(&self) -> impl Fn(comet_core::Error<std::io::Error>) -> Error + '_ {
+        |e| Error::from_core(self.shard, &self.dir, e)
+    }
+
+    /// The message for an entry whose stored payload is `stored` of `map`.
+    fn message(
+        &self,
+        unzstd: &mut Unzstd,
+        max_entry: u32,
+        map: &Arc<SegmentMap>,
+        entry: u64,
+        timestamp: u64,
+        stored: Range<usize>,
+    ) -> Result<Message> {
+        let (shard, id) = (self.shard, MessageId { shard: self.shard, entry });
+        let bytes = map.bytes().get(stored.clone()).unwrap_or_default();
+        let payload = if is_frame(bytes) {
+            let data = unzstd.decompress(&self.dir, bytes, max_entry as usize).map_err(|e| match e {
+                UnzstdError::Frame(source) => Error::Decompress { shard, entry, source },
+                UnzstdError::MissingDict(id) => Error::MissingDictionary { shard, entry, id },
+                UnzstdError::Dict(e) => Error::from_core(shard, &self.dir, e),
+                UnzstdError::DirIo(e) => Error::io(IoOp::Open, &self.dir, e),
+            })?;
+            Payload::Owned(data)
+        } else {
+            Payload::Mapped { map: map.clone(), start: stored.start, len: stored.len() }
+        };
+        Ok(Message { id, timestamp, payload })
+    }
+}
+
+/// Reads one shard. Cheap to create; keep one per consuming thread.
+///
+/// The reading itself — what is durable, which chunk holds an entry, each
+/// chunk checked once per mapping, lost ranges, seeks by time, the sealed
+/// maps kept — is the core's [`MappedReader`]; this type maps the files
+/// and makes messages of what it finds.
+pub struct Reader {
+    files: Files,
+    engine: MappedReader<FsFile, Mmap>,
     max_entry: u32,
-    max_stored: u32,
-    /// Open sealed maps, sorted by segment base.
-    sealed: Vec<SealedMap>,
-    /// Most sealed maps kept (least recently used goes first).
-    sealed_cap: usize,
-    /// Clock of `SealedMap::used`.
-    sealed_tick: u64,
-    active: Option<ActiveView>,
-    cursor: Option<Cursor>,
-    remaps: u64,
-    /// The last decoded durable head and the seqlock sequence it was
-    /// published under: valid while the sequence has not moved.
-    head_cache: Option<(u64, DurableHead)>,
     /// The zstd context for compressed entries.
-    unzstd: crate::compress::Unzstd,
+    unzstd: Unzstd,
 }
 
 impl std::fmt::Debug for Reader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reader").field("shard", &self.shard).field("dir", &self.dir).finish_non_exhaustive()
+        let (shard, dir) = (&self.files.shard, &self.files.dir);
+        f.debug_struct("Reader").field("shard", shard).field("dir", dir).finish_non_exhaustive()
     }
 }
 
-/// The error of a chunk that cannot be served.
-fn fault(shard: ShardId, dir: &Path, f: ChunkFault) -> Error {
-    Error::from_core(shard, dir, f.into())
+/// The stored payload of `e` within its segment's mapping.
+fn stored(pos: &ChunkPos, e: &EntryView<'_>) -> Range<usize> {
+    Found { entry: e.entry, timestamp: e.timestamp, at: e.at, len: e.stored.len() }.payload(pos)
 }
 
 impl Reader {
@@ -308,57 +343,26 @@ impl Reader {
     /// Creates nothing; a shard that does not exist yet reads as empty.
     pub fn open(dir: impl Into<PathBuf>, shard: ShardId, max_entry_size: u32) -> Reader {
         Reader {
-            shard,
-            dir: dir.into(),
-            storage: None,
-            state: None,
-            manifest: None,
-            manifest_gen: 0,
+            files: Files { shard, dir: dir.into(), storage: None, state: None },
+            engine: MappedReader::new(Mmap, SEALED_CACHE),
             max_entry: max_entry_size,
-            // Chunks are judged by the format's limit: entries stored under a
-            // larger max_entry_size than ours are valid data.
-            max_stored: comet_core::platform::wire::STORED_LIMIT,
-            sealed: Vec::new(),
-            sealed_cap: SEALED_CACHE,
-            sealed_tick: 0,
-            active: None,
-            cursor: None,
-            remaps: 0,
-            head_cache: None,
-            unzstd: crate::compress::Unzstd::default(),
+            unzstd: Unzstd::default(),
         }
     }
 
     pub(crate) fn with_state(mut self, state: Option<Arc<SharedWords>>) -> Reader {
-        self.state = state;
+        self.files.state = state;
         self
     }
 
     /// The shard this reader reads.
     pub fn shard(&self) -> ShardId {
-        self.shard
+        self.files.shard
     }
 
     /// Times a mapping was replaced because its file grew.
     pub fn remaps(&self) -> u64 {
-        self.remaps
-    }
-
-    /// The shard directory, opened once it exists.
-    fn storage(&mut self) -> Result<&DirStorage> {
-        if self.storage.is_none() {
-            let d = DirStorage::open_path(&self.dir).map_err(|e| Error::io(IoOp::Open, &self.dir, e))?;
-            self.storage = Some(d);
-        }
-        self.storage.as_ref().ok_or(Error::Closed)
-    }
-
-    fn state(&mut self) -> Result<Option<&Arc<SharedWords>>> {
-        if self.state.is_none() {
-            check_native(&self.dir, self.shard)?;
-            self.state = map_state_read(&self.dir, self.shard)?.map(Arc::new);
-        }
-        Ok(self.state.as_ref())
+        self.engine.remaps()
     }
 
     /// The durable head, or `None` if the shard has no valid state yet.
@@ -366,234 +370,25 @@ impl Reader {
     /// Decoded (a CRC-32 over the head line) only when the head's seqlock
     /// sequence moved since the last call; otherwise one atomic load.
     pub fn head(&mut self) -> Result<Option<DurableHead>> {
-        if self.state.is_none() && self.state()?.is_none() {
-            return Ok(None);
-        }
-        let Some(state) = self.state.as_ref() else {
-            return Ok(None);
-        };
-        if let Some((seq, head)) = self.head_cache
-            && shm::head_seq(state.words()) == seq
-        {
-            return Ok(Some(head));
-        }
-        let decoded = shm::load_head(state.words());
-        self.head_cache = decoded.map(|(h, seq)| (seq, h));
-        Ok(decoded.map(|(h, _)| h))
-    }
-
-    /// Loads `index.bin` if it changed (or `force`).
-    fn manifest(&mut self, force: bool) -> Result<()> {
-        let gen_now = self.state()?.map_or(0, |s| shm::load_counter(s.words(), Counter::ManifestGeneration));
-        if self.manifest.is_none() || force || gen_now != self.manifest_gen {
-            let shard = self.shard;
-            let dir = self.dir.clone();
-            let storage = self.storage()?;
-            match comet_core::platform::shard::load_manifest(storage) {
-                Ok(Some(m)) => {
-                    self.manifest = Some(Arc::new(m));
-                    self.manifest_gen = gen_now;
-                    self.sealed.clear();
-                }
-                Ok(None) => {}
-                Err(e) => return Err(Error::from_core(shard, &dir, e)),
-            }
-        }
-        Ok(())
+        self.files.ready()?;
+        Ok(self.files.parts().and_then(|(_, words)| self.engine.head(words)))
     }
 
     /// `(first retained entry, one past the last durable entry)`.
     pub fn bounds(&mut self) -> Result<(u64, u64)> {
-        let Some(head) = self.head()? else {
-            return Ok((0, 0));
-        };
-        self.manifest(false)?;
-        let first = self.manifest.as_ref().map_or(head.base, |m| m.first_entry);
-        Ok((first.min(head.end()), head.end()))
-    }
-
-    fn interval(&self, head: &DurableHead) -> u32 {
-        match self.manifest.as_ref() {
-            Some(m) => m.interval,
-            None => head.interval.max(1),
-        }
-    }
-
-    fn unavailable(&self, entry: u64, head: Option<&DurableHead>) -> Error {
-        let end = head.map_or(0, DurableHead::end);
-        let first = self.manifest.as_ref().map_or(0, |m| m.first_entry);
-        Error::Unavailable { shard: self.shard, entry, first, end }
-    }
-
-    /// The map and checked table of sealed segment `seg`.
-    fn sealed_map(&mut self, seg: &SegmentMeta, interval: u32) -> Result<usize> {
-        self.sealed_tick += 1;
-        let at = match self.sealed.binary_search_by_key(&seg.base, |s| s.base) {
-            Ok(i) => {
-                self.sealed[i].used = self.sealed_tick;
-                return Ok(i);
-            }
-            Err(i) => i,
-        };
-        let (shard, max_stored) = (self.shard, self.max_stored);
-        let storage = self.storage()?.clone();
-        let name = segment_file_name(seg.base);
-        let path = self.dir.join(name.as_str());
-        let file = storage.open(&name, OpenMode::Read).map_err(|e| Error::io(IoOp::Open, &path, e))?;
-        let map = Arc::new(SegmentMap::map(&file, seg.bytes).map_err(|e| Error::io(IoOp::Read, &path, e))?);
-        let table_name = chunk_table_file_name(seg.base);
-        let table_err = |e| Error::io(IoOp::Read, self.dir.join(table_name.as_str()), e);
-        let mut recs = Vec::new();
-        let from_file = match storage.open(&table_name, OpenMode::Read) {
-            Ok(f) => {
-                read_table_records(&f, seg.base, interval, 0, seg.chunks as usize, &mut recs).map_err(table_err)?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-            Err(e) => return Err(table_err(e)),
-        };
-        let chunks = SealedChunks::load(seg, interval, from_file.then_some(&recs[..]), map.bytes(), max_stored)
-            .map_err(|corruption| Error::Corrupt { shard, corruption })?;
-        let mut at = at;
-        if self.sealed.len() >= self.sealed_cap.max(1) {
-            // Evict the least recently used. A message still holding that
-            // map keeps it mapped through its own `Arc`.
-            let lru = self.sealed.iter().enumerate().min_by_key(|(_, s)| s.used).map_or(0, |(i, _)| i);
-            self.sealed.remove(lru);
-            if lru < at {
-                at -= 1;
-            }
-        }
-        self.sealed.insert(at, SealedMap { base: seg.base, map, chunks, used: self.sealed_tick });
-        Ok(at)
-    }
-
-    /// Makes the active view cover `head`: opened or remapped, its closed
-    /// chunks' table accepted from the journal (or rebuilt from the bytes).
-    fn active_view(&mut self, head: &DurableHead, interval: u32) -> Result<()> {
-        let shard = self.shard;
-        if self.active.as_ref().is_none_or(|a| a.chunks.base() != head.base) {
-            let storage = self.storage()?.clone();
-            let name = segment_file_name(head.base);
-            let path = self.dir.join(name.as_str());
-            let file = storage.open(&name, OpenMode::Read).map_err(|e| Error::io(IoOp::Open, &path, e))?;
-            let journal = storage.open(&chunk_table_file_name(head.base), OpenMode::Read).ok();
-            self.cursor = None;
-            self.active = Some(ActiveView {
-                file,
-                journal,
-                map: Arc::new(SegmentMap::empty()),
-                mapped: 0,
-                chunks: ActiveChunks::new(head.base, interval),
-            });
-        }
-        let max_stored = self.max_stored;
-        let Some(view) = self.active.as_mut() else { return Err(Error::Closed) };
-        if view.mapped < head.bytes {
-            let path = self.dir.join(segment_file_name(head.base).as_str());
-            view.map = Arc::new(SegmentMap::map(&view.file, head.bytes).map_err(|e| Error::io(IoOp::Read, &path, e))?);
-            view.mapped = head.bytes;
-            self.remaps += 1;
-        }
-        view.chunks
-            .cover(head, view.journal.as_ref(), view.map.bytes(), max_stored)
-            .map_err(|corruption| Error::Corrupt { shard, corruption })
-    }
-
-    /// The checked chunk holding `entry` and its segment's map.
-    /// With it, where to start walking to `entry` in the chunk (see
-    /// `CheckedChunks::start_for`).
-    fn chunk(&mut self, entry: u64, head: Option<&DurableHead>) -> Result<(ChunkPos, Arc<SegmentMap>, (usize, u64))> {
-        let Some(head) = head.filter(|h| entry < h.end()).copied() else {
-            return Err(self.unavailable(entry, head));
-        };
-        let shard = self.shard;
-        let max_stored = self.max_stored;
-        if entry >= head.base {
-            self.manifest(false)?;
-            let interval = self.interval(&head);
-            self.active_view(&head, interval)?;
-            let Some(view) = self.active.as_mut() else { return Err(Error::Closed) };
-            let k = comet_core::platform::num::index32((entry - head.base) / u64::from(interval));
-            let pos =
-                view.chunks.chunk(&head, k, view.map.bytes(), max_stored).map_err(|f| fault(shard, &self.dir, f))?;
-            let start = view.chunks.start_for(k, &pos, entry);
-            return Ok((pos, view.map.clone(), start));
-        }
-        self.manifest(false)?;
-        let mut m = self.manifest.clone();
-        if m.as_ref().and_then(|m| m.find_sealed(entry)).is_none() {
-            self.manifest(true)?;
-            m = self.manifest.clone();
-        }
-        let Some(m) = m else { return Err(self.unavailable(entry, Some(&head))) };
-        let (seg, k) = match locate_sealed(&m, entry, head.base) {
-            Sealed::At { seg, chunk } => (seg, chunk),
-            Sealed::Lost(r) => return Err(Error::Lost { shard, entry, start: r.start, end: r.end }),
-            Sealed::Unavailable => return Err(self.unavailable(entry, Some(&head))),
-        };
-        let i = match self.sealed_map(seg, m.interval) {
-            Ok(i) => i,
-            // Retention deleted it after our manifest was loaded.
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                self.manifest(true)?;
-                return Err(self.unavailable(entry, Some(&head)));
-            }
-            Err(e) => return Err(e),
-        };
-        let s = &mut self.sealed[i];
-        let pos =
-            s.chunks.chunk(seg, m.interval, k, s.map.bytes(), max_stored).map_err(|f| fault(shard, &self.dir, f))?;
-        let start = s.chunks.start_for(k, &pos, entry);
-        Ok((pos, s.map.clone(), start))
+        self.files.ready()?;
+        let Some((storage, words)) = self.files.parts() else { return Ok((0, 0)) };
+        self.engine.bounds(storage, words).map_err(self.files.err())
     }
 
     /// Reads durable entry `entry`.
     pub fn read(&mut self, entry: u64) -> Result<Message> {
-        let head = self.head()?;
-        let (pos, map, (at, from)) = self.chunk(entry, head.as_ref())?;
-        let bytes = chunk_in(map.bytes(), &pos);
-        let mut it = ChunkEntries::resume(bytes, at, from);
-        it.skip_to(entry);
-        let at = it.position();
-        let msg = match it.next() {
-            Some(e) => self.message(&map, &pos, e.entry, e.timestamp, e.at, e.stored.len())?,
-            None => {
-                return Err(Error::Damaged {
-                    shard: self.shard,
-                    damage: pos.damage(pos.start, WireError::InvalidField { offset: 0 }),
-                });
-            }
+        self.files.ready()?;
+        let Some((storage, words)) = self.files.parts() else {
+            return Err(Error::Unavailable { shard: self.files.shard, entry, first: 0, end: 0 });
         };
-        let next = at + HEADER_LEN + stored_len(bytes, at);
-        self.cursor = Some(Cursor { pos, map, entry: entry + 1, at: next });
-        Ok(msg)
-    }
-
-    /// The message for the entry at byte `at` of a checked chunk.
-    fn message(
-        &mut self,
-        map: &Arc<SegmentMap>,
-        pos: &ChunkPos,
-        entry: u64,
-        timestamp: u64,
-        at: usize,
-        len: usize,
-    ) -> Result<Message> {
-        let start = usize::try_from(pos.start).unwrap_or(usize::MAX) + at + HEADER_LEN;
-        let id = MessageId { shard: self.shard, entry };
-        let stored = map.bytes().get(start..start + len).unwrap_or_default();
-        let payload = if is_frame(stored) {
-            let data = self.unzstd.decompress(&self.dir, stored, self.max_entry as usize).map_err(|e| match e {
-                UnzstdError::Frame(source) => Error::Decompress { shard: self.shard, entry, source },
-                UnzstdError::MissingDict(id) => Error::MissingDictionary { shard: self.shard, entry, id },
-                UnzstdError::Dict(e) => Error::from_core(self.shard, &self.dir, e),
-                UnzstdError::DirIo(e) => Error::io(IoOp::Open, &self.dir, e),
-            })?;
-            Payload::Owned(data)
-        } else {
-            Payload::Mapped { map: map.clone(), start, len }
-        };
-        Ok(Message { id, timestamp, payload })
+        let (pos, map, e) = self.engine.entry(storage, words, entry).map_err(self.files.err())?;
+        self.files.message(&mut self.unzstd, self.max_entry, &map, e.entry, e.timestamp, e.payload(&pos))
     }
 
     /// Reads up to `max` durable entries starting at `from` into `out`.
@@ -601,8 +396,11 @@ impl Reader {
     /// unreadable entry with its error (entries before it stay in `out`, and
     /// the entry is never skipped).
     pub fn read_batch(&mut self, from: u64, max: usize, out: &mut Vec<Message>) -> Result<usize> {
-        self.read_into(from, max, |r, map, pos, e| {
-            out.push(r.message(map, pos, e.entry, e.timestamp, e.at, e.stored.len())?);
+        self.files.ready()?;
+        let Some((storage, words)) = self.files.parts() else { return Ok(0) };
+        let (files, unzstd, max_entry) = (&self.files, &mut self.unzstd, self.max_entry);
+        self.engine.read_entries(storage, words, from, max, files.err(), |_, map, pos, e| {
+            out.push(files.message(unzstd, max_entry, map, e.entry, e.timestamp, stored(pos, &e))?);
             Ok(())
         })
     }
@@ -614,70 +412,27 @@ impl Reader {
     /// the batch holds; same stops and errors as `read_batch`.
     pub fn read_lent(&mut self, from: u64, max: usize, out: &mut LentBatch) -> Result<usize> {
         out.clear();
-        self.read_into(from, max, |r, map, pos, e| {
-            let start = usize::try_from(pos.start).unwrap_or(usize::MAX) + e.at + HEADER_LEN;
-            let id = MessageId { shard: r.shard, entry: e.entry };
+        self.files.ready()?;
+        let Some((storage, words)) = self.files.parts() else { return Ok(0) };
+        let (files, unzstd, max_entry) = (&self.files, &mut self.unzstd, self.max_entry);
+        self.engine.read_entries(storage, words, from, max, files.err(), |_, map, pos, e| {
+            let id = MessageId { shard: files.shard, entry: e.entry };
+            let range = stored(pos, &e);
             let place = if is_frame(e.stored) {
                 // Decompressed as `read_batch` does it; the batch keeps
                 // the decompressed vector (no second copy).
-                let m = r.message(map, pos, e.entry, e.timestamp, e.at, e.stored.len())?;
+                let m = files.message(unzstd, max_entry, map, e.entry, e.timestamp, range)?;
                 out.owned.push(m.into_vec());
                 Place::Owned(out.owned.len() - 1)
             } else {
                 if !out.maps.last().is_some_and(|m| Arc::ptr_eq(m, map)) {
                     out.maps.push(map.clone());
                 }
-                Place::Mapped(out.maps.len() - 1, start..start + e.stored.len())
+                Place::Mapped(out.maps.len() - 1, range)
             };
             out.entries.push(Lent { id, timestamp: e.timestamp, place });
             Ok(())
         })
-    }
-
-    /// The loop of [`read_batch`](Reader::read_batch): hands every entry
-    /// of a checked chunk to `take`, up to `max` entries from `from`.
-    fn read_into(
-        &mut self,
-        from: u64,
-        max: usize,
-        mut take: impl FnMut(&mut Self, &Arc<SegmentMap>, &ChunkPos, EntryView<'_>) -> Result<()>,
-    ) -> Result<usize> {
-        let head = self.head()?;
-        let end = head.map_or(0, |h| h.end());
-        let mut n = 0;
-        let mut entry = from;
-        while n < max && entry < end {
-            let cursor = self.cursor.take().filter(|c| c.entry == entry && entry < c.pos.entry_range().end);
-            let (pos, map, mut at) = match cursor {
-                Some(c) => (c.pos, c.map, c.at),
-                None => {
-                    let (pos, map, (at, from)) = self.chunk(entry, head.as_ref())?;
-                    let mut it = ChunkEntries::resume(chunk_in(map.bytes(), &pos), at, from);
-                    it.skip_to(entry);
-                    let at = it.position();
-                    (pos, map, at)
-                }
-            };
-            let stop = pos.entry_range().end.min(end).min(entry.saturating_add((max - n) as u64));
-            let mut result = Ok(());
-            {
-                let bytes = chunk_in(map.bytes(), &pos);
-                let mut it = ChunkEntries::resume(bytes, at, entry);
-                while entry < stop {
-                    let Some(e) = it.next() else { break };
-                    if let Err(err) = take(self, &map, &pos, e) {
-                        result = Err(err);
-                        break;
-                    }
-                    entry += 1;
-                    n += 1;
-                    at = it.position();
-                }
-            }
-            self.cursor = Some(Cursor { pos, map, entry, at });
-            result?;
-        }
-        Ok(n)
     }
 
     /// Iterates over the durable entries whose numbers lie in `range`,
@@ -721,31 +476,17 @@ impl Reader {
     /// Entries in a lost range count as stamped like the first entry after
     /// it, so a time inside such a range finds the first entry after it.
     pub fn seek_time(&mut self, ts_ns: u64) -> Result<u64> {
-        let (first, end) = self.bounds()?;
-        comet_core::platform::read::seek_time(first, end, ts_ns, |e| {
-            let head = self.head()?;
-            if let Some(r) = self.lost(e, head.as_ref()) {
-                return Ok(Probe::LostUntil(r.end));
-            }
-            let (pos, map, (at, from)) = self.chunk(e, head.as_ref())?;
-            let mut it = ChunkEntries::resume(chunk_in(map.bytes(), &pos), at, from);
-            it.skip_to(e);
-            Ok(Probe::Stamped(it.next().map_or(u64::MAX, |v| v.timestamp)))
-        })
+        self.files.ready()?;
+        let Some((storage, words)) = self.files.parts() else { return Ok(0) };
+        self.engine.seek_time(storage, words, ts_ns).map_err(self.files.err())
     }
 
     /// The first entry at or after `entry` that is not in a lost range,
     /// clamped to the retained range `first..=end`.
     pub fn readable_from(&mut self, entry: u64) -> Result<u64> {
-        let (first, end) = self.bounds()?;
-        let head = self.head()?;
-        Ok(comet_core::platform::read::readable_from(first, end, entry, |e| self.lost(e, head.as_ref())))
-    }
-
-    /// The lost range `entry` lies in, per the loaded manifest.
-    fn lost(&self, entry: u64, head: Option<&DurableHead>) -> Option<std::ops::Range<u64>> {
-        let head = head?;
-        self.manifest.as_ref()?.lost_range(entry, head.base)
+        self.files.ready()?;
+        let Some((storage, words)) = self.files.parts() else { return Ok(0) };
+        self.engine.readable_from(storage, words, entry).map_err(self.files.err())
     }
 }
 
@@ -769,7 +510,7 @@ pub struct Entries<'a> {
 
 impl std::fmt::Debug for Entries<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Entries").field("shard", &self.reader.shard).field("span", &self.span).finish_non_exhaustive()
+        f.debug_struct("Entries").field("shard", &self.reader.shard()).field("span", &self.span).finish_non_exhaustive()
     }
 }
 
@@ -839,11 +580,6 @@ impl Iterator for Entries<'_> {
 
 impl std::iter::FusedIterator for Entries<'_> {}
 
-/// The stored length of the entry at byte `at` of checked chunk bytes.
-fn stored_len(bytes: &[u8], at: usize) -> usize {
-    bytes.get(at..).and_then(<[u8]>::first_chunk::<4>).map_or(0, |b| u32::from_le_bytes(*b) as usize)
-}
-
 /// The maximum stored size for a maximum raw size (for tools).
 pub fn max_stored(max_entry_size: u32) -> u64 {
     raw_frame_len(max_entry_size as usize) as u64
@@ -853,6 +589,9 @@ pub fn max_stored(max_entry_size: u32) -> u64 {
 mod tests {
     use super::*;
     use crate::{Client, Config};
+    use comet_core::platform::naming::segment_file_name;
+    use comet_core::platform::wire::HEADER_LEN;
+    use std::path::Path;
 
     fn entry(i: u64) -> Vec<u8> {
         format!("entry {i} ").repeat(usize::try_from(i % 13).unwrap_or(0) + 1).into_bytes()
@@ -877,7 +616,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let c = shard_with_segments(dir.path(), 1200);
         let mut r = c.reader(ShardId::new(1).unwrap()).unwrap();
-        r.sealed_cap = 2;
+        r.engine.set_sealed_cap(2);
         let mut held = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         // Random order, across every segment: each read maps, most evict.
@@ -886,9 +625,10 @@ mod tests {
             k = (k * 1_103_515_245 + 12_345) % 1200;
             let m = r.read(k).unwrap();
             assert_eq!(m.data(), &entry(k)[..]);
-            assert!(r.sealed.len() <= 2);
-            assert!(r.sealed.windows(2).all(|w| w[0].base < w[1].base), "sorted by base");
-            seen.extend(r.sealed.iter().map(|s| s.base));
+            let bases: Vec<u64> = r.engine.sealed_maps().map(|(base, _)| base).collect();
+            assert!(bases.len() <= 2);
+            assert!(bases.windows(2).all(|w| w[0] < w[1]), "sorted by base");
+            seen.extend(bases);
             held.push(m);
         }
         assert!(seen.len() > 10, "the reads covered many segments: {}", seen.len());
@@ -911,13 +651,13 @@ mod tests {
         for e in (first..end).rev() {
             assert_eq!(r.read(e).unwrap().data(), &entry(e)[..]);
         }
-        let segments = r.sealed.len();
+        let segments = r.engine.sealed_maps().count();
         assert!(segments > 10 && segments <= SEALED_CACHE, "{segments}");
-        let before: Vec<*const SegmentMap> = r.sealed.iter().map(|s| Arc::as_ptr(&s.map)).collect();
+        let before: Vec<*const SegmentMap> = r.engine.sealed_maps().map(|(_, m)| Arc::as_ptr(m)).collect();
         for e in first..end {
             r.read(e).unwrap();
         }
-        let after: Vec<*const SegmentMap> = r.sealed.iter().map(|s| Arc::as_ptr(&s.map)).collect();
+        let after: Vec<*const SegmentMap> = r.engine.sealed_maps().map(|(_, m)| Arc::as_ptr(m)).collect();
         assert_eq!(before, after, "no segment was mapped twice");
     }
 
