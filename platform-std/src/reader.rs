@@ -19,12 +19,11 @@
 //! bytes. A map never covers more than its file holds (`fstat` first), and
 //! bytes a truncated file no longer has are reported as damage, never read.
 
-use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use comet_core::platform::read::{ChunkPos, EntryView, Found, MappedReader, Mapper};
+use comet_core::platform::read::{Found, MappedReader, Mapper};
 use comet_core::platform::wire::{is_frame, raw_frame_len};
 use comet_core::{DurableHead, IoOp, ShardId};
 use comet_linux::{DirStorage, Error, FsFile, Result, SegmentMap, SharedWords};
@@ -263,7 +262,18 @@ struct Files {
 impl Files {
     /// Opens the state map and the directory if the shard exists (`false`:
     /// not yet). A Go-written shard is [`Error::ForeignFormat`].
+    #[inline]
     fn ready(&mut self) -> Result<bool> {
+        if self.storage.is_some() && self.state.is_some() {
+            return Ok(true);
+        }
+        self.open()
+    }
+
+    /// [`ready`](Files::ready)'s first time: maps the state, opens the
+    /// directory.
+    #[cold]
+    fn open(&mut self) -> Result<bool> {
         if self.state.is_none() {
             check_native(&self.dir, self.shard)?;
             self.state = map_state_read(&self.dir, self.shard)?.map(Arc::new);
@@ -276,6 +286,7 @@ impl Files {
     }
 
     /// The directory and the state words, after [`ready`](Files::ready).
+    #[inline]
     fn parts(&self) -> Option<(&DirStorage, &[AtomicU64])> {
         Some((self.storage.as_ref()?, self.state.as_ref()?.words()))
     }
@@ -285,18 +296,12 @@ impl Files {
         |e| Error::from_core(self.shard, &self.dir, e)
     }
 
-    /// The message for an entry whose stored payload is `stored` of `map`.
-    fn message(
-        &self,
-        unzstd: &mut Unzstd,
-        max_entry: u32,
-        map: &Arc<SegmentMap>,
-        entry: u64,
-        timestamp: u64,
-        stored: Range<usize>,
-    ) -> Result<Message> {
+    /// The message for entry `e` of `map`.
+    #[inline]
+    fn message(&self, unzstd: &mut Unzstd, max_entry: u32, map: &Arc<SegmentMap>, e: Found) -> Result<Message> {
+        let Found { entry, timestamp, start, len } = e;
         let (shard, id) = (self.shard, MessageId { shard: self.shard, entry });
-        let bytes = map.bytes().get(stored.clone()).unwrap_or_default();
+        let bytes = map.bytes().get(start..start.wrapping_add(len)).unwrap_or_default();
         let payload = if is_frame(bytes) {
             let data = unzstd.decompress(&self.dir, bytes, max_entry as usize).map_err(|e| match e {
                 UnzstdError::Frame(source) => Error::Decompress { shard, entry, source },
@@ -306,7 +311,7 @@ impl Files {
             })?;
             Payload::Owned(data)
         } else {
-            Payload::Mapped { map: map.clone(), start: stored.start, len: stored.len() }
+            Payload::Mapped { map: map.clone(), start, len }
         };
         Ok(Message { id, timestamp, payload })
     }
@@ -331,11 +336,6 @@ impl std::fmt::Debug for Reader {
         let (shard, dir) = (&self.files.shard, &self.files.dir);
         f.debug_struct("Reader").field("shard", shard).field("dir", dir).finish_non_exhaustive()
     }
-}
-
-/// The stored payload of `e` within its segment's mapping.
-fn stored(pos: &ChunkPos, e: &EntryView<'_>) -> Range<usize> {
-    Found { entry: e.entry, timestamp: e.timestamp, at: e.at, len: e.stored.len() }.payload(pos)
 }
 
 impl Reader {
@@ -387,8 +387,8 @@ impl Reader {
         let Some((storage, words)) = self.files.parts() else {
             return Err(Error::Unavailable { shard: self.files.shard, entry, first: 0, end: 0 });
         };
-        let (pos, map, e) = self.engine.entry(storage, words, entry).map_err(self.files.err())?;
-        self.files.message(&mut self.unzstd, self.max_entry, &map, e.entry, e.timestamp, e.payload(&pos))
+        let (map, e) = self.engine.entry(storage, words, entry).map_err(self.files.err())?;
+        self.files.message(&mut self.unzstd, self.max_entry, map, e)
     }
 
     /// Reads up to `max` durable entries starting at `from` into `out`.
@@ -400,7 +400,7 @@ impl Reader {
         let Some((storage, words)) = self.files.parts() else { return Ok(0) };
         let (files, unzstd, max_entry) = (&self.files, &mut self.unzstd, self.max_entry);
         self.engine.read_entries(storage, words, from, max, files.err(), |_, map, pos, e| {
-            out.push(files.message(unzstd, max_entry, map, e.entry, e.timestamp, stored(pos, &e))?);
+            out.push(files.message(unzstd, max_entry, map, Found::of(pos, &e))?);
             Ok(())
         })
     }
@@ -417,18 +417,18 @@ impl Reader {
         let (files, unzstd, max_entry) = (&self.files, &mut self.unzstd, self.max_entry);
         self.engine.read_entries(storage, words, from, max, files.err(), |_, map, pos, e| {
             let id = MessageId { shard: files.shard, entry: e.entry };
-            let range = stored(pos, &e);
+            let f = Found::of(pos, &e);
             let place = if is_frame(e.stored) {
                 // Decompressed as `read_batch` does it; the batch keeps
                 // the decompressed vector (no second copy).
-                let m = files.message(unzstd, max_entry, map, e.entry, e.timestamp, range)?;
+                let m = files.message(unzstd, max_entry, map, f)?;
                 out.owned.push(m.into_vec());
                 Place::Owned(out.owned.len() - 1)
             } else {
                 if !out.maps.last().is_some_and(|m| Arc::ptr_eq(m, map)) {
                     out.maps.push(map.clone());
                 }
-                Place::Mapped(out.maps.len() - 1, range)
+                Place::Mapped(out.maps.len() - 1, f.start..f.start.wrapping_add(f.len))
             };
             out.entries.push(Lent { id, timestamp: e.timestamp, place });
             Ok(())

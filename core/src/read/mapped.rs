@@ -79,25 +79,28 @@ struct Cursor<M> {
 /// [`CheckedChunks::start_for`](super::CheckedChunks::start_for)).
 type Located<M> = (ChunkPos, M, (usize, u64));
 
-/// An entry found by [`MappedReader::entry`]: where its header is in its
-/// checked chunk, and its number, timestamp and stored length.
+/// An entry of a checked chunk: its number, timestamp, and where its
+/// stored payload is in the segment's mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Found {
     /// The entry number.
     pub entry: u64,
     /// Its timestamp.
     pub timestamp: u64,
-    /// Byte offset of its header within the chunk.
-    pub at: usize,
+    /// Where its stored payload starts within the mapping (`usize::MAX`
+    /// for a chunk offset beyond `usize`, which no mapping holds: a lookup
+    /// there finds nothing).
+    pub start: usize,
     /// Its stored payload's length.
     pub len: usize,
 }
 
 impl Found {
-    /// The stored payload's bytes within the segment's mapping.
-    pub fn payload(&self, pos: &ChunkPos) -> Range<usize> {
-        let start = usize::try_from(pos.start).unwrap_or(usize::MAX).saturating_add(self.at + HEADER_LEN);
-        start..start.saturating_add(self.len)
+    /// Entry `e` of the checked chunk at `pos`.
+    #[inline]
+    pub fn of(pos: &ChunkPos, e: &EntryView<'_>) -> Found {
+        let start = usize::try_from(pos.start).map_or(usize::MAX, |s| s.wrapping_add(e.at).wrapping_add(HEADER_LEN));
+        Found { entry: e.entry, timestamp: e.timestamp, start, len: e.stored.len() }
     }
 }
 
@@ -286,8 +289,8 @@ where
         head: &DurableHead,
         interval: u32,
     ) -> Result<(), Error<S::Error>> {
-        let name = segment_file_name(head.base);
         if self.active.as_ref().is_none_or(|a| a.chunks.base() != head.base) {
+            let name = segment_file_name(head.base);
             let file = storage.open(&name, OpenMode::Read).ctx(IoOp::Open, &name)?;
             let journal = storage.open(&chunk_table_file_name(head.base), OpenMode::Read).ok();
             self.cursor = None;
@@ -297,7 +300,7 @@ where
         }
         let Some(view) = self.active.as_mut() else { return Ok(()) };
         if view.mapped < head.bytes {
-            view.map = self.mapper.map(&view.file, head.bytes).ctx(IoOp::Read, &name)?;
+            view.map = self.mapper.map(&view.file, head.bytes).ctx(IoOp::Read, &segment_file_name(head.base))?;
             view.mapped = head.bytes;
             self.remaps += 1;
         }
@@ -368,14 +371,14 @@ where
         Ok((pos, s.map.clone(), start))
     }
 
-    /// Durable entry `entry`: its chunk's place and map, and where it is in
-    /// the chunk. A sequential read goes on from the entry after it.
+    /// Durable entry `entry` and its segment's map. A sequential read goes
+    /// on from the entry after it.
     pub fn entry<S: Storage<File = F, Error = P::Error>>(
         &mut self,
         storage: &S,
         words: &[AtomicU64],
         entry: u64,
-    ) -> Result<(ChunkPos, P::Map, Found), Error<S::Error>> {
+    ) -> Result<(&P::Map, Found), Error<S::Error>> {
         let head = self.head(words);
         let (pos, map, (at, from)) = self.chunk(storage, words, entry, head.as_ref())?;
         let bytes = chunk_in(self.mapper.bytes(&map), &pos);
@@ -384,10 +387,10 @@ where
         let Some(e) = it.next() else {
             return Err(Error::Damaged(pos.damage(pos.start, WireError::InvalidField { offset: 0 })));
         };
-        let found = Found { entry: e.entry, timestamp: e.timestamp, at: e.at, len: e.stored.len() };
+        let found = Found::of(&pos, &e);
         let next = it.position();
-        self.cursor = Some(Cursor { pos, map: map.clone(), entry: entry + 1, at: next });
-        Ok((pos, map, found))
+        let cursor = self.cursor.insert(Cursor { pos, map, entry: entry + 1, at: next });
+        Ok((&cursor.map, found))
     }
 
     /// Hands every durable entry from `from` on, up to `max` of them, to
