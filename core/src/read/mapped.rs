@@ -380,10 +380,8 @@ where
         entry: u64,
     ) -> Result<(&P::Map, Found), Error<S::Error>> {
         let head = self.head(words);
-        let (pos, map, (at, from)) = self.chunk(storage, words, entry, head.as_ref())?;
-        let bytes = chunk_in(self.mapper.bytes(&map), &pos);
-        let mut it = ChunkEntries::resume(bytes, at, from);
-        it.skip_to(entry);
+        let (pos, map, start) = self.chunk(storage, words, entry, head.as_ref())?;
+        let mut it = entries_from(self.mapper.bytes(&map), &pos, start, entry);
         let Some(e) = it.next() else {
             return Err(Error::Damaged(pos.damage(pos.start, WireError::InvalidField { offset: 0 })));
         };
@@ -416,10 +414,8 @@ where
             let (pos, map, mut at) = match cursor {
                 Some(c) => (c.pos, c.map, c.at),
                 None => {
-                    let (pos, map, (at, from)) = self.chunk(storage, words, entry, head.as_ref()).map_err(&conv)?;
-                    let mut it = ChunkEntries::resume(chunk_in(self.mapper.bytes(&map), &pos), at, from);
-                    it.skip_to(entry);
-                    let at = it.position();
+                    let (pos, map, start) = self.chunk(storage, words, entry, head.as_ref()).map_err(&conv)?;
+                    let at = entries_from(self.mapper.bytes(&map), &pos, start, entry).position();
                     (pos, map, at)
                 }
             };
@@ -461,9 +457,8 @@ where
             if let Some(r) = self.lost(e, head.as_ref()) {
                 return Ok(Probe::LostUntil(r.end));
             }
-            let (pos, map, (at, from)) = self.chunk(storage, words, e, head.as_ref())?;
-            let mut it = ChunkEntries::resume(chunk_in(self.mapper.bytes(&map), &pos), at, from);
-            it.skip_to(e);
+            let (pos, map, start) = self.chunk(storage, words, e, head.as_ref())?;
+            let mut it = entries_from(self.mapper.bytes(&map), &pos, start, e);
             Ok(Probe::Stamped(it.next().map_or(u64::MAX, |v| v.timestamp)))
         })
     }
@@ -480,4 +475,14 @@ where
         let head = self.head(words);
         Ok(super::readable_from(first, end, entry, |e| self.lost(e, head.as_ref())))
     }
+}
+
+/// The entries of the checked chunk at `pos` in the segment's `bytes`
+/// from `entry` on, walking from `start` (a known entry's offset and
+/// number in the chunk, at or before `entry`).
+#[inline]
+fn entries_from<'b>(bytes: &'b [u8], pos: &ChunkPos, start: (usize, u64), entry: u64) -> ChunkEntries<'b> {
+    let mut it = ChunkEntries::resume(chunk_in(bytes, pos), start.0, start.1);
+    it.skip_to(entry);
+    it
 }
