@@ -46,6 +46,14 @@ fn corrupt<E>(id: u32, offset: u64, error: WireError) -> Error<E> {
     Error::Corrupt(Corruption { file: FileKind::Dict { id }, offset, error })
 }
 
+/// The error for dictionary `id` whose file checks out (header, CRC, ids)
+/// but whose zstd tables the decoder refuses: the dictionary file is
+/// corrupt at the start of its zstd part. Every reader reports this, not a
+/// failure of the frame that named it.
+pub fn refused_dict<E>(id: u32) -> Error<E> {
+    corrupt(id, DICT_HEADER_LEN as u64, WireError::InvalidField { offset: 0 })
+}
+
 /// Writes `dict` (a zstd dictionary whose id is set) as the shard's
 /// dictionary file, durably: temp file, sync, rename, directory sync. Call
 /// it before any frame uses the dictionary. Returns its id.

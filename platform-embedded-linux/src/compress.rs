@@ -21,12 +21,12 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use comet_core::ShardId;
 use comet_core::WireError;
-use comet_core::platform::dict::find_dict;
+use comet_core::platform::dict::{find_dict, refused_dict};
 use comet_core::platform::storage::Storage;
 use comet_core::platform::wire::DICT_HEADER_LEN;
 use comet_core::platform::wire::{Compressor, Decompressor, FrameEncoder};
-use comet_core::{Corruption, FileKind, ShardId};
 use ruzstd::decoding::{Dictionary, FrameDecoder};
 
 /// The largest zstd dictionary this crate reads (the std crate trains
@@ -150,14 +150,7 @@ impl ZstdDecompressor {
         if self.dict == Some((shard, id)) {
             return Ok(());
         }
-        // zstd refuses the dictionary's tables: damage at its start.
-        let corrupt = || {
-            DictLoadError::Engine(comet_core::Error::Corrupt(Corruption {
-                file: FileKind::Dict { id },
-                offset: DICT_HEADER_LEN as u64,
-                error: WireError::InvalidField { offset: 0 },
-            }))
-        };
+        let corrupt = || DictLoadError::Engine(refused_dict(id));
         // The budget counts one dictionary of at most DICT_READ_MAX bytes:
         // a larger one is refused by its file's size before it is read.
         let mut buf = Vec::new();

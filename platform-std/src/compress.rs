@@ -8,7 +8,7 @@ use std::collections::hash_map::Entry;
 use std::io::{self, Read};
 use std::path::Path;
 
-use comet_core::platform::dict::find_dict;
+use comet_core::platform::dict::{find_dict, refused_dict};
 use comet_core::platform::wire::{Compressor, DICT_HEADER_LEN, DICT_MAX_BYTES, frame_content_size, frame_dict_id};
 use comet_linux::DirStorage;
 
@@ -217,7 +217,7 @@ impl Unzstd {
                     return Err(UnzstdError::MissingDict(id));
                 }
                 let d = zstd::bulk::Decompressor::with_dictionary(buf.get(DICT_HEADER_LEN..).unwrap_or_default())
-                    .map_err(UnzstdError::Frame)?;
+                    .map_err(|_| UnzstdError::Dict(refused_dict(id)))?;
                 v.insert(Some(d))
             }
         };

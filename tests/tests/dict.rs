@@ -386,3 +386,47 @@ fn a_fifo_in_place_of_a_dictionary_is_an_error_for_both_readers() {
     assert!(chain.contains("dict-0000032768.zdict"), "{chain}");
     log.close().unwrap();
 }
+
+/// A dictionary file whose header and CRC check out but whose zstd tables
+/// the decoder refuses (a writer bug, or damage that kept the CRC): both
+/// readers report the same thing, the dictionary file corrupt at its
+/// start, and raw entries still read.
+#[test]
+fn a_dictionary_the_decoder_refuses_is_corrupt_for_both_readers() {
+    use comet_core::platform::wire::{DICT_HEADER_LEN, encode_dict_header, parse_dict_file};
+    let t = tempfile::tempdir().unwrap();
+    let lines = write(t.path(), 200, 200);
+    let path = shard_dir(t.path()).join("dict-0000032768.zdict");
+    let bytes = std::fs::read(&path).unwrap();
+    let file = parse_dict_file(&bytes).unwrap();
+    let mut dict = file.dict.to_vec();
+    // keep the zstd magic and id, zero the entropy tables after them
+    dict[8..72].fill(0);
+    let mut refused = encode_dict_header(file.first_entry, &dict).unwrap().to_vec();
+    refused.extend_from_slice(&dict);
+    std::fs::write(&path, &refused).unwrap();
+    assert_eq!(parse_dict_file(&refused).unwrap().id, 32768, "the file itself checks out");
+
+    let expect = |c: &comet::Corruption| {
+        assert_eq!(c.file, FileKind::Dict { id: 32768 });
+        assert_eq!(c.offset, DICT_HEADER_LEN as u64);
+    };
+    let c = Client::open_read_only(t.path(), config()).unwrap();
+    let mut r = c.reader(SHARD).unwrap();
+    assert_eq!(r.read(5).unwrap().data(), &lines[5][..], "raw entries still read");
+    match r.read(350) {
+        Err(Error::Corrupt { corruption, .. }) => expect(&corruption),
+        other => panic!("std: {other:?}"),
+    }
+    drop(r);
+    c.close().unwrap();
+
+    let mut log = Log::open(t.path(), embedded_config(), comet_embedded::now_ns()).unwrap();
+    let mut buf = vec![0u8; 4096];
+    assert_eq!(log.read_into(SHARD, 5, &mut buf).unwrap().len, lines[5].len());
+    match log.read_into(SHARD, 350, &mut buf) {
+        Err(comet_embedded::Error::Corrupt { corruption, .. }) => expect(&corruption),
+        other => panic!("embedded: {other:?}"),
+    }
+    log.close().unwrap();
+}
