@@ -28,6 +28,7 @@ use crate::naming::{dict_file_name, parse_dict_file_name};
 use crate::storage::{Context, ErrorKind, OpenMode, Storage, StorageError, StorageFile, read_exact_at, write_all_at};
 use crate::wire::{
     DICT_HEADER_LEN, DICT_ID_MAX, DICT_ID_MIN, DICT_MAX_BYTES, WireError, encode_dict_header, parse_dict_file,
+    set_dict_id,
 };
 
 /// The temporary name a dictionary file is written under before its rename.
@@ -161,6 +162,30 @@ pub fn next_dict_id<S: Storage>(storage: &S) -> Result<Option<u32>, Error<S::Err
     })
 }
 
+/// The dictionary a writer compresses with when it opens: the shard's
+/// newest, never an older one (the retention rule above depends on it),
+/// loaded and checked into `buf` (its zstd bytes are
+/// `buf[DICT_HEADER_LEN..]`). `Ok(None)`: the shard has none. A newest
+/// dictionary that does not load is returned as its error; the writer then
+/// trains a new one, which takes the next id, rather than fall back.
+pub fn newest_dict<S: Storage>(storage: &S, buf: &mut Vec<u8>) -> Result<Option<u32>, Error<S::Error>> {
+    let Some(&id) = list_dicts(storage)?.last() else { return Ok(None) };
+    load_dict(storage, id, buf).map(|_| Some(id))
+}
+
+/// Stores a newly trained zstd dictionary as the shard's next one: gives
+/// `dict` the next id ([`next_dict_id`]; `Capacity` once the ids are used
+/// up) and writes its file durably ([`write_dict`]) with `first_entry`, the
+/// writer's next entry, before any frame uses it. Returns the id. A `dict`
+/// that is not a zstd dictionary is refused (`Corrupt`), nothing written.
+pub fn install_dict<S: Storage>(storage: &S, first_entry: u64, dict: &mut [u8]) -> Result<u32, Error<S::Error>> {
+    let Some(id) = next_dict_id(storage)? else {
+        return Err(Error::Capacity { what: "dictionary ids", needed: 1, available: 0 });
+    };
+    set_dict_id(dict, id).map_err(|e| corrupt(0, 0, e))?;
+    write_dict(storage, first_entry, dict).map(|info| info.id)
+}
+
 /// The dictionaries retention may delete (see the module's rule): `dicts`
 /// are the files that parse, in ascending id order; `oldest_retained` is
 /// the first entry the shard keeps.
@@ -249,6 +274,29 @@ mod tests {
         assert_eq!(next_dict_id(&dir).unwrap(), Some(DICT_ID_MIN + 8), "past the highest, gaps not refilled");
         write_dict(&dir, 10, &zdict(DICT_ID_MAX)).unwrap();
         assert_eq!(next_dict_id(&dir).unwrap(), None, "the id space is used up");
+    }
+
+    #[test]
+    fn a_writer_installs_the_next_id_and_resumes_the_newest_only() {
+        let dir = MemDir::new();
+        let mut buf = Vec::new();
+        assert_eq!(newest_dict(&dir, &mut buf).unwrap(), None);
+        // a trainer's dictionary carries a random id: it gets the next one
+        let mut d = zdict(DICT_ID_MIN + 99);
+        assert_eq!(install_dict(&dir, 40, &mut d).unwrap(), DICT_ID_MIN);
+        assert_eq!(load_dict(&dir, DICT_ID_MIN, &mut buf).unwrap(), DictInfo { id: DICT_ID_MIN, first_entry: 40 });
+        let mut d = zdict(7);
+        assert_eq!(install_dict(&dir, 90, &mut d).unwrap(), DICT_ID_MIN + 1);
+        assert_eq!(newest_dict(&dir, &mut buf).unwrap(), Some(DICT_ID_MIN + 1));
+        assert_eq!(&buf[DICT_HEADER_LEN..], &d[..]);
+        // not a zstd dictionary: refused, nothing written
+        assert!(matches!(install_dict(&dir, 95, &mut [0u8; 16]), Err(Error::Corrupt(_))));
+        assert_eq!(list_dicts(&dir).unwrap().len(), 2);
+        // a damaged newest is an error, not a fall-back to the older one
+        assert!(dir.corrupt(&dict_file_name(DICT_ID_MIN + 1), DICT_HEADER_LEN as u64 + 9, 0x10));
+        assert!(matches!(newest_dict(&dir, &mut buf), Err(Error::Corrupt(_))));
+        write_dict(&dir, 10, &zdict(DICT_ID_MAX)).unwrap();
+        assert!(matches!(install_dict(&dir, 99, &mut zdict(1)), Err(Error::Capacity { .. })));
     }
 
     #[test]

@@ -18,6 +18,35 @@ use crate::config::CompressionConfig;
 /// entries; long ones compress well alone).
 const SAMPLE_MAX: usize = 16 << 10;
 
+/// Training samples: payloads of `min..=16 KiB` bytes, concatenated, with
+/// their sizes, until `target` bytes are kept.
+#[derive(Debug)]
+pub(crate) struct Samples {
+    bytes: Vec<u8>,
+    sizes: Vec<usize>,
+    min: usize,
+    target: usize,
+}
+
+impl Samples {
+    pub(crate) fn new(min: usize, target: usize) -> Samples {
+        Samples { bytes: Vec::new(), sizes: Vec::new(), min, target }
+    }
+
+    /// Keeps `payload` as a sample if its size qualifies and the target is
+    /// not reached yet.
+    fn offer(&mut self, payload: &[u8]) {
+        if (self.min..=SAMPLE_MAX).contains(&payload.len()) && !self.is_full() {
+            self.bytes.extend_from_slice(payload);
+            self.sizes.push(payload.len());
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.bytes.len() >= self.target
+    }
+}
+
 /// The level dictionary frames are written at for `compression.level`
 /// `level` (D-56): levels 1 to 3 all write at level 1, higher levels as
 /// given. On short entries with a dictionary, levels 2 and 3 find no
@@ -40,16 +69,9 @@ pub(crate) struct Zstd {
     dict_min: usize,
     /// The dictionary in use: its id and a context that has it loaded.
     dict: Option<(u32, zstd::bulk::Compressor<'static>)>,
-    /// Training samples (concatenated) and their sizes, while collecting.
+    /// Training samples, while collecting.
     samples: Option<Samples>,
-    sample_target: usize,
     dict_max: usize,
-}
-
-#[derive(Default)]
-pub(crate) struct Samples {
-    pub(crate) bytes: Vec<u8>,
-    pub(crate) sizes: Vec<usize>,
 }
 
 impl std::fmt::Debug for Zstd {
@@ -69,8 +91,7 @@ impl Zstd {
             plain_min: c.min_compress_size as usize,
             dict_min: if c.dictionary { c.dict_min_size as usize } else { usize::MAX },
             dict: None,
-            samples: c.dictionary.then(Samples::default),
-            sample_target: c.dict_sample_bytes as usize,
+            samples: c.dictionary.then(|| Samples::new(c.dict_min_size as usize, c.dict_sample_bytes as usize)),
             dict_max: c.dict_max_size as usize,
         }
     }
@@ -88,8 +109,9 @@ impl Zstd {
     /// were collected (they are handed over: collecting starts again, in
     /// case training fails).
     pub(crate) fn take_samples_if_ready(&mut self) -> Option<(Samples, usize)> {
-        let s = self.samples.as_mut()?;
-        (s.bytes.len() >= self.sample_target).then(|| (std::mem::take(s), self.dict_max))
+        let s = self.samples.as_mut().filter(|s| s.is_full())?;
+        let fresh = Samples::new(s.min, s.target);
+        Some((std::mem::replace(s, fresh), self.dict_max))
     }
 }
 
@@ -99,12 +121,8 @@ impl Compressor for Zstd {
             if let Some((_, c)) = self.dict.as_mut() {
                 return c.compress_to_buffer(src, dst).ok();
             }
-            if let Some(s) = self.samples.as_mut()
-                && src.len() <= SAMPLE_MAX
-                && s.bytes.len() < self.sample_target
-            {
-                s.bytes.extend_from_slice(src);
-                s.sizes.push(src.len());
+            if let Some(s) = self.samples.as_mut() {
+                s.offer(src);
             }
         }
         if src.len() < self.plain_min {
@@ -132,10 +150,10 @@ pub(crate) fn train(samples: &Samples, max_size: usize) -> io::Result<Vec<u8>> {
 /// (damaged, lost) are skipped: a sample is only a sample.
 pub(crate) fn sample_shard(reader: &mut crate::Reader, min: usize, target: usize) -> crate::Result<Samples> {
     let (first, end) = reader.bounds()?;
-    let mut s = Samples::default();
+    let mut s = Samples::new(min, target);
     let mut hi = end;
     let mut batch = Vec::new();
-    while hi > first && s.bytes.len() < target {
+    while hi > first && !s.is_full() {
         let lo = hi.saturating_sub(256).max(first);
         for entry in lo..hi {
             batch.clear();
@@ -143,11 +161,7 @@ pub(crate) fn sample_shard(reader: &mut crate::Reader, min: usize, target: usize
                 continue;
             }
             for m in &batch {
-                let d = m.data();
-                if (min..=SAMPLE_MAX).contains(&d.len()) && s.bytes.len() < target {
-                    s.bytes.extend_from_slice(d);
-                    s.sizes.push(d.len());
-                }
+                s.offer(m.data());
             }
         }
         hi = lo;
@@ -359,10 +373,9 @@ mod tests {
                     .into_bytes()
             })
             .collect();
-        let mut samples = Samples::default();
+        let mut samples = Samples::new(1, usize::MAX);
         for l in &lines {
-            samples.bytes.extend_from_slice(l);
-            samples.sizes.push(l.len());
+            samples.offer(l);
         }
         let trained = train(&samples, 4 << 10).unwrap();
         let t = tempfile::tempdir().unwrap();

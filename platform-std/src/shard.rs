@@ -2,17 +2,16 @@
 //! shared state mapping, sync without holding the append lock, and the
 //! wake-up of blocked readers.
 
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use comet_core::platform::dict::{list_dicts, load_dict, next_dict_id, write_dict};
+use comet_core::platform::dict::{install_dict, newest_dict};
 use comet_core::platform::shard::{EngineConfig, Shard};
 use comet_core::platform::shm;
 use comet_core::platform::storage::StorageFile;
-use comet_core::platform::wire::{DICT_HEADER_LEN, set_dict_id};
+use comet_core::platform::wire::DICT_HEADER_LEN;
 use comet_core::{Counter, DurableHead, FileKind, IoOp, RecoveryReport, ShardId};
 use comet_linux::{DirStorage, MappedHead, RepairOpened, SharedWords, WriterLock};
 
@@ -251,44 +250,36 @@ impl ShardSlot {
         Ok(())
     }
 
-    /// Goes on compressing with the shard's newest dictionary, if it has
-    /// one that loads and checks out (a damaged newest one is left for
-    /// verify to report, and a new one is trained, with a higher id).
+    /// Goes on compressing with the shard's newest dictionary
+    /// (`newest_dict`: never an older one). A newest one that does not load
+    /// is logged and left for verify to report; a new one is trained.
     fn resume_dict(&self, engine: &mut Engine) -> Result<()> {
-        let ids = list_dicts(engine.storage()).map_err(|e| Error::from_core(self.id, &self.dir, e))?;
-        let Some(&id) = ids.last() else { return Ok(()) };
         let mut buf = Vec::new();
-        match load_dict(engine.storage(), id, &mut buf) {
-            Ok(_) => engine
+        match newest_dict(engine.storage(), &mut buf) {
+            Ok(None) => Ok(()),
+            Ok(Some(id)) => engine
                 .compressor_mut()
                 .use_dict(id, buf.get(DICT_HEADER_LEN..).unwrap_or_default())
                 .map_err(|source| Error::DictionaryTraining { shard: self.id, source }),
             Err(e) => {
-                tracing::warn!(shard = %self.id, id, error = %e, "newest dictionary does not load; training a new one");
+                tracing::warn!(shard = %self.id, error = %e, "newest dictionary does not load; training a new one");
                 Ok(())
             }
         }
     }
 
     /// Trains a dictionary on `samples` (outside the append lock), then,
-    /// under it, stores it durably under the shard's next id and switches
-    /// the compressor to it. Returns its id. The caller holds
-    /// [`training`](ShardSlot::training).
+    /// under it, stores it durably under the shard's next id
+    /// (`install_dict`) and switches the compressor to it. Returns its id.
+    /// The caller holds [`training`](ShardSlot::training).
     pub(crate) fn train_dict(&self, samples: &Samples, max_size: usize) -> Result<u32> {
         let mut dict = crate::compress::train(samples, max_size)
             .map_err(|source| Error::DictionaryTraining { shard: self.id, source })?;
         let mut g = self.writer();
         let w = g.as_mut().ok_or(Error::Closed)?;
-        let core = |e| Error::from_core(self.id, &self.dir, e);
-        let Some(id) = next_dict_id(w.engine.storage()).map_err(core)? else {
-            return Err(Error::Capacity { shard: self.id, what: "dictionary ids", needed: 1, available: 0 });
-        };
-        let bad =
-            |e| Error::DictionaryTraining { shard: self.id, source: io::Error::new(io::ErrorKind::InvalidData, e) };
-        set_dict_id(&mut dict, id).map_err(bad)?;
-        // Durable before the first frame that uses it.
         let first = w.engine.next_entry();
-        write_dict(w.engine.storage(), first, &dict).map_err(core)?;
+        let id =
+            install_dict(w.engine.storage(), first, &mut dict).map_err(|e| Error::from_core(self.id, &self.dir, e))?;
         w.engine
             .compressor_mut()
             .use_dict(id, &dict)
