@@ -138,11 +138,15 @@ impl Log {
         Ok(stored)
     }
 
-    /// Sets `group`'s offset on shard `id` to `next`, backwards if need be
-    /// (replay).
-    pub fn reset_offset(&self, id: ShardId, group: &str, next: u64) -> Result<(), Error> {
+    /// Moves `group`'s offset on shard `id` to entry `next`, backwards if
+    /// need be (replay): [`seek`](Log::seek) to [`SeekTo::Entry`], so the
+    /// target is clamped to the retained range and moved past a lost range
+    /// as there. Returns the entry the group now points at.
+    pub fn reset_offset(&self, id: ShardId, group: &str, next: u64) -> Result<u64, Error> {
         let s = self.shard(id)?;
-        s.offsets()?.set(group, next, crate::now_ns()).map_err(|source| Error::Offsets { shard: id, source })
+        let target = s.engine.readable_from(next);
+        s.offsets()?.set(group, target, crate::now_ns()).map_err(|source| Error::Offsets { shard: id, source })?;
+        Ok(target)
     }
 
     /// Moves `group`'s offset on shard `id` (backwards too: replay) and
@@ -161,9 +165,7 @@ impl Log {
         let target = to
             .target(first, end, |ts| s.engine.seek_time(ts, &mut self.reads))
             .map_err(engine_err(id, s.dir.path()))?;
-        let target = s.engine.readable_from(target);
-        s.offsets()?.set(group, target, crate::now_ns()).map_err(|source| Error::Offsets { shard: id, source })?;
-        Ok(target)
+        self.reset_offset(id, group, target)
     }
 
     /// Durable entries `group` has not acked on shard `id`.
@@ -245,11 +247,12 @@ impl Consumer {
         self.cursors.retain(|(s, _)| *s != id);
     }
 
-    /// Moves the group (stored offset and cursor) to `entry` on shard `id`.
-    pub fn seek(&mut self, log: &Log, id: ShardId, entry: u64) -> Result<(), Error> {
-        log.reset_offset(id, &self.group, entry)?;
+    /// Moves the group (stored offset and cursor) to `entry` on shard `id`
+    /// ([`Log::reset_offset`]); returns the entry it now points at.
+    pub fn seek(&mut self, log: &Log, id: ShardId, entry: u64) -> Result<u64, Error> {
+        let at = log.reset_offset(id, &self.group, entry)?;
         self.rewind(id);
-        Ok(())
+        Ok(at)
     }
 
     /// Moves the group (stored offset and cursor) on shard `id` to the

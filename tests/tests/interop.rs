@@ -206,6 +206,8 @@ trait Side {
     fn consume(&mut self, group: &str, max: usize) -> Vec<(u64, Vec<u8>)>;
     /// The stored offset of `group` (the next entry it reads).
     fn offset(&mut self, group: &str) -> u64;
+    /// Moves `group` to `entry` (`reset_offset`); returns where it now is.
+    fn reset(&mut self, group: &str, entry: u64) -> u64;
     /// Runs one retention pass; returns the segments deleted.
     fn retain(&mut self) -> u64;
     fn close(self: Box<Self>);
@@ -283,6 +285,11 @@ impl Side for StdSide {
         StdConsumer::new(&self.client, group).expect("std: consumer").offset(SHARD).expect("std: offset")
     }
 
+    fn reset(&mut self, group: &str, entry: u64) -> u64 {
+        let mut c = StdConsumer::new(&self.client, group).expect("std: consumer");
+        c.reset_offset(SHARD, entry).expect("std: reset")
+    }
+
     fn retain(&mut self) -> u64 {
         let r = self.client.run_retention_now().expect("std: retention");
         // The reader's cached maps may name deleted segments.
@@ -356,6 +363,10 @@ impl Side for EmbeddedSide {
     fn offset(&mut self, group: &str) -> u64 {
         let stored = self.log.group_offset(SHARD, group).expect("embedded: group offset");
         stored.unwrap_or_else(|| panic!("embedded: group {group} has no offset"))
+    }
+
+    fn reset(&mut self, group: &str, entry: u64) -> u64 {
+        self.log.reset_offset(SHARD, group, entry).expect("embedded: reset")
     }
 
     fn retain(&mut self) -> u64 {
@@ -536,6 +547,19 @@ fn consumer_groups(a: Platform) {
     assert_eq!(s.offset("g"), 220);
     assert_eq!(s.consume("g", 10), Vec::new(), "caught up");
     assert_consumed(&s.consume("other", 5), 10..15, b.name());
+    // A reset past the durable end stops at it: entries appended later
+    // are delivered, not skipped.
+    assert_eq!(s.reset("late", 1_000_000), 220, "{}: reset past the end", b.name());
+    assert_eq!(s.offset("late"), 220);
+    write(&mut *s, 220..230);
+    s.sync();
+    assert_consumed(&s.consume("late", 100), 220..230, b.name());
+    assert_eq!(s.reset("late", 3), 3, "{}: replay", b.name());
+    s.close();
+
+    let mut s = a.open(t.path());
+    assert_eq!(s.reset("late2", u64::MAX), 230, "{}: reset past the end", a.name());
+    assert_consumed(&s.consume("late", 2), 3..5, a.name());
     s.close();
 }
 
