@@ -23,6 +23,7 @@
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
+use comet_core::platform::go::is_go_shard;
 use comet_core::platform::naming::shard_dir_name;
 use comet_core::platform::shard::{EngineConfig, Shard};
 use comet_core::platform::shm;
@@ -80,6 +81,11 @@ pub fn open_writer<C: Compressor>(
     };
     let created = create_shard_dir(root, &name, engine.interval).map_err(io(""))?;
     let (dir, _) = root.open_subdir(&name, false).map_err(io(""))?;
+    // A Go shard is refused before anything is written into it (the lock
+    // file, the state files): only the import may change it.
+    if !created && is_go_shard(&dir).map_err(|e| Error::from_core(shard, &path, e))? {
+        return Err(Error::ForeignFormat { shard });
+    }
     let lock = WriterLock::acquire(&dir).map_err(|e| match e {
         LockError::Held { pid } => Error::Locked { shard, pid },
         LockError::Io(e) => io(WRITER_LOCK)(e),

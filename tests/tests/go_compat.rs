@@ -57,8 +57,12 @@ fn hex(b: &[u8]) -> String {
 #[test]
 fn go_shards_are_refused_with_a_typed_error_until_imported() {
     let dir = copy_fixture();
+    let before = comet_tests::snapshot(dir.path());
     let c = Client::open(dir.path(), Config::default()).unwrap();
     assert!(matches!(c.append("x:shard:0001", &[b"x"]), Err(Error::ForeignFormat { .. })));
+    assert!(matches!(c.recover_shard(ShardId::new(7).unwrap()), Err(Error::ForeignFormat { .. })));
+    c.close().unwrap();
+    comet_tests::assert_unchanged(&before, &comet_tests::snapshot(dir.path()), "a writer refused a Go shard");
 }
 
 #[test]
@@ -201,4 +205,25 @@ fn every_read_path_refuses_an_unimported_go_shard_and_changes_nothing() {
         c.close().unwrap();
     }
     comet_tests::assert_unchanged(&before, &comet_tests::snapshot(dir.path()), "reads of a Go shard");
+}
+
+/// `comet-embedded` answers an unimported Go shard as `comet` does: its
+/// open names the shard (`ForeignFormat`), and nothing on disk changes.
+#[test]
+fn comet_embedded_refuses_an_unimported_go_shard_and_changes_nothing() {
+    let dir = copy_fixture();
+    let go = dir.path().join("shard-0001");
+    let go_files = || {
+        let mut s = comet_tests::snapshot(dir.path());
+        s.retain(|p, _| p.starts_with(&go));
+        s
+    };
+    let before = go_files();
+    // It opens shards 0 (created: a fresh shard) and 1 (the Go one).
+    let cfg = comet_embedded::EmbeddedConfig { shard_count: 2, ..comet_embedded::EmbeddedConfig::default() };
+    match comet_embedded::Log::open(dir.path(), cfg, comet_embedded::now_ns()) {
+        Err(Error::ForeignFormat { shard }) => assert_eq!(shard.get(), 1),
+        other => panic!("{other:?} instead of ForeignFormat"),
+    }
+    comet_tests::assert_unchanged(&before, &go_files(), "embedded open of a Go shard");
 }
