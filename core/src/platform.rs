@@ -98,7 +98,7 @@ pub mod state {
 pub mod shm {
     pub use crate::state::shm::{
         GroupOffset, GroupSlot, OFFSETS_WORDS, OffsetsTable, STATE_WORDS, add_counter, clear_counters, head_seq,
-        load_counter, load_head, load_head_line, store_head,
+        load_counter, load_head, load_head_line, low_water, store_head,
     };
 }
 

@@ -15,6 +15,7 @@
 use comet_core::ShardId;
 use comet_core::platform::retention::{LowWater, RetentionShards, run_pass};
 use comet_core::platform::shard::ReadBuf;
+use comet_core::platform::shm::low_water;
 use comet_linux::{DirStorage, FsFile};
 
 use crate::compress::SharedCompressor;
@@ -54,7 +55,8 @@ impl RetentionShards for Shards<'_> {
     }
 
     fn low_water(&mut self, i: usize) -> Result<LowWater, Error> {
-        Ok(self.shards[i].offsets()?.min_offset())
+        let s = &self.shards[i];
+        low_water(s.offsets.words(), std::thread::yield_now).map_err(|source| Error::Offsets { shard: s.id, source })
     }
 
     fn lift_groups(&mut self, i: usize, first: u64, now_ns: u64) -> Result<(), Error> {

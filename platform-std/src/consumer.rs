@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use comet_core::platform::group::{AckRangeError, GroupLink, ack_highs, check_ack_range, resume_point};
-use comet_core::platform::shm::OffsetsTable;
+use comet_core::platform::shm::{self, OffsetsTable};
 use comet_core::platform::state::offsets::validate_group;
 use comet_core::{Counter, FileKind, ShardId};
 
@@ -59,19 +59,21 @@ pub(crate) fn group_stats(dir: &Path, shard: ShardId, durable_end: u64) -> Resul
     let Some(words) = map_offsets_read(dir, shard)? else {
         return Ok(Vec::new());
     };
-    let Ok(Some(table)) = OffsetsTable::open_read(words.words(), std::thread::yield_now) else {
-        return Ok(Vec::new());
-    };
-    Ok(GroupStats::collect(&table, durable_end))
+    match OffsetsTable::open_read(words.words(), std::thread::yield_now) {
+        Ok(Some(table)) => Ok(GroupStats::collect(&table, durable_end)),
+        Ok(None) => Ok(Vec::new()),
+        Err(source) => Err(Error::Offsets { shard, source }),
+    }
 }
 
 /// The lowest offset any group holds in a shard (retention's low-water
-/// mark), or `None` if no group has acked anything there.
+/// mark: `comet_core::platform::shm::low_water`), or `None` if no group
+/// has acked anything there. Offsets that do not check out are an error.
 pub(crate) fn low_water(dir: &Path, shard: ShardId) -> Result<Option<u64>> {
     let Some(words) = map_offsets_read(dir, shard)? else {
         return Ok(None);
     };
-    Ok(OffsetsTable::open_read(words.words(), std::thread::yield_now).ok().flatten().and_then(|t| t.min_offset()))
+    shm::low_water(words.words(), std::thread::yield_now).map_err(|source| Error::Offsets { shard, source })
 }
 
 /// Where [`Consumer::seek`] moves a group's offset (the core's rule:

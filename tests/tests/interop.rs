@@ -209,7 +209,12 @@ trait Side {
     /// Moves `group` to `entry` (`reset_offset`); returns where it now is.
     fn reset(&mut self, group: &str, entry: u64) -> u64;
     /// Runs one retention pass; returns the segments deleted.
-    fn retain(&mut self) -> u64;
+    fn retain(&mut self) -> u64 {
+        let who = self.platform().name();
+        self.try_retain().unwrap_or_else(|e| panic!("{who}: retention: {e:?}"))
+    }
+    /// [`Side::retain`], its error returned.
+    fn try_retain(&mut self) -> Result<u64, comet::Error>;
     fn close(self: Box<Self>);
 }
 
@@ -290,11 +295,11 @@ impl Side for StdSide {
         c.reset_offset(SHARD, entry).expect("std: reset")
     }
 
-    fn retain(&mut self) -> u64 {
-        let r = self.client.run_retention_now().expect("std: retention");
+    fn try_retain(&mut self) -> Result<u64, comet::Error> {
+        let r = self.client.run_retention_now()?;
         // The reader's cached maps may name deleted segments.
         self.reader = None;
-        r.segments_deleted()
+        Ok(r.segments_deleted())
     }
 
     fn close(self: Box<Self>) {
@@ -369,8 +374,8 @@ impl Side for EmbeddedSide {
         self.log.reset_offset(SHARD, group, entry).expect("embedded: reset")
     }
 
-    fn retain(&mut self) -> u64 {
-        self.log.run_retention(now()).expect("embedded: retention").segments
+    fn try_retain(&mut self) -> Result<u64, comet::Error> {
+        Ok(self.log.run_retention(now())?.segments)
     }
 
     fn close(self: Box<Self>) {
@@ -561,6 +566,39 @@ fn consumer_groups(a: Platform) {
     assert_eq!(s.reset("late2", u64::MAX), 230, "{}: reset past the end", a.name());
     assert_consumed(&s.consume("late", 2), 3..5, a.name());
     s.close();
+}
+
+/// Retention with offsets it cannot read: a group protects entries, then
+/// `offsets.state`'s header is damaged under the open writer. The pass
+/// must fail (a typed error naming the offsets) and delete nothing, never
+/// read the damage as "no group has acked" and delete unread entries.
+#[test]
+fn damaged_offsets_stop_retention_on_both_platforms() {
+    for a in [Std, Embedded] {
+        let t = tempfile::tempdir().unwrap();
+        let mut s = a.open_with(t.path(), Some(1));
+        write(&mut *s, 0..600);
+        s.sync();
+        assert_consumed(&s.consume("slow", 10), 0..10, a.name());
+        let bases = segment_bases(t.path());
+        assert!(bases.len() > 2, "{bases:?}");
+        let offsets = shard_dir(t.path()).join("offsets.state");
+        let mut f = std::fs::OpenOptions::new().write(true).open(&offsets).unwrap();
+        f.write_all(b"garbage!").unwrap();
+        drop(f);
+        match s.try_retain() {
+            Err(comet::Error::Offsets { shard, .. }) => assert_eq!(shard, SHARD, "{}", a.name()),
+            other => panic!("{}: {other:?}", a.name()),
+        }
+        assert_eq!(segment_bases(t.path()), bases, "{}: nothing deleted", a.name());
+        s.close();
+        // `comet`'s stats name the damage instead of listing no groups.
+        let c = Client::open_read_only(t.path(), std_config()).unwrap();
+        let stats = c.shard_stats(SHARD).unwrap();
+        assert!(stats.groups.is_empty());
+        assert!(stats.groups_error.as_deref().is_some_and(|e| e.contains("offsets")), "{:?}", stats.groups_error);
+        c.close().unwrap();
+    }
 }
 
 /// The base of the segment holding `entry`.

@@ -283,6 +283,15 @@ const NAME_WORDS: usize = NAME_FIELD / 8;
 /// How long to wait for another process to finish claiming a slot.
 const CLAIM_WAIT: u32 = 20_000;
 
+/// Retention's low-water mark from a mapping of `offsets.state`: the
+/// lowest offset any group holds, `None` if no group has acked (a file
+/// never initialised included). A table whose header does not check out is
+/// its error, never `None`: consumer protection must not lapse because the
+/// offsets cannot be read.
+pub fn low_water(words: &[AtomicU64], pause: fn()) -> Result<Option<u64>, OffsetsError> {
+    Ok(OffsetsTable::open_read(words, pause)?.and_then(|t| t.min_offset()))
+}
+
 impl<'a> OffsetsTable<'a> {
     /// Wraps a mapping of `offsets.state`, initialising the header of a new
     /// (all-zero) file and upgrading a Go-written (version 1) table in
@@ -837,6 +846,21 @@ mod tests {
         // reopening sees the same table
         let t2 = OffsetsTable::open(&w, noop).unwrap();
         assert_eq!(t2.get("audit").unwrap().unwrap().offset, 7);
+    }
+
+    #[test]
+    fn low_water_is_none_only_without_groups_and_an_error_for_damage() {
+        let w = words(OFFSETS_WORDS);
+        assert_eq!(low_water(&w, noop).unwrap(), None, "never initialised");
+        let t = OffsetsTable::open(&w, noop).unwrap();
+        assert_eq!(low_water(&w, noop).unwrap(), None, "no group yet");
+        t.advance("a", 40, 1).unwrap();
+        t.advance("b", 9, 1).unwrap();
+        assert_eq!(low_water(&w, noop).unwrap(), Some(9));
+        // a damaged header: an error, not "no group has acked"
+        w[0].fetch_xor(0xFF, Ordering::Relaxed);
+        assert!(matches!(low_water(&w, noop), Err(OffsetsError::Layout(_))));
+        assert!(low_water(&w[1..], noop).is_err(), "a mapping of the wrong size");
     }
 
     #[test]
