@@ -17,6 +17,9 @@
 //! | `consumer_groups` | `b`'s consumer of a group resumes exactly at the offset `a`'s consumer acked, acks further, and `a` sees `b`'s offset |
 //! | `retention` | retention run by `b` deletes exactly the sealed segments a group has consumed; `a` reports the first retained entry and reads what is retained; the same with the roles swapped |
 //! | `damage_repair` | a byte flipped in a sealed segment `a` wrote: `b` (and `a`) read that chunk as a typed `Damaged` error naming it, every other entry exactly; after `comet::repair` both read `Lost` there and exact bytes elsewhere |
+//! | `damaged_state_files` | `comet.state` cut short and `offsets.state` lengthened after `a` wrote and a group acked: `b` sets both aside as `.corrupt`, reads every entry, keeps the group's offset, appends and consumes on, and `a` sees the result |
+//! | `damaged_offsets_stop_retention_…` | `offsets.state`'s header damaged under each platform's open writer: its retention pass fails with `Offsets` and deletes nothing (never "no group has acked") |
+//! | `consumer_groups` (resets) | a reset past the durable end stops at it on both platforms, so entries appended later are delivered |
 //! | `crash` | a child process writing with one platform is killed with `SIGKILL` mid-append (3 rounds each way, and 4 rounds alternating the writer); the other platform recovers the directory and reads every entry the child reported synced, exactly. While the child runs, the other platform's writer gets `Locked` naming the child's pid, and a std read-only client reads the live embedded child's entries |
 //! | live, in one process | a std read-only client reads while an embedded `Log` appends in another thread (nothing unsynced is visible); consumer offsets are shared live through `offsets.state`; each platform's writer gets `Locked` with the pid on a shard the other holds |
 //! | `large_entry_*` | a shard holding an entry above the opening platform's `max_entry_size` (the defaults differ: 16 MiB std, 32 KiB embedded) is opened without declaring synced data lost: stored lengths are judged by the format's limit, not the opener's (an opener whose read buffer cannot hold the entry gets a typed error for it alone) |
@@ -445,7 +448,7 @@ macro_rules! both_ways {
     )*};
 }
 
-both_ways!(write_read, reopen_append, consumer_groups, retention, damage_repair);
+both_ways!(write_read, reopen_append, consumer_groups, retention, damage_repair, damaged_state_files);
 
 /// 1. `a` writes, syncs and closes; `b` reads every entry exactly, with
 ///    the timestamps `a` reads.
@@ -599,6 +602,43 @@ fn damaged_offsets_stop_retention_on_both_platforms() {
         assert!(stats.groups_error.as_deref().is_some_and(|e| e.contains("offsets")), "{:?}", stats.groups_error);
         c.close().unwrap();
     }
+}
+
+/// 6. State files of the wrong size: `a` writes and a group acks, then
+///    `comet.state` is cut short and `offsets.state` has bytes appended.
+///    `b`'s writer sets both aside under their `.corrupt` names (the same
+///    names and rule in both crates), rebuilds the head from the segments,
+///    salvages the group's offset, and reads, appends and consumes on.
+fn damaged_state_files(a: Platform) {
+    let b = a.other();
+    let t = tempfile::tempdir().unwrap();
+    let mut s = a.open(t.path());
+    write(&mut *s, 0..200);
+    s.sync();
+    assert_consumed(&s.consume("g", 50), 0..50, a.name());
+    s.close();
+    let sd = shard_dir(t.path());
+    std::fs::write(sd.join("comet.state"), b"short").unwrap();
+    let mut offsets = std::fs::read(sd.join("offsets.state")).unwrap();
+    offsets.extend_from_slice(&[0xAB; 100]);
+    std::fs::write(sd.join("offsets.state"), &offsets).unwrap();
+
+    let mut s = b.open(t.path());
+    assert!(!s.recovery().clean, "{}: {:?}", b.name(), s.recovery());
+    assert_eq!(s.bounds(), (0, 200), "{}", b.name());
+    check(&mut *s, 0..200);
+    assert_eq!(s.offset("g"), 50, "{}: the group's offset salvaged", b.name());
+    write(&mut *s, 200..210);
+    s.sync();
+    assert_consumed(&s.consume("g", 1000), 50..210, b.name());
+    s.close();
+    for name in ["comet.state.corrupt", "offsets.state.corrupt"] {
+        assert!(sd.join(name).exists(), "{}: {name}", b.name());
+    }
+    let mut s = a.open(t.path());
+    assert_eq!(s.offset("g"), 210);
+    check(&mut *s, 0..210);
+    s.close();
 }
 
 /// The base of the segment holding `entry`.
