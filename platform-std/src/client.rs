@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use comet_core::platform::shard::EngineConfig;
+use comet_core::platform::index::Manifest;
+use comet_core::platform::shard::{EngineConfig, load_manifest};
 use comet_core::platform::shm;
 use comet_core::{Counters, RecoveryReport, ShardCount, ShardId, ShardStats, Stats, parse_stream};
 
@@ -571,11 +572,21 @@ impl Inner {
     }
 
     fn shard_stats(&self, shard: ShardId) -> Result<ShardStats> {
+        self.shard_files(shard).map(|(stats, _)| stats)
+    }
+
+    /// The shard's stats and the manifest they were computed from (one
+    /// snapshot: retention's view uses both). A manifest that does not load
+    /// is the shard's error, not a shard without sealed segments.
+    pub(crate) fn shard_files(&self, shard: ShardId) -> Result<(ShardStats, Option<Manifest>)> {
         let slot = self.slot(shard);
         let state = slot.state()?;
         let head = state.as_ref().and_then(|s| comet_core::platform::shm::load_head(s.words())).map(|(h, _)| h);
         let dir = crate::shard::open_dir(&slot.dir)?;
-        let manifest = dir.as_ref().and_then(|d| comet_core::platform::shard::load_manifest(d).ok().flatten());
+        let manifest = match &dir {
+            Some(d) => load_manifest(d).map_err(|e| Error::from_core(shard, &slot.dir, e))?,
+            None => None,
+        };
         let counters =
             state.as_ref().map_or_else(Counters::default, |s| Counters::collect(|c| shm::load_counter(s.words(), c)));
         let mut stats = ShardStats::from_files(shard, dir.as_ref(), manifest.as_ref(), head, counters);
@@ -589,7 +600,7 @@ impl Inner {
             Ok(g) => stats.groups = g,
             Err(e) => stats.groups_error = Some(e.chain().to_string()),
         }
-        Ok(stats)
+        Ok((stats, manifest))
     }
 
     fn close(&self) -> Result<()> {

@@ -215,10 +215,8 @@ impl Client {
         let now = now_ns();
         let mut out = Vec::new();
         for shard in self.shards()? {
-            let st = self.shard_stats(shard)?;
+            let (st, m) = self.inner_ref().shard_files(shard)?;
             let dir = self.shard_dir(shard);
-            let m = crate::shard::open_dir(&dir)?
-                .and_then(|d| comet_core::platform::shard::load_manifest(&d).ok().flatten());
             let sealed: Vec<SegmentInfo> =
                 m.as_ref().map(|m| m.sealed.iter().map(SegmentInfo::from).collect()).unwrap_or_default();
             let active = st.bytes - sealed.iter().map(|s| s.bytes).sum::<u64>();

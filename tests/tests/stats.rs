@@ -72,3 +72,32 @@ fn close_persists_the_counters_of_its_own_sync() {
     assert_eq!(reopened.get(Counter::CleanOpens), 1);
     c.close().unwrap();
 }
+
+/// A manifest that does not load is the shard's error in stats and in
+/// retention's view, as it is for a reader, not a shard that seems to hold
+/// only its active segment (which a retention plan would then misjudge).
+#[test]
+fn a_damaged_manifest_is_an_error_in_stats_not_a_smaller_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config();
+    let c = Client::open(dir.path(), cfg).unwrap();
+    for i in 0..400 {
+        c.append_shard(one(), &[payload(i)]).unwrap();
+    }
+    c.close().unwrap();
+    let sd = dir.path().join("shard-0001");
+    assert!(segments(&sd).len() > 2);
+    let ro = Client::open_read_only(dir.path(), cfg).unwrap();
+    let healthy = ro.shard_stats(one()).unwrap();
+    assert_eq!((healthy.first_entry, healthy.durable_end), (0, 400));
+    let index = sd.join("index.bin");
+    let mut bytes = std::fs::read(&index).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    std::fs::write(&index, &bytes).unwrap();
+    let manifest = |e: comet::Error| matches!(e, comet::Error::Corrupt { corruption, .. } if corruption.file == comet::FileKind::Manifest);
+    assert!(manifest(ro.shard_stats(one()).unwrap_err()));
+    assert!(manifest(ro.stats().unwrap_err()));
+    assert!(manifest(ro.retention_stats().unwrap_err()));
+    ro.close().unwrap();
+}
