@@ -100,9 +100,9 @@ pub use error::{ChunkDamage, ConfigError, Corruption, Error, FileKind, IoOp, Nam
 pub use naming::{MAX_STREAM_LEN, ShardId, parse_stream, validate_stream_prefix};
 #[cfg(feature = "alloc")]
 pub use naming::{PatternError, PatternErrorKind, ShardPattern, all_shard_streams, shard_stream_name};
-#[cfg(feature = "alloc")]
-pub use retention::RetentionReport;
 pub use retention::ShardPlan;
+#[cfg(feature = "alloc")]
+pub use retention::{Lifted, RetentionReport};
 pub use state::{Counter, DirId, DurableHead, IDENTITY_FILE, IdentityDamage};
 pub use wire::{EntryHeader, ShardCount, WireError, fnv1a32, pick_member_shard, pick_shard, shard_member};
 

@@ -8,7 +8,9 @@
 //! `protect_unconsumed` (default) a segment some consumer group of the
 //! shard has not acked is kept; `max_total_size` with `hard_cap` deletes it
 //! anyway, counts it (`forced_deletions`) and moves the groups that lost
-//! entries to the first surviving entry so their reads do not fail. The
+//! entries to the first surviving entry so their reads do not fail; the
+//! report says how many groups moved and how many unread entries they lost
+//! (`RetentionReport::lifted`). The
 //! pass works in a scratch reserved at open, so one that deletes nothing
 //! does not allocate.
 
@@ -24,7 +26,7 @@ use crate::shard::{Engine, OpenShard};
 use comet_linux::Error;
 use comet_linux::MappedHead;
 
-use comet_core::RetentionReport;
+use comet_core::{Lifted, RetentionReport};
 
 /// The open shards as the core's pass sees them.
 struct Shards<'a> {
@@ -59,9 +61,13 @@ impl RetentionShards for Shards<'_> {
         low_water(s.offsets.words(), std::thread::yield_now).map_err(|source| Error::Offsets { shard: s.id, source })
     }
 
-    fn lift_groups(&mut self, i: usize, first: u64, now_ns: u64) -> Result<(), Error> {
-        self.shards[i].offsets()?.lift_below(first, now_ns, |_, _| {});
-        Ok(())
+    fn lift_groups(&mut self, i: usize, first: u64, now_ns: u64) -> Result<Lifted, Error> {
+        let mut lifted = Lifted::default();
+        self.shards[i].offsets()?.lift_below(first, now_ns, |_, lost| {
+            lifted.groups += 1;
+            lifted.entries += lost;
+        });
+        Ok(lifted)
     }
 
     fn engine_error(&self, i: usize, source: comet_core::Error<std::io::Error>) -> Error {

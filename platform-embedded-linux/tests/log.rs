@@ -314,6 +314,8 @@ fn a_hard_total_cap_wins_and_moves_lagging_groups() {
     assert!(r.forced > 0, "{r:?}");
     let first = log.first_entry(S0).unwrap();
     assert_eq!(log.group_offset(S0, "never-reads").unwrap(), Some(first));
+    // the loss is in the report: one group, every entry below `first`
+    assert_eq!((r.lifted.groups, r.lifted.entries), (1, first), "{r:?}");
     assert!(log.counter(S0, Counter::ForcedDeletions).unwrap() > 0);
 }
 

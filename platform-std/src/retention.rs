@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use comet_core::platform::retention::{RetentionShards, Scratch, SegmentInfo, plan_by_config, run_pass};
 use comet_core::platform::shm::OffsetsTable;
-use comet_core::{ShardId, ShardPlan};
+use comet_core::{Lifted, ShardId, ShardPlan};
 use comet_linux::{DirStorage, Ticker};
 
 use crate::client::{Client, now_ns};
@@ -128,16 +128,21 @@ impl RetentionShards for Shards<'_> {
         crate::consumer::low_water(&self.client.shard_dir(shard), shard)
     }
 
-    fn lift_groups(&mut self, i: usize, first: u64, now: u64) -> Result<()> {
+    fn lift_groups(&mut self, i: usize, first: u64, now: u64) -> Result<Lifted> {
         let shard = self.ids[i];
-        let Some(words) = map_offsets(&self.client.shard_dir(shard), shard, true)? else { return Ok(()) };
+        let Some(words) = map_offsets(&self.client.shard_dir(shard), shard, true)? else {
+            return Ok(Lifted::default());
+        };
         let table = OffsetsTable::open(words.writable().ok_or(Error::ReadOnly)?, std::thread::yield_now)
             .map_err(|source| Error::Offsets { shard, source })?;
+        let mut lifted = Lifted::default();
         table.lift_below(first, now, |group, lost| {
             tracing::warn!(%shard, group, lost, "retention hard cap deleted unread entries");
             self.losses[i].push((group.to_string(), lost));
+            lifted.groups += 1;
+            lifted.entries += lost;
         });
-        Ok(())
+        Ok(lifted)
     }
 
     fn engine_error(&self, i: usize, e: comet_core::Error<std::io::Error>) -> Error {

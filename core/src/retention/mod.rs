@@ -12,7 +12,7 @@
 mod run;
 
 #[cfg(feature = "alloc")]
-pub use run::{RetentionReport, RetentionShards, Scratch, ShardOutcome, run_pass};
+pub use run::{Lifted, RetentionReport, RetentionShards, Scratch, ShardOutcome, run_pass};
 
 use crate::config::RetentionConfig;
 

@@ -70,11 +70,22 @@ pub trait RetentionShards {
     fn low_water(&mut self, i: usize) -> Result<LowWater, Self::Error>;
 
     /// Moves every group of shard `i` whose offset is below `first` (the
-    /// first retained entry) up to it, after a hard-cap deletion.
-    fn lift_groups(&mut self, i: usize, first: u64, now_ns: u64) -> Result<(), Self::Error>;
+    /// first retained entry) up to it, after a hard-cap deletion, and says
+    /// how many groups moved and how many entries they had not read
+    /// (`OffsetsTable::lift_below` reports both).
+    fn lift_groups(&mut self, i: usize, first: u64, now_ns: u64) -> Result<Lifted, Self::Error>;
 
     /// Turns an engine error of shard `i` into the platform's.
     fn engine_error(&self, i: usize, e: crate::Error<<Self::Storage as Storage>::Error>) -> Self::Error;
+}
+
+/// The groups a hard-cap deletion moved past entries they had not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Lifted {
+    /// Groups moved to the first retained entry.
+    pub groups: u64,
+    /// Entries they had not read, summed over them.
+    pub entries: u64,
 }
 
 /// What one pass did to one shard.
@@ -90,6 +101,8 @@ pub struct ShardOutcome {
     pub forced: u64,
     /// The first retained entry after the pass.
     pub first_entry: u64,
+    /// The groups the forced deletions moved, and what they lost.
+    pub lifted: Lifted,
 }
 
 /// What one retention pass did, over all shards.
@@ -105,6 +118,9 @@ pub struct RetentionReport {
     pub protected: u64,
     /// Segments deleted although a group had not acked them (hard cap).
     pub forced: u64,
+    /// Groups the hard cap moved past entries they had not read, and those
+    /// entries (summed over groups): data loss, reported, never silent.
+    pub lifted: Lifted,
 }
 
 /// One shard's part of a pass.
@@ -195,6 +211,8 @@ pub fn run_pass<P: RetentionShards>(
         report.entries += o.deleted.entries;
         report.protected += o.protected;
         report.forced += o.forced;
+        report.lifted.groups += o.lifted.groups;
+        report.lifted.entries += o.lifted.entries;
         p.outcome = o;
     }
     Ok(report)
@@ -258,10 +276,8 @@ fn execute<P: RetentionShards>(
         None => return Ok(ShardOutcome { skipped: true, ..ShardOutcome::default() }),
         Some(r) => r.map_err(|e| shards.engine_error(i, e))?,
     };
-    if forced > 0 {
-        shards.lift_groups(i, first_entry, now_ns)?;
-    }
-    Ok(ShardOutcome { skipped: false, deleted, protected, forced, first_entry })
+    let lifted = if forced > 0 { shards.lift_groups(i, first_entry, now_ns)? } else { Lifted::default() };
+    Ok(ShardOutcome { skipped: false, deleted, protected, forced, first_entry, lifted })
 }
 
 #[cfg(test)]

@@ -67,12 +67,17 @@ impl RetentionShards for Sim {
         Ok(self.groups[i].iter().map(|g| g.1).min())
     }
 
-    fn lift_groups(&mut self, i: usize, first: u64, _now_ns: u64) -> Result<(), Self::Error> {
+    fn lift_groups(&mut self, i: usize, first: u64, _now_ns: u64) -> Result<Lifted, Self::Error> {
         self.lifts.push((i, first));
+        let mut lifted = Lifted::default();
         for g in &mut self.groups[i] {
+            if g.1 < first {
+                lifted.groups += 1;
+                lifted.entries += first - g.1;
+            }
             g.1 = g.1.max(first);
         }
-        Ok(())
+        Ok(lifted)
     }
 
     fn engine_error(&self, _i: usize, e: crate::Error<MemError>) -> Self::Error {
@@ -226,6 +231,10 @@ fn a_hard_total_cap_forces_deletion_and_lifts_the_groups() {
     assert_eq!(o[0].first_entry, first);
     assert!(sim.lifts.contains(&(0, first)), "{:?}", sim.lifts);
     assert_eq!(sim.groups[0], [("laggard", first), ("current", 200)]);
+    // the laggard (at 5) lost every entry from 5 to the new first one
+    assert_eq!(o[0].lifted, Lifted { groups: 1, entries: first - 5 });
+    assert_eq!(r.lifted.groups, o[0].lifted.groups + o[1].lifted.groups);
+    assert_eq!(r.lifted.entries, o[0].lifted.entries + o[1].lifted.entries);
     assert_eq!(sim.counter(0, Counter::ForcedDeletions), o[0].forced);
     assert!(o[2].skipped && o[2].deleted.segments == 0);
 }
