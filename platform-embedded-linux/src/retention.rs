@@ -70,6 +70,10 @@ impl RetentionShards for Shards<'_> {
         Ok(lifted)
     }
 
+    /// The report's `offsets_unreadable` says so; `group_offset` on the
+    /// shard returns the error itself.
+    fn offsets_unreadable(&mut self, _i: usize, _error: Error) {}
+
     fn engine_error(&self, i: usize, source: comet_core::Error<std::io::Error>) -> Error {
         let s = &self.shards[i];
         Error::from_core(s.id, s.dir.path(), source)

@@ -42,7 +42,8 @@ pub struct ShardRetention {
     pub forced: u64,
     /// Groups that lost unread entries to the hard cap: (group, entries lost).
     pub group_losses: Vec<(String, u64)>,
-    /// Set when the shard was skipped (e.g. another process writes it).
+    /// Why nothing of the shard was deleted, when it was skipped (another
+    /// process writes it) or its consumer offsets did not read.
     pub skipped: Option<String>,
 }
 
@@ -102,6 +103,8 @@ struct Shards<'a> {
     ids: Vec<ShardId>,
     /// Per shard, the groups the hard cap moved and what each lost.
     losses: Vec<Vec<(String, u64)>>,
+    /// Per shard, why its offsets did not read (nothing of it deleted).
+    unreadable: Vec<Option<String>>,
 }
 
 impl RetentionShards for Shards<'_> {
@@ -145,6 +148,12 @@ impl RetentionShards for Shards<'_> {
         Ok(lifted)
     }
 
+    fn offsets_unreadable(&mut self, i: usize, e: Error) {
+        let why = e.chain().to_string();
+        tracing::warn!(shard = %self.ids[i], error = %why, "retention kept every segment: the consumer offsets do not read (repair fixes them)");
+        self.unreadable[i] = Some(why);
+    }
+
     fn engine_error(&self, i: usize, e: comet_core::Error<std::io::Error>) -> Error {
         let slot = self.client.inner_ref().slot(self.ids[i]);
         Error::from_core(slot.id, &slot.dir, e)
@@ -177,7 +186,7 @@ impl Client {
         let mut report = RetentionReport::default();
         let skipped =
             |shard, why: &str| ShardRetention { shard: Some(shard), skipped: Some(why.into()), ..Default::default() };
-        let mut shards = Shards { client: self, ids: Vec::new(), losses: Vec::new() };
+        let mut shards = Shards { client: self, ids: Vec::new(), losses: Vec::new(), unreadable: Vec::new() };
         for shard in self.owned_shards()? {
             if self.can_write(shard)? {
                 shards.ids.push(shard);
@@ -186,9 +195,11 @@ impl Client {
             }
         }
         shards.losses = vec![Vec::new(); shards.ids.len()];
+        shards.unreadable = vec![None; shards.ids.len()];
         let mut scratch = Scratch::default();
         run_pass(&mut shards, &self.config().retention, now_ns(), &mut scratch)?;
-        for ((&shard, o), group_losses) in shards.ids.iter().zip(scratch.outcomes()).zip(shards.losses) {
+        let per_shard = shards.losses.into_iter().zip(shards.unreadable);
+        for ((&shard, o), (group_losses, unreadable)) in shards.ids.iter().zip(scratch.outcomes()).zip(per_shard) {
             if o.skipped {
                 report.shards.push(skipped(shard, "closed during the pass"));
                 continue;
@@ -207,7 +218,7 @@ impl Client {
                 protected: o.protected,
                 forced: o.forced,
                 group_losses,
-                skipped: None,
+                skipped: unreadable.map(|why| format!("consumer offsets do not read, nothing deleted: {why}")),
             });
         }
         report.shards.sort_by_key(|s| s.shard);
@@ -227,7 +238,9 @@ impl Client {
             let active = st.bytes - sealed.iter().map(|s| s.bytes).sum::<u64>();
             let retention = &self.config().retention;
             let low_water = || crate::consumer::low_water(&dir, shard);
-            let (next, _) = plan_by_config(&sealed, active, retention, now, low_water)?;
+            // Offsets that do not read show as protecting everything, as a
+            // pass treats them (`groups_error` of the shard's stats says why).
+            let (next, _, _) = plan_by_config(&sealed, active, retention, now, low_water);
             out.push(ShardRetentionStats {
                 shard,
                 bytes: st.bytes,

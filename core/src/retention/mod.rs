@@ -110,17 +110,24 @@ pub fn plan_shard(
 /// total-size limit aside): [`plan_shard`], with the consumer low-water
 /// mark asked of `low_water` only when `protect_unconsumed` is on. What a
 /// pass does first ([`run_pass`]) and what a platform reports as a
-/// shard's next decision. Returns the plan and the low-water mark it used.
+/// shard's next decision. Returns the plan, the low-water mark it used,
+/// and `low_water`'s error if it failed: offsets that do not read protect
+/// every entry (the mark is then entry 0, as if a group had read nothing),
+/// never none.
 pub fn plan_by_config<E>(
     sealed: &[SegmentInfo],
     active_bytes: u64,
     cfg: &RetentionConfig,
     now_ns: u64,
     low_water: impl FnOnce() -> Result<LowWater, E>,
-) -> Result<(ShardPlan, LowWater), E> {
-    let low_water = if cfg.protect_unconsumed { low_water()? } else { None };
+) -> (ShardPlan, LowWater, Option<E>) {
+    let (low_water, error) = match cfg.protect_unconsumed.then(low_water) {
+        None => (None, None),
+        Some(Ok(lw)) => (lw, None),
+        Some(Err(e)) => (Some(0), Some(e)),
+    };
     let plan = plan_shard(sealed, active_bytes, &ShardLimits::from_config(cfg), low_water, now_ns);
-    Ok((plan, low_water))
+    (plan, low_water, error)
 }
 
 /// One shard's view for the total-size limit, after its own plan ran.

@@ -66,8 +66,17 @@ pub trait RetentionShards {
     ) -> Result<Option<R>, Self::Error>;
 
     /// The lowest offset of shard `i`'s consumer groups (`None`: no group
-    /// has one). Asked only when `protect_unconsumed` is on.
+    /// has one). Asked only when `protect_unconsumed` is on. An error does
+    /// not end the pass: the shard keeps every segment (see
+    /// [`offsets_unreadable`](RetentionShards::offsets_unreadable)).
     fn low_water(&mut self, i: usize) -> Result<LowWater, Self::Error>;
+
+    /// Hands over the error of shard `i`'s [`low_water`](RetentionShards::low_water)
+    /// (to log or report it). The pass deletes nothing of that shard, not
+    /// even under the hard cap (its groups could not be moved), counts its
+    /// bytes toward `max_total_size`, and goes on with the other shards:
+    /// damage to one shard's offsets stays in that shard.
+    fn offsets_unreadable(&mut self, i: usize, error: Self::Error);
 
     /// Moves every group of shard `i` whose offset is below `first` (the
     /// first retained entry) up to it, after a hard-cap deletion, and says
@@ -103,6 +112,8 @@ pub struct ShardOutcome {
     pub first_entry: u64,
     /// The groups the forced deletions moved, and what they lost.
     pub lifted: Lifted,
+    /// Its consumer offsets could not be read: nothing of it was deleted.
+    pub offsets_unreadable: bool,
 }
 
 /// What one retention pass did, over all shards.
@@ -121,6 +132,9 @@ pub struct RetentionReport {
     /// Groups the hard cap moved past entries they had not read, and those
     /// entries (summed over groups): data loss, reported, never silent.
     pub lifted: Lifted,
+    /// Shards whose consumer offsets could not be read (so nothing of them
+    /// was deleted).
+    pub offsets_unreadable: u64,
 }
 
 /// One shard's part of a pass.
@@ -205,7 +219,9 @@ pub fn run_pass<P: RetentionShards>(
         if p.outcome.skipped {
             continue;
         }
-        let o = execute(shards, i, p.plan, t, now_ns)?;
+        let mut o = execute(shards, i, p.plan, t, now_ns)?;
+        o.offsets_unreadable = p.outcome.offsets_unreadable;
+        report.offsets_unreadable += u64::from(o.offsets_unreadable);
         report.segments += o.deleted.segments;
         report.bytes += o.deleted.bytes;
         report.entries += o.deleted.entries;
@@ -240,10 +256,18 @@ fn gather<P: RetentionShards>(
             None => p.outcome.skipped = true,
             Some(active) => {
                 let sealed = &scratch.infos[p.start..p.end];
-                let (plan, low_water) = plan_by_config(sealed, active, cfg, now_ns, || shards.low_water(i))?;
+                let (plan, low_water, unreadable) = plan_by_config(sealed, active, cfg, now_ns, || shards.low_water(i));
                 p.active_bytes = active;
                 p.plan = plan;
                 p.allowed = acked_prefix(&sealed[p.plan.delete..], low_water);
+                if let Some(e) = unreadable {
+                    shards.offsets_unreadable(i, e);
+                    p.outcome.offsets_unreadable = true;
+                    // Nothing of it is a candidate for the total, forced
+                    // or not; its bytes still count toward it.
+                    p.active_bytes += sealed.iter().map(|s| s.bytes).sum::<u64>();
+                    p.start = p.end;
+                }
             }
         }
         scratch.shards.push(p);
@@ -277,7 +301,7 @@ fn execute<P: RetentionShards>(
         Some(r) => r.map_err(|e| shards.engine_error(i, e))?,
     };
     let lifted = if forced > 0 { shards.lift_groups(i, first_entry, now_ns)? } else { Lifted::default() };
-    Ok(ShardOutcome { skipped: false, deleted, protected, forced, first_entry, lifted })
+    Ok(ShardOutcome { skipped: false, deleted, protected, forced, first_entry, lifted, offsets_unreadable: false })
 }
 
 #[cfg(test)]

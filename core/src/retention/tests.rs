@@ -90,10 +90,12 @@ fn plan_by_config_asks_for_the_low_water_mark_only_when_it_protects() {
     cfg.min_files_to_keep = 0;
     cfg.protect_unconsumed = true;
     // Groups acked up to entry 15: only the first segment (0..10) may go.
-    let (p, lw) = plan_by_config(&s[..5], 50, &cfg, 0, || Ok::<_, ()>(Some(15))).unwrap();
-    assert_eq!((p.delete, p.protected, lw), (1, 2, Some(15)));
-    assert_eq!(plan_by_config(&s[..5], 50, &cfg, 0, || Err("offsets unreadable")), Err("offsets unreadable"));
+    let (p, lw, e) = plan_by_config(&s[..5], 50, &cfg, 0, || Ok::<_, ()>(Some(15)));
+    assert_eq!((p.delete, p.protected, lw, e), (1, 2, Some(15), None));
+    // Offsets that do not read protect everything, and the error comes back.
+    let (p, lw, e) = plan_by_config(&s[..5], 50, &cfg, 0, || Err("offsets unreadable"));
+    assert_eq!((p.delete, p.protected, lw, e), (0, 3, Some(0), Some("offsets unreadable")));
     cfg.protect_unconsumed = false;
-    let (p, lw) = plan_by_config(&s[..5], 50, &cfg, 0, || -> Result<LowWater, ()> { panic!("not asked") }).unwrap();
-    assert_eq!((p.delete, p.protected, lw), (3, 0, None));
+    let (p, lw, e) = plan_by_config(&s[..5], 50, &cfg, 0, || -> Result<LowWater, ()> { panic!("not asked") });
+    assert_eq!((p.delete, p.protected, lw, e), (3, 0, None, None));
 }

@@ -19,12 +19,22 @@ struct Sim {
     groups: Vec<Vec<(&'static str, u64)>>,
     counters: Vec<[u64; Counter::ALL.len()]>,
     lifts: Vec<(usize, u64)>,
+    /// Shards whose offsets do not read, and the errors handed over.
+    broken: Vec<usize>,
+    unreadable: Vec<usize>,
 }
 
 impl Sim {
     fn new(shards: Vec<Option<SimShard>>) -> Sim {
         let n = shards.len();
-        Sim { shards, groups: vec![Vec::new(); n], counters: vec![[0; Counter::ALL.len()]; n], lifts: Vec::new() }
+        Sim {
+            shards,
+            groups: vec![Vec::new(); n],
+            counters: vec![[0; Counter::ALL.len()]; n],
+            lifts: Vec::new(),
+            broken: Vec::new(),
+            unreadable: Vec::new(),
+        }
     }
 
     fn engine(&self, i: usize) -> &SimShard {
@@ -64,7 +74,15 @@ impl RetentionShards for Sim {
     }
 
     fn low_water(&mut self, i: usize) -> Result<LowWater, Self::Error> {
+        if self.broken.contains(&i) {
+            return Err(crate::Error::Poisoned);
+        }
         Ok(self.groups[i].iter().map(|g| g.1).min())
+    }
+
+    fn offsets_unreadable(&mut self, i: usize, error: Self::Error) {
+        assert!(matches!(error, crate::Error::Poisoned));
+        self.unreadable.push(i);
     }
 
     fn lift_groups(&mut self, i: usize, first: u64, _now_ns: u64) -> Result<Lifted, Self::Error> {
@@ -237,6 +255,38 @@ fn a_hard_total_cap_forces_deletion_and_lifts_the_groups() {
     assert_eq!(r.lifted.entries, o[0].lifted.entries + o[1].lifted.entries);
     assert_eq!(sim.counter(0, Counter::ForcedDeletions), o[0].forced);
     assert!(o[2].skipped && o[2].deleted.segments == 0);
+}
+
+/// One shard's offsets do not read: that shard keeps everything, even under
+/// a hard total cap (its groups could not be moved), its bytes still count
+/// toward the total, and the other shards are cleaned as if it were not
+/// there, so damage to one shard's offsets stays in that shard.
+#[test]
+fn unreadable_offsets_keep_their_shard_and_only_their_shard() {
+    for hard_cap in [false, true] {
+        let mut sim = Sim::new(vec![Some(shard(200, 1000)), Some(shard(200, 1000))]);
+        let before: Vec<Vec<SegmentMeta>> = (0..2).map(|i| sealed(sim.engine(i))).collect();
+        sim.broken.push(0);
+        let mut cfg = limits();
+        cfg.max_shard_size = Some(3000);
+        cfg.max_total_size = Some(12_000);
+        cfg.hard_cap = hard_cap;
+        let mut scratch = Scratch::default();
+        let r = run_pass(&mut sim, &cfg, 2000, &mut scratch).unwrap();
+        let o = outcomes(&scratch);
+        assert_eq!(sim.unreadable, [0], "the error was handed over");
+        assert!(o[0].offsets_unreadable && !o[1].offsets_unreadable);
+        assert_eq!(r.offsets_unreadable, 1);
+        assert_eq!(sealed(sim.engine(0)), before[0], "hard cap {hard_cap}: nothing of shard 0 went");
+        assert_eq!((o[0].deleted.segments, o[0].forced), (0, 0));
+        assert!(o[0].protected > 0, "{o:?}");
+        assert!(sim.lifts.is_empty());
+        // shard 1 is cleaned to its own limit; the total counts shard 0 too
+        let s1 = sim.engine(1);
+        let bytes1 = s1.active_bytes() + s1.manifest().sealed.iter().map(|g| g.bytes).sum::<u64>();
+        assert!(o[1].deleted.segments > 0 && bytes1 <= 3000, "{o:?}");
+        assert_eq!(r.segments, o[1].deleted.segments);
+    }
 }
 
 #[test]
