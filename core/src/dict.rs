@@ -186,6 +186,57 @@ pub fn install_dict<S: Storage>(storage: &S, first_entry: u64, dict: &mut [u8]) 
     write_dict(storage, first_entry, dict).map(|info| info.id)
 }
 
+/// Longest payload kept as a training sample: dictionaries pay for short
+/// entries; long ones compress well alone.
+pub const SAMPLE_MAX: usize = 16 << 10;
+
+/// Training samples for a shard's next dictionary: payloads of
+/// `min..=`[`SAMPLE_MAX`] bytes, concatenated, with their sizes, until
+/// `target` bytes are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Samples {
+    bytes: Vec<u8>,
+    sizes: Vec<usize>,
+    min: usize,
+    target: usize,
+}
+
+impl Samples {
+    /// An empty set keeping payloads of at least `min` bytes, up to
+    /// `target` bytes in all.
+    pub fn new(min: usize, target: usize) -> Samples {
+        Samples { bytes: Vec::new(), sizes: Vec::new(), min, target }
+    }
+
+    /// Keeps `payload` if its size qualifies and the target is not reached.
+    pub fn offer(&mut self, payload: &[u8]) {
+        if (self.min..=SAMPLE_MAX).contains(&payload.len()) && !self.is_full() {
+            self.bytes.extend_from_slice(payload);
+            self.sizes.push(payload.len());
+        }
+    }
+
+    /// Whether the target is reached (training may start).
+    pub fn is_full(&self) -> bool {
+        self.bytes.len() >= self.target
+    }
+
+    /// Hands the samples over and starts again, empty, with the same sizes.
+    pub fn take(&mut self) -> Samples {
+        core::mem::replace(self, Samples::new(self.min, self.target))
+    }
+
+    /// The samples, in the order they were kept (what a trainer reads).
+    pub fn parts(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut at = 0;
+        self.sizes.iter().map(move |&n| {
+            let part = self.bytes.get(at..at + n).unwrap_or_default();
+            at += n;
+            part
+        })
+    }
+}
+
 /// The dictionaries retention may delete (see the module's rule): `dicts`
 /// are the files that parse, in ascending id order; `oldest_retained` is
 /// the first entry the shard keeps.
@@ -274,6 +325,23 @@ mod tests {
         assert_eq!(next_dict_id(&dir).unwrap(), Some(DICT_ID_MIN + 8), "past the highest, gaps not refilled");
         write_dict(&dir, 10, &zdict(DICT_ID_MAX)).unwrap();
         assert_eq!(next_dict_id(&dir).unwrap(), None, "the id space is used up");
+    }
+
+    #[test]
+    fn samples_keep_qualifying_payloads_up_to_the_target() {
+        let mut s = Samples::new(4, 10);
+        for p in [&b"abc"[..], b"defg", b"hijkl", b"mnopqr"] {
+            s.offer(p);
+        }
+        assert!(s.is_full(), "9 bytes kept, then 6 more reach 10");
+        s.offer(b"never kept now");
+        s.offer(&[7u8; SAMPLE_MAX + 1]);
+        assert_eq!(s.parts().collect::<Vec<_>>(), [&b"defg"[..], b"hijkl", b"mnopqr"]);
+        let taken = s.take();
+        assert_eq!(taken.parts().count(), 3);
+        assert!(!s.is_full() && s.parts().count() == 0, "collecting again");
+        s.offer(&[1u8; SAMPLE_MAX]);
+        assert_eq!(s.parts().next().map(<[u8]>::len), Some(SAMPLE_MAX));
     }
 
     #[test]

@@ -54,8 +54,8 @@ pub mod wire {
 #[cfg(feature = "alloc")]
 pub mod dict {
     pub use crate::dict::{
-        DICT_TMP, DictInfo, find_dict, install_dict, list_dicts, load_dict, load_dict_within, newest_dict,
-        next_dict_id, refused_dict, removable_dicts, retire_dicts, write_dict,
+        DICT_TMP, DictInfo, SAMPLE_MAX, Samples, find_dict, install_dict, list_dicts, load_dict, load_dict_within,
+        newest_dict, next_dict_id, refused_dict, removable_dicts, retire_dicts, write_dict,
     };
 }
 

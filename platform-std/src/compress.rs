@@ -8,44 +8,11 @@ use std::collections::hash_map::Entry;
 use std::io::{self, Read};
 use std::path::Path;
 
-use comet_core::platform::dict::{find_dict, refused_dict};
+use comet_core::platform::dict::{Samples, find_dict, refused_dict};
 use comet_core::platform::wire::{Compressor, DICT_HEADER_LEN, DICT_MAX_BYTES, frame_content_size, frame_dict_id};
 use comet_linux::DirStorage;
 
 use crate::config::CompressionConfig;
-
-/// Longest payload kept as a training sample (dictionaries pay for short
-/// entries; long ones compress well alone).
-const SAMPLE_MAX: usize = 16 << 10;
-
-/// Training samples: payloads of `min..=16 KiB` bytes, concatenated, with
-/// their sizes, until `target` bytes are kept.
-#[derive(Debug)]
-pub(crate) struct Samples {
-    bytes: Vec<u8>,
-    sizes: Vec<usize>,
-    min: usize,
-    target: usize,
-}
-
-impl Samples {
-    pub(crate) fn new(min: usize, target: usize) -> Samples {
-        Samples { bytes: Vec::new(), sizes: Vec::new(), min, target }
-    }
-
-    /// Keeps `payload` as a sample if its size qualifies and the target is
-    /// not reached yet.
-    fn offer(&mut self, payload: &[u8]) {
-        if (self.min..=SAMPLE_MAX).contains(&payload.len()) && !self.is_full() {
-            self.bytes.extend_from_slice(payload);
-            self.sizes.push(payload.len());
-        }
-    }
-
-    fn is_full(&self) -> bool {
-        self.bytes.len() >= self.target
-    }
-}
 
 /// The level dictionary frames are written at for `compression.level`
 /// `level` (D-56): levels 1 to 3 all write at level 1, higher levels as
@@ -110,8 +77,7 @@ impl Zstd {
     /// case training fails).
     pub(crate) fn take_samples_if_ready(&mut self) -> Option<(Samples, usize)> {
         let s = self.samples.as_mut().filter(|s| s.is_full())?;
-        let fresh = Samples::new(s.min, s.target);
-        Some((std::mem::replace(s, fresh), self.dict_max))
+        Some((s.take(), self.dict_max))
     }
 }
 
@@ -135,12 +101,7 @@ impl Compressor for Zstd {
 /// Trains a zstd dictionary of at most `max_size` bytes on `samples`. Its
 /// id is random: the writer sets the shard's next id before storing it.
 pub(crate) fn train(samples: &Samples, max_size: usize) -> io::Result<Vec<u8>> {
-    let mut parts = Vec::with_capacity(samples.sizes.len());
-    let mut at = 0;
-    for &n in &samples.sizes {
-        parts.push(samples.bytes.get(at..at + n).unwrap_or_default());
-        at += n;
-    }
+    let parts: Vec<&[u8]> = samples.parts().collect();
     zstd::dict::from_samples(&parts, max_size)
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use comet_core::platform::dict::{install_dict, newest_dict};
+use comet_core::platform::dict::{Samples, install_dict, newest_dict};
 use comet_core::platform::shard::{EngineConfig, Shard};
 use comet_core::platform::shm;
 use comet_core::platform::storage::StorageFile;
@@ -15,7 +15,7 @@ use comet_core::platform::wire::DICT_HEADER_LEN;
 use comet_core::{Counter, DurableHead, FileKind, IoOp, RecoveryReport, ShardId};
 use comet_linux::{DirStorage, MappedHead, RepairOpened, SharedWords, WriterLock};
 
-use crate::compress::{Samples, Zstd};
+use crate::compress::Zstd;
 use crate::config::CompressionConfig;
 use comet_core::Histogram;
 use comet_linux::{Error, Result};
