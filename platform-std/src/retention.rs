@@ -101,10 +101,9 @@ impl ShardRetentionStats {
 struct Shards<'a> {
     client: &'a Client,
     ids: Vec<ShardId>,
-    /// Per shard, the groups the hard cap moved and what each lost.
-    losses: Vec<Vec<(String, u64)>>,
-    /// Per shard, why its offsets did not read (nothing of it deleted).
-    unreadable: Vec<Option<String>>,
+    /// Per shard, its report as the pass fills it in: the groups the hard
+    /// cap moved (and what each lost), or why its offsets did not read.
+    notes: Vec<ShardRetention>,
 }
 
 impl RetentionShards for Shards<'_> {
@@ -141,7 +140,7 @@ impl RetentionShards for Shards<'_> {
         let mut lifted = Lifted::default();
         table.lift_below(first, now, |group, lost| {
             tracing::warn!(%shard, group, lost, "retention hard cap deleted unread entries");
-            self.losses[i].push((group.to_string(), lost));
+            self.notes[i].group_losses.push((group.to_string(), lost));
             lifted.groups += 1;
             lifted.entries += lost;
         });
@@ -151,7 +150,7 @@ impl RetentionShards for Shards<'_> {
     fn offsets_unreadable(&mut self, i: usize, e: Error) {
         let why = e.chain().to_string();
         tracing::warn!(shard = %self.ids[i], error = %why, "retention kept every segment: the consumer offsets do not read (repair fixes them)");
-        self.unreadable[i] = Some(why);
+        self.notes[i].skipped = Some(format!("consumer offsets do not read, nothing deleted: {why}"));
     }
 
     fn engine_error(&self, i: usize, e: comet_core::Error<std::io::Error>) -> Error {
@@ -186,7 +185,7 @@ impl Client {
         let mut report = RetentionReport::default();
         let skipped =
             |shard, why: &str| ShardRetention { shard: Some(shard), skipped: Some(why.into()), ..Default::default() };
-        let mut shards = Shards { client: self, ids: Vec::new(), losses: Vec::new(), unreadable: Vec::new() };
+        let mut shards = Shards { client: self, ids: Vec::new(), notes: Vec::new() };
         for shard in self.owned_shards()? {
             if self.can_write(shard)? {
                 shards.ids.push(shard);
@@ -194,12 +193,10 @@ impl Client {
                 report.shards.push(skipped(shard, "written by another process"));
             }
         }
-        shards.losses = vec![Vec::new(); shards.ids.len()];
-        shards.unreadable = vec![None; shards.ids.len()];
+        shards.notes = shards.ids.iter().map(|&s| ShardRetention { shard: Some(s), ..Default::default() }).collect();
         let mut scratch = Scratch::default();
         run_pass(&mut shards, &self.config().retention, now_ns(), &mut scratch)?;
-        let per_shard = shards.losses.into_iter().zip(shards.unreadable);
-        for ((&shard, o), (group_losses, unreadable)) in shards.ids.iter().zip(scratch.outcomes()).zip(per_shard) {
+        for ((&shard, o), notes) in shards.ids.iter().zip(scratch.outcomes()).zip(shards.notes) {
             if o.skipped {
                 report.shards.push(skipped(shard, "closed during the pass"));
                 continue;
@@ -211,14 +208,12 @@ impl Client {
                 tracing::debug!(%shard, protected = o.protected, "retention kept segments with unread entries");
             }
             report.shards.push(ShardRetention {
-                shard: Some(shard),
                 segments_deleted: o.deleted.segments,
                 bytes_reclaimed: o.deleted.bytes,
                 entries_deleted: o.deleted.entries,
                 protected: o.protected,
                 forced: o.forced,
-                group_losses,
-                skipped: unreadable.map(|why| format!("consumer offsets do not read, nothing deleted: {why}")),
+                ..notes
             });
         }
         report.shards.sort_by_key(|s| s.shard);

@@ -219,8 +219,7 @@ pub fn run_pass<P: RetentionShards>(
         if p.outcome.skipped {
             continue;
         }
-        let mut o = execute(shards, i, p.plan, t, now_ns)?;
-        o.offsets_unreadable = p.outcome.offsets_unreadable;
+        let o = execute(shards, i, p, t, now_ns)?;
         report.offsets_unreadable += u64::from(o.offsets_unreadable);
         report.segments += o.deleted.segments;
         report.bytes += o.deleted.bytes;
@@ -280,10 +279,11 @@ fn gather<P: RetentionShards>(
 fn execute<P: RetentionShards>(
     shards: &mut P,
     i: usize,
-    plan: ShardPlan,
+    pass: &ShardPass,
     total: &TotalPlan,
     now_ns: u64,
 ) -> Result<ShardOutcome, P::Error> {
+    let plan = pass.plan;
     let count = plan.delete + total.delete;
     let protected = (plan.protected + total.protected) as u64;
     let forced = total.forced as u64;
@@ -301,7 +301,15 @@ fn execute<P: RetentionShards>(
         Some(r) => r.map_err(|e| shards.engine_error(i, e))?,
     };
     let lifted = if forced > 0 { shards.lift_groups(i, first_entry, now_ns)? } else { Lifted::default() };
-    Ok(ShardOutcome { skipped: false, deleted, protected, forced, first_entry, lifted, offsets_unreadable: false })
+    Ok(ShardOutcome {
+        skipped: false,
+        deleted,
+        protected,
+        forced,
+        first_entry,
+        lifted,
+        offsets_unreadable: pass.outcome.offsets_unreadable,
+    })
 }
 
 #[cfg(test)]
