@@ -35,6 +35,7 @@
 //! | `metrics` (feature `alloc`) | snapshot types, their totals and OpenMetrics rendering; the latency histogram (64-bit atomics) |
 //! | `shard` (feature `alloc`) | the shard engine: numbering, buffer, sync, rotation, recovery |
 //! | `check` (feature `alloc`) | the read-only whole-shard check |
+//! | `consume` (feature `alloc`) | what consumers name on every platform (`MessageId`, `ReadBatch`, `ProcessedMarks`, `Entries`) and the `process` loop over a platform's `GroupSource` |
 //! | `go` | compatibility with the Go package: its segment names, `index.bin`, `offsets.bin`, the import |
 //! | `sim` (feature `sim`, public) | in-memory storage and fault-injecting wrappers for tests |
 //!
@@ -65,6 +66,8 @@ extern crate std;
 #[cfg(feature = "alloc")]
 mod check;
 mod config;
+#[cfg(feature = "alloc")]
+mod consume;
 #[cfg(feature = "alloc")]
 mod dict;
 mod error;
@@ -108,6 +111,12 @@ pub use wire::{EntryHeader, ShardCount, WireError, fnv1a32, pick_member_shard, p
 
 #[cfg(feature = "alloc")]
 pub use check::{Finding, Problem, Severity, ShardCheck};
+#[cfg(feature = "alloc")]
+pub use consume::{
+    Appended, BatchCallback, BatchInfo, Entries, Flow, HandlerError, MessageId, PoisonAction, PoisonBatch,
+    PoisonCallback, ProcessOptions, ProcessSummary, ProcessedMarks, ReadBatch, ReadBatchError, ReadErrorCallback,
+    Shards,
+};
 #[cfg(feature = "alloc")]
 pub use go::{ImportProblem, ImportReport, ImportedSegment};
 #[cfg(all(target_has_atomic = "64", target_endian = "little"))]

@@ -19,6 +19,7 @@
 //! | [`read`] | the read path: locating, checking and walking chunks |
 //! | [`shard`] | the shard engine |
 //! | [`check`] | the read-only whole-shard check |
+//! | [`consume`] | what a platform implements to run the `process` loop and `Entries` over its readers |
 //! | [`retention`] | the retention policy and its pass |
 //! | [`go`] | compatibility with the Go package: its files and the import |
 //! | [`num`] | checked narrowing of in-segment offsets |
@@ -134,6 +135,13 @@ pub mod shard {
 #[cfg(feature = "alloc")]
 pub mod check {
     pub use crate::check::{check_shard, is_comet_file};
+}
+
+/// The traits a platform implements to run the core's consumer loop
+/// ([`process`](consume::process)) and range iteration over its readers.
+#[cfg(feature = "alloc")]
+pub mod consume {
+    pub use crate::consume::{BatchRead, GroupSource, Identified, process};
 }
 
 /// The pure retention policy and the pass that applies it.

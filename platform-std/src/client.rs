@@ -1,6 +1,5 @@
 //! The [`Client`]: a data directory of shards, appends, sync, reads, stats.
 
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -12,37 +11,13 @@ use comet_core::platform::shm;
 use comet_core::{Counters, RecoveryReport, ShardCount, ShardId, ShardStats, Stats, parse_stream};
 
 use crate::config::Config;
-use crate::reader::{Message, MessageId, Reader};
+use crate::reader::{Message, Reader};
 use crate::shard::{ShardSlot, Writer};
 use comet_linux::{Error, Result, Ticker};
 
 pub(crate) use comet_linux::now_ns;
 
-/// The entries one append produced: consecutive numbers in one shard.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Appended {
-    /// The shard.
-    pub shard: ShardId,
-    /// Their entry numbers.
-    pub entries: Range<u64>,
-}
-
-impl Appended {
-    /// The message ids, in order.
-    pub fn ids(&self) -> impl Iterator<Item = MessageId> + '_ {
-        self.entries.clone().map(|entry| MessageId { shard: self.shard, entry })
-    }
-
-    /// How many entries.
-    pub fn len(&self) -> usize {
-        usize::try_from(self.entries.end - self.entries.start).unwrap_or(usize::MAX)
-    }
-
-    /// True for an empty append.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-}
+pub use comet_core::Appended;
 
 pub(crate) struct Inner {
     pub(crate) root: PathBuf,

@@ -8,13 +8,11 @@
 //! progress with [`ProcessedMarks`] in the same transaction as their side
 //! effects.
 
-use std::collections::HashMap;
-
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use comet_core::platform::consume::{GroupSource, process};
 use comet_core::platform::group::{AckRangeError, GroupLink, ack_highs, check_ack_range, resume_point};
 use comet_core::platform::shm::{self, OffsetsTable};
 use comet_core::platform::state::offsets::validate_group;
@@ -81,15 +79,8 @@ pub(crate) fn low_water(dir: &Path, shard: ShardId) -> Result<Option<u64>> {
 pub use comet_core::SeekTo;
 
 /// What a multi-shard read ([`Consumer::read`]) returned: messages, and
-/// the shards whose read stopped at an error.
-///
-/// The messages are not reachable without the errors: take both with
-/// [`into_result`](ReadBatch::into_result) (any error makes it `Err`,
-/// which carries the messages read before it) or
-/// [`into_parts`](ReadBatch::into_parts). A shard that stopped at an
-/// error stops there on every read until its offset is moved (the
-/// failing entry is never skipped), so a caller that dropped the errors
-/// would wait on that shard forever without knowing why.
+/// the shards whose read stopped at an error (the core's
+/// [`comet_core::ReadBatch`]).
 ///
 /// ```
 /// # use comet::{Client, Config, Consumer, ShardId};
@@ -107,90 +98,11 @@ pub use comet_core::SeekTo;
 /// # assert_eq!(messages.len(), 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Default)]
-#[must_use = "a read may have stopped at errors: take them with `into_result` or `into_parts`"]
-pub struct ReadBatch {
-    messages: Vec<Message>,
-    errors: Vec<(ShardId, Error)>,
-}
-
-impl ReadBatch {
-    /// The messages if every shard read without error; otherwise the
-    /// error, which holds the messages read before it too.
-    pub fn into_result(self) -> std::result::Result<Vec<Message>, ReadBatchError> {
-        if self.errors.is_empty() {
-            Ok(self.messages)
-        } else {
-            Err(ReadBatchError { messages: self.messages, errors: self.errors })
-        }
-    }
-
-    /// The messages — grouped by shard, each shard's in entry order — and
-    /// the shards whose read stopped at an error. A failing shard's
-    /// messages before its error are among the messages (they can be
-    /// handled and acked); its failing entry is never skipped.
-    pub fn into_parts(self) -> (Vec<Message>, Vec<(ShardId, Error)>) {
-        (self.messages, self.errors)
-    }
-
-    /// The shards whose read stopped at an error, with the errors.
-    pub fn errors(&self) -> &[(ShardId, Error)] {
-        &self.errors
-    }
-
-    /// True if no shard's read stopped at an error.
-    pub fn is_ok(&self) -> bool {
-        self.errors.is_empty()
-    }
-}
+pub type ReadBatch = comet_core::ReadBatch<Message, Error>;
 
 /// A multi-shard read in which at least one shard stopped at an error
-/// ([`ReadBatch::into_result`]). Holds every shard's error and the
-/// messages read before (from the failing shards and the others), which
-/// may still be handled and acked.
-///
-/// Its message names the shards; [`source`](std::error::Error::source) is
-/// the first shard's error.
-#[derive(Debug)]
-pub struct ReadBatchError {
-    messages: Vec<Message>,
-    errors: Vec<(ShardId, Error)>,
-}
-
-impl ReadBatchError {
-    /// The messages read before the errors (and from the shards that had
-    /// none).
-    pub fn messages(&self) -> &[Message] {
-        &self.messages
-    }
-
-    /// Each failing shard with its error (at least one).
-    pub fn errors(&self) -> &[(ShardId, Error)] {
-        &self.errors
-    }
-
-    /// The messages and the errors.
-    pub fn into_parts(self) -> (Vec<Message>, Vec<(ShardId, Error)>) {
-        (self.messages, self.errors)
-    }
-}
-
-impl std::fmt::Display for ReadBatchError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.errors.len();
-        write!(f, "the read of {n} {} stopped at an error (", if n == 1 { "shard" } else { "shards" })?;
-        for (i, (shard, _)) in self.errors.iter().enumerate() {
-            write!(f, "{}{shard}", if i == 0 { "" } else { ", " })?;
-        }
-        f.write_str(")")
-    }
-}
-
-impl std::error::Error for ReadBatchError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.errors.first().map(|(_, e)| e as &(dyn std::error::Error + 'static))
-    }
-}
+/// ([`ReadBatch::into_result`]; the core's [`comet_core::ReadBatchError`]).
+pub type ReadBatchError = comet_core::ReadBatchError<Message, Error>;
 
 /// What a consumer keeps per shard: its reader, and what acks re-use
 /// instead of looking it up again.
@@ -422,22 +334,10 @@ impl Consumer {
     /// fail the others: its error comes back in the [`ReadBatch`], beside
     /// the messages.
     pub fn read(&mut self, shards: &[ShardId], max: usize) -> ReadBatch {
-        let mut batch = ReadBatch::default();
-        if shards.is_empty() {
-            return batch;
-        }
-        let start = self.rotate % shards.len();
-        self.rotate = self.rotate.wrapping_add(1);
-        for k in 0..shards.len() {
-            let left = max.saturating_sub(batch.messages.len());
-            if left == 0 {
-                break;
-            }
-            let shard = shards[(start + k) % shards.len()];
-            if let Err(e) = self.read_shard(shard, left, &mut batch.messages) {
-                batch.errors.push((shard, e));
-            }
-        }
+        let mut rotate = self.rotate;
+        let batch =
+            ReadBatch::read_rotating(shards, &mut rotate, max, |shard, left, out| self.read_shard(shard, left, out));
+        self.rotate = rotate;
         batch
     }
 
@@ -591,342 +491,86 @@ impl Drop for Consumer {
     }
 }
 
-/// What the handler tells the loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
-    /// Ack (if auto-ack) and keep going.
-    Continue,
-    /// Ack (if auto-ack) this batch, then return.
-    Stop,
-}
-
-/// What to do with a batch that failed every retry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PoisonAction {
-    /// Start another round of retries.
-    Retry,
-    /// Ack it and go on (the callback has recorded it somewhere).
-    Skip,
-    /// Return [`Error::Handler`] without acking.
-    Stop,
-}
-
-/// A handler error.
-pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
-
-/// A batch that failed every retry.
-#[derive(Debug)]
-pub struct PoisonBatch<'a> {
-    /// Its messages.
-    pub messages: &'a [Message],
-    /// The last error.
-    pub error: &'a HandlerError,
-    /// Attempts made.
-    pub attempts: u32,
-}
-
-/// Reported after every non-empty batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchInfo {
-    /// Messages in the batch.
-    pub size: usize,
-    /// Time from the read to the end of handling.
-    pub elapsed: Duration,
-    /// Handler calls made.
-    pub attempts: u32,
-    /// Whether it was acked.
-    pub acked: bool,
-}
-
-/// Which shards a `process` loop reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Shards {
-    /// Every shard directory, rediscovered while running.
-    All,
-    /// These shards.
-    Only(Vec<ShardId>),
-}
-
+/// A batch that failed every retry (the core's [`comet_core::PoisonBatch`]).
+pub type PoisonBatch<'a> = comet_core::PoisonBatch<'a, Message>;
 /// Decides the fate of a poison batch.
-pub type PoisonCallback<'a> = Box<dyn FnMut(&PoisonBatch<'_>) -> PoisonAction + 'a>;
-/// Observes every batch.
-pub type BatchCallback<'a> = Box<dyn FnMut(&BatchInfo) + 'a>;
+pub type PoisonCallback<'a> = comet_core::PoisonCallback<'a, Message>;
 /// Observes read errors.
-pub type ReadErrorCallback<'a> = Box<dyn FnMut(ShardId, &Error) + 'a>;
+pub type ReadErrorCallback<'a> = comet_core::ReadErrorCallback<'a, Error>;
+/// Options of [`Consumer::process`] (the core's
+/// [`comet_core::ProcessOptions`], whose fields and defaults it documents).
+pub type ProcessOptions<'a> = comet_core::ProcessOptions<'a, Message, Error>;
+pub use comet_core::{
+    BatchCallback, BatchInfo, Flow, HandlerError, PoisonAction, ProcessSummary, ProcessedMarks, Shards,
+};
 
-/// Options of [`Consumer::process`].
-pub struct ProcessOptions<'a> {
-    /// Most messages per handler call (default 100).
-    pub batch_size: usize,
-    /// Longest wait for new data before polling again (default 100 ms;
-    /// syncs in this process wake the loop at once).
-    pub poll_interval: Duration,
-    /// Shards to read (default all).
-    pub shards: Shards,
-    /// `Some((i, n))`: this is worker `i` of `n` and reads only shards with
-    /// `shard % n == i` ([`comet_core::shard_member`], the rule that also
-    /// assigns shards to processes).
-    pub worker: Option<(u32, u32)>,
-    /// Ack each batch after the handler succeeds (default true).
-    pub auto_ack: bool,
-    /// Handler retries after the first failure (default 3).
-    pub max_retries: u32,
-    /// First retry delay; doubles per retry up to 1 s (default 10 ms).
-    pub retry_backoff: Duration,
-    /// Decides what happens to a batch that failed every retry (default:
-    /// stop with an error).
-    pub on_poison: Option<PoisonCallback<'a>>,
-    /// Called after every non-empty batch.
-    pub on_batch: Option<BatchCallback<'a>>,
-    /// Called when a shard read fails (the loop retries it later).
-    pub on_read_error: Option<ReadErrorCallback<'a>>,
-    /// How often to look for new shard directories (default 1 s).
-    pub discover_every: Duration,
-    /// Return once no shard has new data (default false: run until stopped).
-    pub until_idle: bool,
-    /// Return when set (checked between batches and while waiting).
-    pub stop: Option<Arc<AtomicBool>>,
-}
+/// The consumer as the core's `process` loop drives it.
+struct Source<'c>(&'c mut Consumer);
 
-impl Default for ProcessOptions<'_> {
-    fn default() -> Self {
-        ProcessOptions {
-            batch_size: 100,
-            poll_interval: Duration::from_millis(100),
-            shards: Shards::All,
-            worker: None,
-            auto_ack: true,
-            max_retries: 3,
-            retry_backoff: Duration::from_millis(10),
-            on_poison: None,
-            on_batch: None,
-            on_read_error: None,
-            discover_every: Duration::from_secs(1),
-            until_idle: false,
-            stop: None,
-        }
-    }
-}
+impl GroupSource for Source<'_> {
+    type Message = Message;
+    type Error = Error;
 
-impl std::fmt::Debug for ProcessOptions<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProcessOptions")
-            .field("batch_size", &self.batch_size)
-            .field("shards", &self.shards)
-            .field("worker", &self.worker)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What a `process` run did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ProcessSummary {
-    /// Batches handled.
-    pub batches: u64,
-    /// Messages handled (acked or skipped).
-    pub messages: u64,
-    /// Handler retries.
-    pub retries: u64,
-    /// Poison batches skipped.
-    pub skipped: u64,
-}
-
-impl Consumer {
-    /// Runs `handler` over batches until it returns [`Flow::Stop`], the
-    /// stop flag is set, `until_idle` finds nothing new, or a poison batch
-    /// stops the loop.
-    pub fn process<F>(&mut self, mut handler: F, mut opts: ProcessOptions<'_>) -> Result<ProcessSummary>
-    where
-        F: FnMut(&[Message]) -> std::result::Result<Flow, HandlerError>,
-    {
-        if let Some((i, n)) = opts.worker
-            && (n == 0 || i >= n)
-        {
-            return Err(Error::Config(comet_core::ConfigError {
-                field: "process.worker",
-                value: u64::from(i),
-                min: 0,
-                max: u64::from(n.saturating_sub(1)),
-            }));
-        }
-        let mut summary = ProcessSummary::default();
-        let mut shards = Vec::new();
-        let mut discovered = Instant::now() - opts.discover_every;
-        let stopped = |opts: &ProcessOptions<'_>| opts.stop.as_ref().is_some_and(|s| s.load(Ordering::Acquire));
-        loop {
-            if stopped(&opts) {
-                return Ok(summary);
-            }
-            if discovered.elapsed() >= opts.discover_every || shards.is_empty() {
-                shards = self.assigned(&opts)?;
-                discovered = Instant::now();
-            }
-            let start = Instant::now();
-            let (messages, errors) = self.read(&shards, opts.batch_size.max(1)).into_parts();
-            for (shard, e) in &errors {
-                tracing::warn!(shard = %shard, error = %e.chain(), group = %self.group, "read stopped at an unreadable entry");
-                if let Some(cb) = opts.on_read_error.as_mut() {
-                    cb(*shard, e);
-                }
-            }
-            if messages.is_empty() {
-                if opts.until_idle {
-                    return Ok(summary);
-                }
-                self.wait_any(&shards, &opts)?;
-                continue;
-            }
-            let (flow, attempts, acked) = self.handle(&mut handler, &messages, &mut opts, &mut summary)?;
-            summary.batches += 1;
-            if let Some(cb) = opts.on_batch.as_mut() {
-                cb(&BatchInfo { size: messages.len(), elapsed: start.elapsed(), attempts, acked });
-            }
-            if flow == Flow::Stop {
-                return Ok(summary);
-            }
-        }
+    fn all_shards(&mut self) -> Result<Vec<ShardId>> {
+        self.0.client.shards()
     }
 
-    fn assigned(&self, opts: &ProcessOptions<'_>) -> Result<Vec<ShardId>> {
-        let all = match &opts.shards {
-            Shards::All => self.client.shards()?,
-            Shards::Only(v) => v.clone(),
-        };
-        Ok(match opts.worker {
-            Some((i, n)) => all.into_iter().filter(|&s| comet_core::shard_member(s, n) == i).collect(),
-            None => all,
-        })
+    fn read(&mut self, shards: &[ShardId], max: usize) -> ReadBatch {
+        self.0.read(shards, max)
     }
 
-    /// Waits until some assigned shard has data past the group's offset.
-    fn wait_any(&mut self, shards: &[ShardId], opts: &ProcessOptions<'_>) -> Result<()> {
+    fn ack(&mut self, messages: &[Message]) -> Result<()> {
+        self.0.ack_batch(messages)
+    }
+
+    /// Waits on this client's syncs, polling every `poll_interval` (at
+    /// most 100 ms) for writers in other processes.
+    fn wait(&mut self, shards: &[ShardId], timeout: Duration, stopped: &dyn Fn() -> bool) -> Result<()> {
         let mut offsets = Vec::with_capacity(shards.len());
         for &s in shards {
-            offsets.push((s, self.offset(s)?));
+            offsets.push((s, self.0.offset(s)?));
         }
-        let client = self.client.clone();
-        let stop = opts.stop.clone();
-        let poll = opts.poll_interval.min(Duration::from_millis(100)).max(Duration::from_millis(1));
-        client.inner_any().wait_until(opts.poll_interval, poll, || {
-            stop.as_ref().is_some_and(|s| s.load(Ordering::Acquire))
-                || offsets.iter().any(|&(s, off)| client.durable_len(s).is_ok_and(|end| end > off))
+        let client = &self.0.client;
+        let poll = timeout.clamp(Duration::from_millis(1), Duration::from_millis(100));
+        client.inner_any().wait_until(timeout, poll, || {
+            stopped() || offsets.iter().any(|&(s, off)| client.durable_len(s).is_ok_and(|end| end > off))
         });
         Ok(())
     }
 
-    fn handle<F>(
-        &mut self,
-        handler: &mut F,
-        messages: &[Message],
-        opts: &mut ProcessOptions<'_>,
-        summary: &mut ProcessSummary,
-    ) -> Result<(Flow, u32, bool)>
+    fn now(&self) -> Duration {
+        EPOCH.get_or_init(Instant::now).elapsed()
+    }
+
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d);
+    }
+
+    fn poisoned(attempts: u32, source: HandlerError) -> Error {
+        Error::Handler { attempts, source }
+    }
+
+    fn read_failed(&mut self, shard: ShardId, e: &Error) {
+        tracing::warn!(shard = %shard, error = %e.chain(), group = %self.0.group, "read stopped at an unreadable entry");
+    }
+
+    fn handler_failed(&mut self, attempt: u32, e: &HandlerError) {
+        tracing::debug!(error = %crate::ErrorChain(&**e), attempt, "handler failed");
+    }
+}
+
+/// The origin of [`Source::now`]'s monotonic clock.
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+impl Consumer {
+    /// Runs `handler` over batches until it returns [`Flow::Stop`], the
+    /// stop flag is set, `until_idle` finds nothing new, or a poison batch
+    /// stops the loop ([`Error::Handler`]). The loop is the core's
+    /// [`comet_core::platform::consume::process`].
+    pub fn process<F>(&mut self, handler: F, opts: ProcessOptions<'_>) -> Result<ProcessSummary>
     where
         F: FnMut(&[Message]) -> std::result::Result<Flow, HandlerError>,
     {
-        let mut attempts = 0u32;
-        loop {
-            let mut last = None;
-            for retry in 0..=opts.max_retries {
-                attempts += 1;
-                match handler(messages) {
-                    Ok(flow) => {
-                        if opts.auto_ack {
-                            self.ack_batch(messages)?;
-                        }
-                        summary.messages += messages.len() as u64;
-                        return Ok((flow, attempts, opts.auto_ack));
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %crate::ErrorChain(&*e), attempt = attempts, "handler failed");
-                        last = Some(e);
-                        if retry < opts.max_retries {
-                            summary.retries += 1;
-                            let delay =
-                                opts.retry_backoff.saturating_mul(1 << retry.min(16)).min(Duration::from_secs(1));
-                            sleep_unless(delay, opts.stop.as_deref());
-                        }
-                    }
-                }
-            }
-            let error = last.unwrap_or_else(|| "handler failed".into());
-            let action = match opts.on_poison.as_mut() {
-                Some(cb) => cb(&PoisonBatch { messages, error: &error, attempts }),
-                None => PoisonAction::Stop,
-            };
-            match action {
-                PoisonAction::Retry => continue,
-                PoisonAction::Skip => {
-                    self.ack_batch(messages)?;
-                    summary.skipped += 1;
-                    summary.messages += messages.len() as u64;
-                    return Ok((Flow::Continue, attempts, true));
-                }
-                PoisonAction::Stop => {
-                    return Err(Error::Handler { attempts, source: error });
-                }
-            }
-        }
-    }
-}
-
-fn sleep_unless(d: Duration, stop: Option<&AtomicBool>) {
-    let end = Instant::now() + d;
-    while Instant::now() < end {
-        if stop.is_some_and(|s| s.load(Ordering::Acquire)) {
-            return;
-        }
-        std::thread::sleep((end - Instant::now()).min(Duration::from_millis(10)));
-    }
-}
-
-/// Per-shard high-water marks of processed entries, for handlers that need
-/// effectively-once processing on top of at-least-once delivery: store
-/// [`encode`](ProcessedMarks::encode)d marks in the same transaction as the
-/// handler's side effects, and skip messages for which
-/// [`is_new`](ProcessedMarks::is_new) is false after a redelivery.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProcessedMarks {
-    next: HashMap<ShardId, u64>,
-}
-
-impl ProcessedMarks {
-    /// Empty marks.
-    pub fn new() -> ProcessedMarks {
-        ProcessedMarks::default()
-    }
-
-    /// True if `id` was not marked processed yet.
-    pub fn is_new(&self, id: MessageId) -> bool {
-        self.next.get(&id.shard).is_none_or(|&n| id.entry >= n)
-    }
-
-    /// Marks `id` (and everything before it in its shard) processed.
-    pub fn mark(&mut self, id: MessageId) {
-        let n = self.next.entry(id.shard).or_insert(0);
-        *n = (*n).max(id.entry + 1);
-    }
-
-    /// Keeps only the messages not yet processed.
-    pub fn filter<'s, 'm: 's>(&'s self, messages: &'m [Message]) -> impl Iterator<Item = &'m Message> + 's {
-        messages.iter().filter(|m| self.is_new(m.id))
-    }
-
-    /// Encodes as `shard=next` pairs separated by commas.
-    pub fn encode(&self) -> String {
-        let mut v: Vec<_> = self.next.iter().collect();
-        v.sort();
-        v.iter().map(|(s, n)| format!("{}={n}", s.get())).collect::<Vec<_>>().join(",")
-    }
-
-    /// Decodes what [`encode`](ProcessedMarks::encode) produced.
-    pub fn decode(s: &str) -> Option<ProcessedMarks> {
-        let mut m = ProcessedMarks::default();
-        for part in s.split(',').filter(|p| !p.is_empty()) {
-            let (a, b) = part.split_once('=')?;
-            let shard = ShardId::new(a.parse().ok()?)?;
-            m.next.insert(shard, b.parse().ok()?);
-        }
-        Some(m)
+        process(&mut Source(self), handler, opts)
     }
 }

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use comet_core::platform::consume::{BatchRead, Identified};
 use comet_core::platform::read::{Found, MappedReader, Mapper};
 use comet_core::platform::wire::{is_frame, raw_frame_len};
 use comet_core::{DurableHead, IoOp, ShardId};
@@ -31,38 +32,7 @@ use comet_linux::{DirStorage, Error, FsFile, Result, SegmentMap, SharedWords};
 use crate::compress::{Unzstd, UnzstdError};
 use crate::shard::{check_native, map_state_read};
 
-/// Where an entry lives: shard and entry number. Displays as
-/// `<shard>-<entry>`, like the Go package's `MessageID`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MessageId {
-    /// The shard.
-    pub shard: ShardId,
-    /// The entry number within the shard.
-    pub entry: u64,
-}
-
-impl std::fmt::Display for MessageId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.shard.get(), self.entry)
-    }
-}
-
-impl std::str::FromStr for MessageId {
-    type Err = Error;
-
-    /// Parses `<shard>-<entry>` strictly (decimal digits only).
-    fn from_str(s: &str) -> Result<MessageId> {
-        let bad = || Error::InvalidStream(comet_core::NameError::BadShardDigits);
-        let (a, b) = s.split_once('-').ok_or_else(bad)?;
-        let digits = |t: &str| !t.is_empty() && t.bytes().all(|c| c.is_ascii_digit());
-        if !digits(a) || !digits(b) {
-            return Err(bad());
-        }
-        let shard = a.parse::<u32>().ok().and_then(ShardId::new).ok_or_else(bad)?;
-        let entry = b.parse::<u64>().map_err(|_| bad())?;
-        Ok(MessageId { shard, entry })
-    }
-}
+pub use comet_core::MessageId;
 
 #[derive(Debug, Clone)]
 enum Payload {
@@ -115,6 +85,12 @@ impl Message {
 impl AsRef<[u8]> for Message {
     fn as_ref(&self) -> &[u8] {
         self.data()
+    }
+}
+
+impl Identified for Message {
+    fn id(&self) -> MessageId {
+        self.id
     }
 }
 
@@ -461,14 +437,7 @@ impl Reader {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn iter(&mut self, range: impl std::ops::RangeBounds<u64>) -> Entries<'_> {
-        Entries {
-            reader: self,
-            range: (range.start_bound().cloned(), range.end_bound().cloned()),
-            span: None,
-            batch: Vec::new().into_iter(),
-            error: None,
-            done: false,
-        }
+        Entries::new(self, range)
     }
 
     /// The first readable entry whose timestamp is at or after `ts_ns`
@@ -490,95 +459,25 @@ impl Reader {
     }
 }
 
-/// Entries a [`Reader::iter`] reads at a time.
-const ITER_BATCH: usize = 256;
+impl BatchRead for Reader {
+    type Message = Message;
+    type Error = Error;
 
-/// The entries of a range of one shard, in order: [`Reader::iter`].
+    fn bounds(&mut self) -> Result<(u64, u64)> {
+        Reader::bounds(self)
+    }
+
+    fn read_batch(&mut self, from: u64, max: usize, out: &mut Vec<Message>) -> Result<usize> {
+        Reader::read_batch(self, from, max, out)
+    }
+}
+
+/// The entries of a range of one shard, in order: [`Reader::iter`] (the
+/// core's [`comet_core::Entries`]).
 ///
 /// Yields `Err` at the first unreadable entry, after the entries before
 /// it, and then ends.
-pub struct Entries<'a> {
-    reader: &'a mut Reader,
-    range: (std::ops::Bound<u64>, std::ops::Bound<u64>),
-    /// Next entry and the end, resolved on the first `next`.
-    span: Option<(u64, u64)>,
-    batch: std::vec::IntoIter<Message>,
-    /// The error the last batch stopped at, yielded after its messages.
-    error: Option<Error>,
-    done: bool,
-}
-
-impl std::fmt::Debug for Entries<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Entries").field("shard", &self.reader.shard()).field("span", &self.span).finish_non_exhaustive()
-    }
-}
-
-impl Entries<'_> {
-    /// `(first entry, end)` of the range, against the retained and
-    /// durable bounds now.
-    fn resolve(&mut self) -> Result<(u64, u64)> {
-        use std::ops::Bound;
-        let (first, end) = self.reader.bounds()?;
-        let from = match self.range.0 {
-            Bound::Included(n) => n,
-            Bound::Excluded(n) => n.saturating_add(1),
-            Bound::Unbounded => first,
-        };
-        let to = match self.range.1 {
-            Bound::Included(n) => n.saturating_add(1),
-            Bound::Excluded(n) => n,
-            Bound::Unbounded => end,
-        };
-        Ok((from, to.min(end)))
-    }
-}
-
-impl Iterator for Entries<'_> {
-    type Item = Result<Message>;
-
-    fn next(&mut self) -> Option<Result<Message>> {
-        loop {
-            if let Some(m) = self.batch.next() {
-                return Some(Ok(m));
-            }
-            if let Some(e) = self.error.take() {
-                self.done = true;
-                return Some(Err(e));
-            }
-            if self.done {
-                return None;
-            }
-            let (next, end) = match self.span {
-                Some(span) => span,
-                None => match self.resolve() {
-                    Ok(span) => *self.span.insert(span),
-                    Err(e) => {
-                        self.done = true;
-                        return Some(Err(e));
-                    }
-                },
-            };
-            if next >= end {
-                self.done = true;
-                return None;
-            }
-            let want = usize::try_from(end - next).unwrap_or(ITER_BATCH).min(ITER_BATCH);
-            let mut out = Vec::with_capacity(want);
-            let r = self.reader.read_batch(next, want, &mut out);
-            self.span = Some((next + out.len() as u64, end));
-            match r {
-                Err(e) => self.error = Some(e),
-                // Nothing more before the durable end.
-                Ok(0) => self.done = true,
-                Ok(_) => {}
-            }
-            self.batch = out.into_iter();
-        }
-    }
-}
-
-impl std::iter::FusedIterator for Entries<'_> {}
+pub type Entries<'a> = comet_core::Entries<'a, Reader>;
 
 /// The maximum stored size for a maximum raw size (for tools).
 pub fn max_stored(max_entry_size: u32) -> u64 {
