@@ -226,6 +226,33 @@ impl Samples {
         core::mem::replace(self, Samples::new(self.min, self.target))
     }
 
+    /// Samples for an on-demand training: payloads of the shard's newest
+    /// durable entries (reading backwards from the durable end, 256
+    /// entries at a time) offered until the target is reached. Entries
+    /// that do not read (damaged, lost) are skipped: a sample is only a
+    /// sample. Only the bounds' error is returned.
+    pub fn from_newest<R>(reader: &mut R, min: usize, target: usize) -> Result<Samples, R::Error>
+    where
+        R: crate::consume::BatchRead,
+        R::Message: AsRef<[u8]>,
+    {
+        let (first, end) = reader.bounds()?;
+        let mut s = Samples::new(min, target);
+        let mut hi = end;
+        let mut batch = Vec::new();
+        while hi > first && !s.is_full() {
+            let lo = hi.saturating_sub(256).max(first);
+            for entry in lo..hi {
+                batch.clear();
+                if reader.read_batch(entry, 1, &mut batch).is_ok() {
+                    batch.iter().for_each(|m| s.offer(m.as_ref()));
+                }
+            }
+            hi = lo;
+        }
+        Ok(s)
+    }
+
     /// The samples, in the order they were kept (what a trainer reads).
     pub fn parts(&self) -> impl Iterator<Item = &[u8]> + '_ {
         let mut at = 0;
@@ -342,6 +369,54 @@ mod tests {
         assert!(!s.is_full() && s.parts().count() == 0, "collecting again");
         s.offer(&[1u8; SAMPLE_MAX]);
         assert_eq!(s.parts().next().map(<[u8]>::len), Some(SAMPLE_MAX));
+    }
+
+    /// Entries `first..end`, each payload its number in 8 decimal
+    /// digits; `bad` does not read.
+    struct Numbers {
+        first: u64,
+        end: u64,
+        bad: u64,
+    }
+
+    impl crate::consume::BatchRead for Numbers {
+        type Message = Vec<u8>;
+        type Error = ();
+
+        fn bounds(&mut self) -> Result<(u64, u64), ()> {
+            Ok((self.first, self.end))
+        }
+
+        fn read_batch(&mut self, from: u64, max: usize, out: &mut Vec<Vec<u8>>) -> Result<usize, ()> {
+            let to = self.end.min(from + max as u64);
+            for e in from..to {
+                if e == self.bad {
+                    return Err(());
+                }
+                out.push(alloc::format!("{e:08}").into_bytes());
+            }
+            Ok((to - from) as usize)
+        }
+    }
+
+    #[test]
+    fn on_demand_samples_come_from_the_newest_entries_skipping_unreadable_ones() {
+        let mut r = Numbers { first: 100, end: 1000, bad: 995 };
+        let s = Samples::from_newest(&mut r, 8, 80).unwrap();
+        let parts: Vec<&[u8]> = s.parts().collect();
+        let want: Vec<Vec<u8>> = (744..754u64).map(|e| alloc::format!("{e:08}").into_bytes()).collect();
+        assert_eq!(parts.len(), 10);
+        assert!(s.is_full());
+        assert!(parts.iter().all(|p| p.len() == 8));
+        // The newest batch of 256 (744..1000) is read first, oldest entry first.
+        assert_eq!(parts, want.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        // Too short to qualify: nothing kept, every retained entry tried.
+        let s = Samples::from_newest(&mut r, 9, 80).unwrap();
+        assert_eq!((s.parts().count(), s.is_full()), (0, false));
+        // A skipped entry is not a sample; the rest still are.
+        let mut r = Numbers { first: 0, end: 3, bad: 1 };
+        let s = Samples::from_newest(&mut r, 1, 1 << 20).unwrap();
+        assert_eq!(s.parts().collect::<Vec<_>>(), [&b"00000000"[..], b"00000002"]);
     }
 
     #[test]

@@ -47,8 +47,7 @@ impl SeekTo {
     /// is the first retained entry; one past the year 2554 is the end).
     #[cfg(feature = "std")]
     pub fn time(time: std::time::SystemTime) -> SeekTo {
-        let since = time.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        SeekTo::Time(since.as_secs().saturating_mul(1_000_000_000).saturating_add(u64::from(since.subsec_nanos())))
+        SeekTo::Time(crate::metrics::unix_ns(time))
     }
 
     /// The entry this target names in a shard retaining `first..end`,

@@ -105,7 +105,7 @@ pub use naming::{MAX_STREAM_LEN, ShardId, parse_stream, validate_stream_prefix};
 pub use naming::{PatternError, PatternErrorKind, ShardPattern, all_shard_streams, shard_stream_name};
 pub use retention::ShardPlan;
 #[cfg(feature = "alloc")]
-pub use retention::{Lifted, RetentionReport};
+pub use retention::{Lifted, RetentionReport, ShardRetention, ShardRetentionStats};
 pub use state::{Counter, DirId, DurableHead, IDENTITY_FILE, IdentityDamage};
 pub use wire::{EntryHeader, ShardCount, WireError, fnv1a32, pick_member_shard, pick_shard, shard_member};
 
@@ -126,6 +126,8 @@ pub use group::SeekTo;
 pub use metrics::Histogram;
 #[cfg(feature = "alloc")]
 pub use metrics::{Counters, GroupStats, Latency, ShardStats, Stats};
+#[cfg(feature = "std")]
+pub use metrics::{system_time, unix_ns};
 #[cfg(feature = "alloc")]
 pub use segment::ScanEnd;
 #[cfg(feature = "alloc")]

@@ -483,11 +483,26 @@ fn oldest_ns<S: Storage>(storage: Option<&S>, sealed: &[SegmentMeta], head: Opti
     }
 }
 
+/// A timestamp in ns since the Unix epoch (as comet stores them) as a
+/// [`SystemTime`](std::time::SystemTime).
+#[cfg(feature = "std")]
+pub fn system_time(ns: u64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + core::time::Duration::from_nanos(ns)
+}
+
+/// A [`SystemTime`](std::time::SystemTime) as ns since the Unix epoch (as
+/// comet stores timestamps): 0 for times before the epoch, `u64::MAX` for
+/// times after 2554.
+#[cfg(feature = "std")]
+pub fn unix_ns(time: std::time::SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 /// `Some(time)` for a stored timestamp (ns since the Unix epoch), `None`
 /// for 0 (which the snapshots use for "none").
 #[cfg(feature = "std")]
-fn some_time(ns: u64) -> Option<std::time::SystemTime> {
-    (ns != 0).then(|| std::time::UNIX_EPOCH + core::time::Duration::from_nanos(ns))
+pub(crate) fn some_time(ns: u64) -> Option<std::time::SystemTime> {
+    (ns != 0).then(|| system_time(ns))
 }
 
 #[cfg(test)]

@@ -178,7 +178,9 @@ pub mod config {
 /// rule, a multi-shard ack grouped by shard. Needs 64-bit atomics.
 #[cfg(all(target_has_atomic = "64", target_endian = "little"))]
 pub mod group {
+    #[cfg(feature = "alloc")]
+    pub use crate::group::ack_highs;
     pub use crate::group::{
-        ACK_COUNT_DELAY_NS, ACK_INLINE, AckRangeError, GroupLink, ack_highs, check_ack_range, lag, resume_point,
+        ACK_COUNT_DELAY_NS, ACK_INLINE, AckRangeError, GroupLink, check_ack_range, lag, resume_point,
     };
 }

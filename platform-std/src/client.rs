@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use comet_core::platform::dict::Samples;
 use comet_core::platform::index::Manifest;
 use comet_core::platform::shard::{EngineConfig, load_manifest};
 use comet_core::platform::shm;
@@ -409,11 +410,8 @@ impl Client {
         let (slot, g) = inner.open_writer(shard)?;
         drop(g);
         let _training = slot.training();
-        let samples = crate::compress::sample_shard(
-            &mut self.reader(shard)?,
-            c.dict_min_size as usize,
-            c.dict_sample_bytes as usize,
-        )?;
+        let (min, target) = (c.dict_min_size as usize, c.dict_sample_bytes as usize);
+        let samples = Samples::from_newest(&mut self.reader(shard)?, min, target)?;
         slot.train_dict(&samples, c.dict_max_size as usize)
     }
 

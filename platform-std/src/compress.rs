@@ -105,31 +105,6 @@ pub(crate) fn train(samples: &Samples, max_size: usize) -> io::Result<Vec<u8>> {
     zstd::dict::from_samples(&parts, max_size)
 }
 
-/// Samples for an on-demand training: payloads of `min..=16 KiB` bytes
-/// of the shard's newest durable entries, up to `target` bytes (reading
-/// backwards in batches from the durable end). Entries that do not read
-/// (damaged, lost) are skipped: a sample is only a sample.
-pub(crate) fn sample_shard(reader: &mut crate::Reader, min: usize, target: usize) -> crate::Result<Samples> {
-    let (first, end) = reader.bounds()?;
-    let mut s = Samples::new(min, target);
-    let mut hi = end;
-    let mut batch = Vec::new();
-    while hi > first && !s.is_full() {
-        let lo = hi.saturating_sub(256).max(first);
-        for entry in lo..hi {
-            batch.clear();
-            if reader.read_batch(entry, 1, &mut batch).is_err() {
-                continue;
-            }
-            for m in &batch {
-                s.offer(m.data());
-            }
-        }
-        hi = lo;
-    }
-    Ok(s)
-}
-
 /// Why a frame could not be decompressed.
 #[derive(Debug)]
 pub(crate) enum UnzstdError {

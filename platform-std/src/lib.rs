@@ -86,7 +86,7 @@ pub use comet_core::{
     IdentityDamage, ImportProblem, ImportReport, ImportedSegment, IoOp, Latency, NameError, OffsetsError, PatternError,
     PatternErrorKind, Quarantine, QuarantineReason, RecoveryReport, RepairReport, ScanEnd, ShardCount, ShardId,
     ShardPattern, ShardPlan, ShardStats, Stats, TornTail, WireError, all_shard_streams, fnv1a32, parse_stream,
-    pick_shard, shard_stream_name,
+    pick_shard, shard_stream_name, system_time, unix_ns,
 };
 pub use comet_core::{Problem, Severity};
 pub use comet_linux::OffsetsSettled;
@@ -104,25 +104,6 @@ pub use import::{ShardImport, import_go};
 pub use reader::{Entries, LentBatch, LentEntry, Message, MessageId, Reader, max_stored};
 pub use retention::{RetentionReport, ShardRetention, ShardRetentionStats};
 pub use verify::repair;
-
-/// A timestamp in ns since the Unix epoch (as comet stores them) as a
-/// [`SystemTime`](std::time::SystemTime).
-pub fn system_time(ns: u64) -> std::time::SystemTime {
-    std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns)
-}
-
-/// A [`SystemTime`](std::time::SystemTime) as ns since the Unix epoch (as
-/// comet stores timestamps): 0 for times before the epoch, `u64::MAX` for
-/// times after 2554.
-pub fn unix_ns(time: std::time::SystemTime) -> u64 {
-    time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
-/// `Some(time)` for a stored timestamp, `None` for 0 (which comet's
-/// snapshots use for "none").
-pub(crate) fn some_time(ns: u64) -> Option<std::time::SystemTime> {
-    (ns != 0).then(|| system_time(ns))
-}
 
 /// `<prefix>:shard:NNNN` for the shard `key` maps to.
 pub fn pick_shard_stream(prefix: &str, key: &[u8], count: ShardCount) -> Result<String> {

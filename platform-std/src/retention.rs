@@ -14,9 +14,9 @@
 
 use std::time::Duration;
 
-use comet_core::platform::retention::{RetentionShards, Scratch, SegmentInfo, plan_by_config, run_pass};
+use comet_core::platform::retention::{RetentionShards, Scratch, run_pass};
 use comet_core::platform::shm::OffsetsTable;
-use comet_core::{Lifted, ShardId, ShardPlan};
+use comet_core::{Lifted, ShardId};
 use comet_linux::{DirStorage, Ticker};
 
 use crate::client::{Client, now_ns};
@@ -25,27 +25,7 @@ use crate::consumer::map_offsets;
 use crate::shard::Engine;
 use comet_linux::{Error, Result};
 
-/// What one pass did to one shard.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ShardRetention {
-    /// The shard.
-    pub shard: Option<ShardId>,
-    /// Segments deleted.
-    pub segments_deleted: u64,
-    /// Bytes reclaimed.
-    pub bytes_reclaimed: u64,
-    /// Entries deleted.
-    pub entries_deleted: u64,
-    /// Segments the limits wanted gone but consumer protection kept.
-    pub protected: u64,
-    /// Segments deleted despite unacked entries (hard cap).
-    pub forced: u64,
-    /// Groups that lost unread entries to the hard cap: (group, entries lost).
-    pub group_losses: Vec<(String, u64)>,
-    /// Why nothing of the shard was deleted, when it was skipped (another
-    /// process writes it) or its consumer offsets did not read.
-    pub skipped: Option<String>,
-}
+pub use comet_core::{ShardRetention, ShardRetentionStats};
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,37 +43,6 @@ impl RetentionReport {
     /// Bytes reclaimed in total.
     pub fn bytes_reclaimed(&self) -> u64 {
         self.shards.iter().map(|s| s.bytes_reclaimed).sum()
-    }
-}
-
-/// Size, age span and the next retention decision for one shard.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShardRetentionStats {
-    /// The shard.
-    pub shard: ShardId,
-    /// Bytes in segments (sealed + active).
-    pub bytes: u64,
-    /// Sealed segments.
-    pub sealed_segments: u64,
-    /// Oldest retained entry timestamp (ns, 0 if none; see
-    /// [`oldest`](ShardRetentionStats::oldest)).
-    pub oldest_ns: u64,
-    /// Newest durable entry timestamp (ns, 0 if none; see
-    /// [`newest`](ShardRetentionStats::newest)).
-    pub newest_ns: u64,
-    /// What a pass would do now, by this shard's own limits.
-    pub next: ShardPlan,
-}
-
-impl ShardRetentionStats {
-    /// Timestamp of the oldest retained entry (`None` if there is none).
-    pub fn oldest(&self) -> Option<std::time::SystemTime> {
-        crate::some_time(self.oldest_ns)
-    }
-
-    /// Timestamp of the newest durable entry (`None` if there is none).
-    pub fn newest(&self) -> Option<std::time::SystemTime> {
-        crate::some_time(self.newest_ns)
     }
 }
 
@@ -183,38 +132,25 @@ impl Client {
             return Err(Error::ReadOnly);
         }
         let mut report = RetentionReport::default();
-        let skipped =
-            |shard, why: &str| ShardRetention { shard: Some(shard), skipped: Some(why.into()), ..Default::default() };
         let mut shards = Shards { client: self, ids: Vec::new(), notes: Vec::new() };
         for shard in self.owned_shards()? {
             if self.can_write(shard)? {
                 shards.ids.push(shard);
             } else {
-                report.shards.push(skipped(shard, "written by another process"));
+                report.shards.push(ShardRetention::skipped(shard, "written by another process"));
             }
         }
         shards.notes = shards.ids.iter().map(|&s| ShardRetention { shard: Some(s), ..Default::default() }).collect();
         let mut scratch = Scratch::default();
         run_pass(&mut shards, &self.config().retention, now_ns(), &mut scratch)?;
         for ((&shard, o), notes) in shards.ids.iter().zip(scratch.outcomes()).zip(shards.notes) {
-            if o.skipped {
-                report.shards.push(skipped(shard, "closed during the pass"));
-                continue;
-            }
             if o.deleted.unlink_errors > 0 {
                 tracing::warn!(%shard, errors = o.deleted.unlink_errors, "retention could not unlink some segments; the next open removes them");
             }
             if o.protected > 0 {
                 tracing::debug!(%shard, protected = o.protected, "retention kept segments with unread entries");
             }
-            report.shards.push(ShardRetention {
-                segments_deleted: o.deleted.segments,
-                bytes_reclaimed: o.deleted.bytes,
-                entries_deleted: o.deleted.entries,
-                protected: o.protected,
-                forced: o.forced,
-                ..notes
-            });
+            report.shards.push(notes.with_outcome(o));
         }
         report.shards.sort_by_key(|s| s.shard);
         Ok(report)
@@ -226,24 +162,9 @@ impl Client {
         let now = now_ns();
         let mut out = Vec::new();
         for shard in self.shards()? {
-            let (st, m) = self.inner_ref().shard_files(shard)?;
-            let dir = self.shard_dir(shard);
-            let sealed: Vec<SegmentInfo> =
-                m.as_ref().map(|m| m.sealed.iter().map(SegmentInfo::from).collect()).unwrap_or_default();
-            let active = st.bytes - sealed.iter().map(|s| s.bytes).sum::<u64>();
-            let retention = &self.config().retention;
-            let low_water = || crate::consumer::low_water(&dir, shard);
-            // Offsets that do not read show as protecting everything, as a
-            // pass treats them (`groups_error` of the shard's stats says why).
-            let (next, _, _) = plan_by_config(&sealed, active, retention, now, low_water);
-            out.push(ShardRetentionStats {
-                shard,
-                bytes: st.bytes,
-                sealed_segments: sealed.len() as u64,
-                oldest_ns: st.oldest_ns,
-                newest_ns: st.newest_ns,
-                next,
-            });
+            let (stats, manifest) = self.inner_ref().shard_files(shard)?;
+            let low_water = || crate::consumer::low_water(&self.shard_dir(shard), shard);
+            out.push(ShardRetentionStats::plan(&stats, manifest.as_ref(), &self.config().retention, now, low_water));
         }
         Ok(out)
     }

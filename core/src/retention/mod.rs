@@ -9,8 +9,12 @@
 //! second) and counts the results, the same for every platform.
 
 #[cfg(feature = "alloc")]
+mod report;
+#[cfg(feature = "alloc")]
 mod run;
 
+#[cfg(feature = "alloc")]
+pub use report::{ShardRetention, ShardRetentionStats};
 #[cfg(feature = "alloc")]
 pub use run::{Lifted, RetentionReport, RetentionShards, Scratch, ShardOutcome, run_pass};
 

@@ -88,8 +88,7 @@ fn one_context_decodes_many_frames_and_survives_bad_ones() {
 fn a_reader_keeps_a_bounded_number_of_dictionaries() {
     let lines: Vec<Vec<u8>> = (0..2000u64)
         .map(|i| {
-            format!("{{\"level\":\"info\",\"seq\":{i},\"msg\":\"request {} served\"}}", i * 7919 % 1000)
-                .into_bytes()
+            format!("{{\"level\":\"info\",\"seq\":{i},\"msg\":\"request {} served\"}}", i * 7919 % 1000).into_bytes()
         })
         .collect();
     let mut samples = Samples::new(1, usize::MAX);

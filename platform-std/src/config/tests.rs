@@ -4,8 +4,7 @@ const GIB: u64 = 1 << 30;
 
 #[test]
 fn defaults_and_presets_are_valid() {
-    for c in [Config::default(), Config::high_compression(), Config::high_throughput(), Config::multi_process(2, 4)]
-    {
+    for c in [Config::default(), Config::high_compression(), Config::high_throughput(), Config::multi_process(2, 4)] {
         c.validate().unwrap();
     }
     let d = Config::default();
