@@ -113,9 +113,9 @@ pub use wire::{EntryHeader, ShardCount, WireError, fnv1a32, pick_member_shard, p
 pub use check::{Finding, Problem, Severity, ShardCheck};
 #[cfg(feature = "alloc")]
 pub use consume::{
-    Appended, BatchCallback, BatchInfo, Entries, Flow, HandlerError, MessageId, PoisonAction, PoisonBatch,
-    PoisonCallback, ProcessOptions, ProcessSummary, ProcessedMarks, ReadBatch, ReadBatchError, ReadErrorCallback,
-    Shards,
+    Appended, BatchCallback, BatchInfo, Entries, Flow, HandlerError, LentBatch, LentEntry, Message, MessageId,
+    PoisonAction, PoisonBatch, PoisonCallback, ProcessOptions, ProcessSummary, ProcessedMarks, ReadBatch,
+    ReadBatchError, ReadErrorCallback, Shards,
 };
 #[cfg(feature = "alloc")]
 pub use go::{ImportProblem, ImportReport, ImportedSegment};

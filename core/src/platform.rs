@@ -141,7 +141,7 @@ pub mod check {
 /// ([`process`](consume::process)) and range iteration over its readers.
 #[cfg(feature = "alloc")]
 pub mod consume {
-    pub use crate::consume::{BatchRead, GroupSource, Identified, process};
+    pub use crate::consume::{BatchRead, GroupSource, Identified, Mapping, process};
 }
 
 /// The pure retention policy and the pass that applies it.

@@ -176,6 +176,12 @@ unsafe impl Send for SegmentMap {}
 // SAFETY: as above; `&SegmentMap` only hands out `&[u8]`.
 unsafe impl Sync for SegmentMap {}
 
+impl comet_core::platform::consume::Mapping for SegmentMap {
+    fn bytes(&self) -> &[u8] {
+        SegmentMap::bytes(self)
+    }
+}
+
 impl SegmentMap {
     /// An empty view.
     pub fn empty() -> SegmentMap {

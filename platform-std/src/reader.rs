@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use comet_core::platform::consume::{BatchRead, Identified};
+use comet_core::platform::consume::BatchRead;
 use comet_core::platform::read::{Found, MappedReader, Mapper};
 use comet_core::platform::wire::{is_frame, raw_frame_len};
 use comet_core::{DurableHead, IoOp, ShardId};
@@ -34,72 +34,17 @@ use crate::shard::{check_native, map_state_read};
 
 pub use comet_core::MessageId;
 
-#[derive(Debug, Clone)]
-enum Payload {
-    Mapped { map: Arc<SegmentMap>, start: usize, len: usize },
-    Owned(Vec<u8>),
-}
-
-/// One entry read back: id, timestamp and payload.
-#[derive(Debug, Clone)]
-pub struct Message {
-    /// Shard and entry number.
-    pub id: MessageId,
-    /// Append timestamp, ns since the Unix epoch (see
-    /// [`time`](Message::time)).
-    pub timestamp: u64,
-    payload: Payload,
-}
-
-impl Message {
-    /// The append timestamp as a [`SystemTime`](std::time::SystemTime):
-    /// the writer's wall clock when the entry was appended, or the time the
-    /// caller gave [`Client::append_at`](crate::Client::append_at) (never
-    /// earlier than the entry before it in the shard).
-    pub fn time(&self) -> std::time::SystemTime {
-        crate::system_time(self.timestamp)
-    }
-
-    /// The payload as appended (decompressed if it was stored compressed).
-    pub fn data(&self) -> &[u8] {
-        match &self.payload {
-            Payload::Mapped { map, start, len } => map.bytes().get(*start..*start + *len).unwrap_or_default(),
-            Payload::Owned(v) => v,
-        }
-    }
-
-    /// True if the payload is borrowed from the mapping (no copy was made).
-    pub fn is_zero_copy(&self) -> bool {
-        matches!(self.payload, Payload::Mapped { .. })
-    }
-
-    /// The payload as an owned vector.
-    pub fn into_vec(self) -> Vec<u8> {
-        match self.payload {
-            Payload::Owned(v) => v,
-            Payload::Mapped { .. } => self.data().to_vec(),
-        }
-    }
-}
-
-impl AsRef<[u8]> for Message {
-    fn as_ref(&self) -> &[u8] {
-        self.data()
-    }
-}
-
-impl Identified for Message {
-    fn id(&self) -> MessageId {
-        self.id
-    }
-}
+/// One entry read back: id, timestamp and payload (the core's
+/// [`comet_core::Message`] over this crate's segment maps). The payload of
+/// an uncompressed entry is borrowed from the mapping, which the message
+/// keeps alive; a compressed one is decompressed into owned bytes.
+pub type Message = comet_core::Message<SegmentMap>;
 
 /// Entries of one shard read by [`Reader::read_lent`] (or
 /// [`Consumer::read_shard_lent`](crate::Consumer::read_shard_lent)), their
-/// payloads lent from the segment mappings. The batch holds each mapping
-/// once, so building it makes no reference-count update per entry; its
-/// [`LentEntry`]s borrow from it. Reuse one batch across reads: its tables
-/// are kept.
+/// payloads lent from the segment mappings (the core's
+/// [`comet_core::LentBatch`]). Ack it with
+/// [`Consumer::ack_up_to`](crate::Consumer::ack_up_to) of its `last_id`.
 ///
 /// ```
 /// # use comet::{Client, Config, LentBatch};
@@ -116,89 +61,8 @@ impl Identified for Message {
 /// # assert_eq!(batch.len(), 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Default)]
-pub struct LentBatch {
-    maps: Vec<Arc<SegmentMap>>,
-    /// Payloads of compressed entries, as they were decompressed.
-    owned: Vec<Vec<u8>>,
-    entries: Vec<Lent>,
-}
-
-#[derive(Debug, Clone)]
-enum Place {
-    /// Index into `maps` and the byte range in that mapping.
-    Mapped(usize, std::ops::Range<usize>),
-    /// Index into `owned`.
-    Owned(usize),
-}
-
-#[derive(Debug, Clone)]
-struct Lent {
-    id: MessageId,
-    timestamp: u64,
-    place: Place,
-}
-
-/// One entry of a [`LentBatch`]: id, timestamp and the payload, borrowed
-/// from the batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LentEntry<'a> {
-    /// Shard and entry number.
-    pub id: MessageId,
-    /// Append timestamp, ns since the Unix epoch (as [`Message::timestamp`]).
-    pub timestamp: u64,
-    /// The payload as appended (decompressed if it was stored compressed).
-    pub data: &'a [u8],
-}
-
-impl LentBatch {
-    /// An empty batch.
-    pub fn new() -> LentBatch {
-        LentBatch::default()
-    }
-
-    /// Empties the batch (releasing its mappings and decompressed
-    /// payloads), keeping its tables' capacity.
-    pub fn clear(&mut self) {
-        self.maps.clear();
-        self.owned.clear();
-        self.entries.clear();
-    }
-
-    /// Entries in the batch.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// True if the batch holds no entry.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    fn entry(&self, e: &Lent) -> LentEntry<'_> {
-        let data = match &e.place {
-            Place::Mapped(m, r) => self.maps.get(*m).and_then(|m| m.bytes().get(r.clone())).unwrap_or_default(),
-            Place::Owned(i) => self.owned.get(*i).map_or(&[][..], Vec::as_slice),
-        };
-        LentEntry { id: e.id, timestamp: e.timestamp, data }
-    }
-
-    /// The `i`-th entry (in entry order).
-    pub fn get(&self, i: usize) -> Option<LentEntry<'_>> {
-        self.entries.get(i).map(|e| self.entry(e))
-    }
-
-    /// The entries, in entry order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = LentEntry<'_>> + '_ {
-        self.entries.iter().map(|e| self.entry(e))
-    }
-
-    /// The id of the last (highest) entry: acking it with
-    /// [`Consumer::ack_up_to`](crate::Consumer::ack_up_to) acks the batch.
-    pub fn last_id(&self) -> Option<MessageId> {
-        self.entries.last().map(|e| e.id)
-    }
-}
+pub type LentBatch = comet_core::LentBatch<SegmentMap>;
+pub use comet_core::LentEntry;
 
 /// Sealed segment maps kept open per reader: on 64-bit enough that a
 /// shard's sealed segments are rarely unmapped (address space is cheap; an
@@ -278,18 +142,16 @@ impl Files {
         let Found { entry, timestamp, start, len } = e;
         let (shard, id) = (self.shard, MessageId { shard: self.shard, entry });
         let bytes = map.bytes().get(start..start.wrapping_add(len)).unwrap_or_default();
-        let payload = if is_frame(bytes) {
-            let data = unzstd.decompress(&self.dir, bytes, max_entry as usize).map_err(|e| match e {
-                UnzstdError::Frame(source) => Error::Decompress { shard, entry, source },
-                UnzstdError::MissingDict(id) => Error::MissingDictionary { shard, entry, id },
-                UnzstdError::Dict(e) => Error::from_core(shard, &self.dir, e),
-                UnzstdError::DirIo(e) => Error::io(IoOp::Open, &self.dir, e),
-            })?;
-            Payload::Owned(data)
-        } else {
-            Payload::Mapped { map: map.clone(), start, len }
-        };
-        Ok(Message { id, timestamp, payload })
+        if !is_frame(bytes) {
+            return Ok(Message::mapped(id, timestamp, map.clone(), start..start.wrapping_add(len)));
+        }
+        let data = unzstd.decompress(&self.dir, bytes, max_entry as usize).map_err(|e| match e {
+            UnzstdError::Frame(source) => Error::Decompress { shard, entry, source },
+            UnzstdError::MissingDict(id) => Error::MissingDictionary { shard, entry, id },
+            UnzstdError::Dict(e) => Error::from_core(shard, &self.dir, e),
+            UnzstdError::DirIo(e) => Error::io(IoOp::Open, &self.dir, e),
+        })?;
+        Ok(Message::owned(id, timestamp, data))
     }
 }
 
@@ -392,21 +254,16 @@ impl Reader {
         let Some((storage, words)) = self.files.parts() else { return Ok(0) };
         let (files, unzstd, max_entry) = (&self.files, &mut self.unzstd, self.max_entry);
         self.engine.read_entries(storage, words, from, max, files.err(), |_, map, pos, e| {
-            let id = MessageId { shard: files.shard, entry: e.entry };
             let f = Found::of(pos, &e);
-            let place = if is_frame(e.stored) {
+            if is_frame(e.stored) {
                 // Decompressed as `read_batch` does it; the batch keeps
                 // the decompressed vector (no second copy).
                 let m = files.message(unzstd, max_entry, map, f)?;
-                out.owned.push(m.into_vec());
-                Place::Owned(out.owned.len() - 1)
+                out.push_owned(m.id, m.timestamp, m.into_vec());
             } else {
-                if !out.maps.last().is_some_and(|m| Arc::ptr_eq(m, map)) {
-                    out.maps.push(map.clone());
-                }
-                Place::Mapped(out.maps.len() - 1, f.start..f.start.wrapping_add(f.len))
-            };
-            out.entries.push(Lent { id, timestamp: e.timestamp, place });
+                let id = MessageId { shard: files.shard, entry: e.entry };
+                out.push_mapped(id, e.timestamp, map, f.start..f.start.wrapping_add(f.len));
+            }
             Ok(())
         })
     }

@@ -15,6 +15,7 @@
 //! (shared memory), the clock and the waiting; the rules here are the
 //! same for all of them.
 
+mod message;
 mod process;
 #[cfg(test)]
 mod tests;
@@ -27,6 +28,7 @@ use core::ops::{Bound, Range, RangeBounds};
 
 use crate::{NameError, ShardId};
 
+pub use message::{LentBatch, LentEntry, Mapping, Message};
 pub use process::{
     BatchCallback, BatchInfo, Flow, GroupSource, HandlerError, PoisonAction, PoisonBatch, PoisonCallback,
     ProcessOptions, ProcessSummary, ReadErrorCallback, Shards, process,

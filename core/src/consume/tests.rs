@@ -351,3 +351,47 @@ fn process_waits_when_idle_and_returns_once_stopped() {
     assert_eq!(process(&mut g2, |_: &[MessageId]| Ok(Flow::Continue), idle()), Ok(ProcessSummary::default()));
     assert_eq!(g2.waits, 0);
 }
+
+/// A mapping of fixed bytes.
+#[derive(Debug)]
+struct Bytes(Vec<u8>);
+
+impl Mapping for Bytes {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+#[test]
+fn messages_borrow_from_their_mapping_or_own_their_payload() {
+    let map = Arc::new(Bytes(b"hello world".to_vec()));
+    let m = Message::mapped(id(1, 7), 99, map.clone(), 6..11);
+    assert_eq!((m.data(), m.is_zero_copy(), m.id(), m.as_ref()), (&b"world"[..], true, id(1, 7), &b"world"[..]));
+    assert_eq!(Arc::strong_count(&map), 2, "the message keeps the mapping alive");
+    assert_eq!(m.clone().into_vec(), b"world");
+    let past = Message::mapped(id(1, 8), 99, map.clone(), 6..40);
+    assert_eq!(past.data(), b"", "a range past the mapping reads as empty, never panics");
+    let o: Message<Bytes> = Message::owned(id(1, 9), 100, b"unzipped".to_vec());
+    assert_eq!((o.data(), o.is_zero_copy()), (&b"unzipped"[..], false));
+    assert_eq!(o.into_vec(), b"unzipped");
+}
+
+#[test]
+fn a_lent_batch_holds_each_mapping_once_per_run() {
+    let a = Arc::new(Bytes(b"aaaabbbb".to_vec()));
+    let b = Arc::new(Bytes(b"cccc".to_vec()));
+    let mut batch = LentBatch::new();
+    batch.push_mapped(id(2, 0), 1, &a, 0..4);
+    batch.push_mapped(id(2, 1), 2, &a, 4..8);
+    batch.push_owned(id(2, 2), 3, b"zip".to_vec());
+    batch.push_mapped(id(2, 3), 4, &b, 0..4);
+    batch.push_mapped(id(2, 4), 5, &b, 2..9);
+    assert_eq!((batch.len(), batch.mappings(), Arc::strong_count(&a)), (5, 2, 2));
+    let got: Vec<(u64, u64, &[u8])> = batch.iter().map(|e| (e.id.entry, e.timestamp, e.data)).collect();
+    assert_eq!(got, [(0, 1, &b"aaaa"[..]), (1, 2, b"bbbb"), (2, 3, b"zip"), (3, 4, b"cccc"), (4, 5, b"")]);
+    assert_eq!((batch.get(2).map(|e| e.data), batch.get(5)), (Some(&b"zip"[..]), None));
+    assert_eq!(batch.last_id(), Some(id(2, 4)));
+    batch.clear();
+    assert!(batch.is_empty() && batch.mappings() == 0 && batch.last_id().is_none());
+    assert_eq!(Arc::strong_count(&a), 1, "cleared batches release their mappings");
+}

@@ -113,7 +113,7 @@ fn batches_and_lent_batches_match_single_reads_across_segments_and_compressed_en
         }
         assert!(batch.get(n).is_none());
         assert_eq!(batch.last_id(), out.last().map(|m| m.id));
-        maps = maps.max(batch.maps.len());
+        maps = maps.max(batch.mappings());
         from += n as u64;
         if n < *size {
             break;
@@ -122,7 +122,7 @@ fn batches_and_lent_batches_match_single_reads_across_segments_and_compressed_en
     assert_eq!(from, 600);
     assert!(compressed > 10, "{compressed}");
     assert!(maps > 1, "a batch spanned segments: {maps}");
-    assert!(batch.maps.len() <= 1 + batch.len() / 2, "a mapping is held once per run of entries, not per entry");
+    assert!(batch.mappings() <= 1 + batch.len() / 2, "a mapping is held once per run of entries, not per entry");
 }
 
 #[test]
@@ -152,4 +152,16 @@ fn a_batch_stops_at_a_damaged_chunk_and_never_skips_it() {
     assert!(matches!(r.read(120), Err(Error::Damaged { .. })), "nothing of the chunk");
     assert_eq!(r.read(200).unwrap().data(), b"e200", "later chunks still read");
     assert_eq!(r.read(99).unwrap().data(), b"e99");
+}
+
+/// What users rely on: messages and batches cross threads; a message
+/// clones (sharing its mapping).
+#[test]
+fn messages_and_batches_keep_their_traits() {
+    fn shared<T: Send + Sync + std::fmt::Debug>() {}
+    fn cloned<T: Clone>() {}
+    shared::<Message>();
+    shared::<LentBatch>();
+    shared::<Reader>();
+    cloned::<Message>();
 }
