@@ -35,6 +35,7 @@
 //! | `metrics` (feature `alloc`) | snapshot types, their totals and OpenMetrics rendering; the latency histogram (64-bit atomics) |
 //! | `shard` (feature `alloc`) | the shard engine: numbering, buffer, sync, rotation, recovery |
 //! | `check` (feature `alloc`) | the read-only whole-shard check |
+//! | `slots` (feature `std`) | `ShardSlots`: a threaded platform's per-shard objects, found without a lock |
 //! | `consume` (feature `alloc`) | what consumers name on every platform (`MessageId`, `ReadBatch`, `ProcessedMarks`, `Entries`) and the `process` loop over a platform's `GroupSource` |
 //! | `go` | compatibility with the Go package: its segment names, `index.bin`, `offsets.bin`, the import |
 //! | `sim` (feature `sim`, public) | in-memory storage and fault-injecting wrappers for tests |
@@ -87,6 +88,8 @@ mod retention;
 mod segment;
 #[cfg(feature = "alloc")]
 mod shard;
+#[cfg(feature = "std")]
+mod slots;
 mod state;
 mod storage;
 mod wire;

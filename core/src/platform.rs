@@ -19,6 +19,7 @@
 //! | [`read`] | the read path: locating, checking and walking chunks |
 //! | [`shard`] | the shard engine |
 //! | [`check`] | the read-only whole-shard check |
+//! | `slots` (feature `std`) | `ShardSlots`, per-shard objects found without a lock |
 //! | [`consume`] | what a platform implements to run the `process` loop and `Entries` over its readers |
 //! | [`retention`] | the retention policy and its pass |
 //! | [`go`] | compatibility with the Go package: its files and the import |
@@ -142,6 +143,12 @@ pub mod check {
 #[cfg(feature = "alloc")]
 pub mod consume {
     pub use crate::consume::{BatchRead, GroupSource, Identified, Mapping, process};
+}
+
+/// A threaded platform's per-shard objects by id, found without a lock.
+#[cfg(feature = "std")]
+pub mod slots {
+    pub use crate::slots::ShardSlots;
 }
 
 /// The pure retention policy and the pass that applies it.

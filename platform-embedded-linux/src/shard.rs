@@ -8,7 +8,7 @@ use comet_core::IoOp;
 use comet_core::platform::shard::{EngineConfig, Shard};
 use comet_core::platform::shm::OffsetsTable;
 use comet_core::platform::state::offsets::OFFSETS_FILE;
-use comet_core::{Counter, RecoveryReport, ShardId};
+use comet_core::{Counter, FileKind, RecoveryReport, ShardId};
 use comet_linux::{DirStorage, Error, MappedHead, OffsetsSettled, OpenedWriter, SharedWords, WriterLock};
 
 use crate::compress::SharedCompressor;
@@ -57,7 +57,8 @@ impl OpenShard {
         let w = comet_linux::open_writer(root, id, engine, compressor, now)?;
         // Unlike the std client, the embedded log keeps `offsets.state`
         // mapped (created fully written) for as long as the shard is open.
-        let offsets = comet_linux::map_offsets_write(&w.dir).map_err(offsets_err(IoOp::Open, &w.dir))?;
+        let offsets = comet_linux::map_offsets_write(&w.dir)
+            .map_err(|e| Error::state_file(id, w.dir.path(), FileKind::Offsets, e))?;
         let OpenedWriter { engine, lock, dir, state, report, offsets: offsets_settled, .. } = w;
         Ok(OpenShard { id, engine, state, dir, offsets, report, offsets_settled, last_flush: now, _lock: lock })
     }

@@ -2,13 +2,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use comet_core::platform::dict::Samples;
 use comet_core::platform::index::Manifest;
 use comet_core::platform::shard::{EngineConfig, load_manifest};
 use comet_core::platform::shm;
+use comet_core::platform::slots::ShardSlots;
 use comet_core::{Counters, RecoveryReport, ShardCount, ShardId, ShardStats, Stats, parse_stream};
 
 use crate::config::Config;
@@ -27,7 +28,7 @@ pub(crate) struct Inner {
     read_only: bool,
     /// The process slot this client took (multi-process deployments).
     slot: Mutex<Option<comet_linux::ProcessSlot>>,
-    shards: SlotTable,
+    shards: ShardSlots<ShardSlot>,
     closed: AtomicBool,
     /// The flusher and retention threads (none when read-only).
     flusher: Mutex<Option<Ticker>>,
@@ -119,7 +120,7 @@ impl Client {
             engine,
             read_only,
             slot: Mutex::new(slot),
-            shards: SlotTable::new(),
+            shards: ShardSlots::default(),
             closed: AtomicBool::new(false),
             flusher: Mutex::new(None),
             retention: Mutex::new(None),
@@ -439,69 +440,6 @@ impl Client {
     /// writer locks. Other clones become closed too.
     pub fn close(self) -> Result<()> {
         self.inner.close()
-    }
-}
-
-/// Shard ids per page of [`SlotTable`].
-const SLOT_PAGE: usize = 128;
-/// Pages covering every shard id (`0..=9999`).
-const SLOT_PAGES: usize = (ShardId::MAX.get() as usize + 1).div_ceil(SLOT_PAGE);
-
-/// One page of [`SlotTable`]: `SLOT_PAGE` slots, each set once.
-type SlotPage = Box<[OnceLock<Arc<ShardSlot>>]>;
-
-/// The client's shard slots by id, created on first use and kept until the
-/// client is dropped. Shard ids are dense and below 10,000, so a lookup is
-/// an index into a two-level table — two atomic loads, no lock, no hash, no
-/// reference count — and pages of 128 slots are allocated only for ids in
-/// use (1.3 KiB of page pointers, 2 KiB per page).
-struct SlotTable {
-    pages: Box<[OnceLock<SlotPage>]>,
-    /// Every slot, in creation order (sync, flush and close walk these).
-    all: Mutex<Vec<Arc<ShardSlot>>>,
-}
-
-impl SlotTable {
-    fn new() -> SlotTable {
-        SlotTable { pages: (0..SLOT_PAGES).map(|_| OnceLock::new()).collect(), all: Mutex::new(Vec::new()) }
-    }
-
-    fn index(shard: ShardId) -> (usize, usize) {
-        let i = shard.get() as usize;
-        (i / SLOT_PAGE, i % SLOT_PAGE)
-    }
-
-    #[inline]
-    fn get(&self, shard: ShardId) -> Option<&Arc<ShardSlot>> {
-        let (page, at) = SlotTable::index(shard);
-        self.pages.get(page)?.get()?.get(at)?.get()
-    }
-
-    #[inline]
-    fn get_or_insert(&self, shard: ShardId, make: impl FnOnce() -> ShardSlot) -> &Arc<ShardSlot> {
-        match self.get(shard) {
-            Some(s) => s,
-            None => self.insert(shard, make),
-        }
-    }
-
-    /// [`get_or_insert`](SlotTable::get_or_insert) for a slot not created
-    /// yet (once per shard and client).
-    #[cold]
-    #[inline(never)]
-    fn insert(&self, shard: ShardId, make: impl FnOnce() -> ShardSlot) -> &Arc<ShardSlot> {
-        let (page, at) = SlotTable::index(shard);
-        // `ShardId` is at most 9999, inside the table by construction.
-        let page = self.pages[page].get_or_init(|| (0..SLOT_PAGE).map(|_| OnceLock::new()).collect());
-        page[at].get_or_init(|| {
-            let slot = Arc::new(make());
-            lock(&self.all).push(slot.clone());
-            slot
-        })
-    }
-
-    fn all(&self) -> Vec<Arc<ShardSlot>> {
-        lock(&self.all).clone()
     }
 }
 
