@@ -37,7 +37,7 @@ pub enum SeekTo {
     /// `n` entries before the durable end (replay the last `n`).
     FromEnd(u64),
     /// The first entry with a timestamp at or after this (ns since epoch;
-    /// [`SeekTo::time`] makes it from a `SystemTime`).
+    /// `SeekTo::time`, feature `std`, makes it from a `SystemTime`).
     Time(u64),
 }
 

@@ -152,7 +152,7 @@ pub struct GroupStats {
     /// The durable end minus the stored offset (entries retention deleted
     /// unread included; [`ShardStats::group_lag`] leaves them out).
     pub lag: u64,
-    /// Unix ns of the last ack (see [`last_ack`](GroupStats::last_ack)).
+    /// Unix ns of the last ack (see `last_ack`, feature `std`).
     pub last_ack_ns: u64,
 }
 
@@ -198,10 +198,10 @@ pub struct ShardStats {
     /// Bytes on disk in segments.
     pub bytes: u64,
     /// Timestamp of the oldest retained entry (ns, 0 if none; see
-    /// [`oldest`](ShardStats::oldest)).
+    /// `oldest`, feature `std`).
     pub oldest_ns: u64,
     /// Timestamp of the newest durable entry (ns, 0 if none; see
-    /// [`newest`](ShardStats::newest)).
+    /// `newest`, feature `std`).
     pub newest_ns: u64,
     /// Raw payload bytes / stored payload bytes (1.0 when nothing written).
     pub compression_ratio: f64,

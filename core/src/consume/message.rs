@@ -39,7 +39,7 @@ pub struct Message<T> {
     /// Shard and entry number.
     pub id: MessageId,
     /// Append timestamp, ns since the Unix epoch (see
-    /// [`time`](Message::time)).
+    /// `time`, feature `std`).
     pub timestamp: u64,
     payload: Payload<T>,
 }

@@ -70,10 +70,10 @@ pub struct ShardRetentionStats {
     /// Sealed segments.
     pub sealed_segments: u64,
     /// Oldest retained entry timestamp (ns, 0 if none; see
-    /// [`oldest`](ShardRetentionStats::oldest)).
+    /// `oldest`, feature `std`).
     pub oldest_ns: u64,
     /// Newest durable entry timestamp (ns, 0 if none; see
-    /// [`newest`](ShardRetentionStats::newest)).
+    /// `newest`, feature `std`).
     pub newest_ns: u64,
     /// What a pass would do now, by this shard's own limits.
     pub next: ShardPlan,
