@@ -523,17 +523,23 @@ fn assert_consumed(got: &[(u64, Vec<u8>)], range: Range<u64>, who: &str) {
     }
 }
 
+/// `a` writes entries `0..n` to a new shard in `dir`, syncs, `group`
+/// consumes and acks the first `acked` of them, and `a` closes.
+fn written_and_consumed(a: Platform, dir: &Path, n: u64, group: &str, acked: u64) {
+    let mut s = a.open(dir);
+    write(&mut *s, 0..n);
+    s.sync();
+    assert_consumed(&s.consume(group, acked as usize), 0..acked, a.name());
+    assert_eq!(s.offset(group), acked, "{}", a.name());
+    s.close();
+}
+
 /// 3. Consumer groups: `b`'s consumer resumes at `a`'s ack, and `a` sees
 ///    `b`'s.
 fn consumer_groups(a: Platform) {
     let b = a.other();
     let t = tempfile::tempdir().unwrap();
-    let mut s = a.open(t.path());
-    write(&mut *s, 0..200);
-    s.sync();
-    assert_consumed(&s.consume("g", 30), 0..30, a.name());
-    assert_eq!(s.offset("g"), 30);
-    s.close();
+    written_and_consumed(a, t.path(), 200, "g", 30);
 
     let mut s = b.open(t.path());
     assert_eq!(s.offset("g"), 30, "{} sees {}'s offset", b.name(), a.name());
@@ -661,11 +667,7 @@ fn damaged_offsets_keep_their_shard_and_only_their_shard() {
 fn damaged_state_files(a: Platform) {
     let b = a.other();
     let t = tempfile::tempdir().unwrap();
-    let mut s = a.open(t.path());
-    write(&mut *s, 0..200);
-    s.sync();
-    assert_consumed(&s.consume("g", 50), 0..50, a.name());
-    s.close();
+    written_and_consumed(a, t.path(), 200, "g", 50);
     let sd = shard_dir(t.path());
     std::fs::write(sd.join("comet.state"), b"short").unwrap();
     let mut offsets = std::fs::read(sd.join("offsets.state")).unwrap();
@@ -708,11 +710,7 @@ fn check_retained(s: &mut dyn Side, first: u64, end: u64) {
 fn retention(a: Platform) {
     let b = a.other();
     let t = tempfile::tempdir().unwrap();
-    let mut s = a.open(t.path());
-    write(&mut *s, 0..600);
-    s.sync();
-    assert_consumed(&s.consume("slow", 250), 0..250, a.name());
-    s.close();
+    written_and_consumed(a, t.path(), 600, "slow", 250);
 
     let bases = segment_bases(t.path());
     let first = segment_of(&bases, 250);
